@@ -1,0 +1,161 @@
+"""``bayes-scaling fit``, ``summary`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["register", "format_summary"]
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1), got {text!r}")
+    return value
+
+
+def add_sampler_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1): same seed, same draws")
+    p.add_argument("--draws", type=positive_int, default=1000, help="draws per chain (default 1000)")
+    p.add_argument("--tune", type=positive_int, default=1000, help="tuning steps per chain (default 1000)")
+    p.add_argument("--chains", type=positive_int, default=4, help="chains (default 4)")
+    p.add_argument("--backend", default="pymc", choices=["pymc", "nutpie", "numpyro"],
+                   help="NUTS back end (default pymc; nutpie/numpyro when installed)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("fit", help="fit the hierarchical transfer law to a table of fine-tuned runs",
+                       description="Columns: pretraining, N, D_F and D_T (or D_E). Rows with D_T <= 0 are "
+                                   "excluded with a report.")
+    p.add_argument("data", help="CSV file of fine-tuned runs")
+    p.add_argument("--out", required=True, help="output netCDF file (FIT.nc)")
+    add_sampler_args(p)
+    p.add_argument("--likelihood", choices=["normal", "student_t"], default=None,
+                   help="noise model of log D_T (default: the model file's, normal)")
+    p.add_argument("--model", default=None, help="TOML model file (priors, likelihood; see models/transfer.toml)")
+    p.add_argument("--unit", default=None, help="unit of data (tokens, characters, ...; default: column "
+                   "'unit' or tokens)")
+    p.add_argument("--ci", type=probability, default=0.94, help="credible interval probability (default 0.94)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("summary", help="print the posterior summary of a saved fit")
+    p.add_argument("fit", help="FIT.nc written by 'bayes-scaling fit'")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    p.add_argument("--ci", type=probability, default=0.94, help="credible interval probability (default 0.94)")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("demo", help="fit the bundled (synthetic) data set; write summary, fit and plot")
+    p.add_argument("--out", default="demo-output", help="output directory (default demo-output)")
+    add_sampler_args(p)
+    p.set_defaults(func=cmd_demo)
+
+
+def format_summary(df: pd.DataFrame, ci_prob: float) -> str:
+    """A human table: mean, sd, the equal-tailed interval, ESS, R-hat."""
+    pct = f"{100 * ci_prob:g}"
+    lo, hi = f"eti{pct}_lb", f"eti{pct}_ub"
+    rows = []
+    for _, r in df.iterrows():
+        big = r["parameter"] == "k"
+        fmt = (lambda v: f"{v:.3g}") if big else (lambda v: f"{v:.4f}")
+        rows.append({"parameter": r["parameter"], "pretraining": r["pretraining"], "mean": fmt(r["mean"]),
+                     "sd": fmt(r["sd"]), f"{pct}% ETI": f"[{fmt(r[lo])}, {fmt(r[hi])}]",
+                     "ess_bulk": f"{r['ess_bulk']:.0f}", "ess_tail": f"{r['ess_tail']:.0f}",
+                     "r_hat": f"{r['r_hat']:.3f}"})
+    return pd.DataFrame(rows).to_string(index=False)
+
+
+def _print_fit(fit, ci_prob: float, out=sys.stdout) -> None:
+    from ..models import parameter_names
+
+    names = [n for n in parameter_names(fit.config) if n != "log_k"]
+    print(f"{fit!r}", file=out)
+    print(f"data: {fit.data.source} ({fit.data.n_used} runs used; {fit.data.exclusion_report()}; "
+          f"unit: {fit.data.unit})", file=out)
+    print(f"NUTS back end: {fit.backend}, seed {fit.seed}; {fit.diagnostics}", file=out)
+    print(format_summary(fit.summary(ci_prob, var_names=names), ci_prob), file=out)
+
+
+def _load_config(args):
+    from ..models import ModelConfig
+
+    config = ModelConfig.from_toml(args.model) if getattr(args, "model", None) else ModelConfig()
+    if getattr(args, "likelihood", None):
+        config = ModelConfig(likelihood=args.likelihood, variant=config.variant,
+                             parameterization=config.parameterization, priors=config.priors)
+    return config
+
+
+def cmd_fit(args) -> int:
+    from ..data import TransferData
+    from ..inference import fit_transfer
+
+    config = _load_config(args)
+    data = TransferData.from_csv(args.data, unit=args.unit)
+    fit = fit_transfer(data, config=config, seed=args.seed, draws=args.draws, tune=args.tune,
+                       chains=args.chains, backend=args.backend)
+    path = fit.save(args.out)
+    _print_fit(fit, args.ci)
+    print(f"saved {path}")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from ..inference import load_fit
+
+    fit = load_fit(args.fit)
+    if args.csv:
+        fit.summary(args.ci).to_csv(sys.stdout, index=False)
+    else:
+        _print_fit(fit, args.ci)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ..datasets import EXAMPLE_CSV, example_metadata
+    from ..inference import fit_transfer
+    from ..plots import plot_transfer
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = example_metadata()
+    print(f"bundled data: {EXAMPLE_CSV.name}. {meta['description']}")
+    from ..data import TransferData
+
+    data = TransferData.from_csv(EXAMPLE_CSV)
+    fit = fit_transfer(data, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
+                       backend=args.backend)
+    fit.save(out / "fit.nc")
+    _print_fit(fit, 0.94)
+    fit.summary(0.94).to_csv(out / "summary.csv", index=False)
+    with open(out / "summary.txt", "w") as fh:
+        print("SYNTHETIC data (bayes_scaling.simulate); truth: "
+              + ", ".join(f"{p}: k={t['k']:.3g}, alpha={t['alpha']}, beta={t['beta']}"
+                          for p, t in meta["truth"].items()), file=fh)
+        _print_fit(fit, 0.94, out=fh)
+    fig = plot_transfer(fit)
+    fig.suptitle("SYNTHETIC bundled data: D_T against D_F with 94% posterior bands", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "transfer.png", dpi=120)
+    print(f"wrote {out / 'fit.nc'}, {out / 'summary.csv'}, {out / 'summary.txt'}, {out / 'transfer.png'}")
+    return 0

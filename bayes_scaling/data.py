@@ -1,0 +1,239 @@
+"""Input tables: validation with errors that name the column and the rows, and explicit exclusions.
+
+Row numbers in messages count data rows from 0 (a CSV file's line number is row + 2).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import DataError, ExclusionWarning, format_rows
+
+__all__ = ["TransferData", "read_table", "check_numeric"]
+
+UNITS = ("tokens", "characters", "bytes", "examples")
+
+
+def read_table(source: str | PathLike | pd.DataFrame, what: str = "table") -> pd.DataFrame:
+    """A DataFrame from a CSV path or a DataFrame (copied), indexed 0..n-1."""
+    if isinstance(source, pd.DataFrame):
+        df = source.copy()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"{what}: file not found: {path}")
+        try:
+            df = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataError(f"{what}: cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
+    if len(df) == 0:
+        raise DataError(f"{what}: the table is empty (expected at least one row)")
+    return df.reset_index(drop=True)
+
+
+def require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{what}: missing column(s) {', '.join(repr(c) for c in missing)}; "
+                        f"expected {', '.join(columns)}; found {', '.join(map(str, df.columns)) or 'none'}")
+
+
+def check_numeric(df: pd.DataFrame, column: str, what: str, *, positive: bool = True) -> np.ndarray:
+    """The column as finite floats (``> 0`` when ``positive``), or a DataError naming the bad rows."""
+    raw = df[column]
+    values = pd.to_numeric(raw, errors="coerce")
+    non_numeric = np.flatnonzero(values.isna().to_numpy() & raw.notna().to_numpy())
+    if len(non_numeric):
+        examples = ", ".join(repr(raw.iloc[i]) for i in non_numeric[:3])
+        raise DataError(f"{what}: column {column!r} has non-numeric values at rows {format_rows(non_numeric)} "
+                        f"({examples}); expected numbers")
+    arr = values.to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if len(bad):
+        raise DataError(f"{what}: column {column!r} has missing or infinite values at rows {format_rows(bad)}; "
+                        "expected finite numbers")
+    if positive:
+        bad = np.flatnonzero(arr <= 0)
+        if len(bad):
+            raise DataError(f"{what}: column {column!r} must be > 0; rows {format_rows(bad)} have "
+                            f"{', '.join(f'{arr[i]:g}' for i in bad[:3])}")
+    return arr
+
+
+def check_labels(df: pd.DataFrame, column: str, what: str) -> np.ndarray:
+    raw = df[column]
+    labels = raw.astype("string").str.strip()
+    bad = np.flatnonzero(labels.isna().to_numpy() | (labels == "").fillna(True).to_numpy())
+    if len(bad):
+        raise DataError(f"{what}: column {column!r} is empty at rows {format_rows(bad)}; "
+                        "expected the name of the pre-training distribution")
+    return labels.to_numpy(dtype=object)
+
+
+@dataclass(frozen=True)
+class TransferData:
+    """Fine-tuned runs: one row per run with ``pretraining``, ``N``, ``D_F`` and ``D_T`` (or ``D_E``).
+
+    ``D_T = D_E - D_F`` is the effective data transferred. Rows with ``D_T <= 0`` (ossification) cannot enter
+    the log-scale likelihood: they are kept in :attr:`table` with ``excluded=True`` and a reason, and reported.
+    Extra columns are kept. ``unit`` records the unit of data (tokens, characters, ...).
+
+    >>> import bayes_scaling as bs
+    >>> data = bs.TransferData.from_frame(
+    ...     {"pretraining": ["text", "text"], "N": [1e6, 1e7], "D_F": [1e5, 1e5], "D_T": [2e6, 5e6]})
+    >>> data.n_used, data.pretraining
+    (2, ('text',))
+    """
+
+    table: pd.DataFrame
+    unit: str = "tokens"
+    source: str = ""
+    pretraining: tuple[str, ...] = field(init=False)
+
+    REQUIRED = ("pretraining", "N", "D_F")
+
+    def __post_init__(self) -> None:
+        used = self.table.loc[~self.table["excluded"], "pretraining"]
+        object.__setattr__(self, "pretraining", tuple(pd.unique(used)))
+
+    # ---- construction -----------------------------------------------------------------------------------
+    @classmethod
+    def from_csv(cls, path: str | PathLike, unit: str | None = None, *, warn: bool = True) -> TransferData:
+        """Read and validate a CSV file (see the class docstring for the columns)."""
+        return cls.from_frame(read_table(path, what=str(path)), unit=unit, source=str(path), warn=warn)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame | dict, unit: str | None = None, *, source: str = "DataFrame",
+                   warn: bool = True) -> TransferData:
+        """Validate a DataFrame (or a dict of columns); raises :class:`DataError` on bad input."""
+        what = source or "data"
+        df = read_table(pd.DataFrame(frame), what=what)
+        require_columns(df, list(cls.REQUIRED), what)
+        if "D_T" not in df.columns and "D_E" not in df.columns:
+            raise DataError(f"{what}: needs a column 'D_T' (effective data transferred) or 'D_E' "
+                            f"(effective data; then D_T = D_E - D_F); found {', '.join(map(str, df.columns))}")
+        unit = _resolve_unit(df, unit, what)
+        df["pretraining"] = check_labels(df, "pretraining", what)
+        df["N"] = check_numeric(df, "N", what)
+        df["D_F"] = check_numeric(df, "D_F", what)
+        if "D_E" in df.columns:
+            df["D_E"] = check_numeric(df, "D_E", what, positive=False)
+        if "D_T" in df.columns:
+            df["D_T"] = check_numeric(df, "D_T", what, positive=False)
+            if "D_E" in df.columns:
+                implied = df["D_E"].to_numpy() - df["D_F"].to_numpy()
+                bad = np.flatnonzero(~np.isclose(implied, df["D_T"].to_numpy(), rtol=1e-6, atol=0))
+                if len(bad):
+                    raise DataError(f"{what}: columns 'D_T' and 'D_E' disagree at rows {format_rows(bad)}; "
+                                    "expected D_T = D_E - D_F (give one of them, or make them consistent)")
+        else:
+            df["D_T"] = df["D_E"].to_numpy() - df["D_F"].to_numpy()
+        df = _mark_exclusions(df)
+        data = cls(table=df, unit=unit, source=source)
+        if data.n_used == 0:
+            raise DataError(f"{what}: no row has D_T > 0, so there is nothing to fit "
+                            f"({len(df)} rows, all excluded: {data.exclusion_report()})")
+        if warn and data.n_excluded:
+            warnings.warn(data.exclusion_report(), ExclusionWarning, stacklevel=2)
+        return data
+
+    # ---- views ------------------------------------------------------------------------------------------
+    @property
+    def used(self) -> pd.DataFrame:
+        """The rows that enter the likelihood (``D_T > 0`` and not otherwise excluded)."""
+        return self.table.loc[~self.table["excluded"]]
+
+    @property
+    def excluded(self) -> pd.DataFrame:
+        return self.table.loc[self.table["excluded"]]
+
+    @property
+    def n_used(self) -> int:
+        return int((~self.table["excluded"]).sum())
+
+    @property
+    def n_excluded(self) -> int:
+        return int(self.table["excluded"].sum())
+
+    def exclusion_report(self) -> str:
+        """How many rows were excluded, which, and why, per pre-training distribution."""
+        ex = self.excluded
+        if len(ex) == 0:
+            return "no rows excluded"
+        parts = []
+        for (name, reason), grp in ex.groupby(["pretraining", "exclusion_reason"], sort=False):
+            parts.append(f"{name}: {len(grp)} row(s) [{format_rows(grp.index.tolist())}] ({reason})")
+        return f"excluded {len(ex)} of {len(self.table)} rows from the fit: " + "; ".join(parts)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Model inputs of the used rows: ``log_D_F``, ``log_N``, ``log_D_T`` and ``p_idx``."""
+        u = self.used
+        index = {p: i for i, p in enumerate(self.pretraining)}
+        return {
+            "log_D_F": np.log(u["D_F"].to_numpy(float)),
+            "log_N": np.log(u["N"].to_numpy(float)),
+            "log_D_T": np.log(u["D_T"].to_numpy(float)),
+            "p_idx": np.array([index[p] for p in u["pretraining"]], dtype=np.int64),
+        }
+
+    def with_exclusions(self, mask: np.ndarray, reason: str) -> TransferData:
+        """A copy with the rows where ``mask`` is True also excluded, for ``reason``."""
+        df = self.table.copy()
+        new = np.asarray(mask, bool) & ~df["excluded"].to_numpy()
+        df.loc[new, "excluded"] = True
+        df.loc[new, "exclusion_reason"] = reason
+        return TransferData(table=df, unit=self.unit, source=self.source)
+
+    def __repr__(self) -> str:
+        return (f"TransferData({len(self.table)} runs, {self.n_used} used, pretraining={list(self.pretraining)}, "
+                f"unit={self.unit!r})")
+
+    # ---- (de)serialisation inside a fit file ------------------------------------------------------------
+    def to_dataset(self) -> xr.Dataset:
+        df = self.table.copy()
+        for c in df.columns:
+            if df[c].dtype == object or str(df[c].dtype).startswith("string"):
+                df[c] = df[c].astype(str)
+        ds = xr.Dataset.from_dataframe(df.rename_axis("run"))
+        ds.attrs.update(unit=self.unit, source=self.source)
+        return ds
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> TransferData:
+        df = ds.to_dataframe().reset_index(drop=True)
+        df["excluded"] = df["excluded"].astype(bool)
+        df["exclusion_reason"] = df["exclusion_reason"].astype(str).replace({"nan": "", "None": ""})
+        return cls(table=df, unit=str(ds.attrs.get("unit", "tokens")), source=str(ds.attrs.get("source", "")))
+
+
+def _resolve_unit(df: pd.DataFrame, unit: str | None, what: str) -> str:
+    if "unit" in df.columns:
+        units = pd.unique(df["unit"].astype(str))
+        if len(units) != 1:
+            raise DataError(f"{what}: column 'unit' mixes {', '.join(units)}; expected one unit for all rows")
+        if unit is not None and unit != units[0]:
+            raise DataError(f"{what}: column 'unit' says {units[0]!r} but unit={unit!r} was given")
+        unit = str(units[0])
+    unit = unit or "tokens"
+    if unit not in UNITS:
+        raise DataError(f"{what}: unit {unit!r} is not one of {', '.join(UNITS)}")
+    return unit
+
+
+def _mark_exclusions(df: pd.DataFrame) -> pd.DataFrame:
+    if "excluded" not in df.columns:
+        df["excluded"] = False
+        df["exclusion_reason"] = ""
+    df["excluded"] = df["excluded"].astype(bool)
+    df["exclusion_reason"] = df["exclusion_reason"].fillna("").astype(str)
+    ossified = (df["D_T"].to_numpy() <= 0) & ~df["excluded"].to_numpy()
+    df.loc[ossified, "excluded"] = True
+    df.loc[ossified, "exclusion_reason"] = "D_T <= 0 (ossification: no positive transfer)"
+    return df

@@ -1,0 +1,138 @@
+"""The scaling laws, each written once.
+
+Every function here works on numpy arrays (predictions, plots) *and* on PyTensor tensors (the PyMC models),
+so the sampler, the predictions and the figures all evaluate the same formula.
+
+Notation follows Hernandez et al. (2021) and Kaplan et al. (2020):
+
+- ``N``: non-embedding parameters; ``D_F``: fine-tuning data; ``D_E``: effective data;
+  ``D_T = D_E - D_F``: effective data transferred.
+- Transfer law (low-data regime): ``D_T = k * D_F**alpha * N**beta``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "log_transfer",
+    "transfer",
+    "effective_data",
+    "multiplier",
+    "transfer_fraction",
+    "exchange_rate",
+    "crossover",
+    "chinchilla_loss",
+    "chinchilla_inverse",
+    "kaplan_loss",
+    "kaplan_inverse",
+]
+
+
+def _math(*xs: Any):
+    """numpy, or pytensor.tensor when any argument is a PyTensor variable."""
+    for x in xs:
+        if type(x).__module__.startswith("pytensor"):
+            import pytensor.tensor as pt
+
+            return pt
+    return np
+
+
+def log_transfer(log_k, alpha, beta, log_D_F, log_N):
+    """Natural log of the effective data transferred.
+
+    ``log D_T = log k + alpha * log D_F + beta * log N``
+
+    With ``log_D_F`` and ``log_N`` measured from a reference point (``log D_F - log D_F0``), ``log_k`` is
+    ``log D_T`` at that point: the models use this to centre their predictors.
+
+    >>> round(float(np.exp(log_transfer(np.log(1.9e4), 0.18, 0.38, np.log(3e5), np.log(4e7)))))
+    142371781
+    """
+    return log_k + alpha * log_D_F + beta * log_N
+
+
+def transfer(D_F, N, k, alpha, beta):
+    """Effective data transferred, ``D_T = k * D_F**alpha * N**beta``.
+
+    >>> f"{transfer(3e5, 4e7, 1.9e4, 0.18, 0.38):.3e}"
+    '1.424e+08'
+    """
+    m = _math(D_F, N, k, alpha, beta)
+    return m.exp(log_transfer(m.log(k), alpha, beta, m.log(D_F), m.log(N)))
+
+
+def effective_data(D_F, N, k, alpha, beta):
+    """Effective data, ``D_E = D_F + D_T = D_F + k * D_F**alpha * N**beta``."""
+    return D_F + transfer(D_F, N, k, alpha, beta)
+
+
+def multiplier(D_F, N, k, alpha, beta):
+    """Effective-data multiplier, ``D_E / D_F = 1 + k * D_F**(alpha - 1) * N**beta``.
+
+    >>> round(float(multiplier(3e5, 4e7, 1.9e4, 0.18, 0.38)), 1)   # text -> Python, Table 1
+    475.6
+    """
+    return effective_data(D_F, N, k, alpha, beta) / D_F
+
+
+def transfer_fraction(D_F, N, k, alpha, beta):
+    """Fraction of effective data that comes from transfer, ``D_T / D_E = 1 / (1 + D_F / D_T)``."""
+    return 1.0 / (1.0 + D_F / transfer(D_F, N, k, alpha, beta))
+
+
+def exchange_rate(alpha, beta, C=100.0):
+    """Model-size factor worth a factor ``C`` more fine-tuning data: ``C**(alpha / beta)``.
+
+    >>> round(float(exchange_rate(0.18, 0.38, 100.0)), 1)
+    8.9
+    """
+    return C ** (alpha / beta)
+
+
+def crossover(k_1, alpha_1, k_2, alpha_2):
+    """Fine-tuning data size where two transfer curves with a shared beta cross:
+    ``D_F* = (k_2 / k_1) ** (1 / (alpha_1 - alpha_2))``.
+
+    >>> f"{crossover(1.9e4, 0.18, 2.1e5, 0.096):.2e}"
+    '2.58e+12'
+    """
+    return (k_2 / k_1) ** (1.0 / (alpha_1 - alpha_2))
+
+
+# --- from-scratch loss laws -------------------------------------------------------------------------------
+
+
+def chinchilla_loss(N, D, E, A, B, alpha_N, alpha_D):
+    """Chinchilla (Hoffmann et al. 2022): ``L(N, D) = E + A / N**alpha_N + B / D**alpha_D``."""
+    return E + A * N ** (-alpha_N) + B * D ** (-alpha_D)
+
+
+def chinchilla_inverse(loss, N, E, A, B, alpha_N, alpha_D):
+    """Data ``D`` a model of size ``N`` needs to reach ``loss`` under the Chinchilla law:
+    ``D = (B / (L - E - A / N**alpha_N)) ** (1 / alpha_D)``; ``inf`` where the loss is unreachable."""
+    m = _math(loss, N, E, A, B, alpha_N, alpha_D)
+    gap = loss - E - A * N ** (-alpha_N)
+    if m is np:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(gap > 0, (B / np.where(gap > 0, gap, 1.0)) ** (1.0 / alpha_D), np.inf)
+    return m.switch(gap > 0, (B / m.switch(gap > 0, gap, 1.0)) ** (1.0 / alpha_D), np.inf)
+
+
+def kaplan_loss(N, D, N_c, D_c, alpha_N, alpha_D):
+    """Kaplan et al. (2020): ``L(N, D) = [(N_c / N)**(alpha_N / alpha_D) + D_c / D]**alpha_D``."""
+    return ((N_c / N) ** (alpha_N / alpha_D) + D_c / D) ** alpha_D
+
+
+def kaplan_inverse(loss, N, N_c, D_c, alpha_N, alpha_D):
+    """Data ``D`` a model of size ``N`` needs to reach ``loss`` under the Kaplan law:
+    ``D = D_c / (L**(1/alpha_D) - (N_c/N)**(alpha_N/alpha_D))``; ``inf`` where the loss is unreachable."""
+    m = _math(loss, N, N_c, D_c, alpha_N, alpha_D)
+    gap = loss ** (1.0 / alpha_D) - (N_c / N) ** (alpha_N / alpha_D)
+    if m is np:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(gap > 0, D_c / np.where(gap > 0, gap, 1.0), np.inf)
+    return m.switch(gap > 0, D_c / m.switch(gap > 0, gap, 1.0), np.inf)
