@@ -59,15 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         return int(args.func(args) or 0)
-    except BrokenPipeError:
-        raise
+    except BrokenPipeError:  # e.g. `bayes-scaling summary fit.nc --csv | head`
+        sys.stderr.close()
+        return 0
     except (BayesScalingError, ValueError, OSError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"bayes-scaling {args.command}: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:  # e.g. `bayes-scaling summary fit.nc --csv | head`
-        sys.stderr.close()
-        return 0
     except KeyboardInterrupt:
         print("bayes-scaling: interrupted", file=sys.stderr)
         return 130
