@@ -1,0 +1,92 @@
+"""Model configuration (priors, TOML files) and the PyMC graph of each variant."""
+
+import numpy as np
+import pytest
+
+from bayes_scaling import ConfigError, ModelConfig
+from bayes_scaling.models import DEFAULT_PRIORS, build_transfer_model
+from conftest import REPO
+
+
+def test_models_transfer_toml_holds_the_defaults():
+    cfg = ModelConfig.from_toml(REPO / "models" / "transfer.toml")
+    assert cfg.to_dict() == ModelConfig().to_dict()
+    assert cfg.priors == DEFAULT_PRIORS
+
+
+def test_toml_round_trip_and_override(tmp_path):
+    cfg = ModelConfig(likelihood="student_t", variant="separate_beta", priors={"beta": {"sigma": 0.1}})
+    path = tmp_path / "m.toml"
+    path.write_text(cfg.to_toml())
+    back = ModelConfig.from_toml(path)
+    assert back.to_dict() == cfg.to_dict() and back.hash() == cfg.hash()
+    assert back.priors["beta"] == {"mu": 0.4, "sigma": 0.1}
+    assert ModelConfig().hash() != cfg.hash()
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"likelihood": "cauchy"}, "likelihood 'cauchy'"),
+    ({"variant": "nope"}, "variant 'nope'"),
+    ({"priors": {"gamma": {"mu": 1.0}}}, "unknown prior 'gamma'"),
+    ({"priors": {"beta": {"scale": 1.0}}}, "unknown parameter"),
+    ({"priors": {"beta": {"sigma": -1.0}}}, "sigma must be > 0"),
+    ({"priors": {"beta": {"mu": "a"}}}, "must be a finite number"),
+])
+def test_bad_config(kwargs, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        ModelConfig(**kwargs)
+
+
+def test_bad_toml(tmp_path):
+    (tmp_path / "bad.toml").write_text("[model\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        ModelConfig.from_toml(tmp_path / "bad.toml")
+    (tmp_path / "typo.toml").write_text("[model]\nlikelihod = 'normal'\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        ModelConfig.from_toml(tmp_path / "typo.toml")
+    with pytest.raises(ConfigError, match="not found"):
+        ModelConfig.from_toml(tmp_path / "missing.toml")
+
+
+def test_centre_prior_is_the_projection_of_log_k_alpha_beta():
+    cfg = ModelConfig()
+    m, s = cfg.centre_prior(14.0, 17.0)
+    assert m == pytest.approx(10.0 + 0.25 * 14 + 0.4 * 17)
+    assert s == pytest.approx(np.sqrt(4**2 + (0.25 * 14) ** 2 + (0.4 * 17) ** 2))
+
+
+def _arrays(P):
+    rng = np.random.default_rng(0)
+    n = 12
+    return {"log_D_F": rng.uniform(11, 18, n), "log_N": rng.uniform(11, 21, n),
+            "log_D_T": rng.uniform(14, 20, n), "p_idx": np.arange(n) % P}
+
+
+@pytest.mark.parametrize("variant, P, free, beta_dims", [
+    ("shared_beta", 2, {"a_mu", "alpha_mu", "beta", "a_sigma", "alpha_sigma", "a", "alpha", "sigma"}, ()),
+    ("separate_beta", 3, {"a_mu", "alpha_mu", "beta_mu", "a_sigma", "alpha_sigma", "a", "alpha", "beta_sigma",
+                          "beta", "sigma"}, ("pretraining",)),
+    ("pooled", 2, {"a_mu", "alpha_mu", "beta", "sigma"}, ()),
+    ("shared_beta", 1, {"a_mu", "alpha_mu", "beta", "sigma"}, ()),
+])
+def test_variants(variant, P, free, beta_dims):
+    names = [f"p{i}" for i in range(P)]
+    model = build_transfer_model(_arrays(P), names, ModelConfig(variant=variant))
+    assert {v.name for v in model.free_RVs} == free
+    assert model.named_vars_to_dims.get("beta", ()) == beta_dims
+    for v in ("k", "log_k", "alpha"):
+        assert model.named_vars_to_dims[v] == ("pretraining",)
+    # log k is consistent with the centred intercept: log k = a - alpha c_F - beta c_N
+    point = model.initial_point()
+    fn = model.compile_fn([model["log_k"], model["a"], model["alpha"], model["beta"]], inputs=model.value_vars,
+                          on_unused_input="ignore")
+    log_k, a, alpha, beta = fn(point)
+    c_F, c_N = model.centre
+    np.testing.assert_allclose(log_k, a - alpha * c_F - beta * c_N)
+
+
+def test_non_centred_and_student_t():
+    model = build_transfer_model(_arrays(2), ["a", "b"], ModelConfig(likelihood="student_t",
+                                                                     parameterization="non_centred"))
+    names = {v.name for v in model.free_RVs}
+    assert {"z_a", "z_alpha", "nu"} <= names and "a" not in names
