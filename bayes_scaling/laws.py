@@ -28,6 +28,8 @@ __all__ = [
     "chinchilla_inverse",
     "kaplan_loss",
     "kaplan_inverse",
+    "training_compute",
+    "chinchilla_optimal_N",
 ]
 
 
@@ -50,7 +52,7 @@ def log_transfer(log_k, alpha, beta, log_D_F, log_N):
     ``log D_T`` at that point: the models use this to centre their predictors.
 
     >>> round(float(np.exp(log_transfer(np.log(1.9e4), 0.18, 0.38, np.log(3e5), np.log(4e7)))))
-    142371781
+    142369914
     """
     return log_k + alpha * log_D_F + beta * log_N
 
@@ -98,7 +100,7 @@ def crossover(k_1, alpha_1, k_2, alpha_2):
     ``D_F* = (k_2 / k_1) ** (1 / (alpha_1 - alpha_2))``.
 
     >>> f"{crossover(1.9e4, 0.18, 2.1e5, 0.096):.2e}"
-    '2.58e+12'
+    '2.64e+12'
     """
     return (k_2 / k_1) ** (1.0 / (alpha_1 - alpha_2))
 
@@ -136,3 +138,26 @@ def kaplan_inverse(loss, N, N_c, D_c, alpha_N, alpha_D):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(gap > 0, D_c / np.where(gap > 0, gap, 1.0), np.inf)
     return m.switch(gap > 0, D_c / m.switch(gap > 0, gap, 1.0), np.inf)
+
+
+# --- compute ----------------------------------------------------------------------------------------------
+
+
+def training_compute(N, D):
+    """Training compute in FLOPs, ``C = 6 * N * D`` (Kaplan et al. 2020; Chinchilla).
+
+    >>> f"{training_compute(7e10, 1.4e12):.2e}"
+    '5.88e+23'
+    """
+    return 6.0 * N * D
+
+
+def chinchilla_optimal_N(C, A, B, alpha_N, alpha_D):
+    """Compute-optimal model size under the Chinchilla law with ``D = C / (6 N)`` (Hoffmann et al. 2022, eq. 4):
+    ``N_opt = G * (C / 6)**(b / (a + b))``, ``G = (a A / (b B))**(1 / (a + b))``, ``a = alpha_N``, ``b = alpha_D``.
+
+    >>> f"{chinchilla_optimal_N(5.76e23, 482.0, 2085.0, 0.348, 0.366):.3g}"   # Epoch's fit, Chinchilla's budget
+    '7.23e+10'
+    """
+    G = (alpha_N * A / (alpha_D * B)) ** (1.0 / (alpha_N + alpha_D))
+    return G * (C / 6.0) ** (alpha_D / (alpha_N + alpha_D))
