@@ -82,9 +82,10 @@ def format_summary(df: pd.DataFrame, ci_prob: float) -> str:
     return pd.DataFrame(rows).to_string(index=False)
 
 
-def _print_fit(fit, ci_prob: float, out=sys.stdout) -> None:
+def _print_fit(fit, ci_prob: float, out=None) -> None:
     from ..models import parameter_names
 
+    out = out or sys.stdout
     names = [n for n in parameter_names(fit.config) if n != "log_k"]
     print(f"{fit!r}", file=out)
     print(f"data: {fit.data.source} ({fit.data.n_used} runs used; {fit.data.exclusion_report()}; "
