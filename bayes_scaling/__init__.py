@@ -15,7 +15,12 @@ from . import laws  # noqa: E402
 from .data import TransferData  # noqa: E402
 from .datasets import example_metadata, load_example  # noqa: E402
 from .errors import (  # noqa: E402
-    BayesScalingError, ConfigError, ConvergenceWarning, DataError, ExclusionWarning, FitFileError,
+    BayesScalingError,
+    ConfigError,
+    ConvergenceWarning,
+    DataError,
+    ExclusionWarning,
+    FitFileError,
 )
 from .inference import TransferFit, available_backends, fit_transfer, load_fit  # noqa: E402
 from .models import ModelConfig  # noqa: E402
