@@ -6,7 +6,8 @@ import numpy as np
 
 from .predictions import predict
 
-__all__ = ["plot_transfer"]
+__all__ = ["plot_transfer", "plot_transfer_fraction", "plot_posteriors", "plot_ppc", "plot_prior_predictive",
+           "plot_compare", "plot_compute_frontier", "plot_forecast"]
 
 
 def plot_transfer(fit, *, ci_prob: float = 0.94, n_grid: int = 40, sizes: int | None = 4):
@@ -45,5 +46,297 @@ def plot_transfer(fit, *, ci_prob: float = 0.94, n_grid: int = 40, sizes: int | 
         ax.grid(True, which="major", alpha=0.3)
     axes[0][0].set_ylabel(f"effective data transferred D_T ({data.unit})")
     axes[0][-1].legend(fontsize=8, title=f"median, {100 * ci_prob:g}% band", title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ---- fraction from transfer, posteriors, posterior and prior predictive checks, comparison ---------------
+
+_PARAM_LABELS = {"k": "k (log scale)", "alpha": "alpha (D_F exponent)", "beta": "beta (N exponent)"}
+
+
+def _eti(x, ci_prob: float, axis=None):
+    return np.quantile(x, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], axis=axis)
+
+
+def plot_transfer_fraction(fit, *, D_F=None, ci_prob: float = 0.94, n_grid: int = 40):
+    """Fraction of the effective data that comes from transfer, ``D_T / D_E = 1 / (1 + D_F / D_T)``, against
+    model size N (log axis): one line per fine-tuning set size D_F (posterior median, ``ci_prob`` band), one
+    panel per pre-training distribution (the paper's Figure 2 idea). ``D_F`` defaults to four sizes spanning
+    the data. Uses :func:`bayes_scaling.predictions.predict`."""
+    import matplotlib.pyplot as plt
+
+    used = fit.data.used
+    if D_F is None:
+        D_F = np.logspace(np.log10(used["D_F"].min()), np.log10(used["D_F"].max()), 4)
+    D_F = np.atleast_1d(np.asarray(D_F, float))
+    N = np.logspace(np.log10(used["N"].min()), np.log10(used["N"].max()), n_grid)
+    frac = predict(fit, N=N, D_F=D_F)["fraction"]
+    q = frac.quantile([(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], dim=("chain", "draw"))
+    names = fit.pretraining
+    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), sharey=True, squeeze=False)
+    cmap = plt.get_cmap("plasma")
+    unit = fit.data.unit
+    for ax, name in zip(axes[0], names):
+        for i, d in enumerate(D_F):
+            color = cmap(0.85 * i / max(len(D_F) - 1, 1))
+            qq = q.sel(pretraining=name, D_F=d)
+            ax.fill_between(N, qq.isel(quantile=0), qq.isel(quantile=2), color=color, alpha=0.2, lw=0)
+            ax.plot(N, qq.isel(quantile=1), color=color, lw=1.8, label=f"D_F = {d:.1e} {unit}")
+        ax.set(xscale="log", ylim=(0, 1), title=f"pre-training: {name}", xlabel="model size N (parameters)")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0][0].set_ylabel("fraction of effective data from transfer, D_T / D_E")
+    axes[0][-1].legend(fontsize=8, title=f"median, {100 * ci_prob:g}% band", title_fontsize=8,
+                       loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_posteriors(fit, *, truth: dict | None = None, ci_prob: float = 0.94):
+    """Posterior densities of k (log axis), alpha and beta, one curve per pre-training distribution, side by
+    side; a shared beta is one curve. ``truth`` (e.g. :data:`bayes_scaling.TABLE1`, or the simulation's
+    ``meta["truth"]``) draws the known values as dashed lines. The legend gives median and ``ci_prob``
+    interval."""
+    import matplotlib.pyplot as plt
+    from scipy.stats import gaussian_kde
+
+    post = fit.posterior
+    names = fit.pretraining
+    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.0))
+    for ax, var in zip(axes, ("k", "alpha", "beta")):
+        da = post[var]
+        groups = names if "pretraining" in da.dims else [None]
+        for i, name in enumerate(groups):
+            x = (da.sel(pretraining=name) if name is not None else da).values.ravel()
+            xs = np.log10(x) if var == "k" else x
+            lo, med, hi = _eti(xs, ci_prob)
+            label = name if name is not None else f"shared ({', '.join(names)})"
+            color = cmap(i) if name is not None else "0.25"
+            if np.ptp(xs) > 0:
+                grid = np.linspace(xs.min() - 0.1 * np.ptp(xs), xs.max() + 0.1 * np.ptp(xs), 300)
+                dens = gaussian_kde(xs)(grid)
+                xplot = 10 ** grid if var == "k" else grid
+                ax.plot(xplot, dens, color=color, lw=1.8)
+                ax.fill_between(xplot, dens, where=(grid >= lo) & (grid <= hi), color=color, alpha=0.2, lw=0)
+            fmt = (lambda v: f"{10 ** v:.3g}") if var == "k" else (lambda v: f"{v:.3f}")
+            ax.plot([], [], color=color, lw=1.8, label=f"{label}: {fmt(med)} [{fmt(lo)}, {fmt(hi)}]")
+        if truth:
+            for i, name in enumerate(names):
+                if name in truth and var in truth[name]:
+                    color = cmap(i) if "pretraining" in da.dims else "0.25"
+                    ax.axvline(truth[name][var], color=color, ls="--", lw=1.2)
+            ax.plot([], [], color="0.4", ls="--", lw=1.2, label="true value")
+        if var == "k":
+            ax.set_xscale("log")
+        ax.set(xlabel=_PARAM_LABELS[var], ylabel="posterior density" + (" (per decade of k)" if var == "k" else ""),
+               title=f"{var}: median [{100 * ci_prob:g}% interval]")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left" if var != "k" else "best")
+    fig.suptitle(f"Posteriors per pre-training distribution (variant {fit.config.variant}; "
+                 f"D_T = k D_F^alpha N^beta, data in {fit.data.unit})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ppc(fit, *, ci_prob: float = 0.9, seed: int = 0):
+    """Posterior predictive check (left) and LOO-PIT (right), from :mod:`bayes_scaling.checks`.
+
+    Left: predicted D_T (posterior predictive median with its central ``ci_prob`` interval, noise included)
+    against observed D_T, log-log, with the 1:1 line; runs outside their interval are ringed in red and the
+    coverage shares (in-sample and leave-one-out) are printed. Right: ECDF of the LOO-PIT values minus the
+    uniform ECDF with a 95% simultaneous band (Dvoretzky-Kiefer-Wolfowitz); a calibrated model stays inside.
+    """
+    import matplotlib.pyplot as plt
+
+    from .checks import coverage, loo_pit, posterior_predictive_check
+
+    tag = f"{100 * ci_prob:g}"
+    ppc = posterior_predictive_check(fit, ci_probs=(ci_prob,), seed=seed)
+    pit = loo_pit(fit, seed=seed)
+    cov = coverage(fit, ci_probs=(ci_prob,), seed=seed).iloc[0]
+    unit = fit.data.unit
+    cmap = plt.get_cmap("tab10")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for i, name in enumerate(fit.pretraining):
+        s = ppc[ppc["pretraining"] == name]
+        yerr = np.vstack([s["D_T_median"] - s[f"lb{tag}"], s[f"ub{tag}"] - s["D_T_median"]])
+        ax.errorbar(s["D_T"], s["D_T_median"], yerr=yerr, fmt="o", ms=3.5, color=cmap(i), ecolor=cmap(i),
+                    elinewidth=0.8, alpha=0.8, label=name)
+    out = ppc[~ppc[f"inside{tag}"]]
+    ax.scatter(out["D_T"], out["D_T_median"], s=70, facecolor="none", edgecolor="red", lw=1.2, zorder=4,
+               label=f"outside its {tag}% interval ({len(out)})")
+    lim = [min(ppc["D_T"].min(), ppc[f"lb{tag}"].min()) / 1.5, max(ppc["D_T"].max(), ppc[f"ub{tag}"].max()) * 1.5]
+    ax.plot(lim, lim, color="0.3", lw=1, ls="--", label="predicted = observed")
+    ax.set(xscale="log", yscale="log", xlim=lim, ylim=lim, xlabel=f"observed D_T ({unit})",
+           ylabel=f"predicted D_T ({unit}): median, {tag}% interval",
+           title="posterior predictive check of D_T")
+    ax.text(0.98, 0.03, f"coverage of the {tag}% intervals:\nin-sample {cov['in_sample']:.0%}, "
+            f"leave-one-out {cov['loo']:.0%}\n(nominal {ci_prob:.0%} +- {cov['binomial_se']:.0%} binomial SE)",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    u = np.sort(pit.values)
+    n = len(u)
+    grid = np.linspace(0, 1, 201)
+    ecdf = np.searchsorted(u, grid, side="right") / n
+    eps = np.sqrt(np.log(2 / 0.05) / (2 * n))
+    ax2.fill_between(grid, -eps, eps, color="0.85", label="95% band for a calibrated model (DKW)")
+    ax2.plot(grid, ecdf - grid, color="C0", lw=1.8, label="LOO-PIT ECDF - uniform")
+    ax2.axhline(0, color="0.3", lw=0.8)
+    ax2.set(xlim=(0, 1), xlabel="LOO-PIT value  P(replicated log D_T <= observed | other runs)",
+            ylabel="ECDF difference", title=f"LOO-PIT (KS distance {pit.ks_statistic:.3f}, "
+                                             f"p = {pit.ks_pvalue:.2f}; n = {n})")
+    ax2.set_ylim(-max(2 * eps, 1.2 * np.max(np.abs(ecdf - grid))), max(2 * eps, 1.2 * np.max(np.abs(ecdf - grid))))
+    ax2.grid(True, alpha=0.3)
+    ax2.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_prior_predictive(prior):
+    """Prior predictive check (:func:`bayes_scaling.checks.prior_predictive_check`): for every observed run
+    (sorted by observed D_T) the prior 90% interval and median of D_T, with the observation, on a log axis."""
+    import matplotlib.pyplot as plt
+
+    runs = prior.runs.sort_values("D_T", ignore_index=True)
+    x = np.arange(len(runs))
+    fig, ax = plt.subplots(figsize=(8, 4.4))
+    ax.fill_between(x, runs["prior_q05"], runs["prior_q95"], color="C0", alpha=0.25, lw=0,
+                    label="prior predictive 90% interval")
+    ax.plot(x, runs["prior_median"], color="C0", lw=1.5, label="prior predictive median")
+    ax.scatter(x, runs["D_T"], color="k", s=10, zorder=3, label="observed D_T")
+    cov = prior.coverage.set_index("nominal")["observed"]
+    ax.set(yscale="log", xlabel="observed runs, sorted by observed D_T", ylabel=f"D_T ({prior.unit})",
+           title=f"Prior predictive check: {cov.loc[0.9]:.0%} of the runs lie inside their 90% interval,\n"
+                 f"which spans ~{prior.orders_90:.0f} orders of magnitude (median over runs)", xlim=(-1, len(runs)))
+    ax.title.set_fontsize(10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_compare(comparison):
+    """PSIS-LOO comparison of variants (:class:`bayes_scaling.compare.VariantComparison`): elpd difference to
+    the best variant with +-1 and +-2 standard errors of the difference; higher is better."""
+    import matplotlib.pyplot as plt
+
+    t = comparison.table.iloc[::-1]
+    y = np.arange(len(t))
+    fig, ax = plt.subplots(figsize=(9, 0.7 * len(t) + 1.9))
+    ax.errorbar(t["elpd_diff"], y, xerr=2 * t["dse"], fmt="none", ecolor="0.6", elinewidth=1.2, capsize=3,
+                label="\u00b12 SE of the difference")
+    ax.errorbar(t["elpd_diff"], y, xerr=t["dse"], fmt="o", color="C0", ecolor="C0", elinewidth=2.5,
+                label="elpd difference \u00b11 SE")
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_yticks(y, [f"{v} (k>0.7: {n})" if n else v for v, n in zip(t["variant"], t["n_pareto_k_bad"])])
+    for xi, yi, d, r in zip(t["elpd_diff"], y, t["dse"], t["rank"]):
+        ax.annotate("best (reference)" if r == 0 else f"{xi:.1f} \u00b1 {d:.1f}", (xi, yi), xytext=(0, 7), textcoords="offset points", ha="center",
+                    fontsize=8)
+    lo = float(np.min(t["elpd_diff"] - 2 * t["dse"]))
+    if lo < -60:
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlim(lo * 1.6, 5)
+    else:
+        ax.set_xlim(min(lo, -1) * 1.25, max(1.0, 0.25 * abs(lo)))
+    ax.set_ylim(-0.6, len(t) - 0.4)
+    ax.set(xlabel="elpd_loo difference to the best variant (log density units; higher is better)"
+                  + ("; symlog axis" if lo < -60 else ""),
+           title="PSIS-LOO comparison of model variants")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+# ---- compute-efficient sizes and timeline forecasts (bayes_scaling.compute / bayes_scaling.timeline) -------
+
+
+def _band(da, ci_prob: float):
+    """(low, median, high) over chain and draw, NaN draws skipped."""
+    lo, hi = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
+    q = da.quantile([lo, 0.5, hi], dim=("chain", "draw"), skipna=True)
+    return q.isel(quantile=0).values, q.isel(quantile=1).values, q.isel(quantile=2).values
+
+
+def plot_compute_frontier(frontier, *, ci_prob: float = 0.9):
+    """Compute-optimal model size and the loss frontier against compute, from
+    :func:`bayes_scaling.compute.compute_frontier`: one line (posterior median) and ``ci_prob`` band per row of
+    ``pretraining`` (from scratch: C = 6 N D; fine-tuned: C_F = 6 N D_F, pre-training compute excluded).
+    Rows whose optimum sits at the edge of the search (e.g. D_F = D_F_min) are marked in the legend."""
+    import matplotlib.pyplot as plt
+
+    C = frontier["C"].values
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    cmap = plt.get_cmap("tab10")
+    for i, name in enumerate(frontier["pretraining"].values):
+        row = frontier.sel(pretraining=name)
+        edge = float(row["at_edge"].mean())
+        label = str(name) + (f" ({100 * edge:.0f}% of draws at the search edge)" if edge > 0 else "")
+        for ax, var in zip(axes, ("N_opt", "D_opt", "loss"), strict=True):
+            lo, med, hi = _band(row[var], ci_prob)
+            ax.fill_between(C, lo, hi, color=cmap(i), alpha=0.2, lw=0)
+            ax.plot(C, med, color=cmap(i), lw=1.8, label=label)
+    unit = frontier.attrs.get("unit", "")
+    axes[0].set(ylabel="compute-optimal model size N", yscale="log")
+    axes[1].set(ylabel=f"target-task data: D (scratch) or D_F (fine-tuned) [{unit}]", yscale="log")
+    axes[2].set(ylabel=f"loss ({frontier.attrs.get('law', '')} law)")
+    for ax in axes:
+        ax.set(xscale="log", xlabel="compute C (FLOPs; C_F for fine-tuned rows)")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[2].legend(fontsize=7, title=f"median, {100 * ci_prob:g}% band", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_forecast(forecast, *, ci_prob: float = 0.9, quantity: str = "saving"):
+    """A timeline forecast from :mod:`bayes_scaling.timeline`. For :func:`forecast` (draws per pre-training
+    distribution) the posterior of log10 ``quantity`` (default the saving D_req / D_F) as histograms; for
+    :func:`forecast_grid` the median and ``ci_prob`` band against D_req, one line per (pretraining, N).
+    Unsolved draws are counted in the legend, and the distance outside the data is in the title."""
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10")
+    names = forecast["pretraining"].values
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    if "D_req" in forecast.dims:
+        R = forecast["D_req"].values
+        j = 0
+        for name in names:
+            for n in forecast["N"].values:
+                sel = forecast[quantity].sel(pretraining=name, N=n)
+                lo, med, hi = _band(sel, ci_prob)
+                ax.fill_between(R, lo, hi, color=cmap(j % 10), alpha=0.2, lw=0)
+                ax.plot(R, med, color=cmap(j % 10), lw=1.8, label=f"{name}, N = {n:.2g}")
+                j += 1
+        ax.set(xscale="log", yscale="log", xlabel=f"D_req ({forecast.attrs.get('unit', '')})", ylabel=quantity)
+        outside = f"N up to {float(np.max(forecast['N_orders_outside'].values)):+.1f} orders outside the data"
+    else:
+        if f"log10_{quantity}" in forecast:   # exact where the value under- or overflows
+            logs = forecast[f"log10_{quantity}"]
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logs = np.log10(forecast[quantity])
+        pooled = logs.values[np.isfinite(logs.values)]
+        edges = np.quantile(pooled, [0.01, 0.99]) if len(pooled) else np.array([0.0, 1.0])
+        bins = np.linspace(edges[0], edges[1] + 1e-9, 41)
+        for i, name in enumerate(names):
+            x = logs.sel(pretraining=name).values.ravel()
+            ok = np.isfinite(x)
+            lo, med, hi = np.quantile(x[ok], [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]) \
+                if ok.any() else (np.nan,) * 3
+            ax.hist(np.clip(x[ok], bins[0], bins[-1]), bins=bins, color=cmap(i), alpha=0.5,
+                    label=f"{name}: median 1e{med:.1f}, {100 * ci_prob:g}% [1e{lo:.1f}, 1e{hi:.1f}]"
+                          + (f"; {int((~ok).sum())} draw(s) unsolved" if (~ok).any() else ""))
+        ax.set(xlabel=f"log10 {quantity} (outer 1% of draws piled into the end bins)", ylabel="posterior draws")
+        d = forecast["D_F_orders_outside"].median().item()
+        n = forecast["N_orders_outside"].median().item()
+        outside = f"median D_F {d:+.1f}, N {n:+.1f} orders of magnitude outside the data"
+    ax.set_title(f"{quantity}: {outside}", fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

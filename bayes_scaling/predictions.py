@@ -1,52 +1,263 @@
-"""Posterior predictions of the transfer law (draws, never single numbers)."""
+"""Posterior predictions of the transfer law and derived quantities (draws, never single numbers).
+
+Every function returns draws (``chain``, ``draw`` and the grid's dimensions) and says how far outside the fitted
+range it is: :func:`orders_outside` gives the orders of magnitude beyond the largest (``> 0``) or below the
+smallest (``< 0``) ``N`` and ``D_F`` of the runs used in the fit, ``0`` inside.
+
+A pre-training distribution *not in the data* is predicted from the hierarchy under the label
+:data:`NEW` (``"new (population)"``): per posterior draw, ``a[new] ~ Normal(a_mu, a_sigma)``,
+``alpha[new] ~ Normal(alpha_mu, alpha_sigma)`` (and ``beta[new] ~ Normal(beta_mu, beta_sigma)`` in the
+``separate_beta`` variant), ``log k[new] = a[new] - alpha[new] * c_F - beta * c_N`` with the fit's centre.
+
+>>> pred = predict(fit, N=[1e7, 1e8], D_F=np.logspace(5, 8, 10), pretraining=["text", NEW], seed=1)  # doctest: +SKIP
+>>> pred["multiplier"].quantile([0.05, 0.5, 0.95], dim=("chain", "draw"))                           # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from . import laws
 from .errors import BayesScalingError
 
-__all__ = ["predict"]
+__all__ = ["NEW", "predict", "parameters", "has_hierarchy", "data_range", "orders_outside", "extrapolation",
+           "exchange_rate", "crossover", "crossover_probability", "positive_grid"]
+
+#: Label of a new pre-training distribution drawn from the population (the hierarchy), not from the data.
+NEW = "new (population)"
+
+SAMPLE_DIMS = ("chain", "draw")
 
 
-def _grid(values, name: str) -> xr.DataArray:
-    arr = np.atleast_1d(np.asarray(values, dtype=float))
+# ---- inputs ----------------------------------------------------------------------------------------------
+
+
+def positive_grid(values, name: str) -> xr.DataArray:
+    """A 1-d grid of finite positive numbers as a DataArray along dimension ``name`` (clear error otherwise)."""
+    try:
+        arr = np.atleast_1d(np.asarray(values, dtype=float))
+    except (TypeError, ValueError):
+        raise BayesScalingError(f"{name} must be a number or a 1-d list of numbers, got {values!r}") from None
     if arr.ndim != 1 or len(arr) == 0:
-        raise BayesScalingError(f"{name} must be a number or a 1-d list of numbers")
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        bad = [f"{v:g}" for v in arr[~(np.isfinite(arr) & (arr > 0))][:3]]
-        raise BayesScalingError(f"{name} must be finite and > 0; got {', '.join(bad)}")
+        raise BayesScalingError(f"{name} must be a number or a non-empty 1-d list of numbers")
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if bad.any():
+        shown = ", ".join(f"{v:g}" for v in arr[bad][:3])
+        raise BayesScalingError(f"{name} must be finite and > 0; got {shown} (at position(s) "
+                                f"{', '.join(map(str, np.flatnonzero(bad)[:8]))})")
     return xr.DataArray(arr, dims=name, coords={name: arr})
+
+
+_grid = positive_grid  # backwards-compatible name
+
+
+def _names(fit, pretraining) -> list[str]:
+    if pretraining is None:
+        return list(fit.pretraining)
+    names = [str(p) for p in ([pretraining] if isinstance(pretraining, str) else pretraining)]
+    if not names:
+        raise BayesScalingError("pretraining: give at least one pre-training distribution")
+    unknown = [p for p in names if p not in fit.pretraining and p != NEW]
+    if unknown:
+        raise BayesScalingError(f"unknown pre-training distribution(s) {', '.join(map(repr, unknown))}; "
+                                f"the fit has {', '.join(map(repr, fit.pretraining))} (and {NEW!r} for a new "
+                                "distribution drawn from the hierarchy)")
+    return names
+
+
+# ---- parameters ------------------------------------------------------------------------------------------
+
+
+def has_hierarchy(fit) -> bool:
+    """True when the fit has a population distribution of (log k, alpha) to draw a new distribution from."""
+    post = fit.posterior
+    return "a_sigma" in post and "alpha_sigma" in post
+
+
+def _population(fit, seed) -> xr.Dataset:
+    """log_k, alpha, beta of a new pre-training distribution, one draw per posterior draw (seeded)."""
+    if not has_hierarchy(fit):
+        raise BayesScalingError(
+            f"cannot predict {NEW!r}: this fit has no hierarchy over pre-training distributions "
+            f"(variant {fit.config.variant!r} with {len(fit.pretraining)} distribution(s)); refit with several "
+            "pre-training distributions and the shared_beta or separate_beta variant")
+    post = fit.posterior
+    rng = np.random.default_rng(seed)
+    shape = (post.sizes["chain"], post.sizes["draw"])
+
+    def draw(mu, sd):
+        return post[mu] + post[sd] * xr.DataArray(rng.standard_normal(shape), dims=SAMPLE_DIMS)
+
+    a = draw("a_mu", "a_sigma")
+    alpha = draw("alpha_mu", "alpha_sigma")
+    beta = draw("beta_mu", "beta_sigma") if "beta_sigma" in post else post["beta"]
+    if "pretraining" in beta.dims:  # separate_beta with one distribution: beta = beta_mu for all
+        beta = post["beta_mu"]
+    c_F, c_N = fit.centre
+    log_k = laws.log_transfer(a, alpha, beta, -c_F, -c_N)
+    return xr.Dataset({"log_k": log_k, "alpha": alpha, "beta": beta}).drop_vars(
+        [c for c in ("pretraining",) if c in a.coords])
+
+
+def parameters(fit, pretraining=None, *, seed: int | None = None) -> xr.Dataset:
+    """Posterior draws of ``log_k``, ``k``, ``alpha``, ``beta`` and ``sigma`` (and ``nu``) per pre-training
+    distribution, dims (``chain``, ``draw``, ``pretraining``); ``beta`` is broadcast over distributions.
+    :data:`NEW` adds a new distribution drawn from the hierarchy (seeded by ``seed``)."""
+    names = _names(fit, pretraining)
+    post = fit.posterior
+    known = [p for p in names if p != NEW]
+    parts = []
+    if known:
+        sel = post.sel(pretraining=known)
+        beta = sel["beta"]
+        if "pretraining" not in beta.dims:
+            beta = beta.expand_dims(pretraining=known)
+        parts.append(xr.Dataset({"log_k": sel["log_k"], "alpha": sel["alpha"], "beta": beta}))
+    if NEW in names:
+        parts.append(_population(fit, seed).expand_dims(pretraining=[NEW]))
+    ds = xr.concat(parts, dim="pretraining", coords="minimal", compat="override", join="outer").sel(
+        pretraining=names)
+    ds = ds.transpose("chain", "draw", "pretraining")
+    ds["k"] = np.exp(ds["log_k"])
+    ds["sigma"] = post["sigma"]
+    if "nu" in post:
+        ds["nu"] = post["nu"]
+    ds.attrs["population"] = NEW if NEW in names else ""
+    return ds
+
+
+# ---- distance outside the data ---------------------------------------------------------------------------
+
+
+def data_range(fit) -> dict[str, tuple[float, float]]:
+    """Smallest and largest ``N`` and ``D_F`` among the runs used in the fit."""
+    used = fit.data.used
+    return {"N": (float(used["N"].min()), float(used["N"].max())),
+            "D_F": (float(used["D_F"].min()), float(used["D_F"].max()))}
+
+
+def orders_outside(values, low: float, high: float, *, log10: bool = False):
+    """Orders of magnitude outside ``[low, high]``: ``log10(x / high)`` above it (> 0), ``log10(x / low)``
+    below it (< 0), 0 inside. Works on numbers, numpy arrays and DataArrays (``log10=True``: ``values`` are
+    already log10 x, e.g. where x underflows).
+
+    >>> float(orders_outside(1e12, 1e5, 1e9)), float(orders_outside(1e6, 1e5, 1e9)), float(orders_outside(1e3, 1e5, 1e9))
+    (3.0, 0.0, -2.0)
+    """
+    lo, hi = np.log10(low), np.log10(high)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = values if log10 else np.log10(values)
+    where = xr.where if isinstance(values, xr.DataArray) else np.where
+    return where(x > hi, x - hi, where(x < lo, x - lo, 0.0))
+
+
+def extrapolation(fit, *, N=None, D_F=None) -> pd.DataFrame:
+    """How far outside the fitted data each value is: a table with columns ``quantity``, ``value``,
+    ``data_min``, ``data_max`` and ``orders_outside`` (see :func:`orders_outside`).
+
+    >>> extrapolation(fit, N=[1e8, 1.75e11], D_F=300)      # doctest: +SKIP
+    """
+    rng = data_range(fit)
+    rows = []
+    for name, vals in (("N", N), ("D_F", D_F)):
+        if vals is None:
+            continue
+        for v in positive_grid(vals, name).values:
+            lo, hi = rng[name]
+            rows.append({"quantity": name, "value": float(v), "data_min": lo, "data_max": hi,
+                         "orders_outside": float(orders_outside(v, lo, hi))})
+    return pd.DataFrame(rows, columns=["quantity", "value", "data_min", "data_max", "orders_outside"])
+
+
+# ---- predictions -----------------------------------------------------------------------------------------
 
 
 def predict(fit, *, N, D_F, pretraining=None, noise: bool = False, seed: int | None = None) -> xr.Dataset:
     """Posterior of ``D_T``, ``D_E``, the multiplier ``D_E / D_F`` and the fraction ``D_T / D_E`` on a grid.
 
-    Dimensions: ``chain``, ``draw``, ``pretraining``, ``N``, ``D_F``. With ``noise=True`` the observation noise
-    of log D_T is added (posterior predictive, seeded); otherwise the mean function
-    ``D_T = k * D_F**alpha * N**beta`` is evaluated draw by draw.
+    ``D_T = k * D_F**alpha * N**beta`` evaluated draw by draw (the mean function), or with ``noise=True`` times
+    ``exp(eps)``, ``eps`` the fitted observation noise of log D_T (Normal or Student-t; the posterior predictive).
+    ``pretraining``: names in the fit and/or :data:`NEW` (default: the fit's). ``seed`` seeds the noise and the
+    population draws. Dimensions: ``chain``, ``draw``, ``pretraining``, ``N``, ``D_F``; coordinates
+    ``N_orders_outside`` and ``D_F_orders_outside`` say how far each grid value lies outside the data.
 
     >>> pred = predict(fit, N=[1e7, 1e8], D_F=np.logspace(5, 8, 10))     # doctest: +SKIP
     >>> pred["multiplier"].quantile([0.03, 0.5, 0.97], dim=("chain", "draw"))   # doctest: +SKIP
     """
-    post = fit.posterior
-    names = fit.pretraining if pretraining is None else list(np.atleast_1d(pretraining))
-    unknown = [p for p in names if p not in fit.pretraining]
-    if unknown:
-        raise BayesScalingError(f"unknown pre-training distribution(s) {', '.join(map(repr, unknown))}; "
-                                f"the fit has {', '.join(fit.pretraining)}")
-    N_ = _grid(N, "N")
-    D_F_ = _grid(D_F, "D_F")
-    sel = post.sel(pretraining=names)
-    log_D_T = laws.log_transfer(sel["log_k"], sel["alpha"], sel["beta"], np.log(D_F_), np.log(N_))
+    N_ = positive_grid(N, "N")
+    D_F_ = positive_grid(D_F, "D_F")
+    par = parameters(fit, pretraining, seed=seed)
+    log_D_T = laws.log_transfer(par["log_k"], par["alpha"], par["beta"], np.log(D_F_), np.log(N_))
+    log_D_T = log_D_T.transpose("chain", "draw", "pretraining", "N", "D_F")
     if noise:
-        rng = np.random.default_rng(seed)
-        log_D_T = log_D_T + sel["sigma"] * xr.DataArray(rng.standard_normal(log_D_T.shape), dims=log_D_T.dims)
+        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])  # not the population's stream
+        if "nu" in par:
+            nu = par["nu"].values[..., None, None, None]
+            eps = rng.standard_t(np.broadcast_to(nu, log_D_T.shape))
+        else:
+            eps = rng.standard_normal(log_D_T.shape)
+        log_D_T = log_D_T + par["sigma"] * xr.DataArray(eps, dims=log_D_T.dims)
     D_T = np.exp(log_D_T).transpose("chain", "draw", "pretraining", "N", "D_F")
-    out = xr.Dataset({"D_T": D_T, "D_E": D_F_ + D_T})
+    out = xr.Dataset({"D_T": D_T, "D_E": (D_F_ + D_T).transpose(*D_T.dims)})   # D_E = D_F + D_T
     out["multiplier"] = out["D_E"] / D_F_
     out["fraction"] = D_T / out["D_E"]
-    out.attrs.update(noise=int(noise), unit=fit.data.unit)
+    rng_ = data_range(fit)
+    out = out.assign_coords(N_orders_outside=("N", orders_outside(N_.values, *rng_["N"])),
+                            D_F_orders_outside=("D_F", orders_outside(D_F_.values, *rng_["D_F"])))
+    out.attrs.update(noise=int(noise), unit=fit.data.unit, seed="" if seed is None else int(seed),
+                     population_label=NEW, law="D_T = k * D_F**alpha * N**beta",
+                     data_N_range=list(rng_["N"]), data_D_F_range=list(rng_["D_F"]))
     return out
+
+
+# ---- derived quantities ----------------------------------------------------------------------------------
+
+
+def exchange_rate(fit, C: float = 100.0, *, pretraining=None, seed: int | None = None) -> xr.DataArray:
+    """Posterior of the model-size factor worth ``C`` times more fine-tuning data, ``C**(alpha / beta)``, per
+    pre-training distribution (dims ``chain``, ``draw``, ``pretraining``). Text -> Python, Table 1: 100x data
+    ~ 8.9x parameters.
+
+    >>> exchange_rate(fit, 100).median(("chain", "draw"))     # doctest: +SKIP
+    """
+    if not (np.isfinite(C) and C > 0):
+        raise BayesScalingError(f"C (the factor on D_F) must be finite and > 0, got {C!r}")
+    par = parameters(fit, pretraining, seed=seed)
+    out = laws.exchange_rate(par["alpha"], par["beta"], float(C)).rename("exchange_rate")
+    out.attrs.update(C=float(C), meaning=f"factor on N worth a factor {C:g} on D_F: C**(alpha/beta)")
+    return out
+
+
+def crossover(fit, first: str, second: str, *, seed: int | None = None) -> xr.DataArray:
+    """Posterior of the fine-tuning data size where the transfer curves of two pre-training distributions
+    cross (shared beta): ``D_F* = (k_2 / k_1) ** (1 / (alpha_1 - alpha_2))`` (dims ``chain``, ``draw``).
+
+    Below ``D_F*`` the distribution with the smaller alpha (larger k) transfers more; above it the one with the
+    larger alpha. Coordinate-free attrs give the data range; use :func:`crossover_probability` for
+    ``P(lo <= D_F* <= hi)`` and :func:`orders_outside` for the distance outside the data. Table 1: 2.6e12.
+    """
+    if first == second:
+        raise BayesScalingError(f"crossover needs two different pre-training distributions, got {first!r} twice")
+    par = parameters(fit, [first, second], seed=seed)
+    beta = par["beta"]
+    if not np.allclose(beta.sel(pretraining=first), beta.sel(pretraining=second)):
+        raise BayesScalingError("crossover needs a shared beta (variant shared_beta or pooled); with "
+                                "separate betas the crossing point depends on N")
+    p1, p2 = par.sel(pretraining=first), par.sel(pretraining=second)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        out = laws.crossover(p1["k"], p1["alpha"], p2["k"], p2["alpha"])
+    out = out.drop_vars("pretraining", errors="ignore").rename("D_F_star")
+    lo, hi = data_range(fit)["D_F"]
+    out.attrs.update(first=first, second=second, unit=fit.data.unit, data_D_F_range=[lo, hi],
+                     formula="D_F* = (k_2/k_1)**(1/(alpha_1 - alpha_2))")
+    return out
+
+
+def crossover_probability(D_F_star: xr.DataArray, low: float, high: float) -> float:
+    """Posterior probability that the curves cross within ``[low, high]`` (fraction of draws)."""
+    if not (0 < low < high):
+        raise BayesScalingError(f"the range must satisfy 0 < low < high, got [{low!r}, {high!r}]")
+    v = np.asarray(D_F_star).ravel()
+    return float(np.mean((v >= low) & (v <= high)))

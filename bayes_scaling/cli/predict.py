@@ -1,0 +1,217 @@
+"""``bayes-scaling predict``, ``forecast`` and ``export``: posterior intervals and draws from a saved fit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import pandas as pd
+
+from .transfer import probability
+
+__all__ = ["register", "positive_float", "interval_table"]
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (e.g. ``4e7``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("fit", help="FIT.nc written by 'bayes-scaling fit'")
+    p.add_argument("--pretraining", nargs="+", default=None, metavar="P",
+                   help="pre-training distribution(s) (default: all in the fit); 'new' for a new distribution "
+                        "drawn from the hierarchy")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--ci", type=probability, default=0.9, help="interval probability (default 0.9: 5-95%%)")
+    p.add_argument("--csv", action="store_true", help="print the interval table as CSV")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="posterior intervals of D_T, D_E, multiplier and fraction on a grid",
+                       description="Posterior median and equal-tailed interval of D_T = k D_F^alpha N^beta, "
+                                   "D_E = D_F + D_T, D_E/D_F and D_T/D_E for every (pretraining, N, D_F), with "
+                                   "how many orders of magnitude each N and D_F lies outside the fitted data.")
+    _common(p)
+    p.add_argument("--N", nargs="+", type=positive_float, required=True, help="model size(s)")
+    p.add_argument("--D-F", dest="D_F", nargs="+", type=positive_float, required=True,
+                   help="fine-tuning data size(s)")
+    p.add_argument("--noise", action="store_true", help="include observation noise (posterior predictive)")
+    p.add_argument("--out", default=None, help="also write the draws (long table) to .csv/.parquet/.nc")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("forecast", help="target-task data needed with pre-training: D_F + k D_F^alpha N^beta = "
+                                        "D_req",
+                       description="Posterior of D_F, the saving D_req / D_F and (with --compute-per-example) "
+                                   "the compute saved, for every (N, D_req) scenario or for draws of N and "
+                                   "D_req from another model (--N-draws / --D-req-draws; aligned draw by draw, "
+                                   "resampled with the seed when the numbers of draws differ).")
+    _common(p)
+    p.add_argument("--N", nargs="+", type=positive_float, default=None, help="model size(s) (scenarios)")
+    p.add_argument("--D-req", dest="D_req", nargs="+", type=positive_float, default=None,
+                   help="data the target task needs from scratch (scenarios)")
+    p.add_argument("--N-draws", default=None, metavar="CSV", help="CSV of draws of N (column N or the only one)")
+    p.add_argument("--D-req-draws", default=None, metavar="CSV",
+                   help="CSV of draws of D_req (column D_req or the only one)")
+    p.add_argument("--compute-per-example", type=positive_float, default=None,
+                   help="compute (FLOPs) per unit of target-task data, for the compute saved")
+    p.add_argument("--out", default=None, help="write the draws (long table) to .csv/.parquet/.nc")
+    p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser("export", help="write posterior draws of k, alpha, beta, sigma for forecasting models")
+    p.add_argument("fit", help="FIT.nc written by 'bayes-scaling fit'")
+    p.add_argument("--format", choices=["csv", "parquet", "netcdf"], default=None,
+                   help="file format (default: from the suffix of --out)")
+    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--layout", choices=["long", "wide"], default="long",
+                   help="table layout for csv/parquet (default long: chain, draw, pretraining, quantity, value)")
+    p.add_argument("--pretraining", nargs="+", default=None, metavar="P",
+                   help="distribution(s) (default all); 'new' adds a new one drawn from the hierarchy")
+    p.add_argument("--seed", type=int, default=1, help="random seed for 'new' (default 1)")
+    p.set_defaults(func=cmd_export)
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------
+
+
+def _names(args):
+    from ..predictions import NEW
+
+    if args.pretraining is None:
+        return None
+    return [NEW if p in ("new", NEW) else p for p in args.pretraining]
+
+
+def _fmt(v: float) -> str:
+    return "nan" if not np.isfinite(v) else f"{v:.3g}"
+
+
+def interval_table(ds, quantities: list[str], ci: float, keys: list[str]) -> pd.DataFrame:
+    """One row per grid point: for each quantity its median and equal-tailed ``ci`` interval (columns
+    ``<q>``, ``<q>_lo``, ``<q>_hi``), plus ``n_nan`` where some draws have no value."""
+    lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
+    out = None
+    for q in quantities:
+        da = ds[q]
+        with np.errstate(all="ignore"):
+            qs = da.quantile([lo, 0.5, hi], dim=("chain", "draw"), skipna=True)
+        df = qs.to_dataframe(name=q).reset_index().pivot_table(index=[k for k in keys if k in qs.dims],
+                                                               columns="quantile", values=q, dropna=False)
+        df.columns = [f"{q}_lo", q, f"{q}_hi"]
+        out = df if out is None else out.join(df)
+    out = out.reset_index()
+    if "pretraining" in out:  # the dataset's order, not alphabetical
+        order = {p: i for i, p in enumerate(ds["pretraining"].values)}
+        out = out.sort_values(by=[k for k in keys if k in out], key=lambda c: c.map(order) if c.name ==
+                              "pretraining" else c, kind="stable").reset_index(drop=True)
+    return out
+
+
+def _print_table(table: pd.DataFrame, quantities: list[str], ci: float, as_csv: bool, extra: list[str]) -> None:
+    if as_csv:
+        table.to_csv(sys.stdout, index=False)
+        return
+    pct = f"{100 * ci:g}%"
+    view = pd.DataFrame({c: table[c].map(lambda v: _fmt(v) if isinstance(v, float) else v)
+                         for c in table.columns if c not in extra and not any(
+                             c in (f"{q}", f"{q}_lo", f"{q}_hi") for q in quantities)})
+    for q in quantities:
+        view[f"{q} median [{pct}]"] = [f"{_fmt(m)} [{_fmt(a)}, {_fmt(b)}]"
+                                       for m, a, b in zip(table[q], table[f"{q}_lo"], table[f"{q}_hi"], strict=True)]
+    for c in extra:
+        view[c] = table[c].map(lambda v: f"{v:+.2f}" if isinstance(v, float) and np.isfinite(v) else str(v))
+    print(view.to_string(index=False))
+
+
+def _read_draws(path: str, column: str):
+    from ..data import check_numeric, read_table
+    from ..errors import DataError
+
+    df = read_table(path, what=path)
+    if column not in df.columns:
+        if len(df.columns) != 1:
+            raise DataError(f"{path}: expected a column {column!r} (or a single column); found "
+                            f"{', '.join(map(str, df.columns))}")
+        column = df.columns[0]
+    return check_numeric(df, column, path)
+
+
+# ---- commands --------------------------------------------------------------------------------------------
+
+
+def cmd_predict(args) -> int:
+    from ..export import export
+    from ..inference import load_fit
+    from ..predictions import predict
+
+    fit = load_fit(args.fit)
+    ds = predict(fit, N=args.N, D_F=args.D_F, pretraining=_names(args), noise=args.noise, seed=args.seed)
+    quantities = ["D_T", "D_E", "multiplier", "fraction"]
+    table = interval_table(ds, quantities, args.ci, ["pretraining", "N", "D_F"])
+    table["N_outside"] = table["N"].map(dict(zip(ds["N"].values, ds["N_orders_outside"].values, strict=True)))
+    table["D_F_outside"] = table["D_F"].map(dict(zip(ds["D_F"].values, ds["D_F_orders_outside"].values, strict=True)))
+    if not args.csv:
+        lo, hi = ds.attrs["data_N_range"], ds.attrs["data_D_F_range"]
+        print(f"{'posterior predictive (with noise)' if args.noise else 'mean function'}; unit {fit.data.unit}; "
+              f"data: N in [{lo[0]:.3g}, {lo[1]:.3g}], D_F in [{hi[0]:.3g}, {hi[1]:.3g}]; *_outside = orders of "
+              "magnitude outside that range (+ above, - below)")
+    _print_table(table, quantities, args.ci, args.csv, ["N_outside", "D_F_outside"])
+    if args.out:
+        print(f"wrote {export(ds, args.out)}", file=sys.stderr)
+    return 0
+
+
+def cmd_forecast(args) -> int:
+    from ..errors import BayesScalingError
+    from ..export import export
+    from ..inference import load_fit
+    from ..timeline import forecast, forecast_grid
+
+    for given, draws, flag in ((args.N, args.N_draws, "--N"), (args.D_req, args.D_req_draws, "--D-req")):
+        if (given is None) == (draws is None):
+            raise BayesScalingError(f"give exactly one of {flag} and {flag}-draws")
+    fit = load_fit(args.fit)
+    kw = dict(pretraining=_names(args), compute_per_example=args.compute_per_example, seed=args.seed)
+    N = args.N if args.N is not None else _read_draws(args.N_draws, "N")
+    R = args.D_req if args.D_req is not None else _read_draws(args.D_req_draws, "D_req")
+    if args.N_draws or args.D_req_draws:
+        ds = forecast(fit, N=np.asarray(N), D_req=np.asarray(R), **kw)
+        keys = ["pretraining"]
+    else:
+        ds = forecast_grid(fit, N=N, D_req=R, **kw)
+        keys = ["pretraining", "N", "D_req"]
+    quantities = ["D_F", "saving"] + (["compute_saved"] if "compute_saved" in ds else [])
+    table = interval_table(ds, quantities + ["D_F_orders_outside"], args.ci, keys)
+    unsolved = (~ds["solved"].astype(bool)).sum(("chain", "draw")).to_dataframe(name="unsolved").reset_index()
+    table = table.merge(unsolved[[c for c in unsolved.columns if c in keys] + ["unsolved"]], on=keys)
+    if "N" in keys:
+        table["N_outside"] = table["N"].map(dict(zip(ds["N"].values, np.atleast_1d(ds["N_orders_outside"].values), strict=True)))
+    table["D_F_outside"] = table["D_F_orders_outside"]
+    table = table.drop(columns=["D_F_orders_outside", "D_F_orders_outside_lo", "D_F_orders_outside_hi"])
+    if not args.csv:
+        print(f"D_F solving D_F + k D_F^alpha N^beta = D_req; saving = D_req / D_F; unit {fit.data.unit}; "
+              f"{ds.attrs.get('alignment', 'fixed scenarios')}; *_outside = orders of magnitude beyond the fitted "
+              "data (median over draws for D_F); unsolved = draws without a unique solution (NaN, not dropped)")
+    extra = (["N_outside"] if "N" in keys else []) + ["D_F_outside", "unsolved"]
+    _print_table(table, quantities, args.ci, args.csv, extra)
+    if args.out:
+        print(f"wrote {export(ds, args.out)}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ..export import export, fit_draws
+    from ..inference import load_fit
+
+    fit = load_fit(args.fit)
+    path = export(fit_draws(fit, pretraining=_names(args), seed=args.seed), args.out, format=args.format,
+                  layout=args.layout)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,495 @@
+"""Compute-efficient model sizes with and without pre-training, as posteriors.
+
+A from-scratch loss law ``L(N, D)`` (Chinchilla ``E + A/N**alpha_N + B/D**alpha_D`` or Kaplan
+``[(N_c/N)**(alpha_N/alpha_D) + D_c/D]**alpha_D``; formulas in :mod:`bayes_scaling.laws`) comes either as a
+fitted posterior (an object with ``.law`` and ``.posterior``, e.g. ``losslaws.ScratchFit``; or a netCDF file
+with attribute ``law`` and a ``posterior`` group) or as given parameters::
+
+    law = loss_law("chinchilla", {"A": 482, "B": 2085, "E": 1.817, "alpha_N": 0.348, "alpha_D": 0.366})
+
+Training compute is ``C = 6 N D`` (:func:`laws.training_compute`); fine-tuning compute ``C_F = 6 N D_F``
+excludes the pre-training compute, as in Hernandez et al. (2021). With pre-training, a model of size ``N``
+fine-tuned on ``D_F`` reaches the loss of a from-scratch model trained on ``D_E = D_F + k D_F**alpha N**beta``
+(the definition of effective data), so its loss is ``L(N, D_E)``.
+
+1. :func:`scratch_optimum`: ``N_opt(C) = argmin_N L(N, C / (6N))``;
+2. :func:`finetune_optimum`: ``N_opt(C_F) = argmin_N L(N, D_E(N, C_F / (6N)))``;
+   :func:`compute_frontier` puts both on one dataset (the loss frontier, for plots);
+3. :func:`smallest_model`: the smallest ``N`` with ``L(N, D_E(N, D_F)) <= L*``;
+4. :func:`compute_saved`: from-scratch compute ``min_N 6 N D(N, L_ft)`` reaching the loss ``L_ft`` that
+   fine-tuning reaches with ``C_F``, its ratio to ``C_F`` and the difference.
+
+Every answer is vectorised over posterior draws (a log-N grid, then golden-section refinement of the bracket
+around each draw's grid minimum; bisection for monotone problems). Draws of the loss law and of the transfer
+fit are aligned draw by draw as described in :mod:`bayes_scaling._draws` (seeded). Answers at the edge of the
+search interval are flagged (``at_edge``) and counted in the attributes, never silently clipped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import laws
+from ._draws import align, flat, n_samples, unflat
+from .errors import BayesScalingError, FitFileError
+from .losslaws import LAW_PARAMETERS  # parameters of each from-scratch loss law, as named in laws.py
+from .predictions import data_range, orders_outside, parameters, positive_grid
+
+__all__ = ["LAW_PARAMETERS", "SCRATCH", "LossLaw", "loss_law", "scratch_optimum", "finetune_optimum",
+           "compute_frontier", "smallest_model", "compute_saved", "EdgeWarning", "UnitWarning"]
+
+_LOSS = {"chinchilla": laws.chinchilla_loss, "kaplan": laws.kaplan_loss}
+_INVERSE = {"chinchilla": laws.chinchilla_inverse, "kaplan": laws.kaplan_inverse}
+
+#: Label of the from-scratch rows in :func:`compute_frontier` and :func:`smallest_model`.
+SCRATCH = "none (from scratch)"
+
+N_MIN = 1.0       # smallest model size searched
+N_MAX = 1e20      # largest model size searched where the budget does not bound it
+_GOLD = (np.sqrt(5.0) - 1.0) / 2.0
+
+
+class EdgeWarning(UserWarning):
+    """An optimum or a root lies at the edge of the searched interval (see the ``at_edge`` variable)."""
+
+
+class UnitWarning(UserWarning):
+    """The loss law's unit of data differs from the transfer fit's (D and D_F must be in one unit)."""
+
+
+# ---- the loss law ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LossLaw:
+    """A from-scratch loss law: its name and draws of its parameters (dims ``chain``, ``draw``)."""
+
+    law: str
+    params: xr.Dataset
+    unit: str = ""          # unit of D (tokens, characters, ...); "" when unknown (given parameters)
+
+    @property
+    def n_draws(self) -> int:
+        return n_samples(self.params)
+
+    def flat_params(self, index: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Parameters as 1-d arrays over the flattened draws (optionally re-indexed)."""
+        out = {k: flat(self.params[k]).astype(float) for k in LAW_PARAMETERS[self.law]}
+        return out if index is None else {k: v[index] for k, v in out.items()}
+
+    def loss(self, N, D, p: dict):
+        return _LOSS[self.law](N, D, **p)
+
+    def data_needed(self, loss, N, p: dict):
+        """Data a from-scratch model of size N needs to reach ``loss`` (inf where unreachable)."""
+        return _INVERSE[self.law](loss, N, **p)
+
+
+def loss_law(source, params: dict | None = None) -> LossLaw:
+    """A :class:`LossLaw` from a fitted posterior (``.law`` and ``.posterior``), a netCDF file, a LossLaw, or a
+    law name and a dict of scalars / 1-d arrays of draws (all of one length; scalars are repeated).
+
+    >>> law = loss_law("chinchilla", {"A": 482, "B": 2085, "E": 1.817, "alpha_N": 0.348, "alpha_D": 0.366})
+    >>> law.law, law.n_draws
+    ('chinchilla', 1)
+    """
+    if isinstance(source, LossLaw):
+        return source
+    if isinstance(source, str) and source in LAW_PARAMETERS:
+        return _from_params(source, params)
+    if params is not None:
+        raise BayesScalingError(f"unknown loss law {source!r}; expected one of {', '.join(LAW_PARAMETERS)}")
+    if isinstance(source, (str, PathLike)):
+        return _from_file(Path(source))
+    law = getattr(source, "law", None)
+    post = getattr(source, "posterior", None)
+    what = type(source).__name__
+    if law is None or post is None:
+        raise FitFileError(f"{what} has no from-scratch loss law (expected .law in "
+                           f"{', '.join(LAW_PARAMETERS)} and a .posterior); a transfer fit is not a loss-law fit")
+    out = _from_posterior(str(law), post, what)
+    unit = getattr(source, "unit", "")
+    return LossLaw(out.law, out.params, unit if isinstance(unit, str) else "")
+
+
+def _from_params(law: str, params: dict | None) -> LossLaw:
+    names = LAW_PARAMETERS[law]
+    params = dict(params or {})
+    missing = [n for n in names if n not in params]
+    extra = [n for n in params if n not in names]
+    if missing or extra:
+        raise BayesScalingError(f"{law} loss law needs parameters {', '.join(names)}"
+                                + (f"; missing {', '.join(missing)}" if missing else "")
+                                + (f"; unknown {', '.join(extra)}" if extra else ""))
+    arrays = {}
+    for n in names:
+        try:
+            arrays[n] = np.atleast_1d(np.asarray(params[n], dtype=float)).ravel()
+        except (TypeError, ValueError):
+            raise BayesScalingError(f"{law} parameter {n} must be a number or an array of draws, "
+                                    f"got {params[n]!r}") from None
+    lengths = {len(v) for v in arrays.values()} - {1}
+    if len(lengths) > 1:
+        raise BayesScalingError(f"{law} parameters have different numbers of draws "
+                                f"({', '.join(f'{n}: {len(v)}' for n, v in arrays.items())}); give scalars or "
+                                "arrays of one length")
+    S = lengths.pop() if lengths else 1
+    ds = xr.Dataset({n: (("chain", "draw"), np.broadcast_to(v, (S,)).reshape(1, S).copy())
+                     for n, v in arrays.items()}, coords={"chain": [0], "draw": np.arange(S)})
+    return _checked(law, ds, "given parameters")
+
+
+def _from_posterior(law: str, post: xr.Dataset, what: str) -> LossLaw:
+    if law not in LAW_PARAMETERS:
+        raise FitFileError(f"{what}: unknown loss law {law!r}; expected one of {', '.join(LAW_PARAMETERS)}")
+    missing = [n for n in LAW_PARAMETERS[law] if n not in post]
+    if missing:
+        raise FitFileError(f"{what}: the posterior lacks {', '.join(missing)} needed by the {law} loss law "
+                           f"(has {', '.join(map(str, post.data_vars))})")
+    if not {"chain", "draw"} <= set(post.dims):
+        raise FitFileError(f"{what}: the posterior needs dimensions chain and draw")
+    return _checked(law, post[list(LAW_PARAMETERS[law])], what)
+
+
+def _from_file(path: Path) -> LossLaw:
+    if not path.is_file():
+        raise FitFileError(f"fit file not found: {path}")
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf").load()
+    except Exception as exc:  # noqa: BLE001 - any reader failure is reported the same way
+        raise FitFileError(f"cannot read {path} as a netCDF fit file: {exc}") from None
+    if tree.attrs.get("bayes_scaling_kind") == "scratch":   # written by losslaws.ScratchFit.save: its reader
+        from .losslaws import load_scratch_fit
+
+        return loss_law(load_scratch_fit(path))
+    law = tree.attrs.get("law")
+    if law not in LAW_PARAMETERS or "posterior" not in tree.children:
+        raise FitFileError(f"{path} has no from-scratch loss law (attribute law={law!r}; expected "
+                           f"{' or '.join(LAW_PARAMETERS)} and a posterior group); fit one with "
+                           "'bayes-scaling scratch'")
+    return _from_posterior(law, tree["posterior"].to_dataset(), str(path))
+
+
+def _checked(law: str, ds: xr.Dataset, what: str) -> LossLaw:
+    for n in LAW_PARAMETERS[law]:
+        v = ds[n].values
+        bad = ~np.isfinite(v) | ((v <= 0) if n != "E" else (v < 0))
+        if bad.any():
+            raise BayesScalingError(f"{what}: {law} parameter {n} must be finite and "
+                                    f"{'>= 0' if n == 'E' else '> 0'}; {int(bad.sum())} draw(s) are not "
+                                    f"(e.g. {v[bad].ravel()[0]:g})")
+    return LossLaw(law, ds)
+
+
+# ---- vectorised search -----------------------------------------------------------------------------------
+
+
+def _finite(v):
+    return np.where(np.isfinite(v), v, np.inf)
+
+
+def _argmin_log(f, lo: np.ndarray, hi: np.ndarray, n_grid: int = 160, iters: int = 64):
+    """Minimise ``f(u)`` over ``u`` in [lo, hi] (arrays of one batch shape) for every batch element: the best
+    of ``n_grid`` grid points, then golden-section search between its neighbours. ``f`` maps ``u`` of shape
+    batch + (K,) to values of that shape. Returns (u*, f(u*), at_edge)."""
+    t = np.linspace(0.0, 1.0, n_grid)
+    u = lo[..., None] + (hi - lo)[..., None] * t
+    with np.errstate(all="ignore"):
+        v = _finite(f(u))
+    i = np.argmin(v, axis=-1)
+    at_edge = (i == 0) | (i == n_grid - 1) | ~np.isfinite(np.min(v, axis=-1))
+    a = np.take_along_axis(u, np.clip(i - 1, 0, n_grid - 1)[..., None], -1)[..., 0]
+    b = np.take_along_axis(u, np.clip(i + 1, 0, n_grid - 1)[..., None], -1)[..., 0]
+
+    def F(x):
+        with np.errstate(all="ignore"):
+            return _finite(f(x[..., None])[..., 0])
+
+    for _ in range(iters):
+        c = b - _GOLD * (b - a)
+        d = a + _GOLD * (b - a)
+        left = F(c) < F(d)
+        b = np.where(left, d, b)
+        a = np.where(left, a, c)
+    u_star = 0.5 * (a + b)
+    return u_star, F(u_star), at_edge
+
+
+def _bisect_decreasing(g, lo: np.ndarray, hi: np.ndarray, iters: int = 100):
+    """Root of a decreasing ``g(u)`` in [lo, hi], vectorised. Returns (u, status) with status 0 = root,
+    1 = already satisfied at ``lo`` (g(lo) <= 0), 2 = not reached by ``hi`` (g(hi) > 0; u is NaN)."""
+    with np.errstate(all="ignore"):
+        g_lo, g_hi = g(lo), g(hi)
+    below = g_lo <= 0
+    never = ~below & ~(g_hi <= 0)
+    a, b = lo.copy(), hi.copy()
+    for _ in range(iters):
+        m = 0.5 * (a + b)
+        with np.errstate(all="ignore"):
+            gm = g(m)
+        pos = gm > 0
+        a = np.where(pos, m, a)
+        b = np.where(pos, b, m)
+    u = np.where(below, lo, np.where(never, np.nan, b))
+    return u, np.where(below, 1, np.where(never, 2, 0))
+
+
+_FT_HINT = ("; when fine-tuning, the edge is usually D_F = D_F_min: with beta > alpha the transfer law makes "
+            "extra fine-tuning compute worth more as parameters than as data, down to the smallest D_F allowed "
+            "(default: the smallest D_F in the transfer data, below which the law is untested)")
+
+
+def _warn_edge(flags: np.ndarray, what: str, hint: str = "") -> int:
+    n = int(np.sum(flags))
+    if n:
+        warnings.warn(f"{what}: {n} of {flags.size} draw(s) at the edge of the searched interval "
+                      f"(see the at_edge variable){hint or '; widen the bounds or check the law parameters'}",
+                      EdgeWarning, stacklevel=3)
+    return n
+
+
+# ---- alignment with a transfer fit -----------------------------------------------------------------------
+
+
+def _aligned(law: LossLaw, fit, pretraining, seed):
+    """Loss-law parameters aligned to the fit's draws, and the fit's (k, alpha, beta) as (S, P) arrays."""
+    if law.unit and law.unit != fit.data.unit:
+        warnings.warn(f"the loss law counts data in {law.unit} but the transfer fit in {fit.data.unit}: D_E and "
+                      "D are compared as if they were one unit (convert one of them)", UnitWarning, stacklevel=3)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    par = parameters(fit, pretraining, seed=seed)
+    S = n_samples(par)
+    idx, how = align(np.arange(law.n_draws), S, rng, "loss-law draws")
+    p = law.flat_params(idx)
+    tr = {k: flat(par[k]) for k in ("k", "alpha", "beta")}
+    return p, tr, par, how
+
+
+def _budgets(C, name: str) -> np.ndarray:
+    return positive_grid(C, name).values
+
+
+# ---- 1. from scratch -------------------------------------------------------------------------------------
+
+
+def _scratch(law: LossLaw, p: dict, C: np.ndarray):
+    """Optimum over N at each budget for parameter arrays ``p`` of shape (S,): arrays (S, B)."""
+    P = {k: v[:, None, None] for k, v in p.items()}
+    logC6 = np.log(C / 6.0)[None, :, None]
+
+    def f(u):  # u: (S, B, K) -> loss at N = e^u, D = C / (6N)
+        return law.loss(np.exp(u), np.exp(logC6 - u), P)
+
+    S = len(next(iter(p.values())))
+    lo = np.full((S, len(C)), np.log(N_MIN))
+    hi = np.broadcast_to(np.log(C / 6.0) - np.log(1.0), lo.shape).copy()  # D >= 1
+    u, loss, edge = _argmin_log(f, lo, hi)
+    N = np.exp(u)
+    return N, C[None, :] / (6.0 * N), loss, edge
+
+
+def scratch_optimum(law, C, params: dict | None = None) -> xr.Dataset:
+    """Posterior of the compute-optimal model size trained from scratch, ``argmin_N L(N, C / (6N))``.
+
+    Returns ``N_opt``, ``D_opt = C / (6 N_opt)``, ``loss`` (the loss frontier) and ``at_edge``; dims ``chain``,
+    ``draw`` (the loss law's), ``C``. For Chinchilla this reproduces the closed form
+    :func:`laws.chinchilla_optimal_N`.
+
+    >>> ds = scratch_optimum("chinchilla", [1e21, 1e23], {"A": 482, "B": 2085, "E": 1.817, "alpha_N": 0.348,
+    ...                                                      "alpha_D": 0.366})
+    >>> [f"{v:.3g}" for v in ds["N_opt"].values.ravel()]
+    ['2.78e+09', '2.95e+10']
+    """
+    law = loss_law(law, params)
+    C = _budgets(C, "C")
+    N, D, loss, edge = _scratch(law, law.flat_params(), C)
+    like = law.params
+    ds = xr.Dataset({name: unflat(v, like, ("C",), {"C": C}) for name, v in
+                     (("N_opt", N), ("D_opt", D), ("loss", loss), ("at_edge", edge))})
+    ds.attrs.update(law=law.law, n_at_edge=_warn_edge(edge, "scratch_optimum"),
+                    compute="C = 6 N D", objective="argmin_N L(N, C/(6N))")
+    return ds
+
+
+# ---- 2. pre-trained, then fine-tuned ---------------------------------------------------------------------
+
+
+def _D_F_min(fit, D_F_min) -> float:
+    value = data_range(fit)["D_F"][0] if D_F_min is None else float(D_F_min)
+    if not (np.isfinite(value) and value > 0):
+        raise BayesScalingError(f"D_F_min must be finite and > 0, got {D_F_min!r}")
+    return value
+
+
+def _finetune(law: LossLaw, p: dict, tr: dict, C: np.ndarray, D_F_min: float):
+    """Fine-tuning optimum over N in [N_MIN, C / (6 D_F_min)]: arrays (S, P, B)."""
+    small = C < 6.0 * N_MIN * D_F_min
+    if small.any():
+        raise BayesScalingError(f"fine-tuning budget(s) {', '.join(f'{c:g}' for c in C[small])} are below "
+                                f"6 * N * D_F_min = {6.0 * N_MIN * D_F_min:g} (N >= {N_MIN:g}, D_F >= {D_F_min:g})")
+    P = {k: v[:, None, None, None] for k, v in p.items()}
+    k, alpha, beta = (tr[n][:, :, None, None] for n in ("k", "alpha", "beta"))
+    logC6 = np.log(C / 6.0)[None, None, :, None]
+
+    def f(u):  # u: (S, P, B, K)
+        N = np.exp(u)
+        D_E = laws.effective_data(np.exp(logC6 - u), N, k, alpha, beta)
+        return law.loss(N, D_E, P)
+
+    S, Pn = tr["k"].shape
+    lo = np.full((S, Pn, len(C)), np.log(N_MIN))
+    hi = np.broadcast_to(np.log(C / 6.0 / D_F_min), lo.shape).copy()
+    u, loss, edge = _argmin_log(f, lo, hi)
+    N = np.exp(u)
+    D_F = C[None, None, :] / (6.0 * N)
+    D_E = laws.effective_data(D_F, N, k[..., 0], alpha[..., 0], beta[..., 0])
+    return N, D_F, D_E, loss, edge
+
+
+def finetune_optimum(law, fit, C_F, *, pretraining=None, seed: int | None = None, D_F_min: float | None = None,
+                     params: dict | None = None) -> xr.Dataset:
+    """Posterior of the compute-optimal model size when fine-tuning a pre-trained model with fine-tuning
+    compute ``C_F = 6 N D_F`` (pre-training compute excluded): ``argmin_N L(N, D_E(N, C_F / (6N)))``.
+
+    Returns ``N_opt``, ``D_F_opt``, ``D_E_opt``, ``loss``, ``at_edge`` and the distance outside the transfer
+    data (``N_orders_outside``, ``D_F_orders_outside``); dims ``chain``, ``draw`` (the transfer fit's),
+    ``pretraining``, ``C``. Loss-law draws are aligned to the fit's draws (seeded; see ``attrs['alignment']``).
+
+    N is searched in ``[1, C_F / (6 D_F_min)]``; ``D_F_min`` defaults to the smallest D_F in the transfer data.
+    Where beta > alpha the fitted law rewards ever larger models on ever less fine-tuning data, so the optimum
+    often sits at ``D_F = D_F_min`` (flagged in ``at_edge``, with a warning): the answer is then "as large a
+    model as the smallest credible fine-tuning set allows", and it depends on ``D_F_min``.
+    """
+    law = loss_law(law, params)
+    C = _budgets(C_F, "C_F")
+    p, tr, par, how = _aligned(law, fit, pretraining, seed)
+    N, D_F, D_E, loss, edge = _finetune(law, p, tr, C, _D_F_min(fit, D_F_min))
+    dims, coords = ("pretraining", "C"), {"pretraining": par["pretraining"].values, "C": C}
+    rng = data_range(fit)
+    ds = xr.Dataset({name: unflat(v, par, dims, coords) for name, v in
+                     (("N_opt", N), ("D_F_opt", D_F), ("D_E_opt", D_E), ("loss", loss), ("at_edge", edge),
+                      ("N_orders_outside", orders_outside(N, *rng["N"])),
+                      ("D_F_orders_outside", orders_outside(D_F, *rng["D_F"])))})
+    ds.attrs.update(law=law.law, alignment=how, n_at_edge=_warn_edge(edge, "finetune_optimum", _FT_HINT),
+                    compute="C_F = 6 N D_F (pre-training compute excluded)",
+                    objective="argmin_N L(N, D_E(N, C_F/(6N)))", unit=fit.data.unit)
+    return ds
+
+
+def compute_frontier(law, fit, C, *, pretraining=None, seed: int | None = None, D_F_min: float | None = None,
+                     params: dict | None = None) -> xr.Dataset:
+    """From-scratch and fine-tuned optima on one dataset (the loss frontier, for plots): ``pretraining``
+    holds :data:`SCRATCH` and the fit's distributions; variables ``N_opt``, ``D_opt`` (target-task data: D
+    from scratch, D_F when fine-tuning), ``D_E``, ``loss``, ``at_edge``; dims ``chain``, ``draw`` (the fit's),
+    ``pretraining``, ``C`` (from-scratch compute for the SCRATCH row, fine-tuning compute otherwise)."""
+    law = loss_law(law, params)
+    C = _budgets(C, "C")
+    p, tr, par, how = _aligned(law, fit, pretraining, seed)
+    Ns, Ds, Ls, Es = _scratch(law, p, C)
+    Nf, Df, DEf, Lf, Ef = _finetune(law, p, tr, C, _D_F_min(fit, D_F_min))
+    stack = lambda s, f: np.concatenate([s[:, None, :], f], axis=1)  # noqa: E731
+    names = [SCRATCH] + [str(x) for x in par["pretraining"].values]
+    dims, coords = ("pretraining", "C"), {"pretraining": names, "C": C}
+    ds = xr.Dataset({name: unflat(v, par, dims, coords) for name, v in
+                     (("N_opt", stack(Ns, Nf)), ("D_opt", stack(Ds, Df)), ("D_E", stack(Ds, DEf)),
+                      ("loss", stack(Ls, Lf)), ("at_edge", stack(Es, Ef)))})
+    ds.attrs.update(law=law.law, alignment=how, n_at_edge=_warn_edge(ds["at_edge"].values, "compute_frontier", _FT_HINT),
+                    unit=fit.data.unit, compute="C = 6 N D (scratch), C_F = 6 N D_F (fine-tuning)")
+    return ds
+
+
+# ---- 3. smallest model reaching a target loss ------------------------------------------------------------
+
+
+def smallest_model(law, fit, target_loss, D_F, *, pretraining=None, seed: int | None = None,
+                   include_scratch: bool = True, N_bounds: tuple[float, float] = (N_MIN, N_MAX),
+                   params: dict | None = None) -> xr.Dataset:
+    """Posterior of the smallest ``N`` whose fine-tuned loss ``L(N, D_E(N, D_F))`` reaches ``target_loss``
+    (and, with ``include_scratch``, the smallest from-scratch model with ``L(N, D_F) <= target``).
+
+    The loss decreases in N (for beta >= 0), so this is bisection on log N within ``N_bounds``. ``status``:
+    0 found, 1 reached already at the lower bound (N_min reported), 2 not reached below the upper bound
+    (NaN: e.g. a target below the irreducible loss E). Dims ``chain``, ``draw``, ``pretraining``,
+    ``target_loss``, ``D_F``; ``N_orders_outside`` gives the distance outside the transfer data.
+    """
+    law = loss_law(law, params)
+    L_star = positive_grid(target_loss, "target_loss").values
+    D = positive_grid(D_F, "D_F").values
+    lo_N, hi_N = N_bounds
+    if not (0 < lo_N < hi_N):
+        raise BayesScalingError(f"N_bounds must satisfy 0 < low < high, got {N_bounds!r}")
+    p, tr, par, how = _aligned(law, fit, pretraining, seed)
+    S, Pn = tr["k"].shape
+    k, alpha, beta = (tr[n] for n in ("k", "alpha", "beta"))
+    if include_scratch:  # k = 0: D_E = D_F
+        k = np.concatenate([np.zeros((S, 1)), k], axis=1)
+        alpha = np.concatenate([np.ones((S, 1)), alpha], axis=1)
+        beta = np.concatenate([np.zeros((S, 1)), beta], axis=1)
+        Pn += 1
+    shape = (S, Pn, len(L_star), len(D))
+    P = {n: v[:, None, None, None] for n, v in p.items()}
+    k4, a4, b4 = (x[:, :, None, None] for x in (k, alpha, beta))
+    L4, D4 = L_star[None, None, :, None], D[None, None, None, :]
+
+    def g(u):
+        N = np.exp(u)
+        return law.loss(N, laws.effective_data(D4, N, k4, a4, b4), P) - L4
+
+    u, status = _bisect_decreasing(g, np.full(shape, np.log(lo_N)), np.full(shape, np.log(hi_N)))
+    N = np.exp(u)
+    names = ([SCRATCH] if include_scratch else []) + [str(x) for x in par["pretraining"].values]
+    dims = ("pretraining", "target_loss", "D_F")
+    coords = {"pretraining": names, "target_loss": L_star, "D_F": D}
+    rng = data_range(fit)
+    ds = xr.Dataset({"N_min": unflat(N, par, dims, coords), "status": unflat(status, par, dims, coords),
+                     "N_orders_outside": unflat(orders_outside(N, *rng["N"]), par, dims, coords)})
+    ds = ds.assign_coords(D_F_orders_outside=("D_F", orders_outside(D, *rng["D_F"])))
+    n_never = int((status == 2).sum())
+    if n_never:
+        warnings.warn(f"smallest_model: {n_never} of {status.size} draw(s) never reach the target loss below "
+                      f"N = {hi_N:g} (N_min is NaN there; status == 2)", EdgeWarning, stacklevel=2)
+    ds.attrs.update(law=law.law, alignment=how, n_not_reached=n_never, n_at_lower_bound=int((status == 1).sum()),
+                    N_bounds=[lo_N, hi_N], unit=fit.data.unit)
+    return ds
+
+
+# ---- 4. compute saved ------------------------------------------------------------------------------------
+
+
+def compute_saved(law, fit, C_F, *, pretraining=None, seed: int | None = None, D_F_min: float | None = None,
+                  params: dict | None = None) -> xr.Dataset:
+    """Posterior of the from-scratch compute that reaches the loss fine-tuning reaches with compute ``C_F``.
+
+    ``L_ft = min_N L(N, D_E(N, C_F/(6N)))``; ``C_scratch = min_N 6 N D(N, L_ft)`` with ``D(N, L)`` the law's
+    inverse in D (inf where N cannot reach L). Returns ``loss`` (L_ft), ``C_scratch``, ``N_scratch``,
+    ``ratio = C_scratch / C_F`` and ``saved = C_scratch - C_F`` (pre-training compute not counted), dims
+    ``chain``, ``draw``, ``pretraining``, ``C``; plus ``at_edge``.
+    """
+    law = loss_law(law, params)
+    C = _budgets(C_F, "C_F")
+    p, tr, par, how = _aligned(law, fit, pretraining, seed)
+    Nf, Df, DEf, L_ft, edge_f = _finetune(law, p, tr, C, _D_F_min(fit, D_F_min))
+    P = {k: v[:, None, None, None] for k, v in p.items()}
+    L4 = L_ft[..., None]
+
+    def f(u):  # log compute from scratch at N = e^u reaching L_ft
+        return np.log(laws.training_compute(np.exp(u), law.data_needed(L4, np.exp(u), P)))
+
+    lo = np.full(L_ft.shape, np.log(N_MIN))
+    hi = np.full(L_ft.shape, np.log(N_MAX))
+    u, logC, edge_s = _argmin_log(f, lo, hi)
+    C_s = np.exp(logC)
+    edge = edge_f | edge_s
+    dims, coords = ("pretraining", "C"), {"pretraining": par["pretraining"].values, "C": C}
+    ds = xr.Dataset({name: unflat(v, par, dims, coords) for name, v in
+                     (("loss", L_ft), ("N_finetune", Nf), ("C_scratch", C_s), ("N_scratch", np.exp(u)),
+                      ("ratio", C_s / C[None, None, :]), ("saved", C_s - C[None, None, :]), ("at_edge", edge))})
+    ds.attrs.update(law=law.law, alignment=how, n_at_edge=_warn_edge(edge, "compute_saved", _FT_HINT),
+                    note="pre-training compute is not counted (as in Hernandez et al. 2021)")
+    return ds

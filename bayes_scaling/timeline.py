@@ -1,0 +1,168 @@
+"""Timeline-style extrapolation: how much target-task data pre-training saves.
+
+A target task needs ``D_req`` data from scratch for a model of size ``N``. With pre-training only the ``D_F``
+solving ``D_F + k * D_F**alpha * N**beta = D_req`` (i.e. ``D_E(D_F) = D_req``, :func:`laws.effective_data`) must
+come from the target task. Returned per posterior draw: ``D_F``, the saving ``D_req / D_F`` and, given the
+compute per example (unit of data) of the target task, the compute saved ``(D_req - D_F) * compute_per_example``.
+
+Solving: for ``alpha > 0`` and ``k N**beta > 0`` the left side increases strictly in ``D_F`` from 0 to above
+``D_req`` at ``D_F = D_req``, so there is exactly one root; it lies in the bracket
+``min(D_req/2, (D_req/(2 k N**beta))**(1/alpha)) <= D_F <= min(D_req, (D_req/(k N**beta))**(1/alpha))`` (at the
+root one of the two terms is at least ``D_req / 2``), and bisection on ``log D_F`` finds it for all draws at
+once. Draws with ``alpha <= 0`` (no unique root) are reported: ``solved`` is False there, ``D_F`` is NaN, a
+:class:`NoSolutionWarning` gives the count and which draws, and :func:`unsolved` lists them. Nothing is dropped.
+
+``D_req`` and ``N`` may be numbers or arrays of draws from another model (Monte Carlo in, Monte Carlo out): they
+are aligned with the posterior draw by draw as documented in :mod:`bayes_scaling._draws` (one value repeated;
+as many values as posterior draws paired in order; otherwise resampled with the seed).
+
+>>> fc = forecast(fit, N=1.75e11, D_req=np.random.default_rng(0).lognormal(np.log(1e12), 1, 4000), seed=1)  # doctest: +SKIP
+>>> fc["saving"].quantile([0.05, 0.5, 0.95], dim=("chain", "draw"))       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import laws
+from ._draws import align, as_draws, flat, n_samples, unflat
+from .errors import format_rows
+from .predictions import data_range, orders_outside, parameters, positive_grid
+
+__all__ = ["solve_D_F", "forecast", "forecast_grid", "unsolved", "NoSolutionWarning"]
+
+
+class NoSolutionWarning(UserWarning):
+    """Some posterior draws have no (unique) solution D_F; they are NaN and listed, not dropped."""
+
+
+def solve_D_F(D_req, N, k, alpha, beta, *, iters: int = 200, log: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Solve ``D_F + k D_F**alpha N**beta = D_req`` for ``D_F`` elementwise (numpy arrays that broadcast).
+
+    Returns ``(D_F, solved)`` (``(log D_F, solved)`` with ``log=True``: no underflow for roots below 1e-308);
+    ``D_F`` is NaN where ``solved`` is False (``alpha <= 0``, non-finite inputs).
+    Bisection on ``log D_F`` inside the analytic bracket of the module docstring: relative error ~1e-15.
+
+    >>> d, ok = solve_D_F(1e9, 4e7, 1.9e4, 0.18, 0.38)
+    >>> bool(ok), f"{d:.4g}", f"{float(laws.effective_data(d, 4e7, 1.9e4, 0.18, 0.38)):.6g}"
+    (True, '4.657e+08', '1e+09')
+    """
+    D_req, N, k, alpha, beta = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in
+                                                     (D_req, N, k, alpha, beta)))
+    ok = np.isfinite(D_req) & np.isfinite(N) & np.isfinite(k) & np.isfinite(alpha) & np.isfinite(beta) \
+        & (D_req > 0) & (N > 0) & (k > 0) & (alpha > 0)
+    with np.errstate(all="ignore"):
+        log_req = np.log(D_req)
+        log_kN = np.log(k) + beta * np.log(N)           # log(k N^beta)
+        a = np.where(ok, alpha, 1.0)
+        lo = np.minimum(log_req - np.log(2.0), (log_req - np.log(2.0) - log_kN) / a)
+        hi = np.minimum(log_req, (log_req - log_kN) / a)
+        lo, hi = np.where(ok, lo, 0.0), np.where(ok, hi, 1.0)
+        logN = np.log(N)
+        for _ in range(iters):
+            m = 0.5 * (lo + hi)
+            # log D_E(m) = log(D_F + D_T) = logaddexp(log D_F, log D_T)
+            above = np.logaddexp(m, laws.log_transfer(np.log(k), a, beta, m, logN)) > log_req
+            hi = np.where(above, m, hi)
+            lo = np.where(above, lo, m)
+            if np.all(hi - lo <= 1e-15 * np.maximum(1.0, np.abs(hi))):
+                break
+    log_D_F = np.where(ok, 0.5 * (lo + hi), np.nan)
+    return (log_D_F if log else np.exp(log_D_F)), ok
+
+
+def forecast(fit, *, N, D_req, pretraining=None, compute_per_example=None, seed: int | None = None) -> xr.Dataset:
+    """Posterior of the target-task data ``D_F`` needed with pre-training, the saving ``D_req / D_F`` and the
+    compute saved, per pre-training distribution (names in the fit and/or ``predictions.NEW``).
+
+    ``N``, ``D_req`` and ``compute_per_example`` are numbers or 1-d arrays of draws (aligned draw by draw, see
+    the module docstring; ``attrs['alignment']`` records how). Dims ``chain``, ``draw``, ``pretraining``.
+    Variables: ``D_F``, ``saving``, ``log10_D_F`` and ``log10_saving`` (exact where ``D_F`` underflows: roots
+    below one unit of data mean the extrapolated law credits pre-training with nearly everything),
+    ``D_T_used`` (``D_req - D_F``), ``compute_saved`` (when
+    ``compute_per_example`` is given), ``solved``, the inputs ``N`` and ``D_req`` as aligned, and the distance
+    outside the data ``N_orders_outside``, ``D_F_orders_outside`` (orders of magnitude; > 0 above the largest).
+    """
+    if compute_per_example is not None:
+        cpe = as_draws(compute_per_example, "compute_per_example")
+    par = parameters(fit, pretraining, seed=seed)
+    S = n_samples(par)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+    N_d, how_N = align(as_draws(N, "N"), S, rng, "N")
+    R_d, how_R = align(as_draws(D_req, "D_req"), S, rng, "D_req")
+    hows = [how_N, how_R]
+    k, alpha, beta = (flat(par[n]) for n in ("k", "alpha", "beta"))        # (S, P)
+    log_D_F, ok = solve_D_F(R_d[:, None], N_d[:, None], k, alpha, beta, log=True)
+    D_F = np.exp(log_D_F)
+    dims, coords = ("pretraining",), {"pretraining": par["pretraining"].values}
+    out = xr.Dataset({
+        "D_F": unflat(D_F, par, dims, coords),
+        "saving": unflat(R_d[:, None] / D_F, par, dims, coords),
+        "D_T_used": unflat(R_d[:, None] - D_F, par, dims, coords),
+        "log10_D_F": unflat(log_D_F / np.log(10), par, dims, coords),
+        "log10_saving": unflat((np.log(R_d[:, None]) - log_D_F) / np.log(10), par, dims, coords),
+        "solved": unflat(ok, par, dims, coords),
+        "N": unflat(N_d, par),
+        "D_req": unflat(R_d, par),
+    })
+    if compute_per_example is not None:
+        c_d, how_c = align(cpe, S, rng, "compute_per_example")
+        hows.append(how_c)
+        out["compute_saved"] = unflat((R_d[:, None] - D_F) * c_d[:, None], par, dims, coords)
+    rng_ = data_range(fit)
+    out["N_orders_outside"] = orders_outside(out["N"], *rng_["N"])
+    out["D_F_orders_outside"] = orders_outside(out["log10_D_F"], *rng_["D_F"], log10=True)
+    n_bad = int((~ok).sum())
+    out.attrs.update(unit=fit.data.unit, alignment="; ".join(hows), n_unsolved=n_bad,
+                     seed="" if seed is None else int(seed), data_N_range=list(rng_["N"]),
+                     data_D_F_range=list(rng_["D_F"]), equation="D_F + k D_F**alpha N**beta = D_req")
+    if n_bad:
+        table = unsolved(out)
+        warnings.warn(f"forecast: {n_bad} of {ok.size} draw(s) have no unique solution (alpha <= 0) and are NaN: "
+                      f"(chain, draw, pretraining) = "
+                      f"{format_rows([tuple(r) for r in table[['chain', 'draw', 'pretraining']].values])}",
+                      NoSolutionWarning, stacklevel=2)
+    return out
+
+
+def unsolved(result: xr.Dataset) -> pd.DataFrame:
+    """The draws of a :func:`forecast` (or :func:`forecast_grid`) result without a solution: chain, draw,
+    pretraining (and scenario), the aligned inputs and the reason. Empty when every draw was solved."""
+    bad = ~result["solved"]
+    df = bad.to_dataframe(name="unsolved").reset_index()
+    df = df[df["unsolved"]].drop(columns="unsolved")
+    inputs = [v for v in ("N", "D_req") if v in result.data_vars]
+    if inputs:
+        extra = result[inputs].to_dataframe().reset_index()[["chain", "draw", *inputs]]
+        df = df.merge(extra, on=["chain", "draw"], how="left")
+    df["reason"] = "alpha <= 0 or non-finite parameters: D_F + k D_F**alpha N**beta = D_req has no unique root"
+    return df.reset_index(drop=True)
+
+
+def forecast_grid(fit, *, N, D_req, pretraining=None, compute_per_example=None,
+                  seed: int | None = None) -> xr.Dataset:
+    """:func:`forecast` for every scenario of a grid of fixed values ``N`` x ``D_req`` (each a number or a
+    list): dims ``chain``, ``draw``, ``pretraining``, ``N``, ``D_req``. One seed for all scenarios (so a new
+    distribution's draws are the same in each)."""
+    Ns = positive_grid(N, "N").values
+    Rs = positive_grid(D_req, "D_req").values
+    rows = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NoSolutionWarning)
+        for n in Ns:
+            rows.append(xr.concat([forecast(fit, N=n, D_req=r, pretraining=pretraining,
+                                            compute_per_example=compute_per_example, seed=seed)
+                                   .drop_vars(["N", "D_req"]) for r in Rs], dim=xr.DataArray(Rs, dims="D_req")))
+    out = xr.concat(rows, dim=xr.DataArray(Ns, dims="N")).assign_coords(N=Ns, D_req=Rs)
+    rng_ = data_range(fit)
+    out = out.drop_vars("N_orders_outside").assign_coords(N_orders_outside=("N", orders_outside(Ns, *rng_["N"])))
+    out = out.transpose("chain", "draw", "pretraining", "N", "D_req")
+    out.attrs.update(n_unsolved=int((~out["solved"]).sum()), alignment="fixed scenarios (N x D_req grid)")
+    if caught:
+        warnings.warn(f"forecast_grid: {out.attrs['n_unsolved']} draw(s) x scenarios have no unique solution "
+                      "(NaN; see the solved variable)", NoSolutionWarning, stacklevel=2)
+    return out
