@@ -22,12 +22,36 @@ from .errors import (  # noqa: E402
     ExclusionWarning,
     FitFileError,
 )
+from . import checks, compare, compute, export, plots, predictions, timeline  # noqa: E402
+from .checks import coverage, loo_pit, posterior_predictive_check, prior_predictive_check  # noqa: E402
+from .compare import beta_evidence, compare_fits, compare_variants, contrasts, fit_variants  # noqa: E402
+from .compute import (  # noqa: E402
+    compute_frontier,
+    compute_saved,
+    finetune_optimum,
+    loss_law,
+    scratch_optimum,
+    smallest_model,
+)
+from .export import quantile_table, to_long, to_wide  # noqa: E402
 from .inference import TransferFit, available_backends, fit_transfer, load_fit  # noqa: E402
 from .models import ModelConfig  # noqa: E402
+from .predictions import NEW, crossover, crossover_probability, exchange_rate, extrapolation, predict  # noqa: E402
+from .report import write_report  # noqa: E402
 from .simulate import TABLE1, simulate_transfer  # noqa: E402
+from .timeline import forecast, forecast_grid  # noqa: E402
 
 __all__ = [
     "__version__", "laws", "TransferData", "load_example", "example_metadata", "BayesScalingError",
     "ConfigError", "ConvergenceWarning", "DataError", "ExclusionWarning", "FitFileError", "TransferFit",
     "available_backends", "fit_transfer", "load_fit", "ModelConfig", "TABLE1", "simulate_transfer",
+    # predictions, derived quantities, compute-efficient sizes, timelines, export (modules: predictions,
+    # compute, timeline, export)
+    "predictions", "compute", "timeline", "export", "predict", "NEW", "exchange_rate", "crossover",
+    "crossover_probability", "extrapolation", "loss_law", "scratch_optimum", "finetune_optimum",
+    "compute_frontier", "smallest_model", "compute_saved", "forecast", "forecast_grid", "to_long", "to_wide",
+    "quantile_table",
+    # comparison, checks, figures, report
+    "compare", "checks", "plots", "compare_variants", "compare_fits", "fit_variants", "beta_evidence",
+    "contrasts", "posterior_predictive_check", "coverage", "loo_pit", "prior_predictive_check", "write_report",
 ]

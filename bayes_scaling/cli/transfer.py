@@ -36,8 +36,9 @@ def add_sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=positive_int, default=1000, help="draws per chain (default 1000)")
     p.add_argument("--tune", type=positive_int, default=1000, help="tuning steps per chain (default 1000)")
     p.add_argument("--chains", type=positive_int, default=4, help="chains (default 4)")
-    p.add_argument("--backend", default="pymc", choices=["pymc", "nutpie", "numpyro"],
-                   help="NUTS back end (default pymc; nutpie/numpyro when installed)")
+    p.add_argument("--backend", default="auto", choices=["auto", "pymc", "nutpie", "numpyro"],
+                   help="NUTS back end (default auto: nutpie when installed, else pymc; the one that ran is "
+                        "printed)")
 
 
 def register(sub) -> None:

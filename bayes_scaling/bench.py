@@ -1,0 +1,318 @@
+"""Benchmarks: ``python -m bayes_scaling.bench [--quick] [--only SECTION ...]`` (``make bench``).
+
+Prints one Markdown table (paste it into the README) and the machine it ran on. Every speed-up is measured
+against a baseline *in the same run*: the same hierarchical transfer model written plainly in PyMC
+(uncentred predictors, textbook hierarchy on ``log k``, ``pm.sample`` defaults with PyMC's NUTS).
+
+Sections (``--only``): ``cli`` (fresh-process ``bayes-scaling fit`` on the bundled data, cold and warm
+caches), ``refit`` (warm refit in the same process), ``ess`` (effective samples per second vs the baseline),
+``backends`` (pymc / nutpie / numpyro side by side), ``chinchilla`` (the from-scratch loss law on Epoch AI's
+Chinchilla runs vs a plain-PyMC version), ``scale`` (10,000 runs, 20 pre-training distributions), ``sbc``
+(simulation-based calibration, 100 simulations). ``--quick``: no cold-cache run, no plain-PyMC baselines of
+the loss law, 30 SBC simulations, 2,000 runs for the scale test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+SECTIONS = ("cli", "refit", "ess", "backends", "chinchilla", "scale", "sbc")
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+# ---- the machine ---------------------------------------------------------------------------------------
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    from importlib.metadata import version
+
+    libs = []
+    for lib in ("pymc", "pytensor", "nutpie", "numba", "numpyro", "jax"):
+        try:
+            libs.append(f"{lib} {version(lib)}")
+        except Exception:  # noqa: BLE001 - not installed
+            pass
+    return (f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}; {', '.join(libs)}; load average at start: {load}")
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+
+def _min_ess(tree, var_names) -> tuple[float, float, int]:
+    """(min bulk ESS, max R-hat, divergences) over ``var_names`` present in the posterior."""
+    from .inference import diagnose
+
+    d = diagnose(tree, [v for v in var_names if v in tree["posterior"].to_dataset()])
+    return d.ess_bulk_min, d.r_hat_max, d.divergences
+
+
+def _quiet():
+    warnings.simplefilter("ignore")
+    import logging
+
+    for name in ("pymc", "pytensor", "numba", "nutpie", "jax"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _cli() -> list[str]:
+    exe = shutil.which("bayes-scaling", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "bayes_scaling"]
+
+
+def _time_cli(args: list[str], env: dict | None = None) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(_cli() + args, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"bayes-scaling {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("NUTS back end")), "")
+    return seconds, line
+
+
+def baseline_transfer_model(data):
+    """The plain PyMC version: log D_T ~ Normal(log k[p] + alpha[p] log D_F + beta log N, sigma) with raw
+    (uncentred) predictors and the textbook centred hierarchy on log k[p] and alpha[p]; same priors."""
+    import pymc as pm
+
+    from .models import ModelConfig
+
+    pri = ModelConfig().priors
+    a = data.arrays()
+    with pm.Model(coords={"pretraining": list(data.pretraining)}) as model:
+        log_k_mu = pm.Normal("log_k_mu", pri["log_k"]["mu"], pri["log_k"]["sigma"])
+        log_k_sigma = pm.Gamma("log_k_sigma", 2.0, 2.0 / pri["log_k_spread"]["sigma"])
+        alpha_mu = pm.Normal("alpha_mu", pri["alpha"]["mu"], pri["alpha"]["sigma"])
+        alpha_sigma = pm.Gamma("alpha_sigma", 2.0, 2.0 / pri["alpha_spread"]["sigma"])
+        log_k = pm.Normal("log_k", log_k_mu, log_k_sigma, dims="pretraining")
+        alpha = pm.Normal("alpha", alpha_mu, alpha_sigma, dims="pretraining")
+        beta = pm.Normal("beta", pri["beta"]["mu"], pri["beta"]["sigma"])
+        sigma = pm.HalfNormal("sigma", pri["sigma"]["sigma"])
+        p = a["p_idx"]
+        pm.Normal("log_D_T", log_k[p] + alpha[p] * a["log_D_F"] + beta * a["log_N"], sigma,
+                  observed=a["log_D_T"])
+    return model
+
+
+def _baseline_fit(model, seed: int) -> tuple[float, object]:
+    import pymc as pm
+
+    t0 = time.perf_counter()
+    with model:
+        tree = pm.sample(random_seed=seed, nuts_sampler="pymc", progressbar=False,
+                         compute_convergence_checks=False)
+    return time.perf_counter() - t0, tree
+
+
+TRANSFER_VARS = ["log_k", "alpha", "beta", "sigma", "a_mu", "alpha_mu", "a_sigma", "alpha_sigma", "a",
+                 "log_k_mu", "log_k_sigma"]
+
+
+# ---- sections ------------------------------------------------------------------------------------------
+
+def bench_cli(rows: list, quick: bool) -> None:
+    from .datasets import EXAMPLE_CSV
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "fit.nc")
+        args = ["fit", str(EXAMPLE_CSV), "--out", out]
+        if not quick:
+            env = dict(os.environ)
+            env["PYTENSOR_FLAGS"] = f"base_compiledir={tmp}/pytensor"
+            env["NUMBA_CACHE_DIR"] = f"{tmp}/numba"
+            s, line = _time_cli(args, env)
+            rows.append(("`bayes-scaling fit` (fresh process, cold caches)", f"{s:.1f} s", "-", line))
+        _time_cli(args)  # warm the caches
+        times = [_time_cli(args) for _ in range(3)]
+        best = min(t for t, _ in times)
+        rows.append(("`bayes-scaling fit` (fresh process, warm caches; best of 3)", f"{best:.2f} s", "<= 5 s",
+                     times[0][1]))
+        times = [_time_cli(args + ["--backend", "pymc"]) for _ in range(1 if quick else 2)]
+        rows.append(("`bayes-scaling fit --backend pymc` (fresh process, warm caches)",
+                     f"{min(t for t, _ in times):.2f} s", "-", times[0][1]))
+
+
+def bench_refit(rows: list, quick: bool) -> None:
+    import bayes_scaling as bs
+
+    data = bs.load_example()
+    bs.fit_transfer(data, seed=1, warn=False)
+    times = []
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        df = data.used.drop(columns=["D_E"], errors="ignore").copy()
+        df["D_T"] *= np.exp(rng.normal(0, 0.05, len(df)))  # new measurements, same shape
+        new = bs.TransferData.from_frame(df, warn=False)
+        t0 = time.perf_counter()
+        fit = bs.fit_transfer(new, seed=10 + i, warn=False)
+        times.append(time.perf_counter() - t0)
+    d = fit.diagnostics
+    rows.append(("warm refit in the same process (new data, same shape; median of 5)",
+                 f"{np.median(times):.2f} s", "<= 0.5 s",
+                 f"backend {fit.backend}; min bulk ESS {d.ess_bulk_min:.0f}, divergences {d.divergences}"))
+
+
+def bench_ess(rows: list, quick: bool) -> None:
+    import bayes_scaling as bs
+
+    data = bs.load_example()
+    bs.fit_transfer(data, seed=1, warn=False)  # compiled model ready: time sampling + summary only
+    t0 = time.perf_counter()
+    fit = bs.fit_transfer(data, seed=1, warn=False)
+    ours_s = time.perf_counter() - t0
+    ours_ess, ours_rhat, ours_div = _min_ess(fit.tree, TRANSFER_VARS)
+    base_s, tree = _baseline_fit(baseline_transfer_model(data), seed=1)
+    base_ess, base_rhat, base_div = _min_ess(tree, TRANSFER_VARS)
+    ratio = (ours_ess / ours_s) / (base_ess / base_s)
+    rows.append(("ESS/s, min over parameters: bayes_scaling defaults (warm)",
+                 f"{ours_ess / ours_s:.0f} /s", ">= 4x baseline",
+                 f"{fit.backend}: min bulk ESS {ours_ess:.0f} in {ours_s:.2f} s, R-hat {ours_rhat:.3f}, "
+                 f"divergences {ours_div}"))
+    rows.append(("ESS/s, min over parameters: plain PyMC baseline (`pm.sample` defaults, incl. compile)",
+                 f"{base_ess / base_s:.1f} /s", "-",
+                 f"min bulk ESS {base_ess:.0f} in {base_s:.1f} s, R-hat {base_rhat:.3f}, divergences {base_div}"))
+    ours_sampling = float(fit.posterior.attrs.get("sampling_time", ours_s))
+    base_sampling = float(tree["posterior"].attrs.get("sampling_time", base_s))
+    ratio_sampling = (ours_ess / ours_sampling) / (base_ess / base_sampling)
+    rows.append(("ESS/s ratio (ours / baseline)", f"{ratio:.0f}x", ">= 4x",
+                 f"sampling time only: {ratio_sampling:.0f}x ({ours_sampling:.2f} s vs {base_sampling:.1f} s)"))
+
+
+def bench_backends(rows: list, quick: bool) -> None:
+    import bayes_scaling as bs
+    from bayes_scaling.inference import available_backends, clear_compiled_cache
+
+    data = bs.load_example()
+    for backend in available_backends():
+        clear_compiled_cache()
+        t0 = time.perf_counter()
+        fit = bs.fit_transfer(data, seed=1, backend=backend, warn=False)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fit = bs.fit_transfer(data, seed=1, backend=backend, warn=False)
+        second = time.perf_counter() - t0
+        ess, rhat, div = _min_ess(fit.tree, TRANSFER_VARS)
+        rows.append((f"back end `{backend}`: bundled data, 4 x 1000 draws",
+                     f"{first:.1f} s first / {second:.2f} s again", "-",
+                     f"min bulk ESS {ess:.0f} ({ess / second:.0f}/s), R-hat {rhat:.3f}, divergences {div}"))
+
+
+def bench_chinchilla(rows: list, quick: bool) -> None:
+    path = SHARED_DATA / "chinchilla_epoch_svg_extracted.csv"
+    try:
+        from . import losslaws
+    except ImportError:
+        rows.append(("Chinchilla loss law", "skipped", "-", "bayes_scaling.losslaws not available"))
+        return
+    if not path.is_file():
+        rows.append(("Chinchilla loss law", "skipped", "-", f"{path} not found"))
+        return
+    runs, _ = losslaws.read_epoch_chinchilla(path, warn=False)
+    fit = losslaws.fit_scratch(runs, law="chinchilla", seed=1, backend="auto", warn=False)  # compiles
+    t0 = time.perf_counter()
+    fit = losslaws.fit_scratch(runs, law="chinchilla", seed=2, backend="auto", warn=False)
+    s = time.perf_counter() - t0
+    d = fit.diagnostics
+    rows.append(("Chinchilla law, Epoch AI's 240 runs: `fit_scratch` (warm)", f"{s:.1f} s", "<= 10 s",
+                 f"min bulk ESS {d.ess_bulk_min:.0f}, divergences {d.divergences}, R-hat {d.r_hat_max:.3f}"))
+    if quick:
+        return
+    import pymc as pm
+
+    logL = np.log(runs["loss"].to_numpy())
+    N, D = runs["N"].to_numpy(), runs["D"].to_numpy()
+    with pm.Model() as plain:  # textbook: raw parameters, weak priors around Epoch AI's fit
+        E = pm.LogNormal("E", np.log(1.8), 0.5)
+        A = pm.LogNormal("A", np.log(400), 1.5)
+        B = pm.LogNormal("B", np.log(2000), 1.5)
+        aN = pm.Normal("alpha_N", 0.35, 0.15)
+        aD = pm.Normal("alpha_D", 0.35, 0.15)
+        sigma = pm.HalfNormal("sigma", 0.1)
+        pm.Normal("logL", pm.math.log(E + A * N ** -aN + B * D ** -aD), sigma, observed=logL)
+    base_s, tree = _baseline_fit(plain, seed=1)
+    ess, rhat, div = _min_ess(tree, ["E", "A", "B", "alpha_N", "alpha_D", "sigma"])
+    rows.append(("Chinchilla law: plain PyMC baseline (`pm.sample` defaults)", f"{base_s:.1f} s", "-",
+                 f"min bulk ESS {ess:.0f}, divergences {div}, R-hat {rhat:.3f}"))
+
+
+def bench_scale(rows: list, quick: bool) -> None:
+    import bayes_scaling as bs
+
+    n_dist, (n_N, n_D) = 20, ((10, 10) if quick else (25, 20))  # 20 x 25 x 20 = 10,000 runs
+    rng = np.random.default_rng(20)
+    truth = {f"P{i:02d}": {"k": float(np.exp(rng.normal(10, 1.0))), "alpha": float(rng.normal(0.18, 0.05)),
+                           "beta": 0.38} for i in range(n_dist)}
+    df, _ = bs.simulate_transfer(seed=20, truth=truth, N=np.logspace(5, 9, n_N), D_F=np.logspace(5, 8, n_D),
+                                 sigma=0.2, n_ossified=0)
+    data = bs.TransferData.from_frame(df, warn=False)
+    t0 = time.perf_counter()
+    fit = bs.fit_transfer(data, seed=1, warn=False, log_likelihood=False)
+    s = time.perf_counter() - t0
+    d = fit.diagnostics
+    rows.append((f"scale: {data.n_used:,} runs, {n_dist} pre-training distributions (incl. compile)",
+                 f"{s:.1f} s", "<= 60 s", f"{fit.backend}: min bulk ESS {d.ess_bulk_min:.0f}, "
+                 f"R-hat {d.r_hat_max:.3f}, divergences {d.divergences}"))
+
+
+def bench_sbc(rows: list, quick: bool) -> None:
+    from .calibration import run_sbc
+
+    n = 30 if quick else 100
+    res = run_sbc(n, seed=2026)
+    checks = res.checks()
+    failed = [p for p in checks.index if not checks.loc[p, "passed"]]
+    rows.append((f"SBC: {n} simulations x 2 chains x 400 draws (incl. compile)", f"{res.seconds:.1f} s",
+                 "<= 60 s", f"{len(checks) - len(failed)}/{len(checks)} parameters pass"
+                 + (f" (failed: {', '.join(failed)})" if failed else "")
+                 + f"; simulations with divergences: {(res.divergences > 0).sum()}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bayes_scaling.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a shorter run (see the module docstring)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
+    args = parser.parse_args(argv)
+    _quiet()
+    print(f"machine: {machine()}", flush=True)
+    rows: list[tuple[str, str, str, str]] = []
+    for name in SECTIONS:
+        if name not in args.only:
+            continue
+        t0 = time.perf_counter()
+        try:
+            globals()[f"bench_{name}"](rows, args.quick)
+        except Exception as exc:  # noqa: BLE001 - report and carry on with the other sections
+            rows.append((name, "error", "-", f"{type(exc).__name__}: {str(exc)[:200]}"))
+        print(f"[{name} done in {time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
+    print()
+    print("| measurement | result | target | details |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,428 @@
+"""Compile a PyMC model once, sample it many times: nutpie's Rust NUTS on a PyTensor/Numba log density.
+
+``pm.sample(nuts_sampler="nutpie")`` compiles every model with Numba from scratch (~10 s here: Numba cannot
+cache nutpie's wrappers, which embed the data). :class:`CompiledSampler` instead
+
+1. compiles the log density + gradient and the trace function (free variables, deterministics and the
+   pointwise log-likelihood) with PyTensor's Numba back end, whose machine code is cached on disk
+   (``~/.pytensor/.../numba``), keyed by the graph;
+2. wraps them in two C callbacks whose source depends only on the graph and the data's ranks and dtypes, so
+   Numba caches them too (the data arrive at run time through a table of pointers, not as constants);
+3. hands the callbacks to nutpie's Rust NUTS, which calls them without the GIL (chains in parallel threads).
+
+A fresh process therefore loads machine code instead of compiling it, and a second fit in the same process
+with new data (``set_data``) reuses everything. Should step 2 fail (a Numba limitation), the sampler falls back
+to calling the Numba functions from Python (~10 us a call more); should step 1 fail, to PyTensor's C back end.
+
+>>> import pymc as pm
+>>> with pm.Model() as m:                                                    # doctest: +SKIP
+...     y = pm.Data("y", [0.1, -0.3]); mu = pm.Normal("mu"); pm.Normal("obs", mu, 1, observed=y)
+>>> s = CompiledSampler(m)                                                   # doctest: +SKIP
+>>> tree = s.sample(draws=500, tune=500, chains=2, seed=1)                   # doctest: +SKIP
+>>> s.set_data({"y": [2.0, 2.2]}); tree2 = s.sample(draws=500, tune=500, chains=2, seed=1)  # doctest: +SKIP
+
+Same seed, same data, same settings: bit-identical draws, whatever ``cores`` (nutpie seeds every chain from
+``seed``; initial points are jittered by NumPy generators seeded from it too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["CompiledSampler", "LOGLIK_PREFIX", "import_nutpie"]
+
+LOGLIK_PREFIX = "__loglik__"
+_CFUNC_VERSION = "bayes_scaling-cfunc-1"
+
+
+def import_nutpie():
+    """``import nutpie`` without ArviZ's plotting and LOO stack (~1-2 s: matplotlib, scipy.stats).
+
+    nutpie's sampler module only needs ``arviz.from_dict`` / ``dict_to_dataset``, which live in
+    ``arviz_base``: while nutpie is imported, ``arviz`` resolves to ``arviz_base``; the real ``arviz`` is
+    untouched and imports normally later. Falls back to a plain import if anything differs.
+    """
+    if "nutpie.sample" in sys.modules or "arviz" in sys.modules:
+        import nutpie
+
+        return nutpie
+    try:
+        import arviz_base
+
+        if not (hasattr(arviz_base, "from_dict") and hasattr(arviz_base, "dict_to_dataset")):
+            raise ImportError
+    except ImportError:
+        import nutpie
+
+        return nutpie
+    sys.modules["arviz"] = arviz_base
+    try:
+        import nutpie
+        import nutpie.compile_pymc  # noqa: F401
+        import nutpie.compiled_pyfunc  # noqa: F401
+    finally:
+        if sys.modules.get("arviz") is arviz_base:
+            del sys.modules["arviz"]
+    return nutpie
+
+
+class CompiledSampler:
+    """A PyMC model compiled once (log density + gradient, and the trace function) for nutpie's NUTS.
+
+    ``mode``: ``"NUMBA"`` (default) or ``"FAST_RUN"`` (PyTensor's C back end, Python callbacks).
+    ``log_likelihood``: also record the pointwise log-likelihood of the observed variables (for LOO).
+    After construction, ``engine`` says how nutpie calls the model: ``"cfunc"`` (Numba C callbacks, no
+    Python in the sampling loop), or ``"python"`` (fallback); ``compile_seconds`` how long it took.
+    """
+
+    def __init__(self, model, *, mode: str = "NUMBA", log_likelihood: bool = True):
+        import pytensor.tensor as pt
+        from pymc.pytensorf import compile as compile_pymc
+        from pytensor.graph import clone_replace, rewrite_graph
+
+        self.model = model
+        self.log_likelihood = log_likelihood
+        t0 = time.perf_counter()
+        free = list(model.free_RVs)
+        value_vars = [model.rvs_to_values[v] for v in free]
+        self._value_names = [v.name for v in value_vars]
+        self._initial_point_fn = _initial_point_fn(model)
+        ip = self._initial_point_fn()
+        shapes = [tuple(np.shape(ip[n])) for n in self._value_names]
+        sizes = [int(np.prod(s, dtype=int)) for s in shapes]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.n_dim = int(offsets[-1])
+        x = pt.TensorType("float64", shape=(self.n_dim,))("_unconstrained_point")
+        replace = {v: x[offsets[i]:offsets[i + 1]].reshape(shapes[i]).astype(v.dtype)
+                   for i, v in enumerate(value_vars)}
+        self._flat_names = [f"{n}_{i}" if s else n for n, s in zip(self._value_names, shapes, strict=True)
+                            for i in range(int(np.prod(s, dtype=int)))]
+
+        logp = rewrite_graph(model.logp(), include=["canonicalize", "stabilize"])
+        grad = pt.concatenate([pt.as_tensor(g).ravel() for g in pt.grad(logp, value_vars)])
+        logp, grad = clone_replace([logp, grad], replace)
+
+        # the trace: free variables on their own scale, then deterministics, then the log-likelihood
+        wanted = [rv.name for rv in free] + [d.name for d in model.deterministics]
+        by_name = {v.name: v for v in model.unobserved_value_vars}
+        outs = [by_name[n] for n in wanted if n in by_name]
+        self._names = [o.name for o in outs]
+        if log_likelihood:
+            outs = outs + list(model.logp(vars=model.observed_RVs, sum=False))
+            self._names += [LOGLIK_PREFIX + rv.name for rv in model.observed_RVs]
+        outs = [pt.as_tensor(o).astype("float64") for o in clone_replace(outs, replace)]
+        self._dims = {n: tuple(model.named_vars_to_dims.get(n, ())) for n in self._names}
+        for rv in model.observed_RVs:
+            self._dims[LOGLIK_PREFIX + rv.name] = tuple(model.named_vars_to_dims.get(rv.name, ()))
+
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.mode = mode
+            try:
+                self._logp_fn = compile_pymc([x], [logp, grad], mode=mode, trust_input=True)
+                self._expand_fn = compile_pymc([x], outs, mode=mode, trust_input=True)
+            except Exception:  # noqa: BLE001 - an op without a Numba implementation: use the C back end
+                if mode == "FAST_RUN":
+                    raise
+                self.mode = "FAST_RUN"
+                self._logp_fn = compile_pymc([x], [logp, grad], mode="FAST_RUN", trust_input=True)
+                self._expand_fn = compile_pymc([x], outs, mode="FAST_RUN", trust_input=True)
+        self._logp_shared = list(self._logp_fn.get_shared())
+        self._expand_shared = list(self._expand_fn.get_shared())
+        self._shared = list(dict.fromkeys(self._logp_shared + self._expand_shared))
+        self._numba = self.mode == "NUMBA" and hasattr(self._logp_fn.vm, "jit_fn")
+        x0 = self.initial_point(0, jitter=False)
+        # first calls: Numba loads (or, cold, compiles) the machine code now, not inside the sampler
+        self._call_logp()(x0)
+        self._call_expand()(x0)
+        self.engine = "python"
+        self._cfuncs = None
+        if self._numba:
+            try:
+                self._cfuncs = self._make_cfuncs()
+                self.engine = "cfunc"
+            except Exception as exc:  # noqa: BLE001 - any Numba failure: keep the Python callbacks
+                warnings.warn(f"nutpie C callbacks unavailable ({type(exc).__name__}: {exc}); "
+                              "calling the model from Python (slower)", RuntimeWarning, stacklevel=2)
+        self.compile_seconds = time.perf_counter() - t0
+
+    # ---- data -------------------------------------------------------------------------------------------
+    def set_data(self, values: dict[str, Any], coords: dict[str, Any] | None = None) -> None:
+        """New values of ``pm.Data`` containers (another length along a dim: pass its new ``coords``)."""
+        import pymc as pm
+
+        with self.model:
+            pm.set_data(values, coords=coords)
+
+    def initial_point(self, seed: int, jitter: bool = True) -> np.ndarray:
+        """The model's initial point on the unconstrained scale, jittered by U(-1, 1) (as PyMC does)."""
+        ip = self._initial_point_fn()
+        x = np.concatenate([np.ravel(ip[n]) for n in self._value_names]).astype(float)
+        if jitter:
+            x = x + np.random.default_rng(seed).uniform(-1.0, 1.0, size=x.shape)
+        return x
+
+    # ---- Python callbacks (fallback engine, and the first calls) ----------------------------------------
+    def _shared_values(self, shared) -> list[np.ndarray]:
+        return [s.get_value(borrow=True) for s in shared]
+
+    def _call_logp(self):
+        if self._numba:
+            jit, shared = self._logp_fn.vm.jit_fn, self._shared_values(self._logp_shared)
+
+            def logp(x):
+                lp, g = jit(x, *shared)[:2]
+                return float(lp), np.array(g, dtype=float)
+        else:
+            fn = self._logp_fn
+
+            def logp(x):
+                lp, g = fn(x)
+                return float(lp), np.array(g, dtype=float)
+        return logp
+
+    def _call_expand(self):
+        if self._numba:
+            jit, shared = self._expand_fn.vm.jit_fn, self._shared_values(self._expand_shared)
+            fn = lambda x: jit(x, *shared)  # noqa: E731
+        else:
+            fn = self._expand_fn
+        names = self._names
+        return lambda x: {n: np.array(v, dtype=float) for n, v in zip(names, fn(x), strict=True)}
+
+    # ---- Numba C callbacks ------------------------------------------------------------------------------
+    def _make_cfuncs(self):
+        """Two ``numba.cfunc`` wrappers (logp+gradient, trace) with nutpie's C signatures, cached on disk."""
+        import numba
+        from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+
+        index = {s: i for i, s in enumerate(self._shared)}
+        values = self._shared_values(self._shared)
+        layout, o = [], 0  # (offset, ndim, dtype) of each shared array in the pointer table
+        for v in values:
+            layout.append((o, np.ndim(v), np.asarray(v).dtype))
+            o += 1 + np.ndim(v)
+        self._table_len = max(o, 1)
+        self._layout = [(nd, dt) for _, nd, dt in layout]
+
+        def unpack(shared):
+            lines, args = [], []
+            for s in shared:
+                off, ndim, dtype = layout[index[s]]
+                shape = "(" + "".join(f"table[{off + 1 + j}], " for j in range(ndim)) + ")"
+                lines.append(f"    d{index[s]} = carray(as_ptr(table[{off}]), {shape}, np.{dtype.name})")
+                args.append(f"d{index[s]}")
+            return lines, "".join(", " + a for a in args)
+
+        n = self.n_dim
+        head = [f"    if dim != {n}:", "        return -1",
+                f"    table = carray(user_data_, ({self._table_len},), np.int64)"]
+        lines, args = unpack(self._logp_shared)
+        src_logp = "\n".join([
+            "def logp_c(dim, x_, out_, logp_, user_data_):", *head, *lines,
+            f"    x = carray(x_, ({n},))", f"    out = carray(out_, ({n},))", "    lp = carray(logp_, ())",
+            "    try:", f"        res = logp_jit(x{args})", "    except Exception:", "        return 1",
+            "    lp[()] = res[0][()]", "    out[:] = res[1]",
+            "    if not np.all(np.isfinite(out)):", "        return 3",
+            "    if not np.isfinite(lp[()]):", "        return 4", "    return 0"])
+        lines, args = unpack(self._expand_shared)
+        src_expand = "\n".join([
+            "def expand_c(dim, expanded, x_, out_, user_data_):", *head, *lines,
+            f"    x = carray(x_, ({n},))", "    out = carray(out_, (expanded,))",
+            "    try:", f"        res = expand_jit(x{args})", "    except Exception:", "        return -3",
+            "    o = 0",
+            *[line for k in range(len(self._names)) for line in (
+                f"    r = res[{k}].ravel()", "    if o + r.size > expanded:", "        return -2",
+                "    out[o:o + r.size] = r", "    o += r.size")],
+            "    if o != expanded:", "        return -2", "    return 0"])
+        env = {"__name__": __name__, "carray": numba.carray, "as_ptr": _as_voidptr, "np": np,
+               "logp_jit": self._logp_fn.vm.jit_fn, "expand_jit": self._expand_fn.vm.jit_fn}
+        d = numba.types.double
+        sigs = {
+            "logp_c": numba.types.int64(numba.types.uint64, numba.types.CPointer(d), numba.types.CPointer(d),
+                                        numba.types.CPointer(d), numba.types.voidptr),
+            "expand_c": numba.types.int64(numba.types.uint64, numba.types.uint64, numba.types.CPointer(d),
+                                          numba.types.CPointer(d), numba.types.voidptr),
+        }
+        out = []
+        for name, src, jit in (("logp_c", src_logp, self._logp_fn.vm.jit_fn),
+                               ("expand_c", src_expand, self._expand_fn.vm.jit_fn)):
+            inner_key = CACHED_SRC_FUNCTIONS.get(jit.py_func)
+            key = None if inner_key is None else \
+                hashlib.sha256(f"{_CFUNC_VERSION}\n{inner_key}\n{src}".encode()).hexdigest()
+            fn = compile_numba_function_src(src, name, dict(env), cache_key=key)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out.append(numba.cfunc(sigs[name], cache=key is not None)(fn))
+        return tuple(out)
+
+    def _pointer_table(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        keep, table = [], []
+        for v, (ndim, dtype) in zip(self._shared_values(self._shared), self._layout, strict=True):
+            a = np.require(v, dtype=dtype, requirements="C")  # the callbacks were compiled for these
+            if a.ndim != ndim:
+                raise ValueError(f"data of rank {a.ndim} where the compiled model expects rank {ndim}")
+            keep.append(a)
+            table.append(a.ctypes.data)
+            table.extend(a.shape)
+        return np.array(table or [0], dtype=np.int64), keep
+
+    # ---- sampling ---------------------------------------------------------------------------------------
+    def sample(self, *, draws: int, tune: int, chains: int, seed: int, target_accept: float = 0.8,
+               progressbar: bool = False, cores: int = 1, coords: dict[str, Any] | None = None,
+               **nuts_kwargs) -> xr.DataTree:
+        """nutpie NUTS: ``chains`` x ``draws`` draws after ``tune`` tuning steps; an ArviZ-style DataTree with
+        ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data`` and ``constant_data``.
+        ``coords`` replaces coordinate values of the model's dims (e.g. new labels, same length)."""
+        import pandas as pd
+
+        nutpie = import_nutpie()
+        x0 = self.initial_point(0, jitter=False)
+        shapes = [np.shape(v) for v in self._call_expand()(x0).values()]
+        coords = {**self._coords(), **{k: list(v) for k, v in (coords or {}).items()}}
+        dims = {}
+        for name, shape in zip(self._names, shapes, strict=True):
+            base = name[len(LOGLIK_PREFIX):] if name.startswith(LOGLIK_PREFIX) else name
+            dims[name] = _dims_for(base, shape, self._dims.get(name, ()))
+            for d, length in zip(dims[name], shape, strict=True):
+                coords.setdefault(d, list(range(length)))
+        dims = {n: d for n, d in dims.items() if d}
+        index = {k: pd.Index(v) for k, v in coords.items()}
+        if self.engine == "cfunc":
+            model = self._native_model(x0, shapes, dims, index)
+        else:
+            model = self._python_model(x0, shapes, dims, index)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = nutpie.sample(model, draws=draws, tune=tune, chains=chains, cores=cores, seed=int(seed),
+                                progress_bar=progressbar, save_warmup=False, target_accept=target_accept,
+                                **nuts_kwargs)
+        elapsed = time.perf_counter() - t0
+        return self._to_tree(out, elapsed, tune, coords)
+
+    def _init_fn(self, x0: np.ndarray):
+        def init(seed):
+            return x0 + np.random.default_rng(int(seed)).uniform(-1.0, 1.0, size=x0.shape)
+        return init
+
+    def _native_model(self, x0, shapes, dims, index):
+        from nutpie.compile_pymc import CompiledPyMCModel
+
+        table, keep = self._pointer_table()
+        sizes = [int(np.prod(s, dtype=int)) for s in shapes]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        slices = [slice(int(offsets[i]), int(offsets[i + 1])) for i in range(len(sizes))]
+        index = dict(index)
+        index["unconstrained_parameter"] = __import__("pandas").Index(self._flat_names)
+        return CompiledPyMCModel(
+            _n_dim=self.n_dim, dims=dims, _coords=index,
+            _shapes={n: tuple(s) for n, s in zip(self._names, shapes, strict=True)},
+            compiled_logp_func=self._cfuncs[0], compiled_expand_func=self._cfuncs[1],
+            initial_point_func=self._init_fn(x0), shared_data={"keep": keep}, shared_var_keys={},
+            user_data=table, n_expanded=int(offsets[-1]),
+            shape_info=(list(self._names), slices, [tuple(s) for s in shapes]),
+            logp_func=None, expand_func=None, reparameterized_names=[],
+        )
+
+    def _python_model(self, x0, shapes, dims, index):
+        from nutpie.compiled_pyfunc import from_pyfunc
+
+        logp_fn, expand, names = self._call_logp(), self._call_expand(), self._names
+        return from_pyfunc(self.n_dim, lambda: logp_fn, lambda seed1, seed2, chain: expand,
+                           ["float64"] * len(names), shapes, names, coords=index, dims=dims,
+                           make_initial_point_fn=self._init_fn(x0))
+
+    # ---- the result -------------------------------------------------------------------------------------
+    def _coords(self) -> dict[str, list]:
+        coords = {}
+        for name, vals in self.model.coords.items():
+            if vals is None:
+                vals = range(int(self.model.dim_lengths[name].eval()))
+            coords[name] = list(vals)
+        return coords
+
+    def _to_tree(self, out: xr.DataTree, elapsed: float, tune: int, coords: dict) -> xr.DataTree:
+        from importlib.metadata import version
+
+        post = out["posterior"].to_dataset()
+        ll_names = [n for n in post.data_vars if str(n).startswith(LOGLIK_PREFIX)]
+        loglik = post[ll_names].rename({n: n[len(LOGLIK_PREFIX):] for n in ll_names})
+        post = post[[n for n in self._names if n in post.data_vars and n not in ll_names]]
+        attrs = {"inference_library": "nutpie", "inference_library_version": version("nutpie"),
+                 "sampling_time": float(elapsed), "tuning_steps": int(tune),
+                 "logp_backend": f"pytensor-{self.mode.lower()}", "engine": self.engine}
+        post.attrs = attrs
+        stats = out["sample_stats"].to_dataset()
+        groups = {"posterior": post, "sample_stats": stats}
+        if ll_names:
+            loglik.attrs = dict(attrs)
+            groups["log_likelihood"] = loglik
+        groups["observed_data"], groups["constant_data"] = self._data_groups(coords)
+        return xr.DataTree.from_dict(groups)
+
+    def _data_groups(self, coords: dict) -> tuple[xr.Dataset, xr.Dataset]:
+        """``observed_data`` (the observed variables' values) and ``constant_data`` (the other containers)."""
+        model = self.model
+        dims_of = model.named_vars_to_dims
+        observed, constant, feeding = {}, {}, set()
+        for rv in model.observed_RVs:
+            val = model.rvs_to_values[rv]
+            feeding.add(val.name)
+            v = np.asarray(_value(val))
+            observed[rv.name] = (_dims_for(rv.name, v.shape, dims_of.get(rv.name, ())), v)
+        for var in model.data_vars:
+            if var.name not in feeding:
+                v = np.asarray(_value(var))
+                constant[var.name] = (_dims_for(var.name, v.shape, dims_of.get(var.name, ())), v)
+
+        def ds(d):
+            used = {dim for dims, _ in d.values() for dim in dims}
+            return xr.Dataset(d, coords={k: coords[k] for k in used if k in coords})
+        return ds(observed), ds(constant)
+
+
+def _dims_for(name: str, shape: tuple, dims) -> tuple[str, ...]:
+    """The model's dims of a variable, or ArviZ-style defaults ``name_dim_0, ...``."""
+    dims = tuple(d for d in (dims or ()) if d is not None)
+    if len(dims) == len(shape):
+        return dims
+    return tuple(f"{name}_dim_{i}" for i in range(len(shape)))
+
+
+def _value(var):
+    return var.get_value() if hasattr(var, "get_value") else var.eval()
+
+
+def _initial_point_fn(model):
+    """A function returning the model's (un-jittered) initial point, unconstrained, by value-variable name.
+
+    Reads the ``pm.Data`` containers when called, so it follows :meth:`CompiledSampler.set_data`."""
+    from pymc.initial_point import make_initial_point_fn
+
+    fn = make_initial_point_fn(model=model, jitter_rvs=set(), return_transformed=True)
+    return lambda: fn(0)
+
+
+try:
+    from numba.core import cgutils as _cgutils
+    from numba.core import types as _types
+    from numba.extending import intrinsic as _intrinsic
+
+    @_intrinsic
+    def _as_voidptr(typingctx, src):
+        """An integer address as a ``void*`` (to rebuild the data arrays from the pointer table)."""
+        sig = _types.voidptr(src)
+
+        def codegen(cgctx, builder, sig, args):
+            return builder.inttoptr(args[0], _cgutils.voidptr_t)
+        return sig, codegen
+except ImportError:  # pragma: no cover - numba comes with nutpie / PyMC's numba extra
+    _as_voidptr = None

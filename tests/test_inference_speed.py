@@ -1,0 +1,194 @@
+"""Back ends, the compiled-model cache and warm refits, seeds, and the convergence statistics."""
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import bayes_scaling as bs
+from bayes_scaling import inference
+from bayes_scaling.inference import available_backends, clear_compiled_cache, resolve_backend, sample_nuts
+
+needs_nutpie = pytest.mark.skipif("nutpie" not in available_backends(), reason="nutpie is not installed")
+SMALL = dict(draws=150, tune=150, chains=2, warn=False)
+
+
+def _same(a, b) -> bool:
+    return all(np.array_equal(a.posterior[v].values, b.posterior[v].values) for v in a.posterior.data_vars)
+
+
+def _shifted(data: bs.TransferData, factor: float, n_factor: float = 1.0) -> bs.TransferData:
+    """Another data set with the same number of runs: D_T scaled, N scaled (moves the centre)."""
+    df = data.used.drop(columns=["D_E"], errors="ignore").copy()
+    df["D_T"] = df["D_T"] * factor
+    df["N"] = df["N"] * n_factor
+    return bs.TransferData.from_frame(df, warn=False)
+
+
+def test_auto_backend_is_recorded(example_data):
+    fit = bs.fit_transfer(example_data, seed=4, **SMALL)
+    expected = "nutpie" if "nutpie" in available_backends() else "pymc"
+    assert resolve_backend("auto") == expected
+    assert fit.backend == expected == fit.tree.attrs["backend"]
+    with pytest.raises(ValueError, match="backend 'stan' is not one of"):
+        bs.fit_transfer(example_data, seed=1, backend="stan", **SMALL)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        bs.fit_transfer(example_data, seed=-3, **SMALL)
+
+
+@pytest.mark.parametrize("backend", available_backends())
+def test_seed_reproducibility_for_every_backend(example_data, backend):
+    kw = dict(SMALL, draws=60, tune=60, backend=backend)
+    a = bs.fit_transfer(example_data, seed=21, **kw)
+    b = bs.fit_transfer(example_data, seed=21, **kw)
+    c = bs.fit_transfer(example_data, seed=22, **kw)
+    assert a.backend == backend
+    assert _same(a, b)
+    assert not np.array_equal(a.posterior["beta"].values, c.posterior["beta"].values)
+    for group in ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"):
+        assert group in a.tree.children, group
+    assert a.tree["log_likelihood"]["log_D_T"].shape == (2, 60, example_data.n_used)
+
+
+@needs_nutpie
+def test_nutpie_draws_do_not_depend_on_cores(example_data):
+    a = bs.fit_transfer(example_data, seed=5, backend="nutpie", cores=1, **SMALL)
+    b = bs.fit_transfer(example_data, seed=5, backend="nutpie", cores=2, **SMALL)
+    assert _same(a, b)
+
+
+@needs_nutpie
+def test_refit_reuses_the_compiled_model_and_equals_a_fresh_fit(example_data):
+    """A warm refit on new data (same shape, another centre) swaps pm.Data only, and gives exactly the
+    draws of a fit in a process that never saw the first data set."""
+    other = _shifted(example_data, 1.7, n_factor=3.0)
+    clear_compiled_cache()
+    bs.fit_transfer(example_data, seed=1, backend="nutpie", **SMALL)
+    (sampler,) = inference._COMPILED.values()
+    warm = bs.fit_transfer(other, seed=9, backend="nutpie", **SMALL)
+    assert list(inference._COMPILED.values()) == [sampler]  # no second compilation
+    assert warm.centre == pytest.approx((np.log(other.used["D_F"]).mean(), np.log(other.used["N"]).mean()))
+    clear_compiled_cache()
+    fresh = bs.fit_transfer(other, seed=9, backend="nutpie", **SMALL)
+    assert _same(warm, fresh)
+    # the refit follows the new data: k scales with D_T (x1.7) and with N**-beta (N x3)
+    k_ratio = float(warm.posterior["k"].median() / bs.fit_transfer(example_data, seed=9, backend="nutpie",
+                                                                    **SMALL).posterior["k"].median())
+    assert k_ratio == pytest.approx(1.7 * 3.0 ** -0.38, rel=0.1)
+
+
+@needs_nutpie
+def test_refit_with_another_number_of_runs(example_data):
+    subset = bs.TransferData.from_frame(example_data.used.drop(columns=["D_E"]).iloc[::2], warn=False)
+    fit = bs.fit_transfer(subset, seed=3, backend="nutpie", **SMALL)
+    assert fit.tree["log_likelihood"]["log_D_T"].sizes["run"] == subset.n_used
+    assert fit.tree["observed_data"]["log_D_T"].size == subset.n_used
+
+
+@needs_nutpie
+def test_warm_refit_speed_and_default_quality(example_data):
+    """Targets (idle 2-core machine): warm refit <= 0.5 s; bulk ESS >= 1000 and no divergence with defaults.
+    Asserted with slack for a loaded machine; the benchmark reports the real numbers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.ConvergenceWarning)
+        bs.fit_transfer(example_data, seed=1)  # compiles (or takes the cached model)
+        t0 = time.perf_counter()
+        fit = bs.fit_transfer(example_data, seed=2)
+        seconds = time.perf_counter() - t0
+    d = fit.diagnostics
+    assert fit.backend == "nutpie"
+    assert d.divergences == 0 and d.ess_bulk_min >= 1000 and d.r_hat_max <= 1.01, str(d)
+    assert seconds < 3.0, seconds
+    assert fit.posterior.attrs["engine"] == "cfunc"
+
+
+@needs_nutpie
+def test_python_callbacks_give_the_same_draws(example_data):
+    """The fallback engine (Numba functions called from Python) evaluates the same compiled code."""
+    sampler = inference.compiled_transfer_sampler(example_data, bs.ModelConfig())
+    a = sampler.sample(draws=100, tune=100, chains=2, seed=8)
+    sampler.engine = "python"
+    try:
+        b = sampler.sample(draws=100, tune=100, chains=2, seed=8)
+    finally:
+        sampler.engine = "cfunc"
+    assert a["posterior"].attrs["engine"] == "cfunc" and b["posterior"].attrs["engine"] == "python"
+    assert all(np.array_equal(a["posterior"][v].values, b["posterior"][v].values)
+               for v in a["posterior"].data_vars)
+
+
+@needs_nutpie
+def test_generic_model_matches_closed_form_posterior():
+    """Normal mean with known sigma and a Normal prior: posterior N(m, s) in closed form."""
+    import pymc as pm
+
+    y = np.array([1.2, 0.4, 2.2, 1.9, 0.8, 1.5])
+    with pm.Model() as model:
+        data = pm.Data("y", y)
+        mu = pm.Normal("mu", 0.0, 2.0)
+        pm.Normal("obs", mu, 0.5, observed=data)
+    tree = sample_nuts(model, draws=2000, tune=500, chains=2, seed=3, backend="nutpie", target_accept=0.8,
+                       progressbar=False)
+    prec = 1 / 2.0 ** 2 + len(y) / 0.5 ** 2
+    m, s = (y.sum() / 0.5 ** 2) / prec, prec ** -0.5
+    draws = tree["posterior"]["mu"].values.ravel()
+    assert tree.attrs["backend"] == "nutpie"
+    assert abs(draws.mean() - m) < 4 * s / np.sqrt(1000)
+    assert draws.std() == pytest.approx(s, rel=0.1)
+    assert tree["log_likelihood"]["obs"].shape == (2, 2000, len(y))
+
+
+def test_mcmc_stats_match_arviz():
+    """Our R-hat / bulk ESS / tail ESS (5%, 95%) equal ArviZ's on iid, autocorrelated, tied and
+    non-mixing draws."""
+    import arviz as az
+
+    from bayes_scaling import mcmc_stats
+
+    rng = np.random.default_rng(1)
+    cases = [rng.normal(size=(4, 500)), np.cumsum(rng.normal(size=(4, 400)), axis=1),
+             np.round(rng.normal(size=(2, 300)), 1), rng.normal(size=(3, 200)) + np.arange(3)[:, None]]
+    for x in cases:
+        ds = xr.Dataset({"x": (("chain", "draw"), x)})
+        assert mcmc_stats.rhat(x) == pytest.approx(float(az.rhat(ds)["x"]), rel=1e-10)
+        assert mcmc_stats.ess_bulk(x) == pytest.approx(float(az.ess(ds, method="bulk")["x"]), rel=1e-10)
+        assert mcmc_stats.ess_tail(x) == pytest.approx(
+            float(az.ess(ds, method="tail", prob=(0.05, 0.95))["x"]), rel=1e-10)
+    assert mcmc_stats.rhat(cases[3]) > 1.1  # chains that disagree are flagged
+
+
+@needs_nutpie
+def test_many_fits_in_parallel_processes_are_reproducible(example_data):
+    """Data subsets fitted in 2 worker processes (each compiling once) give exactly the sequential fits."""
+    from bayes_scaling.inference import fit_transfer_many
+
+    subsets = [example_data.with_exclusions(example_data.table["N"] > n, "N cut") for n in (1e8, 1e9)]
+    kw = dict(draws=100, tune=100, chains=2)
+    seq = fit_transfer_many(subsets, seed=3, **kw)
+    par = fit_transfer_many(subsets, seed=3, processes=2, **kw)
+    assert [f.data.n_used for f in par] == [s.n_used for s in subsets]
+    assert all(_same(a, b) for a, b in zip(seq, par, strict=True))
+    assert _same(seq[1], bs.fit_transfer(subsets[1], seed=4, warn=False, **kw))
+    with pytest.raises(ValueError, match="configurations for 2 data sets"):
+        fit_transfer_many(subsets, config=[bs.ModelConfig()] * 3)
+
+
+@needs_nutpie
+def test_inconsistent_data_raises_instead_of_sampling_garbage(example_data):
+    sampler = inference.compiled_transfer_sampler(example_data, bs.ModelConfig())
+    try:
+        sampler.set_data({"log_D_F": example_data.arrays()["log_D_F"][:50]}, coords={"run": np.arange(50)})
+        with pytest.raises(ValueError, match="incompatible shape"):
+            sampler.sample(draws=20, tune=20, chains=1, seed=1)
+    finally:
+        clear_compiled_cache()
+
+
+@needs_nutpie
+def test_log_likelihood_can_be_skipped(example_data):
+    with_ll = bs.fit_transfer(example_data, seed=6, **SMALL)
+    without = bs.fit_transfer(example_data, seed=6, log_likelihood=False, **SMALL)
+    assert "log_likelihood" in with_ll.tree.children and "log_likelihood" not in without.tree.children
+    assert _same(with_ll, without)  # the same sampler path: only the recorded trace differs
