@@ -83,7 +83,7 @@ def pareto_k_table(fit: TransferFit, threshold: float = PARETO_K_MAX, loo_result
 
 def fit_variants(data: TransferData, *, variants: tuple[str, ...] | list[str] = VARIANTS,
                  config: ModelConfig | None = None, seed: int = 0, draws: int = 1000, tune: int = 1000,
-                 chains: int = 4, backend: str = "auto", target_accept: float = 0.95,
+                 chains: int = 4, backend: str = "auto", target_accept: float | None = None,
                  progressbar: bool = False, warn: bool = True) -> dict[str, TransferFit]:
     """Fit each variant to the same data with the same priors/likelihood (``config``) and the same seed."""
     base = config or ModelConfig()
@@ -158,7 +158,7 @@ def compare_fits(fits: dict[str, TransferFit], threshold: float = PARETO_K_MAX) 
 
 def compare_variants(data: TransferData, *, variants: tuple[str, ...] | list[str] = VARIANTS,
                      config: ModelConfig | None = None, seed: int = 0, draws: int = 1000, tune: int = 1000,
-                     chains: int = 4, backend: str = "auto", target_accept: float = 0.95,
+                     chains: int = 4, backend: str = "auto", target_accept: float | None = None,
                      threshold: float = PARETO_K_MAX, progressbar: bool = False,
                      warn: bool = True) -> VariantComparison:
     """Fit every variant on ``data`` (seeded, same settings) and compare them by PSIS-LOO.

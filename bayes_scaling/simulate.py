@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import laws
 
-__all__ = ["TABLE1", "simulate_transfer"]
+__all__ = ["TABLE1", "simulate_transfer", "KAPLAN_WEBTEXT2", "EPOCH_CHINCHILLA", "simulate_losses"]
 
 #: Hernandez et al. (2021), Table 1 (characters of Python as the unit of data).
 TABLE1: dict[str, dict[str, float]] = {
@@ -80,6 +80,94 @@ def write_example(directory: Path = DATASETS) -> None:
     (directory / "hernandez_synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+# ---- raw losses (from-scratch grid and fine-tuned runs) -------------------------------------------------
+
+#: Kaplan et al. (2020), WebText2 fit of L(N, D) (loss in nats/token).
+KAPLAN_WEBTEXT2: dict[str, float] = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+#: Epoch AI's refit of Chinchilla's L(N, D) (Besiroglu et al. 2024).
+EPOCH_CHINCHILLA: dict[str, float] = {"E": 1.817, "A": 482.0, "B": 2085.0, "alpha_N": 0.348, "alpha_D": 0.366}
+
+
+def simulate_losses(seed: int = 0, *, law: str = "kaplan", law_params: dict[str, float] | None = None,
+                    truth: dict[str, dict[str, float]] | None = None, N: np.ndarray | None = None,
+                    D: np.ndarray | None = None, D_F: np.ndarray | None = None, sigma: float = 0.005,
+                    n_ossified: int = 2, unit: str = "characters") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Raw losses with known truth: a from-scratch grid and fine-tuned runs.
+
+    - From scratch: ``loss = L(N, D) * exp(e)``, ``e ~ Normal(0, sigma)``, on the grid ``N x D``.
+    - Fine-tuned: ``loss = L(N, D_F + D_T) * exp(e)`` with ``D_T = k[p] * D_F**alpha[p] * N**beta`` (``truth``,
+      default the paper's Table 1), on the grid ``pretraining x N x D_F``; plus ``n_ossified`` runs of the
+      smallest model at ``D_F`` = 3 and 10 x D(N) (high-data regime) that did *worse* than from scratch:
+      ``loss = L(N, v D_F)``, ``v ~ Uniform(0.02, 0.1)``, i.e. ``D_T = -(1 - v) D_F < 0``.
+
+    ``L`` is ``law`` ("kaplan", default Kaplan's WebText2 values, or "chinchilla", Epoch's refit).
+    Defaults: N = 1e6 .. 1e9 (4 sizes), D = 1e5 .. 3e10 (12 sizes), D_F = 1e5 .. 1e8 (4 sizes).
+    Returns ``(scratch, finetune, metadata)``; the fine-tuned table carries the true ``D_T`` and ``D_E`` as
+    ``true_D_T``/``true_D_E`` (for checks; the pipeline never reads them).
+
+    >>> scratch, finetune, meta = simulate_losses(seed=1)
+    >>> len(scratch), len(finetune), meta["law"]
+    (48, 34, 'kaplan')
+    """
+    from .losslaws import converged_data, law_loss
+
+    rng = np.random.default_rng(seed)
+    truth = truth or TABLE1
+    if law_params is None:
+        law_params = KAPLAN_WEBTEXT2 if law == "kaplan" else EPOCH_CHINCHILLA
+    N = np.logspace(6, 9, 4) if N is None else np.asarray(N, float)
+    D = np.logspace(5, np.log10(3e10), 12) if D is None else np.asarray(D, float)
+    D_F = np.logspace(5, 8, 4) if D_F is None else np.asarray(D_F, float)
+    rows = [{"N": n, "D": d, "loss": float(law_loss(law, n, d, law_params)) * np.exp(rng.normal(0, sigma))}
+            for n in N for d in D]
+    scratch = pd.DataFrame(rows)
+    scratch["unit"] = unit
+    scratch["synthetic"] = True
+    rows = []
+    for name, t in truth.items():
+        for n in N:
+            for d in D_F:
+                d_t = float(laws.transfer(d, n, t["k"], t["alpha"], t["beta"]))
+                loss = float(law_loss(law, n, d + d_t, law_params)) * np.exp(rng.normal(0, sigma))
+                rows.append({"pretraining": name, "N": n, "D_F": d, "loss": loss, "true_D_T": d_t,
+                             "true_D_E": d + d_t})
+    names = list(truth)
+    n0 = float(N.min())
+    D_N = float(converged_data(law, n0, law_params))
+    for i in range(n_ossified):
+        d = D_N * (3.0, 10.0)[i % 2] * (1 + i // 2)
+        v = float(rng.uniform(0.02, 0.1))
+        loss = float(law_loss(law, n0, d * v, law_params)) * np.exp(rng.normal(0, sigma))
+        rows.append({"pretraining": names[i % len(names)], "N": n0, "D_F": d, "loss": loss,
+                     "true_D_T": -(1 - v) * d, "true_D_E": v * d})
+    finetune = pd.DataFrame(rows)
+    finetune["unit"] = unit
+    finetune["synthetic"] = True
+    meta = {
+        "description": "SYNTHETIC raw losses: a simulated from-scratch grid and fine-tuned runs whose losses follow "
+                       f"the {law} loss law at D_F + D_T with D_T = k D_F**alpha N**beta; not measurements.",
+        "seed": seed, "law": law, "law_params": law_params, "truth": truth, "sigma_log_loss": sigma,
+        "n_ossified": n_ossified, "unit": unit, "N": N.tolist(), "D": D.tolist(), "D_F": D_F.tolist(),
+        "generator": "bayes_scaling.simulate.simulate_losses",
+    }
+    return scratch, finetune, meta
+
+
+LOSSES_SEED = 5
+
+
+def write_losses_example(directory: Path = DATASETS) -> None:
+    """(Re)write the bundled raw-loss data set: ``hernandez_losses_scratch.csv``, ``..._finetune.csv`` and the
+    card ``hernandez_losses.json``."""
+    scratch, finetune, meta = simulate_losses(seed=LOSSES_SEED)
+    directory.mkdir(parents=True, exist_ok=True)
+    scratch.to_csv(directory / "hernandez_losses_scratch.csv", index=False, float_format="%.10g")
+    finetune.to_csv(directory / "hernandez_losses_finetune.csv", index=False, float_format="%.10g")
+    meta["files"] = ["hernandez_losses_scratch.csv", "hernandez_losses_finetune.csv"]
+    (directory / "hernandez_losses.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
 if __name__ == "__main__":
     write_example()
-    print(f"wrote {DATASETS / 'hernandez_synthetic.csv'}")
+    write_losses_example()
+    print(f"wrote {DATASETS / 'hernandez_synthetic.csv'} and the raw-loss files hernandez_losses_*")

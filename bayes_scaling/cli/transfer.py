@@ -62,8 +62,10 @@ def register(sub) -> None:
     p.add_argument("--ci", type=probability, default=0.94, help="credible interval probability (default 0.94)")
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("demo", help="fit the bundled (synthetic) data set; write summary, fit and plot")
+    p = sub.add_parser("demo", help="fit the bundled (synthetic) data set; write summary, fit and plot; then "
+                       "the whole path from the bundled raw losses")
     p.add_argument("--out", default="demo-output", help="output directory (default demo-output)")
+    p.add_argument("--skip-losses", action="store_true", help="skip the raw-loss part (loss law -> D_E -> fit)")
     add_sampler_args(p)
     p.set_defaults(func=cmd_demo)
 
@@ -160,4 +162,27 @@ def cmd_demo(args) -> int:
     fig.tight_layout()
     fig.savefig(out / "transfer.png", dpi=120)
     print(f"wrote {out / 'fit.nc'}, {out / 'summary.csv'}, {out / 'summary.txt'}, {out / 'transfer.png'}")
+    if not args.skip_losses:
+        _demo_from_losses(args, out)
     return 0
+
+
+def _demo_from_losses(args, out: Path) -> None:
+    """The whole path from raw losses: from-scratch law -> effective data (interpolation) -> low-data fit."""
+    from ..datasets import FINETUNE_LOSSES_CSV, SCRATCH_LOSSES_CSV, losses_metadata
+    from ..effective import effective_data
+    from ..inference import fit_transfer
+    from ..losslaws import fit_scratch, read_scratch
+
+    meta = losses_metadata()
+    print(f"\nfrom raw losses: {SCRATCH_LOSSES_CSV.name} + {FINETUNE_LOSSES_CSV.name}. {meta['description']}")
+    sampler = dict(seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains, backend=args.backend)
+    scratch = fit_scratch(read_scratch(SCRATCH_LOSSES_CSV), law=meta["law"], **sampler)
+    scratch.save(out / "scratch_fit.nc")
+    eff = effective_data(SCRATCH_LOSSES_CSV, FINETUNE_LOSSES_CSV, method="interpolate", scratch_fit=scratch)
+    eff.to_csv(out / "transfer_from_losses.csv")
+    data = eff.to_transfer_data(low_only=True, warn=True)
+    fit = fit_transfer(data, **sampler)
+    fit.save(out / "fit_from_losses.nc")
+    _print_fit(fit, 0.94)
+    print(f"wrote {out / 'scratch_fit.nc'}, {out / 'transfer_from_losses.csv'}, {out / 'fit_from_losses.nc'}")
