@@ -7,31 +7,19 @@ with ``beta`` shared across pre-training distributions and ``k``, ``alpha`` spec
 >>> data = bs.load_example()
 >>> fit = bs.fit_transfer(data, seed=1)      # doctest: +SKIP
 >>> fit.summary()                            # doctest: +SKIP
+
+The core (data, model, fit) is imported at once; the modules for predictions, comparison, checks, figures,
+loss laws and calibration load on first use (``bs.predict``, ``bs.compare``, ...), which keeps the command
+line's start-up short.
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from . import (  # noqa: E402
-    calibration,
-    checks,
-    compare,
-    compute,
-    export,
-    laws,  # noqa: E402
-    plots,
-    predictions,
-    timeline,
-)
-from .checks import coverage, loo_pit, posterior_predictive_check, prior_predictive_check  # noqa: E402
-from .compare import beta_evidence, compare_fits, compare_variants, contrasts, fit_variants  # noqa: E402
-from .compute import (  # noqa: E402
-    compute_frontier,
-    compute_saved,
-    finetune_optimum,
-    loss_law,
-    scratch_optimum,
-    smallest_model,
-)
+from . import laws  # noqa: E402
 from .data import TransferData  # noqa: E402
 from .datasets import (  # noqa: E402
     example_metadata,
@@ -40,7 +28,6 @@ from .datasets import (  # noqa: E402
     load_scratch_losses,
     losses_metadata,
 )
-from .effective import EffectiveData, effective_data, restrict_to_low_data  # noqa: E402
 from .errors import (  # noqa: E402
     BayesScalingError,
     ConfigError,
@@ -49,31 +36,52 @@ from .errors import (  # noqa: E402
     ExclusionWarning,
     FitFileError,
 )
-from .export import quantile_table, to_long, to_wide  # noqa: E402
 from .inference import TransferFit, available_backends, fit_transfer, fit_transfer_many, load_fit  # noqa: E402
-from .joint import JointFit, fit_joint, load_joint_fit  # noqa: E402
-from .losslaws import ScratchFit, fit_scratch, load_scratch_fit  # noqa: E402
 from .models import ModelConfig  # noqa: E402
-from .predictions import NEW, crossover, crossover_probability, exchange_rate, extrapolation, predict  # noqa: E402
-from .report import write_report  # noqa: E402
 from .simulate import TABLE1, simulate_losses, simulate_transfer  # noqa: E402
-from .timeline import forecast, forecast_grid  # noqa: E402
+
+#: Public names loaded on first use: name -> module that defines it.
+_LAZY: dict[str, str] = {
+    # from raw losses: from-scratch loss laws, effective data, the joint model
+    **dict.fromkeys(["fit_scratch", "ScratchFit", "load_scratch_fit"], "losslaws"),
+    **dict.fromkeys(["effective_data", "EffectiveData", "restrict_to_low_data"], "effective"),
+    **dict.fromkeys(["fit_joint", "JointFit", "load_joint_fit"], "joint"),
+    # predictions, derived quantities, compute-efficient sizes, timelines, export
+    **dict.fromkeys(["predict", "NEW", "exchange_rate", "crossover", "crossover_probability", "extrapolation"],
+                    "predictions"),
+    **dict.fromkeys(["loss_law", "scratch_optimum", "finetune_optimum", "compute_frontier", "smallest_model",
+                     "compute_saved"], "compute"),
+    **dict.fromkeys(["forecast", "forecast_grid"], "timeline"),
+    **dict.fromkeys(["to_long", "to_wide", "quantile_table"], "export"),
+    # comparison, checks, figures, report, calibration
+    **dict.fromkeys(["compare_variants", "compare_fits", "fit_variants", "beta_evidence", "contrasts"], "compare"),
+    **dict.fromkeys(["posterior_predictive_check", "coverage", "loo_pit", "prior_predictive_check"], "checks"),
+    "write_report": "report",
+    "run_sbc": "calibration",
+}
+_LAZY_MODULES = ("predictions", "compute", "timeline", "export", "compare", "checks", "plots", "report",
+                 "calibration", "losslaws", "effective", "joint")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _LAZY_MODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'bayes_scaling' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))
+
 
 __all__ = [
     "__version__", "laws", "TransferData", "load_example", "example_metadata", "BayesScalingError",
     "ConfigError", "ConvergenceWarning", "DataError", "ExclusionWarning", "FitFileError", "TransferFit",
-    "available_backends", "fit_transfer", "load_fit", "ModelConfig", "TABLE1", "simulate_transfer",
-    "fit_transfer_many", "simulate_losses", "load_scratch_losses", "load_finetune_losses", "losses_metadata",
-    # from raw losses: from-scratch loss laws, effective data, the joint model
-    "fit_scratch", "ScratchFit", "load_scratch_fit", "effective_data", "EffectiveData", "restrict_to_low_data",
-    "fit_joint", "JointFit", "load_joint_fit",
-    # predictions, derived quantities, compute-efficient sizes, timelines, export (modules: predictions,
-    # compute, timeline, export)
-    "predictions", "compute", "timeline", "export", "predict", "NEW", "exchange_rate", "crossover",
-    "crossover_probability", "extrapolation", "loss_law", "scratch_optimum", "finetune_optimum",
-    "compute_frontier", "smallest_model", "compute_saved", "forecast", "forecast_grid", "to_long", "to_wide",
-    "quantile_table",
-    # comparison, checks, figures, report
-    "compare", "checks", "plots", "calibration", "compare_variants", "compare_fits", "fit_variants", "beta_evidence",
-    "contrasts", "posterior_predictive_check", "coverage", "loo_pit", "prior_predictive_check", "write_report",
+    "available_backends", "fit_transfer", "fit_transfer_many", "load_fit", "ModelConfig", "TABLE1",
+    "simulate_transfer", "simulate_losses", "load_scratch_losses", "load_finetune_losses", "losses_metadata",
+    *_LAZY, *_LAZY_MODULES,
 ]
