@@ -37,6 +37,7 @@ import xarray as xr
 
 from . import laws
 from ._draws import align, flat, n_samples, unflat
+from ._fitfile import read_tree
 from .errors import BayesScalingError, FitFileError
 from .losslaws import LAW_PARAMETERS  # parameters of each from-scratch loss law, as named in laws.py
 from .predictions import data_range, orders_outside, parameters, positive_grid
@@ -158,12 +159,7 @@ def _from_posterior(law: str, post: xr.Dataset, what: str) -> LossLaw:
 
 
 def _from_file(path: Path) -> LossLaw:
-    if not path.is_file():
-        raise FitFileError(f"fit file not found: {path}")
-    try:
-        tree = xr.open_datatree(path, engine="h5netcdf").load()
-    except Exception as exc:  # noqa: BLE001 - any reader failure is reported the same way
-        raise FitFileError(f"cannot read {path} as a netCDF fit file: {exc}") from None
+    tree = read_tree(path)
     if tree.attrs.get("bayes_scaling_kind") == "scratch":   # written by losslaws.ScratchFit.save: its reader
         from .losslaws import load_scratch_fit
 

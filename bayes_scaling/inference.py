@@ -32,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__
+from ._fitfile import read_tree, without, write_tree
 from .data import TransferData
 from .errors import ConvergenceWarning, FitFileError
 from .models import ModelConfig, build_transfer_model, parameter_names
@@ -295,33 +296,17 @@ class TransferFit:
     def save(self, path: str | PathLike) -> Path:
         """Write everything (draws, sample stats, observed data, the full data table, configuration, package
         version) to one netCDF file that :func:`load_fit` reads without any other file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tree = self.tree.copy()
-        tree["transfer_data"] = xr.DataTree(self.data.to_dataset())
-        tree.to_netcdf(path, engine="h5netcdf")
-        return path
+        return write_tree(self.tree, path, transfer_data=self.data.to_dataset())
 
 
 def load_fit(path: str | PathLike) -> TransferFit:
     """Read a fit written by :meth:`TransferFit.save`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FitFileError(f"fit file not found: {path}")
-    try:
-        tree = xr.open_datatree(path, engine="h5netcdf").load()
-    except Exception as exc:  # noqa: BLE001 - any reader failure is reported the same way
-        raise FitFileError(f"cannot read {path} as a netCDF fit file: {exc}") from None
-    if "posterior" not in tree.children or "transfer_data" not in tree.children or \
-            tree.attrs.get("bayes_scaling_kind") != "transfer":
-        raise FitFileError(f"{path} is not a bayes_scaling transfer fit (no posterior/transfer_data groups)")
+    tree = read_tree(path, "transfer", groups=("posterior", "transfer_data"))
     data = TransferData.from_dataset(tree["transfer_data"].to_dataset())
     config = ModelConfig.from_dict(json.loads(tree.attrs["config"]), where=str(path))
     if config.hash() != tree.attrs.get("config_hash"):
         raise FitFileError(f"{path}: configuration hash mismatch (file edited or corrupted)")
-    tree = tree.copy()
-    del tree["transfer_data"]
-    return TransferFit(tree, data, config)
+    return TransferFit(without(tree, "transfer_data"), data, config)
 
 
 def _diagnostic_vars(tree: xr.DataTree) -> list[str]:

@@ -54,8 +54,9 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__, laws
+from ._fitfile import read_tree, without, write_tree
 from .effective import LOW_FRACTION, REGIME_REASONS, read_finetune, regime
-from .errors import ConvergenceWarning, DataError, ExclusionWarning, FitFileError, format_rows
+from .errors import ConvergenceWarning, DataError, ExclusionWarning, format_rows
 from .inference import diagnose, sample_nuts, summarize
 from .losslaws import (
     _SAMPLED,
@@ -251,26 +252,13 @@ class JointFit:
     def save(self, path: str | PathLike) -> Path:
         """One netCDF file: draws, sample stats, both data tables (groups ``scratch_data``, ``finetune_data``)
         and the configuration."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tree = self.tree.copy()
-        tree["scratch_data"] = xr.DataTree(_frame_to_dataset(self.data.scratch, "scratch_run"))
-        tree["finetune_data"] = xr.DataTree(_frame_to_dataset(self.data.finetune, "finetune_run"))
-        tree.to_netcdf(path, engine="h5netcdf")
-        return path
+        return write_tree(self.tree, path, scratch_data=_frame_to_dataset(self.data.scratch, "scratch_run"),
+                          finetune_data=_frame_to_dataset(self.data.finetune, "finetune_run"))
 
 
 def load_joint_fit(path: str | PathLike) -> JointFit:
     """Read a fit written by :meth:`JointFit.save`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FitFileError(f"fit file not found: {path}")
-    try:
-        tree = xr.open_datatree(path, engine="h5netcdf").load()
-    except Exception as exc:  # noqa: BLE001
-        raise FitFileError(f"cannot read {path} as a netCDF fit file: {exc}") from None
-    if tree.attrs.get("bayes_scaling_kind") != "joint":
-        raise FitFileError(f"{path} is not a bayes_scaling joint fit (kind {tree.attrs.get('bayes_scaling_kind')!r})")
+    tree = read_tree(path, "joint", groups=("scratch_data", "finetune_data"))
     config = LossLawConfig.from_dict(json.loads(tree.attrs["config"]))
     tcfg = ModelConfig.from_dict(json.loads(tree.attrs["transfer_config"]))
     ft = _dataset_to_frame(tree["finetune_data"].to_dataset())
@@ -278,10 +266,7 @@ def load_joint_fit(path: str | PathLike) -> JointFit:
     ft["exclusion_reason"] = ft["exclusion_reason"].astype(str).replace({"nan": ""})
     data = JointData(_dataset_to_frame(tree["scratch_data"].to_dataset()), ft, str(tree.attrs.get("unit")),
                      str(tree.attrs.get("source", "")))
-    tree = tree.copy()
-    del tree["scratch_data"]
-    del tree["finetune_data"]
-    return JointFit(tree, data, config, tcfg)
+    return JointFit(without(tree, "scratch_data", "finetune_data"), data, config, tcfg)
 
 
 def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | str | PathLike, *,

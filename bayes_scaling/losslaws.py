@@ -54,6 +54,7 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__, laws
+from ._fitfile import read_tree, without, write_tree
 from .data import _resolve_unit, check_numeric, read_table, require_columns
 from .errors import ConfigError, ConvergenceWarning, DataError, ExclusionWarning, FitFileError, format_rows
 from .inference import diagnose, sample_nuts, summarize
@@ -520,27 +521,14 @@ class ScratchFit:
 
     def save(self, path: str | PathLike) -> Path:
         """One netCDF file (DataTree): draws, sample stats, the data table (group ``scratch_data``), config."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tree = self.tree.copy()
         tree.attrs.update(bayes_scaling_kind="scratch", config=json.dumps(self.config.to_dict()), law=self.law)
-        tree["scratch_data"] = xr.DataTree(_frame_to_dataset(self.data, "scratch_run"))
-        tree.to_netcdf(path, engine="h5netcdf")
-        return path
+        return write_tree(tree, path, scratch_data=_frame_to_dataset(self.data, "scratch_run"))
 
 
 def load_scratch_fit(path: str | PathLike) -> ScratchFit:
     """Read a fit written by :meth:`ScratchFit.save`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FitFileError(f"fit file not found: {path}")
-    try:
-        tree = xr.open_datatree(path, engine="h5netcdf").load()
-    except Exception as exc:  # noqa: BLE001
-        raise FitFileError(f"cannot read {path} as a netCDF fit file: {exc}") from None
-    if tree.attrs.get("bayes_scaling_kind") != "scratch" or "scratch_data" not in tree.children:
-        raise FitFileError(f"{path} is not a bayes_scaling from-scratch loss-law fit "
-                           f"(kind {tree.attrs.get('bayes_scaling_kind')!r}; expected 'scratch')")
+    tree = read_tree(path, "scratch", groups=("scratch_data",))
     try:
         config = LossLawConfig.from_dict(json.loads(tree.attrs["config"]))
     except (KeyError, ValueError, TypeError) as exc:
@@ -550,9 +538,7 @@ def load_scratch_fit(path: str | PathLike) -> ScratchFit:
         raise FitFileError(f"{path}: the posterior lacks the {config.law} parameters "
                            f"{', '.join(LAW_PARAMETERS[config.law])}")
     data = _dataset_to_frame(tree["scratch_data"].to_dataset())
-    tree = tree.copy()
-    del tree["scratch_data"]
-    return ScratchFit(tree, data, config)
+    return ScratchFit(without(tree, "scratch_data"), data, config)
 
 
 def fit_scratch(data: pd.DataFrame | str | PathLike, *, law: str = "chinchilla", likelihood: str = "normal",
