@@ -27,7 +27,7 @@ def plot_transfer(fit, *, ci_prob: float = 0.94, n_grid: int = 40, sizes: int | 
     names = fit.pretraining
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), sharey=True, squeeze=False)
     cmap = plt.get_cmap("viridis")
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         for i, n in enumerate(Ns):
             color = cmap(i / max(len(Ns) - 1, 1))
             qq = q.sel(pretraining=name, N=n)
@@ -77,7 +77,7 @@ def plot_transfer_fraction(fit, *, D_F=None, ci_prob: float = 0.94, n_grid: int 
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), sharey=True, squeeze=False)
     cmap = plt.get_cmap("plasma")
     unit = fit.data.unit
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         for i, d in enumerate(D_F):
             color = cmap(0.85 * i / max(len(D_F) - 1, 1))
             qq = q.sel(pretraining=name, D_F=d)
@@ -104,7 +104,7 @@ def plot_posteriors(fit, *, truth: dict | None = None, ci_prob: float = 0.94):
     names = fit.pretraining
     cmap = plt.get_cmap("tab10")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.0))
-    for ax, var in zip(axes, ("k", "alpha", "beta")):
+    for ax, var in zip(axes, ("k", "alpha", "beta"), strict=True):
         da = post[var]
         groups = names if "pretraining" in da.dims else [None]
         for i, name in enumerate(groups):
@@ -232,8 +232,8 @@ def plot_compare(comparison):
     ax.errorbar(t["elpd_diff"], y, xerr=t["dse"], fmt="o", color="C0", ecolor="C0", elinewidth=2.5,
                 label="elpd difference \u00b11 SE")
     ax.axvline(0, color="0.3", lw=0.8)
-    ax.set_yticks(y, [f"{v} (k>0.7: {n})" if n else v for v, n in zip(t["variant"], t["n_pareto_k_bad"])])
-    for xi, yi, d, r in zip(t["elpd_diff"], y, t["dse"], t["rank"]):
+    ax.set_yticks(y, [f"{v} (k>0.7: {n})" if n else v for v, n in zip(t["variant"], t["n_pareto_k_bad"], strict=True)])
+    for xi, yi, d, r in zip(t["elpd_diff"], y, t["dse"], t["rank"], strict=True):
         ax.annotate("best (reference)" if r == 0 else f"{xi:.1f} \u00b1 {d:.1f}", (xi, yi), xytext=(0, 7), textcoords="offset points", ha="center",
                     fontsize=8)
     lo = float(np.min(t["elpd_diff"] - 2 * t["dse"]))
