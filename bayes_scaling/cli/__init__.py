@@ -21,7 +21,7 @@ def _modules():
     from . import transfer
 
     mods = [transfer]
-    for name in ("scratch", "predict", "report", "calibrate"):  # added as the features land
+    for name in ("scratch", "predict", "report", "calibrate", "experiment"):  # added as the features land
         try:
             mods.append(__import__(f"{__name__}.{name}", fromlist=[name]))
         except ModuleNotFoundError as exc:

@@ -8,12 +8,16 @@ from pathlib import Path
 from ..data import TransferData
 
 __all__ = ["load_example", "example_metadata", "EXAMPLE_CSV", "SCRATCH_LOSSES_CSV", "FINETUNE_LOSSES_CSV",
-           "load_scratch_losses", "load_finetune_losses", "losses_metadata"]
+           "load_scratch_losses", "load_finetune_losses", "losses_metadata",
+           "MEASURED_SCRATCH_CSV", "MEASURED_FINETUNE_CSV", "load_measured_scratch", "load_measured_finetune",
+           "measured_metadata"]
 
 HERE = Path(__file__).parent
 EXAMPLE_CSV = HERE / "hernandez_synthetic.csv"
 SCRATCH_LOSSES_CSV = HERE / "hernandez_losses_scratch.csv"
 FINETUNE_LOSSES_CSV = HERE / "hernandez_losses_finetune.csv"
+MEASURED_SCRATCH_CSV = HERE / "measured_transfer_scratch.csv"
+MEASURED_FINETUNE_CSV = HERE / "measured_transfer_finetune.csv"
 
 
 def load_example(*, warn: bool = False) -> TransferData:
@@ -61,3 +65,36 @@ def load_finetune_losses():
 def losses_metadata() -> dict:
     """Generating parameters of the bundled raw losses (seed, loss law, transfer truth, noise, design)."""
     return json.loads((HERE / "hernandez_losses.json").read_text())
+
+
+def load_measured_scratch():
+    """MEASURED (real training runs, not simulated) from-scratch runs of tiny character-level transformers on
+    Python source: ``N`` (non-embedding parameters), ``D`` (characters), ``loss`` (held-out nats/character,
+    early-stopped), unit characters; made by ``bayes-scaling experiment run --config
+    models/experiments/full.toml``. Data card: ``measured_transfer.md``; details: :func:`measured_metadata`.
+
+    >>> sorted(load_measured_scratch()["N"].unique().tolist())[:2]
+    [888, 3312]
+    """
+    import pandas as pd
+
+    return pd.read_csv(MEASURED_SCRATCH_CSV)
+
+
+def load_measured_finetune():
+    """MEASURED fine-tuned runs (``pretraining`` text / text+code, ``N``, ``D_F`` characters of Python, ``loss``
+    held-out nats/character, early-stopped; ``loss_step0`` = before fine-tuning): the companion of
+    :func:`load_measured_scratch`, input of :func:`bayes_scaling.effective.effective_data`.
+
+    >>> sorted(load_measured_finetune()["pretraining"].unique())
+    ['text', 'text+code']
+    """
+    import pandas as pd
+
+    return pd.read_csv(MEASURED_FINETUNE_CSV)
+
+
+def measured_metadata() -> dict:
+    """The measured data set's card as data: configuration, corpora (provenance, licence, size, sha256),
+    machine, compute and wall time per kind of run, pre-training runs."""
+    return json.loads((HERE / "measured_transfer.json").read_text())
