@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._system import cpu_model
+
 SECTIONS = ("cli", "refit", "ess", "backends", "chinchilla", "scale", "sbc")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -35,14 +37,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # ---- the machine ---------------------------------------------------------------------------------------
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model() or "unknown CPU"
     try:
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:

@@ -315,6 +315,17 @@ def _diagnostic_vars(tree: xr.DataTree) -> list[str]:
     return [v for v in post.data_vars if v not in skip]
 
 
+def sampler_settings(draws, tune, chains, seed: int | None, progressbar: bool | None) -> tuple[int, bool]:
+    """Check draws/tune/chains (positive integers) and resolve the seed (a fresh one, recorded, when None) and
+    the progress bar (on when stderr is a terminal), for every NUTS fit of the package."""
+    for name, value in {"draws": draws, "tune": tune, "chains": chains}.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    return _check_seed(seed), sys.stderr.isatty() if progressbar is None else bool(progressbar)
+
+
 def fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *, config: ModelConfig | None = None,
                  seed: int | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
                  backend: str = "auto", target_accept: float | None = None, cores: int | None = None,
@@ -341,14 +352,7 @@ def fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *, config: 
     if not isinstance(data, TransferData):
         data = TransferData.from_frame(data) if isinstance(data, pd.DataFrame) else TransferData.from_csv(data)
     config = config or ModelConfig()
-    for name, value in {"draws": draws, "tune": tune, "chains": chains}.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
-    seed = _check_seed(seed)
-    if progressbar is None:
-        progressbar = sys.stderr.isatty()
+    seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar)
     ran = resolve_backend(backend)
     if target_accept is None:
         target_accept = DEFAULT_TARGET_ACCEPT[ran]

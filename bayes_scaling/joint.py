@@ -43,7 +43,6 @@ from-scratch law): the others are kept in ``fit.data.finetune`` with ``excluded`
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from dataclasses import dataclass
 from os import PathLike
@@ -57,7 +56,7 @@ from . import __version__, laws
 from ._fitfile import read_tree, without, write_tree
 from .effective import LOW_FRACTION, REGIME_REASONS, read_finetune, regime
 from .errors import ConvergenceWarning, DataError, ExclusionWarning, format_rows
-from .inference import diagnose, sample_nuts, summarize
+from .inference import diagnose, sample_nuts, sampler_settings, summarize
 from .losslaws import (
     _SAMPLED,
     LAW_PARAMETERS,
@@ -291,13 +290,7 @@ def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | s
     if sc["unit"].iloc[0] != ft["unit"].iloc[0]:
         raise DataError(f"the from-scratch runs count data in {sc['unit'].iloc[0]} but the fine-tuned runs in "
                         f"{ft['unit'].iloc[0]}; D and D_F must be in the same unit")
-    for name, value in {"draws": draws, "tune": tune, "chains": chains}.items():
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
-    if progressbar is None:
-        progressbar = sys.stderr.isatty()
+    seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar)
     point = _map_law(sc, config)
     D_N = np.asarray(converged_data(config.law, ft["N"].to_numpy(float), point), float)
     ft["D_N"] = D_N

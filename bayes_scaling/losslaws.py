@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import warnings
 from dataclasses import dataclass, field
 from os import PathLike
@@ -57,7 +56,7 @@ from . import __version__, laws
 from ._fitfile import read_tree, without, write_tree
 from .data import _resolve_unit, check_numeric, read_table, require_columns
 from .errors import ConfigError, ConvergenceWarning, DataError, ExclusionWarning, FitFileError, format_rows
-from .inference import diagnose, sample_nuts, summarize
+from .inference import diagnose, sample_nuts, sampler_settings, summarize
 
 __all__ = [
     "LAWS", "LAW_PARAMETERS", "DEFAULT_LOSS_PRIORS", "LossLawConfig", "ScratchFit", "fit_scratch",
@@ -559,13 +558,7 @@ def fit_scratch(data: pd.DataFrame | str | PathLike, *, law: str = "chinchilla",
     if len(df) < len(_SAMPLED[config.law]) + 1:
         raise DataError(f"from-scratch runs: {len(df)} row(s) cannot determine the {config.law} law "
                         f"({len(_SAMPLED[config.law])} parameters and the noise); give more runs")
-    for name, value in {"draws": draws, "tune": tune, "chains": chains}.items():
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
-    if progressbar is None:
-        progressbar = sys.stderr.isatty()
+    seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar)
     centres = _centres(df)
     m, L = laplace_whitening(lambda m0, L0: build_loss_model(df, config, centres, m0, L0)[0],
                              loss_spec(config, centres))

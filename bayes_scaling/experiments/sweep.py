@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._system import cpu_model
 from ..errors import ConfigError
 from .corpora import VOCAB_SIZE, Corpus, load_corpus
 
@@ -368,14 +369,7 @@ def export_tables(out: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def _machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import jax
 
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
