@@ -98,10 +98,12 @@ def forecast(fit, *, N, D_req, pretraining=None, compute_per_example=None, seed:
     k, alpha, beta = (flat(par[n]) for n in ("k", "alpha", "beta"))        # (S, P)
     log_D_F, ok = solve_D_F(R_d[:, None], N_d[:, None], k, alpha, beta, log=True)
     D_F = np.exp(log_D_F)
+    with np.errstate(over="ignore", divide="ignore"):  # D_F below the smallest float: saving = inf; log10 exact
+        saving = R_d[:, None] / D_F
     dims, coords = ("pretraining",), {"pretraining": par["pretraining"].values}
     out = xr.Dataset({
         "D_F": unflat(D_F, par, dims, coords),
-        "saving": unflat(R_d[:, None] / D_F, par, dims, coords),
+        "saving": unflat(saving, par, dims, coords),
         "D_T_used": unflat(R_d[:, None] - D_F, par, dims, coords),
         "log10_D_F": unflat(log_D_F / np.log(10), par, dims, coords),
         "log10_saving": unflat((np.log(R_d[:, None]) - log_D_F) / np.log(10), par, dims, coords),
