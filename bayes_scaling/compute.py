@@ -39,14 +39,16 @@ from . import laws
 from ._draws import align, flat, n_samples, unflat
 from ._fitfile import read_tree
 from .errors import BayesScalingError, FitFileError
-from .losslaws import LAW_PARAMETERS  # parameters of each from-scratch loss law, as named in laws.py
+from .losslaws import (  # parameters of each from-scratch loss law, as named in laws.py
+    LAW_PARAMETERS,
+    law_inverse,
+    law_loss,
+)
 from .predictions import data_range, orders_outside, parameters, positive_grid
 
 __all__ = ["LAW_PARAMETERS", "SCRATCH", "LossLaw", "loss_law", "scratch_optimum", "finetune_optimum",
            "compute_frontier", "smallest_model", "compute_saved", "EdgeWarning", "UnitWarning"]
 
-_LOSS = {"chinchilla": laws.chinchilla_loss, "kaplan": laws.kaplan_loss}
-_INVERSE = {"chinchilla": laws.chinchilla_inverse, "kaplan": laws.kaplan_inverse}
 
 #: Label of the from-scratch rows in :func:`compute_frontier` and :func:`smallest_model`.
 SCRATCH = "none (from scratch)"
@@ -85,11 +87,11 @@ class LossLaw:
         return out if index is None else {k: v[index] for k, v in out.items()}
 
     def loss(self, N, D, p: dict):
-        return _LOSS[self.law](N, D, **p)
+        return law_loss(self.law, N, D, p)
 
     def data_needed(self, loss, N, p: dict):
         """Data a from-scratch model of size N needs to reach ``loss`` (inf where unreachable)."""
-        return _INVERSE[self.law](loss, N, **p)
+        return law_inverse(self.law, loss, N, p)
 
 
 def loss_law(source, params: dict | None = None) -> LossLaw:

@@ -40,7 +40,6 @@ are never merged silently.
 
 from __future__ import annotations
 
-import copy
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -57,6 +56,7 @@ from ._fitfile import read_tree, without, write_tree
 from .data import _resolve_unit, check_numeric, read_table, require_columns
 from .errors import ConfigError, ConvergenceWarning, DataError, ExclusionWarning, FitFileError, format_rows
 from .inference import diagnose, sample_nuts, sampler_settings, summarize
+from .models import merge_priors
 
 __all__ = [
     "LAWS", "LAW_PARAMETERS", "DEFAULT_LOSS_PRIORS", "LossLawConfig", "ScratchFit", "fit_scratch",
@@ -115,20 +115,7 @@ class LossLawConfig:
             raise ConfigError(f"law {self.law!r} is not one of {', '.join(LAWS)}")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood {self.likelihood!r} is not one of {', '.join(LIKELIHOODS)}")
-        merged = copy.deepcopy(DEFAULT_LOSS_PRIORS)
-        for name, params in (self.priors or {}).items():
-            if name not in merged or not isinstance(params, dict):
-                raise ConfigError(f"unknown prior {name!r} (or not a table); expected one of {', '.join(merged)}")
-            unknown = set(params) - set(merged[name])
-            if unknown:
-                raise ConfigError(f"prior {name!r}: unknown parameter(s) {', '.join(sorted(unknown))}; "
-                                  f"expected {', '.join(merged[name])}")
-            for key, value in params.items():
-                if not isinstance(value, (int, float)) or not np.isfinite(value) or (key != "mu" and value <= 0):
-                    raise ConfigError(f"prior {name!r}: {key} must be a finite number (> 0 unless mu), "
-                                      f"got {value!r}")
-                merged[name][key] = float(value)
-        self.priors = merged
+        self.priors = merge_priors(DEFAULT_LOSS_PRIORS, self.priors)
 
     def to_dict(self) -> dict[str, Any]:
         return {"law": self.law, "likelihood": self.likelihood, "priors": self.priors}
@@ -196,24 +183,27 @@ def read_epoch_chinchilla(path: str | PathLike, drop_highest: int = 5,
 # ---- the law, evaluated for either family ---------------------------------------------------------------
 
 
+#: law -> (L(N, D), its inverse in D), both from laws.py, taking the parameters of LAW_PARAMETERS by name.
+_LAW_FUNCTIONS = {"chinchilla": (laws.chinchilla_loss, laws.chinchilla_inverse),
+                  "kaplan": (laws.kaplan_loss, laws.kaplan_inverse)}
+
+
+def _law(law: str, params: dict[str, Any], which: int):
+    if law not in _LAW_FUNCTIONS:
+        raise ConfigError(f"law {law!r} is not one of {', '.join(LAWS)}")
+    return _LAW_FUNCTIONS[law][which], {k: params[k] for k in LAW_PARAMETERS[law]}
+
+
 def law_loss(law: str, N, D, params: dict[str, Any]):
     """``L(N, D)`` of ``law`` with natural ``params`` (numpy, xarray or pytensor)."""
-    if law == "chinchilla":
-        return laws.chinchilla_loss(N, D, params["E"], params["A"], params["B"], params["alpha_N"],
-                                    params["alpha_D"])
-    if law == "kaplan":
-        return laws.kaplan_loss(N, D, params["N_c"], params["D_c"], params["alpha_N"], params["alpha_D"])
-    raise ConfigError(f"law {law!r} is not one of {', '.join(LAWS)}")
+    fn, kw = _law(law, params, 0)
+    return fn(N, D, **kw)
 
 
 def law_inverse(law: str, loss, N, params: dict[str, Any]):
     """``D`` such that ``L(N, D) = loss`` (closed form; ``inf`` where the loss is at or below ``L(N, inf)``)."""
-    if law == "chinchilla":
-        return laws.chinchilla_inverse(loss, N, params["E"], params["A"], params["B"], params["alpha_N"],
-                                       params["alpha_D"])
-    if law == "kaplan":
-        return laws.kaplan_inverse(loss, N, params["N_c"], params["D_c"], params["alpha_N"], params["alpha_D"])
-    raise ConfigError(f"law {law!r} is not one of {', '.join(LAWS)}")
+    fn, kw = _law(law, params, 1)
+    return fn(loss, N, **kw)
 
 
 def converged_data(law: str, N, params: dict[str, Any], within: float = 0.01):

@@ -69,6 +69,28 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
 }
 
 
+def merge_priors(defaults: dict[str, dict[str, float]], priors: dict | None) -> dict[str, dict[str, float]]:
+    """``defaults`` overridden entry by entry by ``priors``; a ConfigError for an unknown prior or parameter,
+    or a value that is not a finite number (> 0 for every parameter but ``mu``)."""
+    merged = copy.deepcopy(defaults)
+    for name, params in (priors or {}).items():
+        if name not in defaults:
+            raise ConfigError(f"unknown prior {name!r}; expected one of {', '.join(defaults)}")
+        if not isinstance(params, dict):
+            raise ConfigError(f"prior {name!r} must be a table of parameters, got {params!r}")
+        unknown = set(params) - set(defaults[name])
+        if unknown:
+            raise ConfigError(f"prior {name!r}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                              f"expected {', '.join(defaults[name])}")
+        for key, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+                raise ConfigError(f"prior {name!r}: {key} must be a finite number, got {value!r}")
+            if key != "mu" and value <= 0:
+                raise ConfigError(f"prior {name!r}: {key} must be > 0, got {value!r}")
+            merged[name][key] = float(value)
+    return merged
+
+
 @dataclass
 class ModelConfig:
     """Priors, likelihood and variant of the transfer model.
@@ -86,23 +108,7 @@ class ModelConfig:
     priors: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        merged = copy.deepcopy(DEFAULT_PRIORS)
-        for name, params in (self.priors or {}).items():
-            if name not in DEFAULT_PRIORS:
-                raise ConfigError(f"unknown prior {name!r}; expected one of {', '.join(DEFAULT_PRIORS)}")
-            if not isinstance(params, dict):
-                raise ConfigError(f"prior {name!r} must be a table of parameters, got {params!r}")
-            unknown = set(params) - set(DEFAULT_PRIORS[name])
-            if unknown:
-                raise ConfigError(f"prior {name!r}: unknown parameter(s) {', '.join(sorted(unknown))}; "
-                                  f"expected {', '.join(DEFAULT_PRIORS[name])}")
-            for key, value in params.items():
-                if not isinstance(value, (int, float)) or not np.isfinite(value):
-                    raise ConfigError(f"prior {name!r}: {key} must be a finite number, got {value!r}")
-                if key != "mu" and value <= 0:
-                    raise ConfigError(f"prior {name!r}: {key} must be > 0, got {value!r}")
-                merged[name][key] = float(value)
-        self.priors = merged
+        self.priors = merge_priors(DEFAULT_PRIORS, self.priors)
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood {self.likelihood!r} is not one of {', '.join(LIKELIHOODS)}")
         if self.parameterization not in PARAMETERIZATIONS:

@@ -5,13 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .transfer import positive_int
+
 __all__ = ["register"]
-
-
-def _positive_int(text: str) -> int:
-    from .transfer import positive_int
-
-    return positive_int(text)
 
 
 def register(sub) -> None:
@@ -22,15 +18,15 @@ def register(sub) -> None:
                     "ranks of the true values among the posterior draws are uniform and that 50%%/90%% "
                     "intervals cover the truth as often as they should (Talts et al. 2018). Writes "
                     "ranks.csv, checks.csv and sbc_ecdf.png to --out; exit status 1 when a check fails.")
-    p.add_argument("--sims", type=_positive_int, default=100, help="number of simulations (default 100)")
+    p.add_argument("--sims", type=positive_int, default=100, help="number of simulations (default 100)")
     p.add_argument("--out", default="sbc-output", help="output directory (default sbc-output)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same ranks")
-    p.add_argument("--draws", type=_positive_int, default=400, help="draws per chain per fit (default 400)")
-    p.add_argument("--tune", type=_positive_int, default=400, help="tuning steps per chain (default 400)")
-    p.add_argument("--chains", type=_positive_int, default=2, help="chains per fit (default 2)")
-    p.add_argument("--ranks-of", type=_positive_int, default=99, dest="n_rank",
+    p.add_argument("--draws", type=positive_int, default=400, help="draws per chain per fit (default 400)")
+    p.add_argument("--tune", type=positive_int, default=400, help="tuning steps per chain (default 400)")
+    p.add_argument("--chains", type=positive_int, default=2, help="chains per fit (default 2)")
+    p.add_argument("--ranks-of", type=positive_int, default=99, dest="n_rank",
                    help="thinned draws each rank is taken among (default 99: ranks 0..99)")
-    p.add_argument("--processes", type=_positive_int, default=1,
+    p.add_argument("--processes", type=positive_int, default=1,
                    help="worker processes (each compiles the model once; default 1)")
     p.add_argument("--model", default=None, help="TOML model file (priors, likelihood) to calibrate")
     p.add_argument("--alpha", type=float, default=0.01,
