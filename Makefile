@@ -26,7 +26,7 @@ test-slow: $(STAMP)
 	  if [ $$rc -eq 5 ]; then echo "no slow tests collected"; exit 0; fi; exit $$rc
 
 bench: $(STAMP)
-	$(PY) -m bayes_scaling.bench
+	$(PY) benchmarks/bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayes_scaling tests

@@ -7,8 +7,8 @@ import numpy as np
 import xarray as xr
 
 import bayes_scaling as bs
-from bayes_scaling.inference import TransferFit
-from bayes_scaling.models import ModelConfig
+from bayes_scaling.inference.sampling import TransferFit
+from bayes_scaling.models.transfer import ModelConfig
 
 TEXT = {"k": 1.9e4, "alpha": 0.18, "beta": 0.38}
 CODE = {"k": 2.1e5, "alpha": 0.096, "beta": 0.38}

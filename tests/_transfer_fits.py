@@ -10,8 +10,8 @@ import warnings
 from functools import cache
 
 import bayes_scaling as bs
-from bayes_scaling.compare import compare_variants
-from bayes_scaling.simulate import TABLE1, simulate_transfer
+from bayes_scaling.analysis.compare import compare_variants
+from bayes_scaling.data.simulate import TABLE1, simulate_transfer
 
 SETTINGS = {"draws": 300, "tune": 300, "chains": 2}
 

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_scaling.calibration import SBCResult, ecdf_band, run_sbc
-from bayes_scaling.inference import available_backends
-from bayes_scaling.models import ModelConfig
+from bayes_scaling.analysis.calibration import SBCResult, ecdf_band, run_sbc
+from bayes_scaling.inference.sampling import available_backends
+from bayes_scaling.models.transfer import ModelConfig
 
 FAST = dict(draws=200, tune=200, chains=2, n_rank=49)
 needs_nutpie = pytest.mark.skipif("nutpie" not in available_backends(), reason="SBC runs on nutpie")

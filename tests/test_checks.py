@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _transfer_fits import shared_truth
 
-from bayes_scaling.checks import (
+from bayes_scaling.analysis.checks import (
     coverage,
     loo_pit,
     posterior_predictive,
@@ -14,7 +14,7 @@ from bayes_scaling.checks import (
     prior_predictive_check,
 )
 from bayes_scaling.errors import BayesScalingError
-from bayes_scaling.models import ModelConfig
+from bayes_scaling.models.transfer import ModelConfig
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_ppc_table(fit):
 def test_ppc_is_seeded(fit):
     a = posterior_predictive(fit, seed=7)["posterior_predictive"]["log_D_T"].values
     assert posterior_predictive(fit, seed=7) is posterior_predictive(fit, seed=7)   # cached
-    from bayes_scaling import checks
+    from bayes_scaling.analysis import checks
 
     checks._PPC_CACHE.clear()
     b = posterior_predictive(fit, seed=7)["posterior_predictive"]["log_D_T"].values

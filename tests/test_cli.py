@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bayes_scaling.cli import main
-from bayes_scaling.datasets import EXAMPLE_CSV
+from bayes_scaling.data.datasets import EXAMPLE_CSV
 
 FAST = ["--draws", "200", "--tune", "200", "--chains", "2"]
 

@@ -11,7 +11,7 @@ from _transfer_fits import SETTINGS, separate_truth, shared_truth
 
 import bayes_scaling as bs
 from bayes_scaling import laws
-from bayes_scaling.compare import (
+from bayes_scaling.analysis.compare import (
     beta_evidence,
     compare_fits,
     compare_variants,
@@ -19,8 +19,8 @@ from bayes_scaling.compare import (
     fit_variants,
     pareto_k_table,
 )
+from bayes_scaling.data.simulate import TABLE1, simulate_transfer
 from bayes_scaling.errors import BayesScalingError
-from bayes_scaling.simulate import TABLE1, simulate_transfer
 
 
 def test_table_is_tidy_and_ranked():

@@ -12,8 +12,9 @@ import pytest
 import xarray as xr
 from _table1 import table1_fit
 
-from bayes_scaling import compute, laws
-from bayes_scaling.compute import (
+from bayes_scaling import laws
+from bayes_scaling.analysis import compute
+from bayes_scaling.analysis.compute import (
     SCRATCH,
     EdgeWarning,
     compute_frontier,
@@ -217,7 +218,7 @@ def test_a_saved_scratch_fit_file(tmp_path):
 
     import pandas as pd
 
-    from bayes_scaling.losslaws import LossLawConfig, ScratchFit
+    from bayes_scaling.models.losslaws import LossLawConfig, ScratchFit
 
     post = xr.Dataset({k: (("chain", "draw"), np.full((2, 3), v)) for k, v in EPOCH.items()},
                       coords={"chain": [0, 1], "draw": np.arange(3)})

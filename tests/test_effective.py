@@ -9,24 +9,24 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayes_scaling.cli import main
-from bayes_scaling.data import TransferData
-from bayes_scaling.datasets import (
-    FINETUNE_LOSSES_CSV,
-    SCRATCH_LOSSES_CSV,
-    load_finetune_losses,
-    losses_metadata,
-)
-from bayes_scaling.effective import (
+from bayes_scaling.analysis.effective import (
     effective_data,
     monotone_curve,
     ossification_report,
     regime,
     restrict_to_low_data,
 )
+from bayes_scaling.cli import main
+from bayes_scaling.data.datasets import (
+    FINETUNE_LOSSES_CSV,
+    SCRATCH_LOSSES_CSV,
+    load_finetune_losses,
+    losses_metadata,
+)
+from bayes_scaling.data.simulate import KAPLAN_WEBTEXT2, simulate_losses
+from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import DataError, ExclusionWarning
-from bayes_scaling.losslaws import LossLawConfig, ScratchFit, converged_data
-from bayes_scaling.simulate import KAPLAN_WEBTEXT2, simulate_losses
+from bayes_scaling.models.losslaws import LossLawConfig, ScratchFit, converged_data
 
 
 def exact_fit(scratch: pd.DataFrame, params=KAPLAN_WEBTEXT2, law: str = "kaplan", draws: int = 4) -> ScratchFit:

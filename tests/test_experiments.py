@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_scaling import datasets
+from bayes_scaling.analysis.effective import read_finetune
 from bayes_scaling.cli import main
-from bayes_scaling.effective import read_finetune
+from bayes_scaling.data import datasets
 from bayes_scaling.errors import ConfigError, DataError
 from bayes_scaling.experiments import (
     SMOKE_CONFIG,
@@ -25,7 +25,7 @@ from bayes_scaling.experiments import (
     run_sweep,
 )
 from bayes_scaling.experiments.corpora import corpus_files, encode
-from bayes_scaling.losslaws import read_scratch
+from bayes_scaling.models.losslaws import read_scratch
 
 HAVE_JAX = importlib.util.find_spec("jax") is not None
 requires_jax = pytest.mark.skipif(not HAVE_JAX, reason="the experiment harness needs JAX "

@@ -10,11 +10,11 @@ import pytest
 import xarray as xr
 from _table1 import table1_fit
 
-from bayes_scaling import export as X
+from bayes_scaling.analysis.predictions import NEW, predict
+from bayes_scaling.analysis.timeline import forecast
 from bayes_scaling.cli import main
 from bayes_scaling.errors import BayesScalingError
-from bayes_scaling.predictions import NEW, predict
-from bayes_scaling.timeline import forecast
+from bayes_scaling.output import export as X
 
 
 @pytest.fixture(scope="module")

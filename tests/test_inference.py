@@ -8,7 +8,7 @@ import xarray as xr
 
 import bayes_scaling as bs
 from bayes_scaling import ConvergenceWarning, FitFileError
-from bayes_scaling.predictions import predict
+from bayes_scaling.analysis.predictions import predict
 
 
 def interval(fit, var, p=None, prob=0.94):

@@ -8,8 +8,13 @@ import pytest
 import xarray as xr
 
 import bayes_scaling as bs
-from bayes_scaling import inference
-from bayes_scaling.inference import available_backends, clear_compiled_cache, resolve_backend, sample_nuts
+from bayes_scaling.inference import sampling as inference
+from bayes_scaling.inference.sampling import (
+    available_backends,
+    clear_compiled_cache,
+    resolve_backend,
+    sample_nuts,
+)
 
 needs_nutpie = pytest.mark.skipif("nutpie" not in available_backends(), reason="nutpie is not installed")
 SMALL = dict(draws=150, tune=150, chains=2, warn=False)
@@ -145,7 +150,7 @@ def test_mcmc_stats_match_arviz():
     non-mixing draws."""
     import arviz as az
 
-    from bayes_scaling import mcmc_stats
+    from bayes_scaling.inference import mcmc_stats
 
     rng = np.random.default_rng(1)
     cases = [rng.normal(size=(4, 500)), np.cumsum(rng.normal(size=(4, 400)), axis=1),
@@ -162,7 +167,7 @@ def test_mcmc_stats_match_arviz():
 @needs_nutpie
 def test_many_fits_in_parallel_processes_are_reproducible(example_data):
     """Data subsets fitted in 2 worker processes (each compiling once) give exactly the sequential fits."""
-    from bayes_scaling.inference import fit_transfer_many
+    from bayes_scaling.inference.sampling import fit_transfer_many
 
     subsets = [example_data.with_exclusions(example_data.table["N"] > n, "N cut") for n in (1e8, 1e9)]
     kw = dict(draws=100, tune=100, chains=2)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bayes_scaling.analysis.predictions import predict
+from bayes_scaling.data.simulate import simulate_losses
 from bayes_scaling.errors import DataError, FitFileError
-from bayes_scaling.joint import compare_with_two_stage, comparison_table, fit_joint, load_joint_fit
-from bayes_scaling.predictions import predict
-from bayes_scaling.simulate import simulate_losses
+from bayes_scaling.models.joint import compare_with_two_stage, comparison_table, fit_joint, load_joint_fit
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_joint_bad_input(sim):
 @pytest.mark.slow
 def test_compare_with_two_stage_one_seed():
     """Both approaches produce intervals for every parameter; the joint intervals are narrower on average
-    (seeded; the numbers over 10 seeds are in the output of python -m bayes_scaling.joint, see the README)."""
+    (seeded; the numbers over 10 seeds are in the output of python -m bayes_scaling.models.joint, see the README)."""
     res = compare_with_two_stage([0], draws=300, tune=300, chains=2)
     assert set(res["approach"]) == {"joint", "two-stage"} and len(res) == 10
     table = comparison_table(res)
@@ -96,7 +96,7 @@ def test_compare_with_two_stage_one_seed():
 
 def test_cli_fit_joint(tmp_path, capsys):
     from bayes_scaling.cli import main
-    from bayes_scaling.datasets import FINETUNE_LOSSES_CSV, SCRATCH_LOSSES_CSV
+    from bayes_scaling.data.datasets import FINETUNE_LOSSES_CSV, SCRATCH_LOSSES_CSV
 
     out = tmp_path / "joint.nc"
     rc = main(["fit-joint", str(SCRATCH_LOSSES_CSV), str(FINETUNE_LOSSES_CSV), "--law", "kaplan", "--out",

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_scaling.data.simulate import EPOCH_CHINCHILLA, KAPLAN_WEBTEXT2, simulate_losses
 from bayes_scaling.errors import ConfigError, DataError, FitFileError
-from bayes_scaling.losslaws import (
+from bayes_scaling.models.losslaws import (
     LossLawConfig,
     _centres,
     converged_data,
@@ -22,7 +23,6 @@ from bayes_scaling.losslaws import (
     read_epoch_chinchilla,
     read_scratch,
 )
-from bayes_scaling.simulate import EPOCH_CHINCHILLA, KAPLAN_WEBTEXT2, simulate_losses
 
 REPO = Path(__file__).resolve().parents[1]
 CHINCHILLA_CSV = REPO.parent / "shared" / "data" / "chinchilla_epoch_svg_extracted.csv"
@@ -195,7 +195,7 @@ def test_chinchilla_real_data_inside_epoch_intervals(likelihood):
 def test_law_inversion_intervals_cover_true_effective_data(kaplan_fit):
     """D_E by law inversion: with the measurement noise (default) the 90% intervals cover the true D_E of
     ~90% of the low-data runs; inverting the measured loss alone (law uncertainty only) covers far fewer."""
-    from bayes_scaling.effective import effective_data
+    from bayes_scaling.analysis.effective import effective_data
 
     scratch, finetune, _ = simulate_losses(seed=11)
     cover = {}
@@ -210,7 +210,7 @@ def test_law_inversion_intervals_cover_true_effective_data(kaplan_fit):
 
 def test_cli_fit_scratch(tmp_path, capsys):
     from bayes_scaling.cli import main
-    from bayes_scaling.datasets import SCRATCH_LOSSES_CSV
+    from bayes_scaling.data.datasets import SCRATCH_LOSSES_CSV
 
     out = tmp_path / "s.nc"
     rc = main(["fit-scratch", str(SCRATCH_LOSSES_CSV), "--law", "kaplan", "--out", str(out), "--draws", "100",

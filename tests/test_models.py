@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bayes_scaling import ConfigError, ModelConfig
-from bayes_scaling.models import DEFAULT_PRIORS, build_transfer_model
+from bayes_scaling.models.transfer import DEFAULT_PRIORS, build_transfer_model
 from conftest import REPO
 
 

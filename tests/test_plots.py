@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 from _transfer_fits import shared_truth  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bayes_scaling import plots  # noqa: E402
-from bayes_scaling.checks import prior_predictive_check  # noqa: E402
+from bayes_scaling.analysis.checks import prior_predictive_check  # noqa: E402
+from bayes_scaling.output import plots  # noqa: E402
 
 
 @pytest.fixture(scope="module")

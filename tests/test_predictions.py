@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from _table1 import CENTRE, table1_fit
 
-from bayes_scaling import laws, predictions
+from bayes_scaling import laws
+from bayes_scaling.analysis import predictions
+from bayes_scaling.analysis.predictions import NEW, crossover, crossover_probability, exchange_rate, predict
 from bayes_scaling.cli import main
 from bayes_scaling.errors import BayesScalingError
-from bayes_scaling.predictions import NEW, crossover, crossover_probability, exchange_rate, predict
 
 SAMPLE = ("chain", "draw")
 

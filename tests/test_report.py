@@ -9,7 +9,7 @@ import pytest
 from _transfer_fits import shared_truth
 
 from bayes_scaling.cli import main
-from bayes_scaling.report import write_report
+from bayes_scaling.output.report import write_report
 
 FIGURES = ("transfer", "transfer_fraction", "posteriors", "ppc", "prior_predictive")
 

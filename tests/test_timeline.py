@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from _table1 import table1_fit
 
-from bayes_scaling import laws, timeline
+from bayes_scaling import laws
+from bayes_scaling.analysis import timeline
+from bayes_scaling.analysis.predictions import NEW, predict
+from bayes_scaling.analysis.timeline import NoSolutionWarning, forecast, forecast_grid, solve_D_F, unsolved
 from bayes_scaling.cli import main
 from bayes_scaling.errors import BayesScalingError
-from bayes_scaling.predictions import NEW, predict
-from bayes_scaling.timeline import NoSolutionWarning, forecast, forecast_grid, solve_D_F, unsolved
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import argparse
 import sys
 import warnings
 
-from ..errors import BayesScalingError
+from bayes_scaling.errors import BayesScalingError
 
 __all__ = ["main"]
 
@@ -18,7 +18,7 @@ EXIT_USAGE = 2
 
 
 def _modules():
-    from . import transfer
+    from bayes_scaling.cli import transfer
 
     mods = [transfer]
     for name in ("scratch", "predict", "report", "calibrate", "experiment"):  # added as the features land
@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from bayes_scaling import __version__
 
     parser = _Parser(prog="bayes-scaling", description="Bayesian scaling laws for transfer "
                      "(D_T = k * D_F**alpha * N**beta), fitted by NUTS.")

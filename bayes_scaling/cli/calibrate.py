@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .transfer import positive_int
+from bayes_scaling.cli.transfer import positive_int
 
 __all__ = ["register"]
 
@@ -40,8 +40,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import pandas as pd
 
-    from ..calibration import run_sbc
-    from ..models import ModelConfig
+    from bayes_scaling.analysis.calibration import run_sbc
+    from bayes_scaling.models.transfer import ModelConfig
 
     if args.sims < 2:
         raise ValueError(f"--sims must be at least 2, got {args.sims}")

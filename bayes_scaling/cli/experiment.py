@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import ConfigError
+from bayes_scaling.errors import ConfigError
 
 
 def register(sub) -> None:
@@ -34,7 +34,7 @@ def cmd_run(args) -> int:
         import jax  # noqa: F401
     except ImportError as exc:
         raise ConfigError("the experiment needs JAX: pip install 'bayes_scaling[experiments]'") from exc
-    from ..experiments import load_config, run_sweep
+    from bayes_scaling.experiments import load_config, run_sweep
 
     cfg = load_config(None if args.smoke else args.config)
     res = run_sweep(cfg, args.out, log=lambda msg: print(msg, flush=True))

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from .transfer import probability
+from bayes_scaling.cli.transfer import probability
 
 __all__ = ["register", "positive_float", "interval_table"]
 
@@ -82,7 +82,7 @@ def register(sub) -> None:
 
 
 def _names(args):
-    from ..predictions import NEW
+    from bayes_scaling.analysis.predictions import NEW
 
     if args.pretraining is None:
         return None
@@ -131,8 +131,8 @@ def _print_table(table: pd.DataFrame, quantities: list[str], ci: float, as_csv: 
 
 
 def _read_draws(path: str, column: str):
-    from ..data import check_numeric, read_table
-    from ..errors import DataError
+    from bayes_scaling.data.tables import check_numeric, read_table
+    from bayes_scaling.errors import DataError
 
     df = read_table(path, what=path)
     if column not in df.columns:
@@ -147,9 +147,9 @@ def _read_draws(path: str, column: str):
 
 
 def cmd_predict(args) -> int:
-    from ..export import export
-    from ..inference import load_fit
-    from ..predictions import predict
+    from bayes_scaling.analysis.predictions import predict
+    from bayes_scaling.inference.sampling import load_fit
+    from bayes_scaling.output.export import export
 
     fit = load_fit(args.fit)
     ds = predict(fit, N=args.N, D_F=args.D_F, pretraining=_names(args), noise=args.noise, seed=args.seed)
@@ -169,10 +169,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_forecast(args) -> int:
-    from ..errors import BayesScalingError
-    from ..export import export
-    from ..inference import load_fit
-    from ..timeline import forecast, forecast_grid
+    from bayes_scaling.analysis.timeline import forecast, forecast_grid
+    from bayes_scaling.errors import BayesScalingError
+    from bayes_scaling.inference.sampling import load_fit
+    from bayes_scaling.output.export import export
 
     for given, draws, flag in ((args.N, args.N_draws, "--N"), (args.D_req, args.D_req_draws, "--D-req")):
         if (given is None) == (draws is None):
@@ -207,8 +207,8 @@ def cmd_forecast(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..export import export, fit_draws
-    from ..inference import load_fit
+    from bayes_scaling.inference.sampling import load_fit
+    from bayes_scaling.output.export import export, fit_draws
 
     fit = load_fit(args.fit)
     path = export(fit_draws(fit, pretraining=_names(args), seed=args.seed), args.out, format=args.format,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .transfer import positive_int, probability
+from bayes_scaling.cli.transfer import positive_int, probability
 
 __all__ = ["register"]
 
@@ -32,7 +32,7 @@ def cmd_report(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
-    from ..report import write_report
+    from bayes_scaling.output.report import write_report
 
     path = write_report(args.fit, args.out, compare=args.compare, seed=args.seed, draws=args.draws,
                         tune=args.tune, chains=args.chains, backend=args.backend, ci_prob=args.ci)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .transfer import add_sampler_args, format_summary, probability
+from bayes_scaling.cli.transfer import add_sampler_args, format_summary, probability
 
 BIG = {"k", "A", "B", "N_c", "D_c"}
 
@@ -76,7 +76,7 @@ def _sampler(args) -> dict:
 
 
 def cmd_fit_scratch(args) -> int:
-    from ..losslaws import fit_scratch
+    from bayes_scaling.models.losslaws import fit_scratch
 
     fit = fit_scratch(args.scratch, law=args.law, likelihood=args.likelihood, duplicates=args.duplicates,
                       **_sampler(args))
@@ -91,8 +91,8 @@ def cmd_fit_scratch(args) -> int:
 def cmd_effective(args) -> int:
     import pandas as pd
 
-    from ..effective import effective_data
-    from ..losslaws import load_scratch_fit
+    from bayes_scaling.analysis.effective import effective_data
+    from bayes_scaling.models.losslaws import load_scratch_fit
 
     fit = load_scratch_fit(args.scratch_fit) if args.scratch_fit else None
     if fit is None:
@@ -118,7 +118,7 @@ def cmd_effective(args) -> int:
 
 
 def cmd_fit_joint(args) -> int:
-    from ..joint import fit_joint
+    from bayes_scaling.models.joint import fit_joint
 
     fit = fit_joint(args.scratch, args.finetune, law=args.law, likelihood=args.likelihood,
                     low_only=not args.all_regimes, **_sampler(args))

@@ -86,7 +86,7 @@ def format_summary(df: pd.DataFrame, ci_prob: float) -> str:
 
 
 def _print_fit(fit, ci_prob: float, out=None) -> None:
-    from ..models import parameter_names
+    from bayes_scaling.models.transfer import parameter_names
 
     out = out or sys.stdout
     names = [n for n in parameter_names(fit.config) if n != "log_k"]
@@ -98,7 +98,7 @@ def _print_fit(fit, ci_prob: float, out=None) -> None:
 
 
 def _load_config(args):
-    from ..models import ModelConfig
+    from bayes_scaling.models.transfer import ModelConfig
 
     config = ModelConfig.from_toml(args.model) if getattr(args, "model", None) else ModelConfig()
     if getattr(args, "likelihood", None):
@@ -108,8 +108,8 @@ def _load_config(args):
 
 
 def cmd_fit(args) -> int:
-    from ..data import TransferData
-    from ..inference import fit_transfer
+    from bayes_scaling.data.tables import TransferData
+    from bayes_scaling.inference.sampling import fit_transfer
 
     config = _load_config(args)
     data = TransferData.from_csv(args.data, unit=args.unit)
@@ -122,7 +122,7 @@ def cmd_fit(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from ..inference import load_fit
+    from bayes_scaling.inference.sampling import load_fit
 
     fit = load_fit(args.fit)
     if args.csv:
@@ -136,15 +136,15 @@ def cmd_demo(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..datasets import EXAMPLE_CSV, example_metadata
-    from ..inference import fit_transfer
-    from ..plots import plot_transfer
+    from bayes_scaling.data.datasets import EXAMPLE_CSV, example_metadata
+    from bayes_scaling.inference.sampling import fit_transfer
+    from bayes_scaling.output.plots import plot_transfer
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = example_metadata()
     print(f"bundled data: {EXAMPLE_CSV.name}. {meta['description']}")
-    from ..data import TransferData
+    from bayes_scaling.data.tables import TransferData
 
     data = TransferData.from_csv(EXAMPLE_CSV)
     fit = fit_transfer(data, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
@@ -153,7 +153,7 @@ def cmd_demo(args) -> int:
     _print_fit(fit, 0.94)
     fit.summary(0.94).to_csv(out / "summary.csv", index=False)
     with open(out / "summary.txt", "w") as fh:
-        print("SYNTHETIC data (bayes_scaling.simulate); truth: "
+        print("SYNTHETIC data (bayes_scaling.data.simulate); truth: "
               + ", ".join(f"{p}: k={t['k']:.3g}, alpha={t['alpha']}, beta={t['beta']}"
                           for p, t in meta["truth"].items()), file=fh)
         _print_fit(fit, 0.94, out=fh)
@@ -169,10 +169,10 @@ def cmd_demo(args) -> int:
 
 def _demo_from_losses(args, out: Path) -> None:
     """The whole path from raw losses: from-scratch law -> effective data (interpolation) -> low-data fit."""
-    from ..datasets import FINETUNE_LOSSES_CSV, SCRATCH_LOSSES_CSV, losses_metadata
-    from ..effective import effective_data
-    from ..inference import fit_transfer
-    from ..losslaws import fit_scratch, read_scratch
+    from bayes_scaling.analysis.effective import effective_data
+    from bayes_scaling.data.datasets import FINETUNE_LOSSES_CSV, SCRATCH_LOSSES_CSV, losses_metadata
+    from bayes_scaling.inference.sampling import fit_transfer
+    from bayes_scaling.models.losslaws import fit_scratch, read_scratch
 
     meta = losses_metadata()
     print(f"\nfrom raw losses: {SCRATCH_LOSSES_CSV.name} + {FINETUNE_LOSSES_CSV.name}. {meta['description']}")

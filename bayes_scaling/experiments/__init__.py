@@ -12,8 +12,8 @@ held-out Python loss and appended to a resumable CSV. Corpora come with every Py
 
 from __future__ import annotations
 
-from .corpora import CORPORA, Corpus, load_corpus
-from .sweep import (
+from bayes_scaling.experiments.corpora import CORPORA, Corpus, load_corpus
+from bayes_scaling.experiments.sweep import (
            MIXES,
            SMOKE_CONFIG,
            EarlyStopping,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError
+from bayes_scaling.errors import DataError
 
 __all__ = ["summarize_sweep", "bundle"]
 
@@ -35,7 +35,7 @@ def summarize_sweep(out: str | PathLike) -> dict:
     pre = runs[runs["kind"] == "pretrain"]
     planned = 0
     try:
-        from .sweep import plan_runs
+        from bayes_scaling.experiments.sweep import plan_runs
 
         planned = len(plan_runs(cfg))
     except Exception:  # pragma: no cover - summary without the harness's dependencies

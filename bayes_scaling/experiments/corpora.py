@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from bayes_scaling.errors import DataError
 
 __all__ = ["CORPORA", "VOCAB_SIZE", "Corpus", "load_corpus", "corpus_files", "encode"]
 

@@ -13,8 +13,8 @@ parameters under ``OUT/checkpoints``.
 Each finished run is appended to ``OUT/runs.csv`` at once; a second invocation with the same configuration skips
 the runs already there (``OUT/config.json`` guards against resuming with another configuration). The tables
 ``OUT/scratch.csv`` (``N, D, loss``) and ``OUT/finetune.csv`` (``pretraining, N, D_F, loss``), unit
-characters, are rewritten after every run and load with :func:`bayes_scaling.losslaws.read_scratch` and
-:func:`bayes_scaling.effective.read_finetune`.
+characters, are rewritten after every run and load with :func:`bayes_scaling.models.losslaws.read_scratch` and
+:func:`bayes_scaling.analysis.effective.read_finetune`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._system import cpu_model
-from ..errors import ConfigError
-from .corpora import VOCAB_SIZE, Corpus, load_corpus
+from bayes_scaling._system import cpu_model
+from bayes_scaling.errors import ConfigError
+from bayes_scaling.experiments.corpora import VOCAB_SIZE, Corpus, load_corpus
 
 __all__ = ["SMOKE_CONFIG", "MIXES", "EarlyStopping", "RunSpec", "load_config", "plan_runs", "run_sweep",
            "export_tables", "RUN_COLUMNS"]
@@ -259,7 +259,7 @@ def _early_stopping(cfg: dict, kind: str) -> tuple[int, int]:
 def _train(cfg, spec: RunSpec, data: _Data, sources, weights, params, *, lr, max_steps, early: bool,
            eval_at_start: bool):
     """Train; returns (best params, info dict)."""
-    from .model import ModelSpec, adam_init, make_functions
+    from bayes_scaling.experiments.model import ModelSpec, adam_init, make_functions
 
     m, t = cfg["model"], cfg["train"]
     mspec = ModelSpec(spec.d_model, spec.n_layers, context=m["context"], vocab=VOCAB_SIZE, head_dim=m["head_dim"])
@@ -294,13 +294,13 @@ def _train(cfg, spec: RunSpec, data: _Data, sources, weights, params, *, lr, max
 
 
 def _run_one(cfg, spec: RunSpec, data: _Data, out: Path) -> dict:
-    from .model import init_params
+    from bayes_scaling.experiments.model import init_params
 
     m, t = cfg["model"], cfg["train"]
     t0 = time.perf_counter()
     py_train = data.corpora["python"].splits["train"]
     init_seed = _seed(cfg, f"init/d{spec.d_model}L{spec.n_layers}")
-    from .model import ModelSpec
+    from bayes_scaling.experiments.model import ModelSpec
 
     mspec = ModelSpec(spec.d_model, spec.n_layers, context=m["context"], vocab=VOCAB_SIZE, head_dim=m["head_dim"])
     row = {"run_id": spec.run_id, "kind": spec.kind, "pretraining": spec.mix or "none", "model": mspec.name,

@@ -1,7 +1,7 @@
 """Simulation-based calibration (SBC; Talts et al. 2018) of the transfer model.
 
 For each of ``n_sims`` simulations: draw parameters from the prior (``pm.sample_prior_predictive`` on
-:func:`~bayes_scaling.models.build_transfer_model` with a fixed design of ``N``, ``D_F`` and pre-training
+:func:`~bayes_scaling.models.transfer.build_transfer_model` with a fixed design of ``N``, ``D_F`` and pre-training
 distributions), simulate ``log D_T``, fit by NUTS, and record the rank of each true parameter among ``L``
 thinned posterior draws (0..L). If the sampler and the model are right, every rank is uniform on 0..L, and
 the central 50% / 90% posterior intervals contain the truth in 50% / 90% of the simulations.
@@ -14,7 +14,7 @@ Checks (each can fail; Bonferroni over the parameters at family level ``alpha``)
 - coverage of the 50% and 90% central intervals: exact binomial test.
 
 The model is compiled once and the data swapped between simulations
-(:class:`~bayes_scaling.compiled.CompiledSampler`); with ``processes > 1`` each worker process compiles once.
+(:class:`~bayes_scaling.inference.compiled.CompiledSampler`); with ``processes > 1`` each worker process compiles once.
 Results are reproducible from ``seed`` whatever the number of processes.
 
 >>> res = run_sbc(100, seed=1)                         # doctest: +SKIP
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .models import ModelConfig, build_transfer_model
+from bayes_scaling.models.transfer import ModelConfig, build_transfer_model
 
 __all__ = ["SBCDesign", "SBCResult", "run_sbc", "ecdf_band"]
 
@@ -191,7 +191,7 @@ def _scalar_names(post_vars: dict[str, np.ndarray], pretraining: tuple[str, ...]
 
 def _make_sampler(config: ModelConfig, design: SBCDesign):
     """The transfer model compiled for the design (shared with ``fit_transfer``'s in-process cache)."""
-    from .inference import compiled_transfer_sampler
+    from bayes_scaling.inference.sampling import compiled_transfer_sampler
 
     return compiled_transfer_sampler((design.arrays(), design.pretraining), config)
 
@@ -243,7 +243,7 @@ def run_sbc(n_sims: int = 100, *, config: ModelConfig | None = None, sim_config:
 
     import pymc as pm
 
-    from .inference import available_backends
+    from bayes_scaling.inference.sampling import available_backends
 
     if n_sims < 2:
         raise ValueError(f"n_sims must be >= 2, got {n_sims}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .errors import BayesScalingError
+from bayes_scaling.errors import BayesScalingError
 
 SAMPLE_DIMS = ("chain", "draw")
 

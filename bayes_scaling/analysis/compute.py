@@ -21,7 +21,7 @@ fine-tuned on ``D_F`` reaches the loss of a from-scratch model trained on ``D_E 
 
 Every answer is vectorised over posterior draws (a log-N grid, then golden-section refinement of the bracket
 around each draw's grid minimum; bisection for monotone problems). Draws of the loss law and of the transfer
-fit are aligned draw by draw as described in :mod:`bayes_scaling._draws` (seeded). Answers at the edge of the
+fit are aligned draw by draw as described in :mod:`bayes_scaling.analysis._draws` (seeded). Answers at the edge of the
 search interval are flagged (``at_edge``) and counted in the attributes, never silently clipped.
 """
 
@@ -35,16 +35,16 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import laws
-from ._draws import align, flat, n_samples, unflat
-from ._fitfile import read_tree
-from .errors import BayesScalingError, FitFileError
-from .losslaws import (  # parameters of each from-scratch loss law, as named in laws.py
+from bayes_scaling.analysis._draws import align, flat, n_samples, unflat
+from bayes_scaling.analysis.predictions import data_range, orders_outside, parameters, positive_grid
+from bayes_scaling.errors import BayesScalingError, FitFileError
+from bayes_scaling.inference.fitfile import read_tree
+from bayes_scaling.laws import formulas as laws
+from bayes_scaling.models.losslaws import (  # parameters of each from-scratch loss law, as named in laws.py
     LAW_PARAMETERS,
     law_inverse,
     law_loss,
 )
-from .predictions import data_range, orders_outside, parameters, positive_grid
 
 __all__ = ["LAW_PARAMETERS", "SCRATCH", "LossLaw", "loss_law", "scratch_optimum", "finetune_optimum",
            "compute_frontier", "smallest_model", "compute_saved", "EdgeWarning", "UnitWarning"]
@@ -163,7 +163,7 @@ def _from_posterior(law: str, post: xr.Dataset, what: str) -> LossLaw:
 def _from_file(path: Path) -> LossLaw:
     tree = read_tree(path)
     if tree.attrs.get("bayes_scaling_kind") == "scratch":   # written by losslaws.ScratchFit.save: its reader
-        from .losslaws import load_scratch_fit
+        from bayes_scaling.models.losslaws import load_scratch_fit
 
         return loss_law(load_scratch_fit(path))
     law = tree.attrs.get("law")

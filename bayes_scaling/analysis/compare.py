@@ -1,6 +1,6 @@
 """Comparing model variants (PSIS-LOO) and pre-training distributions (posterior contrasts).
 
-Variants of the transfer law ``D_T = k[p] * D_F**alpha[p] * N**beta`` (see :mod:`bayes_scaling.models`):
+Variants of the transfer law ``D_T = k[p] * D_F**alpha[p] * N**beta`` (see :mod:`bayes_scaling.models.transfer`):
 
 - ``shared_beta``: one beta for every pre-training distribution (the paper's model);
 - ``separate_beta``: beta[p] per distribution, partially pooled;
@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import laws
-from .data import TransferData
-from .errors import BayesScalingError
-from .inference import TransferFit, fit_transfer
-from .models import VARIANTS, ModelConfig, build_transfer_model
+from bayes_scaling.data.tables import TransferData
+from bayes_scaling.errors import BayesScalingError
+from bayes_scaling.inference.sampling import TransferFit, fit_transfer
+from bayes_scaling.laws import formulas as laws
+from bayes_scaling.models.transfer import VARIANTS, ModelConfig, build_transfer_model
 
 __all__ = ["VARIANTS", "PARETO_K_MAX", "VariantComparison", "BetaEvidence", "loo", "pareto_k_table",
            "fit_variants", "compare_fits", "compare_variants", "beta_evidence", "contrasts"]

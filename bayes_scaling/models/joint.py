@@ -1,21 +1,21 @@
 """Joint model of from-scratch and fine-tuned losses: the uncertainty of ``D_E`` flows into ``k, alpha, beta``.
 
-Model (natural logs; ``L`` = the Chinchilla or Kaplan law of :mod:`bayes_scaling.losslaws`)::
+Model (natural logs; ``L`` = the Chinchilla or Kaplan law of :mod:`bayes_scaling.models.losslaws`)::
 
     log loss_scratch[i]  ~ Normal(log L(N_i, D_i), sigma_scratch)             (or Student-t)
     log loss_finetune[j] ~ Normal(log L(N_j, D_F,j + D_T,j), sigma_finetune)  (or Student-t)
     D_T,j = k[p_j] * D_F,j**alpha[p_j] * N_j**beta                             (laws.transfer)
 
 Instead of first estimating ``D_E`` (interpolation or law inversion) and then treating ``log D_T`` as data
-(the two-stage pipeline: :mod:`bayes_scaling.effective` then :func:`bayes_scaling.fit_transfer`), the
+(the two-stage pipeline: :mod:`bayes_scaling.analysis.effective` then :func:`bayes_scaling.fit_transfer`), the
 fine-tuned losses inform ``k, alpha, beta`` *and* the loss law together. Priors of ``k, alpha, beta`` are the
-foundation's (:data:`bayes_scaling.models.DEFAULT_PRIORS`; ``log D_T`` at the centre of the data is sampled,
+foundation's (:data:`bayes_scaling.models.transfer.DEFAULT_PRIORS`; ``log D_T`` at the centre of the data is sampled,
 ``log_k`` is a Deterministic), independent per pre-training distribution (no pooling: a handful of
-distributions). Loss-law priors are :data:`~bayes_scaling.losslaws.DEFAULT_LOSS_PRIORS`. All parameters are
-sampled in a Laplace-whitened basis (as in :func:`~bayes_scaling.losslaws.fit_scratch`).
+distributions). Loss-law priors are :data:`~bayes_scaling.models.losslaws.DEFAULT_LOSS_PRIORS`. All parameters are
+sampled in a Laplace-whitened basis (as in :func:`~bayes_scaling.models.losslaws.fit_scratch`).
 
-Measured against the two-stage pipeline (:func:`compare_with_two_stage`, ``python -m bayes_scaling.joint``;
-30 seeds of the default :func:`~bayes_scaling.simulate.simulate_losses` design, Kaplan law, 0.5% loss noise,
+Measured against the two-stage pipeline (:func:`compare_with_two_stage`, ``python -m bayes_scaling.models.joint``;
+30 seeds of the default :func:`~bayes_scaling.data.simulate.simulate_losses` design, Kaplan law, 0.5% loss noise,
 2 chains x 500 draws, 90% equal-tailed intervals; two-stage = interpolation -> low-data ``fit_transfer``)::
 
     parameter          coverage joint / two-stage   mean width joint / two-stage   mean |error| joint / two-stage
@@ -35,7 +35,7 @@ D_T, measured where the loss curves flatten).
 By default only low-data runs enter (``D_F <= 0.1 D(N)``, with ``D(N)`` from the posterior mode of the
 from-scratch law): the others are kept in ``fit.data.finetune`` with ``excluded`` and a reason.
 
->>> from bayes_scaling.datasets import load_scratch_losses, load_finetune_losses
+>>> from bayes_scaling.data.datasets import load_scratch_losses, load_finetune_losses
 >>> fit = fit_joint(load_scratch_losses(), load_finetune_losses(), law="kaplan", seed=1)   # doctest: +SKIP
 >>> fit.summary()                                                                         # doctest: +SKIP
 """
@@ -52,12 +52,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__, laws
-from ._fitfile import read_tree, without, write_tree
-from .effective import LOW_FRACTION, REGIME_REASONS, read_finetune, regime
-from .errors import ConvergenceWarning, DataError, ExclusionWarning, format_rows
-from .inference import diagnose, sample_nuts, sampler_settings, summarize
-from .losslaws import (
+from bayes_scaling import __version__
+from bayes_scaling.analysis.effective import LOW_FRACTION, REGIME_REASONS, read_finetune, regime
+from bayes_scaling.errors import ConvergenceWarning, DataError, ExclusionWarning, format_rows
+from bayes_scaling.inference.fitfile import read_tree, without, write_tree
+from bayes_scaling.inference.sampling import diagnose, sample_nuts, sampler_settings, summarize
+from bayes_scaling.laws import formulas as laws
+from bayes_scaling.models.losslaws import (
     _SAMPLED,
     LAW_PARAMETERS,
     LossLawConfig,
@@ -76,7 +77,7 @@ from .losslaws import (
     read_scratch,
     whitened_vector,
 )
-from .models import ModelConfig
+from bayes_scaling.models.transfer import ModelConfig
 
 __all__ = ["JointData", "JointFit", "fit_joint", "load_joint_fit", "compare_with_two_stage", "comparison_table"]
 
@@ -194,7 +195,7 @@ class JointFit:
     parameters, ``sigma_scratch``, ``sigma_finetune`` (noise of log loss), ``D_E`` (dim run) and ``sigma``
     (the implied noise of log D_E, see :func:`_add_implied_sigma`); ``.pretraining``, ``.data``
     (:class:`JointData`, with ``.unit`` and ``.used``) make it usable by
-    :func:`bayes_scaling.predictions.predict` like a :class:`~bayes_scaling.inference.TransferFit`."""
+    :func:`bayes_scaling.analysis.predictions.predict` like a :class:`~bayes_scaling.inference.sampling.TransferFit`."""
 
     def __init__(self, tree: xr.DataTree, data: JointData, loss_config: LossLawConfig, config: ModelConfig):
         self.tree = tree
@@ -277,7 +278,7 @@ def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | s
     """Fit the joint model of from-scratch losses (``N, D, loss``) and fine-tuned losses
     (``pretraining, N, D_F, loss``) by NUTS. ``low_only`` keeps the low-data runs (others excluded, reported).
     ``config``: the loss law (:class:`LossLawConfig`, overrides ``law``/``likelihood``); ``transfer_config``: a
-    :class:`~bayes_scaling.models.ModelConfig` whose priors of ``log_k``, ``alpha``, ``beta`` are used (its
+    :class:`~bayes_scaling.models.transfer.ModelConfig` whose priors of ``log_k``, ``alpha``, ``beta`` are used (its
     likelihood/variant are not: the fine-tuned losses use the loss likelihood, and there is no pooling).
 
     >>> fit = fit_joint("scratch.csv", "finetune.csv", law="kaplan", seed=1)     # doctest: +SKIP
@@ -362,16 +363,16 @@ def compare_with_two_stage(seeds, *, method: str = "interpolate", law: str = "ka
                            ) -> pd.DataFrame:
     """Interval coverage of the truth and width, joint model vs the two-stage pipeline, on simulated losses.
 
-    For each seed: :func:`~bayes_scaling.simulate.simulate_losses` (truth: Table 1 and the loss law); two-stage
+    For each seed: :func:`~bayes_scaling.data.simulate.simulate_losses` (truth: Table 1 and the loss law); two-stage
     = :func:`fit_scratch` -> :func:`effective_data` (``method``) -> low-data :func:`fit_transfer`; joint =
     :func:`fit_joint`. One row per seed, approach and parameter (``log_k`` and ``alpha`` per pre-training,
     ``beta``): truth, median, equal-tailed ``ci_prob`` interval, ``covered``, ``width``.
     See :func:`comparison_table` for the aggregate.
     """
-    from .effective import effective_data
-    from .inference import fit_transfer
-    from .losslaws import fit_scratch
-    from .simulate import simulate_losses
+    from bayes_scaling.analysis.effective import effective_data
+    from bayes_scaling.data.simulate import simulate_losses
+    from bayes_scaling.inference.sampling import fit_transfer
+    from bayes_scaling.models.losslaws import fit_scratch
 
     rows = []
     kw = {"draws": draws, "tune": tune, "chains": chains, "progressbar": False}
@@ -410,12 +411,12 @@ def comparison_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 
-# ---- the joint-vs-two-stage study: python -m bayes_scaling.joint --seeds 0-9 --method interpolate ----
+# ---- the joint-vs-two-stage study: python -m bayes_scaling.models.joint --seeds 0-9 --method interpolate ----
 _STUDY_DOC = """Joint model vs two-stage pipeline on simulated raw losses: interval coverage of the truth and width.
 
-    python -m bayes_scaling.joint --seeds 0-9 --method interpolate --out cmp.csv
+    python -m bayes_scaling.models.joint --seeds 0-9 --method interpolate --out cmp.csv
 
-Each seed: bayes_scaling.simulate.simulate_losses (Kaplan law, Table 1 transfer truth, 0.5% loss noise);
+Each seed: bayes_scaling.data.simulate.simulate_losses (Kaplan law, Table 1 transfer truth, 0.5% loss noise);
 two-stage = fit_scratch -> effective_data(method) -> low-data fit_transfer; joint = fit_joint. Prints the
 per-parameter coverage of the 90% equal-tailed intervals, their mean width and the mean absolute error of the
 posterior median.

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import DataError, ExclusionWarning, format_rows
+from bayes_scaling.errors import DataError, ExclusionWarning, format_rows
 
 __all__ = ["TransferData", "read_table", "check_numeric"]
 

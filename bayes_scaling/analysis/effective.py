@@ -9,7 +9,7 @@
   interpolation of log D as a function of log loss**. A loss below the lowest (above the highest) knot is out of
   range: ``D_E`` would exceed the largest (fall below the smallest) measured D. Such rows are never
   extrapolated: ``D_E`` holds the bound, ``out_of_range`` says which side, and the row is excluded.
-- ``"law"``: the closed-form inverse of a fitted :class:`~bayes_scaling.losslaws.ScratchFit`, draw by draw
+- ``"law"``: the closed-form inverse of a fitted :class:`~bayes_scaling.models.losslaws.ScratchFit`, draw by draw
   (by default of ``loss * exp(-e)``, ``e`` ~ the fitted noise of log loss, so that the measurement noise of the
   fine-tuned loss is in the interval too: without it, 90% intervals covered the true D_E of only ~20% of
   simulated runs, with it ~90%): ``D_E`` is the posterior median, with an equal-tailed interval (``D_E_lb``,
@@ -23,7 +23,7 @@ Regimes (from the law's posterior median of ``D(N)``, the data a from-scratch mo
 ``0.1 D(N) < D_F <= D(N)``, **high** ``D_F > D(N)``. Ossified runs (``D_T <= 0``) are reported per model size.
 
 >>> import bayes_scaling as bs
->>> from bayes_scaling.datasets import load_scratch_losses, load_finetune_losses
+>>> from bayes_scaling.data.datasets import load_scratch_losses, load_finetune_losses
 >>> eff = effective_data(load_scratch_losses(), load_finetune_losses(), method="interpolate")  # doctest: +SKIP
 >>> data = restrict_to_low_data(eff.to_transfer_data())                                      # doctest: +SKIP
 """
@@ -38,9 +38,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .data import TransferData, _resolve_unit, check_labels, check_numeric, read_table, require_columns
-from .errors import DataError, ExclusionWarning, format_rows
-from .losslaws import ScratchFit, fit_scratch, read_scratch
+from bayes_scaling.data.tables import (
+    TransferData,
+    _resolve_unit,
+    check_labels,
+    check_numeric,
+    read_table,
+    require_columns,
+)
+from bayes_scaling.errors import DataError, ExclusionWarning, format_rows
+from bayes_scaling.models.losslaws import ScratchFit, fit_scratch, read_scratch
 
 __all__ = ["METHODS", "LOW_FRACTION", "MonotoneCurve", "EffectiveData", "effective_data", "read_finetune",
            "monotone_curve", "regime", "restrict_to_low_data", "ossification_report"]
@@ -246,7 +253,7 @@ def effective_data(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFram
 
     ``scratch``: from-scratch runs ``N, D, loss``; ``finetune``: ``pretraining, N, D_F, loss``. ``method``:
     ``"interpolate"`` or ``"law"`` (module docstring). The regimes need a law: ``scratch_fit`` (fitted with
-    :func:`~bayes_scaling.losslaws.fit_scratch`) or, when None, one is fitted here (``law``, ``seed``,
+    :func:`~bayes_scaling.models.losslaws.fit_scratch`) or, when None, one is fitted here (``law``, ``seed``,
     ``fit_kwargs``). Out-of-range rows are excluded with a reason (``ExclusionWarning`` when ``warn``).
     Method ``law`` with ``noise=True`` (default) treats each fine-tuned loss as a noisy measurement of the law's
     mean loss: draw by draw it inverts ``loss * exp(-e)``, ``e ~ Normal(0, sigma)`` (the fitted noise of log
@@ -358,7 +365,7 @@ def effective_data(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFram
 
 def _invert(fit: ScratchFit, loss: xr.DataArray, N: np.ndarray) -> xr.DataArray:
     """Draws of ``D = L^{-1}(loss, N)``: dims chain, draw, run (``loss`` per point, or per draw and point)."""
-    from .losslaws import law_inverse
+    from bayes_scaling.models.losslaws import law_inverse
 
     post = fit.posterior
     names = fit.parameters

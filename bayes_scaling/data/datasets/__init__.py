@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data import TransferData
+from bayes_scaling.data.tables import TransferData
 
 __all__ = ["load_example", "example_metadata", "EXAMPLE_CSV", "SCRATCH_LOSSES_CSV", "FINETUNE_LOSSES_CSV",
            "load_scratch_losses", "load_finetune_losses", "losses_metadata",
@@ -39,7 +39,7 @@ def example_metadata() -> dict:
 
 def load_scratch_losses():
     """SYNTHETIC raw losses of from-scratch runs (``N, D, loss``; Kaplan law, WebText2 values, seeded):
-    the input of :func:`bayes_scaling.losslaws.fit_scratch`. Generating parameters: :func:`losses_metadata`.
+    the input of :func:`bayes_scaling.models.losslaws.fit_scratch`. Generating parameters: :func:`losses_metadata`.
 
     >>> load_scratch_losses()[["N", "D", "loss"]].shape
     (48, 3)
@@ -51,7 +51,7 @@ def load_scratch_losses():
 
 def load_finetune_losses():
     """SYNTHETIC raw losses of fine-tuned runs (``pretraining, N, D_F, loss``; truth: Table 1, with two
-    ossified runs), the input of :func:`bayes_scaling.effective.effective_data`. Columns ``true_D_T`` and
+    ossified runs), the input of :func:`bayes_scaling.analysis.effective.effective_data`. Columns ``true_D_T`` and
     ``true_D_E`` hold the truth (for checks).
 
     >>> sorted(load_finetune_losses()["pretraining"].unique())
@@ -84,7 +84,7 @@ def load_measured_scratch():
 def load_measured_finetune():
     """MEASURED fine-tuned runs (``pretraining`` text / text+code, ``N``, ``D_F`` characters of Python, ``loss``
     held-out nats/character, early-stopped; ``loss_step0`` = before fine-tuning): the companion of
-    :func:`load_measured_scratch`, input of :func:`bayes_scaling.effective.effective_data`.
+    :func:`load_measured_scratch`, input of :func:`bayes_scaling.analysis.effective.effective_data`.
 
     >>> sorted(load_measured_finetune()["pretraining"].unique())
     ['text', 'text+code']

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import BayesScalingError
-from .predictions import parameters
+from bayes_scaling.analysis.predictions import parameters
+from bayes_scaling.errors import BayesScalingError
 
 __all__ = ["to_long", "to_wide", "quantile_table", "fit_draws", "write_table", "write_netcdf", "export",
            "FORMATS"]

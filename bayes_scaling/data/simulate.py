@@ -1,6 +1,6 @@
 """Simulated Hernandez-style transfer experiments with known truth (seeded).
 
-The bundled example data set is made here: ``python -m bayes_scaling.simulate`` rewrites it.
+The bundled example data set is made here: ``python -m bayes_scaling.data.simulate`` rewrites it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import laws
+from bayes_scaling.laws import formulas as laws
 
 __all__ = ["TABLE1", "simulate_transfer", "KAPLAN_WEBTEXT2", "EPOCH_CHINCHILLA", "simulate_losses"]
 
@@ -63,7 +63,7 @@ def simulate_transfer(seed: int = 0, *, truth: dict[str, dict[str, float]] | Non
                        "not measurements. Truth = the paper's Table 1 unless stated.",
         "seed": seed, "truth": truth, "sigma": sigma, "unit": unit, "n_ossified": n_ossified,
         "N": N.tolist(), "D_F": D_F.tolist(),
-        "generator": "bayes_scaling.simulate.simulate_transfer",
+        "generator": "bayes_scaling.data.simulate.simulate_transfer",
     }
     return df, meta
 
@@ -109,7 +109,7 @@ def simulate_losses(seed: int = 0, *, law: str = "kaplan", law_params: dict[str,
     >>> len(scratch), len(finetune), meta["law"]
     (48, 34, 'kaplan')
     """
-    from .losslaws import converged_data, law_loss
+    from bayes_scaling.models.losslaws import converged_data, law_loss
 
     rng = np.random.default_rng(seed)
     truth = truth or TABLE1
@@ -148,7 +148,7 @@ def simulate_losses(seed: int = 0, *, law: str = "kaplan", law_params: dict[str,
                        f"the {law} loss law at D_F + D_T with D_T = k D_F**alpha N**beta; not measurements.",
         "seed": seed, "law": law, "law_params": law_params, "truth": truth, "sigma_log_loss": sigma,
         "n_ossified": n_ossified, "unit": unit, "N": N.tolist(), "D": D.tolist(), "D_F": D_F.tolist(),
-        "generator": "bayes_scaling.simulate.simulate_losses",
+        "generator": "bayes_scaling.data.simulate.simulate_losses",
     }
     return scratch, finetune, meta
 

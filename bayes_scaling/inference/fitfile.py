@@ -7,7 +7,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from .errors import FitFileError
+from bayes_scaling.errors import FitFileError
 
 KINDS = {"transfer": "transfer fit", "scratch": "from-scratch loss-law fit", "joint": "joint fit"}
 

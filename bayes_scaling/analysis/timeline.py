@@ -13,7 +13,7 @@ once. Draws with ``alpha <= 0`` (no unique root) are reported: ``solved`` is Fal
 :class:`NoSolutionWarning` gives the count and which draws, and :func:`unsolved` lists them. Nothing is dropped.
 
 ``D_req`` and ``N`` may be numbers or arrays of draws from another model (Monte Carlo in, Monte Carlo out): they
-are aligned with the posterior draw by draw as documented in :mod:`bayes_scaling._draws` (one value repeated;
+are aligned with the posterior draw by draw as documented in :mod:`bayes_scaling.analysis._draws` (one value repeated;
 as many values as posterior draws paired in order; otherwise resampled with the seed).
 
 >>> fc = forecast(fit, N=1.75e11, D_req=np.random.default_rng(0).lognormal(np.log(1e12), 1, 4000), seed=1)  # doctest: +SKIP
@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import laws
-from ._draws import align, as_draws, flat, n_samples, unflat
-from .errors import format_rows
-from .predictions import data_range, orders_outside, parameters, positive_grid
+from bayes_scaling.analysis._draws import align, as_draws, flat, n_samples, unflat
+from bayes_scaling.analysis.predictions import data_range, orders_outside, parameters, positive_grid
+from bayes_scaling.errors import format_rows
+from bayes_scaling.laws import formulas as laws
 
 __all__ = ["solve_D_F", "forecast", "forecast_grid", "unsolved", "NoSolutionWarning"]
 

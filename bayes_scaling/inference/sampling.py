@@ -5,10 +5,10 @@ NUTS back ends (``backend=``):
 - ``"auto"`` (default): ``"nutpie"`` when nutpie is installed, else ``"pymc"``. The back end that ran is
   recorded in the fit (``fit.backend``, the file's ``backend`` attribute) and printed by the CLI.
 - ``"nutpie"``: nutpie's Rust NUTS on the log density compiled by PyTensor's Numba back end
-  (:class:`~bayes_scaling.compiled.CompiledSampler`): the compiled code is cached on disk, and the compiled
+  (:class:`~bayes_scaling.inference.compiled.CompiledSampler`): the compiled code is cached on disk, and the compiled
   transfer model is kept in the process and refitted by swapping its ``pm.Data`` (new data of the same
   number of pre-training distributions: no recompilation). On the bundled data about 25x the effective
-  samples per second of PyMC's sampler on the same model (``python -m bayes_scaling.bench``).
+  samples per second of PyMC's sampler on the same model (``python benchmarks/bench.py``).
 - ``"pymc"``: PyMC's own NUTS (``pm.sample(nuts_sampler="pymc")``).
 - ``"numpyro"``: JAX NUTS through PyMC (``pip install 'bayes_scaling[numpyro]'``); chains run ``"vectorized"``
   on a GPU/TPU and ``"sequential"``-ly on a CPU unless ``BAYES_SCALING_CHAIN_METHOD`` says otherwise.
@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__
-from ._fitfile import read_tree, without, write_tree
-from .data import TransferData
-from .errors import ConvergenceWarning, FitFileError
-from .models import ModelConfig, build_transfer_model, parameter_names
+from bayes_scaling import __version__
+from bayes_scaling.data.tables import TransferData
+from bayes_scaling.errors import ConvergenceWarning, FitFileError
+from bayes_scaling.inference.fitfile import read_tree, without, write_tree
+from bayes_scaling.models.transfer import ModelConfig, build_transfer_model, parameter_names
 
 __all__ = ["TransferFit", "fit_transfer", "load_fit", "diagnose", "available_backends", "summarize",
            "sample_nuts", "resolve_backend", "compiled_transfer_sampler", "clear_compiled_cache",
@@ -94,12 +94,12 @@ def sample_nuts(model, *, draws: int, tune: int, chains: int, seed: int, backend
     """NUTS on a PyMC ``model`` with the named back end (see the module docstring); the back end that ran is
     in ``tree.attrs["backend"]``.
 
-    ``compiled``: a :class:`~bayes_scaling.compiled.CompiledSampler` of ``model`` to reuse (nutpie only).
+    ``compiled``: a :class:`~bayes_scaling.inference.compiled.CompiledSampler` of ``model`` to reuse (nutpie only).
     """
     backend = resolve_backend(backend)
     seed = _check_seed(seed)
     if backend == "nutpie":
-        from .compiled import CompiledSampler
+        from bayes_scaling.inference.compiled import CompiledSampler
 
         sampler = compiled if compiled is not None else CompiledSampler(model, log_likelihood=log_likelihood)
         tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
@@ -133,9 +133,9 @@ def compiled_transfer_sampler(data: TransferData | tuple[dict[str, np.ndarray], 
     ``pm.Data`` (runs and centre) set to ``data``; compiled on first use and kept in this process
     (``CACHE_SIZE`` entries, least recently used dropped). Key: configuration hash, number of pre-training
     distributions (the number of runs may change between fits). ``data``: a :class:`TransferData`, or
-    ``(arrays, pretraining)`` as :func:`~bayes_scaling.models.build_transfer_model` takes them.
+    ``(arrays, pretraining)`` as :func:`~bayes_scaling.models.transfer.build_transfer_model` takes them.
     """
-    from .compiled import CompiledSampler
+    from bayes_scaling.inference.compiled import CompiledSampler
 
     arrays, pretraining = (data.arrays(), data.pretraining) if isinstance(data, TransferData) else data
     centre = (float(np.mean(arrays["log_D_F"])), float(np.mean(arrays["log_N"])))
@@ -198,7 +198,7 @@ class Diagnostics:
 def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
     """Rank-normalised split R-hat, bulk and tail ESS (5% and 95% quantiles; Vehtari et al. 2021) over
     ``var_names``, and the divergence count."""
-    from .mcmc_stats import diagnostics_table
+    from bayes_scaling.inference.mcmc_stats import diagnostics_table
 
     post = tree["posterior"].to_dataset()
     var_names = [v for v in var_names if v in post]
@@ -218,7 +218,7 @@ def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
 def summarize(tree: xr.DataTree, var_names: list[str], ci_prob: float = 0.94) -> pd.DataFrame:
     """Tidy table: one row per parameter (and pre-training distribution) with mean, sd, equal-tailed
     ``ci_prob`` interval, bulk/tail ESS and R-hat."""
-    from .mcmc_stats import diagnostics_table
+    from bayes_scaling.inference.mcmc_stats import diagnostics_table
 
     post = tree["posterior"].to_dataset()
     var_names = [v for v in var_names if v in post]

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m bayes_scaling.bench [--quick] [--only SECTION ...]`` (``make bench``).
+"""Benchmarks: ``python benchmarks/bench.py [--quick] [--only SECTION ...]`` (``make bench``).
 
 Prints one Markdown table (paste it into the README) and the machine it ran on. Every speed-up is measured
 against a baseline *in the same run*: the same hierarchical transfer model written plainly in PyMC
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._system import cpu_model
+from bayes_scaling._system import cpu_model
 
 SECTIONS = ("cli", "refit", "ess", "backends", "chinchilla", "scale", "sbc")
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def machine() -> str:
 
 def _min_ess(tree, var_names) -> tuple[float, float, int]:
     """(min bulk ESS, max R-hat, divergences) over ``var_names`` present in the posterior."""
-    from .inference import diagnose
+    from bayes_scaling.inference.sampling import diagnose
 
     d = diagnose(tree, [v for v in var_names if v in tree["posterior"].to_dataset()])
     return d.ess_bulk_min, d.r_hat_max, d.divergences
@@ -92,7 +92,7 @@ def baseline_transfer_model(data):
     (uncentred) predictors and the textbook centred hierarchy on log k[p] and alpha[p]; same priors."""
     import pymc as pm
 
-    from .models import ModelConfig
+    from bayes_scaling.models.transfer import ModelConfig
 
     pri = ModelConfig().priors
     a = data.arrays()
@@ -128,7 +128,7 @@ TRANSFER_VARS = ["log_k", "alpha", "beta", "sigma", "a_mu", "alpha_mu", "a_sigma
 # ---- sections ------------------------------------------------------------------------------------------
 
 def bench_cli(rows: list, quick: bool) -> None:
-    from .datasets import EXAMPLE_CSV
+    from bayes_scaling.data.datasets import EXAMPLE_CSV
 
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "fit.nc")
@@ -197,7 +197,7 @@ def bench_ess(rows: list, quick: bool) -> None:
 
 def bench_backends(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
-    from bayes_scaling.inference import available_backends, clear_compiled_cache
+    from bayes_scaling.inference.sampling import available_backends, clear_compiled_cache
 
     data = bs.load_example()
     for backend in available_backends():
@@ -217,9 +217,9 @@ def bench_backends(rows: list, quick: bool) -> None:
 def bench_chinchilla(rows: list, quick: bool) -> None:
     path = SHARED_DATA / "chinchilla_epoch_svg_extracted.csv"
     try:
-        from . import losslaws
+        from bayes_scaling.models.transfer import losslaws
     except ImportError:
-        rows.append(("Chinchilla loss law", "skipped", "-", "bayes_scaling.losslaws not available"))
+        rows.append(("Chinchilla loss law", "skipped", "-", "bayes_scaling.models.losslaws not available"))
         return
     if not path.is_file():
         rows.append(("Chinchilla loss law", "skipped", "-", f"{path} not found"))
@@ -272,7 +272,7 @@ def bench_scale(rows: list, quick: bool) -> None:
 
 
 def bench_sbc(rows: list, quick: bool) -> None:
-    from .calibration import run_sbc
+    from bayes_scaling.analysis.calibration import run_sbc
 
     n = 30 if quick else 100
     res = run_sbc(n, seed=2026)
@@ -285,7 +285,7 @@ def bench_sbc(rows: list, quick: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bayes_scaling.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a shorter run (see the module docstring)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
     args = parser.parse_args(argv)

@@ -32,7 +32,7 @@ Input table: columns ``N``, ``D``, ``loss`` (optionally ``unit``). Losses must b
 as replicates and keeps them all in the likelihood (each is one observation of the same mean); identical rows
 are never merged silently.
 
->>> from bayes_scaling.datasets import load_scratch_losses
+>>> from bayes_scaling.data.datasets import load_scratch_losses
 >>> fit = fit_scratch(load_scratch_losses(), law="kaplan", seed=1)          # doctest: +SKIP
 >>> fit.summary()                                                          # doctest: +SKIP
 >>> fit.inverse(3.5, 1e8)          # draws of the data a 1e8-parameter model needs to reach loss 3.5  # doctest: +SKIP
@@ -51,12 +51,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__, laws
-from ._fitfile import read_tree, without, write_tree
-from .data import _resolve_unit, check_numeric, read_table, require_columns
-from .errors import ConfigError, ConvergenceWarning, DataError, ExclusionWarning, FitFileError, format_rows
-from .inference import diagnose, sample_nuts, sampler_settings, summarize
-from .models import merge_priors
+from bayes_scaling import __version__
+from bayes_scaling.data.tables import _resolve_unit, check_numeric, read_table, require_columns
+from bayes_scaling.errors import (
+    ConfigError,
+    ConvergenceWarning,
+    DataError,
+    ExclusionWarning,
+    FitFileError,
+    format_rows,
+)
+from bayes_scaling.inference.fitfile import read_tree, without, write_tree
+from bayes_scaling.inference.sampling import diagnose, sample_nuts, sampler_settings, summarize
+from bayes_scaling.laws import formulas as laws
+from bayes_scaling.models.transfer import merge_priors
 
 __all__ = [
     "LAWS", "LAW_PARAMETERS", "DEFAULT_LOSS_PRIORS", "LossLawConfig", "ScratchFit", "fit_scratch",

@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from . import laws
-from .errors import ConfigError
+from bayes_scaling.errors import ConfigError
+from bayes_scaling.laws import formulas as laws
 
 __all__ = ["ModelConfig", "DEFAULT_PRIORS", "build_transfer_model"]
 

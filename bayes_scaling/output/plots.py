@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .predictions import predict
+from bayes_scaling.analysis.predictions import predict
 
 __all__ = ["plot_transfer", "plot_transfer_fraction", "plot_posteriors", "plot_ppc", "plot_prior_predictive",
            "plot_compare", "plot_compute_frontier", "plot_forecast"]
@@ -63,7 +63,7 @@ def plot_transfer_fraction(fit, *, D_F=None, ci_prob: float = 0.94, n_grid: int 
     """Fraction of the effective data that comes from transfer, ``D_T / D_E = 1 / (1 + D_F / D_T)``, against
     model size N (log axis): one line per fine-tuning set size D_F (posterior median, ``ci_prob`` band), one
     panel per pre-training distribution (the paper's Figure 2 idea). ``D_F`` defaults to four sizes spanning
-    the data. Uses :func:`bayes_scaling.predictions.predict`."""
+    the data. Uses :func:`bayes_scaling.analysis.predictions.predict`."""
     import matplotlib.pyplot as plt
 
     used = fit.data.used
@@ -141,7 +141,7 @@ def plot_posteriors(fit, *, truth: dict | None = None, ci_prob: float = 0.94):
 
 
 def plot_ppc(fit, *, ci_prob: float = 0.9, seed: int = 0):
-    """Posterior predictive check (left) and LOO-PIT (right), from :mod:`bayes_scaling.checks`.
+    """Posterior predictive check (left) and LOO-PIT (right), from :mod:`bayes_scaling.analysis.checks`.
 
     Left: predicted D_T (posterior predictive median with its central ``ci_prob`` interval, noise included)
     against observed D_T, log-log, with the 1:1 line; runs outside their interval are ringed in red and the
@@ -150,7 +150,7 @@ def plot_ppc(fit, *, ci_prob: float = 0.9, seed: int = 0):
     """
     import matplotlib.pyplot as plt
 
-    from .checks import coverage, loo_pit, posterior_predictive_check
+    from bayes_scaling.analysis.checks import coverage, loo_pit, posterior_predictive_check
 
     tag = f"{100 * ci_prob:g}"
     ppc = posterior_predictive_check(fit, ci_probs=(ci_prob,), seed=seed)
@@ -197,7 +197,7 @@ def plot_ppc(fit, *, ci_prob: float = 0.9, seed: int = 0):
 
 
 def plot_prior_predictive(prior):
-    """Prior predictive check (:func:`bayes_scaling.checks.prior_predictive_check`): for every observed run
+    """Prior predictive check (:func:`bayes_scaling.analysis.checks.prior_predictive_check`): for every observed run
     (sorted by observed D_T) the prior 90% interval and median of D_T, with the observation, on a log axis."""
     import matplotlib.pyplot as plt
 
@@ -220,7 +220,7 @@ def plot_prior_predictive(prior):
 
 
 def plot_compare(comparison):
-    """PSIS-LOO comparison of variants (:class:`bayes_scaling.compare.VariantComparison`): elpd difference to
+    """PSIS-LOO comparison of variants (:class:`bayes_scaling.analysis.compare.VariantComparison`): elpd difference to
     the best variant with +-1 and +-2 standard errors of the difference; higher is better."""
     import matplotlib.pyplot as plt
 
@@ -252,7 +252,7 @@ def plot_compare(comparison):
     return fig
 
 
-# ---- compute-efficient sizes and timeline forecasts (bayes_scaling.compute / bayes_scaling.timeline) -------
+# ---- compute-efficient sizes and timeline forecasts (bayes_scaling.analysis.compute / bayes_scaling.analysis.timeline) -------
 
 
 def _band(da, ci_prob: float):
@@ -264,7 +264,7 @@ def _band(da, ci_prob: float):
 
 def plot_compute_frontier(frontier, *, ci_prob: float = 0.9):
     """Compute-optimal model size and the loss frontier against compute, from
-    :func:`bayes_scaling.compute.compute_frontier`: one line (posterior median) and ``ci_prob`` band per row of
+    :func:`bayes_scaling.analysis.compute.compute_frontier`: one line (posterior median) and ``ci_prob`` band per row of
     ``pretraining`` (from scratch: C = 6 N D; fine-tuned: C_F = 6 N D_F, pre-training compute excluded).
     Rows whose optimum sits at the edge of the search (e.g. D_F = D_F_min) are marked in the legend."""
     import matplotlib.pyplot as plt
@@ -293,7 +293,7 @@ def plot_compute_frontier(frontier, *, ci_prob: float = 0.9):
 
 
 def plot_forecast(forecast, *, ci_prob: float = 0.9, quantity: str = "saving"):
-    """A timeline forecast from :mod:`bayes_scaling.timeline`. For :func:`forecast` (draws per pre-training
+    """A timeline forecast from :mod:`bayes_scaling.analysis.timeline`. For :func:`forecast` (draws per pre-training
     distribution) the posterior of log10 ``quantity`` (default the saving D_req / D_F) as histograms; for
     :func:`forecast_grid` the median and ``ci_prob`` band against D_req, one line per (pretraining, N).
     Unsolved draws are counted in the legend, and the distance outside the data is in the title."""

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .inference import TransferFit, load_fit
-from .models import VARIANTS
+from bayes_scaling import __version__
+from bayes_scaling.inference.sampling import TransferFit, load_fit
+from bayes_scaling.models.transfer import VARIANTS
 
 __all__ = ["write_report"]
 
@@ -109,9 +109,10 @@ def write_report(fit: TransferFit | str | PathLike, out: str | PathLike, *, comp
 def _write(fit, out, *, compare, seed, draws, tune, chains, backend, ci_prob, progressbar) -> Path:
     import warnings
 
-    from . import checks, plots
-    from . import compare as cmp_mod
-    from .errors import ConvergenceWarning
+    from bayes_scaling.analysis import checks
+    from bayes_scaling.analysis import compare as cmp_mod
+    from bayes_scaling.errors import ConvergenceWarning
+    from bayes_scaling.output import plots
 
     source = str(fit) if not isinstance(fit, TransferFit) else ""
     if not isinstance(fit, TransferFit):

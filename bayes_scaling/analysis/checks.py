@@ -26,10 +26,10 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from .data import TransferData
-from .errors import BayesScalingError
-from .inference import TransferFit
-from .models import ModelConfig, build_transfer_model
+from bayes_scaling.data.tables import TransferData
+from bayes_scaling.errors import BayesScalingError
+from bayes_scaling.inference.sampling import TransferFit
+from bayes_scaling.models.transfer import ModelConfig, build_transfer_model
 
 __all__ = ["posterior_predictive", "posterior_predictive_check", "coverage", "loo_pit", "LooPit",
            "prior_predictive_check", "PriorPredictive"]

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import laws
-from .errors import BayesScalingError
+from bayes_scaling.errors import BayesScalingError
+from bayes_scaling.laws import formulas as laws
 
 __all__ = ["NEW", "predict", "parameters", "has_hierarchy", "data_range", "orders_outside", "extrapolation",
            "exchange_rate", "crossover", "crossover_probability", "positive_grid"]

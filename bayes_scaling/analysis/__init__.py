@@ -1,0 +1,2 @@
+"""Analysis of fits: predictions, effective data, compute-optimal sizes, timelines, comparison, checks and
+calibration."""

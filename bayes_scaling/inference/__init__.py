@@ -1,0 +1,1 @@
+"""Inference: NUTS back ends and the compiled sampler, diagnostics, the fit objects and fit files."""

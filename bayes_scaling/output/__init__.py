@@ -1,0 +1,1 @@
+"""Output: tidy exports, figures and the HTML report."""
