@@ -1,0 +1,425 @@
+"""Fit any law spec by NUTS; one fit object (:class:`Fit`) and one loader (:func:`load`) for every fit file.
+
+>>> import bayes_scaling as bs
+>>> fit = bs.fit("runs.csv", model="models/laws/chinchilla.toml", seed=1)     # doctest: +SKIP
+>>> fit.summary(ci_prob=0.9)                                                  # doctest: +SKIP
+>>> fit.predict(pd.DataFrame({"N": [1e10], "D": [2e11]}), kind="observation", ci_prob=0.9)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections import OrderedDict
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_scaling import __version__
+from bayes_scaling.data.tables import read_table
+from bayes_scaling.errors import ConfigError, ConvergenceWarning, DataError, FitFileError, format_rows
+from bayes_scaling.inference.fitfile import read_tree, without, write_tree
+from bayes_scaling.laws.spec import LawSpec, builtin_spec
+from bayes_scaling.models import spec_model as sm
+
+__all__ = ["Fit", "fit", "load"]
+
+#: Compiled spec models kept in this process: (spec hash, structure) -> CompiledSampler.
+_COMPILED: OrderedDict = OrderedDict()
+CACHE_SIZE = 8
+
+
+def _as_spec(model: LawSpec | str | PathLike | dict) -> LawSpec:
+    if isinstance(model, LawSpec):
+        return model
+    if isinstance(model, dict):
+        return LawSpec.from_dict(model)
+    return builtin_spec(str(model))
+
+
+def _structure(spec: LawSpec, data: sm.SpecData, param: dict[str, str], log_likelihood: bool) -> tuple:
+    return (spec.hash(), tuple((g, len(v)) for g, v in data.labels.items()), tuple(sorted(param.items())),
+            log_likelihood)
+
+
+def _sampler(spec, data, priors, param, noise, log_likelihood):
+    from bayes_scaling.inference.compiled import CompiledSampler
+
+    key = _structure(spec, data, param, log_likelihood)
+    sampler = _COMPILED.get(key)
+    if sampler is None:
+        model = sm.build_spec_model(spec, data, priors, param, noise)
+        sampler = CompiledSampler(model, log_likelihood=log_likelihood)
+        _COMPILED[key] = sampler
+        while len(_COMPILED) > CACHE_SIZE:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+        sampler.set_data(sm.data_values(spec, data, priors, noise), coords={"row": np.arange(data.n)})
+    return sampler
+
+
+def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | dict = "transfer", *,
+        seed: int | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4, backend: str = "auto",
+        target_accept: float | None = None, cores: int | None = None, progressbar: bool | None = None,
+        warn: bool = True, log_likelihood: bool = True) -> Fit:
+    """Fit the law ``model`` (a :class:`LawSpec`, a spec file, or a built-in name such as ``"chinchilla"``)
+    to ``data`` (a DataFrame or CSV path) by NUTS.
+
+    Args:
+        data: one row per run, with the formula's input columns, the target and the group columns.
+        model: the law spec.
+        seed: makes the result reproducible (a fresh seed is drawn and recorded when None).
+        draws, tune, chains: NUTS settings; ``target_accept`` defaults to 0.95 (0.98 on nutpie).
+        backend: ``"auto"`` (nutpie's compiled sampler, else PyMC), ``"nutpie"``, ``"pymc"``, ``"numpyro"``.
+        log_likelihood: keep the pointwise log-likelihood (for LOO); chains x draws x rows floats.
+
+    Returns:
+        A :class:`Fit`. R-hat > 1.01, ESS < 400 or any divergence warns with what to do.
+
+    >>> fit = bs.fit(bs.datasets.load_corpora(), model="chinchilla_by_corpus", seed=1)   # doctest: +SKIP
+    """
+    from bayes_scaling.inference.sampling import (
+        DEFAULT_TARGET_ACCEPT,
+        resolve_backend,
+        sample_nuts,
+        sampler_settings,
+    )
+
+    spec = _as_spec(model)
+    table = read_table(data, "data")
+    prepared = sm.prepare(spec, table)
+    sm.check_identifiable(spec, prepared)
+    seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar)
+    ran = resolve_backend(backend)
+    if target_accept is None:
+        target_accept = DEFAULT_TARGET_ACCEPT[ran]
+    if not 0 < target_accept < 1:
+        raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
+    priors = sm.default_priors(spec, prepared)
+    noise = sm.noise_prior(spec, prepared)
+    param = sm.choose_parameterization(spec, prepared)
+    coords = {g: list(v) for g, v in prepared.labels.items()}
+    if ran == "nutpie":
+        sampler = _sampler(spec, prepared, priors, param, noise, log_likelihood)
+        tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
+                              progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains),
+                              coords=coords, adaptation="low_rank")
+        tree.attrs["backend"] = ran
+    else:
+        pm_model = sm.build_spec_model(spec, prepared, priors, param, noise)
+        tree = sample_nuts(pm_model, draws=draws, tune=tune, chains=chains, seed=seed, backend=ran,
+                           target_accept=target_accept, progressbar=progressbar, cores=cores,
+                           log_likelihood=log_likelihood)
+    tree.attrs.update(
+        bayes_scaling_kind="spec", bayes_scaling_version=__version__, spec=json.dumps(spec.to_dict()),
+        spec_hash=spec.hash(), backend=ran, seed=int(seed), tune=int(tune), target_accept=float(target_accept),
+        priors=json.dumps(priors), noise_prior=float(noise), parameterization=json.dumps(param),
+        labels=json.dumps(prepared.labels))
+    result = Fit(tree, prepared.table, spec)
+    if warn:
+        diag = result.diagnostics
+        if not diag.ok:
+            warnings.warn(f"{diag}. " + " ".join(diag.problems()), ConvergenceWarning, stacklevel=2)
+    return result
+
+
+class Fit:
+    """A fitted law: the data, the spec, the posterior (``tree``, an ``xarray.DataTree`` with ``posterior``,
+    ``sample_stats``, ``log_likelihood``, ``observed_data``), the back end, the seed and the priors used.
+
+    >>> fit.summary(ci_prob=0.9)                                        # doctest: +SKIP
+    >>> fit.predict(new_runs, kind="observation", ci_prob=0.9)          # doctest: +SKIP
+    >>> fit.save("fit.nc"); bs.load("fit.nc")                           # doctest: +SKIP
+    """
+
+    def __init__(self, tree: xr.DataTree, data: pd.DataFrame, spec: LawSpec):
+        self.tree = tree
+        self.data = data
+        self.spec = spec
+
+    # ---- accessors --------------------------------------------------------------------------------------
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.tree["posterior"].to_dataset()
+
+    @property
+    def backend(self) -> str:
+        return str(self.tree.attrs.get("backend", "unknown"))
+
+    @property
+    def seed(self) -> int:
+        return int(self.tree.attrs["seed"])
+
+    @property
+    def parameterization(self) -> dict[str, str]:
+        """``"centred"`` or ``"non_centred"`` for each partially pooled parameter, as chosen for this fit."""
+        return json.loads(self.tree.attrs.get("parameterization", "{}"))
+
+    @property
+    def labels(self) -> dict[str, list[str]]:
+        return json.loads(self.tree.attrs.get("labels", "{}"))
+
+    @property
+    def priors(self) -> dict[str, tuple[float, float]]:
+        """Each free parameter's prior ``(location, scale)`` on its unconstrained scale, as used."""
+        return {k: tuple(v) for k, v in json.loads(self.tree.attrs.get("priors", "{}")).items()}
+
+    def parameter_names(self) -> list[str]:
+        names = [p.name for p in self.spec.parameters.values() if p.fixed is None] + ["sigma"]
+        return names + (["nu"] if self.spec.family == "student_t" else [])
+
+    @property
+    def diagnostics(self):
+        from bayes_scaling.inference.sampling import diagnose
+
+        post = self.posterior
+        return diagnose(self.tree, [v for v in post.data_vars if not v.startswith("z_")
+                                    and not v.endswith("_z")])
+
+    def summary(self, ci_prob: float = 0.94, var_names: list[str] | None = None) -> pd.DataFrame:
+        """One row per parameter (and group): mean, sd, median, equal-tailed ``ci_prob`` interval, bulk and
+        tail ESS, R-hat."""
+        import arviz_stats as azs
+
+        if not 0 < ci_prob < 1:
+            raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
+        post = self.posterior
+        names = [v for v in (var_names or self.parameter_names()) if v in post]
+        sub = post[names]
+        ess_b, ess_t, rhat = azs.ess(sub, method="bulk"), azs.ess(sub, method="tail"), azs.rhat(sub)
+        pct = f"{100 * ci_prob:g}"
+        q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
+        rows = []
+        for v in names:
+            da = post[v]
+            group_dims = [d for d in da.dims if d not in ("chain", "draw")]
+            gdim = group_dims[0] if group_dims else None
+            for g in (list(da[gdim].values) if gdim else [None]):
+                sel = {gdim: g} if gdim else {}
+                x = da.sel(sel).values.ravel()
+                lo, med, hi = np.quantile(x, q)
+                rows.append({"parameter": v, "by": gdim or "", "group": "" if g is None else str(g),
+                             "mean": float(x.mean()), "sd": float(x.std(ddof=1)), "median": float(med),
+                             f"eti{pct}_lb": float(lo), f"eti{pct}_ub": float(hi),
+                             "ess_bulk": float(ess_b[v].sel(sel)), "ess_tail": float(ess_t[v].sel(sel)),
+                             "r_hat": float(rhat[v].sel(sel))})
+        return pd.DataFrame(rows)
+
+    # ---- predictions -----------------------------------------------------------------------------------
+    def data_range(self) -> dict[str, tuple[float, float]]:
+        """The fitted data's range of each input column."""
+        return {c: (float(self.data[c].min()), float(self.data[c].max())) for c in self.spec.inputs}
+
+    def outside(self, points: pd.DataFrame) -> pd.DataFrame:
+        """How far each point lies outside the fitted data, per input: orders of magnitude (log10) beyond
+        the range for positive inputs, else multiples of the range's width; and the largest, ``outside``."""
+        out = pd.DataFrame(index=points.index)
+        for c, (lo, hi) in self.data_range().items():
+            x = pd.to_numeric(points[c], errors="coerce").to_numpy(dtype=float)
+            with np.errstate(all="ignore"):
+                if lo > 0 and np.all(x > 0):
+                    lx, llo, lhi = np.log10(x), np.log10(lo), np.log10(hi)
+                    d = np.where(lx > lhi, lx - lhi, np.where(lx < llo, lx - llo, 0.0))
+                else:
+                    w = (hi - lo) or 1.0
+                    d = np.where(x > hi, (x - hi) / w, np.where(x < lo, (x - lo) / w, 0.0))
+            out[f"outside_{c}"] = d
+        out["outside"] = out.abs().max(axis=1) if len(out.columns) else 0.0
+        return out
+
+    def _param_draws(self, new: sm.SpecData, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Per-row parameter values, shape (samples, rows); a new group of a pooled parameter gets draws from
+        its population, of a separate parameter an error."""
+        post = self.posterior
+        S = post.sizes["chain"] * post.sizes["draw"]
+        out = {}
+        for p in self.spec.parameters.values():
+            if p.fixed is not None:
+                out[p.name] = np.full((S, new.n), p.fixed)
+                continue
+            if p.by is None:
+                out[p.name] = np.repeat(post[p.name].values.reshape(S, 1), new.n, axis=1)
+                continue
+            vals = post[p.name].transpose("chain", "draw", p.by).values.reshape(S, -1)
+            idx = new.index[p.by]
+            unknown = np.flatnonzero(idx < 0)
+            if len(unknown) and p.sharing == "separate":
+                names = sorted({str(new.table[p.by].iloc[i]) for i in unknown})
+                raise DataError(f"new data: column {p.by!r} has group(s) {', '.join(names)} at rows "
+                                f"{format_rows(unknown)} that the fit has not seen; parameter {p.name!r} is "
+                                f"separate per group (known: {', '.join(self.labels[p.by])})")
+            cols = vals[:, np.where(idx >= 0, idx, 0)]
+            if len(unknown):
+                uname = sm.unconstrained_name(p.name, p.domain)
+                mu = post[f"{uname}_mu"].values.reshape(S, 1)
+                sd = post[f"{uname}_sigma"].values.reshape(S, 1)
+                u_new = mu + sd * rng.standard_normal((S, 1))  # one new group: the same draw for its rows
+                new_vals = np.asarray(sm._from_u(u_new, p.domain, np))
+                cols[:, unknown] = np.repeat(new_vals, len(unknown), axis=1)
+            out[p.name] = cols
+        return out
+
+    def predict(self, new_data: pd.DataFrame | dict, kind: str = "mean", *, ci_prob: float | None = None,
+                seed: int | None = None) -> xr.Dataset | pd.DataFrame:
+        """Posterior predictions of the target at ``new_data`` (the input and group columns).
+
+        Args:
+            new_data: points to predict (columns of the formula's inputs and the spec's group columns).
+            kind: ``"mean"`` (the law's value: parameter uncertainty only) or ``"observation"`` (a new run:
+                the noise model added, on the likelihood's scale).
+            ci_prob: if given, a DataFrame: the columns of ``new_data``, then ``median``, ``lo``, ``hi`` of the
+                equal-tailed ``ci_prob`` interval and how far outside the fitted data each point lies.
+            seed: for the noise draws and for new groups of pooled parameters.
+
+        Returns:
+            An ``xarray.Dataset`` with the target's draws (``chain``, ``draw``, ``point``), or the DataFrame.
+        """
+        if kind not in ("mean", "observation"):
+            raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
+        table = new_data if isinstance(new_data, pd.DataFrame) else pd.DataFrame(new_data)
+        if len(table) == 0:
+            raise DataError("new data: the table is empty")
+        new = sm.prepare(self.spec, table.reset_index(drop=True), what="new data", labels=self.labels,
+                         target=False)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        params = self._param_draws(new, rng)
+        values = {**{c: v[None, :] for c, v in new.inputs.items()}, **params}
+        f = np.asarray(self.spec.formula.evaluate(values, backend="numpy"), dtype=float)
+        f = np.broadcast_to(f, (next(iter(params.values())).shape[0], new.n)).copy()
+        if kind == "observation":
+            f = _add_noise(f, self.spec, self.posterior, rng)
+        post = self.posterior
+        C, D = post.sizes["chain"], post.sizes["draw"]
+        da = xr.DataArray(f.reshape(C, D, new.n), dims=("chain", "draw", "point"),
+                          coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                                  "point": np.arange(new.n)}, name=self.spec.target)
+        ds = da.to_dataset()
+        ds.attrs.update(kind=kind, target=self.spec.target)
+        if ci_prob is None:
+            return ds
+        if not 0 < ci_prob < 1:
+            raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
+        flat = f.reshape(-1, new.n)
+        lo, med, hi = np.nanquantile(flat, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], axis=0)
+        out = table.reset_index(drop=True).copy()
+        out["median"], out["lo"], out["hi"] = med, lo, hi
+        return pd.concat([out, self.outside(table.reset_index(drop=True))], axis=1)
+
+    def __repr__(self) -> str:
+        p = self.posterior
+        return (f"Fit({self.spec!r}, {len(self.data)} rows, {p.sizes['chain']} chains x {p.sizes['draw']} "
+                f"draws, backend={self.backend!r}, parameterization={self.parameterization})")
+
+    # ---- persistence ------------------------------------------------------------------------------------
+    def save(self, path: str | PathLike) -> Path:
+        """One netCDF file with the draws, sample stats, the data table, the spec and its hash, priors, seed
+        and back end; :func:`load` reads it with nothing else."""
+        return write_tree(self.tree, path, spec_data=_frame_to_dataset(self.data))
+
+
+def _add_noise(f: np.ndarray, spec: LawSpec, post: xr.Dataset, rng: np.random.Generator) -> np.ndarray:
+    """A new observation: the law's value with the likelihood's noise, on its scale (``laws``' noise model)."""
+    from bayes_scaling.laws.formulas import observation_noise
+
+    S = f.shape[0]
+    sigma = post["sigma"].values.reshape(S, 1)
+    nu = post["nu"].values.reshape(S, 1) if spec.family == "student_t" else None
+    return observation_noise(f, sigma, rng, nu=nu, log=spec.scale == "log")
+
+
+def _frame_to_dataset(df: pd.DataFrame) -> xr.Dataset:
+    ds = xr.Dataset({c: ("row", df[c].to_numpy() if df[c].dtype != object else df[c].astype(str).to_numpy())
+                     for c in df.columns})
+    ds.attrs["columns"] = json.dumps([str(c) for c in df.columns])
+    return ds
+
+
+def _dataset_to_frame(ds: xr.Dataset) -> pd.DataFrame:
+    cols = json.loads(ds.attrs.get("columns", "[]")) or list(ds.data_vars)
+    return pd.DataFrame({c: ds[c].values for c in cols})
+
+
+def load(path: str | PathLike) -> Any:
+    """Read any fit file written by this package: a law-spec :class:`Fit`, and transfer, from-scratch and
+    joint fits (``TransferFit``, ``ScratchFit``, ``JointFit``, including files of earlier versions).
+
+    A :class:`FitFileError` names the file and what is missing or wrong.
+    """
+    tree = read_tree(path)
+    kind = tree.attrs.get("bayes_scaling_kind")
+    if kind == "transfer":
+        from bayes_scaling.inference.sampling import load_fit
+
+        return load_fit(path)
+    if kind == "scratch":
+        from bayes_scaling.models.losslaws import load_scratch_fit
+
+        return load_scratch_fit(path)
+    if kind == "joint":
+        from bayes_scaling.models.joint import load_joint_fit
+
+        return load_joint_fit(path)
+    if kind != "spec":
+        raise FitFileError(f"{path} is not a bayes_scaling fit file (kind {kind!r}; expected spec, transfer, "
+                           "scratch or joint)")
+    missing = [g for g in ("posterior", "spec_data") if g not in tree.children]
+    missing += [a for a in ("spec", "spec_hash", "seed", "backend") if a not in tree.attrs]
+    if missing:
+        raise FitFileError(f"{path}: not a complete law-spec fit (missing {', '.join(missing)})")
+    try:
+        spec = LawSpec.from_dict(json.loads(tree.attrs["spec"]))
+    except (ConfigError, json.JSONDecodeError) as exc:
+        raise FitFileError(f"{path}: the stored spec is invalid ({exc})") from None
+    if spec.hash() != tree.attrs["spec_hash"]:
+        raise FitFileError(f"{path}: spec hash mismatch (file edited or corrupted)")
+    post = tree["posterior"].to_dataset()
+    absent = [p.name for p in spec.parameters.values() if p.fixed is None and p.name not in post]
+    absent += [v for v in ("sigma",) if v not in post]
+    if absent:
+        raise FitFileError(f"{path}: the posterior lacks parameter(s) {', '.join(absent)}")
+    data = _dataset_to_frame(tree["spec_data"].to_dataset())
+    return Fit(without(tree, "spec_data"), data, spec)
+
+
+def as_spec_fit(fit: Any) -> Fit:
+    """A law-spec view of a fit: a :class:`Fit` as it is, a transfer fit (``TransferFit``) as the transfer law
+    ``D_T = k[p] * D_F**alpha[p] * N**beta`` with its posterior draws (known pre-training distributions
+    only). Other kinds: a :class:`FitFileError`."""
+    if isinstance(fit, Fit):
+        return fit
+    from bayes_scaling.inference.sampling import TransferFit
+
+    if not isinstance(fit, TransferFit):
+        raise FitFileError(f"{type(fit).__name__} has no law-spec view; use its own methods (e.g. .loss)")
+    from bayes_scaling.laws.spec import Parameter
+
+    spec = LawSpec(formula="k * D_F**alpha * N**beta", target="D_T", name="transfer",
+                   family=fit.config.likelihood, scale="log",
+                   parameters=[Parameter("k", by="pretraining", pooling="none"),
+                               Parameter("alpha", by="pretraining", pooling="none"), Parameter("beta")])
+    post = fit.posterior
+    keep = [v for v in ("k", "alpha", "beta", "sigma", "nu") if v in post]
+    posterior = post[keep]
+    if "pretraining" in posterior["beta"].dims:
+        raise FitFileError("a separate-beta transfer fit has no law-spec view (beta varies by distribution)")
+    tree = xr.DataTree.from_dict({"posterior": posterior})
+    tree.attrs.update(bayes_scaling_kind="spec", spec=json.dumps(spec.to_dict()), spec_hash=spec.hash(),
+                      backend=fit.backend, seed=fit.seed, parameterization="{}",
+                      labels=json.dumps({"pretraining": fit.pretraining}))
+    return Fit(tree, fit.data.used.reset_index(drop=True), spec)
+
+
+def is_law_spec(path: str | PathLike) -> bool:
+    """Whether a TOML file is a law spec (has a ``[law]`` table) rather than a transfer-model config."""
+    import tomllib
+
+    try:
+        return "law" in tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False

@@ -1,0 +1,353 @@
+"""Law specs: a formula, its target and likelihood, and each parameter's prior, domain and sharing.
+
+A spec is a TOML file (``models/*.toml``) or the same as Python objects::
+
+    [law]
+    name    = "chinchilla_by_corpus"
+    formula = "E + A / N**alpha + B / D**beta"      # inputs: the data's columns; the rest: parameters
+    target  = "loss"
+
+    [likelihood]
+    family = "student_t"          # "normal" | "student_t"
+    scale  = "log"                # noise on log(target) ("log") or on the target ("identity")
+
+    [parameters.E]
+    by = "corpus"                 # varies by a group column: partially pooled (the default) ...
+    [parameters.A]
+    by = "corpus"
+    pooling = "none"              # ... or separate per group
+    [parameters.B]
+    by = "corpus"
+    [parameters.alpha]            # an empty table: shared by all rows, default prior
+    [parameters.beta]
+    fixed = 0.28                  # or fixed to a value
+
+Per parameter (all optional): ``domain`` (``"positive"`` default, ``"unit"`` for (0, 1), ``"real"``),
+``by`` (a group column), ``pooling`` (``"partial"`` default, or ``"none"``), ``fixed``, the prior, ``spread``
+(between-group spread on the unconstrained scale, mean of a zero-avoiding Gamma(2) prior; default 0.5) and
+``parameterization`` (``"auto"`` default: chosen from the data; ``"centred"``, ``"non_centred"``).
+
+Priors, in the units a user thinks in (the unconstrained scale is log for positive, logit for unit):
+
+- positive: ``median`` and ``sigma`` (sd of the log; LogNormal). Defaults: an *exponent* (a parameter on the
+  right of ``**``) has median 0.3 and sigma 1 (95%: 0.04 to 2.1); any other positive parameter has sigma 3
+  and a median that scales with the data: the least-squares value of the law on the data (fallback: the
+  median of the target), so that a law for losses near 2 and one for data sizes near 1e12 both get sensible
+  priors without edits;
+- unit: ``mean`` (in (0, 1)) and ``sigma`` (sd of the logit). Default 0.5 and 1.5;
+- real: ``mu`` and ``sigma`` (Normal). Default: mu at the least-squares value, sigma 10 x (|mu| + sd of target).
+
+The noise: ``[likelihood] sigma`` is the HalfNormal scale of the noise sd (default: the sd of the target on the
+likelihood's scale), ``nu`` the Student-t degrees of freedom prior as ``nu_alpha``, ``nu_beta`` (Gamma; default
+2, 0.1: mean 20).
+
+>>> spec = LawSpec.from_dict({"law": {"formula": "E + A / N**alpha", "target": "loss"},
+...                           "parameters": {"E": {"by": "corpus"}, "A": {}, "alpha": {}}})
+>>> spec.inputs, spec.groups
+(['N'], ['corpus'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayes_scaling.errors import ConfigError
+from bayes_scaling.laws.expr import Formula
+
+__all__ = ["LawSpec", "Parameter", "MODELS_DIR", "builtin_spec"]
+
+DOMAINS = ("positive", "unit", "real")
+POOLINGS = ("partial", "none")
+PARAMETERIZATIONS = ("auto", "centred", "non_centred")
+FAMILIES = ("normal", "student_t")
+SCALES = ("log", "identity")
+_PRIOR_KEYS = {"positive": ("median", "sigma"), "unit": ("mean", "sigma"), "real": ("mu", "sigma")}
+_PARAM_KEYS = {"domain", "by", "pooling", "fixed", "spread", "parameterization", "median", "mean", "mu", "sigma",
+               "description"}
+#: The repository's folder of specs (present in a source checkout; built-in specs are looked up there).
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def _number(value: Any, what: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise ConfigError(f"{what} must be > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class Parameter:
+    """One parameter of a law: domain, sharing and prior (``None`` entries: the documented defaults)."""
+
+    name: str
+    domain: str = "positive"
+    by: str | None = None
+    pooling: str = "partial"
+    fixed: float | None = None
+    prior: dict[str, float] = field(default_factory=dict)
+    spread: float = 0.5
+    parameterization: str = "auto"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"parameter {self.name!r}"
+        if self.domain not in DOMAINS:
+            raise ConfigError(f"{where}: domain {self.domain!r} is not one of {', '.join(DOMAINS)}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"{where}: pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ConfigError(f"{where}: parameterization {self.parameterization!r} is not one of "
+                              f"{', '.join(PARAMETERIZATIONS)}")
+        if self.by is not None and (not isinstance(self.by, str) or not self.by):
+            raise ConfigError(f"{where}: by must be a column name, got {self.by!r}")
+        self.spread = _number(self.spread, f"{where}: spread", positive=True)
+        if self.fixed is not None:
+            self.fixed = _number(self.fixed, f"{where}: fixed")
+            if self.by is not None:
+                raise ConfigError(f"{where}: a fixed parameter cannot vary by {self.by!r}")
+            self._check_in_domain(self.fixed, "fixed")
+        keys = _PRIOR_KEYS[self.domain]
+        unknown = set(self.prior) - set(keys)
+        if unknown:
+            raise ConfigError(f"{where}: prior key(s) {', '.join(sorted(unknown))} do not apply to domain "
+                              f"{self.domain!r}; use {', '.join(keys)}")
+        for k, v in self.prior.items():
+            self.prior[k] = _number(v, f"{where}: {k}", positive=k in ("sigma", "median"))
+        if "mean" in self.prior and not 0 < self.prior["mean"] < 1:
+            raise ConfigError(f"{where}: mean must be in (0, 1) for domain 'unit', got {self.prior['mean']!r}")
+        if "sigma" in self.prior and not 1e-6 <= self.prior["sigma"] <= 1e3:
+            raise ConfigError(f"{where}: sigma {self.prior['sigma']!r} is outside [1e-6, 1e3] (on the "
+                              "unconstrained scale a larger or smaller prior makes sampling impossible)")
+
+    def _check_in_domain(self, value: float, what: str) -> None:
+        ok = {"positive": value > 0, "unit": 0 < value < 1, "real": True}[self.domain]
+        if not ok:
+            raise ConfigError(f"parameter {self.name!r}: {what} {value!r} is outside its domain {self.domain!r}")
+
+    @property
+    def sharing(self) -> str:
+        """``"fixed"``, ``"shared"``, ``"pooled"`` (partially) or ``"separate"``."""
+        if self.fixed is not None:
+            return "fixed"
+        if self.by is None:
+            return "shared"
+        return "pooled" if self.pooling == "partial" else "separate"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"domain": self.domain}
+        if self.by is not None:
+            d["by"] = self.by
+            d["pooling"] = self.pooling
+            d["spread"] = self.spread
+            d["parameterization"] = self.parameterization
+        if self.fixed is not None:
+            d["fixed"] = self.fixed
+        d.update(self.prior)
+        if self.description:
+            d["description"] = self.description
+        return d
+
+    @classmethod
+    def from_dict(cls, name: str, d: Any) -> Parameter:
+        if not isinstance(d, dict):
+            raise ConfigError(f"parameter {name!r} must be a table, got {d!r}")
+        unknown = set(d) - _PARAM_KEYS
+        if unknown:
+            raise ConfigError(f"parameter {name!r}: unknown key(s) {', '.join(sorted(unknown))}; expected "
+                              f"{', '.join(sorted(_PARAM_KEYS))}")
+        prior = {k: d[k] for k in ("median", "mean", "mu", "sigma") if k in d}
+        for key in ("domain", "by", "pooling", "parameterization", "description"):
+            if key in d and not isinstance(d[key], str):
+                raise ConfigError(f"parameter {name!r}: {key} must be a string, got {d[key]!r}")
+        return cls(name=name, domain=d.get("domain", "positive"), by=d.get("by"),
+                   pooling=d.get("pooling", "partial"), fixed=d.get("fixed"), prior=prior,
+                   spread=d.get("spread", 0.5), parameterization=d.get("parameterization", "auto"),
+                   description=d.get("description", ""))
+
+
+@dataclass
+class LawSpec:
+    """A law: formula, target, likelihood and parameters. See the module docstring for the TOML form.
+
+    >>> spec = LawSpec(formula="k * D_F**alpha * N**beta", target="D_T",
+    ...                parameters=[Parameter("k", by="pretraining"), Parameter("alpha", by="pretraining"),
+    ...                            Parameter("beta")])
+    >>> [p.sharing for p in spec.parameters.values()]
+    ['pooled', 'pooled', 'shared']
+    """
+
+    formula: str | Formula
+    target: str
+    parameters: dict[str, Parameter] | list[Parameter] = field(default_factory=dict)
+    family: str = "normal"
+    scale: str = "log"
+    sigma: float | None = None
+    nu_alpha: float = 2.0
+    nu_beta: float = 0.1
+    name: str = "law"
+    description: str = ""
+    reference: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.formula, Formula):
+            self.formula = Formula.parse(self.formula)
+        if isinstance(self.parameters, (list, tuple)):
+            self.parameters = {p.name: p for p in self.parameters}
+        if not isinstance(self.target, str) or not self.target:
+            raise ConfigError(f"target must be a column name, got {self.target!r}")
+        if self.family not in FAMILIES:
+            raise ConfigError(f"likelihood family {self.family!r} is not one of {', '.join(FAMILIES)}")
+        if self.scale not in SCALES:
+            raise ConfigError(f"likelihood scale {self.scale!r} is not one of {', '.join(SCALES)}")
+        if self.sigma is not None:
+            self.sigma = _number(self.sigma, "likelihood sigma", positive=True)
+        self.nu_alpha = _number(self.nu_alpha, "likelihood nu_alpha", positive=True)
+        self.nu_beta = _number(self.nu_beta, "likelihood nu_beta", positive=True)
+        unused = sorted(set(self.parameters) - self.formula.names)
+        if unused:
+            raise ConfigError(f"parameter(s) {', '.join(unused)} do not appear in the formula {self.formula.text!r}")
+        if not self.parameters:
+            raise ConfigError(f"formula {self.formula.text!r}: no parameters declared; add [parameters.NAME] "
+                              "tables for the names to fit")
+        if self.target in self.formula.names:
+            raise ConfigError(f"target {self.target!r} appears in the formula {self.formula.text!r}")
+        for p in self.parameters.values():
+            if p.by is not None and p.by in self.formula.names:
+                raise ConfigError(f"parameter {p.name!r}: group column {p.by!r} is also used in the formula")
+
+    # ---- structure --------------------------------------------------------------------------------------
+    @property
+    def inputs(self) -> list[str]:
+        """Input columns: the formula's names that are not parameters (sorted)."""
+        return sorted(self.formula.names - set(self.parameters))
+
+    @property
+    def groups(self) -> list[str]:
+        """Group columns used by any parameter, in order of first use."""
+        return list(dict.fromkeys(p.by for p in self.parameters.values() if p.by is not None))
+
+    def exponents(self) -> set[str]:
+        """Parameters that appear on the right of ``**`` (their default prior is that of an exponent)."""
+        out: set[str] = set()
+
+        def walk(t, in_exp: bool):
+            if t[0] == "name":
+                if in_exp:
+                    out.add(t[1])
+            elif t[0] == "**":
+                walk(t[1], in_exp)
+                walk(t[2], True)
+            elif t[0] == "call":
+                for a in t[2]:
+                    walk(a, in_exp)
+            elif t[0] == "neg":
+                walk(t[1], in_exp)
+            elif t[0] != "num":
+                walk(t[1], in_exp)
+                walk(t[2], in_exp)
+
+        walk(self.formula.tree, False)
+        return out & set(self.parameters)
+
+    # ---- I/O --------------------------------------------------------------------------------------------
+    @classmethod
+    def from_toml(cls, path: str | PathLike) -> LawSpec:
+        """Read a spec file; errors name the file."""
+        path = Path(path)
+        try:
+            doc = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"model file not found: {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"model file {path} is not valid TOML: {exc}") from None
+        try:
+            return cls.from_dict(doc)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> LawSpec:
+        if not isinstance(doc, dict):
+            raise ConfigError(f"a law spec must be a table, got {doc!r}")
+        unknown = set(doc) - {"law", "likelihood", "parameters"}
+        if unknown:
+            raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}; expected [law], [likelihood], "
+                              "[parameters.NAME]")
+        law, lik, params = doc.get("law"), doc.get("likelihood", {}), doc.get("parameters", {})
+        for sec, val in (("law", law), ("likelihood", lik), ("parameters", params)):
+            if not isinstance(val, dict):
+                raise ConfigError(f"[{sec}] must be a table, got {val!r}")
+        missing = [k for k in ("formula", "target") if k not in law]
+        if missing:
+            raise ConfigError(f"[law] needs {' and '.join(missing)}")
+        bad = set(law) - {"name", "formula", "target", "description", "reference"}
+        if bad:
+            raise ConfigError(f"[law]: unknown key(s) {', '.join(sorted(bad))}")
+        bad = set(lik) - {"family", "scale", "sigma", "nu_alpha", "nu_beta"}
+        if bad:
+            raise ConfigError(f"[likelihood]: unknown key(s) {', '.join(sorted(bad))}; expected family, scale, "
+                              "sigma, nu_alpha, nu_beta")
+        for sec, d, keys in (("law", law, ("name", "formula", "target", "description", "reference")),
+                             ("likelihood", lik, ("family", "scale"))):
+            for k in keys:
+                if k in d and not isinstance(d[k], str):
+                    raise ConfigError(f"[{sec}] {k} must be a string, got {d[k]!r}")
+        return cls(formula=law["formula"], target=law["target"], name=law.get("name", "law"),
+                   description=law.get("description", ""), reference=law.get("reference", ""),
+                   family=lik.get("family", "normal"), scale=lik.get("scale", "log"), sigma=lik.get("sigma"),
+                   nu_alpha=lik.get("nu_alpha", 2.0), nu_beta=lik.get("nu_beta", 0.1),
+                   parameters=[Parameter.from_dict(n, d) for n, d in params.items()])
+
+    def to_dict(self) -> dict[str, Any]:
+        law = {"name": self.name, "formula": self.formula.text, "target": self.target}
+        if self.description:
+            law["description"] = self.description
+        if self.reference:
+            law["reference"] = self.reference
+        lik: dict[str, Any] = {"family": self.family, "scale": self.scale}
+        if self.sigma is not None:
+            lik["sigma"] = self.sigma
+        if self.family == "student_t":
+            lik.update(nu_alpha=self.nu_alpha, nu_beta=self.nu_beta)
+        return {"law": law, "likelihood": lik,
+                "parameters": {n: p.to_dict() for n, p in self.parameters.items()}}
+
+    def to_toml(self) -> str:
+        def val(v):
+            return json.dumps(v) if isinstance(v, str) else repr(v)
+
+        d = self.to_dict()
+        lines = ["[law]", *[f"{k} = {val(v)}" for k, v in d["law"].items()], "", "[likelihood]",
+                 *[f"{k} = {val(v)}" for k, v in d["likelihood"].items()]]
+        for n, p in d["parameters"].items():
+            lines += ["", f"[parameters.{n}]", *[f"{k} = {val(v)}" for k, v in p.items()]]
+        return "\n".join(lines) + "\n"
+
+    def hash(self) -> str:
+        """A short hash of the spec, stored in fit files."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        share = ", ".join(f"{n}: {p.sharing}" + (f" by {p.by}" if p.by else "") for n, p in self.parameters.items())
+        return f"LawSpec({self.name!r}: {self.target} ~ {self.formula.text}; {share})"
+
+
+def builtin_spec(name: str) -> LawSpec:
+    """A spec shipped in ``models/`` (``"transfer"``, ``"chinchilla"``, ``"kaplan"``, ...), or a path to one."""
+    p = Path(name)
+    if p.suffix == ".toml" or p.exists():
+        return LawSpec.from_toml(p)
+    path = MODELS_DIR / "laws" / f"{name}.toml"
+    if not path.exists():
+        known = sorted(q.stem for q in (MODELS_DIR / "laws").glob("*.toml"))
+        raise ConfigError(f"no built-in law {name!r}; known: {', '.join(known) or '(none found)'}")
+    return LawSpec.from_toml(path)

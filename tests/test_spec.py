@@ -1,0 +1,383 @@
+"""The law-spec engine: formula parsing, specs, recovery of known truth for every kind of sharing, predictions,
+fit files and the command line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.data.simulate import simulate_law
+from bayes_scaling.errors import ConfigError, DataError, FitFileError
+from bayes_scaling.inference.fit import Fit, fit, load
+from bayes_scaling.laws.expr import Formula
+from bayes_scaling.laws.spec import LawSpec, Parameter, builtin_spec
+from bayes_scaling.models import spec_model as sm
+
+FAST = dict(draws=400, tune=400, chains=2, warn=False)
+
+
+# ---- formulas ---------------------------------------------------------------------------------------------
+
+
+def test_formula_numpy_and_pytensor_agree():
+    import pytensor.tensor as pt
+
+    f = Formula.parse("E + A / N**alpha + B / D**beta + 0.1 * log1p(exp(-N / D)) - minimum(sqrt(N), 2)")
+    vals = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.34, "beta": 0.28, "N": np.array([1e7, 1e8]),
+            "D": np.array([1e9, 1e10])}
+    expected = f.evaluate(vals)
+    sym = {k: pt.as_tensor(v) for k, v in vals.items()}
+    np.testing.assert_allclose(f.evaluate(sym, backend="pytensor").eval(), expected, rtol=1e-12)
+    assert expected[0] == pytest.approx(1.7 + 400 / 1e7**0.34 + 1500 / 1e9**0.28 + 0.1 * np.log1p(np.exp(-1e-2)) - 2)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("__import__('os').system('true')", "is not allowed; allowed: exp"),
+    ("N.real", "attribute access is not allowed"),
+    ("eval('1')", "function 'eval' is not allowed"),
+    ("lambda: 1", "lambda is not allowed"),
+    ("N[0]", "indexing is not allowed"),
+    ("'a' + N", "only numbers are allowed"),
+    ("N if N else D", "if/else is not allowed"),
+    ("N > 1", "comparisons is not allowed"),
+    ("exp(N, D)", "exp() takes 1 argument(s), got 2"),
+    ("exp", "exp is a function"),
+    ("N +", "not valid"),
+    ("", "non-empty"),
+    ("log(x=N)", "positional arguments only"),
+])
+def test_formula_rejects_what_is_not_whitelisted(text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Formula.parse(text)
+
+
+def test_unknown_name_is_named_with_the_columns_and_parameters():
+    spec = LawSpec.from_dict({"law": {"formula": "E + A / N**alpha", "target": "loss"},
+                              "parameters": {"E": {}, "A": {}, "alpha": {}}})
+    table = pd.DataFrame({"n_params": [1e7, 1e8], "loss": [3.0, 2.5]})
+    with pytest.raises(ConfigError, match=r"unknown name\(s\) N; input columns are n_params, loss and "
+                                          r"parameters are E, A, alpha"):
+        sm.prepare(spec, table)
+
+
+# ---- specs ------------------------------------------------------------------------------------------------
+
+
+def test_spec_toml_round_trip_and_builtins(tmp_path):
+    for name in ("transfer", "chinchilla", "kaplan", "chinchilla_by_corpus"):
+        spec = builtin_spec(name)
+        path = tmp_path / f"{name}.toml"
+        path.write_text(spec.to_toml())
+        again = LawSpec.from_toml(path)
+        assert again.to_dict() == spec.to_dict() and again.hash() == spec.hash()
+    spec = builtin_spec("chinchilla_by_corpus")
+    assert {n: p.sharing for n, p in spec.parameters.items()} == {
+        "E": "pooled", "A": "pooled", "B": "pooled", "alpha": "shared", "beta": "shared"}
+    assert spec.inputs == ["D", "N"] and spec.groups == ["corpus"] and spec.exponents() == {"alpha", "beta"}
+    assert spec.family == "student_t" and spec.scale == "log"
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"law": {"formula": "A * x"}}, "needs target"),
+    ({"law": {"formula": "A * x", "target": "y"}, "parameters": {"A": 3}}, "must be a table"),
+    ({"law": {"formula": "A * x", "target": "y"}, "parameters": {"A": {"by": "g", "fixed": 1.0}}},
+     "cannot vary by"),
+    ({"law": {"formula": "A * x", "target": "y"}, "parameters": {"A": {"domain": "complex"}}}, "domain"),
+    ({"law": {"formula": "A * x", "target": "y"}, "parameters": {"A": {"median": -1}}}, "must be > 0"),
+    ({"law": {"formula": "A * x", "target": "y"}, "parameters": {"A": {"sigma": 1e300}}}, "outside"),
+    ({"law": {"formula": "A * x", "target": "y"}, "parameters": {"A": {"mean": 0.5}}}, "do not apply"),
+    ({"law": {"formula": "A * x", "target": "y"}, "parameters": {"A": {}, "B": {}}}, "do not appear"),
+    ({"law": {"formula": "A * x", "target": "y"}, "parameters": {"A": {"colour": 1}}}, "unknown key"),
+    ({"law": {"formula": "A * x", "target": "y"}, "likelihood": {"family": "cauchy"},
+      "parameters": {"A": {}}}, "family"),
+    ({"law": {"formula": "A * x", "target": "y"}, "parameters": {"A": {"fixed": -2.0}}}, "outside its domain"),
+    ({"law": {"formula": "A * x", "target": "y"}, "extra": {}}, "unknown section"),
+    ({"law": {"formula": "A * x", "target": "x"}, "parameters": {"A": {}}}, "appears in the formula"),
+    ({"law": "A * x"}, r"\[law\] must be a table"),
+])
+def test_bad_specs_are_named(doc, message):
+    with pytest.raises(ConfigError, match=message):
+        LawSpec.from_dict(doc)
+
+
+def test_bad_toml_file_is_named(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[law]\nformula = "A * x"\ntarget = "y"\n[parameters.A]\nby = 3\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml: parameter 'A': by must be a string"):
+        LawSpec.from_toml(path)
+
+
+def test_bad_data_names_column_and_rows():
+    spec = LawSpec.from_dict({"law": {"formula": "A * x**b", "target": "y"}, "parameters": {"A": {}, "b": {}}})
+    with pytest.raises(DataError, match=r"column 'y' must be > 0; rows 1"):
+        sm.prepare(spec, pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, -1.0]}))
+    with pytest.raises(DataError, match=r"column 'x' has non-numeric values at rows 0"):
+        sm.prepare(spec, pd.DataFrame({"x": ["a", 2.0], "y": [1.0, 1.0]}))
+    with pytest.raises(DataError, match=r"missing column\(s\) 'y'"):
+        sm.prepare(spec, pd.DataFrame({"x": [1.0]}))
+    with pytest.raises(DataError, match="cannot be learned"):
+        sm.check_identifiable(spec, sm.prepare(spec, pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 2.0]})))
+
+
+# ---- recovery of known truth ------------------------------------------------------------------------------
+
+def _curve_design(groups: dict[str, list[str]], n_x: int = 12) -> pd.DataFrame:
+    """Every combination of the group columns' labels, times n_x values of x in [1e2, 1e5]."""
+    import itertools
+
+    cols = list(groups)
+    rows = [dict(zip(cols, combo, strict=True)) | {"x": x}
+            for combo in itertools.product(*groups.values()) for x in np.geomspace(1e2, 1e5, n_x)]
+    return pd.DataFrame(rows)
+
+
+def _covered(fit_: Fit, truth: dict, prob: float = 0.98) -> list[str]:
+    """Parameters whose central ``prob`` interval misses the truth."""
+    s = fit_.summary(ci_prob=prob)
+    lo, hi = f"eti{100 * prob:g}_lb", f"eti{100 * prob:g}_ub"
+    missed = []
+    for name, t in truth.items():
+        for g, v in (t.items() if isinstance(t, dict) else [("", t)]):
+            r = s[(s.parameter == name) & (s.group == g)].iloc[0]
+            if not r[lo] <= v <= r[hi]:
+                missed.append(f"{name}[{g}]={v} not in [{r[lo]:.4g}, {r[hi]:.4g}]")
+    return missed
+
+
+LAW = "E + A * x**(-alpha)"
+
+
+@pytest.mark.parametrize("sharing", ["shared", "pooled", "separate", "fixed"])
+def test_recovery_for_each_kind_of_sharing(sharing):
+    groups = ["g1", "g2", "g3"]
+    params = {"E": {}, "alpha": {}, "A": {}}
+    truth: dict = {"E": 1.5, "alpha": 0.4, "A": 20.0}
+    if sharing in ("pooled", "separate"):
+        params["A"] = {"by": "group", "pooling": "partial" if sharing == "pooled" else "none"}
+        truth["A"] = {"g1": 15.0, "g2": 20.0, "g3": 30.0}
+    if sharing == "fixed":
+        params["E"] = {"fixed": 1.5}
+        del truth["E"]
+    spec = LawSpec.from_dict({"law": {"formula": LAW, "target": "y"}, "parameters": params})
+    design = _curve_design({"group": groups})
+    data = simulate_law(spec, design, truth | ({"E": 1.5} if sharing == "fixed" else {}), 0.01, seed=3)
+    result = fit(data, spec, seed=2, **FAST)
+    assert _covered(result, truth) == []
+    assert result.diagnostics.divergences == 0
+    if sharing == "pooled":
+        assert result.parameterization == {"A": "centred"}   # 12 rows per group
+    if sharing == "fixed":
+        assert "E" not in result.posterior
+
+
+def test_recovery_crossed_design():
+    """E varies by evaluation set, A by corpus (partially pooled), alpha shared."""
+    spec = LawSpec.from_dict({"law": {"formula": LAW, "target": "y"}, "likelihood": {"family": "student_t"},
+                              "parameters": {"E": {"by": "eval"}, "A": {"by": "corpus"}, "alpha": {}}})
+    truth = {"E": {"e1": 1.2, "e2": 2.0}, "A": {"c1": 12.0, "c2": 18.0, "c3": 25.0}, "alpha": 0.5}
+    design = _curve_design({"eval": ["e1", "e2"], "corpus": ["c1", "c2", "c3"]}, n_x=8)
+    data = simulate_law(spec, design, truth, 0.01, seed=5)
+    result = fit(data, spec, seed=4, **FAST)
+    assert _covered(result, truth) == []
+    assert set(result.labels) == {"eval", "corpus"}
+
+
+def test_parameterization_is_chosen_from_the_data():
+    spec = LawSpec.from_dict({"law": {"formula": LAW, "target": "y"},
+                              "parameters": {"E": {}, "alpha": {}, "A": {"by": "group"}}})
+    few = sm.prepare(spec, simulate_law(spec, _curve_design({"group": ["a", "b", "c"]}, n_x=4),
+                                        {"E": 1.0, "alpha": 0.5, "A": {"a": 5, "b": 6, "c": 7}}, 0.01))
+    many = sm.prepare(spec, simulate_law(spec, _curve_design({"group": ["a", "b"]}, n_x=20),
+                                         {"E": 1.0, "alpha": 0.5, "A": {"a": 5, "b": 6}}, 0.01))
+    assert sm.choose_parameterization(spec, few) == {"A": "non_centred"}
+    assert sm.choose_parameterization(spec, many) == {"A": "centred"}
+    spec.parameters["A"].parameterization = "centred"
+    assert sm.choose_parameterization(spec, few) == {"A": "centred"}   # a stated choice wins
+
+
+def test_default_priors_scale_with_the_data():
+    spec = LawSpec.from_dict({"law": {"formula": "A * x**b", "target": "y"}, "parameters": {"A": {}, "b": {}}})
+    small = sm.prepare(spec, pd.DataFrame({"x": [1.0, 10.0, 100.0], "y": [2.0, 2 * 10**0.5, 20.0]}))
+    big = sm.prepare(spec, pd.DataFrame({"x": [1.0, 10.0, 100.0], "y": [2e12, 2e12 * 10**0.5, 2e13]}))
+    assert np.exp(sm.default_priors(spec, small)["A"][0]) == pytest.approx(2.0, rel=0.05)
+    assert np.exp(sm.default_priors(spec, big)["A"][0]) == pytest.approx(2e12, rel=0.05)
+    assert sm.default_priors(spec, big)["b"] == pytest.approx((np.log(0.3), 1.0))   # an exponent: fixed default
+
+
+# ---- the built-in transfer law as a spec: today's results ---------------------------------------------------
+
+
+def test_transfer_spec_agrees_with_the_transfer_model(example_data):
+    """Same law and data, priors placed differently (the transfer model pools log D_T at the data's centre):
+    posterior medians agree within a small fraction of a posterior sd."""
+    table = example_data.used[["pretraining", "N", "D_F", "D_T"]]
+    spec_fit = fit(table, "transfer", seed=1, draws=1000, tune=1000, chains=2, warn=False)
+    old = bs.fit_transfer(example_data, seed=1, draws=1000, tune=1000, chains=2, warn=False)
+    for name in ("k", "alpha", "beta"):
+        a, b = spec_fit.posterior[name], old.posterior[name]
+        if name == "k":
+            a, b = np.log(a), np.log(b)
+        sd = b.std(("chain", "draw"))
+        diff = abs(a.median(("chain", "draw")) - b.median(("chain", "draw")))
+        assert float((diff / sd).max()) < 0.35, name
+        ratio = a.std(("chain", "draw")) / sd
+        assert 0.75 < float(ratio.min()) and float(ratio.max()) < 1.3, name
+    assert spec_fit.diagnostics.divergences == 0
+
+
+# ---- predictions ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pooled_fit():
+    spec = LawSpec.from_dict({"law": {"formula": LAW, "target": "y"},
+                              "parameters": {"E": {}, "alpha": {}, "A": {"by": "group"}}})
+    data = simulate_law(spec, _curve_design({"group": ["g1", "g2", "g3"]}),
+                        {"E": 1.5, "alpha": 0.4, "A": {"g1": 15.0, "g2": 20.0, "g3": 30.0}}, 0.02, seed=1)
+    return fit(data, spec, seed=3, **FAST)
+
+
+def test_predict_mean_observation_and_new_groups(pooled_fit):
+    pts = pd.DataFrame({"group": ["g1", "g1", "unseen"], "x": [1e3, 1e7, 1e3]})
+    mean = pooled_fit.predict(pts, kind="mean", ci_prob=0.9)
+    obs = pooled_fit.predict(pts, kind="observation", ci_prob=0.9)
+    assert list(mean.columns[:2]) == ["group", "x"] and {"median", "lo", "hi", "outside"} <= set(mean.columns)
+    truth = 1.5 + 15.0 * 1e3 ** -0.4
+    assert mean["lo"][0] < truth < mean["hi"][0]
+    assert (obs["hi"] - obs["lo"] > mean["hi"] - mean["lo"])[:2].all()    # noise widens known groups' intervals
+    assert mean["outside"].tolist() == pytest.approx([0.0, 2.0, 0.0])      # x = 1e7: 2 orders above 1e5
+    # an unseen group draws from the population: wider than a known one
+    assert mean["hi"][2] - mean["lo"][2] > mean["hi"][0] - mean["lo"][0]
+    draws = pooled_fit.predict(pts, kind="mean")
+    assert draws["y"].dims == ("chain", "draw", "point")
+    again = pooled_fit.predict(pts, kind="observation", ci_prob=0.9)
+    pd.testing.assert_frame_equal(obs, again)                              # seeded
+
+
+def test_predict_separate_parameter_refuses_unseen_groups():
+    spec = LawSpec.from_dict({"law": {"formula": "A * x**(-alpha)", "target": "y"},
+                              "parameters": {"alpha": {}, "A": {"by": "group", "pooling": "none"}}})
+    data = simulate_law(spec, _curve_design({"group": ["g1", "g2"]}, n_x=6),
+                        {"alpha": 0.4, "A": {"g1": 15.0, "g2": 20.0}}, 0.02, seed=1)
+    result = fit(data, spec, seed=3, draws=200, tune=200, chains=2, warn=False)
+    with pytest.raises(DataError, match=r"column 'group' has group\(s\) g9 at rows 0 .* separate"):
+        result.predict(pd.DataFrame({"group": ["g9"], "x": [10.0]}))
+
+
+# ---- fit files: one loader, earlier kinds included --------------------------------------------------------
+
+
+def test_save_and_load_round_trip(pooled_fit, tmp_path):
+    path = pooled_fit.save(tmp_path / "fit.nc")
+    again = load(path)
+    assert isinstance(again, Fit) and again.spec.hash() == pooled_fit.spec.hash()
+    assert again.seed == pooled_fit.seed and again.parameterization == pooled_fit.parameterization
+    np.testing.assert_array_equal(again.posterior["A"].values, pooled_fit.posterior["A"].values)
+    pd.testing.assert_frame_equal(again.summary(), pooled_fit.summary())
+    pts = pd.DataFrame({"group": ["g2"], "x": [50.0]})
+    pd.testing.assert_frame_equal(again.predict(pts, ci_prob=0.8), pooled_fit.predict(pts, ci_prob=0.8))
+
+
+def test_load_reads_transfer_scratch_and_joint_files(tmp_path, example_data):
+    from bayes_scaling.data.datasets import load_finetune_losses, load_scratch_losses
+
+    small = dict(draws=100, tune=100, chains=1, warn=False)
+    bs.fit_transfer(example_data, seed=1, **small).save(tmp_path / "t.nc")
+    bs.fit_scratch(load_scratch_losses(), law="kaplan", seed=1, **small).save(tmp_path / "s.nc")
+    assert type(load(tmp_path / "t.nc")).__name__ == "TransferFit"
+    assert type(load(tmp_path / "s.nc")).__name__ == "ScratchFit"
+    assert load_finetune_losses() is not None
+
+
+def test_load_refuses_broken_spec_files(pooled_fit, tmp_path):
+    import xarray as xr
+
+    path = pooled_fit.save(tmp_path / "fit.nc")
+    tree = xr.open_datatree(path, engine="h5netcdf").load()
+    tree.attrs["spec_hash"] = "0" * 16
+    tree.to_netcdf(tmp_path / "edited.nc", engine="h5netcdf")
+    with pytest.raises(FitFileError, match="spec hash mismatch"):
+        load(tmp_path / "edited.nc")
+    tree = xr.open_datatree(path, engine="h5netcdf").load()
+    post = tree["posterior"].to_dataset().drop_vars("alpha")
+    tree["posterior"] = xr.DataTree(post)
+    tree.to_netcdf(tmp_path / "noalpha.nc", engine="h5netcdf")
+    with pytest.raises(FitFileError, match=r"lacks parameter\(s\) alpha"):
+        load(tmp_path / "noalpha.nc")
+
+
+def test_warm_refit_reuses_the_compiled_model(pooled_fit):
+    from bayes_scaling.inference import fit as fit_module
+
+    spec = pooled_fit.spec
+    n_before = len(fit_module._COMPILED)
+    data = simulate_law(spec, _curve_design({"group": ["a", "b", "c"]}, n_x=10),
+                        {"E": 1.0, "alpha": 0.6, "A": {"a": 5.0, "b": 8.0, "c": 11.0}}, 0.02, seed=9)
+    second = fit(data, spec, seed=3, **FAST)
+    assert len(fit_module._COMPILED) == n_before                    # same structure: no new compilation
+    assert _covered(second, {"alpha": 0.6, "A": {"a": 5.0, "b": 8.0, "c": 11.0}}) == []
+
+
+# ---- command line -----------------------------------------------------------------------------------------
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "bayes_scaling", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_cli_fit_any_spec_then_predict_at_points(tmp_path):
+    spec = builtin_spec("chinchilla_by_corpus")
+    truth = {"E": {"c1": 1.8, "c2": 2.0}, "A": {"c1": 400.0, "c2": 500.0}, "B": {"c1": 1500.0, "c2": 2000.0},
+             "alpha": 0.34, "beta": 0.28}
+    import itertools
+
+    design = pd.DataFrame([{"corpus": c, "N": n, "D": d} for c, n, d in itertools.product(
+        ["c1", "c2"], np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e11, 5))])
+    simulate_law(spec, design, truth, 0.01, seed=2).to_csv(tmp_path / "runs.csv", index=False)
+    (tmp_path / "spec.toml").write_text(spec.to_toml())
+    r = _cli("fit", "runs.csv", "--model", "spec.toml", "--out", "fit.nc", "--draws", 300, "--tune", 300,
+             "--chains", 2, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "NUTS back end: nutpie" in r.stdout and "parameterization (chosen from the data)" in r.stdout
+    pd.DataFrame({"corpus": ["c1", "c2"], "N": [1e10, 1e8], "D": [1e12, 1e10]}).to_csv(tmp_path / "at.csv",
+                                                                                     index=False)
+    r = _cli("predict", "fit.nc", "--at", "at.csv", "--out", "pred.csv", "--ci", 0.9, "--noise", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert list(pred.columns[:6]) == ["corpus", "N", "D", "median", "lo", "hi"]
+    assert pred["outside"].tolist() == pytest.approx([1.0, 0.0])
+    assert (pred["lo"] < pred["median"]).all() and (pred["median"] < pred["hi"]).all()
+    r = _cli("summary", "fit.nc", "--csv", cwd=tmp_path)
+    assert r.returncode == 0 and "alpha" in r.stdout
+    r = _cli("predict", "fit.nc", "--at", "missing.csv", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "missing.csv" in r.stderr
+    pd.DataFrame({"corpus": ["c1"], "N": [1e10]}).to_csv(tmp_path / "bad.csv", index=False)
+    r = _cli("predict", "fit.nc", "--at", "bad.csv", cwd=tmp_path)
+    assert r.returncode == 2 and "'D'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_predict_at_works_on_transfer_fits(tmp_path, example_data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bs.fit_transfer(example_data, seed=1, draws=200, tune=200, chains=2).save(tmp_path / "t.nc")
+    pd.DataFrame({"pretraining": ["text"], "N": [4e7], "D_F": [3e5]}).to_csv(tmp_path / "at.csv", index=False)
+    r = _cli("predict", "t.nc", "--at", "at.csv", "--csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    row = pd.read_csv(__import__("io").StringIO(r.stdout)).iloc[0]
+    assert row["lo"] < bs.laws.transfer(3e5, 4e7, 1.9e4, 0.18, 0.38) < row["hi"]
+
+
+def test_parameter_objects_build_the_same_spec_as_toml():
+    a = LawSpec(formula=LAW, target="y", parameters=[Parameter("E"), Parameter("alpha"),
+                                                      Parameter("A", by="group")])
+    b = LawSpec.from_dict({"law": {"formula": LAW, "target": "y"},
+                           "parameters": {"E": {}, "alpha": {}, "A": {"by": "group"}}})
+    assert a.hash() == b.hash()
