@@ -1,2 +1,20 @@
 """Analysis of fits: predictions, effective data, compute-optimal sizes, timelines, comparison, checks and
-calibration."""
+calibration. Each name below is loaded on first use (``bs.analysis.compute_frontier``)."""
+
+from bayes_scaling._lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(["predict", "NEW", "exchange_rate", "crossover", "crossover_probability", "extrapolation"],
+                    "predictions"),
+    **dict.fromkeys(["effective_data", "EffectiveData", "restrict_to_low_data", "read_finetune"], "effective"),
+    **dict.fromkeys(["loss_law", "scratch_optimum", "finetune_optimum", "compute_frontier", "smallest_model",
+                     "compute_saved"], "compute"),
+    **dict.fromkeys(["forecast", "forecast_grid"], "timeline"),
+    **dict.fromkeys(["compare_variants", "compare_fits", "fit_variants", "beta_evidence", "contrasts", "loo",
+                     "pareto_k_table"], "compare"),
+    **dict.fromkeys(["posterior_predictive_check", "coverage", "loo_pit", "prior_predictive_check"], "checks"),
+    **dict.fromkeys(["run_sbc", "SBCDesign"], "calibration"),
+    **dict.fromkeys(["predictions", "effective", "compute", "timeline", "compare", "checks", "calibration"], ""),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
