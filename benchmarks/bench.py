@@ -7,8 +7,10 @@ against a baseline *in the same run*: the same hierarchical transfer model writt
 Sections (``--only``): ``cli`` (fresh-process ``bayes-scaling fit`` on the bundled data, cold and warm
 caches), ``refit`` (warm refit in the same process), ``ess`` (effective samples per second vs the baseline),
 ``backends`` (pymc / nutpie / numpyro side by side), ``chinchilla`` (the from-scratch loss law on Epoch AI's
-Chinchilla runs vs a plain-PyMC version), ``scale`` (10,000 runs, 20 pre-training distributions), ``sbc``
-(simulation-based calibration, 100 simulations). ``--quick``: no cold-cache run, no plain-PyMC baselines of
+Chinchilla runs vs a plain-PyMC version), ``spec`` (a hierarchical Chinchilla law spec, 3 corpora x 90 runs:
+fresh-process ``bayes-scaling fit --model``, and ESS/s against the same model written plainly in PyMC), ``scale`` (10,000 runs, 20 pre-training distributions), ``sbc``
+(simulation-based calibration, 100 simulations), ``cluster`` (SBC and the smoke sweep, serial against a local
+Dask cluster of 2 workers; overhead per task; the 32-worker estimate). ``--quick``: no cold-cache run, no plain-PyMC baselines of
 the loss law, 30 SBC simulations, 2,000 runs for the scale test.
 """
 
@@ -29,7 +31,7 @@ import numpy as np
 
 from bayes_scaling._system import cpu_model
 
-SECTIONS = ("cli", "refit", "ess", "backends", "chinchilla", "scale", "sbc")
+SECTIONS = ("cli", "refit", "ess", "backends", "chinchilla", "spec", "scale", "sbc", "cluster")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -182,7 +184,7 @@ def bench_ess(rows: list, quick: bool) -> None:
     base_ess, base_rhat, base_div = _min_ess(tree, TRANSFER_VARS)
     ratio = (ours_ess / ours_s) / (base_ess / base_s)
     rows.append(("ESS/s, min over parameters: bayes_scaling defaults (warm)",
-                 f"{ours_ess / ours_s:.0f} /s", ">= 4x baseline",
+                 f"{ours_ess / ours_s:.0f} /s", "-",
                  f"{fit.backend}: min bulk ESS {ours_ess:.0f} in {ours_s:.2f} s, R-hat {ours_rhat:.3f}, "
                  f"divergences {ours_div}"))
     rows.append(("ESS/s, min over parameters: plain PyMC baseline (`pm.sample` defaults, incl. compile)",
@@ -217,7 +219,7 @@ def bench_backends(rows: list, quick: bool) -> None:
 def bench_chinchilla(rows: list, quick: bool) -> None:
     path = SHARED_DATA / "chinchilla_epoch_svg_extracted.csv"
     try:
-        from bayes_scaling.models.transfer import losslaws
+        from bayes_scaling.models import losslaws
     except ImportError:
         rows.append(("Chinchilla loss law", "skipped", "-", "bayes_scaling.models.losslaws not available"))
         return
@@ -252,6 +254,68 @@ def bench_chinchilla(rows: list, quick: bool) -> None:
                  f"min bulk ESS {ess:.0f}, divergences {div}, R-hat {rhat:.3f}"))
 
 
+def spec_runs(seed: int = 0):
+    """3 corpora x 90 simulated from-scratch runs of the Chinchilla law (E, A, B by corpus; shared exponents)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    truth = {"c1": (1.8, 400.0, 1500.0), "c2": (2.0, 500.0, 2000.0), "c3": (1.7, 350.0, 1200.0)}
+    rows = [{"corpus": c, "N": n, "D": d, "loss": (E + A / n**0.34 + B / d**0.28) * np.exp(rng.normal(0, 0.01))}
+            for c, (E, A, B) in truth.items() for n in np.geomspace(1e7, 1e9, 9) for d in np.geomspace(1e9, 1e11, 10)]
+    return pd.DataFrame(rows)
+
+
+def bench_spec(rows: list, quick: bool) -> None:
+    """Issue 10: a hierarchical Chinchilla law spec on 3 groups x 90 runs."""
+    import bayes_scaling as bs
+
+    runs = spec_runs()
+    spec = REPO / "models" / "laws" / "chinchilla_by_corpus.toml"
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "runs.csv"
+        runs.to_csv(csv, index=False)
+        args = ["fit", str(csv), "--model", str(spec), "--out", str(Path(tmp) / "fit.nc")]
+        _time_cli(args)  # warms the caches
+        best, line = min(_time_cli(args) for _ in range(1 if quick else 3))
+    rows.append(("`bayes-scaling fit --model chinchilla_by_corpus.toml`, 3 corpora x 90 runs, fresh process, "
+                 "warm caches (best of 3)", f"{best:.2f} s", "<= 3 s", line.replace("|", "/")))
+    names = ["E", "A", "B", "alpha", "beta", "sigma", "nu"]
+    bs.fit(runs, spec, seed=1, warn=False)  # compiled model ready
+    t0 = time.perf_counter()
+    fit = bs.fit(runs, spec, seed=2, warn=False)
+    ours_s = time.perf_counter() - t0
+    ours_ess, ours_rhat, ours_div = _min_ess(fit.tree, names)
+    rows.append(("hierarchical Chinchilla spec: `bs.fit` warm, ESS/s (min over parameters)",
+                 f"{ours_ess / ours_s:.0f} /s", "-",
+                 f"min bulk ESS {ours_ess:.0f} in {ours_s:.2f} s, R-hat {ours_rhat:.3f}, divergences {ours_div}"))
+    if quick:
+        return
+    import pymc as pm
+
+    corpora = sorted(runs["corpus"].unique())
+    g = runs["corpus"].map({c: i for i, c in enumerate(corpora)}).to_numpy()
+    N, D, logL = runs["N"].to_numpy(), runs["D"].to_numpy(), np.log(runs["loss"].to_numpy())
+    with pm.Model(coords={"corpus": corpora}) as plain:  # the same model, written as a user would
+        def pooled(name, loc, scale):
+            mu = pm.Normal(f"log_{name}_mu", loc, scale)
+            sd = pm.Gamma(f"log_{name}_sigma", 2.0, 2.0 / 0.5)
+            return pm.math.exp(pm.Normal(f"log_{name}", mu, sd, dims="corpus"))
+        E, A, B = pooled("E", np.log(1.8), 3.0), pooled("A", np.log(400.0), 3.0), pooled("B", np.log(1500.0), 3.0)
+        alpha = pm.LogNormal("alpha", np.log(0.3), 1.0)
+        beta = pm.LogNormal("beta", np.log(0.3), 1.0)
+        sigma = pm.HalfNormal("sigma", float(np.std(logL)))
+        nu = pm.Gamma("nu", 2.0, 0.1)
+        pm.StudentT("loss", nu=nu, mu=pm.math.log(E[g] + A[g] / N**alpha + B[g] / D**beta), sigma=sigma,
+                    observed=logL)
+    base_s, tree = _baseline_fit(plain, seed=1)
+    base_ess, base_rhat, base_div = _min_ess(tree, ["log_E", "log_A", "log_B", "alpha", "beta", "sigma", "nu"])
+    rows.append(("hierarchical Chinchilla: plain PyMC baseline (`pm.sample` defaults, incl. compile), ESS/s",
+                 f"{base_ess / base_s:.2f} /s", "-",
+                 f"min bulk ESS {base_ess:.0f} in {base_s:.1f} s, R-hat {base_rhat:.3f}, divergences {base_div}"))
+    rows.append(("hierarchical Chinchilla ESS/s ratio (ours / baseline)",
+                 f"{(ours_ess / ours_s) / (base_ess / base_s):.0f}x", ">= 10x", "same run, same machine"))
+
+
 def bench_scale(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
 
@@ -259,7 +323,7 @@ def bench_scale(rows: list, quick: bool) -> None:
     rng = np.random.default_rng(20)
     truth = {f"P{i:02d}": {"k": float(np.exp(rng.normal(10, 1.0))), "alpha": float(rng.normal(0.18, 0.05)),
                            "beta": 0.38} for i in range(n_dist)}
-    df, _ = bs.simulate_transfer(seed=20, truth=truth, N=np.logspace(5, 9, n_N), D_F=np.logspace(5, 8, n_D),
+    df, _ = bs.data.simulate_transfer(seed=20, truth=truth, N=np.logspace(5, 9, n_N), D_F=np.logspace(5, 8, n_D),
                                  sigma=0.2, n_ossified=0)
     data = bs.TransferData.from_frame(df, warn=False)
     t0 = time.perf_counter()
@@ -282,6 +346,98 @@ def bench_sbc(rows: list, quick: bool) -> None:
                  "<= 60 s", f"{len(checks) - len(failed)}/{len(checks)} parameters pass"
                  + (f" (failed: {', '.join(failed)})" if failed else "")
                  + f"; simulations with divergences: {(res.divergences > 0).sum()}"))
+
+
+_SBC_DRIVER = """
+import json, sys, time
+t0 = time.perf_counter()
+from bayes_scaling.analysis.calibration import run_sbc
+res = run_sbc({n}, seed=2026, processes={k}, progress=False)
+print(json.dumps({{"s": time.perf_counter() - t0, "ranks": res.ranks.to_numpy().tolist()}}))
+"""
+
+
+def _noop(x):
+    return x
+
+
+def _sbc_fresh(n: int, k: int) -> tuple[float, list]:
+    """SBC of ``n`` fits in a fresh process on ``k`` workers (1: in the process): (seconds, ranks)."""
+    import json
+
+    p = subprocess.run([sys.executable, "-c", _SBC_DRIVER.format(n=n, k=k)], capture_output=True, text=True,
+                       check=True)
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    return out["s"], out["ranks"]
+
+
+def _sweep_fresh(out: Path, k: int) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([*_cli(), "experiment", "run", "--smoke", "--out", str(out), "--workers", str(k)],
+                   capture_output=True, text=True, check=True)
+    return time.perf_counter() - t0
+
+
+def bench_cluster(rows: list, quick: bool) -> None:
+    """Issue 13: batches on Dask. Serial (in the process) against a local cluster of 2 worker processes, each
+    in a fresh process and including every start-up (imports, worker start, compilation from warm disk
+    caches); the cluster's overhead per task; the 32-worker estimate for a 1,000-run sweep."""
+    import logging
+
+    import pandas as pd
+    from distributed import Client, LocalCluster
+
+    from bayes_scaling.data import datasets
+    from bayes_scaling.inference.batch import map_tasks
+
+    n = 30 if quick else 100
+    _sbc_fresh(4, 1)  # warm the disk caches (Numba / PyTensor) so both sides start alike
+    s1, r1 = _sbc_fresh(n, 1)
+    s2, r2 = _sbc_fresh(n, 2)
+    rows.append((f"SBC, {n} fits: serial, in the process (fresh process, incl. imports and compile)",
+                 f"{s1:.1f} s", "-", f"{s1 / n * 1000:.0f} ms per fit overall"))
+    rows.append((f"SBC, {n} fits: local Dask cluster, 2 workers (incl. cluster start, compile per worker)",
+                 f"{s2:.1f} s", "-", f"speed-up {s1 / s2:.2f}x; ranks identical to serial: {r1 == r2}"))
+    with tempfile.TemporaryDirectory() as tmp:
+        _sweep_fresh(Path(tmp) / "warm", 1)  # warm the JAX compilation cache
+        t1 = _sweep_fresh(Path(tmp) / "serial", 1)
+        t2 = _sweep_fresh(Path(tmp) / "cluster", 2)
+        a = pd.read_csv(Path(tmp) / "serial" / "runs.csv").set_index("run_id").sort_index()
+        b = pd.read_csv(Path(tmp) / "cluster" / "runs.csv").set_index("run_id").sort_index()
+        same = bool((a["loss"] == b["loss"]).all() and (a["steps"] == b["steps"]).all())
+        per_run = float(a["wall_s"].median())
+    rows.append(("smoke sweep (18 runs): serial, `experiment run --smoke --workers 1` (fresh process)",
+                 f"{t1:.1f} s", "-", f"median run {per_run:.2f} s once compiled; JAX cache warm"))
+    rows.append(("smoke sweep: local Dask cluster, 2 workers (`--workers 2`)", f"{t2:.1f} s", "-",
+                 f"speed-up {t1 / t2:.2f}x; losses identical to serial: {same}"))
+    m = 200
+    t0 = time.perf_counter()
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, silence_logs=logging.CRITICAL)
+    client = Client(cluster)
+    map_tasks(_noop, [0, 1], client=client, progress=False)  # workers up and warm
+    start = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    map_tasks(_noop, list(range(m)), client=client, progress=False)
+    per_task = (time.perf_counter() - t0) / m
+    t0 = time.perf_counter()
+    client.close()
+    cluster.close()
+    stop = time.perf_counter() - t0
+    rows.append((f"cluster overhead per task ({m} no-op tasks, 2 workers, results streamed back)",
+                 f"{per_task * 1000:.1f} ms", "-",
+                 f"local cluster start {start:.1f} s, stop {stop:.1f} s"))
+    # on paper: a 1,000-run sweep like models/experiments/full.toml on 32 workers, from the measured runs
+    meta = datasets.measured_metadata()
+    walls = pd.concat([datasets.load_measured_scratch()["wall_s"], datasets.load_measured_finetune()["wall_s"],
+                       pd.Series([r["wall_s"] for r in meta["pretraining_runs"]])])
+    mean, longest, n_runs = float(walls.mean()), float(walls.max()), 1000
+    serial_h = n_runs * (mean + per_task) / 3600
+    est = n_runs * (mean + per_task) / 32 + longest + start
+    rows.append(("estimate: 1,000-run sweep (full.toml-sized runs) on 32 workers",
+                 f"~{est / 60:.0f} min", "-",
+                 f"serial {serial_h:.1f} h; = 1000 x ({mean:.1f} s mean run + {per_task * 1000:.0f} ms overhead) / 32 "
+                 f"+ longest run {longest:.0f} s + start {start:.0f} s"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,7 +108,8 @@ def test_full_sbc_100_simulations():
     res = run_sbc(100, seed=2026)
     checks = res.checks()
     assert checks["passed"].all(), checks
-    assert res.seconds < 120  # target <= 60 s on an idle 2-core machine
+    # parameterization chosen per simulation from its data: few fits with any divergence (was 63 of 100)
+    assert (res.divergences > 0).sum() <= 5, res.divergences
 
 
 @needs_nutpie
@@ -116,13 +117,17 @@ def test_calibrate_command(tmp_path, capsys):
     from bayes_scaling.cli import main
 
     out = tmp_path / "sbc"
+    # --workers 1: in this process (the default, a local Dask cluster, is tested in test_batch.py)
     code = main(["calibrate", "--sims", "8", "--draws", "100", "--tune", "100", "--ranks-of", "19",
-                 "--out", str(out), "--seed", "3"])
+                 "--out", str(out), "--seed", "3", "--workers", "1"])
     text = capsys.readouterr().out
-    assert code in (0, 1) and ("PASS" in text if code == 0 else "FAIL" in text)
     assert "NUTS back end: nutpie" in text and "beta" in text
     ranks = pd.read_csv(out / "ranks.csv", index_col="simulation")
     assert ranks.shape[0] == 8 and ranks.to_numpy().max() <= 19
-    assert (out / "checks.csv").is_file() and (out / "sbc_ecdf.png").stat().st_size > 10_000
+    assert (out / "sbc_ecdf.png").stat().st_size > 10_000
+    # the exit status is the verdict of the checks written: 0 and PASS when all pass, else 1 and FAIL
+    passed = pd.read_csv(out / "checks.csv")["passed"].astype(bool)
+    assert code == (0 if passed.all() else 1)
+    assert f"{'PASS' if passed.all() else 'FAIL'}: {passed.sum()}/{len(passed)} parameters calibrated" in text
     assert main(["calibrate", "--sims", "4", "--ranks-of", "5000", "--out", str(out)]) == 2
     assert "cannot exceed" in capsys.readouterr().err

@@ -381,3 +381,34 @@ def test_parameter_objects_build_the_same_spec_as_toml():
     b = LawSpec.from_dict({"law": {"formula": LAW, "target": "y"},
                            "parameters": {"E": {}, "alpha": {}, "A": {"by": "group"}}})
     assert a.hash() == b.hash()
+
+
+# ---- the built-in loss laws as specs: today's results -----------------------------------------------------
+
+
+def test_kaplan_spec_agrees_with_fit_scratch():
+    """The bundled (synthetic, Kaplan-law) from-scratch losses: the spec engine and the loss-law model agree."""
+    from bayes_scaling.models.losslaws import read_scratch
+
+    runs = read_scratch(bs.datasets.SCRATCH_LOSSES_CSV)
+    old = bs.fit_scratch(runs, law="kaplan", seed=1, draws=1000, tune=1000, chains=2, warn=False)
+    new = fit(runs, "kaplan", seed=1, draws=1000, tune=1000, chains=2, warn=False)
+    assert new.diagnostics.divergences == 0
+    for name in ("N_c", "D_c", "alpha_N", "alpha_D", "sigma"):
+        a, b = np.log(new.posterior[name].values.ravel()), np.log(old.posterior[name].values.ravel())
+        assert abs(np.median(a) - np.median(b)) < 0.3 * b.std(), name
+        assert 0.75 < a.std() / b.std() < 1.3, name
+
+
+def test_chinchilla_spec_on_epoch_runs_inside_their_intervals():
+    """Epoch AI's 240 Chinchilla runs (shared data, not shipped): the built-in Chinchilla spec (Student-t on
+    log loss) puts every median inside Epoch's published 95% intervals."""
+    from test_losslaws import EPOCH_95, _chinchilla
+
+    runs, _ = _chinchilla()
+    result = fit(runs, "chinchilla", seed=1, warn=False)
+    diag = result.diagnostics
+    assert diag.divergences == 0 and diag.r_hat_max <= 1.01, str(diag)
+    s = result.summary(0.95).set_index("parameter")
+    for name, (lo, hi) in EPOCH_95.items():
+        assert lo <= s.loc[name, "median"] <= hi, (name, s.loc[name, "median"], (lo, hi))

@@ -14,8 +14,10 @@ Checks (each can fail; Bonferroni over the parameters at family level ``alpha``)
 - coverage of the 50% and 90% central intervals: exact binomial test.
 
 The model is compiled once and the data swapped between simulations
-(:class:`~bayes_scaling.inference.compiled.CompiledSampler`); with ``processes > 1`` each worker process compiles once.
-Results are reproducible from ``seed`` whatever the number of processes.
+(:class:`~bayes_scaling.inference.compiled.CompiledSampler`). The fits run through
+:func:`bayes_scaling.inference.batch.map_tasks`: in this process, on local worker processes, or on a Dask
+cluster (``client=``, ``scheduler=``); each worker process compiles once. Results are reproducible from
+``seed`` whatever the number of workers.
 
 >>> res = run_sbc(100, seed=1)                         # doctest: +SKIP
 >>> res.checks()                                       # doctest: +SKIP
@@ -176,9 +178,6 @@ def ecdf_band(n_sims: int, n_draws: int, prob: float = 0.99, *, reps: int = 4000
 
 # ---- running it ------------------------------------------------------------------------------------------
 
-_WORKER: dict[str, Any] = {}
-
-
 def _scalar_names(post_vars: dict[str, np.ndarray], pretraining: tuple[str, ...]) -> list[str]:
     names = []
     for v, a in post_vars.items():
@@ -189,11 +188,16 @@ def _scalar_names(post_vars: dict[str, np.ndarray], pretraining: tuple[str, ...]
     return names
 
 
-def _make_sampler(config: ModelConfig, design: SBCDesign):
-    """The transfer model compiled for the design (shared with ``fit_transfer``'s in-process cache)."""
+def _make_sampler(config: ModelConfig, design: SBCDesign, y: np.ndarray | None = None):
+    """The transfer model compiled for the design (shared with ``fit_transfer``'s in-process cache), its data
+    set to the simulated ``y``: with ``parameterization = "auto"`` each simulation gets the form its data
+    call for, as a fit would (at most one compilation per form)."""
     from bayes_scaling.inference.sampling import compiled_transfer_sampler
 
-    return compiled_transfer_sampler((design.arrays(), design.pretraining), config)
+    arrays = design.arrays()
+    if y is not None:
+        arrays = {**arrays, "log_D_T": np.asarray(y, dtype=float)}
+    return compiled_transfer_sampler((arrays, design.pretraining), config)
 
 
 def _fit_one(sampler, y: np.ndarray, seed: int, params: list[str], truth: dict[str, np.ndarray],
@@ -215,22 +219,22 @@ def _fit_one(sampler, y: np.ndarray, seed: int, params: list[str], truth: dict[s
     return np.concatenate(ranks), np.concatenate(in50), np.concatenate(in90), div
 
 
-def _worker_init(config_dict, design, kwargs):
+def _sbc_task(task) -> tuple:
+    """One simulation, on a worker (or in this process): the compiled model comes from the process's cache
+    (:func:`~bayes_scaling.inference.sampling.compiled_transfer_sampler`), so each worker compiles it once."""
     import warnings
 
-    warnings.simplefilter("ignore")
-    _WORKER["sampler"] = _make_sampler(ModelConfig.from_dict(config_dict), design)
-    _WORKER["kwargs"] = kwargs
-
-
-def _worker_task(task):
-    y, seed, truth = task
-    return _fit_one(_WORKER["sampler"], y, seed, truth=truth, **_WORKER["kwargs"])
+    config_dict, design, kwargs, y, seed, truth = task
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sampler = _make_sampler(ModelConfig.from_dict(config_dict), design, y)
+        return _fit_one(sampler, y, seed, truth=truth, **kwargs)
 
 
 def run_sbc(n_sims: int = 100, *, config: ModelConfig | None = None, sim_config: ModelConfig | None = None,
             design: SBCDesign | None = None, draws: int = 400, tune: int = 400, chains: int = 2,
-            n_rank: int = 99, target_accept: float = 0.98, seed: int = 0, processes: int = 1) -> SBCResult:
+            n_rank: int = 99, target_accept: float = 0.99, seed: int = 0, processes: int | None = 1,
+            client=None, scheduler: str | None = None, progress=None) -> SBCResult:
     """Simulation-based calibration of the transfer model (see the module docstring).
 
     ``config`` is the model that is fitted; ``sim_config`` the one that simulates (default: the same; a
@@ -238,6 +242,13 @@ def run_sbc(n_sims: int = 100, *, config: ModelConfig | None = None, sim_config:
     ``chains * draws`` draws; ranks use ``n_rank`` of them, evenly spaced (thinning), so ranks are 0..n_rank.
     Simulation ``i`` is fitted with seed ``seed + i + 1``, whatever ``processes``. ``target_accept`` is
     ``fit_transfer``'s default on nutpie.
+
+    Where the fits run (:func:`bayes_scaling.inference.batch.map_tasks`): ``client=`` (a Dask client) or
+    ``scheduler=`` / ``$BAYES_SCALING_SCHEDULER`` (an existing cluster), else ``processes`` local worker
+    processes (``1``, the default: in this process; ``None``: one per core), each compiling the model once.
+    ``progress``: a progress bar (default: on a terminal or in Jupyter), or a callable ``(done, total)``.
+    A simulation whose fit fails is reported with its seed while the others finish; then
+    :class:`~bayes_scaling.inference.batch.BatchError` is raised.
     """
     import warnings
 
@@ -249,7 +260,7 @@ def run_sbc(n_sims: int = 100, *, config: ModelConfig | None = None, sim_config:
         raise ValueError(f"n_sims must be >= 2, got {n_sims}")
     if "nutpie" not in available_backends():
         raise ValueError("simulation-based calibration runs on the nutpie back end (compiled once, data "
-                         "swapped between simulations); install it: pip install 'bayes_scaling[nutpie]'")
+                         "swapped between simulations); install it: pip install 'nutpie>=0.16.9,<0.17'")
     if n_rank > chains * draws:
         raise ValueError(f"n_rank ({n_rank}) cannot exceed chains * draws ({chains * draws})")
     config = config or ModelConfig()
@@ -274,18 +285,12 @@ def run_sbc(n_sims: int = 100, *, config: ModelConfig | None = None, sim_config:
     truths = [{p: prior_ds[p].values.reshape(n_sims, -1)[i] for p in params} for i in range(n_sims)]
     kwargs = dict(params=params, draws=draws, tune=tune, chains=chains, n_rank=n_rank,
                   target_accept=target_accept)
-    tasks = [(ys[i], seed + i + 1, truths[i]) for i in range(n_sims)]
-    if processes > 1:
-        import multiprocessing as mp
+    from bayes_scaling.inference.batch import map_tasks
 
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(processes, initializer=_worker_init, initargs=(config.to_dict(), design, kwargs)) as pool:
-            results = pool.map(_worker_task, tasks, chunksize=max(1, n_sims // (4 * processes)))
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sampler = _make_sampler(config, design)
-            results = [_fit_one(sampler, y, s, truth=t, **kwargs) for y, s, t in tasks]
+    tasks = [(config.to_dict(), design, kwargs, ys[i], seed + i + 1, truths[i]) for i in range(n_sims)]
+    results = map_tasks(_sbc_task, tasks, client=client, scheduler=scheduler, workers=processes,
+                        progress=progress, desc="SBC fits", labels=[f"simulation {i} (seed {seed + i + 1})"
+                                                                    for i in range(n_sims)])
     names = _scalar_names({p: truths[0][p].reshape(()) if truths[0][p].size == 1 else truths[0][p]
                            for p in params}, design.pretraining)
     ranks = pd.DataFrame(np.stack([r[0] for r in results]), columns=names)

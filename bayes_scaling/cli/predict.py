@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.cli.transfer import probability
+from bayes_scaling.errors import BayesScalingError
 
 __all__ = ["register", "positive_float", "interval_table"]
 
@@ -40,11 +41,15 @@ def register(sub) -> None:
                                    "D_E = D_F + D_T, D_E/D_F and D_T/D_E for every (pretraining, N, D_F), with "
                                    "how many orders of magnitude each N and D_F lies outside the fitted data.")
     _common(p)
-    p.add_argument("--N", nargs="+", type=positive_float, required=True, help="model size(s)")
-    p.add_argument("--D-F", dest="D_F", nargs="+", type=positive_float, required=True,
-                   help="fine-tuning data size(s)")
+    p.add_argument("--at", default=None, metavar="POINTS.csv",
+                   help="points to predict (any fit): a CSV with the law's input and group columns; writes its "
+                        "columns, then median, lo, hi of the target and how far outside the data each point lies")
+    p.add_argument("--N", nargs="+", type=positive_float, default=None, help="model size(s) (transfer fits)")
+    p.add_argument("--D-F", dest="D_F", nargs="+", type=positive_float, default=None,
+                   help="fine-tuning data size(s) (transfer fits)")
     p.add_argument("--noise", action="store_true", help="include observation noise (posterior predictive)")
-    p.add_argument("--out", default=None, help="also write the draws (long table) to .csv/.parquet/.nc")
+    p.add_argument("--out", default=None, help="with --at: the CSV of intervals (PRED.csv); otherwise also "
+                   "write the draws (long table) to .csv/.parquet/.nc")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("forecast", help="target-task data needed with pre-training: D_F + k D_F^alpha N^beta = "
@@ -86,7 +91,30 @@ def _names(args):
 
     if args.pretraining is None:
         return None
-    return [NEW if p in ("new", NEW) else p for p in args.pretraining]
+    names = [NEW if p in ("new", NEW) else p for p in args.pretraining]
+    repeated = sorted({p for p in names if names.count(p) > 1})
+    if repeated:
+        from bayes_scaling.errors import BayesScalingError
+
+        raise BayesScalingError(f"--pretraining names {', '.join(map(repr, repeated))} more than once; give "
+                                "each distribution once")
+    return names
+
+
+def _check_out(args) -> None:
+    """``--out`` checked before the work: folder, a suffix of its format, not the fit file itself."""
+    from bayes_scaling.cli.transfer import check_out
+    from bayes_scaling.output.export import FORMATS, _format, suffixes_of
+
+    if args.out is None:
+        return
+    fmt = getattr(args, "format", None)
+    if fmt is None:
+        from pathlib import Path
+
+        fmt = _format(Path(args.out), None)
+    check_out(args, args.fit, *(getattr(args, a, None) for a in ("N_draws", "D_req_draws")),
+              suffixes=suffixes_of(fmt) if fmt in FORMATS else None)
 
 
 def _fmt(v: float) -> str:
@@ -146,11 +174,54 @@ def _read_draws(path: str, column: str):
 # ---- commands --------------------------------------------------------------------------------------------
 
 
+def cmd_predict_at(args) -> int:
+    """``predict FIT.nc --at POINTS.csv [--out PRED.csv] [--ci 0.9] [--noise]``: any fit."""
+    from bayes_scaling.data.tables import read_table
+    from bayes_scaling.inference.fit import as_spec_fit, load
+
+    if args.N or args.D_F or args.pretraining:
+        raise BayesScalingError("--at takes the points from its CSV; leave out --N, --D-F and --pretraining")
+    if args.out:
+        _check_csv_out(args, args.fit, args.at)
+    fit = as_spec_fit(load(args.fit))
+    points = read_table(args.at, args.at)
+    table = fit.predict(points, kind="observation" if args.noise else "mean", ci_prob=args.ci, seed=args.seed)
+    what = "a new observation (with noise)" if args.noise else "the law's value (mean function)"
+    ranges = ", ".join(f"{c} in [{lo:.3g}, {hi:.3g}]" for c, (lo, hi) in fit.data_range().items())
+    if args.out:
+        from bayes_scaling._atomic import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            table.to_csv(tmp, index=False)
+        print(f"wrote {args.out}: {len(table)} points; median, lo, hi of {fit.spec.target} ({what}), "
+              f"{100 * args.ci:g}% interval", file=sys.stderr)
+    elif args.csv:
+        table.to_csv(sys.stdout, index=False)
+    else:
+        print(f"{fit.spec.target}: {what}; {100 * args.ci:g}% equal-tailed interval; data: {ranges}; outside_* = "
+              "orders of magnitude outside that range (+ above, - below)")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
+def _check_csv_out(args, *inputs) -> None:
+    from bayes_scaling._atomic import check_output
+
+    check_output(args.out, inputs=inputs, suffixes=(".csv",), what="--out")
+
+
 def cmd_predict(args) -> int:
     from bayes_scaling.analysis.predictions import predict
     from bayes_scaling.inference.sampling import load_fit
     from bayes_scaling.output.export import export
 
+    if args.at is not None:
+        return cmd_predict_at(args)
+    if not args.N or not args.D_F:
+        raise BayesScalingError("predict needs --at POINTS.csv, or --N and --D-F (a transfer fit's grid)")
+
+    _names(args)
+    _check_out(args)
     fit = load_fit(args.fit)
     ds = predict(fit, N=args.N, D_F=args.D_F, pretraining=_names(args), noise=args.noise, seed=args.seed)
     quantities = ["D_T", "D_E", "multiplier", "fraction"]
@@ -177,6 +248,8 @@ def cmd_forecast(args) -> int:
     for given, draws, flag in ((args.N, args.N_draws, "--N"), (args.D_req, args.D_req_draws, "--D-req")):
         if (given is None) == (draws is None):
             raise BayesScalingError(f"give exactly one of {flag} and {flag}-draws")
+    _names(args)
+    _check_out(args)
     fit = load_fit(args.fit)
     kw = dict(pretraining=_names(args), compute_per_example=args.compute_per_example, seed=args.seed)
     N = args.N if args.N is not None else _read_draws(args.N_draws, "N")
@@ -210,6 +283,8 @@ def cmd_export(args) -> int:
     from bayes_scaling.inference.sampling import load_fit
     from bayes_scaling.output.export import export, fit_draws
 
+    _names(args)
+    _check_out(args)
     fit = load_fit(args.fit)
     path = export(fit_draws(fit, pretraining=_names(args), seed=args.seed), args.out, format=args.format,
                   layout=args.layout)

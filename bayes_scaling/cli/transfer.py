@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bayes_scaling.errors import BayesScalingError
+
 __all__ = ["register", "format_summary"]
 
 
@@ -41,6 +43,31 @@ def add_sampler_args(p: argparse.ArgumentParser) -> None:
                         "printed)")
 
 
+def add_log_likelihood_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-log-likelihood", dest="log_likelihood", action="store_false",
+                   help="leave the pointwise log-likelihood out of the fit file (chains x draws x runs values: "
+                        "for very large tables; LOO recomputes it when needed)")
+
+
+def check_out(args, *inputs, suffixes=None, attr: str = "out"):
+    """Check ``--out`` before the long work starts (folder, suffix, not an input); see _atomic.check_output."""
+    from bayes_scaling._atomic import check_output
+
+    value = getattr(args, attr)
+    return None if value is None else check_output(value, inputs=inputs, suffixes=suffixes,
+                                                   what=f"--{attr.replace('_', '-')}")
+
+
+def check_out_dir(path) -> Path:
+    """An output folder: refuse a path that is an existing file."""
+    from bayes_scaling.errors import OutputError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"--out {path} is a file; expected a folder")
+    return path
+
+
 def register(sub) -> None:
     p = sub.add_parser("fit", help="fit the hierarchical transfer law to a table of fine-tuned runs",
                        description="Columns: pretraining, N, D_F and D_T (or D_E). Rows with D_T <= 0 are "
@@ -50,10 +77,12 @@ def register(sub) -> None:
     add_sampler_args(p)
     p.add_argument("--likelihood", choices=["normal", "student_t"], default=None,
                    help="noise model of log D_T (default: the model file's, normal)")
-    p.add_argument("--model", default=None, help="TOML model file (priors, likelihood; see models/transfer.toml)")
+    p.add_argument("--model", default=None, help="TOML file: a law spec (any law; see models/laws/) or the "
+                   "transfer model's priors and likelihood (models/transfer.toml)")
     p.add_argument("--unit", default=None, help="unit of data (tokens, characters, ...; default: column "
                    "'unit' or tokens)")
     p.add_argument("--ci", type=probability, default=0.94, help="credible interval probability (default 0.94)")
+    add_log_likelihood_arg(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("summary", help="print the posterior summary of a saved fit")
@@ -94,6 +123,9 @@ def _print_fit(fit, ci_prob: float, out=None) -> None:
     print(f"data: {fit.data.source} ({fit.data.n_used} runs used; {fit.data.exclusion_report()}; "
           f"unit: {fit.data.unit})", file=out)
     print(f"NUTS back end: {fit.backend}, seed {fit.seed}; {fit.diagnostics}", file=out)
+    if fit.parameterization:
+        print("parameterization (chosen from the data): "
+              + ", ".join(f"{k} {v}" for k, v in fit.parameterization.items()), file=out)
     print(format_summary(fit.summary(ci_prob, var_names=names), ci_prob), file=out)
 
 
@@ -109,22 +141,77 @@ def _load_config(args):
 
 def cmd_fit(args) -> int:
     from bayes_scaling.data.tables import TransferData
-    from bayes_scaling.inference.sampling import fit_transfer
+    from bayes_scaling.inference.fitfile import FIT_SUFFIXES
+    from bayes_scaling.inference.sampling import fit_transfer, resolve_backend
 
+    check_out(args, args.data, args.model, suffixes=FIT_SUFFIXES)
+    from bayes_scaling.inference.fit import is_law_spec
+
+    if args.model and is_law_spec(args.model):
+        return _fit_spec(args)
     config = _load_config(args)
     data = TransferData.from_csv(args.data, unit=args.unit)
+    print(f"sampling {args.chains} chains x {args.draws} draws ({args.tune} tuning) with "
+          f"{resolve_backend(args.backend)}; Ctrl-C stops without saving", flush=True)
     fit = fit_transfer(data, config=config, seed=args.seed, draws=args.draws, tune=args.tune,
-                       chains=args.chains, backend=args.backend)
+                       chains=args.chains, backend=args.backend, log_likelihood=args.log_likelihood)
     path = fit.save(args.out)
     _print_fit(fit, args.ci)
     print(f"saved {path}")
     return 0
 
 
-def cmd_summary(args) -> int:
-    from bayes_scaling.inference.sampling import load_fit
+def _fit_spec(args) -> int:
+    """``fit DATA.csv --model SPEC.toml``: any law spec."""
+    from bayes_scaling.inference.fit import fit as fit_spec
+    from bayes_scaling.inference.sampling import resolve_backend
+    from bayes_scaling.laws.spec import LawSpec
 
-    fit = load_fit(args.fit)
+    spec = LawSpec.from_toml(args.model)
+    if args.likelihood:
+        spec.family = args.likelihood
+    if args.unit:
+        raise BayesScalingError("--unit applies to the transfer model's table; a law spec takes its columns as they are")
+    print(f"{spec!r}\nsampling {args.chains} chains x {args.draws} draws ({args.tune} tuning) with "
+          f"{resolve_backend(args.backend)}; Ctrl-C stops without saving", flush=True)
+    fit = fit_spec(args.data, spec, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
+                   backend=args.backend, log_likelihood=args.log_likelihood)
+    path = fit.save(args.out)
+    _print_spec_fit(fit, args.ci)
+    print(f"saved {path}")
+    return 0
+
+
+def _print_spec_fit(fit, ci_prob: float, out=None) -> None:
+    out = out or sys.stdout
+    print(f"{len(fit.data)} rows; NUTS back end: {fit.backend}, seed {fit.seed}; {fit.diagnostics}", file=out)
+    if fit.parameterization:
+        print("parameterization (chosen from the data): "
+              + ", ".join(f"{k} {v}" for k, v in fit.parameterization.items()), file=out)
+    df = fit.summary(ci_prob)
+    pct = f"{100 * ci_prob:g}"
+    fmt = lambda v: f"{v:.4g}"  # noqa: E731
+    rows = [{"parameter": r["parameter"], "group": f"{r['by']}={r['group']}" if r["by"] else "",
+             "mean": fmt(r["mean"]), "sd": fmt(r["sd"]),
+             f"{pct}% ETI": f"[{fmt(r[f'eti{pct}_lb'])}, {fmt(r[f'eti{pct}_ub'])}]",
+             "ess_bulk": f"{r['ess_bulk']:.0f}", "r_hat": f"{r['r_hat']:.3f}"} for _, r in df.iterrows()]
+    print(pd.DataFrame(rows).to_string(index=False), file=out)
+
+
+def cmd_summary(args) -> int:
+    from bayes_scaling.inference.fit import Fit, load
+
+    fit = load(args.fit)
+    if isinstance(fit, Fit):
+        if args.csv:
+            fit.summary(args.ci).to_csv(sys.stdout, index=False)
+        else:
+            print(repr(fit))
+            _print_spec_fit(fit, args.ci)
+        return 0
+    if not hasattr(fit, "config") or not hasattr(fit.data, "exclusion_report"):
+        fit.summary(args.ci).to_csv(sys.stdout, index=False) if args.csv else print(fit, fit.summary(args.ci), sep="\n")
+        return 0
     if args.csv:
         fit.summary(args.ci).to_csv(sys.stdout, index=False)
     else:
@@ -136,11 +223,12 @@ def cmd_demo(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from bayes_scaling._atomic import atomic_path, atomic_write
     from bayes_scaling.data.datasets import EXAMPLE_CSV, example_metadata
     from bayes_scaling.inference.sampling import fit_transfer
     from bayes_scaling.output.plots import plot_transfer
 
-    out = Path(args.out)
+    out = check_out_dir(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = example_metadata()
     print(f"bundled data: {EXAMPLE_CSV.name}. {meta['description']}")
@@ -151,8 +239,9 @@ def cmd_demo(args) -> int:
                        backend=args.backend)
     fit.save(out / "fit.nc")
     _print_fit(fit, 0.94)
-    fit.summary(0.94).to_csv(out / "summary.csv", index=False)
-    with open(out / "summary.txt", "w") as fh:
+    with atomic_path(out / "summary.csv") as tmp:
+        fit.summary(0.94).to_csv(tmp, index=False)
+    with atomic_write(out / "summary.txt") as fh:
         print("SYNTHETIC data (bayes_scaling.data.simulate); truth: "
               + ", ".join(f"{p}: k={t['k']:.3g}, alpha={t['alpha']}, beta={t['beta']}"
                           for p, t in meta["truth"].items()), file=fh)
@@ -160,7 +249,8 @@ def cmd_demo(args) -> int:
     fig = plot_transfer(fit)
     fig.suptitle("SYNTHETIC bundled data: D_T against D_F with 94% posterior bands", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out / "transfer.png", dpi=120)
+    with atomic_path(out / "transfer.png") as tmp:
+        fig.savefig(tmp, dpi=120)
     print(f"wrote {out / 'fit.nc'}, {out / 'summary.csv'}, {out / 'summary.txt'}, {out / 'transfer.png'}")
     if not args.skip_losses:
         _demo_from_losses(args, out)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_scaling._atomic import atomic_path, write_text
 from bayes_scaling.laws import formulas as laws
 
 __all__ = ["TABLE1", "simulate_transfer", "KAPLAN_WEBTEXT2", "EPOCH_CHINCHILLA", "simulate_losses"]
@@ -76,8 +77,9 @@ def write_example(directory: Path = DATASETS) -> None:
     """(Re)write the bundled example data set: ``hernandez_synthetic.csv`` and its ``.json`` card."""
     df, meta = simulate_transfer(seed=EXAMPLE_SEED)
     directory.mkdir(parents=True, exist_ok=True)
-    df.to_csv(directory / "hernandez_synthetic.csv", index=False, float_format="%.10g")
-    (directory / "hernandez_synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with atomic_path(directory / "hernandez_synthetic.csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.10g")
+    write_text(directory / "hernandez_synthetic.json", json.dumps(meta, indent=2) + "\n")
 
 
 # ---- raw losses (from-scratch grid and fine-tuned runs) -------------------------------------------------
@@ -161,13 +163,46 @@ def write_losses_example(directory: Path = DATASETS) -> None:
     card ``hernandez_losses.json``."""
     scratch, finetune, meta = simulate_losses(seed=LOSSES_SEED)
     directory.mkdir(parents=True, exist_ok=True)
-    scratch.to_csv(directory / "hernandez_losses_scratch.csv", index=False, float_format="%.10g")
-    finetune.to_csv(directory / "hernandez_losses_finetune.csv", index=False, float_format="%.10g")
+    for name, table in (("hernandez_losses_scratch.csv", scratch), ("hernandez_losses_finetune.csv", finetune)):
+        with atomic_path(directory / name) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.10g")
     meta["files"] = ["hernandez_losses_scratch.csv", "hernandez_losses_finetune.csv"]
-    (directory / "hernandez_losses.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_text(directory / "hernandez_losses.json", json.dumps(meta, indent=2) + "\n")
 
 
 if __name__ == "__main__":
     write_example()
     write_losses_example()
     print(f"wrote {DATASETS / 'hernandez_synthetic.csv'} and the raw-loss files hernandez_losses_*")
+
+
+def simulate_law(spec, design: pd.DataFrame, truth: dict, sigma: float, *, seed: int = 0,
+                 nu: float | None = None) -> pd.DataFrame:
+    """Runs simulated from a law spec (:class:`~bayes_scaling.laws.spec.LawSpec`): ``design`` holds the input
+    and group columns; ``truth`` maps each parameter to a value, or (for one varying by a column) to a dict
+    group -> value; noise ``sigma`` on the spec's likelihood scale (Student-t with ``nu`` if given). Returns
+    ``design`` with the target column added.
+
+    >>> from bayes_scaling.laws.spec import LawSpec
+    >>> spec = LawSpec.from_dict({"law": {"formula": "A * x**b", "target": "y"},
+    ...                           "parameters": {"A": {}, "b": {"domain": "real"}}})
+    >>> simulate_law(spec, pd.DataFrame({"x": [1.0, 2.0]}), {"A": 2.0, "b": 1.0}, 0.0)["y"].tolist()
+    [2.0, 4.0]
+    """
+    from bayes_scaling.laws.formulas import observation_noise
+
+    rng = np.random.default_rng(seed)
+    values = {c: design[c].to_numpy(dtype=float) for c in spec.inputs}
+    for name, p in spec.parameters.items():
+        if p.fixed is not None:
+            values[name] = p.fixed
+        elif p.by is not None:
+            t = truth[name]
+            values[name] = design[p.by].map(t).to_numpy(dtype=float) if isinstance(t, dict) else float(t)
+        else:
+            values[name] = float(truth[name])
+    f = np.asarray(spec.formula.evaluate(values, backend="numpy"), dtype=float) * np.ones(len(design))
+    y = observation_noise(f[None, :], sigma, rng, nu=nu, log=spec.scale == "log")[0]
+    out = design.copy()
+    out[spec.target] = y
+    return out

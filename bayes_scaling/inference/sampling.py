@@ -7,8 +7,8 @@ NUTS back ends (``backend=``):
 - ``"nutpie"``: nutpie's Rust NUTS on the log density compiled by PyTensor's Numba back end
   (:class:`~bayes_scaling.inference.compiled.CompiledSampler`): the compiled code is cached on disk, and the compiled
   transfer model is kept in the process and refitted by swapping its ``pm.Data`` (new data of the same
-  number of pre-training distributions: no recompilation). On the bundled data about 25x the effective
-  samples per second of PyMC's sampler on the same model (``python benchmarks/bench.py``).
+  number of pre-training distributions: no recompilation). Its speed against PyMC's sampler: the README's
+  benchmark table (``python benchmarks/bench.py``).
 - ``"pymc"``: PyMC's own NUTS (``pm.sample(nuts_sampler="pymc")``).
 - ``"numpyro"``: JAX NUTS through PyMC (``pip install 'bayes_scaling[numpyro]'``); chains run ``"vectorized"``
   on a GPU/TPU and ``"sequential"``-ly on a CPU unless ``BAYES_SCALING_CHAIN_METHOD`` says otherwise.
@@ -32,10 +32,16 @@ import pandas as pd
 import xarray as xr
 
 from bayes_scaling import __version__
+from bayes_scaling._interrupts import stop_on_signals
 from bayes_scaling.data.tables import TransferData
-from bayes_scaling.errors import ConvergenceWarning, FitFileError
-from bayes_scaling.inference.fitfile import read_tree, without, write_tree
-from bayes_scaling.models.transfer import ModelConfig, build_transfer_model, parameter_names
+from bayes_scaling.errors import ConfigError, ConvergenceWarning, FitFileError
+from bayes_scaling.inference.fitfile import json_attr, read_tree, require_variables, without, write_tree
+from bayes_scaling.models.transfer import (
+    ModelConfig,
+    build_transfer_model,
+    parameter_names,
+    resolve_parameterization,
+)
 
 __all__ = ["TransferFit", "fit_transfer", "load_fit", "diagnose", "available_backends", "summarize",
            "sample_nuts", "resolve_backend", "compiled_transfer_sampler", "clear_compiled_cache",
@@ -46,9 +52,9 @@ RHAT_MAX = 1.01
 ESS_MIN = 400
 #: compiled transfer models kept in this process (least recently used dropped first)
 CACHE_SIZE = 8
-#: default NUTS target acceptance per back end (fit_transfer's ``target_accept=None``). nutpie at 0.98: no
-#: divergence in 40 seeded fits of the bundled data (0.95: 3 fits with one), same time per fit.
-DEFAULT_TARGET_ACCEPT = {"nutpie": 0.98, "pymc": 0.95, "numpyro": 0.95}
+#: default NUTS target acceptance per back end (fit_transfer's ``target_accept=None``). nutpie at 0.99: on the
+#: measured data set (non-centred) 0 divergences in 4 seeds, against 4 of 4 seeds with some at 0.98.
+DEFAULT_TARGET_ACCEPT = {"nutpie": 0.99, "pymc": 0.95, "numpyro": 0.95}
 _COMPILED: OrderedDict[tuple, object] = OrderedDict()
 
 
@@ -66,14 +72,19 @@ def resolve_backend(backend: str) -> str:
     if backend == "auto":
         return "nutpie" if "nutpie" in available_backends() else "pymc"
     if backend not in available_backends():
-        raise ValueError(f"backend {backend!r} is not installed; install the extra: "
-                         f"pip install 'bayes_scaling[{backend}]' (available: {', '.join(available_backends())})")
+        how = "pip install 'nutpie>=0.16.9,<0.17'" if backend == "nutpie" else f"pip install 'bayes_scaling[{backend}]'"
+        raise ValueError(f"backend {backend!r} is not installed; install it: {how} "
+                         f"(available: {', '.join(available_backends())})")
     return backend
 
 
+#: seeds run from 0 to SEED_MAX (NumPy's and JAX's 32-bit seeds; nutpie takes 64 bits)
+SEED_MAX = 2**32 - 1
+
+
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed must be an integer from 0 to {SEED_MAX} (2**32 - 1), got {seed!r}")
     return int(seed)
 
 
@@ -116,7 +127,8 @@ def sample_nuts(model, *, draws: int, tune: int, chains: int, seed: int, backend
             # "parallel" on a single device runs the chains in turn
             kwargs["nuts"] = {"target_accept": target_accept,
                               "chain_method": "parallel" if method == "sequential" else method}
-        with model, warnings.catch_warnings():
+        # Ctrl-C / SIGTERM: PyMC may return the draws so far; stop_on_signals raises Interrupted instead
+        with stop_on_signals(f"sampling ({backend})"), model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Rr]hat.*|.*effective sample size.*|.*divergen.*"
                                     "|.*There are not enough devices.*")
             tree = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, nuts_sampler=backend,
@@ -139,10 +151,11 @@ def compiled_transfer_sampler(data: TransferData | tuple[dict[str, np.ndarray], 
 
     arrays, pretraining = (data.arrays(), data.pretraining) if isinstance(data, TransferData) else data
     centre = (float(np.mean(arrays["log_D_F"])), float(np.mean(arrays["log_N"])))
-    key = ("transfer", config.hash(), len(pretraining), bool(log_likelihood))
+    param = resolve_parameterization(arrays, len(pretraining), config)
+    key = ("transfer", config.hash(), len(pretraining), bool(log_likelihood), tuple(sorted(param.items())))
     sampler = _COMPILED.get(key)
     if sampler is None:
-        model = build_transfer_model(arrays, tuple(pretraining), config, centre=centre)
+        model = build_transfer_model(arrays, tuple(pretraining), config, centre=centre, parameterization=param)
         sampler = CompiledSampler(model, log_likelihood=log_likelihood)
         _COMPILED[key] = sampler
         while len(_COMPILED) > CACHE_SIZE:
@@ -189,6 +202,12 @@ class Diagnostics:
                        "draw more samples (--draws) before trusting intervals")
         return out
 
+    def warn(self, stacklevel: int = 1) -> None:
+        """Unless :attr:`ok`, a :class:`ConvergenceWarning` that says what is wrong and what to do (every fit
+        function calls this; ``stacklevel`` as for ``warnings.warn``, counted from the caller of ``warn``)."""
+        if not self.ok:
+            warnings.warn(f"{self}. " + " ".join(self.problems()), ConvergenceWarning, stacklevel=stacklevel + 1)
+
     def __str__(self) -> str:
         status = "ok" if self.ok else "PROBLEMS"
         return (f"diagnostics {status}: max R-hat {self.r_hat_max:.4f}, min bulk ESS {self.ess_bulk_min:.0f}, "
@@ -218,11 +237,10 @@ def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
 def summarize(tree: xr.DataTree, var_names: list[str], ci_prob: float = 0.94) -> pd.DataFrame:
     """Tidy table: one row per parameter (and pre-training distribution) with mean, sd, equal-tailed
     ``ci_prob`` interval, bulk/tail ESS and R-hat."""
-    from bayes_scaling.inference.mcmc_stats import diagnostics_table
+    from bayes_scaling.inference.mcmc_stats import diagnostics_table, eti
 
     post = tree["posterior"].to_dataset()
     var_names = [v for v in var_names if v in post]
-    lo_q, hi_q = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
     table = diagnostics_table(post, var_names)
     pct = f"{100 * ci_prob:g}"
     rows = []
@@ -233,11 +251,12 @@ def summarize(tree: xr.DataTree, var_names: list[str], ci_prob: float = 0.94) ->
             sel = {"pretraining": p} if p is not None else {}
             x = da.sel(sel).values.ravel()
             stat = {k: float(np.atleast_1d(a)[i] if p is not None else a) for k, a in table[v].items()}
+            lo, hi = eti(x, ci_prob)
             rows.append({
                 "parameter": v, "pretraining": p if p is not None else "",
                 "mean": float(np.mean(x)), "sd": float(np.std(x, ddof=1)),
                 "median": float(np.median(x)),
-                f"eti{pct}_lb": float(np.quantile(x, lo_q)), f"eti{pct}_ub": float(np.quantile(x, hi_q)),
+                f"eti{pct}_lb": lo, f"eti{pct}_ub": hi,
                 "ess_bulk": stat["ess_bulk"], "ess_tail": stat["ess_tail"], "r_hat": stat["r_hat"],
             })
     return pd.DataFrame(rows)
@@ -278,6 +297,11 @@ class TransferFit:
         return [str(p) for p in self.posterior["pretraining"].values]
 
     @property
+    def parameterization(self) -> dict[str, str]:
+        """``"centred"`` / ``"non_centred"`` per grouped parameter, as used (``{}`` in files of version 0.1)."""
+        return json.loads(self.tree.attrs.get("parameterization", "{}"))
+
+    @property
     def diagnostics(self) -> Diagnostics:
         return diagnose(self.tree, _diagnostic_vars(self.tree))
 
@@ -301,11 +325,26 @@ class TransferFit:
 
 def load_fit(path: str | PathLike) -> TransferFit:
     """Read a fit written by :meth:`TransferFit.save`."""
-    tree = read_tree(path, "transfer", groups=("posterior", "transfer_data"))
-    data = TransferData.from_dataset(tree["transfer_data"].to_dataset())
-    config = ModelConfig.from_dict(json.loads(tree.attrs["config"]), where=str(path))
+    tree = read_tree(path, "transfer", groups=("posterior", "transfer_data"),
+                     attrs=("config", "config_hash", "seed", "centre_log_D_F", "centre_log_N"))
+    try:
+        config = ModelConfig.from_dict(json_attr(tree, path, "config"), where=f"{path}: attribute 'config'")
+    except ConfigError as exc:
+        raise FitFileError(str(exc)) from None
     if config.hash() != tree.attrs.get("config_hash"):
         raise FitFileError(f"{path}: configuration hash mismatch (file edited or corrupted)")
+    require_variables(tree, path, parameter_names(config))
+    try:
+        data = TransferData.from_dataset(tree["transfer_data"].to_dataset())
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FitFileError(f"{path}: the transfer_data group is malformed ({type(exc).__name__}: {exc}); "
+                           "expected the runs table with pretraining, N, D_F, D_T, excluded, "
+                           "exclusion_reason") from None
+    post = tree["posterior"].to_dataset()
+    labels = [str(p) for p in post["pretraining"].values] if "pretraining" in post.coords else None
+    if labels is not None and labels != [str(p) for p in data.pretraining]:
+        raise FitFileError(f"{path}: the posterior's pre-training distributions {labels} do not match the stored "
+                           f"data's {list(data.pretraining)}")
     return TransferFit(without(tree, "transfer_data"), data, config)
 
 
@@ -315,12 +354,26 @@ def _diagnostic_vars(tree: xr.DataTree) -> list[str]:
     return [v for v in post.data_vars if v not in skip]
 
 
-def sampler_settings(draws, tune, chains, seed: int | None, progressbar: bool | None) -> tuple[int, bool]:
-    """Check draws/tune/chains (positive integers) and resolve the seed (a fresh one, recorded, when None) and
-    the progress bar (on when stderr is a terminal), for every NUTS fit of the package."""
+#: the most tuning steps per chain (beyond, a fit would not end in any useful time)
+TUNE_MAX = 10**7
+
+
+def sampler_settings(draws, tune, chains, seed: int | None, progressbar: bool | None, *,
+                     values_per_draw: int = 0, log_likelihood: bool = False) -> tuple[int, bool]:
+    """Check draws/tune/chains (positive integers; ``tune`` <= ``TUNE_MAX``; the draws must fit in memory: an
+    estimate from ``values_per_draw``, the posterior values and pointwise log-likelihood kept per draw, see
+    :func:`bayes_scaling._system.check_draws_memory`) and the seed (0 .. ``SEED_MAX``), and resolve the seed
+    (a fresh one, recorded, when None) and the progress bar (on when stderr is a terminal), for every NUTS fit
+    of the package."""
+    from bayes_scaling._system import check_draws_memory
+
     for name, value in {"draws": draws, "tune": tune, "chains": chains}.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if tune > TUNE_MAX:
+        raise ValueError(f"tune = {tune} tuning steps per chain is beyond the limit of {TUNE_MAX}")
+    # the samplers keep the tuning draws in memory until the end too
+    check_draws_memory(int(draws) + int(tune), int(chains), int(values_per_draw), log_likelihood=log_likelihood)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     return _check_seed(seed), sys.stderr.isatty() if progressbar is None else bool(progressbar)
@@ -336,7 +389,7 @@ def fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *, config: 
     ``backend``: ``"auto"`` (nutpie when installed, else PyMC's sampler), ``"nutpie"``, ``"pymc"`` or
     ``"numpyro"``; the one that ran is ``fit.backend``. With nutpie the compiled model is kept in the process:
     refitting data with the same number of pre-training distributions skips compilation (~0.2 s).
-    ``target_accept`` defaults to 0.98 on nutpie and 0.95 on the other back ends (``DEFAULT_TARGET_ACCEPT``).
+    ``target_accept`` defaults to 0.99 on nutpie and 0.95 on the other back ends (``DEFAULT_TARGET_ACCEPT``).
     ``cores``: chains run in parallel; default all CPU cores on nutpie (threads; the draws do not depend on
     it), 1 on PyMC's sampler (processes).
     ``log_likelihood=False`` skips the pointwise log-likelihood group (needed for LOO; chains x draws x runs
@@ -352,7 +405,10 @@ def fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *, config: 
     if not isinstance(data, TransferData):
         data = TransferData.from_frame(data) if isinstance(data, pd.DataFrame) else TransferData.from_csv(data)
     config = config or ModelConfig()
-    seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar)
+    n_groups = len(data.pretraining)
+    seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar,
+                                         values_per_draw=8 * n_groups + 8 + (data.n_used if log_likelihood else 0),
+                                         log_likelihood=log_likelihood)
     ran = resolve_backend(backend)
     if target_accept is None:
         target_accept = DEFAULT_TARGET_ACCEPT[ran]
@@ -360,36 +416,40 @@ def fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *, config: 
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
     if ran == "nutpie":
         sampler = compiled_transfer_sampler(data, config, log_likelihood=log_likelihood)
-        centre = sampler.model.centre
+        centre, param = sampler.model.centre, sampler.model.parameterization
         tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
                               progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains),
                               coords={"pretraining": list(data.pretraining)})
         tree.attrs["backend"] = ran
     else:
         model = build_transfer_model(data.arrays(), data.pretraining, config)
-        centre = model.centre
+        centre, param = model.centre, model.parameterization
         tree = sample_nuts(model, draws=draws, tune=tune, chains=chains, seed=seed, backend=ran,
                            target_accept=target_accept, progressbar=progressbar, cores=cores,
                            log_likelihood=log_likelihood)
     tree = _annotate(tree, data, config, centre, backend=ran, seed=seed, tune=tune,
                      target_accept=target_accept)
+    tree.attrs["parameterization"] = json.dumps(param)
     fit = TransferFit(tree, data, config)
     if warn:
-        diag = fit.diagnostics
-        if not diag.ok:
-            warnings.warn(f"{diag}. " + " ".join(diag.problems()), ConvergenceWarning, stacklevel=2)
+        fit.diagnostics.warn(stacklevel=2)
     return fit
 
 
 def fit_transfer_many(datasets: list, *, config: ModelConfig | list[ModelConfig] | None = None, seed: int = 0,
-                      processes: int = 1, **fit_kwargs) -> list[TransferFit]:
+                      processes: int | None = 1, client=None, scheduler: str | None = None, progress=None,
+                      **fit_kwargs) -> list[TransferFit]:
     """Fit many data sets (subsets, simulations) and/or configurations (prior sensitivity), optionally in
-    parallel worker processes.
+    parallel worker processes or on a Dask cluster.
 
     ``config``: one configuration for all, or one per data set. Fit ``i`` uses seed ``seed + i``, so the
-    result does not depend on ``processes``. Each worker keeps its compiled models (one compilation per
-    configuration and number of pre-training distributions, not per fit). ``fit_kwargs`` go to
-    :func:`fit_transfer` (``warn`` defaults to False here).
+    result does not depend on where it ran. The fits go through :func:`bayes_scaling.inference.batch.map_tasks`:
+    ``client=`` (a Dask client) or ``scheduler=`` / ``$BAYES_SCALING_SCHEDULER`` (an existing cluster), else
+    ``processes`` local worker processes (``1``: in this process; ``None``: one per core). Each worker keeps its
+    compiled models (one compilation per configuration and number of pre-training distributions, not per fit).
+    A fit that fails is reported with its data set while the others finish; then
+    :class:`~bayes_scaling.inference.batch.BatchError` is raised. ``fit_kwargs`` go to :func:`fit_transfer`
+    (``warn`` defaults to False here).
 
     >>> subsets = [data.with_exclusions(data.table["N"] > n, "N cut") for n in (1e7, 1e8, 1e9)]  # doctest: +SKIP
     >>> fits = fit_transfer_many(subsets, seed=1, processes=2)                                  # doctest: +SKIP
@@ -397,17 +457,16 @@ def fit_transfer_many(datasets: list, *, config: ModelConfig | list[ModelConfig]
     configs = list(config) if isinstance(config, (list, tuple)) else [config] * len(datasets)
     if len(configs) != len(datasets):
         raise ValueError(f"{len(configs)} configurations for {len(datasets)} data sets; give one, or one each")
-    if processes < 1:
+    if processes is not None and processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
+    from bayes_scaling.inference.batch import map_tasks
+
     fit_kwargs.setdefault("warn", False)
     tasks = [(d, c, _check_seed(seed + i), fit_kwargs) for i, (d, c) in enumerate(zip(datasets, configs,
                                                                                           strict=True))]
-    if processes == 1 or len(tasks) == 1:
-        return [_fit_task(t) for t in tasks]
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(min(processes, len(tasks))) as pool:
-        return pool.map(_fit_task, tasks, chunksize=1)
+    return map_tasks(_fit_task, tasks, client=client, scheduler=scheduler,
+                     workers=1 if len(tasks) == 1 and client is None else processes, progress=progress,
+                     desc="fits", labels=[f"data set {i} (seed {t[2]})" for i, t in enumerate(tasks)])
 
 
 def _fit_task(task) -> TransferFit:

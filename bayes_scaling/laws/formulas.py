@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "log_transfer",
+    "log_k_from_centre",
     "transfer",
     "effective_data",
     "multiplier",
@@ -29,7 +30,9 @@ __all__ = [
     "kaplan_loss",
     "kaplan_inverse",
     "training_compute",
+    "data_for_compute",
     "chinchilla_optimal_N",
+    "observation_noise",
 ]
 
 
@@ -55,6 +58,16 @@ def log_transfer(log_k, alpha, beta, log_D_F, log_N):
     142369914
     """
     return log_k + alpha * log_D_F + beta * log_N
+
+
+def log_k_from_centre(a, alpha, beta, c_F, c_N):
+    """``log k`` from ``a``, the log effective data transferred at the centre ``(c_F, c_N)`` of log D_F and
+    log N (what the models sample): ``log k = a - alpha * c_F - beta * c_N``.
+
+    >>> round(log_k_from_centre(log_transfer(1.5, 0.2, 0.4, 3.0, 5.0), 0.2, 0.4, 3.0, 5.0), 12)
+    1.5
+    """
+    return log_transfer(a, alpha, beta, -c_F, -c_N)
 
 
 def transfer(D_F, N, k, alpha, beta):
@@ -152,6 +165,16 @@ def training_compute(N, D):
     return 6.0 * N * D
 
 
+def data_for_compute(C, N):
+    """Training data that compute ``C`` buys a model of size ``N``: ``D = C / (6 N)`` (inverts
+    :func:`training_compute`; by symmetry also the ``N`` that ``C`` allows with ``D`` tokens).
+
+    >>> f"{data_for_compute(5.88e23, 7e10):.2e}"
+    '1.40e+12'
+    """
+    return C / (6.0 * N)
+
+
 def chinchilla_optimal_N(C, A, B, alpha_N, alpha_D):
     """Compute-optimal model size under the Chinchilla law with ``D = C / (6 N)`` (Hoffmann et al. 2022, eq. 4):
     ``N_opt = G * (C / 6)**(b / (a + b))``, ``G = (a A / (b B))**(1 / (a + b))``, ``a = alpha_N``, ``b = alpha_D``.
@@ -161,3 +184,20 @@ def chinchilla_optimal_N(C, A, B, alpha_N, alpha_D):
     """
     G = (alpha_N * A / (alpha_D * B)) ** (1.0 / (alpha_N + alpha_D))
     return G * (C / 6.0) ** (alpha_D / (alpha_N + alpha_D))
+
+
+# --- the noise model --------------------------------------------------------------------------------------
+
+
+def observation_noise(value, sigma, rng, *, nu=None, log: bool = True):
+    """A new observation around the law's ``value``: ``value * exp(eps)`` (``log=True``, noise on the log
+    scale) or ``value + eps`` (``log=False``), ``eps ~ Normal(0, sigma)`` or ``sigma * StudentT(nu)``.
+    ``sigma`` and ``nu`` broadcast against ``value`` (draws along the first axis).
+
+    >>> observation_noise(np.ones((2, 3)), np.zeros((2, 1)), np.random.default_rng(0)).tolist()
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+    value = np.asarray(value, dtype=float)
+    z = rng.standard_t(np.broadcast_to(nu, value.shape)) if nu is not None else rng.standard_normal(value.shape)
+    eps = np.asarray(sigma) * z
+    return value * np.exp(eps) if log else value + eps

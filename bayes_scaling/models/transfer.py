@@ -45,7 +45,10 @@ from bayes_scaling.laws import formulas as laws
 __all__ = ["ModelConfig", "DEFAULT_PRIORS", "build_transfer_model"]
 
 LIKELIHOODS = ("normal", "student_t")
-PARAMETERIZATIONS = ("centred", "non_centred")
+PARAMETERIZATIONS = ("auto", "centred", "non_centred")
+#: "auto": a grouped parameter is centred when every distribution pins it to within this fraction of the
+#: prior's between-distribution spread (standard error of its least-squares estimate / spread scale).
+CENTRED_MAX_SE_RATIO = 0.05
 VARIANTS = ("shared_beta", "separate_beta", "pooled")
 
 #: Default priors: Normal(mu, sigma) for locations, HalfNormal(sigma) for the noise, Gamma(2, 2/sigma) for
@@ -69,10 +72,18 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
 }
 
 
+#: sane bounds of prior parameters: |mu| <= PRIOR_LOCATION_MAX, and every scale/shape/rate in
+#: [PRIOR_SCALE_MIN, PRIOR_SCALE_MAX] (sigma 1e-300 or 1e300 made nutpie fail with a Rust backtrace)
+PRIOR_LOCATION_MAX = 1e3
+PRIOR_SCALE_MIN, PRIOR_SCALE_MAX = 1e-4, 1e4
+
+
 def merge_priors(defaults: dict[str, dict[str, float]], priors: dict | None) -> dict[str, dict[str, float]]:
     """``defaults`` overridden entry by entry by ``priors``; a ConfigError for an unknown prior or parameter,
     or a value that is not a finite number (> 0 for every parameter but ``mu``)."""
     merged = copy.deepcopy(defaults)
+    if priors is not None and not isinstance(priors, dict):
+        raise ConfigError(f"priors must be a table of [priors.NAME] tables, got {type(priors).__name__} {priors!r}")
     for name, params in (priors or {}).items():
         if name not in defaults:
             raise ConfigError(f"unknown prior {name!r}; expected one of {', '.join(defaults)}")
@@ -87,6 +98,14 @@ def merge_priors(defaults: dict[str, dict[str, float]], priors: dict | None) -> 
                 raise ConfigError(f"prior {name!r}: {key} must be a finite number, got {value!r}")
             if key != "mu" and value <= 0:
                 raise ConfigError(f"prior {name!r}: {key} must be > 0, got {value!r}")
+            if key == "mu" and abs(value) > PRIOR_LOCATION_MAX:
+                raise ConfigError(f"prior {name!r}: mu = {value!r} is outside the sane range "
+                                  f"[-{PRIOR_LOCATION_MAX:g}, {PRIOR_LOCATION_MAX:g}] (locations are on the log "
+                                  "scale or exponents)")
+            if key != "mu" and not PRIOR_SCALE_MIN <= value <= PRIOR_SCALE_MAX:
+                raise ConfigError(f"prior {name!r}: {key} = {value!r} is outside the sane range "
+                                  f"[{PRIOR_SCALE_MIN:g}, {PRIOR_SCALE_MAX:g}]: NUTS cannot sample a prior that "
+                                  "narrow or that wide")
             merged[name][key] = float(value)
     return merged
 
@@ -104,7 +123,7 @@ class ModelConfig:
 
     likelihood: str = "normal"
     variant: str = "shared_beta"
-    parameterization: str = "centred"
+    parameterization: str = "auto"
     priors: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -128,17 +147,35 @@ class ModelConfig:
             raise ConfigError(f"model file not found: {path}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"model file {path} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"model file {path} is not UTF-8 text (expected TOML)") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read model file {path}: {exc.strerror or exc}") from None
         return cls.from_dict(doc, where=str(path))
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], where: str = "config") -> ModelConfig:
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{where}: expected a table ([model], [priors.NAME]), got {type(doc).__name__}")
         model = doc.get("model", {})
+        if not isinstance(model, dict):
+            raise ConfigError(f"{where}: 'model' must be a table ([model] with likelihood, variant, "
+                              f"parameterization), got {type(model).__name__} {model!r}")
+        for key, value in model.items():
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: model.{key} must be a string, got {type(value).__name__} {value!r}")
+        if not isinstance(doc.get("priors", {}), dict):
+            raise ConfigError(f"{where}: 'priors' must be a table of [priors.NAME] tables, got "
+                              f"{type(doc['priors']).__name__} {doc['priors']!r}")
         unknown = (set(doc) - {"model", "priors"}) | (set(model) - {"likelihood", "variant", "parameterization"})
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; expected [model] "
                               "likelihood/variant/parameterization and [priors.NAME] tables")
-        return cls(likelihood=model.get("likelihood", "normal"), variant=model.get("variant", "shared_beta"),
-                   parameterization=model.get("parameterization", "centred"), priors=doc.get("priors", {}))
+        try:
+            return cls(likelihood=model.get("likelihood", "normal"), variant=model.get("variant", "shared_beta"),
+                       parameterization=model.get("parameterization", "auto"), priors=doc.get("priors", {}))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": {"likelihood": self.likelihood, "variant": self.variant,
@@ -165,15 +202,59 @@ class ModelConfig:
         return mean, sd  # PyTensor variables (the centre as pm.Data, see build_transfer_model)
 
 
+def resolve_parameterization(arrays: dict[str, np.ndarray], n_groups: int, config: ModelConfig) -> dict[str, str]:
+    """``"centred"`` or ``"non_centred"`` for each grouped parameter (``a``: log D_T at the centre,
+    ``alpha``, and ``beta`` in the separate-beta variant).
+
+    A stated choice applies to all. ``"auto"`` chooses from the data: each distribution's runs are fitted by
+    least squares (``log D_T`` on centred ``log D_F`` and ``log N``); a parameter is centred when, in every
+    distribution, the standard error of its estimate is below :data:`CENTRED_MAX_SE_RATIO` times the prior's
+    between-distribution spread (the data pin each group: the centred form is the easy geometry), and
+    non-centred otherwise (a distribution with few or noisy runs: the centred form is a funnel); one choice for
+    all grouped parameters. On the bundled example (49 runs per distribution) this gives centred; on the
+    measured data set (21 noisy runs) non-centred; with prior-simulated data (SBC) it varies from one
+    simulation to the next.
+    """
+    names = ["a", "alpha"] + (["beta"] if config.variant == "separate_beta" else [])
+    if config.parameterization != "auto":
+        return dict.fromkeys(names, config.parameterization)
+    scale = {"a": config.priors["log_k_spread"]["sigma"], "alpha": config.priors["alpha_spread"]["sigma"],
+             "beta": config.priors["beta_spread"]["sigma"]}
+    X = np.column_stack([np.ones_like(arrays["log_D_F"]), arrays["log_D_F"] - np.mean(arrays["log_D_F"]),
+                         arrays["log_N"] - np.mean(arrays["log_N"])])
+    ratio = dict.fromkeys(names, 0.0)
+    for p in range(n_groups):
+        m = arrays["p_idx"] == p
+        Xp, yp = X[m], arrays["log_D_T"][m]
+        if m.sum() <= 3 or np.linalg.matrix_rank(Xp) < 3:
+            return dict.fromkeys(names, "non_centred")
+        b, *_ = np.linalg.lstsq(Xp, yp, rcond=None)
+        resid = yp - Xp @ b
+        cov = (resid @ resid / (m.sum() - 3)) * np.linalg.pinv(Xp.T @ Xp)
+        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        for i, name in enumerate(("a", "alpha", "beta")):
+            if name in ratio:
+                ratio[name] = max(ratio[name], se[i] / scale[name])
+    # one choice for the whole hierarchy: with a centred intercept and a non-centred slope, the measured data
+    # set still gave 1-5 divergences in 4000 draws on 3 of 4 seeds; all non-centred gave none
+    centred = all(r < CENTRED_MAX_SE_RATIO for r in ratio.values())
+    return dict.fromkeys(names, "centred" if centred else "non_centred")
+
+
 def build_transfer_model(arrays: dict[str, np.ndarray], pretraining: tuple[str, ...] | list[str],
-                         config: ModelConfig, centre: tuple[float, float] | None = None):
+                         config: ModelConfig, centre: tuple[float, float] | None = None,
+                         parameterization: dict[str, str] | None = None):
     """The PyMC model for ``arrays`` (from :meth:`TransferData.arrays`).
 
     Data enter through ``pm.Data`` containers (``log_D_F``, ``log_N``, ``p_idx``, ``log_D_T_obs``) so that a
     compiled model can be refitted on new data of the same shape. ``centre`` = (c_F, c_N) defaults to the
-    means of log D_F and log N.
+    means of log D_F and log N. ``parameterization``: per grouped parameter (default
+    :func:`resolve_parameterization`); stored as ``model.parameterization``.
     """
     import pymc as pm
+
+    if parameterization is None:
+        parameterization = resolve_parameterization(arrays, len(pretraining), config)
 
     if centre is None:
         centre = (float(np.mean(arrays["log_D_F"])), float(np.mean(arrays["log_N"])))
@@ -200,21 +281,21 @@ def build_transfer_model(arrays: dict[str, np.ndarray], pretraining: tuple[str, 
         if hierarchical:
             a_sigma = _spread("a_sigma", pri["log_k_spread"]["sigma"])
             alpha_sigma = _spread("alpha_sigma", pri["alpha_spread"]["sigma"])
-            a = _group("a", a_mu, a_sigma, config.parameterization)
-            alpha = _group("alpha", alpha_mu, alpha_sigma, config.parameterization)
+            a = _group("a", a_mu, a_sigma, parameterization["a"])
+            alpha = _group("alpha", alpha_mu, alpha_sigma, parameterization["alpha"])
         else:
             a = pm.Deterministic("a", a_mu * ones, dims="pretraining")
             alpha = pm.Deterministic("alpha", alpha_mu * ones, dims="pretraining")
         if config.variant == "separate_beta" and P > 1:
             beta_sigma = _spread("beta_sigma", pri["beta_spread"]["sigma"])
-            beta = _group("beta", beta_mu, beta_sigma, config.parameterization)
+            beta = _group("beta", beta_mu, beta_sigma, parameterization["beta"])
             beta_run = beta[p_idx]
         elif config.variant == "separate_beta":
             beta = pm.Deterministic("beta", beta_mu * ones, dims="pretraining")
             beta_run = beta[p_idx]
         else:
             beta = beta_run = beta_mu
-        log_k = pm.Deterministic("log_k", laws.log_transfer(a, alpha, beta, -c_F, -c_N), dims="pretraining")
+        log_k = pm.Deterministic("log_k", laws.log_k_from_centre(a, alpha, beta, c_F, c_N), dims="pretraining")
         pm.Deterministic("k", pm.math.exp(log_k), dims="pretraining")
         sigma = pm.HalfNormal("sigma", pri["sigma"]["sigma"])
         mu = laws.log_transfer(a[p_idx], alpha[p_idx], beta_run, log_D_F - c_F, log_N - c_N)
@@ -224,6 +305,7 @@ def build_transfer_model(arrays: dict[str, np.ndarray], pretraining: tuple[str, 
         else:
             pm.Normal("log_D_T", mu=mu, sigma=sigma, observed=obs, dims="run")
     model.centre = (float(centre[0]), float(centre[1]))  # type: ignore[attr-defined]
+    model.parameterization = dict(parameterization) if hierarchical else {}  # type: ignore[attr-defined]
     return model
 
 

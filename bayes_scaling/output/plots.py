@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from bayes_scaling.analysis.predictions import predict
 
-__all__ = ["plot_transfer", "plot_transfer_fraction", "plot_posteriors", "plot_ppc", "plot_prior_predictive",
+__all__ = ["plot_law", "plot_transfer", "plot_transfer_fraction", "plot_posteriors", "plot_ppc", "plot_prior_predictive",
            "plot_compare", "plot_compute_frontier", "plot_forecast"]
 
 
@@ -339,4 +340,61 @@ def plot_forecast(forecast, *, ci_prob: float = 0.9, quantity: str = "saving"):
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def plot_law(fit, x: str, *, series: str | None = None, ci_prob: float = 0.9, kind: str = "mean",
+             n_grid: int = 60, max_series: int = 12, ax=None):
+    """A law-spec fit (:class:`~bayes_scaling.inference.fit.Fit`) against one input ``x``: the runs as points
+    and the posterior median and ``ci_prob`` band of the law (``kind="observation"``: of a new run), one curve
+    per value of ``series`` (a group column or another input; default: the first group column, else the other
+    input). Curves extend half an order of magnitude beyond the data on each side (shaded: extrapolation).
+
+    >>> fig = plot_law(fit, "D", series="corpus")                         # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    spec, data = fit.spec, fit.data
+    if x not in spec.inputs:
+        raise ValueError(f"x must be one of the law's inputs {', '.join(spec.inputs)}, got {x!r}")
+    others = [c for c in spec.inputs + spec.groups if c != x]
+    if series is None and others:
+        series = spec.groups[0] if spec.groups else others[0]
+    if series is not None and series not in others:
+        raise ValueError(f"series must be one of {', '.join(others)}, got {series!r}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    else:
+        fig = ax.figure
+    keys = list(dict.fromkeys(data[series])) if series else [None]
+    colours = plt.cm.viridis(np.linspace(0.0, 0.9, max(len(keys[:max_series]), 1)))
+    lo_x, hi_x = float(data[x].min()), float(data[x].max())
+    logx = lo_x > 0
+    grid = np.geomspace(lo_x / 10**0.5, hi_x * 10**0.5, n_grid) if logx else \
+        np.linspace(lo_x - 0.1 * (hi_x - lo_x), hi_x + 0.1 * (hi_x - lo_x), n_grid)
+    for key, colour in zip(keys[:max_series], colours, strict=False):
+        rows = data if key is None else data[data[series] == key]
+        # the other columns at this series' typical value (median of numbers, the first label of groups)
+        point = {c: (rows[c].median() if c in spec.inputs else rows[c].iloc[0]) for c in others if c != series}
+        if key is not None:
+            point[series] = key
+        pts = pd.DataFrame({**{c: [v] * n_grid for c, v in point.items()}, x: grid})
+        band = fit.predict(pts, kind=kind, ci_prob=ci_prob)
+        label = None if key is None else f"{series} = {key:.3g}" if isinstance(key, float) else f"{series} = {key}"
+        ax.plot(grid, band["median"], color=colour, lw=1.5, label=label)
+        ax.fill_between(grid, band["lo"], band["hi"], color=colour, alpha=0.25, lw=0)
+        ax.scatter(rows[x], rows[spec.target], color=colour, s=12, zorder=3)
+    ax.axvspan(grid[0], lo_x, color="0.9", zorder=0)
+    ax.axvspan(hi_x, grid[-1], color="0.9", zorder=0)
+    if logx:
+        ax.set_xscale("log")
+    if spec.scale == "log":
+        ax.set_yscale("log")
+    ax.set(xlabel=x, ylabel=spec.target,
+           title=f"{spec.target} = {spec.formula.text}: median and {100 * ci_prob:g}% band (grey: outside the data)")
+    ax.title.set_fontsize(9)
+    if keys[0] is not None:
+        ax.legend(fontsize=7, ncol=2 if len(keys) > 6 else 1)
+    if len(keys) > max_series:
+        ax.text(0.01, 0.01, f"first {max_series} of {len(keys)} {series} values", transform=ax.transAxes, fontsize=7)
     return fig
