@@ -412,3 +412,24 @@ def test_chinchilla_spec_on_epoch_runs_inside_their_intervals():
     s = result.summary(0.95).set_index("parameter")
     for name, (lo, hi) in EPOCH_95.items():
         assert lo <= s.loc[name, "median"] <= hi, (name, s.loc[name, "median"], (lo, hi))
+
+
+def test_joint_spec_recovers_the_bundled_synthetic_losses():
+    """The joint loss-space model as a spec (models/laws/joint_kaplan.toml): from-scratch and fine-tuned runs
+    in one table; the truth of the bundled synthetic losses (Kaplan law + Table 1 transfer) is recovered."""
+    from bayes_scaling.models.losslaws import read_scratch
+
+    meta = bs.datasets.losses_metadata()
+    sc = read_scratch(bs.datasets.SCRATCH_LOSSES_CSV)
+    ft = pd.read_csv(bs.datasets.FINETUNE_LOSSES_CSV)
+    ft = ft[ft["true_D_T"] > 0]   # ossified runs: the law cannot describe them
+    table = pd.concat([
+        pd.DataFrame({"N": sc["N"], "D": sc["D"], "loss": sc["loss"], "pretrained": 0, "pretraining": "scratch"}),
+        pd.DataFrame({"N": ft["N"], "D": ft["D_F"], "loss": ft["loss"], "pretrained": 1,
+                      "pretraining": ft["pretraining"]})])
+    result = fit(table, "joint_kaplan", seed=1, draws=500, tune=500, chains=2, warn=False)
+    truth = {**meta["law_params"], "beta": meta["truth"]["text"]["beta"],
+             "k": {p: t["k"] for p, t in meta["truth"].items()},
+             "alpha": {p: t["alpha"] for p, t in meta["truth"].items()}}
+    assert _covered(result, truth, prob=0.98) == []
+    assert result.diagnostics.divergences == 0

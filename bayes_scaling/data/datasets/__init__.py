@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bayes_scaling.data.tables import TransferData
 
-__all__ = ["load_example", "example_metadata", "EXAMPLE_CSV", "SCRATCH_LOSSES_CSV", "FINETUNE_LOSSES_CSV",
+__all__ = ["load_example", "example_metadata", "load_corpora", "corpora_metadata", "CORPORA_CSV", "EXAMPLE_CSV", "SCRATCH_LOSSES_CSV", "FINETUNE_LOSSES_CSV",
            "load_scratch_losses", "load_finetune_losses", "losses_metadata",
            "MEASURED_SCRATCH_CSV", "MEASURED_FINETUNE_CSV", "load_measured_scratch", "load_measured_finetune",
            "measured_metadata"]
@@ -17,6 +17,7 @@ EXAMPLE_CSV = HERE / "hernandez_synthetic.csv"
 SCRATCH_LOSSES_CSV = HERE / "hernandez_losses_scratch.csv"
 FINETUNE_LOSSES_CSV = HERE / "hernandez_losses_finetune.csv"
 MEASURED_SCRATCH_CSV = HERE / "measured_transfer_scratch.csv"
+CORPORA_CSV = HERE / "corpora_synthetic.csv"
 MEASURED_FINETUNE_CSV = HERE / "measured_transfer_finetune.csv"
 
 
@@ -98,3 +99,22 @@ def measured_metadata() -> dict:
     """The measured data set's card as data: configuration, corpora (provenance, licence, size, sha256),
     machine, compute and wall time per kind of run, pre-training runs."""
     return json.loads((HERE / "measured_transfer.json").read_text())
+
+
+def load_corpora():
+    """SYNTHETIC from-scratch runs of three corpora (``corpus``, ``N``, ``D``, ``loss``): the Chinchilla law with
+    ``E``, ``A``, ``B`` per corpus and shared exponents (truth and seed in :func:`corpora_metadata`); the data of
+    the README's law-spec example (``models/laws/chinchilla_by_corpus.toml``).
+
+    >>> runs = load_corpora()
+    >>> sorted(runs["corpus"].unique()), len(runs)
+    (['books', 'code', 'web'], 108)
+    """
+    import pandas as pd
+
+    return pd.read_csv(CORPORA_CSV)
+
+
+def corpora_metadata() -> dict:
+    """Generating law, truth, noise, seed and design of :func:`load_corpora`."""
+    return json.loads((HERE / "corpora_synthetic.json").read_text())
