@@ -433,3 +433,5 @@ def test_joint_spec_recovers_the_bundled_synthetic_losses():
              "alpha": {p: t["alpha"] for p, t in meta["truth"].items()}}
     assert _covered(result, truth, prob=0.98) == []
     assert result.diagnostics.divergences == 0
+    # k and alpha do not enter the from-scratch rows: the "scratch" group has no informative rows
+    assert result.parameterization == {"k": "non_centred", "alpha": "non_centred"}

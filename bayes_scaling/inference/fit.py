@@ -75,7 +75,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         data: one row per run, with the formula's input columns, the target and the group columns.
         model: the law spec.
         seed: makes the result reproducible (a fresh seed is drawn and recorded when None).
-        draws, tune, chains: NUTS settings; ``target_accept`` defaults to 0.95 (0.98 on nutpie).
+        draws, tune, chains: NUTS settings; ``target_accept`` defaults to 0.95 (0.99 on nutpie).
         backend: ``"auto"`` (nutpie's compiled sampler, else PyMC), ``"nutpie"``, ``"pymc"``, ``"numpyro"``.
         log_likelihood: keep the pointwise log-likelihood (for LOO); chains x draws x rows floats.
 
@@ -103,7 +103,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
     priors = sm.default_priors(spec, prepared)
     noise = sm.noise_prior(spec, prepared)
-    param = sm.choose_parameterization(spec, prepared)
+    param = sm.choose_parameterization(spec, prepared, priors)
     coords = {g: list(v) for g, v in prepared.labels.items()}
     if ran == "nutpie":
         sampler = _sampler(spec, prepared, priors, param, noise, log_likelihood)

@@ -19,8 +19,8 @@ scale enter through ``pm.Data``: a compiled model is refitted on new data of the
 recompiling.
 
 Parameterization (``"auto"``): centred where every group of the parameter's column has at least
-:data:`CENTRED_MIN_ROWS` rows (the data pin each group, and the non-centred form would turn that into a curved
-ridge), non-centred otherwise (few informative rows: the centred form is a funnel).
+:data:`CENTRED_MIN_ROWS` rows that the parameter enters (the data pin each group, and the non-centred form would
+turn that into a curved ridge), non-centred otherwise (few informative rows: the centred form is a funnel).
 """
 
 from __future__ import annotations
@@ -194,8 +194,40 @@ def noise_prior(spec: LawSpec, data: SpecData) -> float:
     return sd if np.isfinite(sd) and sd > 0 else 1.0
 
 
-def choose_parameterization(spec: LawSpec, data: SpecData) -> dict[str, str]:
-    """``"centred"`` or ``"non_centred"`` for each partially pooled parameter (rule: module docstring)."""
+def informative_rows(spec: LawSpec, data: SpecData, priors: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
+    """For each grouped parameter, the number of rows per group whose law value depends on it: the change of
+    the law's value (on the likelihood's scale) when the parameter moves by 0.01 on its unconstrained scale,
+    at the prior locations, is above 1e-9. A row that the parameter does not enter (e.g. a from-scratch run
+    for a transfer parameter multiplied by 0) does not count."""
+    base = {c: v for c, v in data.inputs.items()}
+    for p in spec.parameters.values():
+        if p.fixed is not None:
+            base[p.name] = p.fixed
+        else:
+            base[p.name] = float(_from_u(priors[p.name][0], p.domain, np))
+
+    def value(vals):
+        with np.errstate(all="ignore"):
+            return _on_scale(np.asarray(spec.formula.evaluate(vals, backend="numpy"), dtype=float), spec, np)
+
+    out = {}
+    for p in spec.parameters.values():
+        if p.by is None or p.fixed is not None:
+            continue
+        lo, hi = dict(base), dict(base)
+        lo[p.name] = float(_from_u(priors[p.name][0] - 0.01, p.domain, np))
+        hi[p.name] = float(_from_u(priors[p.name][0] + 0.01, p.domain, np))
+        delta = np.abs(value(hi) - value(lo)) * np.ones(data.n)
+        informative = np.isfinite(delta) & (delta > 1e-9)
+        out[p.name] = np.bincount(data.index[p.by][informative], minlength=len(data.labels[p.by]))
+    return out
+
+
+def choose_parameterization(spec: LawSpec, data: SpecData,
+                            priors: dict[str, tuple[float, float]] | None = None) -> dict[str, str]:
+    """``"centred"`` or ``"non_centred"`` for each partially pooled parameter: centred when every group has at
+    least :data:`CENTRED_MIN_ROWS` informative rows (:func:`informative_rows`; with ``priors`` None, all rows)."""
+    counts = informative_rows(spec, data, priors) if priors is not None else {}
     out = {}
     for p in spec.parameters.values():
         if p.sharing != "pooled":
@@ -203,8 +235,8 @@ def choose_parameterization(spec: LawSpec, data: SpecData) -> dict[str, str]:
         if p.parameterization != "auto":
             out[p.name] = p.parameterization
         else:
-            counts = data.rows_per_group(p.by)
-            out[p.name] = "centred" if counts.min() >= CENTRED_MIN_ROWS else "non_centred"
+            n = counts.get(p.name, data.rows_per_group(p.by))
+            out[p.name] = "centred" if n.min() >= CENTRED_MIN_ROWS else "non_centred"
     return out
 
 
