@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from bayes_scaling import ConfigError, ModelConfig
+from bayes_scaling import ModelConfig
+from bayes_scaling.errors import ConfigError
 from bayes_scaling.models.transfer import DEFAULT_PRIORS, build_transfer_model
 from conftest import REPO
 
@@ -71,7 +72,7 @@ def _arrays(P):
 ])
 def test_variants(variant, P, free, beta_dims):
     names = [f"p{i}" for i in range(P)]
-    model = build_transfer_model(_arrays(P), names, ModelConfig(variant=variant))
+    model = build_transfer_model(_arrays(P), names, ModelConfig(variant=variant, parameterization="centred"))
     assert {v.name for v in model.free_RVs} == free
     assert model.named_vars_to_dims.get("beta", ()) == beta_dims
     for v in ("k", "log_k", "alpha"):
@@ -90,3 +91,30 @@ def test_non_centred_and_student_t():
                                                                      parameterization="non_centred"))
     names = {v.name for v in model.free_RVs}
     assert {"z_a", "z_alpha", "nu"} <= names and "a" not in names
+
+
+def test_auto_parameterization_follows_how_well_the_data_pin_each_distribution():
+    from bayes_scaling.models.transfer import resolve_parameterization
+
+    rng = np.random.default_rng(0)
+
+    def arrays(n_per, noise):
+        P = 2
+        log_D_F = rng.uniform(11, 18, n_per * P)
+        log_N = rng.uniform(11, 21, n_per * P)
+        p = np.repeat(np.arange(P), n_per)
+        log_D_T = 10 + np.array([0.18, 0.1])[p] * log_D_F + 0.38 * log_N + rng.normal(0, noise, n_per * P)
+        return {"log_D_F": log_D_F, "log_N": log_N, "log_D_T": log_D_T, "p_idx": p}
+
+    auto = ModelConfig()
+    assert auto.parameterization == "auto"
+    assert resolve_parameterization(arrays(200, 0.01), 2, auto) == {"a": "centred", "alpha": "centred"}
+    assert resolve_parameterization(arrays(20, 0.5), 2, auto) == {"a": "non_centred", "alpha": "non_centred"}
+    assert resolve_parameterization(arrays(3, 0.01), 2, auto) == {"a": "non_centred", "alpha": "non_centred"}
+    forced = ModelConfig(parameterization="centred")
+    assert resolve_parameterization(arrays(3, 0.5), 2, forced) == {"a": "centred", "alpha": "centred"}
+    sep = ModelConfig(variant="separate_beta")
+    assert set(resolve_parameterization(arrays(200, 0.01), 2, sep)) == {"a", "alpha", "beta"}
+    model = build_transfer_model(arrays(20, 0.5), ["p0", "p1"], auto)
+    assert model.parameterization == {"a": "non_centred", "alpha": "non_centred"}
+    assert {"z_a", "z_alpha"} <= {v.name for v in model.free_RVs}

@@ -379,13 +379,16 @@ def sampler_settings(draws, tune, chains, seed: int | None, progressbar: bool | 
     return _check_seed(seed), sys.stderr.isatty() if progressbar is None else bool(progressbar)
 
 
-def fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *, config: ModelConfig | None = None,
+def fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *,
+                 model: ModelConfig | str | PathLike | None = None, config: ModelConfig | None = None,
                  seed: int | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
                  backend: str = "auto", target_accept: float | None = None, cores: int | None = None,
                  progressbar: bool | None = None, warn: bool = True,
                  log_likelihood: bool = True) -> TransferFit:
     """Fit the hierarchical transfer law ``D_T = k[p] * D_F**alpha[p] * N**beta`` by NUTS.
 
+    ``model``: the priors, likelihood, variant and parameterization, a :class:`ModelConfig` or a TOML file such
+    as ``models/transfer.toml`` (``config=`` is the same argument under its earlier name).
     ``backend``: ``"auto"`` (nutpie when installed, else PyMC's sampler), ``"nutpie"``, ``"pymc"`` or
     ``"numpyro"``; the one that ran is ``fit.backend``. With nutpie the compiled model is kept in the process:
     refitting data with the same number of pre-training distributions skips compilation (~0.2 s).
@@ -404,7 +407,10 @@ def fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *, config: 
     """
     if not isinstance(data, TransferData):
         data = TransferData.from_frame(data) if isinstance(data, pd.DataFrame) else TransferData.from_csv(data)
-    config = config or ModelConfig()
+    if model is not None and config is not None:
+        raise ValueError("give model= or config= (the same argument), not both")
+    model = model if model is not None else config
+    config = model if isinstance(model, ModelConfig) else ModelConfig.from_toml(model) if model else ModelConfig()
     n_groups = len(data.pretraining)
     seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar,
                                          values_per_draw=8 * n_groups + 8 + (data.n_used if log_likelihood else 0),
