@@ -435,3 +435,15 @@ def test_joint_spec_recovers_the_bundled_synthetic_losses():
     assert result.diagnostics.divergences == 0
     # k and alpha do not enter the from-scratch rows: the "scratch" group has no informative rows
     assert result.parameterization == {"k": "non_centred", "alpha": "non_centred"}
+
+
+@pytest.mark.parametrize("kind, cls", [("transfer", "TransferFit"), ("scratch", "ScratchFit"),
+                                       ("joint", "JointFit")])
+def test_files_written_by_version_0_1_load(kind, cls):
+    """tests/data/v0.1_*.nc were written by bayes_scaling 0.1.0 (commit a159c68, tiny draws)."""
+    from conftest import REPO
+
+    result = load(REPO / "tests" / "data" / f"v0.1_{kind}.nc")
+    assert type(result).__name__ == cls
+    assert result.tree.attrs["bayes_scaling_version"] == "0.1.0"
+    assert len(result.summary()) > 0
