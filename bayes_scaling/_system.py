@@ -15,3 +15,75 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+#: sample statistics nutpie/PyMC keep per draw (step size, tree depth, energy, ...), as float64 values
+STATS_PER_DRAW = 16
+#: peak memory while converting and saving the draws, as a multiple of the draws themselves
+MEMORY_PEAK_FACTOR = 3
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.3g} GB"
+
+
+def draws_memory(draws: int, chains: int, values_per_draw: int) -> int:
+    """Bytes of the draws in memory: chains x draws x (values + sample statistics) float64 values."""
+    return int(chains) * int(draws) * (max(int(values_per_draw), 0) + STATS_PER_DRAW) * 8
+
+
+def check_draws_memory(draws: int, chains: int, values_per_draw: int, *, log_likelihood: bool = False) -> int:
+    """Refuse (a ValueError with the estimate) draws that would not fit in memory: the estimate of
+    :func:`draws_memory`, times ``MEMORY_PEAK_FACTOR`` while converting and saving, against the memory available
+    now. Returns the estimate in bytes."""
+    need = draws_memory(draws, chains, values_per_draw)
+    have = available_memory()
+    if have is not None and need * MEMORY_PEAK_FACTOR > have:
+        hint = ", or leave out the pointwise log-likelihood (--no-log-likelihood, log_likelihood=False)" \
+            if log_likelihood else ""
+        raise ValueError(f"{chains} chains x {draws} draws (tuning included) x {values_per_draw + STATS_PER_DRAW} "
+                         "values per draw "
+                         f"would hold about {_gb(need)} of draws in memory ({MEMORY_PEAK_FACTOR}x that while "
+                         f"converting and saving), more than the {_gb(have)} available; lower --draws, --tune or "
+                         f"--chains{hint}")
+    return need
+
+
+def use_generated_src_dir() -> None:
+    """Make PyTensor keep the Python source it generates for Numba in one content-addressed folder (which
+    PyTensor prunes) instead of a new file in the system temp folder per function and process (about 16 files
+    a fit, never removed). Before PyTensor is imported this goes through ``PYTENSOR_FLAGS``
+    (``generated_src_dir=~/.pytensor/generated_src``), after, through ``pytensor.config``. A folder the user set
+    is kept."""
+    import os
+    import sys
+
+    if "pytensor" in sys.modules:
+        config = getattr(sys.modules["pytensor"], "config", None)
+        if config is not None and getattr(config, "generated_src_dir", None) == "":
+            try:
+                config.generated_src_dir = str(Path(config.compiledir) / "generated_src")
+            except Exception:  # noqa: BLE001 - a PyTensor that refuses the change: leave it
+                pass
+        return
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    if "generated_src_dir" not in flags:
+        folder = Path("~/.pytensor/generated_src").expanduser()
+        if "," not in str(folder):
+            os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"generated_src_dir={folder}") if f)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["BayesScalingError", "DataError", "ConfigError", "FitFileError", "ConvergenceWarning",
-           "ExclusionWarning"]
+__all__ = ["BayesScalingError", "DataError", "ConfigError", "FitFileError", "OutputError", "ConvergenceWarning",
+           "ExclusionWarning", "IdentifiabilityWarning"]
 
 
 class BayesScalingError(ValueError):
@@ -24,12 +24,20 @@ class FitFileError(BayesScalingError):
     """A saved fit cannot be read or lacks what the requested operation needs."""
 
 
+class OutputError(BayesScalingError):
+    """An output path is unusable (a folder, the wrong suffix, an input of the same command, not writable)."""
+
+
 class ConvergenceWarning(UserWarning):
     """NUTS diagnostics (R-hat, ESS, divergences) are outside their thresholds."""
 
 
 class ExclusionWarning(UserWarning):
     """Rows were excluded from a fit; the message lists them."""
+
+
+class IdentifiabilityWarning(UserWarning):
+    """The data cannot inform a parameter (e.g. all runs share one N: beta); the message names what."""
 
 
 def format_rows(rows: Sequence, limit: int = 8) -> str:

@@ -54,6 +54,7 @@ def test_sbc_detects_a_wrong_prior():
 
 
 @needs_nutpie
+@pytest.mark.slow  # ~30-60 s of worker start-up on 2 cores; test_batch.py checks a cluster against serial SBC
 def test_sbc_is_reproducible_across_processes():
     one = run_sbc(4, seed=5, **FAST)
     two = run_sbc(4, seed=5, processes=2, **FAST)

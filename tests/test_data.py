@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling import DataError, ExclusionWarning, TransferData
+from bayes_scaling import TransferData
+from bayes_scaling.errors import DataError, ExclusionWarning
 
 
 def table(**over):
@@ -99,11 +100,11 @@ def test_csv_errors(tmp_path):
 
 
 def test_example_data_set(example_data):
-    meta = bs.example_metadata()
+    meta = bs.datasets.example_metadata()
     assert "SYNTHETIC" in meta["description"]
     assert example_data.pretraining == tuple(meta["truth"]) and example_data.n_excluded == meta["n_ossified"]
     # the bundled file is exactly what the seeded simulator makes
-    df, _ = bs.simulate_transfer(seed=meta["seed"])
+    df, _ = bs.data.simulate_transfer(seed=meta["seed"])
     np.testing.assert_allclose(example_data.table["D_T"], df["D_T"], rtol=1e-9)
 
 

@@ -31,7 +31,8 @@ from bayes_scaling.models.losslaws import LossLawConfig, ScratchFit, converged_d
 
 def exact_fit(scratch: pd.DataFrame, params=KAPLAN_WEBTEXT2, law: str = "kaplan", draws: int = 4) -> ScratchFit:
     """A ScratchFit whose every draw is the truth: law inversion becomes a closed-form check."""
-    post = xr.Dataset({k: (("chain", "draw"), np.full((1, draws), float(v))) for k, v in params.items()},
+    post = xr.Dataset({k: (("chain", "draw"), np.full((1, draws), float(v)))  # sigma: a fit file has the noise
+                       for k, v in {**params, "sigma": 0.0}.items()},
                       coords={"chain": [0], "draw": np.arange(draws)})
     tree = xr.DataTree.from_dict({"posterior": post})
     tree.attrs.update(bayes_scaling_kind="scratch", seed=0, unit="characters")
@@ -187,3 +188,22 @@ def test_cli_effective_data_writes_the_transfer_table(tmp_path, noiseless, capsy
                str(tmp_path / "s.nc"), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "file not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_one_low_data_filter_for_tables_transfer_data_and_the_joint_model():
+    """Medium/high-data runs are excluded for their regime's reason; runs already excluded keep theirs; the
+    TransferData path (restrict_to_low_data) and the table path (transfer_table, the joint model) agree."""
+    from bayes_scaling.analysis.effective import REGIME_REASONS, exclude_non_low, restrict_to_low_data
+
+    table = pd.DataFrame({"pretraining": ["text"] * 4, "N": [1e6, 1e7, 1e8, 1e9], "D_F": [1e5, 1e6, 1e7, 1e8],
+                          "D_T": [1e6, 2e6, 3e6, 4e6], "regime": ["low", "medium", "high", "medium"],
+                          "excluded": [False, False, False, True],
+                          "exclusion_reason": ["", "", "", "out of range"]})
+    out = exclude_non_low(table)
+    assert out["excluded"].tolist() == [False, True, True, True]
+    assert out["exclusion_reason"].tolist() == ["", REGIME_REASONS["medium"], REGIME_REASONS["high"],
+                                                "out of range"]
+    assert table["excluded"].tolist() == [False, False, False, True]  # the input is not modified
+    data = restrict_to_low_data(TransferData(table=table.copy(), unit="tokens", source="test"))
+    pd.testing.assert_frame_equal(data.table[out.columns].reset_index(drop=True), out.reset_index(drop=True),
+                                  check_dtype=False)

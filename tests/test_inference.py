@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 
 import bayes_scaling as bs
-from bayes_scaling import ConvergenceWarning, FitFileError
 from bayes_scaling.analysis.predictions import predict
+from bayes_scaling.errors import ConvergenceWarning, FitFileError
 
 
 def interval(fit, var, p=None, prob=0.94):
@@ -19,7 +19,7 @@ def interval(fit, var, p=None, prob=0.94):
 
 
 def test_recovers_table1_truth_on_bundled_data(example_fit):
-    truth = bs.example_metadata()["truth"]
+    truth = bs.datasets.example_metadata()["truth"]
     for p, t in truth.items():
         for var in ("k", "alpha"):
             lo, hi = interval(example_fit, var, p)
@@ -28,7 +28,7 @@ def test_recovers_table1_truth_on_bundled_data(example_fit):
         lo, hi = interval(example_fit, "beta")
         assert lo < t["beta"] < hi
     lo, hi = interval(example_fit, "sigma")
-    assert lo < bs.example_metadata()["sigma"] < hi
+    assert lo < bs.datasets.example_metadata()["sigma"] < hi
     assert example_fit.posterior["beta"].dims == ("chain", "draw")
     # the two distributions are told apart: text+code has larger k and smaller alpha (the paper's finding)
     post = example_fit.posterior
@@ -40,7 +40,7 @@ def test_default_fit_diagnostics(example_fit):
     d = example_fit.diagnostics
     assert d.ok, str(d)
     assert example_fit.posterior.sizes == {"chain": 4, "draw": 1000, "pretraining": 2}
-    assert example_fit.backend in bs.available_backends()
+    assert example_fit.backend in bs.inference.sampling.available_backends()
 
 
 def test_recovery_across_simulated_data_sets():
@@ -49,7 +49,7 @@ def test_recovery_across_simulated_data_sets():
              "C": {"k": 4e4, "alpha": 0.2, "beta": 0.35}}
     hits = {}
     for seed in range(5):
-        df, _ = bs.simulate_transfer(seed=100 + seed, truth=truth, N=np.logspace(6, 9, 4),
+        df, _ = bs.data.simulate_transfer(seed=100 + seed, truth=truth, N=np.logspace(6, 9, 4),
                                      D_F=np.logspace(5, 8, 4), sigma=0.2, n_ossified=0)
         fit = bs.fit_transfer(bs.TransferData.from_frame(df), seed=seed, draws=500, tune=500, chains=2,
                               warn=False)
@@ -75,7 +75,7 @@ def test_seed_reproducibility(example_data):
 
 def test_save_load_round_trip(small_fit, tmp_path):
     path = small_fit.save(tmp_path / "fit.nc")
-    back = bs.load_fit(path)
+    back = bs.load(path)
     for v in small_fit.posterior.data_vars:
         np.testing.assert_array_equal(back.posterior[v].values, small_fit.posterior[v].values)
     assert back.config.to_dict() == small_fit.config.to_dict()
@@ -97,13 +97,13 @@ def test_save_load_round_trip(small_fit, tmp_path):
 
 def test_load_errors(tmp_path):
     with pytest.raises(FitFileError, match="not found"):
-        bs.load_fit(tmp_path / "missing.nc")
+        bs.load(tmp_path / "missing.nc")
     (tmp_path / "junk.nc").write_text("not netcdf")
     with pytest.raises(FitFileError, match="cannot read"):
-        bs.load_fit(tmp_path / "junk.nc")
+        bs.load(tmp_path / "junk.nc")
     xr.DataTree(xr.Dataset({"x": ("a", [1.0])})).to_netcdf(tmp_path / "other.nc", engine="h5netcdf")
     with pytest.raises(FitFileError, match="not a bayes_scaling transfer fit"):
-        bs.load_fit(tmp_path / "other.nc")
+        bs.load(tmp_path / "other.nc")
 
 
 def test_convergence_warning_says_what_to_do(example_data):
@@ -112,7 +112,7 @@ def test_convergence_warning_says_what_to_do(example_data):
 
 
 def test_single_distribution_and_student_t():
-    df, _ = bs.simulate_transfer(seed=5, truth={"text": bs.TABLE1["text"]}, n_ossified=0)
+    df, _ = bs.data.simulate_transfer(seed=5, truth={"text": bs.data.TABLE1["text"]}, n_ossified=0)
     df.loc[3, "D_T"] *= 50  # one wild run
     data = bs.TransferData.from_frame(df.drop(columns="D_E"))
     with warnings.catch_warnings():

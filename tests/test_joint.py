@@ -72,6 +72,22 @@ def test_joint_save_load(joint, tmp_path):
     other.to_netcdf(tmp_path / "other.nc", engine="h5netcdf")
     with pytest.raises(FitFileError, match="not a bayes_scaling joint fit"):
         load_joint_fit(tmp_path / "other.nc")
+    # an edited configuration is caught by the hash; a missing one is a FitFileError, not a KeyError
+    import xarray as xr
+
+    with xr.open_datatree(path, engine="h5netcdf") as f:
+        full = f.load()
+    edited = full.copy()
+    edited.attrs["config"] = edited.attrs["config"].replace('"kaplan"', '"chinchilla"')
+    edited.to_netcdf(tmp_path / "edited.nc", engine="h5netcdf")
+    with pytest.raises(FitFileError, match="configuration hash mismatch"):
+        load_joint_fit(tmp_path / "edited.nc")
+    for attr in ("config", "transfer_config"):
+        lacking = full.copy()
+        del lacking.attrs[attr]
+        lacking.to_netcdf(tmp_path / f"no_{attr}.nc", engine="h5netcdf")
+        with pytest.raises(FitFileError, match=attr):
+            load_joint_fit(tmp_path / f"no_{attr}.nc")
 
 
 def test_joint_bad_input(sim):
@@ -104,3 +120,5 @@ def test_cli_fit_joint(tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0 and "fine-tuned runs: 30 used" in text and "alpha" in text
     assert load_joint_fit(out).pretraining == ["text", "text+code"]
+    ran = load_joint_fit(out).backend  # the back end that ran, not the requested "auto"
+    assert ran in ("nutpie", "pymc") and f"NUTS back end: {ran}, seed 1;" in text

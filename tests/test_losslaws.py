@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 
@@ -181,15 +180,12 @@ def test_chinchilla_real_data_inside_epoch_intervals(likelihood):
     towards the upper ends of E, B, alpha_D by the remaining outliers)."""
     runs, dropped = _chinchilla()
     assert len(runs) == 240 and len(dropped) == 5 and dropped["loss"].min() > runs["loss"].max()
-    t0 = time.perf_counter()
     fit = fit_scratch(runs, law="chinchilla", likelihood=likelihood, seed=1, progressbar=False)
-    elapsed = time.perf_counter() - t0
     diag = fit.diagnostics
     assert diag.divergences == 0 and diag.r_hat_max <= 1.01 and diag.ess_bulk_min >= 1000, str(diag)
     s = fit.summary(0.95).set_index("parameter")
     for name, (lo, hi) in EPOCH_95.items():
         assert lo <= s.loc[name, "median"] <= hi, (name, s.loc[name, "median"], (lo, hi))
-    assert elapsed < 120  # ~8 s on an idle machine; generous for loaded CI machines
 
 
 def test_law_inversion_intervals_cover_true_effective_data(kaplan_fit):
@@ -217,8 +213,38 @@ def test_cli_fit_scratch(tmp_path, capsys):
                "--tune", "100", "--chains", "1"])
     text = capsys.readouterr().out
     assert rc == 0 and "N_c" in text and "95% ETI" in text and load_scratch_fit(out).law == "kaplan"
+    ran = load_scratch_fit(out).backend  # the back end that ran, not the requested "auto"
+    assert ran in ("nutpie", "pymc") and f"NUTS back end: {ran}, seed 1;" in text
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"N": [1e6, 1e6], "D": [1e8, 1e9], "loss": [3.0, -2.0]}).to_csv(bad, index=False)
     rc = main(["fit-scratch", str(bad), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "column 'loss' must be > 0; rows 1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_laplace_whitening_is_exact_on_a_gaussian_posterior():
+    """Linear regression with Normal priors: the posterior is Gaussian, so the Laplace approximation is exact:
+    ``m`` is the posterior mean and ``L L^T`` its covariance (the Hessian comes from PyMC's gradient graph)."""
+    import pymc as pm
+
+    from bayes_scaling.models.losslaws import laplace_whitening, whitened_vector
+
+    x = np.array([-1.5, -0.4, 0.3, 1.1, 2.0, 2.7])
+    y = np.array([0.2, 0.9, 1.6, 2.1, 3.2, 3.6])
+    s, prior_sd = 0.3, 2.0
+    spec = [("a", "normal", 0.5, prior_sd), ("b", "normal", -0.5, prior_sd)]
+
+    def build(m, L):
+        model = pm.Model()
+        vals = whitened_vector(model, spec, m, L)
+        with model:
+            pm.Normal("y", vals["a"] + vals["b"] * x, s, observed=y)
+        return model
+
+    m, L = laplace_whitening(build, spec)
+    X = np.column_stack([np.ones_like(x), x])
+    precision = X.T @ X / s ** 2 + np.eye(2) / prior_sd ** 2
+    cov = np.linalg.inv(precision)
+    mean = cov @ (X.T @ y / s ** 2 + np.array([0.5, -0.5]) / prior_sd ** 2)
+    np.testing.assert_allclose(m, mean, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(L @ L.T, cov, rtol=1e-8)

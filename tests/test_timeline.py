@@ -164,3 +164,13 @@ def test_cli_forecast(small_fit, tmp_path, capsys):
     pd.DataFrame({"D_req": [1e12, -1.0]}).to_csv(bad, index=False)
     assert main(["forecast", str(path), "--N", "1e10", "--D-req-draws", str(bad)]) == 2
     assert "column 'D_req' must be > 0; rows 1" in capsys.readouterr().err
+
+
+def test_roots_at_the_end_of_the_analytic_bracket_are_found():
+    """D_T dominates (D_F ~ 1e-80): the root is the bracket's upper end up to rounding, where a bracketing
+    solver sees no sign change unless the bracket is widened (bracket_root): solved, and exact."""
+    R, N, k, alpha, beta = 2186.9358993610044, 34974217.63109358, 602403.4339834928, 0.06209012216172191, 0.33780157614351614
+    log_D_F, ok = solve_D_F(R, N, k, alpha, beta, log=True)
+    assert bool(ok)
+    expect = (np.log(R) - np.log(k) - beta * np.log(N)) / alpha   # D_F + D_T = D_T to double precision
+    assert float(log_D_F) == pytest.approx(expect, rel=1e-12) and float(log_D_F) < -150

@@ -14,7 +14,8 @@ _EXPORTS = {
                      "pareto_k_table"], "compare"),
     **dict.fromkeys(["posterior_predictive_check", "coverage", "loo_pit", "prior_predictive_check"], "checks"),
     **dict.fromkeys(["run_sbc", "SBCDesign"], "calibration"),
-    **dict.fromkeys(["predictions", "effective", "compute", "timeline", "compare", "checks", "calibration"], ""),
+    "best_group": "best",
+    **dict.fromkeys(["predictions", "effective", "compute", "timeline", "compare", "checks", "calibration", "best"], ""),
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -19,8 +19,9 @@ fine-tuned on ``D_F`` reaches the loss of a from-scratch model trained on ``D_E 
 4. :func:`compute_saved`: from-scratch compute ``min_N 6 N D(N, L_ft)`` reaching the loss ``L_ft`` that
    fine-tuning reaches with ``C_F``, its ratio to ``C_F`` and the difference.
 
-Every answer is vectorised over posterior draws (a log-N grid, then golden-section refinement of the bracket
-around each draw's grid minimum; bisection for monotone problems). Draws of the loss law and of the transfer
+Every answer is vectorised over posterior draws: a log-N grid, then SciPy's vectorised minimiser
+(``scipy.optimize.elementwise.find_minimum``) in the bracket around each draw's grid minimum; its bracketing
+root finder (``find_root``) for monotone problems. Draws of the loss law and of the transfer
 fit are aligned draw by draw as described in :mod:`bayes_scaling.analysis._draws` (seeded). Answers at the edge of the
 search interval are flagged (``at_edge``) and counted in the attributes, never silently clipped.
 """
@@ -55,7 +56,6 @@ SCRATCH = "none (from scratch)"
 
 N_MIN = 1.0       # smallest model size searched
 N_MAX = 1e20      # largest model size searched where the budget does not bound it
-_GOLD = (np.sqrt(5.0) - 1.0) / 2.0
 
 
 class EdgeWarning(UserWarning):
@@ -192,49 +192,51 @@ def _finite(v):
     return np.where(np.isfinite(v), v, np.inf)
 
 
-def _argmin_log(f, lo: np.ndarray, hi: np.ndarray, n_grid: int = 160, iters: int = 64):
-    """Minimise ``f(u)`` over ``u`` in [lo, hi] (arrays of one batch shape) for every batch element: the best
-    of ``n_grid`` grid points, then golden-section search between its neighbours. ``f`` maps ``u`` of shape
-    batch + (K,) to values of that shape. Returns (u*, f(u*), at_edge)."""
+def _argmin_log(f, lo: np.ndarray, hi: np.ndarray, args: tuple = (), n_grid: int = 160):
+    """Minimise ``f(u, *args)`` over ``u`` in [lo, hi] (arrays of one batch shape) for every batch element: the
+    best of ``n_grid`` grid points, then ``scipy.optimize.elementwise.find_minimum`` in the bracket of its two
+    neighbours. ``f`` is elementwise: ``u`` and ``args`` broadcast (``args`` against the batch shape). At the
+    edge of the grid the edge point is the answer (flagged). Returns (u*, f(u*), at_edge)."""
+    from scipy.optimize.elementwise import find_minimum
+
+    args = tuple(np.broadcast_to(a, lo.shape) for a in args)
+
+    def F(x, *a):
+        with np.errstate(all="ignore"):
+            return _finite(f(x, *a))
+
     t = np.linspace(0.0, 1.0, n_grid)
     u = lo[..., None] + (hi - lo)[..., None] * t
-    with np.errstate(all="ignore"):
-        v = _finite(f(u))
+    v = F(u, *(a[..., None] for a in args))
     i = np.argmin(v, axis=-1)
     at_edge = (i == 0) | (i == n_grid - 1) | ~np.isfinite(np.min(v, axis=-1))
-    a = np.take_along_axis(u, np.clip(i - 1, 0, n_grid - 1)[..., None], -1)[..., 0]
-    b = np.take_along_axis(u, np.clip(i + 1, 0, n_grid - 1)[..., None], -1)[..., 0]
 
-    def F(x):
+    def at(j):
+        return np.take_along_axis(u, j[..., None], -1)[..., 0]
+
+    inner = np.clip(i, 1, n_grid - 2)
+    res = find_minimum(F, (at(inner - 1), at(inner), at(inner + 1)), args=args)
+    u_star = np.where(~at_edge & res.success, res.x, at(i))  # flat or edge: the best grid point
+    return u_star, F(u_star, *args), at_edge
+
+
+def _root_decreasing(g, lo: np.ndarray, hi: np.ndarray, args: tuple = ()):
+    """Root of a decreasing ``g(u, *args)`` in [lo, hi], vectorised (``scipy.optimize.elementwise.find_root``;
+    ``g`` elementwise like :func:`_argmin_log`'s ``f``). Returns (u, status) with status 0 = root, 1 = already
+    satisfied at ``lo`` (g(lo) <= 0), 2 = not reached by ``hi`` (g(hi) > 0; u is NaN)."""
+    from scipy.optimize.elementwise import find_root
+
+    args = tuple(np.broadcast_to(a, lo.shape) for a in args)
+
+    def G(x, *a):
         with np.errstate(all="ignore"):
-            return _finite(f(x[..., None])[..., 0])
+            return g(x, *a)
 
-    for _ in range(iters):
-        c = b - _GOLD * (b - a)
-        d = a + _GOLD * (b - a)
-        left = F(c) < F(d)
-        b = np.where(left, d, b)
-        a = np.where(left, a, c)
-    u_star = 0.5 * (a + b)
-    return u_star, F(u_star), at_edge
-
-
-def _bisect_decreasing(g, lo: np.ndarray, hi: np.ndarray, iters: int = 100):
-    """Root of a decreasing ``g(u)`` in [lo, hi], vectorised. Returns (u, status) with status 0 = root,
-    1 = already satisfied at ``lo`` (g(lo) <= 0), 2 = not reached by ``hi`` (g(hi) > 0; u is NaN)."""
-    with np.errstate(all="ignore"):
-        g_lo, g_hi = g(lo), g(hi)
+    g_lo, g_hi = G(lo, *args), G(hi, *args)
     below = g_lo <= 0
     never = ~below & ~(g_hi <= 0)
-    a, b = lo.copy(), hi.copy()
-    for _ in range(iters):
-        m = 0.5 * (a + b)
-        with np.errstate(all="ignore"):
-            gm = g(m)
-        pos = gm > 0
-        a = np.where(pos, m, a)
-        b = np.where(pos, b, m)
-    u = np.where(below, lo, np.where(never, np.nan, b))
+    res = find_root(G, (lo, hi), args=args)
+    u = np.where(below, lo, np.where(never | ~res.success, np.nan, res.x))
     return u, np.where(below, 1, np.where(never, 2, 0))
 
 
@@ -278,18 +280,18 @@ def _budgets(C, name: str) -> np.ndarray:
 
 def _scratch(law: LossLaw, p: dict, C: np.ndarray):
     """Optimum over N at each budget for parameter arrays ``p`` of shape (S,): arrays (S, B)."""
-    P = {k: v[:, None, None] for k, v in p.items()}
-    logC6 = np.log(C / 6.0)[None, :, None]
+    names = list(p)
 
-    def f(u):  # u: (S, B, K) -> loss at N = e^u, D = C / (6N)
-        return law.loss(np.exp(u), np.exp(logC6 - u), P)
+    def f(u, C, *values):  # loss at N = e^u, D = C / (6N)
+        N = np.exp(u)
+        return law.loss(N, laws.data_for_compute(C, N), dict(zip(names, values, strict=True)))
 
     S = len(next(iter(p.values())))
     lo = np.full((S, len(C)), np.log(N_MIN))
-    hi = np.broadcast_to(np.log(C / 6.0) - np.log(1.0), lo.shape).copy()  # D >= 1
-    u, loss, edge = _argmin_log(f, lo, hi)
+    hi = np.broadcast_to(np.log(laws.data_for_compute(C, 1.0)), lo.shape).copy()  # D >= 1
+    u, loss, edge = _argmin_log(f, lo, hi, (C[None, :], *(v[:, None] for v in p.values())))
     N = np.exp(u)
-    return N, C[None, :] / (6.0 * N), loss, edge
+    return N, laws.data_for_compute(C[None, :], N), loss, edge
 
 
 def scratch_optimum(law, C, params: dict | None = None) -> xr.Dataset:
@@ -327,26 +329,27 @@ def _D_F_min(fit, D_F_min) -> float:
 
 def _finetune(law: LossLaw, p: dict, tr: dict, C: np.ndarray, D_F_min: float):
     """Fine-tuning optimum over N in [N_MIN, C / (6 D_F_min)]: arrays (S, P, B)."""
-    small = C < 6.0 * N_MIN * D_F_min
+    smallest = laws.training_compute(N_MIN, D_F_min)
+    small = C < smallest
     if small.any():
         raise BayesScalingError(f"fine-tuning budget(s) {', '.join(f'{c:g}' for c in C[small])} are below "
-                                f"6 * N * D_F_min = {6.0 * N_MIN * D_F_min:g} (N >= {N_MIN:g}, D_F >= {D_F_min:g})")
-    P = {k: v[:, None, None, None] for k, v in p.items()}
-    k, alpha, beta = (tr[n][:, :, None, None] for n in ("k", "alpha", "beta"))
-    logC6 = np.log(C / 6.0)[None, None, :, None]
+                                f"6 * N * D_F_min = {smallest:g} (N >= {N_MIN:g}, D_F >= {D_F_min:g})")
+    names = list(p)
+    k, alpha, beta = (tr[n][:, :, None] for n in ("k", "alpha", "beta"))
 
-    def f(u):  # u: (S, P, B, K)
+    def f(u, C, k, alpha, beta, *values):  # loss at N = e^u fine-tuned on D_F = C / (6N)
         N = np.exp(u)
-        D_E = laws.effective_data(np.exp(logC6 - u), N, k, alpha, beta)
-        return law.loss(N, D_E, P)
+        D_E = laws.effective_data(laws.data_for_compute(C, N), N, k, alpha, beta)
+        return law.loss(N, D_E, dict(zip(names, values, strict=True)))
 
     S, Pn = tr["k"].shape
     lo = np.full((S, Pn, len(C)), np.log(N_MIN))
-    hi = np.broadcast_to(np.log(C / 6.0 / D_F_min), lo.shape).copy()
-    u, loss, edge = _argmin_log(f, lo, hi)
+    hi = np.broadcast_to(np.log(laws.data_for_compute(C, D_F_min)), lo.shape).copy()  # D_F >= D_F_min
+    u, loss, edge = _argmin_log(f, lo, hi, (C[None, None, :], k, alpha, beta,
+                                            *(v[:, None, None] for v in p.values())))
     N = np.exp(u)
-    D_F = C[None, None, :] / (6.0 * N)
-    D_E = laws.effective_data(D_F, N, k[..., 0], alpha[..., 0], beta[..., 0])
+    D_F = laws.data_for_compute(C[None, None, :], N)
+    D_E = laws.effective_data(D_F, N, k, alpha, beta)
     return N, D_F, D_E, loss, edge
 
 
@@ -431,15 +434,16 @@ def smallest_model(law, fit, target_loss, D_F, *, pretraining=None, seed: int | 
         beta = np.concatenate([np.zeros((S, 1)), beta], axis=1)
         Pn += 1
     shape = (S, Pn, len(L_star), len(D))
-    P = {n: v[:, None, None, None] for n, v in p.items()}
+    names_p = list(p)
     k4, a4, b4 = (x[:, :, None, None] for x in (k, alpha, beta))
     L4, D4 = L_star[None, None, :, None], D[None, None, None, :]
 
-    def g(u):
+    def g(u, L, D_F, k, alpha, beta, *values):
         N = np.exp(u)
-        return law.loss(N, laws.effective_data(D4, N, k4, a4, b4), P) - L4
+        return law.loss(N, laws.effective_data(D_F, N, k, alpha, beta), dict(zip(names_p, values, strict=True))) - L
 
-    u, status = _bisect_decreasing(g, np.full(shape, np.log(lo_N)), np.full(shape, np.log(hi_N)))
+    u, status = _root_decreasing(g, np.full(shape, np.log(lo_N)), np.full(shape, np.log(hi_N)),
+                                 (L4, D4, k4, a4, b4, *(v[:, None, None, None] for v in p.values())))
     N = np.exp(u)
     names = ([SCRATCH] if include_scratch else []) + [str(x) for x in par["pretraining"].values]
     dims = ("pretraining", "target_loss", "D_F")
@@ -473,15 +477,15 @@ def compute_saved(law, fit, C_F, *, pretraining=None, seed: int | None = None, D
     C = _budgets(C_F, "C_F")
     p, tr, par, how = _aligned(law, fit, pretraining, seed)
     Nf, Df, DEf, L_ft, edge_f = _finetune(law, p, tr, C, _D_F_min(fit, D_F_min))
-    P = {k: v[:, None, None, None] for k, v in p.items()}
-    L4 = L_ft[..., None]
+    names = list(p)
 
-    def f(u):  # log compute from scratch at N = e^u reaching L_ft
-        return np.log(laws.training_compute(np.exp(u), law.data_needed(L4, np.exp(u), P)))
+    def f(u, L, *values):  # log compute from scratch at N = e^u reaching L
+        N = np.exp(u)
+        return np.log(laws.training_compute(N, law.data_needed(L, N, dict(zip(names, values, strict=True)))))
 
     lo = np.full(L_ft.shape, np.log(N_MIN))
     hi = np.full(L_ft.shape, np.log(N_MAX))
-    u, logC, edge_s = _argmin_log(f, lo, hi)
+    u, logC, edge_s = _argmin_log(f, lo, hi, (L_ft, *(v[:, None, None] for v in p.values())))
     C_s = np.exp(logC)
     edge = edge_f | edge_s
     dims, coords = ("pretraining", "C"), {"pretraining": par["pretraining"].values, "C": C}

@@ -50,7 +50,7 @@ from bayes_scaling.errors import DataError, ExclusionWarning, format_rows
 from bayes_scaling.models.losslaws import ScratchFit, fit_scratch, read_scratch
 
 __all__ = ["METHODS", "LOW_FRACTION", "MonotoneCurve", "EffectiveData", "effective_data", "read_finetune",
-           "monotone_curve", "regime", "restrict_to_low_data", "ossification_report"]
+           "monotone_curve", "regime", "exclude_non_low", "restrict_to_low_data", "ossification_report"]
 
 METHODS = ("interpolate", "law")
 #: low-data regime: D_F <= LOW_FRACTION * D(N) (Hernandez et al. 2021)
@@ -161,6 +161,20 @@ def regime(D_F, D_N, low: float = LOW_FRACTION) -> np.ndarray:
     return np.where(D_F <= low * D_N, "low", np.where(D_F <= D_N, "medium", "high")).astype(object)
 
 
+def exclude_non_low(table: pd.DataFrame, column: str = "regime") -> pd.DataFrame:
+    """A copy of ``table`` (columns ``column``, ``excluded``, ``exclusion_reason``) with its medium- and
+    high-data runs excluded for their reason (:data:`REGIME_REASONS`); runs already excluded keep their reason.
+    The one low-data filter: :func:`restrict_to_low_data`, :meth:`EffectiveData.transfer_table` and the joint
+    model use it."""
+    t = table.copy()
+    labels = t[column].astype(str).to_numpy()
+    for name in ("medium", "high"):
+        mask = (labels == name) & ~t["excluded"].to_numpy(bool)
+        t.loc[mask, "excluded"] = True
+        t.loc[mask, "exclusion_reason"] = REGIME_REASONS[name]
+    return t
+
+
 def restrict_to_low_data(data: TransferData, column: str = "regime") -> TransferData:
     """The TransferData with medium- and high-data runs excluded (reported by ``data.exclusion_report()``).
 
@@ -174,9 +188,7 @@ def restrict_to_low_data(data: TransferData, column: str = "regime") -> Transfer
     if bad:
         raise DataError(f"{data.source}: column {column!r} has {', '.join(map(repr, bad))}; expected low, medium, "
                         "high")
-    for name in ("medium", "high"):
-        data = data.with_exclusions(labels == name, REGIME_REASONS[name])
-    return data
+    return TransferData(table=exclude_non_low(data.table, column), unit=data.unit, source=data.source)
 
 
 def ossification_report(table: pd.DataFrame) -> pd.DataFrame:
@@ -221,21 +233,19 @@ class EffectiveData:
         """:attr:`table` with, when ``low_only``, the medium/high-data runs also marked ``excluded`` (with the
         reason): what ``bayes-scaling effective-data`` writes, so ``bayes-scaling fit`` uses the low-data runs
         and reports the others."""
-        t = self.table.copy()
-        if low_only:
-            for name in ("medium", "high"):
-                mask = (t["regime"] == name).to_numpy() & ~t["excluded"].to_numpy(bool)
-                t.loc[mask, "excluded"] = True
-                t.loc[mask, "exclusion_reason"] = REGIME_REASONS[name]
-        return t
+        return exclude_non_low(self.table) if low_only else self.table.copy()
 
     def ossified(self) -> pd.DataFrame:
         """Ossified runs (``D_T <= 0``, in range) per model size."""
         return ossification_report(self.table.loc[self.table["out_of_range"] == ""])
 
     def to_csv(self, path: str | PathLike, low_only: bool = True) -> None:
-        """Write :meth:`transfer_table` (``low_only``: medium/high-data runs marked excluded)."""
-        self.transfer_table(low_only).to_csv(path, index=False, float_format="%.10g")
+        """Write :meth:`transfer_table` (``low_only``: medium/high-data runs marked excluded), atomically."""
+        from bayes_scaling._atomic import atomic_path
+
+        table = self.transfer_table(low_only)
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.10g")
 
     def __repr__(self) -> str:
         t = self.table

@@ -50,9 +50,6 @@ def positive_grid(values, name: str) -> xr.DataArray:
     return xr.DataArray(arr, dims=name, coords={name: arr})
 
 
-_grid = positive_grid  # backwards-compatible name
-
-
 def _names(fit, pretraining) -> list[str]:
     if pretraining is None:
         return list(fit.pretraining)
@@ -96,7 +93,7 @@ def _population(fit, seed) -> xr.Dataset:
     if "pretraining" in beta.dims:  # separate_beta with one distribution: beta = beta_mu for all
         beta = post["beta_mu"]
     c_F, c_N = fit.centre
-    log_k = laws.log_transfer(a, alpha, beta, -c_F, -c_N)
+    log_k = laws.log_k_from_centre(a, alpha, beta, c_F, c_N)
     return xr.Dataset({"log_k": log_k, "alpha": alpha, "beta": beta}).drop_vars(
         [c for c in ("pretraining",) if c in a.coords])
 
@@ -191,15 +188,13 @@ def predict(fit, *, N, D_F, pretraining=None, noise: bool = False, seed: int | N
     par = parameters(fit, pretraining, seed=seed)
     log_D_T = laws.log_transfer(par["log_k"], par["alpha"], par["beta"], np.log(D_F_), np.log(N_))
     log_D_T = log_D_T.transpose("chain", "draw", "pretraining", "N", "D_F")
-    if noise:
+    D_T = np.exp(log_D_T)
+    if noise:  # a new observation: the fitted noise of log D_T (laws.observation_noise)
         rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])  # not the population's stream
-        if "nu" in par:
-            nu = par["nu"].values[..., None, None, None]
-            eps = rng.standard_t(np.broadcast_to(nu, log_D_T.shape))
-        else:
-            eps = rng.standard_normal(log_D_T.shape)
-        log_D_T = log_D_T + par["sigma"] * xr.DataArray(eps, dims=log_D_T.dims)
-    D_T = np.exp(log_D_T).transpose("chain", "draw", "pretraining", "N", "D_F")
+        per_draw = (...,) + (None,) * (D_T.ndim - 2)
+        nu = par["nu"].values[per_draw] if "nu" in par else None
+        D_T = D_T.copy(data=laws.observation_noise(D_T.values, par["sigma"].values[per_draw], rng, nu=nu))
+    D_T = D_T.transpose("chain", "draw", "pretraining", "N", "D_F")
     out = xr.Dataset({"D_T": D_T, "D_E": (D_F_ + D_T).transpose(*D_T.dims)})   # D_E = D_F + D_T
     out["multiplier"] = out["D_E"] / D_F_
     out["fraction"] = D_T / out["D_E"]

@@ -8,7 +8,8 @@ compute per example (unit of data) of the target task, the compute saved ``(D_re
 Solving: for ``alpha > 0`` and ``k N**beta > 0`` the left side increases strictly in ``D_F`` from 0 to above
 ``D_req`` at ``D_F = D_req``, so there is exactly one root; it lies in the bracket
 ``min(D_req/2, (D_req/(2 k N**beta))**(1/alpha)) <= D_F <= min(D_req, (D_req/(k N**beta))**(1/alpha))`` (at the
-root one of the two terms is at least ``D_req / 2``), and bisection on ``log D_F`` finds it for all draws at
+root one of the two terms is at least ``D_req / 2``), and SciPy's vectorised bracketing root finder
+(``scipy.optimize.elementwise.find_root``, Chandrupatla's method) on ``log D_F`` finds it for all draws at
 once. Draws with ``alpha <= 0`` (no unique root) are reported: ``solved`` is False there, ``D_F`` is NaN, a
 :class:`NoSolutionWarning` gives the count and which draws, and :func:`unsolved` lists them. Nothing is dropped.
 
@@ -45,7 +46,8 @@ def solve_D_F(D_req, N, k, alpha, beta, *, iters: int = 200, log: bool = False) 
 
     Returns ``(D_F, solved)`` (``(log D_F, solved)`` with ``log=True``: no underflow for roots below 1e-308);
     ``D_F`` is NaN where ``solved`` is False (``alpha <= 0``, non-finite inputs).
-    Bisection on ``log D_F`` inside the analytic bracket of the module docstring: relative error ~1e-15.
+    ``scipy.optimize.elementwise.find_root`` on ``log D_F`` inside the analytic bracket of the module
+    docstring (at most ``iters`` iterations): to machine precision.
 
     >>> d, ok = solve_D_F(1e9, 4e7, 1.9e4, 0.18, 0.38)
     >>> bool(ok), f"{d:.4g}", f"{float(laws.effective_data(d, 4e7, 1.9e4, 0.18, 0.38)):.6g}"
@@ -55,24 +57,29 @@ def solve_D_F(D_req, N, k, alpha, beta, *, iters: int = 200, log: bool = False) 
                                                      (D_req, N, k, alpha, beta)))
     ok = np.isfinite(D_req) & np.isfinite(N) & np.isfinite(k) & np.isfinite(alpha) & np.isfinite(beta) \
         & (D_req > 0) & (N > 0) & (k > 0) & (alpha > 0)
+    from scipy.optimize.elementwise import bracket_root, find_root
+
     with np.errstate(all="ignore"):
-        log_req = np.log(D_req)
-        log_kN = np.log(k) + beta * np.log(N)           # log(k N^beta)
-        a = np.where(ok, alpha, 1.0)
+        log_req = np.where(ok, np.log(D_req), 1.0)
+        log_k = np.where(ok, np.log(k), 0.0)
+        logN = np.where(ok, np.log(N), 0.0)
+        a, b = np.where(ok, alpha, 1.0), np.where(ok, beta, 0.0)
+        log_kN = laws.log_transfer(log_k, a, b, 0.0, logN)  # log(k N^beta)
         lo = np.minimum(log_req - np.log(2.0), (log_req - np.log(2.0) - log_kN) / a)
         hi = np.minimum(log_req, (log_req - log_kN) / a)
-        lo, hi = np.where(ok, lo, 0.0), np.where(ok, hi, 1.0)
-        logN = np.log(N)
-        for _ in range(iters):
-            m = 0.5 * (lo + hi)
-            # log D_E(m) = log(D_F + D_T) = logaddexp(log D_F, log D_T)
-            above = np.logaddexp(m, laws.log_transfer(np.log(k), a, beta, m, logN)) > log_req
-            hi = np.where(above, m, hi)
-            lo = np.where(above, lo, m)
-            if np.all(hi - lo <= 1e-15 * np.maximum(1.0, np.abs(hi))):
-                break
-    log_D_F = np.where(ok, 0.5 * (lo + hi), np.nan)
-    return (log_D_F if log else np.exp(log_D_F)), ok
+
+        def excess(m, log_k, a, b, logN, log_req):
+            # log D_E(m) - log D_req, with log D_E = log(D_F + D_T) = logaddexp(log D_F, log D_T)
+            return np.logaddexp(m, laws.log_transfer(log_k, a, b, m, logN)) - log_req
+
+        args = (log_k, a, b, logN, log_req)
+        # the analytic bracket can miss the sign change by rounding where the root sits at one of its ends:
+        # bracket_root widens it as far as needed (usually not at all)
+        br = bracket_root(excess, lo, hi, args=args)
+        res = find_root(excess, br.bracket, args=args, maxiter=iters)
+    solved = ok & br.success & res.success
+    log_D_F = np.where(solved, res.x, np.nan)
+    return (log_D_F if log else np.exp(log_D_F)), solved
 
 
 def forecast(fit, *, N, D_req, pretraining=None, compute_per_example=None, seed: int | None = None) -> xr.Dataset:

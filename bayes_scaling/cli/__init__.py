@@ -7,6 +7,9 @@ exit status 2, never a traceback. Warnings (exclusions, convergence) are printed
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import signal
 import sys
 import warnings
 
@@ -18,19 +21,21 @@ EXIT_USAGE = 2
 
 
 def _modules():
-    from bayes_scaling.cli import transfer
+    from bayes_scaling.cli import backtest, best, calibrate, experiment, predict, report, scratch, transfer
 
-    mods = [transfer]
-    for name in ("scratch", "predict", "report", "calibrate", "experiment"):  # added as the features land
-        try:
-            mods.append(__import__(f"{__name__}.{name}", fromlist=[name]))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    return mods
+    return [transfer, scratch, predict, report, calibrate, experiment, backtest, best]
+
+
+#: what argparse takes for a negative number (so that ``--N -1e8`` reaches the option's check and is refused
+#: as a negative number instead of being read as an unknown option): integers, decimals, exponents, inf, nan
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
+
     def error(self, message: str):  # one line, exit 2 (argparse prints usage too; keep it short)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
@@ -57,18 +62,53 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _warning_line
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    prefix = f"bayes-scaling {args.command}"
+    previous_term = _on_sigterm()
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # e.g. `bayes-scaling summary fit.nc --csv | head`
         sys.stderr.close()
         return 0
-    except (BayesScalingError, ValueError, OSError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"bayes-scaling {args.command}: error: {msg}", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM (see _on_sigterm), or Interrupted from a sampler
+        from bayes_scaling._interrupts import Interrupted
+
+        if not isinstance(exc, Interrupted):
+            exc = Interrupted(signal.SIGINT)
+        print(f"{prefix}: {exc}; stopped without saving partial results (files written before are "
+              "unchanged)", file=sys.stderr)
+        return exc.exit_status
+    except (BayesScalingError, ValueError, OSError, ArithmeticError, MemoryError) as exc:
+        print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("bayes-scaling: interrupted", file=sys.stderr)
-        return 130
+    except BaseException as exc:  # noqa: BLE001 - the promise: one line, never a traceback
+        if isinstance(exc, SystemExit) or os.environ.get("BAYES_SCALING_DEBUG"):
+            raise
+        # e.g. a Rust panic in the sampler (pyo3's PanicException is a BaseException)
+        print(f"{prefix}: error: unexpected {type(exc).__name__}: {_one_line(exc)} (run with "
+              "BAYES_SCALING_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _on_sigterm():
+    """SIGTERM raises :class:`~bayes_scaling._interrupts.Interrupted` for the whole command, so that it ends
+    like Ctrl-C: temporary files removed, one line, exit status 143. Returns the previous handler."""
+    from bayes_scaling._interrupts import Interrupted
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
+        return None
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bayes_scaling.cli._cluster import add_cluster_arguments, print_failures
 from bayes_scaling.cli.transfer import positive_int
 
 __all__ = ["register"]
@@ -17,7 +18,9 @@ def register(sub) -> None:
                     "distributions x 4 model sizes x 4 fine-tuning sizes), fit each by NUTS and check that the "
                     "ranks of the true values among the posterior draws are uniform and that 50%%/90%% "
                     "intervals cover the truth as often as they should (Talts et al. 2018). Writes "
-                    "ranks.csv, checks.csv and sbc_ecdf.png to --out; exit status 1 when a check fails.")
+                    "ranks.csv, checks.csv and sbc_ecdf.png to --out; exit status 1 when a check fails. The fits run "
+                    "on a local Dask cluster (one worker process per core, each compiling the model once), or on "
+                    "an existing cluster with --scheduler; the same seed gives the same ranks either way.")
     p.add_argument("--sims", type=positive_int, default=100, help="number of simulations (default 100)")
     p.add_argument("--out", default="sbc-output", help="output directory (default sbc-output)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same ranks")
@@ -26,8 +29,8 @@ def register(sub) -> None:
     p.add_argument("--chains", type=positive_int, default=2, help="chains per fit (default 2)")
     p.add_argument("--ranks-of", type=positive_int, default=99, dest="n_rank",
                    help="thinned draws each rank is taken among (default 99: ranks 0..99)")
-    p.add_argument("--processes", type=positive_int, default=1,
-                   help="worker processes (each compiles the model once; default 1)")
+    add_cluster_arguments(p, "simulations")
+    p.add_argument("--processes", type=positive_int, dest="workers", help=argparse.SUPPRESS)  # the old name
     p.add_argument("--model", default=None, help="TOML model file (priors, likelihood) to calibrate")
     p.add_argument("--alpha", type=float, default=0.01,
                    help="family-wise level of the checks, split over the parameters (default 0.01)")
@@ -50,16 +53,29 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.n_rank > args.draws * args.chains:
         raise ValueError(f"--ranks-of ({args.n_rank}) cannot exceed --draws x --chains "
                          f"({args.draws * args.chains})")
+    from bayes_scaling._atomic import atomic_path
+    from bayes_scaling.cli.transfer import check_out_dir
+
+    check_out_dir(args.out)
     config = ModelConfig.from_toml(args.model) if args.model else ModelConfig()
-    res = run_sbc(args.sims, config=config, draws=args.draws, tune=args.tune, chains=args.chains,
-                  n_rank=args.n_rank, seed=args.seed, processes=args.processes)
+    from bayes_scaling.inference.batch import BatchError
+
+    try:
+        res = run_sbc(args.sims, config=config, draws=args.draws, tune=args.tune, chains=args.chains,
+                      n_rank=args.n_rank, seed=args.seed, processes=args.workers, scheduler=args.scheduler)
+    except BatchError as exc:
+        print_failures(exc)
+        return 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checks = res.checks(args.alpha)
-    res.ranks.to_csv(out / "ranks.csv", index_label="simulation")
-    checks.to_csv(out / "checks.csv")
+    with atomic_path(out / "ranks.csv") as tmp:
+        res.ranks.to_csv(tmp, index_label="simulation")
+    with atomic_path(out / "checks.csv") as tmp:
+        checks.to_csv(tmp)
     fig = res.plot_ecdf(args.alpha)
-    fig.savefig(out / "sbc_ecdf.png", dpi=110)
+    with atomic_path(out / "sbc_ecdf.png") as tmp:
+        fig.savefig(tmp, dpi=110)
     table = pd.DataFrame({
         "uniformity p": checks["uniformity_p"].map(lambda v: f"{v:.3f}"),
         "ECDF dev / band": [f"{d:.3f} / {b:.3f}" for d, b in zip(checks["ecdf_max_dev"], checks["ecdf_band"],

@@ -32,8 +32,10 @@ def cmd_report(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
+    from bayes_scaling.cli.transfer import check_out_dir
     from bayes_scaling.output.report import write_report
 
+    check_out_dir(args.out)
     path = write_report(args.fit, args.out, compare=args.compare, seed=args.seed, draws=args.draws,
                         tune=args.tune, chains=args.chains, backend=args.backend, ci_prob=args.ci)
     files = sorted(p.name for p in path.parent.iterdir() if p.suffix in (".png", ".csv", ".html"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bayes_scaling.cli.transfer import add_sampler_args, format_summary, probability
+from bayes_scaling.cli.transfer import add_sampler_args, check_out, format_summary, probability
 
 BIG = {"k", "A", "B", "N_c", "D_c"}
 
@@ -76,13 +76,15 @@ def _sampler(args) -> dict:
 
 
 def cmd_fit_scratch(args) -> int:
+    from bayes_scaling.inference.fitfile import FIT_SUFFIXES
     from bayes_scaling.models.losslaws import fit_scratch
 
+    check_out(args, args.scratch, suffixes=FIT_SUFFIXES)
     fit = fit_scratch(args.scratch, law=args.law, likelihood=args.likelihood, duplicates=args.duplicates,
                       **_sampler(args))
     path = fit.save(args.out)
     print(f"{fit!r}")
-    print(f"NUTS back end: {args.backend}, seed {args.seed}; {fit.diagnostics}")
+    print(f"NUTS back end: {fit.backend}, seed {fit.seed}; {fit.diagnostics}")
     print(_format(fit.summary(args.ci), args.ci))
     print(f"saved {path}")
     return 0
@@ -94,6 +96,7 @@ def cmd_effective(args) -> int:
     from bayes_scaling.analysis.effective import effective_data
     from bayes_scaling.models.losslaws import load_scratch_fit
 
+    check_out(args, args.scratch, args.finetune, args.scratch_fit, suffixes=(".csv",))
     fit = load_scratch_fit(args.scratch_fit) if args.scratch_fit else None
     if fit is None:
         print(f"fitting the {args.law} law to {args.scratch} for the regimes (seed {args.seed}) ...", file=sys.stderr)
@@ -118,14 +121,16 @@ def cmd_effective(args) -> int:
 
 
 def cmd_fit_joint(args) -> int:
+    from bayes_scaling.inference.fitfile import FIT_SUFFIXES
     from bayes_scaling.models.joint import fit_joint
 
+    check_out(args, args.scratch, args.finetune, suffixes=FIT_SUFFIXES)
     fit = fit_joint(args.scratch, args.finetune, law=args.law, likelihood=args.likelihood,
                     low_only=not args.all_regimes, **_sampler(args))
     path = fit.save(args.out)
     print(f"{fit!r}")
     print(f"fine-tuned runs: {fit.data.n_used} used; {fit.data.exclusion_report()}; unit: {fit.data.unit}")
-    print(f"NUTS back end: {args.backend}, seed {args.seed}; {fit.diagnostics}")
+    print(f"NUTS back end: {fit.backend}, seed {fit.seed}; {fit.diagnostics}")
     print(_format(fit.summary(args.ci), args.ci))
     print(f"saved {path}")
     return 0

@@ -14,25 +14,61 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_scaling.errors import DataError, ExclusionWarning, format_rows
+from bayes_scaling.errors import DataError, ExclusionWarning, IdentifiabilityWarning, format_rows
 
 __all__ = ["TransferData", "read_table", "check_numeric"]
 
 UNITS = ("tokens", "characters", "bytes", "examples")
 
 
+#: columns that hold names, read as text: ``NA``, ``None``, ``null`` there are names, not missing values
+LABEL_COLUMNS = ("pretraining", "unit", "exclusion_reason", "regime", "flags", "out_of_range", "source")
+#: what counts as missing in the other (numeric) columns (pandas' defaults)
+_NA_VALUES = sorted(pd._libs.parsers.STR_NA_VALUES)
+
+
+def _csv_header(path: Path, what: str) -> list[str]:
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{what}: cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise DataError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _check_column_names(columns, what: str) -> None:
+    names = [str(c).strip() for c in columns]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise DataError(f"{what}: column name(s) {', '.join(map(repr, repeated))} appear more than once; "
+                        "expected each column once")
+
+
 def read_table(source: str | PathLike | pd.DataFrame, what: str = "table") -> pd.DataFrame:
-    """A DataFrame from a CSV path or a DataFrame (copied), indexed 0..n-1."""
+    """A DataFrame from a CSV path or a DataFrame (copied), indexed 0..n-1.
+
+    A column name given twice is an error. In CSV files the label columns (``LABEL_COLUMNS``) are read as text,
+    so that a distribution named ``NA`` or ``None`` keeps its name; elsewhere pandas' missing-value markers
+    apply."""
     if isinstance(source, pd.DataFrame):
+        _check_column_names(source.columns, what)
         df = source.copy()
     else:
         path = Path(source)
         if not path.is_file():
             raise DataError(f"{what}: file not found: {path}")
+        header = _csv_header(path, what)
+        _check_column_names(header, what)
+        na = {c: _NA_VALUES for c in header if c.strip() not in LABEL_COLUMNS}
         try:
-            df = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            df = pd.read_csv(path, keep_default_na=False, na_values=na,
+                             dtype={c: str for c in header if c.strip() in LABEL_COLUMNS})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
             raise DataError(f"{what}: cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
+        df.columns = [str(c).strip() for c in df.columns]
     if len(df) == 0:
         raise DataError(f"{what}: the table is empty (expected at least one row)")
     return df.reset_index(drop=True)
@@ -135,14 +171,39 @@ class TransferData:
                                     "expected D_T = D_E - D_F (give one of them, or make them consistent)")
         else:
             df["D_T"] = df["D_E"].to_numpy() - df["D_F"].to_numpy()
-        df = _mark_exclusions(df)
+        df = _mark_exclusions(df, what)
         data = cls(table=df, unit=unit, source=source)
         if data.n_used == 0:
             raise DataError(f"{what}: no row has D_T > 0, so there is nothing to fit "
                             f"({len(df)} rows, all excluded: {data.exclusion_report()})")
         if warn and data.n_excluded:
             warnings.warn(data.exclusion_report(), ExclusionWarning, stacklevel=2)
+        if warn:
+            for problem in data.identifiability():
+                warnings.warn(f"{what}: {problem}", IdentifiabilityWarning, stacklevel=2)
         return data
+
+    def identifiability(self) -> list[str]:
+        """What the used rows cannot tell (the posterior of those parameters is the prior's, or a ridge):
+        one N for all runs (beta), one D_F within a distribution (its alpha), a single run in a
+        distribution, a constant D_T (only the noise floor)."""
+        u = self.used
+        out = []
+        if u["N"].nunique() == 1:
+            out.append(f"all {len(u)} runs used have the same N ({u['N'].iloc[0]:g}): beta cannot be learned "
+                       "from these data (its posterior is its prior, and k trades off against it)")
+        single = [str(p) for p, g in u.groupby("pretraining", sort=False) if len(g) == 1]
+        if single:
+            out.append(f"one run only for pre-training distribution(s) {', '.join(single)}: their k and alpha "
+                       "cannot both be learned (they come from the hierarchy and the prior)")
+        flat = [str(p) for p, g in u.groupby("pretraining", sort=False) if len(g) > 1 and g["D_F"].nunique() == 1]
+        if flat:
+            out.append(f"one D_F value for all runs of {', '.join(flat)}: their alpha cannot be learned from "
+                       "these data")
+        if len(u) > 1 and u["D_T"].nunique() == 1:
+            out.append(f"D_T is the same ({u['D_T'].iloc[0]:g}) in all {len(u)} runs used: the data say "
+                       "nothing about how D_T changes with N or D_F")
+        return out
 
     # ---- views ------------------------------------------------------------------------------------------
     @property
@@ -208,6 +269,7 @@ class TransferData:
     @classmethod
     def from_dataset(cls, ds: xr.Dataset) -> TransferData:
         df = ds.to_dataframe().reset_index(drop=True)
+        require_columns(df, ["pretraining", "N", "D_F", "D_T", "excluded", "exclusion_reason"], "stored runs")
         df["excluded"] = df["excluded"].astype(bool)
         df["exclusion_reason"] = df["exclusion_reason"].astype(str).replace({"nan": "", "None": ""})
         return cls(table=df, unit=str(ds.attrs.get("unit", "tokens")), source=str(ds.attrs.get("source", "")))
@@ -227,12 +289,44 @@ def _resolve_unit(df: pd.DataFrame, unit: str | None, what: str) -> str:
     return unit
 
 
-def _mark_exclusions(df: pd.DataFrame) -> pd.DataFrame:
+_TRUE = {"true", "1", "1.0", "yes", "y", "t"}
+_FALSE = {"false", "0", "0.0", "no", "n", "f", ""}
+
+
+def check_excluded(df: pd.DataFrame, what: str) -> pd.DataFrame:
+    """Validate the columns the package uses for exclusions when the input has them (e.g. a table written by
+    ``bayes-scaling effective-data``): ``excluded`` must be true/false (also 1/0, yes/no; empty is false), and
+    an ``exclusion_reason`` alone needs ``excluded``. Adds them (nothing excluded) when absent; an excluded row
+    without a reason gets "excluded in the input table"."""
+    if "exclusion_reason" in df.columns and "excluded" not in df.columns:
+        raise DataError(f"{what}: column 'exclusion_reason' without a column 'excluded'; add 'excluded' "
+                        "(true/false) or rename the column ('exclusion_reason' is the package's own)")
     if "excluded" not in df.columns:
         df["excluded"] = False
         df["exclusion_reason"] = ""
-    df["excluded"] = df["excluded"].astype(bool)
-    df["exclusion_reason"] = df["exclusion_reason"].fillna("").astype(str)
+        return df
+    raw = df["excluded"]
+    if raw.dtype == bool:
+        flags = raw.to_numpy()
+    else:
+        text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip().str.lower()
+        bad = np.flatnonzero(~text.isin(_TRUE | _FALSE).to_numpy())
+        if len(bad):
+            raise DataError(f"{what}: column 'excluded' must be true or false (or 1/0); rows {format_rows(bad)} "
+                            f"have {', '.join(repr(raw.iloc[i]) for i in bad[:3])} (the package uses this "
+                            "column for exclusions: rename yours)")
+        flags = text.isin(_TRUE).to_numpy()
+    df["excluded"] = flags.astype(bool)
+    if "exclusion_reason" not in df.columns:
+        df["exclusion_reason"] = ""
+    reason = df["exclusion_reason"].astype(object).where(df["exclusion_reason"].notna(), "").astype(str)
+    df["exclusion_reason"] = np.where(df["excluded"] & (reason.str.strip() == ""), "excluded in the input table",
+                                      np.where(df["excluded"], reason, ""))
+    return df
+
+
+def _mark_exclusions(df: pd.DataFrame, what: str = "data") -> pd.DataFrame:
+    df = check_excluded(df, what)
     ossified = (df["D_T"].to_numpy() <= 0) & ~df["excluded"].to_numpy()
     df.loc[ossified, "excluded"] = True
     df.loc[ossified, "exclusion_reason"] = "D_T <= 0 (ossification: no positive transfer)"

@@ -10,8 +10,13 @@ step too (a pre-trained model that fine-tuning only hurts keeps ``best_step = 0`
 number of steps on its mix (``text``: prose; ``text+code``: half the windows prose, half C) and saves the
 parameters under ``OUT/checkpoints``.
 
-Each finished run is appended to ``OUT/runs.csv`` at once; a second invocation with the same configuration skips
-the runs already there (``OUT/config.json`` guards against resuming with another configuration). The tables
+Each finished run is appended to ``OUT/runs.csv`` at once, by the process that runs the sweep, and once per run
+id (:class:`RunsTable`); a second invocation with the same configuration skips the runs already there (so a
+sweep that was interrupted or killed resumes with no lost, duplicated or half-written rows;
+``OUT/config.json`` guards against resuming with another configuration). The runs go through
+:func:`bayes_scaling.inference.batch.map_tasks`: in this process, on a local cluster of worker processes, or on
+an existing Dask cluster; each trains on its worker's JAX device (a GPU when JAX has one), and workers return
+rows and parameters, so they need no shared file system. The tables
 ``OUT/scratch.csv`` (``N, D, loss``) and ``OUT/finetune.csv`` (``pretraining, N, D_F, loss``), unit
 characters, are rewritten after every run and load with :func:`bayes_scaling.models.losslaws.read_scratch` and
 :func:`bayes_scaling.analysis.effective.read_finetune`.
@@ -19,12 +24,15 @@ characters, are rewritten after every run and load with :func:`bayes_scaling.mod
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
+import io
 import json
 import math
 import os
 import platform
+import sys
 import time
 import tomllib
 import zlib
@@ -38,8 +46,8 @@ from bayes_scaling._system import cpu_model
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.experiments.corpora import VOCAB_SIZE, Corpus, load_corpus
 
-__all__ = ["SMOKE_CONFIG", "MIXES", "EarlyStopping", "RunSpec", "load_config", "plan_runs", "run_sweep",
-           "export_tables", "RUN_COLUMNS"]
+__all__ = ["SMOKE_CONFIG", "MIXES", "EarlyStopping", "RunSpec", "RunsTable", "load_config", "plan_runs",
+           "run_sweep", "export_tables", "RUN_COLUMNS"]
 
 MIXES = {"text": {"prose": 1.0}, "text+code": {"prose": 0.5, "c": 0.5}}
 
@@ -58,7 +66,7 @@ SMOKE_CONFIG: dict = {
 RUN_COLUMNS = ["run_id", "kind", "pretraining", "model", "d_model", "n_layers", "N", "n_embedding", "D",
                "D_F", "unit", "seed", "lr", "max_steps", "eval_every", "patience", "steps", "best_step",
                "stopped_early", "chars_seen", "val_loss", "loss", "loss_step0", "python_val_loss",
-               "mix_val_loss", "train_loss_last", "flops", "wall_s", "finished_utc", "config"]
+               "mix_val_loss", "train_loss_last", "flops", "wall_s", "finished_utc", "config", "device"]
 
 _SECTIONS = {"corpus": {"split_seed", "heldout_val", "heldout_test", "eval_windows"},
              "model": {"context", "head_dim", "sizes"},
@@ -230,23 +238,31 @@ def _ckpt_path(out: Path, spec: RunSpec) -> Path:
     return out / "checkpoints" / f"d{spec.d_model}L{spec.n_layers}_{spec.mix.replace('+', '_')}.npz"
 
 
-def _save(path: Path, params) -> None:
+def _leaves(params) -> list[np.ndarray]:
+    """The parameters as a list of numpy arrays (what a worker returns and a checkpoint holds)."""
     import jax
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    leaves = jax.tree_util.tree_leaves(params)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, *[np.asarray(x) for x in leaves])
-    os.replace(tmp, path)
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(params)]
 
 
-def _load(path: Path, template):
+def _from_leaves(leaves: list[np.ndarray], template):
     import jax
     import jax.numpy as jnp
 
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), [jnp.asarray(x) for x in leaves])
+
+
+def _save_leaves(path: Path, leaves: list[np.ndarray]) -> None:
+    """Write a checkpoint atomically (complete or absent, never half-written)."""
+    from bayes_scaling._atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, *leaves)
+
+
+def _load_leaves(path: Path) -> list[np.ndarray]:
     with np.load(path) as z:
-        leaves = [jnp.asarray(z[f"arr_{i}"]) for i in range(len(z.files))]
-    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)
+        return [z[f"arr_{i}"] for i in range(len(z.files))]
 
 
 def _early_stopping(cfg: dict, kind: str) -> tuple[int, int]:
@@ -293,20 +309,108 @@ def _train(cfg, spec: RunSpec, data: _Data, sources, weights, params, *, lr, max
     return best_params, info, mspec, eval_fn
 
 
-def _run_one(cfg, spec: RunSpec, data: _Data, out: Path) -> dict:
-    from bayes_scaling.experiments.model import init_params
+def _worker_slot() -> int | None:
+    """The number of this Dask worker when it has one (a local cluster names its workers 0, 1, ...), else None
+    (not in a worker, or a worker named otherwise)."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return None
+    return int(name) if isinstance(name, int) or (isinstance(name, str) and name.isdigit()) else None
+
+
+def _jax_device():
+    """The JAX device this process trains on: ``BAYES_SCALING_JAX_DEVICE`` (an index into ``jax.devices()`` or
+    ``platform:id``, e.g. ``gpu:1``) when set; else JAX's default devices (the GPUs/TPUs when JAX has them, else
+    the CPU): the first, or, with several, the one of this worker's number (worker ``k`` of a local cluster
+    takes device ``k mod n``). On a machine with several GPUs and workers started by hand, give each worker its
+    own ``CUDA_VISIBLE_DEVICES`` (or ``BAYES_SCALING_JAX_DEVICE``)."""
+    import jax
+
+    devices = jax.devices()
+    want = os.environ.get("BAYES_SCALING_JAX_DEVICE", "").strip().lower()
+    if not want:
+        slot = _worker_slot() if len(devices) > 1 else None
+        return devices[slot % len(devices)] if slot is not None else devices[0]
+    if want.isdigit() and int(want) < len(devices):
+        return devices[int(want)]
+    extra = [d for d in jax.devices("cpu") if d not in devices]
+    for d in devices + extra:
+        if want == _device_name(d):
+            return d
+    raise ConfigError(f"BAYES_SCALING_JAX_DEVICE={want!r}: no such JAX device (have "
+                      f"{', '.join(f'{d.platform}:{d.id}' for d in devices)})")
+
+
+def _jax_env() -> None:
+    """Before JAX starts its back end in this process (values the user set are kept):
+
+    - several processes may share a GPU (the sweep's client and its local workers): JAX takes GPU memory as it
+      needs it instead of 75% of it at start (``XLA_PYTHON_CLIENT_PREALLOCATE=false``);
+    - GPU kernels run deterministically (``--xla_gpu_deterministic_ops=true``): without it, reductions on a
+      GPU differ from run to run in the last digits, so a rerun (after a lost worker, say) would not
+      reproduce the run it replaces. No effect on a CPU.
+    """
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_gpu_deterministic_ops" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+
+
+def _use_jax_cache() -> None:
+    """Keep JAX's compiled train/evaluate steps on disk (``~/.cache/bayes_scaling/jax``, or
+    ``$XDG_CACHE_HOME/bayes_scaling/jax``), so each worker process and each later sweep of the same
+    architectures loads them instead of compiling again. A cache folder the user set for JAX is kept."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        (base / "bayes_scaling" / "jax").mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # not writable: compile as before
+    jax.config.update("jax_compilation_cache_dir", str(base / "bayes_scaling" / "jax"))
+    # the small kernels too (initialisation, eager ops): each compiles in well under a second, dozens per size
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def _device_name(device) -> str:
+    return f"{device.platform}:{device.id}"
+
+
+def _run_one(cfg, spec: RunSpec, data: _Data, init_leaves: list[np.ndarray] | None = None) -> tuple[dict, list | None]:
+    """Train one run on this process's JAX device: ``(row, parameters)``; the parameters (numpy leaves) only
+    for pre-training runs. A fine-tuning run starts from ``init_leaves``, its pre-trained parameters. Writes
+    nothing: the client writes rows and checkpoints."""
+    _jax_env()
+    import jax
+
+    _use_jax_cache()
+    device = _jax_device()
+    with jax.default_device(device):
+        row, params = _run_on_device(cfg, spec, data, init_leaves)
+    row["device"] = _device_name(device)
+    return row, params
+
+
+def _run_on_device(cfg, spec: RunSpec, data: _Data, init_leaves) -> tuple[dict, list | None]:
+    from bayes_scaling.experiments.model import ModelSpec, init_params
 
     m, t = cfg["model"], cfg["train"]
     t0 = time.perf_counter()
     py_train = data.corpora["python"].splits["train"]
     init_seed = _seed(cfg, f"init/d{spec.d_model}L{spec.n_layers}")
-    from bayes_scaling.experiments.model import ModelSpec
-
     mspec = ModelSpec(spec.d_model, spec.n_layers, context=m["context"], vocab=VOCAB_SIZE, head_dim=m["head_dim"])
     row = {"run_id": spec.run_id, "kind": spec.kind, "pretraining": spec.mix or "none", "model": mspec.name,
            "d_model": spec.d_model, "n_layers": spec.n_layers, "unit": "characters", "seed": cfg["seed"],
            "config": cfg["name"]}
     row["eval_every"], row["patience"] = _early_stopping(cfg, spec.kind)
+    out_params = None
     if spec.kind == "scratch":
         params = init_params(mspec, init_seed)
         best, info, mspec, eval_fn = _train(cfg, spec, data, [py_train[:spec.D]], np.ones(1), params,
@@ -319,18 +423,15 @@ def _run_one(cfg, spec: RunSpec, data: _Data, out: Path) -> dict:
         params = init_params(mspec, init_seed)
         best, info, mspec, eval_fn = _train(cfg, spec, data, sources, np.array(list(mix.values())), params,
                                             lr=p["lr"], max_steps=p["steps"], early=False, eval_at_start=False)
-        _save(_ckpt_path(out, spec), best)
+        out_params = _leaves(best)
         row.update(D=info["chars_seen"], lr=p["lr"], max_steps=p["steps"],
                    mix_val_loss=float(eval_fn(best, data.mix_val[spec.mix])),
                    python_val_loss=float(eval_fn(best, data.val)))
     else:
         f = cfg["finetune"]
-        ck = _ckpt_path(out, spec)
-        template = init_params(mspec, 0)
-        if not ck.exists():  # e.g. runs.csv kept but checkpoints lost: re-create it (not appended again)
-            print(f"  re-creating missing checkpoint {ck}", flush=True)
-            _run_one(cfg, RunSpec("pretrain", spec.d_model, spec.n_layers, mix=spec.mix), data, out)
-        params = _load(ck, template)
+        if init_leaves is None:
+            raise ValueError(f"{spec.run_id}: no pre-trained parameters given")
+        params = _from_leaves(init_leaves, init_params(mspec, 0))
         best, info, mspec, eval_fn = _train(cfg, spec, data, [py_train[:spec.D]], np.ones(1), params,
                                             lr=f["lr"], max_steps=f["max_steps"], early=True, eval_at_start=True)
         row.update(D_F=spec.D, lr=f["lr"], max_steps=f["max_steps"])
@@ -339,20 +440,122 @@ def _run_one(cfg, spec: RunSpec, data: _Data, out: Path) -> dict:
     row.update(N=mspec.n_non_embedding, n_embedding=mspec.n_embedding, loss=test,
                flops=6.0 * (mspec.n_non_embedding + mspec.n_embedding) * info["chars_seen"],
                wall_s=round(time.perf_counter() - t0, 3), finished_utc=datetime.now(UTC).isoformat(timespec="seconds"))
-    return row
+    return row, out_params
+
+
+# ---- worker side: cached data, one task ------------------------------------------------------------------
+
+_DATA_CACHE: dict[str, _Data] = {}
+
+
+def _cached_data(cfg: dict) -> _Data:
+    """The corpora and evaluation windows of ``cfg``, loaded once per process (each Dask worker keeps them,
+    as it keeps the jitted functions of each architecture: ``model.make_functions`` is cached)."""
+    key = json.dumps({k: cfg[k] for k in ("corpus", "pretrain", "scratch", "finetune")}
+                     | {"context": cfg["model"]["context"]}, sort_keys=True)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = _load_data(cfg)
+    return _DATA_CACHE[key]
+
+
+def _corpus_hashes(data: _Data) -> dict[str, str]:
+    return {n: c.sha256 for n, c in data.corpora.items()}
+
+
+def _sweep_task(task: dict, upstream: dict | None = None) -> dict:
+    """One run, on a worker: ``{"row", "params"}``. Refuses to train when the worker's corpora differ from the
+    client's (another Python version there), since the runs would not be comparable."""
+    data = _cached_data(task["cfg"])
+    mine = _corpus_hashes(data)
+    if mine != task["corpora"]:
+        diff = sorted(n for n in mine if mine[n] != task["corpora"].get(n))
+        raise ConfigError(f"this worker's corpora {diff} differ from the client's (sha256); workers need the "
+                          "same Python version as the client")
+    init = upstream["params"] if upstream is not None else task.get("init")
+    row, params = _run_one(task["cfg"], task["spec"], data, init)
+    return {"row": row, "params": params}
+
+
+class RunsTable:
+    """``OUT/runs.csv``, the sweep's results table: one row per finished run, each written once.
+
+    Rows are appended by this (the client) process only, each as one ``write`` of a whole line, flushed to disk
+    (``fsync``) before the next run is recorded, and never twice for one run id. On opening, a half-written last
+    line (a sweep killed while writing) is removed, and that run is trained again; any other damage (a row
+    with the wrong number of fields, a run id twice) is refused with an error naming the file and the line.
+    """
+
+    def __init__(self, path: Path, log=print):
+        self.path = path
+        self.rows: list[dict] = []
+        self.fieldnames = list(RUN_COLUMNS)
+        if path.exists():
+            self._open_existing(log)
+        self.done = {r["run_id"] for r in self.rows}
+
+    def _open_existing(self, log) -> None:
+        raw = self.path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            keep = raw.rfind(b"\n") + 1
+            with self.path.open("r+b") as fh:
+                fh.truncate(keep)
+                fh.flush()
+                os.fsync(fh.fileno())
+            log(f"warning: {self.path}: removed a half-written last line (an interrupted write); that run is "
+                "trained again")
+            raw = raw[:keep]
+        if not raw:
+            return
+        text = raw.decode("utf-8")
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader)
+        if "run_id" not in header:
+            raise ConfigError(f"{self.path}: line 1 is not a runs table header (no run_id column); move the file "
+                              "away or use another --out directory")
+        self.fieldnames = header
+        seen: dict[str, int] = {}
+        for values in reader:
+            line = reader.line_num
+            if len(values) != len(header):
+                raise ConfigError(f"{self.path}, line {line}: {len(values)} fields, expected {len(header)}; the "
+                                  "table is damaged: delete that line (its run is then trained again)")
+            row = dict(zip(header, values, strict=True))
+            if row["run_id"] in seen:
+                raise ConfigError(f"{self.path}, lines {seen[row['run_id']]} and {line}: run {row['run_id']} "
+                                  "twice; delete one of the lines")
+            seen[row["run_id"]] = line
+            self.rows.append(row)
+
+    def append(self, row: dict) -> bool:
+        """Record a finished run; ``False`` (nothing written) if its run id is already there."""
+        if row["run_id"] in self.done:
+            return False
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=self.fieldnames, extrasaction="ignore", lineterminator="\n")
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if new:
+            w.writeheader()
+        w.writerow({k: row.get(k, "") for k in self.fieldnames})
+        with self.path.open("a", newline="", encoding="utf-8") as fh:
+            fh.write(buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.done.add(row["run_id"])
+        self.rows.append(row)
+        return True
 
 
 def _read_runs(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    return RunsTable(path, log=lambda m: None).rows if path.exists() else []
 
 
 def export_tables(out: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``OUT/scratch.csv`` (``N, D, loss, unit`` + extras) and ``OUT/finetune.csv``
-    (``pretraining, N, D_F, loss, unit`` + extras) from ``OUT/runs.csv``."""
+    (``pretraining, N, D_F, loss, unit`` + extras) from ``OUT/runs.csv``, each atomically."""
     import pandas as pd
+
+    from bayes_scaling._atomic import atomic_write
 
     out = Path(out)
     runs = pd.read_csv(out / "runs.csv")
@@ -363,57 +566,144 @@ def export_tables(out: str | os.PathLike) -> tuple[Path, Path]:
     ft = runs[runs["kind"] == "finetune"][["pretraining", "N", "D_F", "loss", "unit", "loss_step0", *extra]]
     ft = ft.assign(D_F=ft["D_F"].astype("int64")).sort_values(["pretraining", "N", "D_F"])
     paths = out / "scratch.csv", out / "finetune.csv"
-    sc.to_csv(paths[0], index=False)
-    ft.to_csv(paths[1], index=False)
+    for table, path in zip((sc, ft), paths, strict=True):
+        with atomic_write(path, newline="") as fh:
+            table.to_csv(fh, index=False)
     return paths
 
 
 def _machine() -> dict:
     cpu = cpu_model()
+    _jax_env()
     import jax
 
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "jax": jax.__version__, "numpy": np.__version__}
+            "python": platform.python_version(), "jax": jax.__version__, "numpy": np.__version__,
+            "jax_devices": [_device_name(d) for d in jax.devices()]}
 
 
-def run_sweep(cfg: dict, out: str | os.PathLike, *, log=print) -> dict:
+@contextlib.contextmanager
+def _lock(out: Path):
+    """One sweep at a time writes to ``out`` (an advisory lock on ``OUT/.sweep.lock``; released when the
+    process ends, however it ends)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    fh = (out / ".sweep.lock").open("a")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"another sweep is writing to {out} ({out / '.sweep.lock'} is locked); wait for it "
+                              "or use another --out directory") from None
+        yield
+    finally:
+        fh.close()
+
+
+def _plan_tasks(cfg: dict, out: Path, done: set[str], corpora: dict[str, str]):
+    """The runs still to train as tasks for :func:`~bayes_scaling.inference.batch.map_tasks`: (tasks, labels,
+    after). A fine-tuning run follows its pre-training run when that is trained in this invocation; else it
+    starts from the saved checkpoint (re-created without a new row when missing)."""
+    tasks, labels, after = [], [], []
+    pre_index: dict[str, int] = {}
+
+    def add(spec: RunSpec, record: bool = True, dep: int | None = None, init=None) -> int:
+        tasks.append({"cfg": cfg, "spec": spec, "corpora": corpora, "record": record, "init": init})
+        labels.append(spec.run_id if record else f"{spec.run_id} (re-creating its missing checkpoint)")
+        after.append(dep)
+        return len(tasks) - 1
+
+    for spec in plan_runs(cfg):
+        if spec.kind == "pretrain" and spec.run_id not in done:
+            pre_index[spec.run_id] = add(spec)
+        elif spec.kind == "finetune" and spec.run_id not in done:
+            pre = RunSpec("pretrain", spec.d_model, spec.n_layers, mix=spec.mix)
+            if pre.run_id not in pre_index:
+                ck = _ckpt_path(out, pre)
+                if ck.exists():
+                    add(spec, init=_load_leaves(ck))
+                    continue
+                pre_index[pre.run_id] = add(pre, record=False)
+            add(spec, dep=pre_index[pre.run_id])
+        elif spec.kind == "scratch" and spec.run_id not in done:
+            add(spec)
+    return tasks, labels, after
+
+
+def run_sweep(cfg: dict, out: str | os.PathLike, *, log=print, client=None, scheduler: str | None = None,
+              workers: int | None = 1, progress=False) -> dict:
     """Run (or resume) the sweep of ``cfg`` into ``out``; returns counts of runs trained and skipped.
 
-    Raises :class:`~bayes_scaling.errors.ConfigError` if ``out`` holds a sweep of a different configuration.
+    The runs go through :func:`bayes_scaling.inference.batch.map_tasks`: ``client=`` / ``scheduler=`` (or
+    ``BAYES_SCALING_SCHEDULER``) for an existing Dask cluster, else ``workers`` local worker processes
+    (``None``: one per core; ``1``, the default here: in this process). Every run has its own seed, so the
+    results do not depend on where or in which order the runs ran. Each finished run is written once to
+    ``OUT/runs.csv`` (:class:`RunsTable`), by this process, as it comes back; pre-training checkpoints are
+    written here too, so workers need no shared file system. A run that fails is reported with its run id
+    while the others finish; then :class:`~bayes_scaling.inference.batch.BatchError` is raised (the table
+    holds every finished run, and the next invocation retries the failed ones).
+
+    Raises :class:`~bayes_scaling.errors.ConfigError` if ``out`` holds a sweep of a different configuration
+    or another sweep is writing to it.
     """
+    from bayes_scaling._atomic import write_text
+    from bayes_scaling.inference.batch import (
+        BatchError,
+        TaskFailure,
+        batch_client,
+        describe_client,
+        map_tasks,
+    )
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg_file = out / "config.json"
-    if cfg_file.exists():
-        old = json.loads(cfg_file.read_text())
-        if old != json.loads(json.dumps(cfg)):
-            raise ConfigError(f"{out} holds a sweep of a different configuration ({cfg_file}); "
-                              "use another --out directory")
-    else:
-        cfg_file.write_text(json.dumps(cfg, indent=1))
-    runs_csv = out / "runs.csv"
-    done = {r["run_id"] for r in _read_runs(runs_csv)}
-    plan = plan_runs(cfg)
-    todo = [s for s in plan if s.run_id not in done]
-    log(f"{len(plan)} runs planned, {len(plan) - len(todo)} already in {runs_csv}, {len(todo)} to train")
-    trained = 0
-    if todo:
-        data = _load_data(cfg)
-        corpus_card = {n: c.card() for n, c in data.corpora.items()}
-        (out / "corpora.json").write_text(json.dumps(corpus_card, indent=1))
-        (out / "machine.json").write_text(json.dumps(_machine(), indent=1))
-        for spec in todo:
-            row = _run_one(cfg, spec, data, out)
-            new = not runs_csv.exists()
-            with runs_csv.open("a", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=RUN_COLUMNS)
-                if new:
-                    w.writeheader()
-                w.writerow({k: row.get(k, "") for k in RUN_COLUMNS})
-            trained += 1
+    with _lock(out):
+        cfg_file = out / "config.json"
+        if cfg_file.exists():
+            old = json.loads(cfg_file.read_text())
+            if old != json.loads(json.dumps(cfg)):
+                raise ConfigError(f"{out} holds a sweep of a different configuration ({cfg_file}); "
+                                  "use another --out directory")
+        else:
+            write_text(cfg_file, json.dumps(cfg, indent=1))
+        table = RunsTable(out / "runs.csv", log=log)
+        plan = plan_runs(cfg)
+        n_todo = sum(s.run_id not in table.done for s in plan)
+        log(f"{len(plan)} runs planned, {len(plan) - n_todo} already in {table.path}, {n_todo} to train")
+        trained = 0
+        failures: list[TaskFailure] = []
+        if n_todo:
+            data = _cached_data(cfg)
+            write_text(out / "corpora.json", json.dumps({n: c.card() for n, c in data.corpora.items()}, indent=1))
+            write_text(out / "machine.json", json.dumps(_machine(), indent=1))
+            tasks, labels, after = _plan_tasks(cfg, out, table.done, _corpus_hashes(data))
+
+            def finished(i: int, res: dict) -> None:
+                nonlocal trained
+                spec, row = tasks[i]["spec"], res["row"]
+                if res["params"] is not None:
+                    _save_leaves(_ckpt_path(out, spec), res["params"])
+                if not tasks[i]["record"]:
+                    return
+                if table.append(row):
+                    trained += 1
+                    export_tables(out)
+                    dev = "" if row["device"].startswith("cpu") else f" on {row['device']}"
+                    log(f"[{trained}/{n_todo}] {spec.run_id}: N={row['N']} steps={row['steps']} "
+                        f"best={row['best_step']} loss={row['loss']:.4f} ({row['wall_s']:.1f} s{dev})")
+
+            with batch_client(client, scheduler=scheduler, workers=workers, n_tasks=len(tasks)) as c:
+                log("running in this process" if c is None else f"running on {describe_client(c)}")
+                results = map_tasks(_sweep_task, tasks, client=c, workers=1, labels=labels, after=after,
+                                    on_result=finished, errors="return", progress=progress, desc="runs")
+            failures = [r for r in results if isinstance(r, TaskFailure)]
+            for f in failures:
+                log(f"failed: {f.label}: {f.error}")
+        elif table.path.exists():
             export_tables(out)
-            log(f"[{trained}/{len(todo)}] {spec.run_id}: N={row['N']} steps={row['steps']} "
-                f"best={row['best_step']} loss={row['loss']:.4f} ({row['wall_s']:.1f} s)")
-    elif runs_csv.exists():
-        export_tables(out)
-    return {"planned": len(plan), "trained": trained, "skipped": len(plan) - len(todo)}
+        if failures:
+            raise BatchError(failures, results, len(tasks))
+    return {"planned": len(plan), "trained": trained, "skipped": len(plan) - n_todo}

@@ -14,6 +14,11 @@ A fresh process therefore loads machine code instead of compiling it, and a seco
 with new data (``set_data``) reuses everything. Should step 2 fail (a Numba limitation), the sampler falls back
 to calling the Numba functions from Python (~10 us a call more); should step 1 fail, to PyTensor's C back end.
 
+Step 3 needs nutpie's private API; it is confined to :mod:`bayes_scaling.inference._nutpie_private`. Where that
+differs (a nutpie version outside the tested range), the sampler warns and takes nutpie's public path instead
+(``engine == "public"``: ``nutpie.compile_pymc_model(model)``, then ``.with_data(...)`` for new data; slower
+to compile, the same posterior).
+
 >>> import pymc as pm
 >>> with pm.Model() as m:                                                    # doctest: +SKIP
 ...     y = pm.Data("y", [0.1, -0.3]); mu = pm.Normal("mu"); pm.Normal("obs", mu, 1, observed=y)
@@ -28,7 +33,6 @@ Same seed, same data, same settings: bit-identical draws, whatever ``cores`` (nu
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 import warnings
 from typing import Any
@@ -36,41 +40,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["CompiledSampler", "LOGLIK_PREFIX", "import_nutpie"]
+from bayes_scaling._interrupts import stop_on_signals
+from bayes_scaling.inference._nutpie_private import PrivateAPIError, native_model, pyfunc_model
+
+__all__ = ["CompiledSampler", "LOGLIK_PREFIX"]
 
 LOGLIK_PREFIX = "__loglik__"
 _CFUNC_VERSION = "bayes_scaling-cfunc-1"
-
-
-def import_nutpie():
-    """``import nutpie`` without ArviZ's plotting and LOO stack (~1-2 s: matplotlib, scipy.stats).
-
-    nutpie's sampler module only needs ``arviz.from_dict`` / ``dict_to_dataset``, which live in
-    ``arviz_base``: while nutpie is imported, ``arviz`` resolves to ``arviz_base``; the real ``arviz`` is
-    untouched and imports normally later. Falls back to a plain import if anything differs.
-    """
-    if "nutpie.sample" in sys.modules or "arviz" in sys.modules:
-        import nutpie
-
-        return nutpie
-    try:
-        import arviz_base
-
-        if not (hasattr(arviz_base, "from_dict") and hasattr(arviz_base, "dict_to_dataset")):
-            raise ImportError
-    except ImportError:
-        import nutpie
-
-        return nutpie
-    sys.modules["arviz"] = arviz_base
-    try:
-        import nutpie
-        import nutpie.compile_pymc  # noqa: F401
-        import nutpie.compiled_pyfunc  # noqa: F401
-    finally:
-        if sys.modules.get("arviz") is arviz_base:
-            del sys.modules["arviz"]
-    return nutpie
 
 
 class CompiledSampler:
@@ -79,7 +55,9 @@ class CompiledSampler:
     ``mode``: ``"NUMBA"`` (default) or ``"FAST_RUN"`` (PyTensor's C back end, Python callbacks).
     ``log_likelihood``: also record the pointwise log-likelihood of the observed variables (for LOO).
     After construction, ``engine`` says how nutpie calls the model: ``"cfunc"`` (Numba C callbacks, no
-    Python in the sampling loop), or ``"python"`` (fallback); ``compile_seconds`` how long it took.
+    Python in the sampling loop), ``"python"`` (fallback), or ``"public"`` (nutpie's public
+    ``compile_pymc_model``: where its private API differs, see the module docstring); ``compile_seconds`` how
+    long it took.
     """
 
     def __init__(self, model, *, mode: str = "NUMBA", log_likelihood: bool = True):
@@ -144,6 +122,7 @@ class CompiledSampler:
         self._call_expand()(x0)
         self.engine = "python"
         self._cfuncs = None
+        self._public: tuple | None = None  # (data shapes, nutpie's compiled model) of the public path
         if self._numba:
             try:
                 self._cfuncs = self._make_cfuncs()
@@ -281,11 +260,16 @@ class CompiledSampler:
         """nutpie NUTS: ``chains`` x ``draws`` draws after ``tune`` tuning steps; an ArviZ-style DataTree with
         ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data`` and ``constant_data``.
         ``coords`` replaces coordinate values of the model's dims (e.g. new labels, same length)."""
+        import nutpie
         import pandas as pd
 
-        nutpie = import_nutpie()
         x0 = self.initial_point(0, jitter=False)
         shapes = [np.shape(v) for v in self._call_expand()(x0).values()]
+        from bayes_scaling._system import check_draws_memory
+
+        # nutpie keeps the tuning draws in memory too until the end
+        check_draws_memory(draws + tune, chains, sum(int(np.prod(s, dtype=np.int64)) for s in shapes),
+                           log_likelihood=self.log_likelihood)
         coords = {**self._coords(), **{k: list(v) for k, v in (coords or {}).items()}}
         dims = {}
         for name, shape in zip(self._names, shapes, strict=True):
@@ -295,17 +279,34 @@ class CompiledSampler:
                 coords.setdefault(d, list(range(length)))
         dims = {n: d for n, d in dims.items() if d}
         index = {k: pd.Index(v) for k, v in coords.items()}
-        if self.engine == "cfunc":
-            model = self._native_model(x0, shapes, dims, index)
-        else:
-            model = self._python_model(x0, shapes, dims, index)
+        model = None
+        if self.engine != "public":
+            try:
+                build = self._native_model if self.engine == "cfunc" else self._python_model
+                model = build(x0, shapes, dims, index)
+            except PrivateAPIError as exc:
+                warnings.warn(f"{exc}: sampling through nutpie's public compile_pymc_model instead (the same "
+                              "posterior; each compilation takes longer)", RuntimeWarning, stacklevel=2)
+                self.engine = "public"
+        if model is None:
+            model = self._public_model()
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
+        # Ctrl-C / SIGTERM: a blocking nutpie.sample would convert and return the chains so far (slowly, for
+        # long runs); here the sampler runs in the background and is cancelled (its draws discarded), and
+        # stop_on_signals raises Interrupted, so a partial posterior never reaches a caller
+        with stop_on_signals("sampling (nutpie)"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            out = nutpie.sample(model, draws=draws, tune=tune, chains=chains, cores=cores, seed=int(seed),
-                                progress_bar=progressbar, save_warmup=False, target_accept=target_accept,
-                                **nuts_kwargs)
+            running = nutpie.sample(model, draws=draws, tune=tune, chains=chains, cores=cores, seed=int(seed),
+                                    progress_bar=progressbar, save_warmup=False, target_accept=target_accept,
+                                    blocking=False, **nuts_kwargs)
+            try:
+                out = running.wait()
+            except BaseException:
+                running.cancel()
+                raise
         elapsed = time.perf_counter() - t0
+        if self.engine == "public":
+            out = self._public_trace(out, coords)
         return self._to_tree(out, elapsed, tune, coords)
 
     def _init_fn(self, x0: np.ndarray):
@@ -314,15 +315,13 @@ class CompiledSampler:
         return init
 
     def _native_model(self, x0, shapes, dims, index):
-        from nutpie.compile_pymc import CompiledPyMCModel
-
         table, keep = self._pointer_table()
         sizes = [int(np.prod(s, dtype=int)) for s in shapes]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         slices = [slice(int(offsets[i]), int(offsets[i + 1])) for i in range(len(sizes))]
         index = dict(index)
         index["unconstrained_parameter"] = __import__("pandas").Index(self._flat_names)
-        return CompiledPyMCModel(
+        return native_model(
             _n_dim=self.n_dim, dims=dims, _coords=index,
             _shapes={n: tuple(s) for n, s in zip(self._names, shapes, strict=True)},
             compiled_logp_func=self._cfuncs[0], compiled_expand_func=self._cfuncs[1],
@@ -333,12 +332,41 @@ class CompiledSampler:
         )
 
     def _python_model(self, x0, shapes, dims, index):
-        from nutpie.compiled_pyfunc import from_pyfunc
-
         logp_fn, expand, names = self._call_logp(), self._call_expand(), self._names
-        return from_pyfunc(self.n_dim, lambda: logp_fn, lambda seed1, seed2, chain: expand,
+        return pyfunc_model(self.n_dim, lambda: logp_fn, lambda seed1, seed2, chain: expand,
                            ["float64"] * len(names), shapes, names, coords=index, dims=dims,
                            make_initial_point_fn=self._init_fn(x0))
+
+    # ---- nutpie's public path (engine "public") ----------------------------------------------------------
+    def _public_model(self):
+        """``nutpie.compile_pymc_model(model)``, compiled again only when a data shape changed; the current
+        ``pm.Data`` values go in through ``with_data``."""
+        import nutpie
+
+        values = {v.name: np.asarray(_value(v)) for v in self.model.data_vars}
+        key = tuple((n, v.shape) for n, v in sorted(values.items()))
+        if self._public is None or self._public[0] != key:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._public = (key, nutpie.compile_pymc_model(self.model, backend="numba"))
+        return self._public[1].with_data(**values)
+
+    def _public_trace(self, out: xr.DataTree, coords: dict) -> xr.DataTree:
+        """nutpie's trace of the public path in the layout of the private one: the traced variables, and
+        the pointwise log-likelihood (computed by PyMC) under ``LOGLIK_PREFIX`` names."""
+        import pymc as pm
+
+        post = out["posterior"].to_dataset()
+        post = post.assign_coords({d: coords[d] for d in post.dims
+                                   if d in coords and len(coords[d]) == post.sizes[d]})
+        keep = [n for n in self._names if n in post.data_vars]
+        if self.log_likelihood:
+            ll = pm.compute_log_likelihood(xr.DataTree.from_dict({"posterior": post}), model=self.model,
+                                           extend_inferencedata=False, progressbar=False)
+            ll = ll["log_likelihood"].to_dataset() if isinstance(ll, xr.DataTree) else ll
+            post = post.assign({LOGLIK_PREFIX + str(n): ll[n] for n in ll.data_vars})
+            keep += [LOGLIK_PREFIX + str(n) for n in ll.data_vars]
+        return xr.DataTree.from_dict({"posterior": post[keep], "sample_stats": out["sample_stats"].to_dataset()})
 
     # ---- the result -------------------------------------------------------------------------------------
     def _coords(self) -> dict[str, list]:

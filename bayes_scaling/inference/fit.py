@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections import OrderedDict
 from os import PathLike
 from pathlib import Path
@@ -22,7 +21,7 @@ import xarray as xr
 
 from bayes_scaling import __version__
 from bayes_scaling.data.tables import read_table
-from bayes_scaling.errors import ConfigError, ConvergenceWarning, DataError, FitFileError, format_rows
+from bayes_scaling.errors import ConfigError, DataError, FitFileError, format_rows
 from bayes_scaling.inference.fitfile import read_tree, without, write_tree
 from bayes_scaling.laws.spec import LawSpec, builtin_spec
 from bayes_scaling.models import spec_model as sm
@@ -123,9 +122,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         labels=json.dumps(prepared.labels))
     result = Fit(tree, prepared.table, spec)
     if warn:
-        diag = result.diagnostics
-        if not diag.ok:
-            warnings.warn(f"{diag}. " + " ".join(diag.problems()), ConvergenceWarning, stacklevel=2)
+        result.diagnostics.warn(stacklevel=2)
     return result
 
 
@@ -185,14 +182,13 @@ class Fit:
     def summary(self, ci_prob: float = 0.94, var_names: list[str] | None = None) -> pd.DataFrame:
         """One row per parameter (and group): mean, sd, median, equal-tailed ``ci_prob`` interval, bulk and
         tail ESS, R-hat."""
-        import arviz_stats as azs
+        from bayes_scaling.inference.mcmc_stats import diagnostics_table
 
         if not 0 < ci_prob < 1:
             raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
         post = self.posterior
         names = [v for v in (var_names or self.parameter_names()) if v in post]
-        sub = post[names]
-        ess_b, ess_t, rhat = azs.ess(sub, method="bulk"), azs.ess(sub, method="tail"), azs.rhat(sub)
+        table = diagnostics_table(post, names)
         pct = f"{100 * ci_prob:g}"
         q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
         rows = []
@@ -200,15 +196,15 @@ class Fit:
             da = post[v]
             group_dims = [d for d in da.dims if d not in ("chain", "draw")]
             gdim = group_dims[0] if group_dims else None
-            for g in (list(da[gdim].values) if gdim else [None]):
+            for i, g in enumerate(list(da[gdim].values) if gdim else [None]):
                 sel = {gdim: g} if gdim else {}
                 x = da.sel(sel).values.ravel()
+                stat = {k: float(np.atleast_1d(a).ravel()[i]) for k, a in table[v].items()}
                 lo, med, hi = np.quantile(x, q)
                 rows.append({"parameter": v, "by": gdim or "", "group": "" if g is None else str(g),
                              "mean": float(x.mean()), "sd": float(x.std(ddof=1)), "median": float(med),
                              f"eti{pct}_lb": float(lo), f"eti{pct}_ub": float(hi),
-                             "ess_bulk": float(ess_b[v].sel(sel)), "ess_tail": float(ess_t[v].sel(sel)),
-                             "r_hat": float(rhat[v].sel(sel))})
+                             "ess_bulk": stat["ess_bulk"], "ess_tail": stat["ess_tail"], "r_hat": stat["r_hat"]})
         return pd.DataFrame(rows)
 
     # ---- predictions -----------------------------------------------------------------------------------

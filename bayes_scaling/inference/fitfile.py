@@ -12,20 +12,30 @@ from bayes_scaling.errors import FitFileError
 KINDS = {"transfer": "transfer fit", "scratch": "from-scratch loss-law fit", "joint": "joint fit"}
 
 
+#: suffixes of fit files (checked before a fit starts, so that hours of sampling do not end in a bad name)
+FIT_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")
+
+
 def write_tree(tree: xr.DataTree, path: str | PathLike, **groups: xr.Dataset) -> Path:
-    """Write ``tree`` plus the data ``groups`` (e.g. the input table) to ``path`` (h5netcdf)."""
+    """Write ``tree`` plus the data ``groups`` (e.g. the input table) to ``path`` (h5netcdf), atomically: a
+    temporary file in the same folder, fsynced, then renamed, so an interrupted write never leaves a broken
+    file where a good one was."""
+    from bayes_scaling._atomic import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tree = tree.copy()
     for name, ds in groups.items():
         tree[name] = xr.DataTree(ds)
-    tree.to_netcdf(path, engine="h5netcdf")
+    with atomic_path(path) as tmp:
+        tree.to_netcdf(tmp, engine="h5netcdf")
     return path
 
 
-def read_tree(path: str | PathLike, kind: str | None = None, groups: tuple[str, ...] = ()) -> xr.DataTree:
-    """Load a fit file into memory; a :class:`FitFileError` when it is missing, unreadable, of another kind
-    than ``kind`` (if given) or lacks one of ``groups``."""
+def read_tree(path: str | PathLike, kind: str | None = None, groups: tuple[str, ...] = (),
+              attrs: tuple[str, ...] = ()) -> xr.DataTree:
+    """Load a fit file into memory; a :class:`FitFileError` naming the file when it is missing, unreadable,
+    of another kind than ``kind`` (if given), lacks one of ``groups`` or of the attributes ``attrs``, or its
+    ``posterior`` (when in ``groups``) has no ``chain``/``draw`` draws."""
     path = Path(path)
     if not path.is_file():
         raise FitFileError(f"fit file not found: {path}")
@@ -33,13 +43,62 @@ def read_tree(path: str | PathLike, kind: str | None = None, groups: tuple[str, 
         with xr.open_datatree(path, engine="h5netcdf") as tree:
             tree = tree.load()
     except Exception as exc:  # noqa: BLE001 - any reader failure is reported the same way
-        raise FitFileError(f"cannot read {path} as a netCDF fit file: {exc}") from None
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FitFileError(f"cannot read {path} as a netCDF fit file: {msg}") from None
     found = tree.attrs.get("bayes_scaling_kind")
     missing = [g for g in groups if g not in tree.children]
+    if kind is not None and found == kind and missing:
+        raise FitFileError(f"{path}: a {KINDS[kind]} file (kind {kind!r}) needs the group(s) {', '.join(missing)}, "
+                           "which it lacks (file incomplete or edited)")
     if kind is not None and (found != kind or missing):
         raise FitFileError(f"{path} is not a bayes_scaling {KINDS[kind]} (kind {found!r}, expected {kind!r}"
                            + (f"; missing group(s) {', '.join(missing)}" if missing else "") + ")")
+    lacking = [a for a in attrs if a not in tree.attrs]
+    if lacking:
+        raise FitFileError(f"{path}: a {KINDS.get(kind, 'fit')} file needs the attribute(s) {', '.join(lacking)}, "
+                           "which it lacks (file edited or written by something else)")
+    if "seed" in attrs:
+        try:
+            int(tree.attrs["seed"])
+        except (TypeError, ValueError):
+            raise FitFileError(f"{path}: attribute 'seed' is {tree.attrs['seed']!r}, not an integer") from None
+    if "posterior" in groups:
+        post = tree["posterior"].to_dataset()
+        if any(post.sizes.get(d, 0) < 1 for d in ("chain", "draw")):
+            raise FitFileError(f"{path}: the posterior has no draws (dims {dict(post.sizes)}; expected chain "
+                               "and draw)")
     return tree
+
+
+def json_attr(tree: xr.DataTree, path: str | PathLike, name: str):
+    """The JSON-encoded attribute ``name`` of a fit file, or a :class:`FitFileError` naming the file."""
+    import json
+
+    try:
+        return json.loads(tree.attrs[name])
+    except KeyError:
+        raise FitFileError(f"{path}: missing attribute {name!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise FitFileError(f"{path}: attribute {name!r} is not valid JSON ({exc})") from None
+
+
+def require_variables(tree: xr.DataTree, path: str | PathLike, names, group: str = "posterior",
+                      what: str = "parameter") -> None:
+    """A :class:`FitFileError` naming the file when ``group`` lacks one of ``names`` or one of them has a NaN
+    draw (a partial or damaged posterior is never summarised as if it were complete)."""
+    import numpy as np
+
+    ds = tree[group].to_dataset()
+    missing = [n for n in names if n not in ds.data_vars]
+    if missing:
+        raise FitFileError(f"{path}: the {group} lacks the {what}(s) {', '.join(missing)} (expected "
+                           f"{', '.join(names)}); the file is incomplete or was edited")
+    for n in names:
+        values = ds[n].values
+        if np.issubdtype(values.dtype, np.floating) and np.isnan(values).any():
+            bad = int(np.isnan(values).sum())
+            raise FitFileError(f"{path}: {what} {n!r} has {bad} NaN draw(s) of {values.size}: a partial or "
+                               "damaged posterior, not a fit; refit")
 
 
 def without(tree: xr.DataTree, *groups: str) -> xr.DataTree:

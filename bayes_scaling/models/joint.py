@@ -42,6 +42,7 @@ from-scratch law): the others are kept in ``fit.data.finetune`` with ``excluded`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -53,9 +54,9 @@ import pandas as pd
 import xarray as xr
 
 from bayes_scaling import __version__
-from bayes_scaling.analysis.effective import LOW_FRACTION, REGIME_REASONS, read_finetune, regime
-from bayes_scaling.errors import ConvergenceWarning, DataError, ExclusionWarning, format_rows
-from bayes_scaling.inference.fitfile import read_tree, without, write_tree
+from bayes_scaling.analysis.effective import LOW_FRACTION, exclude_non_low, read_finetune, regime
+from bayes_scaling.errors import DataError, ExclusionWarning, FitFileError, format_rows
+from bayes_scaling.inference.fitfile import read_tree, require_variables, without, write_tree
 from bayes_scaling.inference.sampling import diagnose, sample_nuts, sampler_settings, summarize
 from bayes_scaling.laws import formulas as laws
 from bayes_scaling.models.losslaws import (
@@ -171,7 +172,7 @@ def build_joint_model(scratch: pd.DataFrame, used: pd.DataFrame, pretraining: tu
         a = pm.Deterministic("a", pt.stack([vals[f"a[{i}]"] for i in range(P)]), dims="pretraining")
         alpha = pm.Deterministic("alpha", pt.stack([vals[f"alpha[{i}]"] for i in range(P)]), dims="pretraining")
         beta = pm.Deterministic("beta", vals["beta"])
-        log_k = pm.Deterministic("log_k", laws.log_transfer(a, alpha, beta, -c_F, -c_NF), dims="pretraining")
+        log_k = pm.Deterministic("log_k", laws.log_k_from_centre(a, alpha, beta, c_F, c_NF), dims="pretraining")
         pm.Deterministic("k", pt.exp(log_k), dims="pretraining")
         pm.Deterministic("sigma_finetune", vals["sigma_finetune"])
         if config.likelihood == "student_t":
@@ -256,17 +257,35 @@ class JointFit:
                           finetune_data=_frame_to_dataset(self.data.finetune, "finetune_run"))
 
 
+def _config_hash(config: LossLawConfig, tcfg: ModelConfig) -> str:
+    """A short hash of both configurations (the loss law's and the transfer model's), stored in fit files."""
+    doc = {"loss_law": config.to_dict(), "transfer": tcfg.to_dict()}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def load_joint_fit(path: str | PathLike) -> JointFit:
     """Read a fit written by :meth:`JointFit.save`."""
-    tree = read_tree(path, "joint", groups=("scratch_data", "finetune_data"))
-    config = LossLawConfig.from_dict(json.loads(tree.attrs["config"]))
-    tcfg = ModelConfig.from_dict(json.loads(tree.attrs["transfer_config"]))
+    tree = read_tree(path, "joint", groups=("posterior", "scratch_data", "finetune_data"),
+                     attrs=("config", "transfer_config", "seed"))
+    try:
+        config = LossLawConfig.from_dict(json.loads(tree.attrs["config"]))
+        tcfg = ModelConfig.from_dict(json.loads(tree.attrs["transfer_config"]), where=f"{path}: transfer_config")
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise FitFileError(f"{path}: missing or invalid configuration ({exc})") from None
+    stored = tree.attrs.get("config_hash")  # absent in files written before it was recorded
+    if stored is not None and stored != _config_hash(config, tcfg):
+        raise FitFileError(f"{path}: configuration hash mismatch (file edited or corrupted)")
     ft = _dataset_to_frame(tree["finetune_data"].to_dataset())
+    missing = [c for c in ("pretraining", "N", "D_F", "loss", "excluded", "exclusion_reason") if c not in ft.columns]
+    if missing:
+        raise FitFileError(f"{path}: the finetune_data group lacks the column(s) {', '.join(missing)}")
     ft["excluded"] = ft["excluded"].astype(bool)
     ft["exclusion_reason"] = ft["exclusion_reason"].astype(str).replace({"nan": ""})
     data = JointData(_dataset_to_frame(tree["scratch_data"].to_dataset()), ft, str(tree.attrs.get("unit")),
                      str(tree.attrs.get("source", "")))
-    return JointFit(without(tree, "scratch_data", "finetune_data"), data, config, tcfg)
+    fit = JointFit(without(tree, "scratch_data", "finetune_data"), data, config, tcfg)
+    require_variables(tree, path, fit.parameter_names())
+    return fit
 
 
 def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | str | PathLike, *,
@@ -299,10 +318,7 @@ def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | s
     ft["excluded"] = False
     ft["exclusion_reason"] = ""
     if low_only:
-        for name in ("medium", "high"):
-            mask = (ft["regime"] == name).to_numpy()
-            ft.loc[mask, "excluded"] = True
-            ft.loc[mask, "exclusion_reason"] = REGIME_REASONS[name]
+        ft = exclude_non_low(ft)
     data = JointData(sc, ft, str(sc["unit"].iloc[0]), source=str(finetune) if not isinstance(
         finetune, pd.DataFrame) else "DataFrame")
     if data.n_used == 0:
@@ -323,15 +339,13 @@ def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | s
                        target_accept=target_accept, progressbar=progressbar, cores=cores, log_likelihood=False)
     tree.attrs.update(bayes_scaling_kind="joint", bayes_scaling_version=__version__,
                       config=json.dumps(config.to_dict()), transfer_config=json.dumps(tcfg.to_dict()),
-                      law=config.law, seed=int(seed), tune=int(tune),
+                      config_hash=_config_hash(config, tcfg), law=config.law, seed=int(seed), tune=int(tune),
                       target_accept=float(target_accept), unit=data.unit, source=data.source,
                       centres=json.dumps(model.centres), pretraining=json.dumps(list(pretraining)))
     tree = _add_implied_sigma(tree, config.law, used)
     fit = JointFit(tree, data, config, tcfg)
     if warn:
-        diag = fit.diagnostics
-        if not diag.ok:
-            warnings.warn(f"{diag}. " + " ".join(diag.problems()), ConvergenceWarning, stacklevel=2)
+        fit.diagnostics.warn(stacklevel=2)
     return fit
 
 
@@ -446,7 +460,10 @@ def _main() -> None:
     res = compare_with_two_stage(args.seeds, method=args.method, ci_prob=args.ci, draws=args.draws,
                                  tune=args.draws, chains=args.chains)
     if args.out:
-        res.to_csv(args.out, index=False)
+        from bayes_scaling._atomic import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            res.to_csv(tmp, index=False)
     with pd.option_context("display.width", 200, "display.precision", 4):
         print(comparison_table(res).to_string(index=False))
     print(f"{len(args.seeds)} seeds, method {args.method}, {100 * args.ci:g}% intervals, "

@@ -132,7 +132,7 @@ def point_fit(spec: LawSpec, data: SpecData, seed: int = 0) -> dict[str, float]:
         return np.concatenate([r, pen])
 
     best, best_cost = None, np.inf
-    for k in range(24):
+    for k in range(12):
         u0 = []
         for p in free:
             if p.name in exps and p.domain == "positive":
@@ -144,7 +144,7 @@ def point_fit(spec: LawSpec, data: SpecData, seed: int = 0) -> dict[str, float]:
             else:
                 u0.append(rng.normal(0.0, 1.0 + np.std(data.target)) if k else 0.0)
         try:
-            res = least_squares(resid, np.array(u0, dtype=float), method="trf", max_nfev=400)
+            res = least_squares(resid, np.array(u0, dtype=float), method="trf", max_nfev=200)
         except (ValueError, FloatingPointError):
             continue
         if res.cost < best_cost and np.all(np.isfinite(res.x)):

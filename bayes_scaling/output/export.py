@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_scaling._atomic import atomic_path
 from bayes_scaling.analysis.predictions import parameters
 from bayes_scaling.errors import BayesScalingError
 
@@ -154,6 +155,11 @@ def fit_draws(fit, *, pretraining=None, seed: int | None = None) -> xr.Dataset:
     return ds[[v for v in ("k", "log_k", "alpha", "beta", "sigma", "nu") if v in ds]]
 
 
+def suffixes_of(format: str) -> tuple[str, ...]:
+    """File name suffixes of ``format`` (csv, parquet, netcdf)."""
+    return tuple(k for k, v in _SUFFIX.items() if v == format)
+
+
 def _format(path: Path, format: str | None) -> str:
     if format is None:
         format = _SUFFIX.get(path.suffix.lower())
@@ -179,12 +185,13 @@ def write_table(df: pd.DataFrame, path: str | PathLike, format: str | None = Non
     fmt = _format(path, format)
     if fmt == "netcdf":
         raise BayesScalingError("a table is written as csv or parquet; use write_netcdf for netCDF")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        df.to_csv(path, index=False)
-    else:
+    if fmt == "parquet":
         _require_pyarrow()
-        df.to_parquet(path, index=False)
+    with atomic_path(path) as tmp:  # complete or not at all; an earlier file stays intact until then
+        if fmt == "csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
     return path
 
 
@@ -199,8 +206,8 @@ def write_netcdf(obj, path: str | PathLike) -> Path:
             ds[c] = ds[c].astype(str)
     ds.attrs = {k: (str(v) if not isinstance(v, (int, float, str, list)) else v) for k, v in ds.attrs.items()}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.to_netcdf(path, engine="h5netcdf")
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
     return path
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 from bayes_scaling.analysis.predictions import predict
 
 __all__ = ["plot_law", "plot_transfer", "plot_transfer_fraction", "plot_posteriors", "plot_ppc", "plot_prior_predictive",
-           "plot_compare", "plot_compute_frontier", "plot_forecast"]
+           "plot_compare", "plot_compute_frontier", "plot_forecast", "plot_calibration"]
 
 
 def plot_transfer(fit, *, ci_prob: float = 0.94, n_grid: int = 40, sizes: int | None = 4):
@@ -397,4 +397,41 @@ def plot_law(fit, x: str, *, series: str | None = None, ci_prob: float = 0.9, ki
         ax.legend(fontsize=7, ncol=2 if len(keys) > 6 else 1)
     if len(keys) > max_series:
         ax.text(0.01, 0.01, f"first {max_series} of {len(keys)} {series} values", transform=ax.transAxes, fontsize=7)
+    return fig
+
+
+def plot_calibration(result, *, methods=None, ax=None):
+    """A backtest's calibration (:class:`~bayes_scaling.analysis.backtest.BacktestResult`): nominal against
+    observed coverage of the held-out runs' predictive intervals, one line per method with intervals, with a
+    binomial 95% band around the diagonal (what a calibrated model shows for this many held-out runs).
+
+    >>> fig = plot_calibration(bs.analysis.backtest.backtest(runs, "chinchilla", "C > 1e20"))   # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    pts = result.points
+    if methods is None:
+        methods = [m for m in dict.fromkeys(pts["method"]) if pts.loc[pts["method"] == m, "lpd"].notna().any()]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    else:
+        fig = ax.figure
+    nominal = np.array(result.levels, dtype=float)
+    grid = np.linspace(0.0, 1.0, 101)
+    n = None
+    for i, m in enumerate(methods):
+        cov = result.coverage(m)
+        n = int(cov["n"].iloc[0])
+        ax.plot(cov["nominal"], cov["observed"], "o-", color=f"C{i}", label=f"{m} (n = {n})")
+    if n:
+        se = np.sqrt(grid * (1 - grid) / n)
+        ax.fill_between(grid, grid - 1.96 * se, grid + 1.96 * se, color="0.88", label="95% band if calibrated")
+    ax.plot([0, 1], [0, 1], color="0.3", lw=1, ls="--")
+    ax.set(xlim=(min(0.4, nominal.min() - 0.05), 1.0), ylim=(0.0, 1.02), xlabel="nominal coverage",
+           ylabel="observed coverage of held-out runs",
+           title=f"backtest calibration: holdout {result.info.get('holdout', '')}")
+    ax.title.set_fontsize(9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
     return fig

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling import __version__
+from bayes_scaling._atomic import atomic_path, write_bytes, write_text
 from bayes_scaling.inference.sampling import TransferFit, load_fit
 from bayes_scaling.models.transfer import VARIANTS
 
@@ -72,6 +73,11 @@ def _table(df: pd.DataFrame, left: tuple[str, ...] = ()) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
 def _figure(fig, out: Path, name: str, caption: str) -> str:
     import matplotlib.pyplot as plt
 
@@ -79,7 +85,7 @@ def _figure(fig, out: Path, name: str, caption: str) -> str:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     png = buf.getvalue()
-    (out / f"{name}.png").write_bytes(png)
+    write_bytes(out / f"{name}.png", png)
     b64 = base64.b64encode(png).decode()
     return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{b64}">'
             f"<figcaption class=\"note\">{html.escape(caption)} (file <code>{name}.png</code>)</figcaption></figure>")
@@ -161,7 +167,7 @@ def _write(fit, out, *, compare, seed, draws, tune, chains, backend, ci_prob, pr
     # ---- summary and figures ----------------------------------------------------------------------------
     add("<h2>Posterior summary</h2>")
     summary = fit.summary(ci_prob)
-    summary.to_csv(out / "summary.csv", index=False)
+    _csv(summary, out / "summary.csv")
     add(_table(summary, left=("parameter", "pretraining")))
     add(f'<p class="note">Mean, sd, median and the equal-tailed {pct}% interval of each parameter; '
         "ess_bulk/ess_tail: effective sample sizes; r_hat: rank-normalised R-hat (ok below 1.01).</p>")
@@ -175,7 +181,7 @@ def _write(fit, out, *, compare, seed, draws, tune, chains, backend, ci_prob, pr
     # ---- checks -------------------------------------------------------------------------------------
     add("<h2>Posterior and prior predictive checks</h2>")
     cov = checks.coverage(fit, ci_probs=(0.5, 0.9), seed=seed)
-    cov.to_csv(out / "coverage.csv", index=False)
+    _csv(cov, out / "coverage.csv")
     pit = checks.loo_pit(fit, seed=seed)
     add("<p>Share of the observed runs inside their central predictive intervals (in-sample: posterior "
         "predictive; loo: leave-one-out, from LOO-PIT). A calibrated model is within about two binomial "
@@ -203,7 +209,7 @@ def _write(fit, out, *, compare, seed, draws, tune, chains, backend, ci_prob, pr
     if len(fit.pretraining) > 1:
         add("<h2>Contrasts between pre-training distributions</h2>")
         con = cmp_mod.contrasts(fit, ci_prob=ci_prob)
-        con.to_csv(out / "contrasts.csv", index=False)
+        _csv(con, out / "contrasts.csv")
         add(_table(con, left=("A", "B", "quantity", "kind", "unit")))
         add(f'<p class="note">eti_lb/eti_ub: equal-tailed {pct}% interval; probability rows give the posterior '
             "probability in the column mean. D_F* is where the two transfer curves cross (shared beta): below it "
@@ -224,8 +230,8 @@ def _write(fit, out, *, compare, seed, draws, tune, chains, backend, ci_prob, pr
                                           chains=chains, backend=backend, progressbar=progressbar)
         fits = {cfg.variant: fit, **refits}
         comparison = cmp_mod.compare_fits({v: fits[v] for v in VARIANTS})
-        comparison.table.to_csv(out / "comparison.csv", index=False)
-        comparison.pareto.to_csv(out / "pareto_k.csv", index=False)
+        _csv(comparison.table, out / "comparison.csv")
+        _csv(comparison.pareto, out / "pareto_k.csv")
         add(f"<p>The variant <b>{html.escape(cfg.variant)}</b> is the fit above; "
             f"{html.escape(', '.join(others))} were refitted on the same runs with the same priors "
             f"({chains} chains &times; {draws} draws, {tune} tuning steps, seed {seed}, back end "
@@ -263,5 +269,5 @@ def _write(fit, out, *, compare, seed, draws, tune, chains, backend, ci_prob, pr
             "<title>bayes_scaling report</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
     path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
+    write_text(path, page)
     return path

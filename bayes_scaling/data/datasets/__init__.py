@@ -10,7 +10,8 @@ from bayes_scaling.data.tables import TransferData
 __all__ = ["load_example", "example_metadata", "load_corpora", "corpora_metadata", "CORPORA_CSV", "EXAMPLE_CSV", "SCRATCH_LOSSES_CSV", "FINETUNE_LOSSES_CSV",
            "load_scratch_losses", "load_finetune_losses", "losses_metadata",
            "MEASURED_SCRATCH_CSV", "MEASURED_FINETUNE_CSV", "load_measured_scratch", "load_measured_finetune",
-           "measured_metadata"]
+           "measured_metadata", "load_muennighoff", "load_lin", "load_mikami", "published_metadata", "list",
+           "available"]
 
 HERE = Path(__file__).parent
 EXAMPLE_CSV = HERE / "hernandez_synthetic.csv"
@@ -118,3 +119,110 @@ def load_corpora():
 def corpora_metadata() -> dict:
     """Generating law, truth, noise, seed and design of :func:`load_corpora`."""
     return json.loads((HERE / "corpora_synthetic.json").read_text())
+
+
+# ---- real published data (licence text and cards beside the CSVs) ----------------------------------------------
+
+_PUBLISHED = {"muennighoff": "muennighoff2023_datablations", "lin": "lin2024_finetuning",
+              "mikami": "mikami2021_synthetic_to_real"}
+
+
+def published_metadata(name: str) -> dict:
+    """The data card (as data) of a bundled published data set: ``"muennighoff"``, ``"lin"`` or ``"mikami"``
+    (source, commit, licence and its files, sha256 of the source files, the selection, columns)."""
+    if name not in _PUBLISHED:
+        raise KeyError(f"no published data set {name!r}; known: {', '.join(_PUBLISHED)}")
+    return json.loads((HERE / f"{_PUBLISHED[name]}.json").read_text())
+
+
+def load_muennighoff(*, corpus: str | None = None):
+    """REAL final losses of Muennighoff et al. (2023)'s runs (``source, corpus, name, N, D, U_D, epochs, loss``):
+    the 48 repetition runs and the 229 runs of the C4 contour grid; the input of the ``data_constrained`` law.
+    Card: ``muennighoff2023_datablations.md`` (Apache-2.0 / MIT).
+
+    >>> runs = load_muennighoff()
+    >>> len(runs), sorted(runs["source"].unique())
+    (277, ['contour', 'repetition_runs'])
+    """
+    import pandas as pd
+
+    out = pd.read_csv(HERE / "muennighoff2023_datablations.csv")
+    return out if corpus is None else out[out["corpus"] == corpus].reset_index(drop=True)
+
+
+def load_lin(target: str | None = None):
+    """REAL fine-tuning losses of Lin et al. (2024): ``target, model, family, size, D, loss`` (30 models, three
+    targets, D = 0 zero-shot, 200 ... 1,638,400 examples); the input of the ``rectified_finetuning`` law. Card:
+    ``lin2024_finetuning.md`` (Apache-2.0).
+
+    >>> load_lin("flan")["model"].nunique()
+    30
+    """
+    import pandas as pd
+
+    out = pd.read_csv(HERE / "lin2024_finetuning.csv")
+    if target is not None:
+        if target not in set(out["target"]):
+            raise KeyError(f"no target {target!r}; known: {', '.join(sorted(set(out['target'])))}")
+        out = out[out["target"] == target].reset_index(drop=True)
+    return out
+
+
+def load_mikami():
+    """REAL synthetic-to-real transfer errors of Mikami et al. (2021): ``config, ptask, fdata, ftask, model,
+    realism, x, error`` (29 configurations; x = 0: from scratch, outside the law); the input of the
+    ``synthetic_to_real`` law. Card: ``mikami2021_synthetic_to_real.md`` (MIT).
+
+    >>> load_mikami()["config"].nunique()
+    29
+    """
+    import pandas as pd
+
+    return pd.read_csv(HERE / "mikami2021_synthetic_to_real.csv")
+
+
+def available():
+    """Every bundled data set: ``name, kind`` (real or synthetic), ``loader, rows, source, licence, card``.
+    Also reachable as ``bs.datasets.list()``.
+
+    >>> sorted(set(available()["kind"]))
+    ['real', 'synthetic']
+    """
+    import pandas as pd
+
+    rows = [
+        {"name": "hernandez_synthetic", "kind": "synthetic", "loader": "load_example",
+         "rows": _count(EXAMPLE_CSV), "source": "simulated from Hernandez et al. 2021 Table 1 (seeded)",
+         "licence": "this package's", "card": "hernandez_synthetic.json"},
+        {"name": "hernandez_losses", "kind": "synthetic", "loader": "load_scratch_losses / load_finetune_losses",
+         "rows": _count(SCRATCH_LOSSES_CSV) + _count(FINETUNE_LOSSES_CSV),
+         "source": "simulated raw losses (Kaplan law, Hernandez Table 1 transfer)", "licence": "this package's",
+         "card": "hernandez_losses.json"},
+        {"name": "corpora_synthetic", "kind": "synthetic", "loader": "load_corpora", "rows": _count(CORPORA_CSV),
+         "source": "simulated Chinchilla law, three corpora", "licence": "this package's",
+         "card": "corpora_synthetic.json"},
+        {"name": "measured_transfer", "kind": "real", "loader": "load_measured_scratch / load_measured_finetune",
+         "rows": _count(MEASURED_SCRATCH_CSV) + _count(MEASURED_FINETUNE_CSV),
+         "source": "trained by this package (tiny transformers on Python source)",
+         "licence": "this package's (corpora PSF-2.0)", "card": "measured_transfer.md"},
+    ]
+    loaders = {"muennighoff": "load_muennighoff", "lin": "load_lin", "mikami": "load_mikami"}
+    for key, stem in _PUBLISHED.items():
+        meta = published_metadata(key)
+        rows.append({"name": stem, "kind": meta["kind"], "loader": loaders[key], "rows": _count(HERE / f"{stem}.csv"),
+                     "source": f"{meta['paper']}; {meta['source']} @ {meta['commit']}", "licence": meta["licence"],
+                     "card": f"{stem}.md"})
+    return pd.DataFrame(rows)
+
+
+def __getattr__(name: str):
+    # ``datasets.list()``: an alias of :func:`available`, served here so that the module's own code keeps the
+    # builtin ``list``
+    if name == "list":
+        return available
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _count(path: Path) -> int:
+    with open(path) as fh:
+        return sum(1 for _ in fh) - 1

@@ -1,0 +1,677 @@
+"""Backtests: fit a law on part of the runs, predict the held-out runs, and score the predictions.
+
+>>> res = backtest(runs, "chinchilla", holdout="C > 6.4e18", seed=1)          # doctest: +SKIP
+>>> res.table                      # per split and method: coverage of the 50/80/90/95% intervals, width, ...
+>>> res.to_csv("out/"); res.to_netcdf("out/backtest.nc"); res.plot_calibration()   # doctest: +SKIP
+
+The held-out rows are chosen by ``holdout``:
+
+- a condition over the data's columns, e.g. ``"C > 9e19"``, ``"N >= 1e9"``, ``"(N > 1e9) | (D > 1e11)"``,
+  ``"1e18 < C <= 1e19"``, ``"corpus == 'web'"``: comparisons of columns, numbers and quoted labels, joined by
+  ``&``, ``|``, ``~`` (or ``and``, ``or``, ``not``) and parentheses. It is parsed by :mod:`ast` against a
+  whitelist, never ``eval``-ed; an unknown column is an error naming it and listing the columns;
+- ``"rolling:COLUMN"``: each of the largest ``rolling_steps`` distinct values of the column left out in turn,
+  fitted on the rows with smaller values (a rolling origin: "what would we have predicted for the next budget").
+
+Scores of each held-out run, from the posterior predictive draws of a new run (``kind="observation"``):
+relative error of the median, whether the 50/80/90/95% equal-tailed intervals cover it, their relative width
+(``(hi - lo) / median``), the log predictive density of ``log(target)`` (a Gaussian kernel density of the draws
+of ``log(target)``; on the log scale so that it is comparable across data sets) and the CRPS (energy form,
+``E|X - y| - E|X - X'| / 2``, exact for the empirical distribution of the draws, in the target's units).
+
+Point-fit baselines in the same run, on the same training rows: ``lsq`` (least squares on the likelihood's
+scale, multi-start: :func:`bayes_scaling.models.spec_model.point_fit`) and ``huber`` (Epoch AI's replication of
+Chinchilla: Huber loss with ``delta = 1e-3`` on the log residuals, L-BFGS from a grid of starting points, the
+best of them). They give a point prediction only (median error; no intervals).
+
+**Discrepancy** (``discrepancy="nested"``): the law is wrong by an amount that grows with the distance outside
+the data. The predictive draws of ``log(target)`` get an extra ``Normal(0, (tau * d)**2)``, ``d`` the orders of
+magnitude the point lies outside the fitted data (:meth:`Fit.outside`), and ``tau`` (per order of magnitude) is
+calibrated by *nested backtests inside the training rows*: the training rows are split again in the same
+direction (the rows beyond a quantile of the holdout column), the law is refitted on the rest, and ``tau`` is the
+maximum-likelihood value of ``r ~ Normal(0, s**2 + tau**2 d**2)`` over the nested held-out runs (``r``: residual
+of the log median, ``s``: the nested predictive sd of ``log(target)``). The test rows never enter it. Both
+predictive distributions, with and without the discrepancy, are scored in one run (methods ``bayes`` and
+``bayes+discrepancy``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.errors import ConfigError, DataError
+
+__all__ = ["Holdout", "parse_holdout", "Split", "make_splits", "crps_draws", "log_density_draws",
+           "interval_scores", "distance_outside", "huber_fit", "lsq_fit", "calibrate_tau", "backtest", "BacktestResult", "LEVELS"]
+
+#: nominal levels of the predictive intervals that are scored
+LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
+
+_CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+# ---- the holdout expression ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Holdout:
+    """A parsed holdout: a condition (``tree``) over ``columns``, or a rolling split along ``rolling``."""
+
+    text: str
+    tree: Any = None
+    columns: frozenset[str] = frozenset()
+    rolling: str | None = None
+
+    def mask(self, table: pd.DataFrame) -> np.ndarray:
+        """Boolean mask of the held-out rows of ``table`` (a condition only); unknown columns: ConfigError."""
+        if self.rolling is not None:
+            raise ConfigError(f"holdout {self.text!r} is a rolling split; it has no single mask")
+        unknown = sorted(self.columns - set(map(str, table.columns)))
+        if unknown:
+            raise ConfigError(f"holdout {self.text!r}: unknown column(s) {', '.join(unknown)}; the data's columns "
+                              f"are {', '.join(map(str, table.columns))}")
+        out = np.asarray(_eval_holdout(self.tree, table), dtype=bool)
+        return np.broadcast_to(out, (len(table),)).copy()
+
+    @property
+    def direction_column(self) -> str | None:
+        """The column along which the split extrapolates: the rolling column, or the only column named."""
+        if self.rolling is not None:
+            return self.rolling
+        return next(iter(self.columns)) if len(self.columns) == 1 else None
+
+
+def parse_holdout(text: str) -> Holdout:
+    """Parse a holdout condition or ``"rolling:COLUMN"`` (see the module docstring); ConfigError if not allowed.
+
+    >>> sorted(parse_holdout("(C > 9e19) & (N >= 1e9)").columns)
+    ['C', 'N']
+    >>> parse_holdout("rolling:N").rolling
+    'N'
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"holdout must be a non-empty condition such as 'C > 9e19' or 'rolling:N', got {text!r}")
+    text = text.strip()
+    if text.lower().startswith("rolling:"):
+        col = text.split(":", 1)[1].strip()
+        if not col.isidentifier():
+            raise ConfigError(f"holdout {text!r}: expected 'rolling:COLUMN' with a column name, got {col!r}")
+        return Holdout(text=text, rolling=col, columns=frozenset({col}))
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError as exc:
+        raise ConfigError(f"holdout {text!r} is not valid: {exc.msg} at column {exc.offset}") from None
+    names: set[str] = set()
+    tree = _check_bool(node, text, names)
+    return Holdout(text=text, tree=tree, columns=frozenset(names))
+
+
+def _bad(text, node, why: str):
+    raise ConfigError(f"holdout {text!r}: {why} ({ast.unparse(node)!r}); use comparisons of columns with "
+                      "numbers or quoted labels (> >= < <= == !=), joined by & | ~ and parentheses")
+
+
+def _check_bool(node, text, names):
+    if isinstance(node, ast.BoolOp):
+        op = "&" if isinstance(node.op, ast.And) else "|"
+        parts = [_check_bool(v, text, names) for v in node.values]
+        out = parts[0]
+        for p in parts[1:]:
+            out = (op, out, p)
+        return out
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
+        op = "&" if isinstance(node.op, ast.BitAnd) else "|"
+        return (op, _check_bool(node.left, text, names), _check_bool(node.right, text, names))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.Invert)):
+        return ("~", _check_bool(node.operand, text, names))
+    if isinstance(node, ast.Compare):
+        items = [_check_value(v, text, names) for v in [node.left, *node.comparators]]
+        if not any(i[0] == "col" for i in items):
+            _bad(text, node, "a comparison must involve a column")
+        parts = []
+        for op, a, b in zip(node.ops, items[:-1], items[1:], strict=True):
+            if type(op) not in _CMP:
+                _bad(text, node, f"operator {type(op).__name__} is not allowed")
+            if "str" in (a[0], b[0]) and type(op) not in (ast.Eq, ast.NotEq):
+                _bad(text, node, "labels can only be compared with == or !=")
+            parts.append(("cmp", _CMP[type(op)], a, b))
+        out = parts[0]
+        for p in parts[1:]:
+            out = ("&", out, p)
+        return out
+    _bad(text, node, f"{type(node).__name__} is not a condition")
+
+
+def _check_value(node, text, names):
+    if isinstance(node, ast.Name):
+        names.add(node.id)
+        return ("col", node.id)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return ("str", node.value)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return ("num", float(node.value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _check_value(node.operand, text, names)
+        if inner[0] != "num":
+            _bad(text, node, "a sign applies to numbers only")
+        return ("num", -inner[1] if isinstance(node.op, ast.USub) else inner[1])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
+        _bad(text, node, "& and | bind tighter than comparisons; put each comparison in parentheses, "
+                         "e.g. (N < 2) | (C >= 5e20), or use and/or")
+    _bad(text, node, f"{type(node).__name__} is not a column, a number or a quoted label")
+
+
+def _eval_holdout(t, table: pd.DataFrame):
+    kind = t[0]
+    if kind == "~":
+        return ~np.asarray(_eval_holdout(t[1], table), dtype=bool)
+    if kind in ("&", "|"):
+        a = np.asarray(_eval_holdout(t[1], table), dtype=bool)
+        b = np.asarray(_eval_holdout(t[2], table), dtype=bool)
+        return a & b if kind == "&" else a | b
+    _, op, a, b = t
+
+    def val(v):
+        if v[0] == "col":
+            s = table[v[1]]
+            other = b if v is a else a
+            if other[0] == "str":
+                return s.astype(str).to_numpy()
+            x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+            if np.isnan(x).any() and not s.isna().any():
+                raise DataError(f"holdout: column {v[1]!r} is not numeric; compare it with a quoted label")
+            return x
+        return v[1]
+
+    x, y = val(a), val(b)
+    with np.errstate(invalid="ignore"):
+        return {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+                "==": np.equal, "!=": np.not_equal}[op](x, y)
+
+
+# ---- splits -----------------------------------------------------------------------------------------------
+@dataclass
+class Split:
+    """One backtest split: a name and the row positions of its training and held-out rows."""
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+
+
+def make_splits(table: pd.DataFrame, holdout: str | Holdout, *, rolling_steps: int = 3) -> list[Split]:
+    """The splits of ``holdout`` on ``table``; a ConfigError/DataError for unknown columns or empty sets."""
+    h = holdout if isinstance(holdout, Holdout) else parse_holdout(holdout)
+    rows = np.arange(len(table))
+    if h.rolling is None:
+        test = h.mask(table)
+        split = Split(h.text, rows[~test], rows[test])
+        _check_split(split, h.text)
+        return [split]
+    col = h.rolling
+    if col not in table.columns:
+        raise ConfigError(f"holdout {h.text!r}: unknown column {col}; the data's columns are "
+                          f"{', '.join(map(str, table.columns))}")
+    x = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+    if np.isnan(x).any():
+        raise DataError(f"holdout {h.text!r}: column {col!r} must be numeric for a rolling split")
+    values = np.unique(x)
+    if len(values) < 2:
+        raise DataError(f"holdout {h.text!r}: column {col!r} has one value; nothing to roll over")
+    if not isinstance(rolling_steps, int) or rolling_steps < 1:
+        raise ConfigError(f"rolling_steps must be a positive integer, got {rolling_steps!r}")
+    splits = []
+    for v in values[::-1][:min(rolling_steps, len(values) - 1)][::-1]:
+        splits.append(Split(f"{col} = {v:.4g} (fit on {col} < {v:.4g})", rows[x < v], rows[x == v]))
+    return splits
+
+
+def _check_split(split: Split, text: str) -> None:
+    if len(split.test) == 0:
+        raise DataError(f"holdout {text!r}: no row is held out (empty test set)")
+    if len(split.train) == 0:
+        raise DataError(f"holdout {text!r}: every row is held out (empty training set)")
+
+
+# ---- scores -----------------------------------------------------------------------------------------------
+def crps_draws(draws: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """CRPS of each column of ``draws`` (samples x points) at ``y`` (points), energy form
+    ``E|X - y| - E|X - X'| / 2``, exact for the empirical distribution of the draws.
+
+    >>> rng = np.random.default_rng(0)
+    >>> round(float(crps_draws(rng.standard_normal((20000, 1)), np.array([0.0]))[0]), 2)   # (sqrt(2) - 1)/sqrt(pi)
+    0.23
+    """
+    x = np.sort(np.asarray(draws, dtype=float), axis=0)
+    y = np.asarray(y, dtype=float)
+    S = x.shape[0]
+    term1 = np.mean(np.abs(x - y[None, :]), axis=0)
+    w = (2 * np.arange(1, S + 1) - S - 1)[:, None]
+    e_pair = 2.0 * np.sum(w * x, axis=0) / S**2      # E|X - X'| over all ordered pairs
+    return term1 - 0.5 * e_pair
+
+
+def log_density_draws(draws: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Log density at ``y`` of a Gaussian kernel density estimate of each column of ``draws`` (Scott's rule)."""
+    x = np.asarray(draws, dtype=float)
+    y = np.asarray(y, dtype=float)
+    S = x.shape[0]
+    sd = np.std(x, axis=0, ddof=1)
+    iqr = np.subtract(*np.quantile(x, [0.75, 0.25], axis=0)) / 1.349
+    h = 1.06 * np.maximum(np.minimum(sd, np.where(iqr > 0, iqr, sd)), 1e-12) * S ** (-0.2)
+    z = (y[None, :] - x) / h[None, :]
+    from scipy.special import logsumexp
+
+    return logsumexp(-0.5 * z**2, axis=0) - np.log(S) - np.log(h) - 0.5 * np.log(2 * np.pi)
+
+
+def interval_scores(draws: np.ndarray, y: np.ndarray, levels: Sequence[float] = LEVELS) -> dict[str, np.ndarray]:
+    """Per point: the median, and for each level the equal-tailed interval, whether it covers ``y`` and its
+    width relative to the median (``cover90``, ``width90``, ``lo90``, ``hi90``, ...)."""
+    out: dict[str, np.ndarray] = {"median": np.nanmedian(draws, axis=0)}
+    for p in levels:
+        tag = f"{100 * p:g}"
+        lo, hi = np.nanquantile(draws, [(1 - p) / 2, (1 + p) / 2], axis=0)
+        out[f"lo{tag}"], out[f"hi{tag}"] = lo, hi
+        out[f"cover{tag}"] = (y >= lo) & (y <= hi)
+        out[f"width{tag}"] = (hi - lo) / np.abs(out["median"])
+    return out
+
+
+# ---- point-fit baselines ------------------------------------------------------------------------------------
+def _ungrouped(spec):
+    from bayes_scaling.laws.spec import LawSpec, Parameter
+
+    params = [Parameter(p.name, domain=p.domain, fixed=p.fixed, prior=dict(p.prior)) for p in spec.parameters.values()]
+    return LawSpec(formula=spec.formula, target=spec.target, parameters=params, family="normal", scale=spec.scale,
+                   name=spec.name)
+
+
+def _baseline_groups(spec, table: pd.DataFrame) -> pd.Series:
+    """Baselines ignore the hierarchy: one separate point fit per combination of the spec's group columns."""
+    if not spec.groups:
+        return pd.Series(["all"] * len(table), index=table.index)
+    return table[spec.groups].astype(str).agg(" / ".join, axis=1)
+
+
+def lsq_fit(spec, table: pd.DataFrame, seed: int = 0) -> dict[str, float]:
+    """Least squares on the likelihood's scale (log target for log-scale laws), multi-start."""
+    from bayes_scaling.models import spec_model as sm
+
+    s = _ungrouped(spec)
+    return sm.point_fit(s, sm.prepare(s, table), seed=seed)
+
+
+def huber_fit(spec, table: pd.DataFrame, *, delta: float = 1e-3, n_starts: int = 32, seed: int = 0) -> dict[str, float]:
+    """Epoch AI's fit (Besiroglu et al. 2024): minimise the Huber loss (``delta``) of the log residuals by
+    L-BFGS from a grid of starting points (exponents 0..2, other positive parameters e^0..e^25 as in their
+    grid; ``n_starts`` of the grid's points, chosen with ``seed`` when the grid is larger), keep the best.
+    Each start is minimised by a trust-region solver on the same objective, the best one polished by L-BFGS."""
+    from itertools import product
+
+    from scipy.optimize import least_squares, minimize
+
+    from bayes_scaling.models import spec_model as sm
+
+    s = _ungrouped(spec)
+    data = sm.prepare(s, table)
+    free = [p for p in s.parameters.values() if p.fixed is None]
+    fixed = {p.name: p.fixed for p in s.parameters.values() if p.fixed is not None}
+    exps = s.exponents()
+    y = np.log(data.target) if s.scale == "log" else data.target
+    y_scale = float(np.median(np.abs(data.target))) or 1.0
+
+    def loss(u):
+        vals = {**data.inputs, **fixed, **{p.name: sm._from_u(ui, p.domain, np) for p, ui in zip(free, u, strict=True)}}
+        with np.errstate(all="ignore"):
+            f = np.asarray(s.formula.evaluate(vals, backend="numpy"), dtype=float)
+            r = (np.log(f) if s.scale == "log" else f) - y
+        if not np.all(np.isfinite(r)):
+            return 1e10
+        a = np.abs(r)
+        return float(np.sum(np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))))
+
+    axes = []
+    for p in free:
+        if p.domain == "positive" and p.name in exps:
+            axes.append(np.log([0.05, 0.5, 1.0, 1.5, 2.0]))
+        elif p.domain == "positive":
+            axes.append(np.array([0.0, 5.0, 10.0, 15.0, 20.0, 25.0]) + min(0.0, np.log(y_scale)))
+        elif p.domain == "unit":
+            axes.append(np.array([-2.0, 0.0, 2.0]))
+        else:
+            axes.append(np.array([-1.0, 0.0, 1.0]) * (1.0 + np.std(data.target)))
+    grid = list(product(*axes))
+    rng = np.random.default_rng(seed)
+    if len(grid) > n_starts:
+        grid = [grid[i] for i in rng.choice(len(grid), n_starts, replace=False)]
+
+    def resid(u):
+        vals = {**data.inputs, **fixed, **{p.name: sm._from_u(ui, p.domain, np) for p, ui in zip(free, u, strict=True)}}
+        with np.errstate(all="ignore"):
+            f = np.asarray(s.formula.evaluate(vals, backend="numpy"), dtype=float)
+            r = (np.log(f) if s.scale == "log" else f) - y
+        return np.where(np.isfinite(r), r, 1e3)
+
+    # the same Huber objective from every start, by scipy's trust-region solver (its "huber" loss with
+    # f_scale = delta is exactly this objective; vectorised finite differences make it ~20x faster than
+    # L-BFGS from each start); the best start is then polished by L-BFGS as in Epoch's replication
+    best, best_val = None, np.inf
+    for u0 in grid:
+        try:
+            res = least_squares(resid, np.array(u0, dtype=float), loss="huber", f_scale=delta, method="trf",
+                                max_nfev=200)
+        except (ValueError, FloatingPointError):
+            continue
+        val = loss(res.x)
+        if np.isfinite(val) and val < best_val:
+            best, best_val = res.x, val
+    if best is None:
+        return {}
+    try:
+        res = minimize(loss, best, method="L-BFGS-B")
+        if np.isfinite(res.fun) and res.fun <= best_val:
+            best = res.x
+    except (ValueError, FloatingPointError):
+        pass
+    return {p.name: float(sm._from_u(ui, p.domain, np)) for p, ui in zip(free, best, strict=True)}
+
+
+def _point_predict(spec, values: dict[str, float], table: pd.DataFrame) -> np.ndarray:
+    if not values:
+        return np.full(len(table), np.nan)
+    fixed = {p.name: p.fixed for p in spec.parameters.values() if p.fixed is not None}
+    inputs = {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) for c in spec.inputs}
+    with np.errstate(all="ignore"):
+        f = np.asarray(spec.formula.evaluate({**inputs, **fixed, **values}, backend="numpy"), dtype=float)
+    return np.broadcast_to(f, (len(table),)).copy()
+
+
+def _baselines(spec, train: pd.DataFrame, test: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
+    g_train, g_test = _baseline_groups(spec, train), _baseline_groups(spec, test)
+    out = {"lsq": np.full(len(test), np.nan), "huber": np.full(len(test), np.nan)}
+    for g in pd.unique(g_test):
+        tr, te = train[(g_train == g).to_numpy()], (g_test == g).to_numpy()
+        if len(tr) <= len(spec.parameters):
+            continue
+        for name, fn in (("lsq", lsq_fit), ("huber", huber_fit)):
+            try:
+                vals = fn(spec, tr, seed=seed)
+            except (DataError, ConfigError, ValueError):
+                continue
+            out[name][te] = _point_predict(spec, vals, test[te])
+    return out
+
+
+# ---- the discrepancy ----------------------------------------------------------------------------------------
+def calibrate_tau(resid: np.ndarray, sd: np.ndarray, dist: np.ndarray, *, tau_max: float = 2.0) -> float:
+    """Maximum-likelihood ``tau`` of ``resid ~ Normal(0, sd**2 + tau**2 dist**2)`` on a fine grid in
+    ``[0, tau_max]`` (per order of magnitude); 0 when no point lies outside (``dist`` all 0).
+
+    >>> rng = np.random.default_rng(0); d = rng.uniform(0.2, 1, 4000)
+    >>> round(calibrate_tau(rng.normal(0, np.hypot(0.01, 0.05 * d)), np.full(4000, 0.01), d), 2)
+    0.05
+    """
+    resid, sd, dist = (np.asarray(a, dtype=float) for a in (resid, sd, dist))
+    ok = np.isfinite(resid) & np.isfinite(sd) & np.isfinite(dist)
+    resid, sd, dist = resid[ok], sd[ok], np.abs(dist[ok])
+    if len(resid) == 0 or not np.any(dist > 0):
+        return 0.0
+    taus = np.concatenate([[0.0], np.geomspace(1e-5, tau_max, 400)])
+    var = sd[None, :] ** 2 + (taus[:, None] * dist[None, :]) ** 2
+    ll = -0.5 * np.sum(np.log(var) + resid[None, :] ** 2 / var, axis=1)
+    return float(taus[int(np.argmax(ll))])
+
+
+def _nested_tables(train: pd.DataFrame, test: pd.DataFrame, column: str | None, fracs: Sequence[float]):
+    """Nested splits inside ``train`` in the direction of the outer split along ``column``: the training rows
+    beyond the ``1 - frac`` quantile (or below the ``frac`` quantile, when the test rows lie below)."""
+    if column is None or column not in train.columns:
+        return []
+    x = pd.to_numeric(train[column], errors="coerce").to_numpy(dtype=float)
+    xt = pd.to_numeric(test[column], errors="coerce").to_numpy(dtype=float)
+    if np.isnan(x).any() or np.isnan(xt).any():
+        return []
+    upward = np.median(xt) >= np.median(x)
+    out = []
+    for frac in fracs:
+        if upward:
+            cut = np.quantile(x, 1 - frac)
+            inner = x >= cut if np.sum(x >= cut) < len(x) else x > cut
+        else:
+            cut = np.quantile(x, frac)
+            inner = x <= cut if np.sum(x <= cut) < len(x) else x < cut
+        if 0 < inner.sum() < len(x):
+            out.append((train[~inner], train[inner]))
+    return out
+
+
+# ---- one split --------------------------------------------------------------------------------------------
+def _log_draws(fit, table: pd.DataFrame, kind: str, seed: int) -> np.ndarray:
+    ds = fit.predict(table, kind=kind, seed=seed)
+    v = ds[fit.spec.target].values
+    return v.reshape(-1, v.shape[-1])
+
+
+def _run_split(task: dict) -> dict:
+    """Fit on the split's training rows and score its held-out rows (a module-level function: a Dask task)."""
+    import warnings
+
+    from bayes_scaling.inference.fit import _as_spec
+    from bayes_scaling.inference.fit import fit as fit_law
+
+    spec = _as_spec(task["spec"])
+    train, test, seed = task["train"], task["test"], task["seed"]
+    kw = dict(seed=seed, draws=task["draws"], tune=task["tune"], chains=task["chains"], progressbar=False,
+              log_likelihood=False, backend=task["backend"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fit_law(train, spec, **kw)
+        pred = _log_draws(f, test, "observation", seed + 1)
+        cols = [*spec.inputs, *([task["direction"]] if task["direction"] else [])]
+        dist = distance_outside(train, test, cols)
+        tau = np.nan
+        if task["discrepancy"] == "nested":
+            resid, sds, dists = [], [], []
+            for k, (tr, te) in enumerate(_nested_tables(train, test, task["direction"], task["nested_fracs"])):
+                try:
+                    fn = fit_law(tr, spec, **{**kw, "seed": seed + 10 + k})
+                except (DataError, ConfigError):
+                    continue
+                lp = np.log(_log_draws(fn, te, "observation", seed + 20 + k))
+                resid.append(np.log(te[spec.target].to_numpy(dtype=float)) - np.median(lp, axis=0))
+                sds.append(np.subtract(*np.quantile(lp, [0.8413, 0.1587], axis=0)) / 2)
+                dists.append(distance_outside(tr, te, cols))
+            tau = calibrate_tau(np.concatenate(resid), np.concatenate(sds), np.concatenate(dists)) if resid else 0.0
+    base = _baselines(spec, train, test, seed)
+    return {"name": task["name"], "pred": pred, "dist": dist, "tau": tau, "baselines": base,
+            "backend": f.backend, "n_train": len(train)}
+
+
+def distance_outside(train: pd.DataFrame, test: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """How far each test row lies outside the training rows: the largest, over ``columns``, of the orders of
+    magnitude (log10) beyond the training range (positive columns) or multiples of the range's width (others).
+    Unlike a per-input check, a column such as compute ``C = 6 N D`` counts too: a run at a new budget can lie
+    inside the ranges of N and of D and still outside the data."""
+    d = np.zeros(len(test))
+    for c in dict.fromkeys(columns):
+        if c not in train.columns or c not in test.columns:
+            continue
+        x = pd.to_numeric(train[c], errors="coerce").to_numpy(dtype=float)
+        z = pd.to_numeric(test[c], errors="coerce").to_numpy(dtype=float)
+        if np.isnan(x).any() or np.isnan(z).any() or len(x) == 0:
+            continue
+        lo, hi = x.min(), x.max()
+        with np.errstate(all="ignore"):
+            if lo > 0 and np.all(z > 0):
+                lz = np.log10(z)
+                dc = np.maximum(lz - np.log10(hi), 0.0) + np.maximum(np.log10(lo) - lz, 0.0)
+            else:
+                w = (hi - lo) or 1.0
+                dc = np.maximum(z - hi, 0.0) / w + np.maximum(lo - z, 0.0) / w
+        d = np.maximum(d, dc)
+    return d
+
+
+def _with_discrepancy(pred: np.ndarray, dist: np.ndarray, tau: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return pred * np.exp(tau * dist[None, :] * rng.standard_normal(pred.shape))
+
+
+# ---- the result ---------------------------------------------------------------------------------------------
+@dataclass
+class BacktestResult:
+    """A backtest: ``points`` (one row per held-out run and method) and ``table`` (per split and method, and
+    ``all`` splits: n, median relative error, coverage and width of each level, mean log predictive density
+    and CRPS), with the settings in ``info``."""
+
+    points: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+    levels: tuple[float, ...] = LEVELS
+
+    @property
+    def table(self) -> pd.DataFrame:
+        rows = []
+        p = self.points
+        for (split, method), g in [*p.groupby(["split", "method"], sort=False),
+                                   *((("all", m), g) for m, g in p.groupby("method", sort=False))]:
+            if split == "all" and p["split"].nunique() == 1:
+                continue
+            r = {"split": split, "method": method, "n_test": len(g),
+                 "median_rel_error": float(np.nanmedian(g["rel_error"])),
+                 "mean_rel_error": float(np.nanmean(g["rel_error"]))}
+            for lv in self.levels:
+                tag = f"{100 * lv:g}"
+                has = g[f"cover{tag}"].notna()
+                r[f"coverage{tag}"] = float(g.loc[has, f"cover{tag}"].mean()) if has.any() else np.nan
+                r[f"width{tag}"] = float(np.nanmedian(g[f"width{tag}"])) if has.any() else np.nan
+            r["lpd"] = float(np.nanmean(g["lpd"])) if g["lpd"].notna().any() else np.nan
+            r["crps"] = float(np.nanmean(g["crps"])) if g["crps"].notna().any() else np.nan
+            r["tau"] = float(np.nanmean(g["tau"])) if g["tau"].notna().any() else np.nan
+            rows.append(r)
+        return pd.DataFrame(rows)
+
+    def coverage(self, method: str = "bayes") -> pd.DataFrame:
+        """Nominal against observed coverage over all held-out runs, per method."""
+        p = self.points[self.points["method"] == method]
+        return pd.DataFrame({"nominal": list(self.levels),
+                             "observed": [float(p[f"cover{100 * lv:g}"].mean()) for lv in self.levels],
+                             "n": len(p)})
+
+    def to_csv(self, path: str | PathLike) -> tuple[Path, Path]:
+        """Write ``backtest_summary.csv`` and ``backtest_points.csv`` into the folder ``path``."""
+        from bayes_scaling._atomic import atomic_write
+
+        d = Path(path)
+        d.mkdir(parents=True, exist_ok=True)
+        out = (d / "backtest_summary.csv", d / "backtest_points.csv")
+        for frame, file in ((self.table, out[0]), (self.points, out[1])):
+            with atomic_write(file) as fh:
+                frame.to_csv(fh, index=False)
+        return out
+
+    def to_netcdf(self, path: str | PathLike) -> Path:
+        """One netCDF file: ``points`` and ``summary`` as groups, the settings as attributes."""
+        import xarray as xr
+
+        from bayes_scaling._atomic import atomic_path
+
+        def ds(frame):
+            return xr.Dataset({str(c): ("row", frame[c].astype(str).to_numpy() if frame[c].dtype == object
+                                        else frame[c].to_numpy()) for c in frame.columns})
+
+        tree = xr.DataTree.from_dict({"points": ds(self.points), "summary": ds(self.table)})
+        tree.attrs["backtest"] = json.dumps(self.info, default=str)
+        with atomic_path(path) as tmp:
+            tree.to_netcdf(tmp)
+        return Path(path)
+
+    def plot_calibration(self, **kw):
+        from bayes_scaling.output.plots import plot_calibration
+
+        return plot_calibration(self, **kw)
+
+    def __repr__(self) -> str:
+        return f"BacktestResult({self.info.get('holdout')!r}, {self.points['split'].nunique()} split(s))"
+
+
+def _score(method: str, split: str, test: pd.DataFrame, y: np.ndarray, draws: np.ndarray | None,
+           point: np.ndarray | None, dist: np.ndarray, tau: float, levels) -> pd.DataFrame:
+    out = test.reset_index(drop=True).copy()
+    out.insert(0, "method", method)
+    out.insert(0, "split", split)
+    out["outside"] = dist
+    if draws is not None:
+        sc = interval_scores(draws, y, levels)
+        med = sc.pop("median")
+        with np.errstate(all="ignore"):
+            out["lpd"] = log_density_draws(np.log(draws), np.log(y))
+        out["crps"] = crps_draws(draws, y)
+        for k, v in sc.items():
+            out[k] = v.astype(float) if k.startswith("cover") else v
+    else:
+        med = point
+        for lv in levels:
+            tag = f"{100 * lv:g}"
+            out[f"lo{tag}"] = out[f"hi{tag}"] = out[f"width{tag}"] = np.nan
+            out[f"cover{tag}"] = np.nan
+        out["lpd"] = out["crps"] = np.nan
+    out["predicted"] = med
+    out["rel_error"] = np.abs(med - y) / np.abs(y)
+    out["tau"] = tau if method.endswith("discrepancy") else np.nan
+    return out
+
+
+def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: str = "rolling:N", *,
+             seed: int = 0, draws: int = 500, tune: int = 500, chains: int = 2, backend: str = "auto",
+             discrepancy: str = "nested", nested_fracs: Sequence[float] = (0.15, 0.3),
+             rolling_steps: int = 3, levels: Sequence[float] = LEVELS, client=None, workers: int | None = 1,
+             progress=None) -> BacktestResult:
+    """Fit ``model`` on the rows not held out by ``holdout``, predict the held-out rows and score them (module
+    docstring). ``discrepancy``: ``"nested"`` (also score the discrepancy-widened predictive) or ``"none"``.
+    Splits (rolling) run through :func:`bayes_scaling.inference.batch.map_tasks` (``client``/``workers``:
+    a Dask cluster; ``workers=1``: in this process)."""
+    from bayes_scaling.data.tables import read_table
+    from bayes_scaling.inference.batch import map_tasks
+    from bayes_scaling.inference.fit import _as_spec
+
+    if discrepancy not in ("nested", "none"):
+        raise ConfigError(f"discrepancy must be 'nested' or 'none', got {discrepancy!r}")
+    levels = tuple(float(x) for x in levels)
+    if not levels or not all(0 < x < 1 for x in levels):
+        raise ConfigError(f"levels must be in (0, 1), got {levels!r}")
+    spec = _as_spec(model)
+    table = read_table(data, "data").reset_index(drop=True)
+    h = parse_holdout(holdout)
+    splits = make_splits(table, h, rolling_steps=rolling_steps)
+    tasks = [{"name": s.name, "spec": spec.to_dict(), "train": table.iloc[s.train].reset_index(drop=True),
+              "test": table.iloc[s.test].reset_index(drop=True), "seed": int(seed) + 1000 * i, "draws": draws,
+              "tune": tune, "chains": chains, "backend": backend, "discrepancy": discrepancy,
+              "direction": h.direction_column, "nested_fracs": tuple(nested_fracs)} for i, s in enumerate(splits)]
+    results = map_tasks(_run_split, tasks, client=client, workers=workers, progress=progress,
+                        desc="backtest splits", labels=[s.name for s in splits])
+    frames = []
+    for task, res in zip(tasks, results, strict=True):
+        test = task["test"]
+        y = test[spec.target].to_numpy(dtype=float)
+        frames.append(_score("bayes", res["name"], test, y, res["pred"], None, res["dist"], np.nan, levels))
+        if discrepancy == "nested":
+            widened = _with_discrepancy(res["pred"], res["dist"], res["tau"], task["seed"] + 7)
+            frames.append(_score("bayes+discrepancy", res["name"], test, y, widened, None, res["dist"], res["tau"],
+                                 levels))
+        for name, point in res["baselines"].items():
+            frames.append(_score(name, res["name"], test, y, None, point, res["dist"], np.nan, levels))
+    info = {"holdout": h.text, "model": spec.name, "formula": spec.formula.text, "seed": seed, "draws": draws,
+            "tune": tune, "chains": chains, "backend": results[0]["backend"], "discrepancy": discrepancy,
+            "nested_fracs": list(nested_fracs), "n_rows": len(table),
+            "splits": [{"name": r["name"], "n_train": r["n_train"], "n_test": len(t["test"]),
+                        "tau": None if not np.isfinite(r["tau"]) else r["tau"]}
+                       for r, t in zip(results, tasks, strict=True)]}
+    return BacktestResult(pd.concat(frames, ignore_index=True), info, levels)

@@ -1,0 +1,120 @@
+"""Which group is best: posterior probabilities that each group of a fitted law (pre-trained model, pre-training
+distribution, corpus) gives the lowest (or highest) target at a stated point, with how far outside the data the
+point lies, overall and for the group's own runs.
+
+The curricula comparison of Hernandez et al. generalised to any grouped law spec: for each posterior draw the
+law is evaluated for every group at the point, and the group with the best value wins that draw;
+``p_best`` is the fraction of draws a group wins (ties share the draw).
+
+>>> fit = bs.fit(bs.datasets.load_lin("flan"), "rectified_finetuning", seed=1)       # doctest: +SKIP
+>>> best_group(fit, at={"D": 1638400})                                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.errors import DataError
+
+__all__ = ["best_group"]
+
+
+def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_is_better: bool = True,
+               kind: str = "mean", ci_prob: float = 0.9, groups: list[str] | None = None,
+               seed: int | None = None) -> pd.DataFrame:
+    """Posterior probability that each group is the best at each point of ``at``.
+
+    Args:
+        fit: a law-spec fit (:class:`~bayes_scaling.inference.fit.Fit`) or a transfer fit (viewed as the transfer
+            law; its target ``D_T`` is better when higher: pass ``lower_is_better=False``).
+        at: the point(s): the law's input columns (and any group column other than ``group``); a dict of
+            scalars is one point.
+        group: the group column to compare (default: the fit's only group column).
+        lower_is_better: the best group has the lowest target (a loss, an error) or, if False, the highest (data).
+        kind: ``"mean"`` (the law's value: which group is better in expectation) or ``"observation"`` (which
+            group's next run comes out better, noise included).
+        ci_prob: interval of each group's predicted target.
+        groups: the groups to compare (default: all groups of the fit).
+
+    Returns:
+        One row per (point, group): ``point``, the point's columns, ``group``, ``p_best``, ``median``, ``lo``,
+        ``hi`` of the target, ``rank`` (by ``p_best``, 1 = most probably best), ``outside`` (orders of magnitude
+        outside the whole fitted data, the largest over inputs) and ``outside_group`` (outside the group's own
+        runs). Sorted by point, then ``p_best`` descending.
+    """
+    from bayes_scaling.inference.fit import as_spec_fit
+
+    fit = as_spec_fit(fit)
+    spec = fit.spec
+    if not spec.groups:
+        raise DataError("the law has no group column: there are no groups to compare")
+    if group is None:
+        if len(spec.groups) > 1:
+            raise DataError(f"the law has several group columns ({', '.join(spec.groups)}); pass group=")
+        group = spec.groups[0]
+    if group not in spec.groups:
+        raise DataError(f"group {group!r} is not a group column of the law ({', '.join(spec.groups)})")
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
+    points = pd.DataFrame([at]) if isinstance(at, dict) else pd.DataFrame(at).reset_index(drop=True)
+    if len(points) == 0:
+        raise DataError("at: no points given")
+    if group in points.columns:
+        raise DataError(f"at: leave out the column {group!r}: every group is compared at the point")
+    known = [str(g) for g in fit.labels[group]]
+    if groups is not None:
+        unknown = sorted(set(map(str, groups)) - set(known))
+        if unknown:
+            raise DataError(f"groups {', '.join(unknown)} are not in the fit (known: {', '.join(known)})")
+        known = [g for g in known if g in set(map(str, groups))]
+    if len(known) < 2:
+        raise DataError(f"only {len(known)} group to compare")
+    G, P = len(known), len(points)
+    grid = points.loc[points.index.repeat(G)].reset_index(drop=True)
+    grid[group] = np.tile(known, P)
+    draws = fit.predict(grid, kind=kind, seed=seed)[spec.target].values      # chain, draw, point
+    flat = draws.reshape(-1, P, G)                                           # samples, point, group
+    score = np.where(np.isfinite(flat), flat, np.inf if lower_is_better else -np.inf)
+    best = score.min(axis=2, keepdims=True) if lower_is_better else score.max(axis=2, keepdims=True)
+    wins = score == best
+    p_best = (wins / wins.sum(axis=2, keepdims=True)).mean(axis=0)          # point, group
+    q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
+    lo, med, hi = np.nanquantile(flat, q, axis=0)
+    overall = fit.outside(grid)["outside"].to_numpy()
+    by_group = np.zeros(len(grid))
+    data = fit.data
+    for g in known:
+        rows = np.flatnonzero(grid[group].astype(str).to_numpy() == g)
+        own = data[data[group].astype(str) == g]
+        by_group[rows] = _outside(own, spec.inputs, grid.iloc[rows])
+    out = grid.copy()
+    out.insert(0, "point", np.repeat(np.arange(P), G))
+    out = out.rename(columns={group: "group"})
+    out["p_best"] = p_best.ravel()
+    out["median"], out["lo"], out["hi"] = med.ravel(), lo.ravel(), hi.ravel()
+    out["outside"], out["outside_group"] = overall, by_group
+    out = out.sort_values(["point", "p_best"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    out.insert(out.columns.get_loc("p_best") + 1, "rank", out.groupby("point").cumcount() + 1)
+    out.attrs.update(group=group, target=spec.target, lower_is_better=lower_is_better, kind=kind,
+                     ci_prob=ci_prob)
+    return out
+
+
+def _outside(data: pd.DataFrame, inputs: list[str], points: pd.DataFrame) -> np.ndarray:
+    """The largest distance over inputs of each point outside ``data``'s range: orders of magnitude for
+    positive inputs, else multiples of the range's width (as ``Fit.outside``)."""
+    dist = np.zeros(len(points))
+    for c in inputs:
+        x = pd.to_numeric(points[c], errors="coerce").to_numpy(dtype=float)
+        v = data[c].to_numpy(dtype=float)
+        lo, hi = float(np.min(v)), float(np.max(v))
+        with np.errstate(all="ignore"):
+            if lo > 0 and np.all(x > 0):
+                lx, llo, lhi = np.log10(x), np.log10(lo), np.log10(hi)
+                d = np.where(lx > lhi, lx - lhi, np.where(lx < llo, llo - lx, 0.0))
+            else:
+                w = (hi - lo) or 1.0
+                d = np.where(x > hi, (x - hi) / w, np.where(x < lo, (lo - x) / w, 0.0))
+        dist = np.maximum(dist, d)
+    return dist

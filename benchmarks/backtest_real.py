@@ -1,0 +1,108 @@
+"""Backtests on the real data in ../shared/data (issue 12): held-out coverage of the law's predictive intervals.
+
+    python benchmarks/backtest_real.py OUT [--only porian|chinchilla] [--draws 400] [--configs K]
+
+Porian et al. (2024) IsoFLOP runs, per configuration (15): fit on budgets <= 6.4e18 FLOPs, hold out the larger
+budgets (1.28e19, 2.56e19); rows with fewer tokens than parameters (early-training points) are left out.
+Epoch AI's digitised Chinchilla runs: hold out the runs above 1e21 FLOPs. Candidates (issue 12, item 2):
+``chinchilla`` (the default spec: Student-t noise), the same with the nested discrepancy (``bayes+discrepancy``),
+and ``budget_offset``: a random multiplicative offset per budget (``o[budget]``, partially pooled; a new budget
+gets a draw from the population). Writes OUT/<dataset>/... and OUT/summary.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+KEYS = ["dataset", "hparams", "warmup", "decay", "param_count", "loss_type"]
+
+BUDGET_OFFSET = {
+    "law": {"name": "chinchilla_budget_offset", "formula": "o * (E + A / N**alpha_N + B / D**alpha_D)",
+            "target": "loss"},
+    "likelihood": {"family": "student_t", "scale": "log"},
+    "parameters": {"o": {"by": "budget", "median": 1.0, "sigma": 0.05, "spread": 0.01},
+                   "E": {}, "A": {}, "B": {}, "alpha_N": {}, "alpha_D": {}},
+}
+
+
+def porian() -> dict[str, pd.DataFrame]:
+    d = pd.read_csv(DATA / "porian2024_isoflops" / "isoflop_points.csv")
+    d = d.rename(columns={"D_tokens": "D", "flops": "C"})
+    d = d[d["D"] >= d["N"]]
+    d["budget"] = d["C"].map(lambda c: f"{c:.3g}")
+    return {"/".join(map(str, k)): g[["N", "D", "C", "budget", "loss"]].reset_index(drop=True)
+            for k, g in d.groupby(KEYS)}
+
+
+def chinchilla() -> pd.DataFrame:
+    c = pd.read_csv(DATA / "chinchilla_epoch_svg_extracted.csv")
+    out = pd.DataFrame({"N": c["Model Size"], "C": c["Training FLOP"], "loss": c["loss"]})
+    out["D"] = out["C"] / (6 * out["N"])
+    out = out.sort_values("loss").iloc[:-5]          # Epoch dropped the five highest-loss runs
+    return out.reset_index(drop=True)
+
+
+def main(argv=None) -> int:
+    from bayes_scaling.analysis.backtest import backtest
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--only", choices=["porian", "chinchilla"], default=None)
+    ap.add_argument("--draws", type=int, default=400)
+    ap.add_argument("--configs", type=int, default=None, help="first K Porian configurations only")
+    ap.add_argument("--candidates", default="chinchilla,budget_offset")
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cands = {"chinchilla": "chinchilla", "budget_offset": BUDGET_OFFSET}
+    cands = {k: v for k, v in cands.items() if k in args.candidates.split(",")}
+    jobs = []
+    if args.only in (None, "porian"):
+        for name, g in list(porian().items())[: args.configs]:
+            jobs += [("porian", name, g, "C > 6.4e18", c) for c in cands]
+    if args.only in (None, "chinchilla"):
+        jobs += [("chinchilla_epoch", "all", chinchilla(), "C > 1e21", c) for c in cands if c == "chinchilla"]
+    rows = []
+    for ds, name, g, holdout, cand in jobs:
+        t = time.time()
+        res = backtest(g, cands[cand], holdout, seed=1, draws=args.draws, tune=args.draws, chains=2)
+        pts = res.points.assign(dataset=ds, config=name, candidate=cand)
+        pts.to_csv(out / f"points_{ds}_{cand}_{name.replace('/', '-')}.csv", index=False)
+        tab = res.table.assign(dataset=ds, config=name, candidate=cand, seconds=time.time() - t)
+        rows.append(tab)
+        pd.concat(rows).to_csv(out / "per_config.csv", index=False)
+        r = tab[tab["method"] == "bayes"].iloc[0]
+        print(f"{ds} {name} {cand}: cov90 {r['coverage90']:.2f} err {r['median_rel_error']:.4f} "
+              f"tau {tab['tau'].max():.3g} ({time.time() - t:.0f} s)", flush=True)
+    per = pd.concat(rows)
+    allpts = pd.concat([pd.read_csv(p) for p in sorted(out.glob("points_*.csv"))])
+    summ = []
+    for (ds, cand, method), g in allpts.groupby(["dataset", "candidate", "method"]):
+        r = {"dataset": ds, "candidate": cand, "method": method, "n_test": len(g),
+             "median_rel_error": g["rel_error"].median()}
+        for lv in ("50", "80", "90", "95"):
+            r[f"coverage{lv}"] = g[f"cover{lv}"].mean()
+            r[f"width{lv}"] = g[f"width{lv}"].median()
+        r["lpd"], r["crps"] = g["lpd"].mean(), g["crps"].mean()
+        summ.append(r)
+    summ = pd.DataFrame(summ)
+    summ.attrs["machine"] = f"{platform.machine()} {platform.processor()} Python {sys.version.split()[0]}"
+    summ.to_csv(out / "summary.csv", index=False)
+    per.to_csv(out / "per_config.csv", index=False)
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(summ.to_string(index=False, float_format="%.4g"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Backtests (issue 12): the holdout parser, the scores, the baselines, the command, simulated and real data."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_scaling.analysis.backtest import (
+    BacktestResult,
+    backtest,
+    calibrate_tau,
+    crps_draws,
+    distance_outside,
+    huber_fit,
+    interval_scores,
+    log_density_draws,
+    lsq_fit,
+    make_splits,
+    parse_holdout,
+)
+from bayes_scaling.errors import ConfigError, DataError
+from bayes_scaling.laws.spec import builtin_spec
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+TRUTH = {"E": 1.7, "A": 400.0, "B": 410.0, "alpha_N": 0.34, "alpha_D": 0.28}
+
+
+def grid_runs(seed=0, sigma=0.01, extra=0.0, n_sizes=8, n_data=6):
+    """Chinchilla-law runs on an (N, D) grid; ``extra`` adds a term ``extra * log10(D / 1e9)`` (a law the
+    plain Chinchilla law cannot represent: misspecification that grows outside the data)."""
+    rng = np.random.default_rng(seed)
+    N = np.repeat(np.geomspace(1e7, 3e9, n_sizes), n_data)
+    D = np.tile(np.geomspace(1e9, 3e11, n_data), n_sizes)
+    law = TRUTH["E"] + TRUTH["A"] / N ** TRUTH["alpha_N"] + TRUTH["B"] / D ** TRUTH["alpha_D"]
+    law = law - extra * np.log10(D / 1e9)
+    return pd.DataFrame({"N": N, "D": D, "C": 6 * N * D, "loss": law * np.exp(rng.normal(0, sigma, N.size))})
+
+
+# ---- the holdout parser ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("C > 1e20", [False, False, True, True]),
+    ("N >= 3", [False, False, True, True]),
+    ("(N > 1) & (C < 4e20)", [False, True, True, False]),
+    ("(N < 2) | (C >= 5e20)", [True, False, False, True]),
+    ("N < 2 or C >= 5e20", [True, False, False, True]),
+    ("1 < N <= 3", [False, True, True, False]),
+    ("~(N > 1)", [True, False, False, False]),
+    ("not N > 1 or N == 4", [True, False, False, True]),
+    ("corpus == 'web'", [True, False, True, False]),
+    ("corpus != \"web\" and N > -1", [False, True, False, True]),
+])
+def test_holdout_conditions(text, expected):
+    t = pd.DataFrame({"N": [1, 2, 3, 4], "C": [1e19, 1e20, 3e20, 6e20], "corpus": ["web", "code", "web", "x"]})
+    assert parse_holdout(text).mask(t).tolist() == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("__import__('os').system('true')", "not a condition"),
+    ("N.real > 1", "Attribute"),
+    ("N > 1 + 2", "BinOp"),
+    ("N < 2 | C >= 5e20", "parentheses"),
+    ("N > 1 if True else 2", "not a condition"),
+    ("N", "not a condition"),
+    ("1 < 2", "must involve a column"),
+    ("N in [1, 2]", "List is not a column"),
+    ("N is 1", "Is is not allowed"),
+    ("corpus > 'web'", "== or !="),
+    ("N >", "not valid"),
+    ("", "non-empty"),
+    ("rolling:", "rolling:COLUMN"),
+])
+def test_holdout_refuses(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_holdout(text)
+
+
+def test_holdout_unknown_column_named():
+    t = pd.DataFrame({"N": [1.0, 2.0], "loss": [2.0, 1.0]})
+    with pytest.raises(ConfigError, match=r"unknown column\(s\) C; the data's columns are N, loss"):
+        parse_holdout("C > 1").mask(t)
+    with pytest.raises(ConfigError, match="unknown column Q"):
+        make_splits(t, "rolling:Q")
+
+
+def test_splits_condition_rolling_and_empty():
+    t = pd.DataFrame({"N": [1, 1, 2, 3, 3, 4.0]})
+    (s,) = make_splits(t, "N > 2")
+    assert s.train.tolist() == [0, 1, 2] and s.test.tolist() == [3, 4, 5]
+    roll = make_splits(t, "rolling:N", rolling_steps=2)
+    assert [x.test.tolist() for x in roll] == [[3, 4], [5]]
+    assert [x.train.tolist() for x in roll] == [[0, 1, 2], [0, 1, 2, 3, 4]]
+    assert len(make_splits(t, "rolling:N", rolling_steps=10)) == 3   # never leaves the training set empty
+    with pytest.raises(DataError, match="empty test set"):
+        make_splits(t, "N > 10")
+    with pytest.raises(DataError, match="empty training set"):
+        make_splits(t, "N > 0")
+
+
+# ---- scores ---------------------------------------------------------------------------------------------------
+def test_crps_known_values():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((40000, 3))
+    y = np.array([0.0, 1.0, -2.0])
+    from scipy.stats import norm
+
+    exact = y * (2 * norm.cdf(y) - 1) + 2 * norm.pdf(y) - 1 / np.sqrt(np.pi)    # Gneiting & Raftery (2007)
+    np.testing.assert_allclose(crps_draws(x, y), exact, atol=0.01)
+    # a point mass: the absolute error
+    np.testing.assert_allclose(crps_draws(np.full((10, 2), 3.0), np.array([1.0, 3.5])), [2.0, 0.5])
+    # the energy form equals the mean over all pairs
+    small = rng.standard_normal((7, 1))
+    pairs = np.mean(np.abs(small[:, None, 0] - small[None, :, 0]))
+    assert np.isclose(crps_draws(small, np.array([0.2]))[0], np.mean(np.abs(small - 0.2)) - 0.5 * pairs)
+
+
+def test_coverage_width_and_density_on_known_distribution():
+    rng = np.random.default_rng(2)
+    draws = rng.normal(0.0, 1.0, (4000, 1)) * np.ones((1, 3000)) + 10.0
+    y = rng.normal(10.0, 1.0, 3000)
+    sc = interval_scores(draws, y, (0.5, 0.9))
+    assert abs(sc["cover50"].mean() - 0.5) < 0.03 and abs(sc["cover90"].mean() - 0.9) < 0.02
+    assert np.allclose(sc["width90"], 2 * 1.645 / 10, rtol=0.05)
+    from scipy.stats import norm
+
+    lpd = log_density_draws(rng.normal(10.0, 1.0, (20000, 5)), y[:5])
+    h = 1.06 * 20000 ** -0.2                # the kernel's bandwidth (Scott): the estimate is N(10, 1 + h^2)
+    np.testing.assert_allclose(lpd, norm.logpdf(y[:5], 10.0, np.sqrt(1 + h**2)), atol=0.05)
+
+
+def test_calibrate_tau_and_distance():
+    rng = np.random.default_rng(3)
+    d = rng.uniform(0.1, 1.0, 3000)
+    r = rng.normal(0, np.hypot(0.02, 0.1 * d))
+    assert abs(calibrate_tau(r, np.full(3000, 0.02), d) - 0.1) < 0.01
+    assert calibrate_tau(rng.normal(0, 0.02, 3000), np.full(3000, 0.02), d) < 0.01
+    assert calibrate_tau(r, np.full(3000, 0.02), np.zeros(3000)) == 0.0
+    train = pd.DataFrame({"N": [1e7, 1e9], "D": [1e9, 1e11], "C": [6e16, 6e20]})
+    test = pd.DataFrame({"N": [1e9, 1e10], "D": [1e11, 1e9], "C": [6e21, 6e19]})
+    np.testing.assert_allclose(distance_outside(train, test, ["N", "D"]), [0.0, 1.0])
+    np.testing.assert_allclose(distance_outside(train, test, ["N", "D", "C"]), [1.0, 1.0])
+
+
+def test_point_fit_baselines_recover_truth():
+    runs = grid_runs(sigma=0.0)
+    spec = builtin_spec("chinchilla")
+    for fn in (lsq_fit, huber_fit):
+        est = fn(spec, runs)
+        pred = est["E"] + est["A"] / runs["N"] ** est["alpha_N"] + est["B"] / runs["D"] ** est["alpha_D"]
+        assert np.max(np.abs(pred / runs["loss"] - 1)) < 2e-3, fn.__name__
+
+
+# ---- backtests on simulated data ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sim_backtest():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return backtest(grid_runs(seed=4), "chinchilla", "C > 1e20", seed=1, draws=250, tune=250, chains=2)
+
+
+def test_backtest_well_specified(sim_backtest, tmp_path):
+    res = sim_backtest
+    assert isinstance(res, BacktestResult)
+    tab = res.table.set_index("method")
+    assert set(tab.index) == {"bayes", "bayes+discrepancy", "lsq", "huber"}
+    assert tab.loc["bayes", "n_test"] == 13
+    # truth known, law right, noise 1%: held-out intervals cover, and the median is as good as the baselines
+    assert tab.loc["bayes", "coverage95"] >= 0.75
+    assert tab.loc["bayes", "median_rel_error"] < 0.02
+    assert tab.loc["bayes", "median_rel_error"] <= 2 * tab.loc["lsq", "median_rel_error"] + 0.005
+    assert np.isnan(tab.loc["lsq", "coverage90"]) and np.isfinite(tab.loc["bayes", "crps"])
+    assert 0 <= res.info["splits"][0]["tau"] < 0.1
+    summary, points = res.to_csv(tmp_path / "bt")
+    assert pd.read_csv(summary).shape[0] == 4 and len(pd.read_csv(points)) == 4 * 13
+    import xarray as xr
+
+    nc = res.to_netcdf(tmp_path / "bt" / "bt.nc")
+    tree = xr.open_datatree(nc)
+    assert "points" in tree.children and "summary" in tree.children
+    fig = res.plot_calibration()
+    assert len(fig.axes[0].lines) >= 3
+
+
+@pytest.mark.slow
+def test_backtest_misspecified_discrepancy_restores_coverage():
+    """Runs from a law with an extra term (loss falls by 0.02 per decade of D beyond the Chinchilla law),
+    fitted by the plain Chinchilla law and extrapolated in compute: the plain posterior is over-confident;
+    the nested discrepancy widens the intervals of the runs outside the data."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = backtest(grid_runs(seed=5, sigma=0.005, extra=0.02, n_sizes=10, n_data=8), "chinchilla",
+                       "C > 3e19", seed=2, draws=300, tune=300, chains=2)
+    tab = res.table.set_index("method")
+    assert tab.loc["bayes+discrepancy", "coverage90"] >= tab.loc["bayes", "coverage90"]
+    assert tab.loc["bayes+discrepancy", "width90"] > tab.loc["bayes", "width90"]
+    assert res.info["splits"][0]["tau"] > 0
+
+
+# ---- the command ----------------------------------------------------------------------------------------------
+def test_cli_bad_input_one_line(tmp_path, capsys):
+    from bayes_scaling.cli import main
+
+    csv = tmp_path / "runs.csv"
+    grid_runs().to_csv(csv, index=False)
+    out = tmp_path / "out"
+    cases = [("Q > 1", "unknown column(s) Q"), ("C > 1e40", "empty test set"), ("C > 0", "empty training set"),
+             ("os.system('x')", "Call is not a condition"), ("rolling:Z", "unknown column Z")]
+    for holdout, message in cases:
+        rc = main(["backtest", str(csv), "--model", "chinchilla", "--holdout", holdout, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, (holdout, err)
+    assert not out.exists()
+
+
+def test_cli_backtest_writes_outputs(tmp_path, capsys):
+    from bayes_scaling.cli import main
+
+    csv = tmp_path / "runs.csv"
+    grid_runs(seed=6).to_csv(csv, index=False)
+    spec = REPO / "models" / "laws" / "chinchilla.toml"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["backtest", str(csv), "--model", str(spec), "--holdout", "C > 1e20", "--out", str(tmp_path / "o"),
+                   "--draws", "150", "--tune", "150", "--discrepancy", "none"])
+    assert rc == 0, capsys.readouterr().err
+    assert "coverage90" in capsys.readouterr().out
+    for name in ("backtest_summary.csv", "backtest_points.csv", "backtest.nc", "calibration.png"):
+        assert (tmp_path / "o" / name).stat().st_size > 0
+
+
+# ---- real data ------------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not (SHARED_DATA / "porian2024_isoflops" / "isoflop_points.csv").exists(),
+                    reason="shared real data (../shared/data/porian2024_isoflops) is absent")
+def test_real_porian_backtest_runs_and_scores():
+    d = pd.read_csv(SHARED_DATA / "porian2024_isoflops" / "isoflop_points.csv")
+    d = d[(d["dataset"] == "rw") & (d["hparams"] == "tuned") & (d["warmup"] == "short")
+          & (d["param_count"] == "standard") & (d["loss_type"] == "val")]
+    d = d.rename(columns={"D_tokens": "D", "flops": "C"})
+    d = d[d["D"] >= d["N"]][["N", "D", "C", "loss"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = backtest(d, "chinchilla", "C > 6.4e18", seed=1, draws=200, tune=200, chains=2, discrepancy="none")
+    tab = res.table.set_index("method")
+    assert tab.loc["bayes", "n_test"] == int((d["C"] > 6.4e18).sum()) > 0
+    # the law extrapolates one to two budgets with a few percent error at most, as the point fits do
+    assert tab.loc["bayes", "median_rel_error"] < 0.05
+    assert tab.loc["huber", "median_rel_error"] < 0.05

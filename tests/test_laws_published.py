@@ -1,0 +1,297 @@
+"""Laws users bring (issue 11): the data-constrained law (Muennighoff et al. 2023), the rectified fine-tuning law
+(Lin et al. 2024) and the synthetic-to-real law (Mikami et al. 2021) as specs; recovery of known truth on
+simulated data; the bundled real data sets; reproductions of the published fits (on ``../shared/data``, skipped
+when it is absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.data.simulate import simulate_law
+from bayes_scaling.inference.fit import Fit
+from bayes_scaling.laws.spec import LawSpec, builtin_spec
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared real data not found at {SHARED}")
+FAST = dict(draws=400, tune=400, chains=2, warn=False)
+#: Muennighoff et al. 2023 (datablations README), point estimates.
+PUBLISHED_MU = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.353, "RD_star": 15.4,
+                "RN_star": 5.3}
+
+
+def _covered(fit_: Fit, truth: dict, prob: float = 0.98) -> list[str]:
+    """Parameters whose central ``prob`` interval misses the truth."""
+    s = fit_.summary(ci_prob=prob)
+    lo, hi = f"eti{100 * prob:g}_lb", f"eti{100 * prob:g}_ub"
+    missed = []
+    for name, t in truth.items():
+        for g, v in (t.items() if isinstance(t, dict) else [("", t)]):
+            r = s[(s.parameter == name) & (s.group == g)].iloc[0]
+            if not r[lo] <= v <= r[hi]:
+                missed.append(f"{name}[{g}]={v} not in [{r[lo]:.4g}, {r[hi]:.4g}]")
+    return missed
+
+
+# ---- the specs: structure and the formula against the paper's equations, written out by hand ----------------
+
+
+def _muennighoff_by_hand(p, N, D, U_D):
+    G = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
+    U_N = np.minimum(N, G * (G * U_D) ** (p["beta"] / p["alpha"]))
+    R_N, R_D = N / U_N - 1, D / U_D - 1
+    N_eff = U_N + U_N * p["RN_star"] * (1 - np.exp(-R_N / p["RN_star"]))
+    D_eff = U_D + U_D * p["RD_star"] * (1 - np.exp(-R_D / p["RD_star"]))
+    return p["E"] + p["A"] / N_eff ** p["alpha"] + p["B"] / D_eff ** p["beta"]
+
+
+def test_published_law_specs_parse_and_match_the_papers_equations():
+    dc = builtin_spec("data_constrained")
+    assert dc.inputs == ["D", "N", "U_D"] and dc.exponents() == {"alpha", "beta"} and dc.groups == []
+    N, U_D = np.array([1e8, 2.81e9, 8.67e9, 3e9]), np.array([1e8, 1.25e9, 1.78e11, 1e11])
+    D = U_D * np.array([1.0, 44.0, 1.0, 4.0])
+    got = dc.formula.evaluate({**PUBLISHED_MU, "N": N, "D": D, "U_D": U_D})
+    np.testing.assert_allclose(got, _muennighoff_by_hand(PUBLISHED_MU, N, D, U_D), rtol=1e-12)
+    # one epoch at the compute-optimal size: no repetition and no excess parameters, the Chinchilla law itself
+    assert got[2] == pytest.approx(1.87 + 521 / 8.67e9**0.353 + 1488 / 1.78e11**0.353)
+    # 44 epochs of 1.25B tokens are worth about 15.5 epochs (U_D (1 + R_D* (1 - e^(-43/15.4))))
+    d_eff = 1.25e9 * (1 + 15.4 * (1 - np.exp(-43 / 15.4)))
+    assert d_eff / 1.25e9 == pytest.approx(15.46, abs=0.01)
+
+    lin = builtin_spec("rectified_finetuning")
+    assert lin.inputs == ["D"] and lin.groups == ["model"]
+    assert {n: p.sharing for n, p in lin.parameters.items()} == {"B": "pooled", "D_l": "pooled",
+                                                                  "beta": "pooled", "E": "pooled"}
+    assert lin.formula.evaluate({"B": 10.0, "D_l": 4.0, "beta": 0.5, "E": 1.0, "D": np.array([0.0, 16.0])}) \
+        == pytest.approx([3.5, 2.25])
+    mk = builtin_spec("synthetic_to_real")
+    assert mk.inputs == ["x"] and mk.exponents() == {"a"} and mk.target == "error"
+    assert mk.formula.evaluate({"c": 0.2, "d": 2.0, "a": 0.5, "x": np.array([4.0])}) == pytest.approx([1.2])
+
+
+# ---- recovery of known truth (simulated data) -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_recovery_data_constrained():
+    """Muennighoff's published values as truth; 8 sizes x 5 unique-data sizes x 6 repetition counts."""
+    spec = builtin_spec("data_constrained")
+    rows = [(N, U, U * ep) for N in np.geomspace(2e7, 9e9, 8) for U in np.geomspace(1e8, 1e11, 5)
+            for ep in (1, 2, 4, 8, 16, 40)]
+    data = simulate_law(spec, pd.DataFrame(rows, columns=["N", "U_D", "D"]), PUBLISHED_MU, 0.01, seed=1)
+    result = bs.fit(data, spec, seed=1, **FAST)
+    assert _covered(result, PUBLISHED_MU) == []
+    assert result.diagnostics.divergences == 0
+
+
+@pytest.mark.slow
+def test_recovery_rectified_finetuning():
+    """Three models, 14 doubling fine-tuning sizes (as Lin et al.'s 200 ... 1.6M examples)."""
+    spec = builtin_spec("rectified_finetuning")
+    design = pd.DataFrame([(m, d) for m in ("m1", "m2", "m3") for d in 200 * 2.0 ** np.arange(14)],
+                          columns=["model", "D"])
+    truth = {"B": {"m1": 150.0, "m2": 200.0, "m3": 120.0}, "D_l": {"m1": 50.0, "m2": 100.0, "m3": 30.0},
+             "beta": {"m1": 0.5, "m2": 0.55, "m3": 0.45}, "E": {"m1": 1.5, "m2": 1.2, "m3": 1.8}}
+    data = simulate_law(spec, design, truth, 0.005, seed=2)
+    result = bs.fit(data, spec, seed=1, **FAST)
+    # B and D_l trade off against each other at small D (and are pooled across three models): the identified
+    # quantities are E, beta and the curve itself
+    assert _covered(result, {"E": truth["E"], "beta": truth["beta"]}, prob=0.99) == []
+    pred = result.predict(design, kind="mean", ci_prob=0.99)
+    true_mean = simulate_law(spec, design, truth, 0.0)["loss"].to_numpy()
+    assert np.all((pred["lo"] <= true_mean * 1.002) & (true_mean * 0.998 <= pred["hi"]))
+    assert result.diagnostics.divergences == 0
+
+
+@pytest.mark.slow
+def test_recovery_synthetic_to_real():
+    spec = builtin_spec("synthetic_to_real")
+    design = pd.DataFrame([(c, x) for c in ("a", "b", "c") for x in 1000 * 2.0 ** np.arange(10)],
+                          columns=["config", "x"])
+    truth = {"c": {"a": 0.2, "b": 0.25, "c": 0.22}, "d": {"a": 2.0, "b": 2.5, "c": 1.8},
+             "a": {"a": 0.3, "b": 0.35, "c": 0.28}}
+    data = simulate_law(spec, design, truth, 0.003, seed=3)
+    result = bs.fit(data, spec, seed=1, **FAST)
+    assert _covered(result, truth, prob=0.99) == []
+    assert result.diagnostics.divergences == 0
+
+
+# ---- bundled real data -----------------------------------------------------------------------------------
+
+
+def test_bundled_real_data_load_offline_with_cards_and_licences():
+    listing = bs.datasets.list()
+    assert listing.equals(bs.datasets.available())
+    real = listing[listing["kind"] == "real"].set_index("name")
+    assert {"muennighoff2023_datablations", "lin2024_finetuning", "mikami2021_synthetic_to_real"} <= set(real.index)
+    assert set(listing["kind"]) == {"real", "synthetic"}
+    here = Path(bs.datasets.__file__).parent
+    for key, name in (("muennighoff", "muennighoff2023_datablations"), ("lin", "lin2024_finetuning"),
+                      ("mikami", "mikami2021_synthetic_to_real")):
+        meta = bs.datasets.published_metadata(key)
+        assert meta["kind"] == "real" and meta["commit"]
+        assert "MIT" in meta["licence"] or "Apache" in meta["licence"]
+        for lic in meta["licence_files"]:
+            text = (here / lic).read_text()
+            assert "Apache License" in text or "MIT License" in text or "Permission is hereby granted" in text
+        assert (here / f"{name}.md").read_text().startswith("# Data card")
+        assert real.loc[name, "rows"] == meta["rows"]
+    mu = bs.datasets.load_muennighoff()
+    assert len(mu) == 277 and (mu["D"] >= mu["U_D"] * 0.999).all()
+    assert mu.groupby("source").size().to_dict() == {"contour": 229, "repetition_runs": 48}
+    lin = bs.datasets.load_lin()
+    assert lin.groupby("target")["model"].nunique().to_dict() == {"flan": 30, "gigaword": 30, "wmt19": 30}
+    assert sorted(lin["D"].unique())[:3] == [0, 200, 400] and lin["D"].max() == 1638400
+    mk = bs.datasets.load_mikami()
+    assert mk["config"].nunique() == 29 and mk["error"].between(0, 1).all()
+    with pytest.raises(KeyError, match="no target"):
+        bs.datasets.load_lin("squad")
+
+
+@needs_shared
+def test_bundled_subsets_are_the_documented_selection_of_the_shared_files():
+    from bayes_scaling.data import published
+
+    pd.testing.assert_frame_equal(published.muennighoff_final_losses(SHARED / "muennighoff2023_datablations"),
+                                  bs.datasets.load_muennighoff(), check_dtype=False)
+    pd.testing.assert_frame_equal(published.lin_long(SHARED / "lin2024_finetuning"), bs.datasets.load_lin(),
+                                  check_dtype=False)
+    pd.testing.assert_frame_equal(published.mikami_errors(SHARED / "mikami2021_synthetic_to_real"),
+                                  bs.datasets.load_mikami(), check_dtype=False, atol=1e-12)
+
+
+# ---- reproductions of published fits ---------------------------------------------------------------------
+
+
+def muennighoff_spec(which: str) -> LawSpec:
+    """``"stage2"``: the paper's second stage, the Chinchilla part (E, A, B, alpha, beta) fixed at the
+    published values and R_D*, R_N* fitted; ``"full"``: all free, alpha = beta tied as published."""
+    d = builtin_spec("data_constrained").to_dict()
+    if which == "stage2":
+        for k in ("E", "A", "B", "alpha", "beta"):
+            d["parameters"][k] = {"domain": "positive", "fixed": PUBLISHED_MU[k]}
+    else:
+        d["law"]["formula"] = d["law"]["formula"].replace("beta", "alpha")
+        del d["parameters"]["beta"]
+    return LawSpec.from_dict(d)
+
+
+def muennighoff_selection(runs: pd.DataFrame, which: str) -> pd.DataFrame:
+    """C4 runs. ``"stage2"``: the 24 repetition runs (1-44 epochs at 2.8B/4.2B/8.7B). ``"full"``: those and the
+    contour grid, without runs whose loss is above that of a run with the same N and unique data and fewer epochs
+    (overfitting, which a law monotone in D cannot describe) and runs with a loss above 6 nats (diverged, or a
+    few hundred steps of a tiny model)."""
+    c4 = runs[runs["corpus"] == "c4"]
+    if which == "stage2":
+        return c4[c4["source"] == "repetition_runs"].reset_index(drop=True)
+    c4 = c4.sort_values(["source", "N", "U_D", "epochs"])
+    best_before = c4.groupby(["source", "N", "U_D"])["loss"].transform(lambda s: s.cummin().shift(1))
+    keep = (best_before.isna() | (c4["loss"] <= best_before)) & (c4["loss"] < 6.0)   # > 6 nats: diverged
+    return c4[keep].reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_reproduce_muennighoff_decay_constants():
+    """Stage 2 of their fit on the 24 C4 repetition runs: R_D*, R_N* with the Chinchilla part at their values."""
+    runs = bs.datasets.load_muennighoff(corpus="c4")
+    result = bs.fit(muennighoff_selection(runs, "stage2"), muennighoff_spec("stage2"), seed=1, draws=500,
+                    tune=500, chains=2, warn=False)
+    s = result.summary(ci_prob=0.9).set_index("parameter")
+    # R_D*: the same order as their 15.4 (see README: the training-curve losses sit above their law)
+    assert 3.0 < s.loc["RD_star", "median"] < 60.0
+    assert result.diagnostics.divergences == 0
+
+
+# ---- which group is best ---------------------------------------------------------------------------------
+
+
+def _fake_fit(draws: dict, spec: LawSpec, data: pd.DataFrame, seed: int = 1) -> Fit:
+    """A law-spec fit with given posterior draws (chain 1, draw n): exact answers without sampling."""
+    import json
+
+    import xarray as xr
+
+    post = {}
+    for name, v in draws.items():
+        v = np.asarray(v, dtype=float)
+        if v.ndim == 1:
+            post[name] = (("chain", "draw"), v[None, :])
+        else:
+            p = spec.parameters[name]
+            post[name] = (("chain", "draw", p.by), v[None, :, :])
+    labels = {g: sorted(map(str, data[g].unique())) for g in spec.groups}
+    ds = xr.Dataset(post, coords={g: lab for g, lab in labels.items()})
+    tree = xr.DataTree.from_dict({"posterior": ds})
+    tree.attrs.update(bayes_scaling_kind="spec", spec=json.dumps(spec.to_dict()), spec_hash=spec.hash(),
+                      backend="test", seed=seed, parameterization="{}", labels=json.dumps(labels))
+    return Fit(tree, data.reset_index(drop=True), spec)
+
+
+def _three_models():
+    spec = LawSpec.from_dict({"law": {"formula": "E + A / D**alpha", "target": "loss"},
+                              "parameters": {"E": {"by": "model"}, "A": {}, "alpha": {}}})
+    data = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3 + ["c"] * 2,
+                         "D": [1e2, 1e3, 1e4, 1e2, 1e3, 1e4, 1e2, 1e3], "loss": 2.0})
+    rng = np.random.default_rng(0)
+    S = 4000
+    # E: a ~ N(1.0, 0.1), b ~ N(1.1, 0.1), c = 3 (never best); P(a < b) = Phi(0.1 / (0.1 sqrt 2)) = 0.760
+    E = np.column_stack([rng.normal(1.0, 0.1, S), rng.normal(1.1, 0.1, S), np.full(S, 3.0)])
+    draws = {"E": E, "A": np.full(S, 10.0), "alpha": np.full(S, 0.5), "sigma": np.full(S, 0.01)}
+    return _fake_fit(draws, spec, data), E
+
+
+def test_best_group_probabilities_and_distance_outside_the_data():
+    from scipy.stats import norm
+
+    from bayes_scaling.analysis.best import best_group
+
+    fit_, E = _three_models()
+    table = best_group(fit_, at=pd.DataFrame({"D": [1e3, 1e6]}), ci_prob=0.9)
+    assert list(table.columns[:3]) == ["point", "D", "group"]
+    first = table[table.point == 0].set_index("group")
+    expected = norm.cdf(0.1 / (0.1 * np.sqrt(2)))
+    assert first.loc["a", "p_best"] == pytest.approx(np.mean(E[:, 0] < E[:, 1]), abs=1e-12)
+    assert first.loc["a", "p_best"] == pytest.approx(expected, abs=0.03)
+    assert first.loc["c", "p_best"] == 0.0 and first["p_best"].sum() == pytest.approx(1.0)
+    assert list(first["rank"]) == [1, 2, 3] and first.index[0] == "a"
+    assert first.loc["a", "median"] == pytest.approx(np.median(E[:, 0]) + 10 / 1e3**0.5, rel=1e-6)
+    # D = 1e3 is inside every group's runs; 1e6 is 2 orders above all runs and 3 above model c's own
+    assert (first["outside"] == 0).all() and (first["outside_group"] == 0).all()
+    far = table[table.point == 1].set_index("group")
+    assert far.loc["a", "outside"] == pytest.approx(2.0) and far.loc["c", "outside_group"] == pytest.approx(3.0)
+    # higher is better: c (E = 3) always wins
+    hi = best_group(fit_, at={"D": 1e3}, lower_is_better=False).set_index("group")
+    assert hi.loc["c", "p_best"] == 1.0
+    # a subset of groups, and errors
+    two = best_group(fit_, at={"D": 1e3}, groups=["b", "c"]).set_index("group")
+    assert two.loc["b", "p_best"] == 1.0
+    from bayes_scaling.errors import DataError
+
+    with pytest.raises(DataError, match="leave out the column 'model'"):
+        best_group(fit_, at={"D": 1e3, "model": "a"})
+    with pytest.raises(DataError, match="not in the fit"):
+        best_group(fit_, at={"D": 1e3}, groups=["a", "zz"])
+
+
+def test_cli_best(tmp_path):
+    import subprocess
+    import sys
+
+    fit_, _ = _three_models()
+    path = fit_.save(tmp_path / "fit.nc")
+    pd.DataFrame({"D": [1e3]}).to_csv(tmp_path / "point.csv", index=False)
+    run = subprocess.run([sys.executable, "-m", "bayes_scaling", "best", str(path), "--at",
+                          str(tmp_path / "point.csv"), "--out", str(tmp_path / "best.csv")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "best model = lowest loss" in run.stdout
+    out = pd.read_csv(tmp_path / "best.csv")
+    assert out.loc[0, "group"] == "a" and out["p_best"].sum() == pytest.approx(1.0)
+    bad = subprocess.run([sys.executable, "-m", "bayes_scaling", "best", str(path), "--at",
+                          str(tmp_path / "missing.csv")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "missing.csv" in bad.stderr
