@@ -69,6 +69,12 @@ def stop_on_signals(what: str) -> Iterator[None]:
         if isinstance(exc, Interrupted) and not received:  # from an inner block: keep its description
             raise
         raise Interrupted(received[0] if received else signal.SIGINT, what) from None
+    except Exception:
+        # raised inside compiled code, the interrupt can come out as another error (Numba: "SystemError: ...
+        # returned a result with an exception set"); after a signal, any error is the interrupt
+        if received:
+            raise Interrupted(received[0], what) from None
+        raise
     finally:
         for sig, old in previous.items():
             if old is not None:
