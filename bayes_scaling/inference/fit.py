@@ -22,6 +22,7 @@ import xarray as xr
 from bayes_scaling import __version__
 from bayes_scaling.data.tables import read_table
 from bayes_scaling.errors import ConfigError, DataError, FitFileError, format_rows
+from bayes_scaling.inference.base import FitBase
 from bayes_scaling.inference.fitfile import read_tree, without, write_tree
 from bayes_scaling.laws.spec import LawSpec, builtin_spec
 from bayes_scaling.models import spec_model as sm
@@ -126,7 +127,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
     return result
 
 
-class Fit:
+class Fit(FitBase):
     """A fitted law: the data, the spec, the posterior (``tree``, an ``xarray.DataTree`` with ``posterior``,
     ``sample_stats``, ``log_likelihood``, ``observed_data``), the back end, the seed and the priors used.
 
@@ -140,24 +141,7 @@ class Fit:
         self.data = data
         self.spec = spec
 
-    # ---- accessors --------------------------------------------------------------------------------------
-    @property
-    def posterior(self) -> xr.Dataset:
-        return self.tree["posterior"].to_dataset()
-
-    @property
-    def backend(self) -> str:
-        return str(self.tree.attrs.get("backend", "unknown"))
-
-    @property
-    def seed(self) -> int:
-        return int(self.tree.attrs["seed"])
-
-    @property
-    def parameterization(self) -> dict[str, str]:
-        """``"centred"`` or ``"non_centred"`` for each partially pooled parameter, as chosen for this fit."""
-        return json.loads(self.tree.attrs.get("parameterization", "{}"))
-
+    # ---- accessors (posterior, backend, seed, parameterization: FitBase) -------------------------------
     @property
     def labels(self) -> dict[str, list[str]]:
         return json.loads(self.tree.attrs.get("labels", "{}"))

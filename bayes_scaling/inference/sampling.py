@@ -35,6 +35,7 @@ from bayes_scaling import __version__
 from bayes_scaling._interrupts import stop_on_signals
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import ConfigError, ConvergenceWarning, FitFileError
+from bayes_scaling.inference.base import FitBase
 from bayes_scaling.inference.fitfile import json_attr, read_tree, require_variables, without, write_tree
 from bayes_scaling.models.transfer import (
     ModelConfig,
@@ -262,7 +263,7 @@ def summarize(tree: xr.DataTree, var_names: list[str], ci_prob: float = 0.94) ->
     return pd.DataFrame(rows)
 
 
-class TransferFit:
+class TransferFit(FitBase):
     """A fitted transfer model: posterior draws (``tree``, an ``xarray.DataTree``), data and configuration.
 
     >>> import bayes_scaling as bs
@@ -275,19 +276,7 @@ class TransferFit:
         self.data = data
         self.config = config
 
-    # ---- accessors --------------------------------------------------------------------------------------
-    @property
-    def posterior(self) -> xr.Dataset:
-        return self.tree["posterior"].to_dataset()
-
-    @property
-    def backend(self) -> str:
-        return str(self.tree.attrs.get("backend", "unknown"))
-
-    @property
-    def seed(self) -> int:
-        return int(self.tree.attrs["seed"])
-
+    # ---- accessors (posterior, backend, seed, parameterization: FitBase) -------------------------------
     @property
     def centre(self) -> tuple[float, float]:
         return float(self.tree.attrs["centre_log_D_F"]), float(self.tree.attrs["centre_log_N"])
@@ -296,10 +285,6 @@ class TransferFit:
     def pretraining(self) -> list[str]:
         return [str(p) for p in self.posterior["pretraining"].values]
 
-    @property
-    def parameterization(self) -> dict[str, str]:
-        """``"centred"`` / ``"non_centred"`` per grouped parameter, as used (``{}`` in files of version 0.1)."""
-        return json.loads(self.tree.attrs.get("parameterization", "{}"))
 
     @property
     def diagnostics(self) -> Diagnostics:

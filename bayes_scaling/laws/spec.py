@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -262,13 +261,9 @@ class LawSpec:
     @classmethod
     def from_toml(cls, path: str | PathLike) -> LawSpec:
         """Read a spec file; errors name the file."""
-        path = Path(path)
-        try:
-            doc = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"model file not found: {path}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"model file {path} is not valid TOML: {exc}") from None
+        from bayes_scaling._toml import read_toml
+
+        doc = read_toml(path)
         try:
             return cls.from_dict(doc)
         except ConfigError as exc:

@@ -56,6 +56,7 @@ import xarray as xr
 from bayes_scaling import __version__
 from bayes_scaling.analysis.effective import LOW_FRACTION, exclude_non_low, read_finetune, regime
 from bayes_scaling.errors import DataError, ExclusionWarning, FitFileError, format_rows
+from bayes_scaling.inference.base import FitBase
 from bayes_scaling.inference.fitfile import read_tree, require_variables, without, write_tree
 from bayes_scaling.inference.sampling import diagnose, sample_nuts, sampler_settings, summarize
 from bayes_scaling.laws import formulas as laws
@@ -191,7 +192,7 @@ def build_joint_model(scratch: pd.DataFrame, used: pd.DataFrame, pretraining: tu
     return model
 
 
-class JointFit:
+class JointFit(FitBase):
     """A joint fit: ``.posterior`` holds ``k, log_k, alpha`` (dim pretraining), ``beta``, the loss-law
     parameters, ``sigma_scratch``, ``sigma_finetune`` (noise of log loss), ``D_E`` (dim run) and ``sigma``
     (the implied noise of log D_E, see :func:`_add_implied_sigma`); ``.pretraining``, ``.data``
@@ -205,24 +206,12 @@ class JointFit:
         self.config = config            # the transfer priors (as TransferFit.config; one level, no pooling)
 
     @property
-    def posterior(self) -> xr.Dataset:
-        return self.tree["posterior"].to_dataset()
-
-    @property
     def law(self) -> str:
         return self.loss_config.law
 
     @property
     def pretraining(self) -> list[str]:
         return [str(p) for p in self.posterior["pretraining"].values]
-
-    @property
-    def seed(self) -> int:
-        return int(self.tree.attrs["seed"])
-
-    @property
-    def backend(self) -> str:
-        return str(self.tree.attrs.get("backend", "unknown"))
 
     def parameter_names(self) -> list[str]:
         names = ["k", "log_k", "alpha", "beta"] + list(LAW_PARAMETERS[self.law]) + ["sigma_scratch",

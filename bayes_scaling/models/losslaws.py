@@ -60,6 +60,7 @@ from bayes_scaling.errors import (
     FitFileError,
     format_rows,
 )
+from bayes_scaling.inference.base import FitBase
 from bayes_scaling.inference.fitfile import read_tree, require_variables, without, write_tree
 from bayes_scaling.inference.sampling import diagnose, sample_nuts, sampler_settings, summarize
 from bayes_scaling.laws import formulas as laws
@@ -445,7 +446,7 @@ def _likelihood(name: str, mu, vals: dict, likelihood: str, obs, dim: str, suffi
 # ---- the fit --------------------------------------------------------------------------------------------
 
 
-class ScratchFit:
+class ScratchFit(FitBase):
     """A fitted from-scratch loss law: ``.law``, ``.posterior`` (natural parameters with dims chain, draw),
     ``.data`` (the validated table), ``.config``; ``.loss(N, D)``, ``.inverse(loss, N)`` and
     ``.converged_data(N)`` give posterior draws.
@@ -461,21 +462,8 @@ class ScratchFit:
         return self.config.law
 
     @property
-    def posterior(self) -> xr.Dataset:
-        return self.tree["posterior"].to_dataset()
-
-    @property
     def unit(self) -> str:
         return str(self.tree.attrs.get("unit", "tokens"))
-
-    @property
-    def seed(self) -> int:
-        return int(self.tree.attrs["seed"])
-
-    @property
-    def backend(self) -> str:
-        """The NUTS back end that ran (``"auto"`` resolved)."""
-        return str(self.tree.attrs.get("backend", "unknown"))
 
     @property
     def parameters(self) -> list[str]:

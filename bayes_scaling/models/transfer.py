@@ -31,10 +31,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -140,17 +138,9 @@ class ModelConfig:
     @classmethod
     def from_toml(cls, path: str | PathLike) -> ModelConfig:
         """Read a model file such as ``models/transfer.toml``."""
-        path = Path(path)
-        try:
-            doc = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"model file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"model file {path} is not valid TOML: {exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"model file {path} is not UTF-8 text (expected TOML)") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read model file {path}: {exc.strerror or exc}") from None
+        from bayes_scaling._toml import read_toml
+
+        doc = read_toml(path)
         return cls.from_dict(doc, where=str(path))
 
     @classmethod
