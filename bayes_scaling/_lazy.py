@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from types import ModuleType
 
 
 def lazy_exports(package: str, exports: dict[str, str], namespace: dict) -> tuple[Callable, Callable]:
@@ -20,11 +19,6 @@ def lazy_exports(package: str, exports: dict[str, str], namespace: dict) -> tupl
             value = importlib.import_module(f"{package}.{name}")
         else:
             value = getattr(importlib.import_module(f"{package}.{target}"), name)
-            # importing a submodule binds it on the package under its own name; where that name is also an
-            # exported object (``output.export``, the function of ``output/export.py``), bind the object again
-            sub = target.split(".")[0]
-            if exports.get(sub, "") != "" and isinstance(namespace.get(sub), ModuleType):
-                namespace[sub] = getattr(importlib.import_module(f"{package}.{exports[sub]}"), sub)
         namespace[name] = value
         return value
 

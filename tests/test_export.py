@@ -14,7 +14,7 @@ from bayes_scaling.analysis.predictions import NEW, predict
 from bayes_scaling.analysis.timeline import forecast
 from bayes_scaling.cli import main
 from bayes_scaling.errors import BayesScalingError
-from bayes_scaling.output import export as X
+from bayes_scaling.output import exports as X
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +125,13 @@ def test_fit_draws_and_cli_export(small_fit, tmp_path, capsys):
     xr.Dataset({"x": ("a", [1.0])}).to_netcdf(other, engine="h5netcdf")
     assert main(["export", str(other), "--out", str(tmp_path / "x.csv")]) == 2
     assert "not a bayes_scaling transfer fit" in capsys.readouterr().err
+
+
+def test_output_namespace_keeps_the_export_function():
+    """The module is ``exports``: importing it never shadows the function ``bs.output.export``."""
+    import bayes_scaling as bs
+
+    assert callable(bs.output.quantile_table)
+    import bayes_scaling.output.exports  # noqa: F401
+
+    assert callable(bs.output.export)

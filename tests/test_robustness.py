@@ -180,6 +180,38 @@ def test_stop_on_signals_raises_even_when_the_library_swallows_the_interrupt():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
+def test_a_sampler_that_goes_on_with_the_next_chain_is_stopped_at_once():
+    """PyMC's sequential sampler catches KeyboardInterrupt per chain and starts the next chain; the per-draw
+    callback (Signals.check) stops it at the next draw. And an error that compiled code raises because of the
+    signal (Numba: SystemError "returned a result with an exception set") is the interrupt too."""
+    draws_after = []
+
+    def pymc_like(callback):
+        for chain in range(3):
+            try:
+                for draw in range(1000):
+                    if chain == 0 and draw == 10:
+                        os.kill(os.getpid(), signal.SIGTERM)
+                    if chain > 0:
+                        draws_after.append(draw)
+                    callback()
+                    time.sleep(0.001)
+            except KeyboardInterrupt:
+                pass
+
+    with pytest.raises(Interrupted, match="SIGTERM while sampling"):
+        with stop_on_signals("sampling") as signals:
+            pymc_like(signals.check)
+    assert len(draws_after) <= 1
+    with pytest.raises(Interrupted):
+        with stop_on_signals("sampling"):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+            except KeyboardInterrupt:
+                raise SystemError("returned a result with an exception set") from None
+
+
 def _threads(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/task"))

@@ -104,7 +104,7 @@ def _names(args):
 def _check_out(args) -> None:
     """``--out`` checked before the work: folder, a suffix of its format, not the fit file itself."""
     from bayes_scaling.cli.transfer import check_out
-    from bayes_scaling.output.export import FORMATS, _format, suffixes_of
+    from bayes_scaling.output.exports import FORMATS, _format, suffixes_of
 
     if args.out is None:
         return
@@ -187,6 +187,10 @@ def cmd_predict_at(args) -> int:
     points = read_table(args.at, args.at)
     table = fit.predict(points, kind="observation" if args.noise else "mean", ci_prob=args.ci, seed=args.seed)
     what = "a new observation (with noise)" if args.noise else "the law's value (mean function)"
+    from bayes_scaling.cli._output import emit
+
+    emit("intervals", table, target=fit.spec.target, kind="observation" if args.noise else "mean",
+         ci_prob=args.ci, data_range=fit.data_range())
     ranges = ", ".join(f"{c} in [{lo:.3g}, {hi:.3g}]" for c, (lo, hi) in fit.data_range().items())
     if args.out:
         from bayes_scaling._atomic import atomic_path
@@ -213,7 +217,7 @@ def _check_csv_out(args, *inputs) -> None:
 def cmd_predict(args) -> int:
     from bayes_scaling.analysis.predictions import predict
     from bayes_scaling.inference.sampling import load_fit
-    from bayes_scaling.output.export import export
+    from bayes_scaling.output.exports import export
 
     if args.at is not None:
         return cmd_predict_at(args)
@@ -228,6 +232,10 @@ def cmd_predict(args) -> int:
     table = interval_table(ds, quantities, args.ci, ["pretraining", "N", "D_F"])
     table["N_outside"] = table["N"].map(dict(zip(ds["N"].values, ds["N_orders_outside"].values, strict=True)))
     table["D_F_outside"] = table["D_F"].map(dict(zip(ds["D_F"].values, ds["D_F_orders_outside"].values, strict=True)))
+    from bayes_scaling.cli._output import emit
+
+    emit("intervals", table, ci_prob=args.ci, noise=bool(args.noise), unit=fit.data.unit,
+         data_N_range=ds.attrs["data_N_range"], data_D_F_range=ds.attrs["data_D_F_range"])
     if not args.csv:
         lo, hi = ds.attrs["data_N_range"], ds.attrs["data_D_F_range"]
         print(f"{'posterior predictive (with noise)' if args.noise else 'mean function'}; unit {fit.data.unit}; "
@@ -243,7 +251,7 @@ def cmd_forecast(args) -> int:
     from bayes_scaling.analysis.timeline import forecast, forecast_grid
     from bayes_scaling.errors import BayesScalingError
     from bayes_scaling.inference.sampling import load_fit
-    from bayes_scaling.output.export import export
+    from bayes_scaling.output.exports import export
 
     for given, draws, flag in ((args.N, args.N_draws, "--N"), (args.D_req, args.D_req_draws, "--D-req")):
         if (given is None) == (draws is None):
@@ -268,6 +276,10 @@ def cmd_forecast(args) -> int:
         table["N_outside"] = table["N"].map(dict(zip(ds["N"].values, np.atleast_1d(ds["N_orders_outside"].values), strict=True)))
     table["D_F_outside"] = table["D_F_orders_outside"]
     table = table.drop(columns=["D_F_orders_outside", "D_F_orders_outside_lo", "D_F_orders_outside_hi"])
+    from bayes_scaling.cli._output import emit
+
+    emit("intervals", table, ci_prob=args.ci, unit=fit.data.unit, alignment=ds.attrs.get("alignment"),
+         data_N_range=ds.attrs.get("data_N_range"), data_D_F_range=ds.attrs.get("data_D_F_range"))
     if not args.csv:
         print(f"D_F solving D_F + k D_F^alpha N^beta = D_req; saving = D_req / D_F; unit {fit.data.unit}; "
               f"{ds.attrs.get('alignment', 'fixed scenarios')}; *_outside = orders of magnitude beyond the fitted "
@@ -281,7 +293,7 @@ def cmd_forecast(args) -> int:
 
 def cmd_export(args) -> int:
     from bayes_scaling.inference.sampling import load_fit
-    from bayes_scaling.output.export import export, fit_draws
+    from bayes_scaling.output.exports import export, fit_draws
 
     _names(args)
     _check_out(args)
