@@ -43,12 +43,33 @@ class Interrupted(KeyboardInterrupt):
         return f"interrupted by {self.signal_name}" + (f" while {self.what}" if self.what else "")
 
 
+class _Stop(Exception):  # noqa: N818 - not an error: unwinds a sampler that swallows KeyboardInterrupt
+    pass
+
+
+class Signals:
+    """What :func:`stop_on_signals` yields: ``received`` (signal numbers so far) and :meth:`check`, for a
+    sampler's per-draw callback."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def check(self, *args, **kwargs) -> None:
+        """Raise (an ordinary exception, which samplers do not swallow) once a signal has arrived. PyMC's
+        sequential sampler catches ``KeyboardInterrupt`` per chain and goes on with the next chain; its
+        ``callback`` calls this after every draw, so the whole fit stops at once."""
+        if self.received:
+            raise _Stop
+
+
 @contextlib.contextmanager
-def stop_on_signals(what: str) -> Iterator[None]:
+def stop_on_signals(what: str) -> Iterator[Signals]:
     """Within the block, SIGINT/SIGTERM raise :class:`Interrupted`; if one arrived, the block always ends
     with :class:`Interrupted` (even when a library caught it and returned a partial result). Outside the main
-    thread (where Python cannot install handlers) only Ctrl-C's ``KeyboardInterrupt`` is turned into it."""
-    received: list[int] = []
+    thread (where Python cannot install handlers) only Ctrl-C's ``KeyboardInterrupt`` is turned into it.
+    Yields a :class:`Signals` (``.check`` for per-draw callbacks)."""
+    state = Signals()
+    received = state.received
 
     def handler(signum, frame):
         received.append(signum)
@@ -64,7 +85,7 @@ def stop_on_signals(what: str) -> Iterator[None]:
             except (ValueError, OSError):  # pragma: no cover - e.g. an embedded interpreter
                 pass
     try:
-        yield
+        yield state
     except KeyboardInterrupt as exc:
         if isinstance(exc, Interrupted) and not received:  # from an inner block: keep its description
             raise

@@ -52,7 +52,7 @@ def chinchilla() -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
-    from bayes_scaling.analysis.backtest import backtest
+    from bayes_scaling.analysis.backtest import backtest, pooled_tau
 
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -72,18 +72,28 @@ def main(argv=None) -> int:
             jobs += [("porian", name, g, "C > 6.4e18", c) for c in cands]
     if args.only in (None, "chinchilla"):
         jobs += [("chinchilla_epoch", "all", chinchilla(), "C > 1e21", c) for c in cands if c == "chinchilla"]
-    rows = []
+    rows, done = [], []
     for ds, name, g, holdout, cand in jobs:
         t = time.time()
         res = backtest(g, cands[cand], holdout, seed=1, draws=args.draws, tune=args.draws, chains=2)
+        done.append((ds, name, cand, res, time.time() - t))
+        r = res.table.set_index("method")
+        print(f"{ds} {name} {cand}: cov90 {r.loc['bayes', 'coverage90']:.2f} / with discrepancy "
+              f"{r.loc['bayes+discrepancy', 'coverage90']:.2f}; err {r.loc['bayes', 'median_rel_error']:.4f} "
+              f"(huber {r.loc['huber', 'median_rel_error']:.4f}); tau {r.loc['bayes+discrepancy', 'tau']:.3g} "
+              f"({time.time() - t:.0f} s)", flush=True)
+    # one tau pooled over the nested backtests (training rows only) of all Porian configurations of a candidate
+    for cand in cands:
+        pr = [res for ds, _, c, res, _ in done if ds == "porian" and c == cand]
+        tau = pooled_tau(pr) if pr else None
+        print(f"pooled tau ({cand}, Porian nested backtests): {tau}", flush=True)
+        for i, (ds, name, c, res, sec) in enumerate(done):
+            if c == cand and tau is not None:
+                done[i] = (ds, name, c, res.rescore(tau, "bayes+discrepancy(pooled)"), sec)
+    for ds, name, cand, res, sec in done:
         pts = res.points.assign(dataset=ds, config=name, candidate=cand)
         pts.to_csv(out / f"points_{ds}_{cand}_{name.replace('/', '-')}.csv", index=False)
-        tab = res.table.assign(dataset=ds, config=name, candidate=cand, seconds=time.time() - t)
-        rows.append(tab)
-        pd.concat(rows).to_csv(out / "per_config.csv", index=False)
-        r = tab[tab["method"] == "bayes"].iloc[0]
-        print(f"{ds} {name} {cand}: cov90 {r['coverage90']:.2f} err {r['median_rel_error']:.4f} "
-              f"tau {tab['tau'].max():.3g} ({time.time() - t:.0f} s)", flush=True)
+        rows.append(res.table.assign(dataset=ds, config=name, candidate=cand, seconds=sec))
     per = pd.concat(rows)
     allpts = pd.concat([pd.read_csv(p) for p in sorted(out.glob("points_*.csv"))])
     summ = []

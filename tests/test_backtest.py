@@ -21,6 +21,7 @@ from bayes_scaling.analysis.backtest import (
     lsq_fit,
     make_splits,
     parse_holdout,
+    pooled_tau,
 )
 from bayes_scaling.errors import ConfigError, DataError
 from bayes_scaling.laws.spec import builtin_spec
@@ -183,6 +184,12 @@ def test_backtest_well_specified(sim_backtest, tmp_path):
     assert "points" in tree.children and "summary" in tree.children
     fig = res.plot_calibration()
     assert len(fig.axes[0].lines) >= 3
+    # a tau pooled over nested backtests, and rescoring with a wider discrepancy: wider intervals, same median
+    tau = pooled_tau([res, res])
+    assert tau == pytest.approx(res.info["splits"][0]["tau"])
+    wide = res.rescore(0.5, "wide").table.set_index("method")
+    assert wide.loc["wide", "width90"] >= wide.loc["bayes", "width90"]
+    assert wide.loc["wide", "coverage90"] >= wide.loc["bayes", "coverage90"]
 
 
 @pytest.mark.slow
@@ -251,3 +258,20 @@ def test_real_porian_backtest_runs_and_scores():
     for method in ("bayes", "lsq", "huber"):
         assert tab.loc[method, "median_rel_error"] < 0.12, method
     assert 0.0 <= tab.loc["bayes", "coverage90"] <= 1.0 and tab.loc["bayes", "width90"] > 0
+
+
+def test_predict_with_discrepancy_widens_outside_only():
+    import bayes_scaling as bs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit(grid_runs(seed=7), "chinchilla", seed=3, draws=150, tune=150, chains=2, progressbar=False,
+                     log_likelihood=False)
+    pts = pd.DataFrame({"N": [1e8, 3e10], "D": [1e10, 3e12]})     # inside; one and one order outside
+    plain = fit.predict(pts, kind="observation", ci_prob=0.9, seed=1)
+    wide = fit.predict(pts, kind="observation", ci_prob=0.9, seed=1, discrepancy=0.05)
+    assert wide["outside"].tolist() == pytest.approx([0.0, 1.0])
+    assert np.allclose(wide.loc[0, ["lo", "hi"]], plain.loc[0, ["lo", "hi"]])
+    assert (wide.loc[1, "hi"] - wide.loc[1, "lo"]) > 1.5 * (plain.loc[1, "hi"] - plain.loc[1, "lo"])
+    with pytest.raises(ValueError, match="discrepancy"):
+        fit.predict(pts, discrepancy=-1.0)

@@ -183,7 +183,7 @@ def muennighoff_spec(which: str) -> LawSpec:
 
 def muennighoff_selection(runs: pd.DataFrame, which: str) -> pd.DataFrame:
     """C4 runs. ``"stage2"``: the 24 repetition runs (1-44 epochs at 2.8B/4.2B/8.7B). ``"full"``: those and the
-    contour grid, without runs whose loss is above that of a run with the same N and unique data and fewer epochs
+    contour grid; ``"contour_1b"``: the contour grid's runs with at least 1B unique tokens; both without runs whose loss is above that of a run with the same N and unique data and fewer epochs
     (overfitting, which a law monotone in D cannot describe) and runs with a loss above 6 nats (diverged, or a
     few hundred steps of a tiny model)."""
     c4 = runs[runs["corpus"] == "c4"]
@@ -192,18 +192,40 @@ def muennighoff_selection(runs: pd.DataFrame, which: str) -> pd.DataFrame:
     c4 = c4.sort_values(["source", "N", "U_D", "epochs"])
     best_before = c4.groupby(["source", "N", "U_D"])["loss"].transform(lambda s: s.cummin().shift(1))
     keep = (best_before.isna() | (c4["loss"] <= best_before)) & (c4["loss"] < 6.0)   # > 6 nats: diverged
+    if which == "contour_1b":   # one evaluation (the contour grid's), at least 1B unique tokens
+        keep &= (c4["source"] == "contour") & (c4["U_D"] >= 1e9)
     return c4[keep].reset_index(drop=True)
 
 
 @pytest.mark.slow
-def test_reproduce_muennighoff_decay_constants():
-    """Stage 2 of their fit on the 24 C4 repetition runs: R_D*, R_N* with the Chinchilla part at their values."""
+def test_reproduce_muennighoff_chinchilla_part_on_the_contour_grid():
+    """All parameters free (alpha = beta tied, as published) on the contour grid's runs with >= 1B unique
+    tokens (94 runs): E, A, B and R_N* agree with the published values (90% intervals), alpha is a little lower
+    and R_D* about three times larger (README: "Published laws, reproduced")."""
     runs = bs.datasets.load_muennighoff(corpus="c4")
-    result = bs.fit(muennighoff_selection(runs, "stage2"), muennighoff_spec("stage2"), seed=1, draws=500,
-                    tune=500, chains=2, warn=False)
+    result = bs.fit(muennighoff_selection(runs, "contour_1b"), muennighoff_spec("contour_1b"), seed=1,
+                    draws=1000, tune=1000, chains=2, warn=False)
     s = result.summary(ci_prob=0.9).set_index("parameter")
-    # R_D*: the same order as their 15.4 (see README: the training-curve losses sit above their law)
-    assert 3.0 < s.loc["RD_star", "median"] < 60.0
+    for name in ("E", "A", "B", "RN_star"):
+        assert s.loc[name, "eti90_lb"] <= PUBLISHED_MU[name] <= s.loc[name, "eti90_ub"], name
+    assert 0.26 < s.loc["alpha", "median"] < 0.36
+    assert s.loc["RD_star", "eti90_lb"] > PUBLISHED_MU["RD_star"]       # the disagreement, stated in the README
+    assert result.diagnostics.divergences == 0
+
+
+@pytest.mark.slow
+def test_reproduce_muennighoff_stage2_on_the_repetition_runs():
+    """The paper's second stage on the 24 C4 repetition runs (training-curve losses): with the Chinchilla part at
+    the published values, the runs sit 0.15-0.7 nats above the law, and R_D*, R_N* collapse to ~1 to absorb it:
+    a disagreement that comes from the data (another evaluation, and overfitting at 44 epochs), kept as a test so
+    that a change is noticed."""
+    runs = bs.datasets.load_muennighoff(corpus="c4")
+    data = muennighoff_selection(runs, "stage2")
+    by_hand = _muennighoff_by_hand(PUBLISHED_MU, *(data[c].to_numpy(float) for c in ("N", "D", "U_D")))
+    assert (data["loss"].to_numpy() > by_hand + 0.1).all()
+    result = bs.fit(data, muennighoff_spec("stage2"), seed=1, draws=500, tune=500, chains=2, warn=False)
+    s = result.summary(ci_prob=0.9).set_index("parameter")
+    assert s.loc["RD_star", "eti90_ub"] < PUBLISHED_MU["RD_star"] and s.loc["sigma", "median"] > 0.03
     assert result.diagnostics.divergences == 0
 
 
@@ -278,20 +300,47 @@ def test_best_group_probabilities_and_distance_outside_the_data():
         best_group(fit_, at={"D": 1e3}, groups=["a", "zz"])
 
 
-def test_cli_best(tmp_path):
-    import subprocess
-    import sys
+def test_cli_best(tmp_path, capsys):
+    from bayes_scaling.cli import main
 
     fit_, _ = _three_models()
     path = fit_.save(tmp_path / "fit.nc")
     pd.DataFrame({"D": [1e3]}).to_csv(tmp_path / "point.csv", index=False)
-    run = subprocess.run([sys.executable, "-m", "bayes_scaling", "best", str(path), "--at",
-                          str(tmp_path / "point.csv"), "--out", str(tmp_path / "best.csv")],
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    assert "best model = lowest loss" in run.stdout
+    assert main(["best", str(path), "--at", str(tmp_path / "point.csv"), "--out", str(tmp_path / "best.csv")]) == 0
+    assert "best model = lowest loss" in capsys.readouterr().out
     out = pd.read_csv(tmp_path / "best.csv")
     assert out.loc[0, "group"] == "a" and out["p_best"].sum() == pytest.approx(1.0)
-    bad = subprocess.run([sys.executable, "-m", "bayes_scaling", "best", str(path), "--at",
-                          str(tmp_path / "missing.csv")], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "missing.csv" in bad.stderr
+    assert main(["best", str(path), "--at", str(tmp_path / "missing.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.csv" in err and "Traceback" not in err
+
+
+def mikami_spec(shared_a: bool = False) -> LawSpec:
+    """Mikami et al.'s own fit (their results/plot_figures.ipynb, R ``nls``): ``error = c + 0.48 * x**-a`` per
+    configuration, d fixed at 0.48, least squares on the error itself (identity scale); ``shared_a``: one
+    exponent for all configurations (c still per configuration)."""
+    d = builtin_spec("synthetic_to_real").to_dict()
+    d["likelihood"] = {"family": "normal", "scale": "identity"}
+    d["parameters"]["d"] = {"domain": "positive", "fixed": 0.48}
+    # their nls bounds (a in [0.1, 1.5], c in [0, 1], start c = 0.8) as priors: with d fixed the law has a
+    # second, worse least-squares mode at a ~ 0.01, c ~ 0.5 (a nearly log-linear curve), which the bounds exclude
+    d["parameters"]["c"] = {**d["parameters"]["c"], "domain": "unit", "mean": 0.8}
+    a = {"domain": "positive", "median": 0.4, "sigma": 0.6}      # 98%: 0.10 to 1.6
+    d["parameters"]["a"] = a if shared_a else {**d["parameters"]["a"], **a}
+    return LawSpec.from_dict(d)
+
+
+def mikami_nls(data: pd.DataFrame) -> pd.DataFrame:
+    """Their method, replicated: per configuration, least squares of ``c + 0.48 x**-a`` with a in [0.1, 1.5],
+    c in [0, 1], started at a = 0.2, c = 0.8 (as their ``nls(..., alg='port')``)."""
+    from scipy.optimize import least_squares
+
+    def resid(p, x, y):
+        return p[1] + 0.48 * x ** -p[0] - y
+
+    rows = {}
+    for cfg, g in data.groupby("config"):
+        x, y = g["x"].to_numpy(float), g["error"].to_numpy(float)
+        r = least_squares(resid, [0.2, 0.8], bounds=([0.1, 0.0], [1.5, 1.0]), args=(x, y))
+        rows[cfg] = {"a_nls": r.x[0], "c_nls": r.x[1]}
+    return pd.DataFrame.from_dict(rows, orient="index")

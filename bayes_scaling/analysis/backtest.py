@@ -16,8 +16,9 @@ The held-out rows are chosen by ``holdout``:
 Scores of each held-out run, from the posterior predictive draws of a new run (``kind="observation"``):
 relative error of the median, whether the 50/80/90/95% equal-tailed intervals cover it, their relative width
 (``(hi - lo) / median``), the log predictive density of ``log(target)`` (a Gaussian kernel density of the draws
-of ``log(target)``; on the log scale so that it is comparable across data sets) and the CRPS (energy form,
-``E|X - y| - E|X - X'| / 2``, exact for the empirical distribution of the draws, in the target's units).
+of ``log(target)``; on the log scale so that it is comparable across data sets) and the CRPS of ``log(target)``
+(energy form, ``E|X - y| - E|X - X'| / 2``, exact for the empirical distribution of the draws; on the log scale
+because a Student-t noise with few degrees of freedom gives draws of the target itself without a finite mean).
 
 Point-fit baselines in the same run, on the same training rows: ``lsq`` (least squares on the likelihood's
 scale, multi-start: :func:`bayes_scaling.models.spec_model.point_fit`) and ``huber`` (Epoch AI's replication of
@@ -26,13 +27,16 @@ best of them). They give a point prediction only (median error; no intervals).
 
 **Discrepancy** (``discrepancy="nested"``): the law is wrong by an amount that grows with the distance outside
 the data. The predictive draws of ``log(target)`` get an extra ``Normal(0, (tau * d)**2)``, ``d`` the orders of
-magnitude the point lies outside the fitted data (:meth:`Fit.outside`), and ``tau`` (per order of magnitude) is
+magnitude the point lies outside the training rows, over the law's inputs and the holdout's column
+(:func:`distance_outside`: a run at a new compute budget may lie inside the ranges of N and of D), and ``tau``
+(per order of magnitude) is
 calibrated by *nested backtests inside the training rows*: the training rows are split again in the same
 direction (the rows beyond a quantile of the holdout column), the law is refitted on the rest, and ``tau`` is the
 maximum-likelihood value of ``r ~ Normal(0, s**2 + tau**2 d**2)`` over the nested held-out runs (``r``: residual
 of the log median, ``s``: the nested predictive sd of ``log(target)``). The test rows never enter it. Both
 predictive distributions, with and without the discrepancy, are scored in one run (methods ``bayes`` and
-``bayes+discrepancy``).
+``bayes+discrepancy``). :func:`pooled_tau` pools the nested backtests of several data sets (or configurations)
+into one ``tau``, and :meth:`BacktestResult.rescore` scores a backtest with it.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ import pandas as pd
 from bayes_scaling.errors import ConfigError, DataError
 
 __all__ = ["Holdout", "parse_holdout", "Split", "make_splits", "crps_draws", "log_density_draws",
-           "interval_scores", "distance_outside", "huber_fit", "lsq_fit", "calibrate_tau", "backtest", "BacktestResult", "LEVELS"]
+           "interval_scores", "distance_outside", "huber_fit", "lsq_fit", "calibrate_tau", "pooled_tau", "backtest", "BacktestResult", "LEVELS"]
 
 #: nominal levels of the predictive intervals that are scored
 LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
@@ -477,7 +481,7 @@ def _run_split(task: dict) -> dict:
         pred = _log_draws(f, test, "observation", seed + 1)
         cols = [*spec.inputs, *([task["direction"]] if task["direction"] else [])]
         dist = distance_outside(train, test, cols)
-        tau = np.nan
+        tau, nested = np.nan, {}
         if task["discrepancy"] == "nested":
             resid, sds, dists = [], [], []
             for k, (tr, te) in enumerate(_nested_tables(train, test, task["direction"], task["nested_fracs"])):
@@ -490,8 +494,10 @@ def _run_split(task: dict) -> dict:
                 sds.append(np.subtract(*np.quantile(lp, [0.8413, 0.1587], axis=0)) / 2)
                 dists.append(distance_outside(tr, te, cols))
             tau = calibrate_tau(np.concatenate(resid), np.concatenate(sds), np.concatenate(dists)) if resid else 0.0
+            nested = {k: np.concatenate(v).tolist() if v else [] for k, v in
+                      (("resid", resid), ("sd", sds), ("dist", dists))}
     base = _baselines(spec, train, test, seed)
-    return {"name": task["name"], "pred": pred, "dist": dist, "tau": tau, "baselines": base,
+    return {"name": task["name"], "pred": pred, "dist": dist, "tau": tau, "nested": nested, "baselines": base,
             "backend": f.backend, "n_train": len(train)}
 
 
@@ -535,6 +541,22 @@ class BacktestResult:
     points: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
     levels: tuple[float, ...] = LEVELS
+    #: per split: the predictive draws of the held-out rows (samples x rows), their distance outside, the rows
+    #: (in memory only; for :meth:`rescore`)
+    draws: dict[str, tuple[np.ndarray, np.ndarray, pd.DataFrame]] = field(default_factory=dict, repr=False)
+
+    def rescore(self, tau: float, method: str = "bayes+discrepancy(tau)", seed: int = 0) -> BacktestResult:
+        """The same backtest with one more method: the predictive draws widened by a discrepancy of the given
+        ``tau`` (per order of magnitude outside the data), e.g. a ``tau`` pooled over the nested backtests of
+        several data sets (:func:`pooled_tau`)."""
+        frames = [self.points]
+        target = self.info.get("target", "loss")
+        for i, (split, (pred, dist, test)) in enumerate(self.draws.items()):
+            y = test[target].to_numpy(dtype=float)
+            wide = _with_discrepancy(pred, dist, tau, seed + i)
+            f = _score(method, split, test, y, wide, None, dist, tau, self.levels)
+            frames.append(f.assign(tau=tau))
+        return BacktestResult(pd.concat(frames, ignore_index=True), {**self.info}, self.levels, self.draws)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -613,7 +635,8 @@ def _score(method: str, split: str, test: pd.DataFrame, y: np.ndarray, draws: np
         med = sc.pop("median")
         with np.errstate(all="ignore"):
             out["lpd"] = log_density_draws(np.log(draws), np.log(y))
-        out["crps"] = crps_draws(draws, y)
+        with np.errstate(all="ignore"):
+            out["crps"] = crps_draws(np.log(draws), np.log(y))
         for k, v in sc.items():
             out[k] = v.astype(float) if k.startswith("cover") else v
     else:
@@ -622,6 +645,7 @@ def _score(method: str, split: str, test: pd.DataFrame, y: np.ndarray, draws: np
             tag = f"{100 * lv:g}"
             out[f"lo{tag}"] = out[f"hi{tag}"] = out[f"width{tag}"] = np.nan
             out[f"cover{tag}"] = np.nan
+            out[f"cover{tag}"] = out[f"cover{tag}"].astype(float)
         out["lpd"] = out["crps"] = np.nan
     out["predicted"] = med
     out["rel_error"] = np.abs(med - y) / np.abs(y)
@@ -668,10 +692,25 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
                                  levels))
         for name, point in res["baselines"].items():
             frames.append(_score(name, res["name"], test, y, None, point, res["dist"], np.nan, levels))
-    info = {"holdout": h.text, "model": spec.name, "formula": spec.formula.text, "seed": seed, "draws": draws,
+    info = {"holdout": h.text, "target": spec.target, "model": spec.name, "formula": spec.formula.text, "seed": seed, "draws": draws,
             "tune": tune, "chains": chains, "backend": results[0]["backend"], "discrepancy": discrepancy,
             "nested_fracs": list(nested_fracs), "n_rows": len(table),
             "splits": [{"name": r["name"], "n_train": r["n_train"], "n_test": len(t["test"]),
-                        "tau": None if not np.isfinite(r["tau"]) else r["tau"]}
+                        "tau": None if not np.isfinite(r["tau"]) else r["tau"], "nested": r["nested"]}
                        for r, t in zip(results, tasks, strict=True)]}
-    return BacktestResult(pd.concat(frames, ignore_index=True), info, levels)
+    draws = {r["name"]: (r["pred"], r["dist"], t["test"]) for r, t in zip(results, tasks, strict=True)}
+    return BacktestResult(pd.concat(frames, ignore_index=True), info, levels, draws)
+
+
+def pooled_tau(results: Sequence[BacktestResult]) -> float:
+    """One discrepancy ``tau`` from the nested backtests of several backtests (data sets or configurations
+    that share a law): the maximum-likelihood value over all their nested held-out runs (training rows only:
+    no held-out run enters it)."""
+    r, s, d = [], [], []
+    for res in results:
+        for sp in res.info.get("splits", []):
+            nested = sp.get("nested") or {}
+            r += nested.get("resid", [])
+            s += nested.get("sd", [])
+            d += nested.get("dist", [])
+    return calibrate_tau(np.array(r), np.array(s), np.array(d))

@@ -22,8 +22,9 @@ EXIT_USAGE = 2
 
 def _modules():
     from bayes_scaling.cli import backtest, best, calibrate, experiment, predict, report, scratch, transfer
+    from bayes_scaling.cli import forecasting as quantiles  # quantiles, platform CDFs
 
-    return [transfer, scratch, predict, report, calibrate, experiment, backtest, best]
+    return [transfer, scratch, predict, quantiles, report, calibrate, experiment, backtest, best]
 
 
 #: what argparse takes for a negative number (so that ``--N -1e8`` reaches the option's check and is refused
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for mod in _modules():
         mod.register(sub)
+    from bayes_scaling.cli._output import add_common_options
+
+    for name, child in sub.choices.items():   # --quiet everywhere, --json where a table is printed
+        add_common_options(child, name)
     return parser
 
 
@@ -58,14 +63,18 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    _complete(parser)
     args = parser.parse_args(argv)
     warnings.showwarning = _warning_line
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     prefix = f"bayes-scaling {args.command}"
     previous_term = _on_sigterm()
+    from bayes_scaling.cli._output import session
+
     try:
-        return int(args.func(args) or 0)
+        with session(args):   # --quiet, --json (cli/_output.py)
+            return int(args.func(args) or 0)
     except BrokenPipeError:  # e.g. `bayes-scaling summary fit.nc --csv | head`
         sys.stderr.close()
         return 0
@@ -90,6 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
+
+
+def _complete(parser) -> None:
+    """Shell completion when argcomplete is installed (optional; README, Shell completion): a no-op unless
+    the shell's completion hook runs the command (environment variable ``_ARGCOMPLETE``)."""
+    if not os.environ.get("_ARGCOMPLETE"):
+        return
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
 
 
 def _one_line(exc: BaseException) -> str:

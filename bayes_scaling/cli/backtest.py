@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 __all__ = ["register"]
@@ -67,7 +66,7 @@ def cmd_backtest(args) -> int:
     make_splits(table, h, rolling_steps=args.rolling_steps)          # bad input: one line before any fit
     res = backtest(table, spec, h.text, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
                    backend=args.backend, discrepancy=args.discrepancy, rolling_steps=args.rolling_steps,
-                   workers=args.workers, client=args.scheduler, progress=sys.stderr.isatty())
+                   workers=args.workers, client=args.scheduler, progress=None)
     res.to_csv(out)
     res.to_netcdf(out / "backtest.nc")
     fig = res.plot_calibration()
@@ -75,6 +74,9 @@ def cmd_backtest(args) -> int:
 
     with atomic_path(out / "calibration.png") as tmp:
         fig.savefig(tmp, dpi=120, format="png")
+    from bayes_scaling.cli._output import emit
+
+    emit("backtest", res.table, backend=res.info.get("backend"), out=str(out))
     cols = ["split", "method", "n_test", "median_rel_error", "coverage50", "coverage90", "coverage95",
             "width90", "lpd", "crps"]
     with pd.option_context("display.width", 200, "display.max_columns", 20):

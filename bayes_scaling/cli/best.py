@@ -43,6 +43,9 @@ def cmd_best(args) -> int:
     table = best_group(fit, points, group=args.group, lower_is_better=not args.higher_is_better,
                        kind="observation" if args.noise else "mean", ci_prob=args.ci, seed=args.seed)
     a = table.attrs
+    from bayes_scaling.cli._output import emit
+
+    emit("best", table, **{k: v for k, v in a.items() if isinstance(v, str | bool | int | float)})
     print(f"best {a['group']} = {'lowest' if a['lower_is_better'] else 'highest'} {a['target']} "
           f"({'a new run' if args.noise else 'the law'}); p_best = posterior probability; "
           f"{100 * args.ci:g}% interval; outside = orders of magnitude outside the data (all runs / the group's)")

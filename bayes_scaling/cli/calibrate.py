@@ -85,6 +85,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         "result": checks["passed"].map({True: "pass", False: "FAIL"}),
     })
     n_div = int((res.divergences > 0).sum())
+    from bayes_scaling.cli._output import emit
+
+    emit("checks", checks.reset_index(), n_sims=res.n_sims, seed=args.seed, alpha=args.alpha,
+         backend=res.settings["backend"], divergent_fits=n_div, passed=bool(checks["passed"].all()),
+         out=str(out))
     print(f"SBC of the transfer model ({config.likelihood}, {config.variant}, {config.parameterization}): "
           f"{res.n_sims} simulations, ranks among {res.n_draws} draws, seed {args.seed}, {res.seconds:.1f} s; "
           f"NUTS back end: {res.settings['backend']} ({args.chains} x {args.draws} draws per fit)")

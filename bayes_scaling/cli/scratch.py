@@ -83,6 +83,9 @@ def cmd_fit_scratch(args) -> int:
     fit = fit_scratch(args.scratch, law=args.law, likelihood=args.likelihood, duplicates=args.duplicates,
                       **_sampler(args))
     path = fit.save(args.out)
+    from bayes_scaling.cli.transfer import _emit_fit
+
+    _emit_fit(fit, args.ci, saved=str(path))
     print(f"{fit!r}")
     print(f"NUTS back end: {fit.backend}, seed {fit.seed}; {fit.diagnostics}")
     print(_format(fit.summary(args.ci), args.ci))
@@ -109,6 +112,10 @@ def cmd_effective(args) -> int:
     print("regimes (D(N) = data to get within 1% of the infinite-data loss; low: D_F <= 0.1 D(N)): "
           + ", ".join(f"{k} {v}" for k, v in t["regime"].value_counts().items()))
     oss = eff.ossified()
+    from bayes_scaling.cli._output import emit
+
+    emit("runs", t.reset_index(), out=str(args.out))
+    emit("ossified", oss, regimes=t["regime"].value_counts().to_dict())
     with pd.option_context("display.width", 200):
         print("ossified runs (D_T <= 0) per model size:")
         print(oss.to_string(index=False))
@@ -128,6 +135,9 @@ def cmd_fit_joint(args) -> int:
     fit = fit_joint(args.scratch, args.finetune, law=args.law, likelihood=args.likelihood,
                     low_only=not args.all_regimes, **_sampler(args))
     path = fit.save(args.out)
+    from bayes_scaling.cli.transfer import _emit_fit
+
+    _emit_fit(fit, args.ci, saved=str(path))
     print(f"{fit!r}")
     print(f"fine-tuned runs: {fit.data.n_used} used; {fit.data.exclusion_report()}; unit: {fit.data.unit}")
     print(f"NUTS back end: {fit.backend}, seed {fit.seed}; {fit.diagnostics}")

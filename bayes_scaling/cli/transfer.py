@@ -163,6 +163,7 @@ def cmd_fit(args) -> int:
                        chains=args.chains, backend=args.backend, log_likelihood=args.log_likelihood)
     path = fit.save(args.out)
     _print_fit(fit, args.ci)
+    _emit_fit(fit, args.ci, saved=str(path))
     print(f"saved {path}")
     return 0
 
@@ -184,6 +185,7 @@ def _fit_spec(args) -> int:
                    backend=args.backend, log_likelihood=args.log_likelihood)
     path = fit.save(args.out)
     _print_spec_fit(fit, args.ci)
+    _emit_fit(fit, args.ci, saved=str(path))
     print(f"saved {path}")
     return 0
 
@@ -204,10 +206,21 @@ def _print_spec_fit(fit, ci_prob: float, out=None) -> None:
     print(pd.DataFrame(rows).to_string(index=False), file=out)
 
 
+def _emit_fit(fit, ci_prob: float, **info) -> None:
+    """``--json``: the posterior summary table and the fit's facts (cli/_output.py)."""
+    from bayes_scaling.cli._output import active, emit
+
+    if not active():
+        return
+    emit("summary", fit.summary(ci_prob), ci_prob=ci_prob, backend=getattr(fit, "backend", None),
+         seed=getattr(fit, "seed", None), diagnostics=str(getattr(fit, "diagnostics", "")), **info)
+
+
 def cmd_summary(args) -> int:
     from bayes_scaling.inference.fit import Fit, load
 
     fit = load(args.fit)
+    _emit_fit(fit, args.ci)
     if isinstance(fit, Fit):
         if args.csv:
             fit.summary(args.ci).to_csv(sys.stdout, index=False)

@@ -172,7 +172,9 @@ class _Progress:
         if callable(progress) and not isinstance(progress, bool):
             self.callback = progress
             return
-        show = progress if progress is not None else (sys.stderr.isatty() or _in_jupyter())
+        from bayes_scaling._progress import default_progress, is_quiet  # --quiet: no bar
+
+        show = progress if progress is not None else (default_progress() or (_in_jupyter() and not is_quiet()))
         if show and total > 1:
             try:
                 from tqdm.auto import tqdm

@@ -246,7 +246,7 @@ class Fit(FitBase):
         return out
 
     def predict(self, new_data: pd.DataFrame | dict, kind: str = "mean", *, ci_prob: float | None = None,
-                seed: int | None = None) -> xr.Dataset | pd.DataFrame:
+                seed: int | None = None, discrepancy: float | None = None) -> xr.Dataset | pd.DataFrame:
         """Posterior predictions of the target at ``new_data`` (the input and group columns).
 
         Args:
@@ -256,6 +256,10 @@ class Fit(FitBase):
             ci_prob: if given, a DataFrame: the columns of ``new_data``, then ``median``, ``lo``, ``hi`` of the
                 equal-tailed ``ci_prob`` interval and how far outside the fitted data each point lies.
             seed: for the noise draws and for new groups of pooled parameters.
+            discrepancy: ``tau``, the law's error per order of magnitude outside the data: each draw is
+                multiplied by ``exp(tau * d * z)``, ``z ~ Normal(0, 1)``, ``d`` the point's ``outside`` (0 inside
+                the data). Calibrate ``tau`` by backtests (:func:`bayes_scaling.analysis.backtest.backtest`,
+                ``pooled_tau``); on real IsoFLOP runs it restored the held-out coverage (README, "Backtests").
 
         Returns:
             An ``xarray.Dataset`` with the target's draws (``chain``, ``draw``, ``point``), or the DataFrame.
@@ -274,6 +278,11 @@ class Fit(FitBase):
         f = np.broadcast_to(f, (next(iter(params.values())).shape[0], new.n)).copy()
         if kind == "observation":
             f = _add_noise(f, self.spec, self.posterior, rng)
+        if discrepancy:
+            if not (np.isfinite(discrepancy) and discrepancy > 0):
+                raise ValueError(f"discrepancy must be a number >= 0, got {discrepancy!r}")
+            d = self.outside(table.reset_index(drop=True))["outside"].to_numpy(dtype=float)
+            f = f * np.exp(discrepancy * d[None, :] * rng.standard_normal(f.shape))
         post = self.posterior
         C, D = post.sizes["chain"], post.sizes["draw"]
         da = xr.DataArray(f.reshape(C, D, new.n), dims=("chain", "draw", "point"),

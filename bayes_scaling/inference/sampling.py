@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -123,13 +122,14 @@ def sample_nuts(model, *, draws: int, tune: int, chains: int, seed: int, backend
         if backend == "pymc":
             kwargs["target_accept"] = target_accept
             kwargs["cores"] = cores if cores is not None else 1
+            kwargs["callback"] = lambda trace, draw: signals.check()  # stop all chains at the first signal
         else:
             method = _numpyro_chain_method()
             # "parallel" on a single device runs the chains in turn
             kwargs["nuts"] = {"target_accept": target_accept,
                               "chain_method": "parallel" if method == "sequential" else method}
         # Ctrl-C / SIGTERM: PyMC may return the draws so far; stop_on_signals raises Interrupted instead
-        with stop_on_signals(f"sampling ({backend})"), model, warnings.catch_warnings():
+        with stop_on_signals(f"sampling ({backend})") as signals, model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Rr]hat.*|.*effective sample size.*|.*divergen.*"
                                     "|.*There are not enough devices.*")
             tree = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, nuts_sampler=backend,
@@ -361,7 +361,9 @@ def sampler_settings(draws, tune, chains, seed: int | None, progressbar: bool | 
     check_draws_memory(int(draws) + int(tune), int(chains), int(values_per_draw), log_likelihood=log_likelihood)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
-    return _check_seed(seed), sys.stderr.isatty() if progressbar is None else bool(progressbar)
+    from bayes_scaling._progress import default_progress  # a terminal and not --quiet
+
+    return _check_seed(seed), default_progress() if progressbar is None else bool(progressbar)
 
 
 def fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *,

@@ -10,7 +10,7 @@ _EXPORTS = {
                      "plot_law"], "plots"),
     "write_report": "report",
     **dict.fromkeys(["quantiles", "quantile_function", "platform_cdf", "to_squigglepy", "sampler", "draw_values",
-                     "QuantileFunction", "PlatformCDF"], "forecasting"),
+                     "QuantileFunction", "PlatformCDF", "summarise_outside"], "forecasting"),
     **dict.fromkeys(["plots", "report", "forecasting"], ""),
 }
 __all__ = sorted(_EXPORTS)

@@ -12,7 +12,8 @@ Each result carries **the distance outside the data** in orders of magnitude, ``
 ``{"N": 2.3, "D_F": 0.0}`` (``> 0`` above the largest value of the fitted data, ``< 0`` below the smallest, 0
 inside). It is read from what the draws record: the ``N_orders_outside`` / ``D_F_orders_outside`` coordinates
 of :func:`~bayes_scaling.analysis.predictions.predict`, and the per-draw variables of the same names of
-:func:`~bayes_scaling.analysis.timeline.forecast` (their median over draws). Draws that do not record it (a
+:func:`~bayes_scaling.analysis.timeline.forecast` (their median over draws, with the 5% and 95% quantiles as
+``D_F_5%``, ``D_F_95%``). Tables carry ``outside``, the largest of these in absolute value. Draws that do not record it (a
 spec fit's ``Fit.predict(...)`` Dataset, plain arrays) take ``outside=``: a number, a dict, or a row of
 ``Fit.outside(points)`` / ``Fit.predict(points, ci_prob=...)`` (its ``outside_<column>`` entries).
 
@@ -40,7 +41,7 @@ import xarray as xr
 
 from bayes_scaling.errors import BayesScalingError
 
-__all__ = ["DEFAULT_PROBS", "draw_values", "quantiles", "quantile_function", "QuantileFunction",
+__all__ = ["DEFAULT_PROBS", "draw_values", "summarise_outside", "quantiles", "quantile_function", "QuantileFunction",
            "platform_cdf", "PlatformCDF", "to_squigglepy", "sampler"]
 
 #: quantiles asked for by default (the ones forecasting platforms and Squiggle summaries show)
@@ -65,11 +66,22 @@ def _outside_from(obj) -> dict[str, float]:
         extra = [d for d in v.dims if d not in SAMPLE_DIMS]
         if extra:
             continue  # not selected to a point: says nothing about this one
-        vals = np.asarray(v.values, dtype=float).ravel()
-        vals = vals[np.isfinite(vals)]
-        if len(vals):
-            out[str(name)[: -len(_SUFFIX)]] = float(np.median(vals))
+        out.update(summarise_outside(str(name)[: -len(_SUFFIX)], v.values))
     return out
+
+
+def summarise_outside(name: str, values) -> dict[str, float]:
+    """One distance, or per-draw distances (a forecast's ``D_F``) as their median under ``name`` and their 5%
+    and 95% quantiles under ``name_5%`` and ``name_95%`` (a median near 0 can hide draws far outside on both
+    sides)."""
+    vals = np.asarray(values, dtype=float).ravel()
+    vals = vals[np.isfinite(vals)]
+    if not len(vals):
+        return {}
+    if np.ptp(vals) == 0:
+        return {name: float(vals[0])}
+    lo, med, hi = np.quantile(vals, [0.05, 0.5, 0.95])
+    return {name: float(med), f"{name}_5%": float(lo), f"{name}_95%": float(hi)}
 
 
 def _outside_arg(outside) -> dict[str, float]:
