@@ -311,6 +311,13 @@ def test_load_refuses_broken_spec_files(pooled_fit, tmp_path):
     tree.to_netcdf(tmp_path / "noalpha.nc", engine="h5netcdf")
     with pytest.raises(FitFileError, match=r"lacks parameter\(s\) alpha"):
         load(tmp_path / "noalpha.nc")
+    tree = xr.open_datatree(path, engine="h5netcdf").load()
+    post = tree["posterior"].to_dataset()
+    post["A"][0, -5:] = np.nan                       # what a partial posterior would look like
+    tree["posterior"] = xr.DataTree(post)
+    tree.to_netcdf(tmp_path / "partial.nc", engine="h5netcdf")
+    with pytest.raises(FitFileError, match="NaN draw"):
+        load(tmp_path / "partial.nc")
 
 
 def test_warm_refit_reuses_the_compiled_model(pooled_fit):

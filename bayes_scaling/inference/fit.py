@@ -23,7 +23,7 @@ from bayes_scaling import __version__
 from bayes_scaling.data.tables import read_table
 from bayes_scaling.errors import ConfigError, DataError, FitFileError, format_rows
 from bayes_scaling.inference.base import FitBase
-from bayes_scaling.inference.fitfile import read_tree, without, write_tree
+from bayes_scaling.inference.fitfile import read_tree, require_variables, without, write_tree
 from bayes_scaling.laws.spec import LawSpec, builtin_spec
 from bayes_scaling.models import spec_model as sm
 
@@ -372,6 +372,7 @@ def load(path: str | PathLike) -> Any:
     absent += [v for v in ("sigma",) if v not in post]
     if absent:
         raise FitFileError(f"{path}: the posterior lacks parameter(s) {', '.join(absent)}")
+    require_variables(tree, path, [p.name for p in spec.parameters.values() if p.fixed is None] + ["sigma"])
     data = _dataset_to_frame(tree["spec_data"].to_dataset())
     return Fit(without(tree, "spec_data"), data, spec)
 
