@@ -220,7 +220,7 @@ def test_a_saved_scratch_fit_file(tmp_path):
 
     from bayes_scaling.models.losslaws import LossLawConfig, ScratchFit
 
-    post = xr.Dataset({k: (("chain", "draw"), np.full((2, 3), v)) for k, v in EPOCH.items()},
+    post = xr.Dataset({k: (("chain", "draw"), np.full((2, 3), v)) for k, v in {**EPOCH, "sigma": 0.01}.items()},
                       coords={"chain": [0, 1], "draw": np.arange(3)})
     tree = xr.DataTree.from_dict({"posterior": post})
     config = LossLawConfig(law="chinchilla")

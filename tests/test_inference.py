@@ -102,7 +102,7 @@ def test_load_errors(tmp_path):
     with pytest.raises(FitFileError, match="cannot read"):
         bs.load(tmp_path / "junk.nc")
     xr.DataTree(xr.Dataset({"x": ("a", [1.0])})).to_netcdf(tmp_path / "other.nc", engine="h5netcdf")
-    with pytest.raises(FitFileError, match="not a bayes_scaling transfer fit"):
+    with pytest.raises(FitFileError, match="not a bayes_scaling fit file"):
         bs.load(tmp_path / "other.nc")
 
 
