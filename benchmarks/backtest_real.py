@@ -4,7 +4,8 @@
 
 Porian et al. (2024) IsoFLOP runs, per configuration (15): fit on budgets <= 6.4e18 FLOPs, hold out the larger
 budgets (1.28e19, 2.56e19); rows with fewer tokens than parameters (early-training points) are left out.
-Epoch AI's digitised Chinchilla runs: hold out the runs above 1e21 FLOPs. Candidates (issue 12, item 2):
+Epoch AI's digitised Chinchilla runs: hold out the runs above 1e21 FLOPs. Muennighoff et al. (2023) contour grid
+(C4; runs of at most 4 epochs and 1e9+ tokens): hold out the runs above 1e20 FLOPs. Candidates (issue 12, item 2):
 ``chinchilla`` (the default spec: Student-t noise), the same with the nested discrepancy (``bayes+discrepancy``),
 and ``budget_offset``: a random multiplicative offset per budget (``o[budget]``, partially pooled; a new budget
 gets a draw from the population). Writes OUT/<dataset>/... and OUT/summary.csv.
@@ -51,12 +52,21 @@ def chinchilla() -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def muennighoff() -> pd.DataFrame:
+    """The data-constrained contour grid (C4), runs of at most 4 epochs (where repeated data is nearly as good
+    as new) and at least 1e9 tokens: the Chinchilla law with D = tokens seen."""
+    c = pd.read_csv(DATA / "muennighoff2023_datablations" / "datablations_contour_losses.csv")
+    c = c[(c["epochs"] <= 4) & (c["token_num"] >= 1e9)]
+    return pd.DataFrame({"N": c["num_params"], "D": c["token_num"], "C": c["flops"],
+                         "loss": c["openLM_loss"]}).drop_duplicates().reset_index(drop=True)
+
+
 def main(argv=None) -> int:
     from bayes_scaling.analysis.backtest import backtest, pooled_tau
 
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--only", choices=["porian", "chinchilla"], default=None)
+    ap.add_argument("--only", choices=["porian", "chinchilla", "muennighoff"], default=None)
     ap.add_argument("--draws", type=int, default=400)
     ap.add_argument("--configs", type=int, default=None, help="first K Porian configurations only")
     ap.add_argument("--candidates", default="chinchilla,budget_offset")
@@ -72,6 +82,8 @@ def main(argv=None) -> int:
             jobs += [("porian", name, g, "C > 6.4e18", c) for c in cands]
     if args.only in (None, "chinchilla"):
         jobs += [("chinchilla_epoch", "all", chinchilla(), "C > 1e21", c) for c in cands if c == "chinchilla"]
+    if args.only in (None, "muennighoff"):
+        jobs += [("muennighoff", "c4 contour", muennighoff(), "C > 1e20", c) for c in cands if c == "chinchilla"]
     rows, done = [], []
     for ds, name, g, holdout, cand in jobs:
         t = time.time()

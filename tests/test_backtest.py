@@ -216,6 +216,8 @@ def test_cli_bad_input_one_line(tmp_path, capsys):
     out = tmp_path / "out"
     cases = [("Q > 1", "unknown column(s) Q"), ("C > 1e40", "empty test set"), ("C > 0", "empty training set"),
              ("os.system('x')", "Call is not a condition"), ("rolling:Z", "unknown column Z")]
+    rc = main(["backtest", str(csv), "--holdout", "C > 1e20", "--out", str(out), "--tau", "-1"])
+    assert rc == 2 and "--tau must be" in capsys.readouterr().err
     for holdout, message in cases:
         rc = main(["backtest", str(csv), "--model", "chinchilla", "--holdout", holdout, "--out", str(out)])
         err = capsys.readouterr().err
@@ -232,11 +234,14 @@ def test_cli_backtest_writes_outputs(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rc = main(["backtest", str(csv), "--model", str(spec), "--holdout", "C > 1e20", "--out", str(tmp_path / "o"),
-                   "--draws", "150", "--tune", "150", "--discrepancy", "none"])
+                   "--draws", "150", "--tune", "150", "--discrepancy", "none", "--tau", "0.05"])
     assert rc == 0, capsys.readouterr().err
     assert "coverage90" in capsys.readouterr().out
     for name in ("backtest_summary.csv", "backtest_points.csv", "backtest.nc", "calibration.png"):
         assert (tmp_path / "o" / name).stat().st_size > 0
+    summary = pd.read_csv(tmp_path / "o" / "backtest_summary.csv").set_index("method")
+    assert summary.loc["bayes+discrepancy(tau)", "width90"] > summary.loc["bayes", "width90"]
+    assert summary.loc["bayes+discrepancy(tau)", "tau"] == pytest.approx(0.05)
 
 
 # ---- real data ------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ _EXPORTS = {
     **dict.fromkeys(["run_sbc", "SBCDesign"], "calibration"),
     "best_group": "best",
     **dict.fromkeys(["predictions", "effective", "compute", "timeline", "compare", "checks", "calibration", "best"], ""),
+    "backtest": "",            # the module: bs.analysis.backtest.backtest(data, model, holdout), .pooled_tau
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -38,6 +38,10 @@ def register(sub) -> None:
     p.add_argument("--discrepancy", choices=["nested", "none"], default="nested",
                    help="also score predictions widened by a discrepancy calibrated by nested backtests inside "
                         "the training runs (default nested)")
+    p.add_argument("--tau", type=float, default=None, metavar="TAU",
+                   help="also score the predictions widened by a discrepancy of TAU per order of magnitude outside "
+                        "the data (e.g. a tau pooled over other data sets' backtests; method "
+                        "'bayes+discrepancy(tau)')")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--draws", type=_positive_int, default=500, help="NUTS draws per chain (default 500)")
     p.add_argument("--tune", type=_positive_int, default=500, help="NUTS tuning steps (default 500)")
@@ -64,9 +68,13 @@ def cmd_backtest(args) -> int:
     table = read_table(args.data, "data")
     h = parse_holdout(args.holdout)
     make_splits(table, h, rolling_steps=args.rolling_steps)          # bad input: one line before any fit
+    if args.tau is not None and not (args.tau >= 0 and args.tau < 10):
+        raise ValueError(f"--tau must be a number in [0, 10) (per order of magnitude), got {args.tau!r}")
     res = backtest(table, spec, h.text, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
                    backend=args.backend, discrepancy=args.discrepancy, rolling_steps=args.rolling_steps,
                    workers=args.workers, client=args.scheduler, progress=None)
+    if args.tau is not None:
+        res = res.rescore(args.tau, "bayes+discrepancy(tau)", seed=args.seed)
     res.to_csv(out)
     res.to_netcdf(out / "backtest.nc")
     fig = res.plot_calibration()

@@ -425,7 +425,8 @@ def plot_calibration(result, *, methods=None, ax=None):
         ax.plot(cov["nominal"], cov["observed"], "o-", color=f"C{i}", label=f"{m} (n = {n})")
     if n:
         se = np.sqrt(grid * (1 - grid) / n)
-        ax.fill_between(grid, grid - 1.96 * se, grid + 1.96 * se, color="0.88", label="95% band if calibrated")
+        ax.fill_between(grid, np.clip(grid - 1.96 * se, 0, 1), np.clip(grid + 1.96 * se, 0, 1), color="0.88",
+                        label="95% band if calibrated")
     ax.plot([0, 1], [0, 1], color="0.3", lw=1, ls="--")
     ax.set(xlim=(min(0.4, nominal.min() - 0.05), 1.0), ylim=(0.0, 1.02), xlabel="nominal coverage",
            ylabel="observed coverage of held-out runs",
