@@ -218,23 +218,19 @@ def _emit_fit(fit, ci_prob: float, **info) -> None:
 
 def cmd_summary(args) -> int:
     from bayes_scaling.inference.fit import Fit, load
+    from bayes_scaling.inference.sampling import TransferFit
 
     fit = load(args.fit)
     _emit_fit(fit, args.ci)
-    if isinstance(fit, Fit):
-        if args.csv:
-            fit.summary(args.ci).to_csv(sys.stdout, index=False)
-        else:
-            print(repr(fit))
-            _print_spec_fit(fit, args.ci)
-        return 0
-    if not hasattr(fit, "config") or not hasattr(fit.data, "exclusion_report"):
-        fit.summary(args.ci).to_csv(sys.stdout, index=False) if args.csv else print(fit, fit.summary(args.ci), sep="\n")
-        return 0
     if args.csv:
         fit.summary(args.ci).to_csv(sys.stdout, index=False)
-    else:
+    elif isinstance(fit, Fit):
+        print(repr(fit))
+        _print_spec_fit(fit, args.ci)
+    elif isinstance(fit, TransferFit):
         _print_fit(fit, args.ci)
+    else:   # from-scratch and joint fits: their own summary table
+        print(repr(fit), fit.summary(args.ci).to_string(index=False), sep="\n")
     return 0
 
 
