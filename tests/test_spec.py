@@ -321,14 +321,14 @@ def test_load_refuses_broken_spec_files(pooled_fit, tmp_path):
 
 
 def test_warm_refit_reuses_the_compiled_model(pooled_fit):
-    from bayes_scaling.inference import fit as fit_module
+    from bayes_scaling.inference import sampling as cache_module  # the one cache of compiled models
 
     spec = pooled_fit.spec
-    n_before = len(fit_module._COMPILED)
+    n_before = len(cache_module._COMPILED)
     data = simulate_law(spec, _curve_design({"group": ["a", "b", "c"]}, n_x=10),
                         {"E": 1.0, "alpha": 0.6, "A": {"a": 5.0, "b": 8.0, "c": 11.0}}, 0.02, seed=9)
     second = fit(data, spec, seed=3, **FAST)
-    assert len(fit_module._COMPILED) == n_before                    # same structure: no new compilation
+    assert len(cache_module._COMPILED) == n_before                    # same structure: no new compilation
     assert _covered(second, {"alpha": 0.6, "A": {"a": 5.0, "b": 8.0, "c": 11.0}}) == []
 
 

@@ -104,17 +104,10 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
 def _outside(data: pd.DataFrame, inputs: list[str], points: pd.DataFrame) -> np.ndarray:
     """The largest distance over inputs of each point outside ``data``'s range: orders of magnitude for
     positive inputs, else multiples of the range's width (as ``Fit.outside``)."""
+    from bayes_scaling.inference.fit import distance_outside
+
     dist = np.zeros(len(points))
     for c in inputs:
-        x = pd.to_numeric(points[c], errors="coerce").to_numpy(dtype=float)
         v = data[c].to_numpy(dtype=float)
-        lo, hi = float(np.min(v)), float(np.max(v))
-        with np.errstate(all="ignore"):
-            if lo > 0 and np.all(x > 0):
-                lx, llo, lhi = np.log10(x), np.log10(lo), np.log10(hi)
-                d = np.where(lx > lhi, lx - lhi, np.where(lx < llo, llo - lx, 0.0))
-            else:
-                w = (hi - lo) or 1.0
-                d = np.where(x > hi, (x - hi) / w, np.where(x < lo, (lo - x) / w, 0.0))
-        dist = np.maximum(dist, d)
+        dist = np.maximum(dist, np.abs(distance_outside(points[c], float(np.min(v)), float(np.max(v)))))
     return dist

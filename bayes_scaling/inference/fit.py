@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,6 @@ from bayes_scaling.models import spec_model as sm
 
 __all__ = ["Fit", "fit", "load"]
 
-#: Compiled spec models kept in this process: (spec hash, structure) -> CompiledSampler.
-_COMPILED: OrderedDict = OrderedDict()
-CACHE_SIZE = 8
 
 
 def _as_spec(model: LawSpec | str | PathLike | dict) -> LawSpec:
@@ -49,19 +45,12 @@ def _structure(spec: LawSpec, data: sm.SpecData, param: dict[str, str], log_like
 
 def _sampler(spec, data, priors, param, noise, log_likelihood):
     from bayes_scaling.inference.compiled import CompiledSampler
+    from bayes_scaling.inference.sampling import cached_sampler
 
-    key = _structure(spec, data, param, log_likelihood)
-    sampler = _COMPILED.get(key)
-    if sampler is None:
-        model = sm.build_spec_model(spec, data, priors, param, noise)
-        sampler = CompiledSampler(model, log_likelihood=log_likelihood)
-        _COMPILED[key] = sampler
-        while len(_COMPILED) > CACHE_SIZE:
-            _COMPILED.popitem(last=False)
-    else:
-        _COMPILED.move_to_end(key)
-        sampler.set_data(sm.data_values(spec, data, priors, noise), coords={"row": np.arange(data.n)})
-    return sampler
+    return cached_sampler(
+        ("spec", *_structure(spec, data, param, log_likelihood)),
+        lambda: CompiledSampler(sm.build_spec_model(spec, data, priors, param, noise), log_likelihood=log_likelihood),
+        lambda s: s.set_data(sm.data_values(spec, data, priors, noise), coords={"row": np.arange(data.n)}))
 
 
 def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | dict = "transfer", *,
@@ -201,15 +190,7 @@ class Fit(FitBase):
         the range for positive inputs, else multiples of the range's width; and the largest, ``outside``."""
         out = pd.DataFrame(index=points.index)
         for c, (lo, hi) in self.data_range().items():
-            x = pd.to_numeric(points[c], errors="coerce").to_numpy(dtype=float)
-            with np.errstate(all="ignore"):
-                if lo > 0 and np.all(x > 0):
-                    lx, llo, lhi = np.log10(x), np.log10(lo), np.log10(hi)
-                    d = np.where(lx > lhi, lx - lhi, np.where(lx < llo, lx - llo, 0.0))
-                else:
-                    w = (hi - lo) or 1.0
-                    d = np.where(x > hi, (x - hi) / w, np.where(x < lo, (x - lo) / w, 0.0))
-            out[f"outside_{c}"] = d
+            out[f"outside_{c}"] = distance_outside(points[c], lo, hi)
         out["outside"] = out.abs().max(axis=1) if len(out.columns) else 0.0
         return out
 
@@ -310,6 +291,22 @@ class Fit(FitBase):
         """One netCDF file with the draws, sample stats, the data table, the spec and its hash, priors, seed
         and back end; :func:`load` reads it with nothing else."""
         return write_tree(self.tree, path, spec_data=_frame_to_dataset(self.data))
+
+
+def distance_outside(values, lo: float, hi: float) -> np.ndarray:
+    """Signed distance of ``values`` outside ``[lo, hi]``: orders of magnitude (log10) beyond the range when
+    everything is positive, else multiples of the range's width; + above, - below, 0 inside.
+
+    >>> distance_outside([1e3, 1e7, 1e2], 1e2, 1e5).tolist()
+    [0.0, 2.0, 0.0]
+    """
+    x = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        if lo > 0 and np.all(x > 0):
+            lx, llo, lhi = np.log10(x), np.log10(lo), np.log10(hi)
+            return np.where(lx > lhi, lx - lhi, np.where(lx < llo, lx - llo, 0.0))
+        w = (hi - lo) or 1.0
+        return np.where(x > hi, (x - hi) / w, np.where(x < lo, (x - lo) / w, 0.0))
 
 
 def _add_noise(f: np.ndarray, spec: LawSpec, post: xr.Dataset, rng: np.random.Generator) -> np.ndarray:

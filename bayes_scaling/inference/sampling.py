@@ -154,19 +154,30 @@ def compiled_transfer_sampler(data: TransferData | tuple[dict[str, np.ndarray], 
     centre = (float(np.mean(arrays["log_D_F"])), float(np.mean(arrays["log_N"])))
     param = resolve_parameterization(arrays, len(pretraining), config)
     key = ("transfer", config.hash(), len(pretraining), bool(log_likelihood), tuple(sorted(param.items())))
+    sampler = cached_sampler(
+        key,
+        lambda: CompiledSampler(build_transfer_model(arrays, tuple(pretraining), config, centre=centre,
+                                                     parameterization=param), log_likelihood=log_likelihood),
+        lambda s: s.set_data({"log_D_F": arrays["log_D_F"], "log_N": arrays["log_N"], "p_idx": arrays["p_idx"],
+                              "log_D_T_obs": arrays["log_D_T"], "centre_log_D_F": centre[0],
+                              "centre_log_N": centre[1]}, coords={"run": np.arange(len(arrays["log_D_T"]))}))
+    sampler.model.centre = centre  # type: ignore[attr-defined]
+    return sampler
+
+
+def cached_sampler(key: tuple, build, refit):
+    """The compiled sampler kept in this process under ``key`` (least recently used dropped beyond
+    ``CACHE_SIZE``): ``build()`` makes it on first use, ``refit(sampler)`` puts the new data into a kept one.
+    Every compiled model of the package (transfer model, law specs) lives in this one cache."""
     sampler = _COMPILED.get(key)
     if sampler is None:
-        model = build_transfer_model(arrays, tuple(pretraining), config, centre=centre, parameterization=param)
-        sampler = CompiledSampler(model, log_likelihood=log_likelihood)
+        sampler = build()
         _COMPILED[key] = sampler
         while len(_COMPILED) > CACHE_SIZE:
             _COMPILED.popitem(last=False)
     else:
         _COMPILED.move_to_end(key)
-        sampler.set_data({"log_D_F": arrays["log_D_F"], "log_N": arrays["log_N"], "p_idx": arrays["p_idx"],
-                          "log_D_T_obs": arrays["log_D_T"], "centre_log_D_F": centre[0],
-                          "centre_log_N": centre[1]}, coords={"run": np.arange(len(arrays["log_D_T"]))})
-    sampler.model.centre = centre  # type: ignore[attr-defined]
+        refit(sampler)
     return sampler
 
 
