@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_spec import _covered  # the one recovery check of the spec tests
 
 import bayes_scaling as bs
 from bayes_scaling.data.simulate import simulate_law
@@ -25,17 +26,6 @@ PUBLISHED_MU = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.35
                 "RN_star": 5.3}
 
 
-def _covered(fit_: Fit, truth: dict, prob: float = 0.98) -> list[str]:
-    """Parameters whose central ``prob`` interval misses the truth."""
-    s = fit_.summary(ci_prob=prob)
-    lo, hi = f"eti{100 * prob:g}_lb", f"eti{100 * prob:g}_ub"
-    missed = []
-    for name, t in truth.items():
-        for g, v in (t.items() if isinstance(t, dict) else [("", t)]):
-            r = s[(s.parameter == name) & (s.group == g)].iloc[0]
-            if not r[lo] <= v <= r[hi]:
-                missed.append(f"{name}[{g}]={v} not in [{r[lo]:.4g}, {r[hi]:.4g}]")
-    return missed
 
 
 # ---- the specs: structure and the formula against the paper's equations, written out by hand ----------------
