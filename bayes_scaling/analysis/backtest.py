@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.errors import ConfigError, DataError
+from bayes_scaling.laws.discrepancy import distance_outside, widen
 
 __all__ = ["Holdout", "parse_holdout", "Split", "make_splits", "crps_draws", "log_density_draws",
            "interval_scores", "distance_outside", "huber_fit", "lsq_fit", "calibrate_tau", "pooled_tau", "backtest", "BacktestResult", "LEVELS"]
@@ -458,8 +459,8 @@ def _nested_tables(train: pd.DataFrame, test: pd.DataFrame, column: str | None, 
 
 
 # ---- one split --------------------------------------------------------------------------------------------
-def _log_draws(fit, table: pd.DataFrame, kind: str, seed: int) -> np.ndarray:
-    ds = fit.predict(table, kind=kind, seed=seed)
+def _log_draws(fit, table: pd.DataFrame, kind: str, seed: int, discrepancy: float | None = 0.0) -> np.ndarray:
+    ds = fit.predict(table, kind=kind, seed=seed, discrepancy=discrepancy)
     v = ds[fit.spec.target].values
     return v.reshape(-1, v.shape[-1])
 
@@ -478,9 +479,10 @@ def _run_split(task: dict) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         f = fit_law(train, spec, **kw)
-        pred = _log_draws(f, test, "observation", seed + 1)
-        cols = [*spec.inputs, *([task["direction"]] if task["direction"] else [])]
-        dist = distance_outside(train, test, cols)
+        pred = _log_draws(f, test, "observation", seed + 1)           # no discrepancy
+        default = _log_draws(f, test, "observation", seed + 1, None) if spec.discrepancy.tau > 0 else pred
+        extra = [task["direction"]] if task["direction"] else []
+        dist = distance_outside(train, test, spec.inputs, extra)
         tau, nested = np.nan, {}
         if task["discrepancy"] == "nested":
             resid, sds, dists = [], [], []
@@ -492,43 +494,17 @@ def _run_split(task: dict) -> dict:
                 lp = np.log(_log_draws(fn, te, "observation", seed + 20 + k))
                 resid.append(np.log(te[spec.target].to_numpy(dtype=float)) - np.median(lp, axis=0))
                 sds.append(np.subtract(*np.quantile(lp, [0.8413, 0.1587], axis=0)) / 2)
-                dists.append(distance_outside(tr, te, cols))
+                dists.append(distance_outside(tr, te, spec.inputs, extra))
             tau = calibrate_tau(np.concatenate(resid), np.concatenate(sds), np.concatenate(dists)) if resid else 0.0
             nested = {k: np.concatenate(v).tolist() if v else [] for k, v in
                       (("resid", resid), ("sd", sds), ("dist", dists))}
     base = _baselines(spec, train, test, seed)
-    return {"name": task["name"], "pred": pred, "dist": dist, "tau": tau, "nested": nested, "baselines": base,
+    return {"name": task["name"], "pred": pred, "default": default, "dist": dist, "tau": tau, "nested": nested, "baselines": base,
             "backend": f.backend, "n_train": len(train)}
 
 
-def distance_outside(train: pd.DataFrame, test: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    """How far each test row lies outside the training rows: the largest, over ``columns``, of the orders of
-    magnitude (log10) beyond the training range (positive columns) or multiples of the range's width (others).
-    Unlike a per-input check, a column such as compute ``C = 6 N D`` counts too: a run at a new budget can lie
-    inside the ranges of N and of D and still outside the data."""
-    d = np.zeros(len(test))
-    for c in dict.fromkeys(columns):
-        if c not in train.columns or c not in test.columns:
-            continue
-        x = pd.to_numeric(train[c], errors="coerce").to_numpy(dtype=float)
-        z = pd.to_numeric(test[c], errors="coerce").to_numpy(dtype=float)
-        if np.isnan(x).any() or np.isnan(z).any() or len(x) == 0:
-            continue
-        lo, hi = x.min(), x.max()
-        with np.errstate(all="ignore"):
-            if lo > 0 and np.all(z > 0):
-                lz = np.log10(z)
-                dc = np.maximum(lz - np.log10(hi), 0.0) + np.maximum(np.log10(lo) - lz, 0.0)
-            else:
-                w = (hi - lo) or 1.0
-                dc = np.maximum(z - hi, 0.0) / w + np.maximum(lo - z, 0.0) / w
-        d = np.maximum(d, dc)
-    return d
-
-
 def _with_discrepancy(pred: np.ndarray, dist: np.ndarray, tau: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return pred * np.exp(tau * dist[None, :] * rng.standard_normal(pred.shape))
+    return widen(pred, dist, tau, np.random.default_rng(seed))
 
 
 # ---- the result ---------------------------------------------------------------------------------------------
@@ -649,7 +625,7 @@ def _score(method: str, split: str, test: pd.DataFrame, y: np.ndarray, draws: np
         out["lpd"] = out["crps"] = np.nan
     out["predicted"] = med
     out["rel_error"] = np.abs(med - y) / np.abs(y)
-    out["tau"] = tau if method.endswith("discrepancy") else np.nan
+    out["tau"] = tau
     return out
 
 
@@ -685,14 +661,18 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
     for task, res in zip(tasks, results, strict=True):
         test = task["test"]
         y = test[spec.target].to_numpy(dtype=float)
-        frames.append(_score("bayes", res["name"], test, y, res["pred"], None, res["dist"], np.nan, levels))
+        tau0 = spec.discrepancy.tau
+        frames.append(_score("bayes", res["name"], test, y, res["default"], None, res["dist"], tau0, levels))
+        if tau0 > 0:
+            frames.append(_score("bayes(no discrepancy)", res["name"], test, y, res["pred"], None, res["dist"],
+                                 np.nan, levels))
         if discrepancy == "nested":
             widened = _with_discrepancy(res["pred"], res["dist"], res["tau"], task["seed"] + 7)
             frames.append(_score("bayes+discrepancy", res["name"], test, y, widened, None, res["dist"], res["tau"],
                                  levels))
         for name, point in res["baselines"].items():
             frames.append(_score(name, res["name"], test, y, None, point, res["dist"], np.nan, levels))
-    info = {"holdout": h.text, "target": spec.target, "model": spec.name, "formula": spec.formula.text, "seed": seed, "draws": draws,
+    info = {"holdout": h.text, "target": spec.target, "model": spec.name, "tau_default": spec.discrepancy.tau, "formula": spec.formula.text, "seed": seed, "draws": draws,
             "tune": tune, "chains": chains, "backend": results[0]["backend"], "discrepancy": discrepancy,
             "nested_fracs": list(nested_fracs), "n_rows": len(table),
             "splits": [{"name": r["name"], "n_train": r["n_train"], "n_test": len(t["test"]),

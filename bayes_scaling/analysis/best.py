@@ -38,8 +38,9 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
         groups: the groups to compare (default: all groups of the fit).
 
     Returns:
-        One row per (point, group): ``point``, the point's columns, ``group``, ``p_best``, ``median``, ``lo``,
-        ``hi`` of the target, ``rank`` (by ``p_best``, 1 = most probably best), ``outside`` (orders of magnitude
+        One row per (point, group): ``point``, the point's columns, ``group``, ``p_best`` (without the law's
+        discrepancy: it compares the groups under one law), ``median``, ``lo``, ``hi`` of the target (with the
+        discrepancy, as ``Fit.predict``), ``rank`` (by ``p_best``, 1 = most probably best), ``outside`` (orders of magnitude
         outside the whole fitted data, the largest over inputs) and ``outside_group`` (outside the group's own
         runs). Sorted by point, then ``p_best`` descending.
     """
@@ -73,9 +74,13 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
     G, P = len(known), len(points)
     grid = points.loc[points.index.repeat(G)].reset_index(drop=True)
     grid[group] = np.tile(known, P)
-    draws = fit.predict(grid, kind=kind, seed=seed)[spec.target].values      # chain, draw, point
+    # the ranking compares the groups under one law, without the discrepancy (the law's misfit outside the data,
+    # common to the groups at a point, would only blur it); the intervals carry it (Fit.predict's default)
+    plain = fit.predict(grid, kind=kind, seed=seed, discrepancy=0)[spec.target].values   # chain, draw, point
+    draws = fit.predict(grid, kind=kind, seed=seed)[spec.target].values
     flat = draws.reshape(-1, P, G)                                           # samples, point, group
-    score = np.where(np.isfinite(flat), flat, np.inf if lower_is_better else -np.inf)
+    score = plain.reshape(-1, P, G)
+    score = np.where(np.isfinite(score), score, np.inf if lower_is_better else -np.inf)
     best = score.min(axis=2, keepdims=True) if lower_is_better else score.max(axis=2, keepdims=True)
     wins = score == best
     p_best = (wins / wins.sum(axis=2, keepdims=True)).mean(axis=0)          # point, group
@@ -102,12 +107,7 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
 
 
 def _outside(data: pd.DataFrame, inputs: list[str], points: pd.DataFrame) -> np.ndarray:
-    """The largest distance over inputs of each point outside ``data``'s range: orders of magnitude for
-    positive inputs, else multiples of the range's width (as ``Fit.outside``)."""
-    from bayes_scaling.inference.fit import distance_outside
+    """The distance of each point outside ``data`` (as ``Fit.outside``: :mod:`bayes_scaling.laws.discrepancy`)."""
+    from bayes_scaling.laws.discrepancy import distance_outside
 
-    dist = np.zeros(len(points))
-    for c in inputs:
-        v = data[c].to_numpy(dtype=float)
-        dist = np.maximum(dist, np.abs(distance_outside(points[c], float(np.min(v)), float(np.max(v)))))
-    return dist
+    return distance_outside(data, points.reset_index(drop=True), inputs)

@@ -98,6 +98,12 @@ def load_config(path: str | os.PathLike | None = None) -> dict:
                 + f" (expected {', '.join(sorted(keys))})")
     cfg.setdefault("name", Path(path).stem if path is not None else "smoke")
     cfg.setdefault("seed", 0)
+    seeds = cfg.setdefault("seeds", [cfg["seed"]])
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in seeds)
+            or len(set(seeds)) != len(seeds)):
+        raise ConfigError(f"{where}: seeds = {seeds!r}: expected a list of distinct non-negative integers "
+                          "(one sweep of every run per seed)")
     bad = [m for m in cfg["pretrain"]["mixes"] if m not in MIXES]
     if bad:
         raise ConfigError(f"{where}: [pretrain] mixes {bad}: expected among {', '.join(MIXES)}")
@@ -154,26 +160,31 @@ class RunSpec:
     n_layers: int
     D: int | None = None
     mix: str | None = None
+    seed: int = 0
 
     @property
     def run_id(self) -> str:
+        """``scratch/d32L2/D=1000``, with ``/seed=K`` appended for seeds other than 0 (so the run ids of a
+        one-seed sweep are those of earlier versions)."""
         size = f"d{self.d_model}L{self.n_layers}"
+        tail = f"/seed={self.seed}" if self.seed else ""
         if self.kind == "scratch":
-            return f"scratch/{size}/D={self.D}"
+            return f"scratch/{size}/D={self.D}{tail}"
         if self.kind == "pretrain":
-            return f"pretrain/{size}/{self.mix}"
-        return f"finetune/{size}/{self.mix}/D_F={self.D}"
+            return f"pretrain/{size}/{self.mix}{tail}"
+        return f"finetune/{size}/{self.mix}/D_F={self.D}{tail}"
 
 
 def plan_runs(cfg: dict) -> list[RunSpec]:
-    """All runs, smallest model first (per size: from-scratch, pre-training, fine-tuning), so that a cut-off
-    sweep leaves complete model sizes."""
+    """All runs, smallest model first (per size and seed: from-scratch, pre-training, fine-tuning), so that a
+    cut-off sweep leaves complete model sizes, each with every seed."""
     runs = []
     for d, L in sorted(cfg["model"]["sizes"], key=lambda s: s[1] * (12 * s[0] ** 2 + 13 * s[0])):
-        runs += [RunSpec("scratch", d, L, D=int(D)) for D in cfg["scratch"]["D"]]
-        for mix in cfg["pretrain"]["mixes"]:
-            runs.append(RunSpec("pretrain", d, L, mix=mix))
-            runs += [RunSpec("finetune", d, L, D=int(D), mix=mix) for D in cfg["finetune"]["D_F"]]
+        for seed in cfg.get("seeds", [cfg.get("seed", 0)]):
+            runs += [RunSpec("scratch", d, L, D=int(D), seed=seed) for D in cfg["scratch"]["D"]]
+            for mix in cfg["pretrain"]["mixes"]:
+                runs.append(RunSpec("pretrain", d, L, mix=mix, seed=seed))
+                runs += [RunSpec("finetune", d, L, D=int(D), mix=mix, seed=seed) for D in cfg["finetune"]["D_F"]]
     return runs
 
 
@@ -226,8 +237,9 @@ def _load_data(cfg: dict) -> _Data:
 # ---- training -------------------------------------------------------------------------------------------
 
 
-def _seed(cfg: dict, text: str) -> int:
-    return (int(cfg["seed"]) * 1_000_003 + zlib.crc32(text.encode())) % (2 ** 31)
+def _seed(seed: int, text: str) -> int:
+    """The random seed of one stream (initialisation of a size, data order of a run) under sweep seed ``seed``."""
+    return (int(seed) * 1_000_003 + zlib.crc32(text.encode())) % (2 ** 31)
 
 
 def _lr(step: int, base: float, warmup: int) -> float:
@@ -235,7 +247,8 @@ def _lr(step: int, base: float, warmup: int) -> float:
 
 
 def _ckpt_path(out: Path, spec: RunSpec) -> Path:
-    return out / "checkpoints" / f"d{spec.d_model}L{spec.n_layers}_{spec.mix.replace('+', '_')}.npz"
+    tail = f"_seed{spec.seed}" if spec.seed else ""
+    return out / "checkpoints" / f"d{spec.d_model}L{spec.n_layers}_{spec.mix.replace('+', '_')}{tail}.npz"
 
 
 def _leaves(params) -> list[np.ndarray]:
@@ -280,7 +293,9 @@ def _train(cfg, spec: RunSpec, data: _Data, sources, weights, params, *, lr, max
     m, t = cfg["model"], cfg["train"]
     mspec = ModelSpec(spec.d_model, spec.n_layers, context=m["context"], vocab=VOCAB_SIZE, head_dim=m["head_dim"])
     step_fn, eval_fn = make_functions(mspec)
-    rng = np.random.default_rng(_seed(cfg, spec.run_id))
+    # the seed-0 stream of a run keeps the id it had before seeds existed (the bundled data reproduce)
+    rng = np.random.default_rng(_seed(spec.seed, RunSpec(spec.kind, spec.d_model, spec.n_layers, spec.D,
+                                                         spec.mix).run_id))
     opt = adam_init(params)
     eval_every, patience = _early_stopping(cfg, spec.kind)
     stopper = EarlyStopping(patience)
@@ -404,10 +419,10 @@ def _run_on_device(cfg, spec: RunSpec, data: _Data, init_leaves) -> tuple[dict, 
     m, t = cfg["model"], cfg["train"]
     t0 = time.perf_counter()
     py_train = data.corpora["python"].splits["train"]
-    init_seed = _seed(cfg, f"init/d{spec.d_model}L{spec.n_layers}")
+    init_seed = _seed(spec.seed, f"init/d{spec.d_model}L{spec.n_layers}")
     mspec = ModelSpec(spec.d_model, spec.n_layers, context=m["context"], vocab=VOCAB_SIZE, head_dim=m["head_dim"])
     row = {"run_id": spec.run_id, "kind": spec.kind, "pretraining": spec.mix or "none", "model": mspec.name,
-           "d_model": spec.d_model, "n_layers": spec.n_layers, "unit": "characters", "seed": cfg["seed"],
+           "d_model": spec.d_model, "n_layers": spec.n_layers, "unit": "characters", "seed": spec.seed,
            "config": cfg["name"]}
     row["eval_every"], row["patience"] = _early_stopping(cfg, spec.kind)
     out_params = None
@@ -620,7 +635,7 @@ def _plan_tasks(cfg: dict, out: Path, done: set[str], corpora: dict[str, str]):
         if spec.kind == "pretrain" and spec.run_id not in done:
             pre_index[spec.run_id] = add(spec)
         elif spec.kind == "finetune" and spec.run_id not in done:
-            pre = RunSpec("pretrain", spec.d_model, spec.n_layers, mix=spec.mix)
+            pre = RunSpec("pretrain", spec.d_model, spec.n_layers, mix=spec.mix, seed=spec.seed)
             if pre.run_id not in pre_index:
                 ck = _ckpt_path(out, pre)
                 if ck.exists():
@@ -664,6 +679,7 @@ def run_sweep(cfg: dict, out: str | os.PathLike, *, log=print, client=None, sche
         cfg_file = out / "config.json"
         if cfg_file.exists():
             old = json.loads(cfg_file.read_text())
+            old.setdefault("seeds", [old.get("seed", 0)])  # written before seeds existed
             if old != json.loads(json.dumps(cfg)):
                 raise ConfigError(f"{out} holds a sweep of a different configuration ({cfg_file}); "
                                   "use another --out directory")

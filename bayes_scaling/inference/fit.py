@@ -186,13 +186,14 @@ class Fit(FitBase):
         return {c: (float(self.data[c].min()), float(self.data[c].max())) for c in self.spec.inputs}
 
     def outside(self, points: pd.DataFrame) -> pd.DataFrame:
-        """How far each point lies outside the fitted data, per input: orders of magnitude (log10) beyond
-        the range for positive inputs, else multiples of the range's width; and the largest, ``outside``."""
-        out = pd.DataFrame(index=points.index)
-        for c, (lo, hi) in self.data_range().items():
-            out[f"outside_{c}"] = distance_outside(points[c], lo, hi)
-        out["outside"] = out.abs().max(axis=1) if len(out.columns) else 0.0
-        return out
+        """How far each point lies outside the fitted data: ``outside_<column>`` per input (and ``outside_C``,
+        compute ``C = 6 N D``, for laws with N and D): orders of magnitude (log10) beyond the range for positive
+        columns, else multiples of the range's width, + above, - below; and the largest, ``outside`` (the
+        distance ``d`` of the discrepancy). One definition: :func:`bayes_scaling.laws.discrepancy.outside_table`.
+        """
+        from bayes_scaling.laws.discrepancy import outside_table
+
+        return outside_table(self.data, points, self.spec.inputs)
 
     def _param_draws(self, new: sm.SpecData, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Per-row parameter values, shape (samples, rows); a new group of a pooled parameter gets draws from
@@ -227,59 +228,89 @@ class Fit(FitBase):
         return out
 
     def predict(self, new_data: pd.DataFrame | dict, kind: str = "mean", *, ci_prob: float | None = None,
-                seed: int | None = None, discrepancy: float | None = None) -> xr.Dataset | pd.DataFrame:
-        """Posterior predictions of the target at ``new_data`` (the input and group columns).
+                seed: int | None = None, discrepancy: float | bool | None = None) -> xr.Dataset | pd.DataFrame:
+        """Posterior predictions of the target at ``new_data`` (the input and group columns), with the law's
+        discrepancy outside the data (:mod:`bayes_scaling.laws.discrepancy`) by default.
+
+        Each draw is ``f(x; theta)`` (``kind="mean"``: the law's value), with the likelihood's noise added for
+        ``kind="observation"`` (a new run, on the likelihood's scale), times ``exp(tau * d * z)``,
+        ``z ~ Normal(0, 1)``, ``d`` the point's distance outside the fitted data (:meth:`outside`; 0 inside)::
+
+            log y = log f(x; theta) [+ noise] + Normal(0, (tau d)**2)
+
+        The discrepancy belongs to both kinds: it is the law's *mean* being wrong out of sample (backtests:
+        README, "Backtests"), so the mean's interval carries it as well as a new run's.
 
         Args:
             new_data: points to predict (columns of the formula's inputs and the spec's group columns).
-            kind: ``"mean"`` (the law's value: parameter uncertainty only) or ``"observation"`` (a new run:
-                the noise model added, on the likelihood's scale).
+            kind: ``"mean"`` or ``"observation"``.
             ci_prob: if given, a DataFrame: the columns of ``new_data``, then ``median``, ``lo``, ``hi`` of the
-                equal-tailed ``ci_prob`` interval and how far outside the fitted data each point lies.
-            seed: for the noise draws and for new groups of pooled parameters.
-            discrepancy: ``tau``, the law's error per order of magnitude outside the data: each draw is
-                multiplied by ``exp(tau * d * z)``, ``z ~ Normal(0, 1)``, ``d`` the point's ``outside`` (0 inside
-                the data). Calibrate ``tau`` by backtests (:func:`bayes_scaling.analysis.backtest.backtest`,
-                ``pooled_tau``); on real IsoFLOP runs it restored the held-out coverage (README, "Backtests").
+                equal-tailed ``ci_prob`` interval, how far outside the fitted data each point lies
+                (``outside_<column>``, ``outside``), ``tau`` and the split of the log-scale predictive variance
+                into parameters, noise and discrepancy (``sd_*``, ``share_*``: :func:`~bayes_scaling.laws.
+                discrepancy.variance_split`; the shares sum to 1).
+            seed: for the noise and discrepancy draws and for new groups of pooled parameters.
+            discrepancy: ``tau`` per decade outside the data; ``None`` (default): the spec's
+                (``fit.spec.discrepancy.tau``, 0.059 unless the spec says otherwise); ``0`` or ``False``: none
+                (the parameters' and the noise's uncertainty only).
 
         Returns:
-            An ``xarray.Dataset`` with the target's draws (``chain``, ``draw``, ``point``), or the DataFrame.
+            An ``xarray.Dataset`` with the target's draws (``chain``, ``draw``, ``point``); coordinates along
+            ``point``: ``<column>_orders_outside`` (read by :mod:`bayes_scaling.output.forecasting`),
+            ``outside`` and the ``share_*`` columns; attribute ``tau``. Or the DataFrame (``ci_prob``).
+
+        >>> fit.predict(pd.DataFrame({"N": [7e10], "D": [1.4e12]}), ci_prob=0.9)        # doctest: +SKIP
+        >>> fit.predict(points, kind="observation", discrepancy=0)          # without the discrepancy  # doctest: +SKIP
         """
+        from bayes_scaling.laws.discrepancy import check_tau, variance_split, widen
+
         if kind not in ("mean", "observation"):
             raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
+        if discrepancy is None:
+            tau = self.spec.discrepancy.tau
+        else:
+            tau = 0.0 if discrepancy is False else check_tau(discrepancy, "discrepancy")
         table = new_data if isinstance(new_data, pd.DataFrame) else pd.DataFrame(new_data)
         if len(table) == 0:
             raise DataError("new data: the table is empty")
-        new = sm.prepare(self.spec, table.reset_index(drop=True), what="new data", labels=self.labels,
-                         target=False)
+        table = table.reset_index(drop=True)
+        new = sm.prepare(self.spec, table, what="new data", labels=self.labels, target=False)
         rng = np.random.default_rng(self.seed if seed is None else seed)
         params = self._param_draws(new, rng)
         values = {**{c: v[None, :] for c, v in new.inputs.items()}, **params}
         f = np.asarray(self.spec.formula.evaluate(values, backend="numpy"), dtype=float)
         f = np.broadcast_to(f, (next(iter(params.values())).shape[0], new.n)).copy()
-        if kind == "observation":
-            f = _add_noise(f, self.spec, self.posterior, rng)
-        if discrepancy:
-            if not (np.isfinite(discrepancy) and discrepancy > 0):
-                raise ValueError(f"discrepancy must be a number >= 0, got {discrepancy!r}")
-            d = self.outside(table.reset_index(drop=True))["outside"].to_numpy(dtype=float)
-            f = f * np.exp(discrepancy * d[None, :] * rng.standard_normal(f.shape))
+        mean = f
+        noisy = _add_noise(mean, self.spec, self.posterior, rng) if kind == "observation" else mean
+        where = self.outside(table)
+        d = where["outside"].to_numpy(dtype=float)
+        f = widen(noisy, d, tau, rng)     # after the noise: tau = 0 leaves the draws (and the stream) as they were
+        with np.errstate(all="ignore"):
+            log_mean = np.log(mean)
+            split = variance_split(log_mean, tau, d, None if kind == "mean" else np.log(noisy) - log_mean)
         post = self.posterior
         C, D = post.sizes["chain"], post.sizes["draw"]
-        da = xr.DataArray(f.reshape(C, D, new.n), dims=("chain", "draw", "point"),
-                          coords={"chain": post["chain"].values, "draw": post["draw"].values,
-                                  "point": np.arange(new.n)}, name=self.spec.target)
+        coords = {"chain": post["chain"].values, "draw": post["draw"].values, "point": np.arange(new.n),
+                  "outside": ("point", d)}
+        coords.update({f"{c[len('outside_'):]}_orders_outside": ("point", where[c].to_numpy(dtype=float))
+                       for c in where.columns if c != "outside"})
+        coords.update({c: ("point", split[c].to_numpy()) for c in split.columns if c.startswith("share_")})
+        da = xr.DataArray(f.reshape(C, D, new.n), dims=("chain", "draw", "point"), coords=coords,
+                          name=self.spec.target)
         ds = da.to_dataset()
-        ds.attrs.update(kind=kind, target=self.spec.target)
+        ds.attrs.update(kind=kind, target=self.spec.target, tau=tau,
+                        discrepancy="log y += Normal(0, (tau d)^2), d = decades outside the data")
         if ci_prob is None:
             return ds
         if not 0 < ci_prob < 1:
             raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
         flat = f.reshape(-1, new.n)
         lo, med, hi = np.nanquantile(flat, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], axis=0)
-        out = table.reset_index(drop=True).copy()
+        out = table.copy()
         out["median"], out["lo"], out["hi"] = med, lo, hi
-        return pd.concat([out, self.outside(table.reset_index(drop=True))], axis=1)
+        out = pd.concat([out, where], axis=1)
+        out["tau"] = tau
+        return pd.concat([out, split], axis=1)
 
     def __repr__(self) -> str:
         p = self.posterior
@@ -291,22 +322,6 @@ class Fit(FitBase):
         """One netCDF file with the draws, sample stats, the data table, the spec and its hash, priors, seed
         and back end; :func:`load` reads it with nothing else."""
         return write_tree(self.tree, path, spec_data=_frame_to_dataset(self.data))
-
-
-def distance_outside(values, lo: float, hi: float) -> np.ndarray:
-    """Signed distance of ``values`` outside ``[lo, hi]``: orders of magnitude (log10) beyond the range when
-    everything is positive, else multiples of the range's width; + above, - below, 0 inside.
-
-    >>> distance_outside([1e3, 1e7, 1e2], 1e2, 1e5).tolist()
-    [0.0, 2.0, 0.0]
-    """
-    x = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").to_numpy(dtype=float)
-    with np.errstate(all="ignore"):
-        if lo > 0 and np.all(x > 0):
-            lx, llo, lhi = np.log10(x), np.log10(lo), np.log10(hi)
-            return np.where(lx > lhi, lx - lhi, np.where(lx < llo, lx - llo, 0.0))
-        w = (hi - lo) or 1.0
-        return np.where(x > hi, (x - hi) / w, np.where(x < lo, (x - lo) / w, 0.0))
 
 
 def _add_noise(f: np.ndarray, spec: LawSpec, post: xr.Dataset, rng: np.random.Generator) -> np.ndarray:

@@ -14,6 +14,18 @@ The text is parsed by Python's :mod:`ast` and checked against a whitelist; it is
 >>> round(float(f.evaluate({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28,
 ...                          "N": 7e10, "D": 1.4e12})), 3)
 1.937
+
+A law may also be an *equation* in its target (an implicit law), solved numerically for the target within a
+bracket: :class:`Equation`. The M4 learning-curve law of Alabdulmohsin et al. (2022),
+``(L - L_inf) / (L_0 - L)**alpha = beta * x**c``, has no closed form for ``L``:
+
+>>> m4 = Equation.parse("(L - L_inf) / (L_0 - L)**alpha = beta * x**c", target="L", bracket=("L_inf", "L_0"))
+>>> sorted(m4.names)
+['L_0', 'L_inf', 'alpha', 'beta', 'c', 'x']
+>>> L = m4.evaluate({"L_inf": 0.5, "L_0": 2.3, "alpha": 0.6, "beta": 30.0, "c": -0.5, "x": 1e3})
+>>> round(float(L), 4), round(float(m4.residual({"L": L, "L_inf": 0.5, "L_0": 2.3, "alpha": 0.6,
+...                                                 "beta": 30.0, "c": -0.5, "x": 1e3})), 12)
+(1.2367, 0.0)
 """
 
 from __future__ import annotations
@@ -27,7 +39,7 @@ import numpy as np
 
 from bayes_scaling.errors import ConfigError
 
-__all__ = ["Formula", "FUNCTIONS"]
+__all__ = ["Formula", "Equation", "FUNCTIONS", "BISECTION_STEPS"]
 
 #: Function name -> number of arguments.
 FUNCTIONS: dict[str, int] = {
@@ -109,6 +121,158 @@ class Formula:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 return _eval(self.tree, values, fns)
         return _eval(self.tree, values, fns)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+#: Bisection steps of :meth:`Equation.evaluate` (each halves the bracket, or its log-width for a positive one).
+BISECTION_STEPS = 60
+
+
+@dataclass(frozen=True)
+class Equation:
+    """A law given as an equation ``lhs = rhs`` in its target, solved for the target within a ``bracket``.
+
+    The residual ``F(target; theta) = lhs - rhs`` must change sign once between the bracket's two ends (formulas
+    of the parameters and input columns, in either order). :meth:`evaluate` returns the root, so an equation
+    stands wherever a :class:`Formula` does (sampling, predictions, figures):
+
+    - NumPy: :data:`BISECTION_STEPS` vectorised bisection steps, then one secant step in the final bracket;
+    - PyTensor: the same bisection, unrolled to a fixed number of steps and cut from the gradient
+      (``disconnected_grad``), then one Newton step at its result ``r``,
+      ``L = r - F(r; theta) / F_L(r; theta)`` with ``F_L`` also cut from the gradient. Its derivative is the
+      implicit-function theorem's, ``dL/dtheta = -F_theta / F_L``, at the root.
+
+    Bisection is geometric (midpoint ``sqrt(lo * hi)``) where both ends are positive, so that a root many orders
+    of magnitude below the upper end is found to full relative precision; arithmetic otherwise. Where the
+    residual does not change sign between the ends (or is NaN there), the result is NaN: the sampler rejects
+    such a point, and :meth:`no_root` finds those rows before fitting.
+
+    ``names``: every name the equation and its bracket use, except the target.
+
+    >>> eq = Equation.parse("y**3 + y = x", target="y", bracket=(0, "x"))
+    >>> round(float(eq.evaluate({"x": 10.0})), 12)
+    2.0
+    """
+
+    text: str
+    target: str
+    lhs: Formula
+    rhs: Formula
+    bracket: tuple[Formula, Formula]
+    tree: Any
+    names: frozenset[str]
+
+    @classmethod
+    def parse(cls, text: str, target: str, bracket: Any) -> Equation:
+        """Parse ``"lhs = rhs"``; ``target`` must appear in it, ``bracket`` is two expressions (text or
+        numbers) without the target. A :class:`ConfigError` says what is wrong."""
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"equation must be a non-empty string 'lhs = rhs', got {text!r}")
+        sides = text.split("=")
+        if len(sides) != 2 or not all(side.strip() for side in sides):
+            raise ConfigError(f"equation {text!r} must have exactly one '=' with an expression on each side, "
+                              "e.g. '(L - L_inf) / (L_0 - L)**alpha = beta * x**c'")
+        lhs, rhs = Formula.parse(sides[0]), Formula.parse(sides[1])
+        if not isinstance(target, str) or not target:
+            raise ConfigError(f"equation {text!r}: the target must be a column name, got {target!r}")
+        if target not in lhs.names | rhs.names:
+            raise ConfigError(f"equation {text!r}: the target {target!r} does not appear in it; an equation is "
+                              f"solved for the target, so write it in {target!r} (or give a formula instead)")
+        if bracket is None:
+            raise ConfigError(f"equation {text!r}: no bracket given; give bracket = [lower, upper], two "
+                              f"expressions of the parameters and columns between which the equation has one "
+                              f"root in {target!r} (e.g. [\"L_inf\", \"L_0\"])")
+        if isinstance(bracket, (str, bytes)) or not hasattr(bracket, "__len__") or len(bracket) != 2:
+            raise ConfigError(f"equation {text!r}: bracket must be a list of two expressions [lower, upper], "
+                              f"got {bracket!r}")
+        ends = []
+        for end in bracket:
+            if isinstance(end, bool) or not isinstance(end, (str, int, float)):
+                raise ConfigError(f"equation {text!r}: each end of the bracket must be an expression (text) or "
+                                  f"a number, got {end!r}")
+            f = Formula.parse(end if isinstance(end, str) else repr(float(end)))
+            if target in f.names:
+                raise ConfigError(f"equation {text!r}: the bracket end {f.text!r} uses the target {target!r}; "
+                                  "it must be given by the parameters and columns alone")
+            ends.append(f)
+        names = (lhs.names | rhs.names | ends[0].names | ends[1].names) - {target}
+        return cls(text=f"{lhs.text} = {rhs.text}", target=target, lhs=lhs, rhs=rhs, bracket=tuple(ends),
+                   tree=("-", lhs.tree, rhs.tree), names=frozenset(names))
+
+    def check_names(self, columns, parameters) -> None:
+        """As :meth:`Formula.check_names`, for the equation and its bracket."""
+        Formula.check_names(self, columns, parameters)  # type: ignore[arg-type]  # uses .names and .text only
+
+    def residual(self, values: Mapping[str, Any], backend: str | None = None):
+        """``lhs - rhs`` at ``values`` (which include the target)."""
+        return Formula.evaluate(self, values, backend)  # type: ignore[arg-type]  # evaluates .tree
+
+    def ends(self, values: Mapping[str, Any], backend: str | None = None) -> tuple[Any, Any]:
+        """The bracket's two ends at ``values``."""
+        return self.bracket[0].evaluate(values, backend), self.bracket[1].evaluate(values, backend)
+
+    def no_root(self, values: Mapping[str, Any]) -> np.ndarray:
+        """NumPy: True where the residual does not change sign between the bracket's ends (or is NaN there)."""
+        values = {k: np.asarray(v, dtype=float) for k, v in values.items()}
+        a, b = self.ends(values, "numpy")
+        fa = self.residual({**values, self.target: a}, "numpy")
+        fb = self.residual({**values, self.target: b}, "numpy")
+        with np.errstate(invalid="ignore"):
+            return ~(np.sign(fa) * np.sign(fb) <= 0)
+
+    def evaluate(self, values: Mapping[str, Any], backend: str | None = None):
+        """The target that solves the equation at ``values`` (NumPy arrays broadcast; PyTensor tensors give a
+        tensor whose gradient is the implicit-function theorem's). NaN where the bracket holds no root."""
+        if backend is None:
+            backend = "pytensor" if any(type(v).__module__.startswith("pytensor") for v in values.values()) \
+                else "numpy"
+        missing = sorted(self.names - set(values))
+        if missing:
+            raise ConfigError(f"equation {self.text!r}: no value for {', '.join(missing)}")
+        if backend == "numpy":
+            values = {k: np.asarray(v, dtype=float) for k, v in values.items()}   # NumPy's rules for 1/0
+            with np.errstate(all="ignore"):
+                return self._solve(values, np, backend)
+        import pytensor.tensor as pt
+
+        return self._solve(values, pt, backend)
+
+    def _solve(self, values, m, backend):
+        def F(t):
+            return self.residual({**values, self.target: t}, backend)
+
+        a, b = self.ends(values, backend)
+        fa, fb = F(a), F(b)
+        shape_of = m.zeros_like(fa) + m.zeros_like(fb)    # the broadcast shape of the ends and every value
+        lo, hi = a + shape_of, b + shape_of
+        if backend == "pytensor":
+            from pytensor.gradient import disconnected_grad
+
+            lo, hi, fa, fb = (disconnected_grad(v) for v in (lo, hi, fa, fb))
+        s_lo = m.sign(fa)
+        ok = s_lo * m.sign(fb) <= 0          # False where NaN
+        geometric = (lo > 0) & (hi > 0)
+        for _ in range(BISECTION_STEPS):
+            mid = m.where(geometric, m.sqrt(lo) * m.sqrt(hi), 0.5 * (lo + hi))
+            keep_hi = m.sign(F(mid)) * s_lo > 0      # the root lies between mid and hi
+            lo, hi = m.where(keep_hi, mid, lo), m.where(keep_hi, hi, mid)
+        if backend == "numpy":
+            f_lo, f_hi = F(lo), F(hi)
+            secant = lo - f_lo * (hi - lo) / (f_hi - f_lo)
+            inside = np.isfinite(secant) & (np.minimum(lo, hi) <= secant) & (secant <= np.maximum(lo, hi))
+            root = np.where(inside, secant, m.where(geometric, np.sqrt(lo) * np.sqrt(hi), 0.5 * (lo + hi)))
+            return np.where(ok, root, np.nan)
+        import pytensor.tensor as pt
+        from pytensor.gradient import disconnected_grad
+
+        r = disconnected_grad(m.where(geometric, pt.sqrt(lo) * pt.sqrt(hi), 0.5 * (lo + hi)))
+        f_r = F(r)
+        slope = disconnected_grad(pt.grad(pt.sum(f_r), r))
+        usable = pt.isfinite(f_r) & pt.isfinite(slope) & pt.neq(slope, 0)
+        step = pt.where(usable, f_r / pt.where(usable, slope, 1.0), 0.0)
+        return pt.where(ok, r - step, np.nan)
 
     def __str__(self) -> str:
         return self.text

@@ -32,6 +32,8 @@ __all__ = [
     "training_compute",
     "data_for_compute",
     "chinchilla_optimal_N",
+    "chinchilla_optimal_exponent",
+    "isoflop_parabola",
     "observation_noise",
 ]
 
@@ -183,7 +185,28 @@ def chinchilla_optimal_N(C, A, B, alpha_N, alpha_D):
     '7.23e+10'
     """
     G = (alpha_N * A / (alpha_D * B)) ** (1.0 / (alpha_N + alpha_D))
-    return G * (C / 6.0) ** (alpha_D / (alpha_N + alpha_D))
+    return G * (C / 6.0) ** chinchilla_optimal_exponent(alpha_N, alpha_D)
+
+
+def chinchilla_optimal_exponent(alpha_N, alpha_D):
+    """The compute-optimal exponent ``a`` of ``N_opt ~ C**a`` under the Chinchilla law with ``C = 6 N D``
+    (Hoffmann et al. 2022, eq. 4): ``a = alpha_D / (alpha_N + alpha_D)``; ``D_opt ~ C**(1 - a)``.
+
+    >>> f"{chinchilla_optimal_exponent(0.348, 0.366):.3f}"   # Epoch AI's fit of the Chinchilla runs
+    '0.513'
+    """
+    return alpha_D / (alpha_N + alpha_D)
+
+
+def isoflop_parabola(log_N, log_L_opt, k, log_N_opt):
+    """One IsoFLOP slice near its minimum (Hoffmann et al. 2022, approach 2): log loss as a parabola in
+    ``log N`` at a fixed compute budget, ``log L = log_L_opt + k * (log N - log_N_opt)**2`` (natural logs,
+    ``k > 0`` the curvature); its vertex ``log_N_opt`` is the budget's compute-optimal model size.
+
+    >>> float(isoflop_parabola(np.log(2e8), np.log(3.2), 0.05, np.log(2e8)))
+    1.1631508098056809
+    """
+    return log_L_opt + k * (log_N - log_N_opt) ** 2
 
 
 # --- the noise model --------------------------------------------------------------------------------------

@@ -27,6 +27,15 @@ Per parameter (all optional): ``domain`` (``"positive"`` default, ``"unit"`` for
 (between-group spread on the unconstrained scale, mean of a zero-avoiding Gamma(2) prior; default 0.5) and
 ``parameterization`` (``"auto"`` default: chosen from the data; ``"centred"``, ``"non_centred"``).
 
+A law implicit in its target is given as an ``equation`` instead of a ``formula``, with a ``bracket``: two
+expressions of the parameters and columns between which the equation has one root in the target
+(:class:`~bayes_scaling.laws.expr.Equation`; the M4 learning-curve law, ``models/laws/m4.toml``)::
+
+    [law]
+    equation = "(L - L_inf) / (L_0 - L)**alpha = beta * x**c"
+    bracket  = ["L_inf", "L_0"]
+    target   = "L"
+
 Priors, in the units a user thinks in (the unconstrained scale is log for positive, logit for unit):
 
 - positive: ``median`` and ``sigma`` (sd of the log; LogNormal). Defaults: an *exponent* (a parameter on the
@@ -40,6 +49,13 @@ Priors, in the units a user thinks in (the unconstrained scale is log for positi
 The noise: ``[likelihood] sigma`` is the HalfNormal scale of the noise sd (default: the sd of the target on the
 likelihood's scale), ``nu`` the Student-t degrees of freedom prior as ``nu_alpha``, ``nu_beta`` (Gamma; default
 2, 0.1: mean 20).
+
+The discrepancy (optional; :mod:`bayes_scaling.laws.discrepancy`): the law's error per decade outside the fitted
+data, on the log target, added to every prediction (``Fit.predict``)::
+
+    [discrepancy]
+    tau    = 0.059            # default when the table is absent (calibrated on Porian et al.'s runs); 0: off
+    source = "my backtest"    # where the number came from
 
 >>> spec = LawSpec.from_dict({"law": {"formula": "E + A / N**alpha", "target": "loss"},
 ...                           "parameters": {"E": {"by": "corpus"}, "A": {}, "alpha": {}}})
@@ -59,7 +75,8 @@ from typing import Any
 import numpy as np
 
 from bayes_scaling.errors import ConfigError
-from bayes_scaling.laws.expr import Formula
+from bayes_scaling.laws.discrepancy import Discrepancy
+from bayes_scaling.laws.expr import Equation, Formula
 
 __all__ = ["LawSpec", "Parameter", "MODELS_DIR", "builtin_spec"]
 
@@ -184,7 +201,7 @@ class LawSpec:
     ['pooled', 'pooled', 'shared']
     """
 
-    formula: str | Formula
+    formula: str | Formula | Equation
     target: str
     parameters: dict[str, Parameter] | list[Parameter] = field(default_factory=dict)
     family: str = "normal"
@@ -195,9 +212,21 @@ class LawSpec:
     name: str = "law"
     description: str = ""
     reference: str = ""
+    #: the law's discrepancy outside the data (``tau`` per decade; default :data:`discrepancy.DEFAULT_TAU`)
+    discrepancy: Discrepancy | float | dict | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.formula, Formula):
+        if self.discrepancy is None:
+            self.discrepancy = Discrepancy()
+        elif isinstance(self.discrepancy, dict):
+            self.discrepancy = Discrepancy.from_dict(self.discrepancy)
+        elif not isinstance(self.discrepancy, Discrepancy):
+            self.discrepancy = Discrepancy(self.discrepancy, "given")
+        if isinstance(self.formula, Equation):
+            if self.formula.target != self.target:
+                raise ConfigError(f"equation {self.formula.text!r} is solved for {self.formula.target!r}, but the "
+                                  f"target is {self.target!r}")
+        elif not isinstance(self.formula, Formula):
             self.formula = Formula.parse(self.formula)
         if isinstance(self.parameters, (list, tuple)):
             self.parameters = {p.name: p for p in self.parameters}
@@ -273,37 +302,50 @@ class LawSpec:
     def from_dict(cls, doc: dict[str, Any]) -> LawSpec:
         if not isinstance(doc, dict):
             raise ConfigError(f"a law spec must be a table, got {doc!r}")
-        unknown = set(doc) - {"law", "likelihood", "parameters"}
+        unknown = set(doc) - {"law", "likelihood", "parameters", "discrepancy"}
         if unknown:
             raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}; expected [law], [likelihood], "
-                              "[parameters.NAME]")
+                              "[parameters.NAME], [discrepancy]")
         law, lik, params = doc.get("law"), doc.get("likelihood", {}), doc.get("parameters", {})
         for sec, val in (("law", law), ("likelihood", lik), ("parameters", params)):
             if not isinstance(val, dict):
                 raise ConfigError(f"[{sec}] must be a table, got {val!r}")
-        missing = [k for k in ("formula", "target") if k not in law]
+        missing = [k for k in ("formula", "target") if k not in law and (k != "formula" or "equation" not in law)]
         if missing:
-            raise ConfigError(f"[law] needs {' and '.join(missing)}")
-        bad = set(law) - {"name", "formula", "target", "description", "reference"}
+            raise ConfigError(f"[law] needs {' and '.join(missing)} (or, for a law implicit in its target, "
+                              "equation and bracket instead of formula)" if "formula" in missing else
+                              f"[law] needs {' and '.join(missing)}")
+        if "formula" in law and "equation" in law:
+            raise ConfigError("[law] has both formula and equation; give one: formula for target = f(inputs), "
+                              "equation (with bracket) for a law implicit in its target")
+        if "bracket" in law and "equation" not in law:
+            raise ConfigError("[law] bracket applies to an equation only; this law has a formula")
+        bad = set(law) - {"name", "formula", "equation", "bracket", "target", "description", "reference"}
         if bad:
             raise ConfigError(f"[law]: unknown key(s) {', '.join(sorted(bad))}")
         bad = set(lik) - {"family", "scale", "sigma", "nu_alpha", "nu_beta"}
         if bad:
             raise ConfigError(f"[likelihood]: unknown key(s) {', '.join(sorted(bad))}; expected family, scale, "
                               "sigma, nu_alpha, nu_beta")
-        for sec, d, keys in (("law", law, ("name", "formula", "target", "description", "reference")),
+        for sec, d, keys in (("law", law, ("name", "formula", "equation", "target", "description", "reference")),
                              ("likelihood", lik, ("family", "scale"))):
             for k in keys:
                 if k in d and not isinstance(d[k], str):
                     raise ConfigError(f"[{sec}] {k} must be a string, got {d[k]!r}")
-        return cls(formula=law["formula"], target=law["target"], name=law.get("name", "law"),
+        formula = law["formula"] if "formula" in law else \
+            Equation.parse(law["equation"], law["target"], law.get("bracket"))
+        return cls(formula=formula, target=law["target"], name=law.get("name", "law"),
                    description=law.get("description", ""), reference=law.get("reference", ""),
                    family=lik.get("family", "normal"), scale=lik.get("scale", "log"), sigma=lik.get("sigma"),
                    nu_alpha=lik.get("nu_alpha", 2.0), nu_beta=lik.get("nu_beta", 0.1),
-                   parameters=[Parameter.from_dict(n, d) for n, d in params.items()])
+                   parameters=[Parameter.from_dict(n, d) for n, d in params.items()],
+                   discrepancy=Discrepancy.from_dict(doc["discrepancy"]) if "discrepancy" in doc else None)
 
     def to_dict(self) -> dict[str, Any]:
-        law = {"name": self.name, "formula": self.formula.text, "target": self.target}
+        law: dict[str, Any] = {"name": self.name, "formula": self.formula.text, "target": self.target}
+        if isinstance(self.formula, Equation):
+            del law["formula"]
+            law.update(equation=self.formula.text, bracket=[end.text for end in self.formula.bracket])
         if self.description:
             law["description"] = self.description
         if self.reference:
@@ -313,18 +355,22 @@ class LawSpec:
             lik["sigma"] = self.sigma
         if self.family == "student_t":
             lik.update(nu_alpha=self.nu_alpha, nu_beta=self.nu_beta)
-        return {"law": law, "likelihood": lik,
-                "parameters": {n: p.to_dict() for n, p in self.parameters.items()}}
+        out = {"law": law, "likelihood": lik, "parameters": {n: p.to_dict() for n, p in self.parameters.items()}}
+        if self.discrepancy != Discrepancy():     # the default is left out (and out of the hash)
+            out["discrepancy"] = self.discrepancy.to_dict()
+        return out
 
     def to_toml(self) -> str:
         def val(v):
-            return json.dumps(v) if isinstance(v, str) else repr(v)
+            return json.dumps(v) if isinstance(v, (str, list)) else repr(v)
 
         d = self.to_dict()
         lines = ["[law]", *[f"{k} = {val(v)}" for k, v in d["law"].items()], "", "[likelihood]",
                  *[f"{k} = {val(v)}" for k, v in d["likelihood"].items()]]
         for n, p in d["parameters"].items():
             lines += ["", f"[parameters.{n}]", *[f"{k} = {val(v)}" for k, v in p.items()]]
+        if "discrepancy" in d:
+            lines += ["", "[discrepancy]", *[f"{k} = {val(v)}" for k, v in d["discrepancy"].items()]]
         return "\n".join(lines) + "\n"
 
     def hash(self) -> str:
