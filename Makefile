@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow bench lint clean venv
+.PHONY: demo test test-slow bench lint clean venv docs
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -28,8 +28,19 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
 
+# The documentation site: docs/_build/html (README, Documentation). Warnings are errors; then every internal
+# link and anchor of the built pages is checked. Notebooks run at build time and are cached (docs/conf.py).
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,docs]"
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) -m sphinx -W --keep-going -n -b html docs docs/_build/html
+	$(PY) docs/check_links.py docs/_build/html
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayes_scaling tests
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache docs/_build docs/_generated

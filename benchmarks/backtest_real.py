@@ -61,44 +61,57 @@ def muennighoff() -> pd.DataFrame:
                          "loss": c["openLM_loss"]}).drop_duplicates().reset_index(drop=True)
 
 
+def lin() -> dict[str, pd.DataFrame]:
+    """Lin et al. (2024) fine-tuning curves (the bundled copy of ../shared/data/lin2024_finetuning): per target,
+    30 pre-trained models, D = 0 (zero-shot) .. 1,638,400 examples; the rectified law, partially pooled by model."""
+    import bayes_scaling as bs
+
+    d = bs.datasets.load_lin()
+    return {t: g[["model", "D", "loss"]].reset_index(drop=True) for t, g in d.groupby("target")}
+
+
 def main(argv=None) -> int:
     from bayes_scaling.analysis.backtest import backtest, pooled_tau
 
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--only", choices=["porian", "chinchilla", "muennighoff"], default=None)
+    ap.add_argument("--only", choices=["porian", "chinchilla", "muennighoff", "lin"], default=None)
     ap.add_argument("--draws", type=int, default=400)
     ap.add_argument("--configs", type=int, default=None, help="first K Porian configurations only")
-    ap.add_argument("--candidates", default="chinchilla,budget_offset")
+    ap.add_argument("--candidates", default="chinchilla,budget_offset,rectified")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cands = {"chinchilla": "chinchilla", "budget_offset": BUDGET_OFFSET}
+    cands = {"chinchilla": "chinchilla", "budget_offset": BUDGET_OFFSET, "rectified": "rectified_finetuning"}
     cands = {k: v for k, v in cands.items() if k in args.candidates.split(",")}
     jobs = []
     if args.only in (None, "porian"):
         for name, g in list(porian().items())[: args.configs]:
-            jobs += [("porian", name, g, "C > 6.4e18", c) for c in cands]
+            jobs += [("porian", name, g, "C > 6.4e18", c) for c in cands if c != "rectified"]
     if args.only in (None, "chinchilla"):
         jobs += [("chinchilla_epoch", "all", chinchilla(), "C > 1e21", c) for c in cands if c == "chinchilla"]
     if args.only in (None, "muennighoff"):
         jobs += [("muennighoff", "c4 contour", muennighoff(), "C > 1e20", c) for c in cands if c == "chinchilla"]
+    if args.only in (None, "lin"):
+        # hold out the three largest fine-tuning sizes (409,600 .. 1,638,400 examples: up to 0.9 decades beyond)
+        jobs += [("lin", target, g, "D > 204800", c) for target, g in lin().items() for c in cands if c == "rectified"]
     rows, done = [], []
     for ds, name, g, holdout, cand in jobs:
         t = time.time()
         res = backtest(g, cands[cand], holdout, seed=1, draws=args.draws, tune=args.draws, chains=2)
         done.append((ds, name, cand, res, time.time() - t))
         r = res.table.set_index("method")
-        print(f"{ds} {name} {cand}: cov90 {r.loc['bayes', 'coverage90']:.2f} / with discrepancy "
+        print(f"{ds} {name} {cand}: cov90 {r.loc['bayes', 'coverage90']:.2f} (default tau) / without "
+              f"{r.loc['bayes(no discrepancy)', 'coverage90']:.2f} / nested "
               f"{r.loc['bayes+discrepancy', 'coverage90']:.2f}; err {r.loc['bayes', 'median_rel_error']:.4f} "
               f"(huber {r.loc['huber', 'median_rel_error']:.4f}); tau {r.loc['bayes+discrepancy', 'tau']:.3g} "
               f"({time.time() - t:.0f} s)", flush=True)
     # one tau pooled over the nested backtests (training rows only) of all Porian configurations of a candidate
     for cand in cands:
-        pr = [res for ds, _, c, res, _ in done if ds == "porian" and c == cand]
+        pr = [res for ds, _, c, res, _ in done if ds in ("porian", "lin") and c == cand]
         tau = pooled_tau(pr) if pr else None
-        print(f"pooled tau ({cand}, Porian nested backtests): {tau}", flush=True)
+        print(f"pooled tau ({cand}, nested backtests of Porian's configurations / Lin's targets): {tau}", flush=True)
         for i, (ds, name, c, res, sec) in enumerate(done):
             if c == cand and tau is not None:
                 done[i] = (ds, name, c, res.rescore(tau, "bayes+discrepancy(pooled)"), sec)

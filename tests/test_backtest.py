@@ -142,8 +142,11 @@ def test_calibrate_tau_and_distance():
     assert calibrate_tau(r, np.full(3000, 0.02), np.zeros(3000)) == 0.0
     train = pd.DataFrame({"N": [1e7, 1e9], "D": [1e9, 1e11], "C": [6e16, 6e20]})
     test = pd.DataFrame({"N": [1e9, 1e10], "D": [1e11, 1e9], "C": [6e21, 6e19]})
+    # N and D: compute C = 6 N D counts too (here inside: 6e20 and 6e19)
     np.testing.assert_allclose(distance_outside(train, test, ["N", "D"]), [0.0, 1.0])
-    np.testing.assert_allclose(distance_outside(train, test, ["N", "D", "C"]), [1.0, 1.0])
+    # a column given as such (a law of N alone, split along the data's C)
+    np.testing.assert_allclose(distance_outside(train, test, ["N"]), [0.0, 1.0])
+    np.testing.assert_allclose(distance_outside(train, test, ["N"], ["C"]), [1.0, 1.0])
 
 
 def test_point_fit_baselines_recover_truth():
@@ -167,16 +170,19 @@ def test_backtest_well_specified(sim_backtest, tmp_path):
     res = sim_backtest
     assert isinstance(res, BacktestResult)
     tab = res.table.set_index("method")
-    assert set(tab.index) == {"bayes", "bayes+discrepancy", "lsq", "huber"}
+    assert set(tab.index) == {"bayes", "bayes(no discrepancy)", "bayes+discrepancy", "lsq", "huber"}
     assert tab.loc["bayes", "n_test"] == 13
+    # "bayes": the default predictions (the spec's discrepancy, tau 0.059 per decade outside the data)
+    assert tab.loc["bayes", "tau"] == pytest.approx(0.059) == res.info["tau_default"]
+    assert tab.loc["bayes", "width90"] > tab.loc["bayes(no discrepancy)", "width90"]
     # truth known, law right, noise 1%: held-out intervals cover, and the median is as good as the baselines
-    assert tab.loc["bayes", "coverage95"] >= 0.75
+    assert tab.loc["bayes(no discrepancy)", "coverage95"] >= 0.75 and tab.loc["bayes", "coverage90"] >= 0.9
     assert tab.loc["bayes", "median_rel_error"] < 0.02
     assert tab.loc["bayes", "median_rel_error"] <= 2 * tab.loc["lsq", "median_rel_error"] + 0.005
     assert np.isnan(tab.loc["lsq", "coverage90"]) and np.isfinite(tab.loc["bayes", "crps"])
     assert 0 <= res.info["splits"][0]["tau"] < 0.1
     summary, points = res.to_csv(tmp_path / "bt")
-    assert pd.read_csv(summary).shape[0] == 4 and len(pd.read_csv(points)) == 4 * 13
+    assert pd.read_csv(summary).shape[0] == 5 and len(pd.read_csv(points)) == 5 * 13
     import xarray as xr
 
     nc = res.to_netcdf(tmp_path / "bt" / "bt.nc")
@@ -188,22 +194,25 @@ def test_backtest_well_specified(sim_backtest, tmp_path):
     tau = pooled_tau([res, res])
     assert tau == pytest.approx(res.info["splits"][0]["tau"])
     wide = res.rescore(0.5, "wide").table.set_index("method")
-    assert wide.loc["wide", "width90"] >= wide.loc["bayes", "width90"]
-    assert wide.loc["wide", "coverage90"] >= wide.loc["bayes", "coverage90"]
+    assert wide.loc["wide", "width90"] >= wide.loc["bayes", "width90"] >= wide.loc["bayes(no discrepancy)", "width90"]
+    assert wide.loc["wide", "coverage90"] >= wide.loc["bayes(no discrepancy)", "coverage90"]
 
 
 @pytest.mark.slow
 def test_backtest_misspecified_discrepancy_restores_coverage():
     """Runs from a law with an extra term (loss falls by 0.02 per decade of D beyond the Chinchilla law),
     fitted by the plain Chinchilla law and extrapolated in compute: the plain posterior is over-confident;
-    the nested discrepancy widens the intervals of the runs outside the data."""
+    the default predictions (the spec's discrepancy) and the nested discrepancy widen the intervals of the runs
+    outside the data and cover them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = backtest(grid_runs(seed=5, sigma=0.005, extra=0.02, n_sizes=10, n_data=8), "chinchilla",
                        "C > 3e19", seed=2, draws=300, tune=300, chains=2)
     tab = res.table.set_index("method")
-    assert tab.loc["bayes+discrepancy", "coverage90"] >= tab.loc["bayes", "coverage90"]
-    assert tab.loc["bayes+discrepancy", "width90"] > tab.loc["bayes", "width90"]
+    assert tab.loc["bayes(no discrepancy)", "coverage90"] < 0.8
+    assert tab.loc["bayes", "coverage90"] >= 0.85 and tab.loc["bayes", "coverage95"] >= 0.9
+    assert tab.loc["bayes+discrepancy", "coverage90"] >= tab.loc["bayes(no discrepancy)", "coverage90"]
+    assert tab.loc["bayes+discrepancy", "width90"] > tab.loc["bayes(no discrepancy)", "width90"]
     assert res.info["splits"][0]["tau"] > 0
 
 
@@ -240,7 +249,7 @@ def test_cli_backtest_writes_outputs(tmp_path, capsys):
     for name in ("backtest_summary.csv", "backtest_points.csv", "backtest.nc", "calibration.png"):
         assert (tmp_path / "o" / name).stat().st_size > 0
     summary = pd.read_csv(tmp_path / "o" / "backtest_summary.csv").set_index("method")
-    assert summary.loc["bayes+discrepancy(tau)", "width90"] > summary.loc["bayes", "width90"]
+    assert summary.loc["bayes+discrepancy(tau)", "width90"] > summary.loc["bayes(no discrepancy)", "width90"]
     assert summary.loc["bayes+discrepancy(tau)", "tau"] == pytest.approx(0.05)
 
 
@@ -273,9 +282,9 @@ def test_predict_with_discrepancy_widens_outside_only():
         fit = bs.fit(grid_runs(seed=7), "chinchilla", seed=3, draws=150, tune=150, chains=2, progressbar=False,
                      log_likelihood=False)
     pts = pd.DataFrame({"N": [1e8, 3e10], "D": [1e10, 3e12]})     # inside; one and one order outside
-    plain = fit.predict(pts, kind="observation", ci_prob=0.9, seed=1)
+    plain = fit.predict(pts, kind="observation", ci_prob=0.9, seed=1, discrepancy=0)
     wide = fit.predict(pts, kind="observation", ci_prob=0.9, seed=1, discrepancy=0.05)
-    assert wide["outside"].tolist() == pytest.approx([0.0, 1.0])
+    assert wide["outside"].tolist() == pytest.approx([0.0, 2.0])      # one decade in N and D: two in C = 6 N D
     assert np.allclose(wide.loc[0, ["lo", "hi"]], plain.loc[0, ["lo", "hi"]])
     assert (wide.loc[1, "hi"] - wide.loc[1, "lo"]) > 1.5 * (plain.loc[1, "hi"] - plain.loc[1, "lo"])
     with pytest.raises(ValueError, match="discrepancy"):

@@ -85,6 +85,11 @@ def test_demo_writes_summary_and_plot(tmp_path, capsys):
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert set(summary["parameter"]) >= {"k", "alpha", "beta", "sigma"}
     assert "truth" in (tmp_path / "summary.txt").read_text()
+    # the real bundled data set (Lin et al. 2024): P(best) per model beside the actual full-data losses
+    assert "REAL data" in stdout
+    table = pd.read_csv(tmp_path / "selection_lin_flan.csv")
+    assert len(table) == 6 and table["p_best"].sum() == pytest.approx(1.0) and table["actual"].notna().all()
+    assert (tmp_path / "selection_lin_flan.png").stat().st_size > 0
 
 
 def test_console_script_in_a_fresh_process(tmp_path):

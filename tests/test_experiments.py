@@ -210,9 +210,12 @@ def test_encode_is_ascii():
 def test_bundled_measured_tables_load():
     sc = read_scratch(datasets.load_measured_scratch())
     ft = read_finetune(datasets.load_measured_finetune())
-    cfg = load_config(CONFIGS / "full.toml")
     meta = datasets.measured_metadata()
-    assert meta["config"] == json.loads(json.dumps(cfg))  # full.toml is the configuration that made the data
+    cfg = load_config(CONFIGS / f"{meta['config']['name']}.toml")  # full.toml (v1) or seeds.toml (issue 14)
+    expected = json.loads(json.dumps(cfg))
+    if "seeds" not in meta["config"]:  # v1 was made before configurations had seeds (its one seed: 0)
+        assert expected.pop("seeds") == [0]
+    assert meta["config"] == expected  # the configuration that made the data
     assert set(sc["unit"]) == set(ft["unit"]) == {"characters"}
     sizes = {n_non_embedding(d, L) for d, L in cfg["model"]["sizes"]}
     assert set(sc["N"]) <= sizes and set(ft["N"]) <= set(sc["N"])
@@ -246,14 +249,12 @@ def test_seeds_config_and_plan(tmp_path):
     """``seeds``: every run once per seed; seed 0 keeps the one-seed run ids; bad lists are refused."""
     cfg = load_config(CONFIGS / "seeds.toml")
     one = load_config(CONFIGS / "full.toml")
-    assert one["seeds"] == [0] and cfg["seeds"] == [0, 1, 2]
+    assert one["seeds"] == [0] and cfg["seeds"] == [1, 2]
+    assert cfg["model"] == one["model"] and all(cfg[k] == one[k] for k in ("train", "scratch", "pretrain", "finetune"))
     plan, plan1 = plan_runs(cfg), plan_runs(one)
-    assert len({r.run_id for r in plan}) == len(plan) == 3 * 18 * len(cfg["model"]["sizes"])
-    assert {r.run_id for r in plan1} <= {r.run_id for r in plan}  # seed 0 = the v1 sweep's ids
-    assert {r.run_id for r in plan if r.seed == 1} == {r.run_id + "/seed=1" for r in plan1} | {
-        r.run_id for r in plan if r.seed == 1 and r.d_model == 192}
-    Ns = sorted(n_non_embedding(d, L) for d, L in cfg["model"]["sizes"])
-    assert math.log10(Ns[-1] / Ns[-2]) >= 0.5  # the issue: half an order of magnitude above the v1 sizes
+    assert len({r.run_id for r in plan}) == len(plan) == 2 * len(plan1) == 216
+    for k in (1, 2):  # seed 0 = the v1 sweep's ids; seed k appends /seed=k
+        assert {r.run_id for r in plan if r.seed == k} == {r.run_id + f"/seed={k}" for r in plan1}
     for bad in ("[]", "[0, 0]", "[-1]", '["a"]', "1"):
         f = tmp_path / "bad.toml"
         f.write_text(f"seeds = {bad}\n" + (CONFIGS / "smoke.toml").read_text())
@@ -280,5 +281,80 @@ def test_seeds_train_differently_and_seed0_reproduces(tmp_path):
     one = dict(cfg, seeds=[0])
     run_sweep(one, tmp_path / "one", log=lambda m: None)
     first = pd.read_csv(tmp_path / "one" / "runs.csv").set_index("run_id")
-    for rid in first.index:
+    for rid in first.index:  # one process, same thread count: the same float32 arithmetic
         assert first.loc[rid, "loss"] == two.loc[rid, "loss"], rid
+
+
+def test_bundle_sweep_of_a_partial_multi_seed_sweep(smoke, tmp_path):
+    """A partial two-seed sweep (the smoke runs, a second seed made from them, the last 5 runs missing) bundles
+    into tables with seed, time and machine per run, a JSON card with the measured problems and seed noise, and
+    a Markdown card that says it is partial."""
+    from bayes_scaling.experiments.card import bundle_sweep
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    for name in ("corpora.json", "machine.json"):
+        (sweep / name).write_bytes((smoke / name).read_bytes())
+    cfg = json.loads((smoke / "config.json").read_text())
+    cfg["seeds"] = [0, 1]
+    (sweep / "config.json").write_text(json.dumps(cfg))
+    runs = pd.read_csv(smoke / "runs.csv")
+    rng = np.random.default_rng(0)
+    other = runs.assign(seed=1, run_id=runs["run_id"] + "/seed=1", loss=runs["loss"] * np.exp(rng.normal(0, 0.01, len(runs))))
+    pd.concat([runs, other.iloc[:-5]]).to_csv(sweep / "runs.csv", index=False)
+    dest, ref = tmp_path / "bundle", tmp_path / "ref"   # ref: an earlier one-seed bundle the seed-0 runs reproduce
+    ref.mkdir()
+    (ref / "m_scratch.csv").write_bytes((smoke / "scratch.csv").read_bytes())
+    (ref / "m_finetune.csv").write_bytes((smoke / "finetune.csv").read_bytes())
+    doc = bundle_sweep(sweep, dest, name="m", notes=["the machine was shared with other work"], reference=ref)
+    rep = doc["reproduction"]
+    assert rep["shared_runs"] == rep["identical"] == len(pd.read_csv(smoke / "scratch.csv")) + len(
+        pd.read_csv(smoke / "finetune.csv")) and rep["max_abs_diff"] == 0
+    sc, ft = pd.read_csv(dest / "m_scratch.csv"), pd.read_csv(dest / "m_finetune.csv")
+    for t in (sc, ft):
+        assert {"seed", "wall_s", "finished_utc", "device", "machine", "run_id"} <= set(t.columns)
+        assert set(t["seed"]) == {0, 1} and t["machine"].str.contains("cores").all()
+    assert len(sc) + len(ft) + len(doc["pretraining_runs"]) == doc["runs_finished"] == 31
+    assert not doc["complete"] and sum(doc["problems"]["missing"].values()) == 5
+    assert read_scratch(dest / "m_scratch.csv") is not None      # seeds are replicates, not duplicates
+    noise = pd.DataFrame(doc["seed_noise"])
+    assert (noise.loc[noise["kind"] == "scratch", "df"] > 0).all()
+    card = (dest / "m.md").read_text()
+    assert "PARTIAL" in card and "## Seed noise (measured)" in card and "the machine was shared" in card
+    assert "## What was trained" in card and "## On what" in card and "Reproduction:" in card
+    assert json.loads((dest / "m.json").read_text())["notes"] == ["the machine was shared with other work"]
+
+
+@requires_jax
+@pytest.mark.slow
+def test_sigterm_on_a_local_cluster_stops_cleanly(tmp_path):
+    """SIGTERM during a sweep on 2 local workers: exit 143, no traceback, every recorded row whole; the next
+    invocation trains only the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for name in ("python", "prose", "c"):
+        _need_corpus(name)
+    out = tmp_path / "sweep"
+    cmd = [str(Path(sys.executable).with_name("bayes-scaling")), "experiment", "run", "--smoke", "--out", str(out),
+           "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 300 and proc.poll() is None:
+        if (out / "runs.csv").exists() and len((out / "runs.csv").read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr + stdout, stderr
+    assert "interrupted by SIGTERM" in stderr
+    rows = pd.read_csv(out / "runs.csv")
+    assert rows["loss"].notna().all() and 3 <= len(rows) < 18
+    env = dict(os.environ)
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert len(pd.read_csv(out / "runs.csv")) == 18

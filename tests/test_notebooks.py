@@ -40,7 +40,8 @@ def kernel_env(tmp_path, monkeypatch):
 
 def test_there_are_notebooks():
     names = [p.name for p in PATHS]
-    assert {"01_quickstart.ipynb", "03_comparing_curricula.ipynb", "07_your_own_law.ipynb"} <= set(names), names
+    assert {"01_quickstart.ipynb", "03_comparing_curricula.ipynb", "07_your_own_law.ipynb",
+            "10_reproducing_published_fits.ipynb", "12_choosing_a_model_to_finetune.ipynb"} <= set(names), names
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])

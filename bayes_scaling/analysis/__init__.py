@@ -15,7 +15,14 @@ _EXPORTS = {
     **dict.fromkeys(["posterior_predictive_check", "coverage", "loo_pit", "prior_predictive_check"], "checks"),
     **dict.fromkeys(["run_sbc", "SBCDesign"], "calibration"),
     "best_group": "best",
-    **dict.fromkeys(["predictions", "effective", "compute", "timeline", "compare", "checks", "calibration", "best"], ""),
+    **dict.fromkeys(["select_model", "ModelSelection", "pearson_correlation", "relative_accuracy",
+                     "baseline_selection", "lin_table1", "read_lin_table1"], "selection"),
+    **dict.fromkeys(["isoflop_optima", "compute_optimal_exponent", "law_exponent", "isoflop_slices", "IsoflopFit"],
+                    "isoflop"),
+    **dict.fromkeys(["seed_noise", "effective_data_seeds", "fit_transfer_seeds", "leave_one_size_out",
+                     "ossified_runs", "ossification_table"], "seeds"),
+    **dict.fromkeys(["predictions", "effective", "compute", "timeline", "compare", "checks", "calibration", "best",
+                     "isoflop", "seeds"], ""),
     "backtest": "",            # the module: bs.analysis.backtest.backtest(data, model, holdout), .pooled_tau
 }
 __all__ = sorted(_EXPORTS)

@@ -25,12 +25,17 @@ scale, multi-start: :func:`bayes_scaling.models.spec_model.point_fit`) and ``hub
 Chinchilla: Huber loss with ``delta = 1e-3`` on the log residuals, L-BFGS from a grid of starting points, the
 best of them). They give a point prediction only (median error; no intervals).
 
+Methods scored: ``bayes``, the default predictions (``Fit.predict(kind="observation")``: the posterior
+predictive with the law spec's discrepancy, ``tau`` = ``spec.discrepancy.tau``, 0.059 per decade unless the spec
+says otherwise); ``bayes(no discrepancy)``, the posterior predictive alone (absent when the spec's ``tau`` is 0);
+``bayes+discrepancy`` (below); ``lsq`` and ``huber``.
+
 **Discrepancy** (``discrepancy="nested"``): the law is wrong by an amount that grows with the distance outside
 the data. The predictive draws of ``log(target)`` get an extra ``Normal(0, (tau * d)**2)``, ``d`` the orders of
-magnitude the point lies outside the training rows, over the law's inputs and the holdout's column
-(:func:`distance_outside`: a run at a new compute budget may lie inside the ranges of N and of D), and ``tau``
-(per order of magnitude) is
-calibrated by *nested backtests inside the training rows*: the training rows are split again in the same
+magnitude the point lies outside the training rows, over the law's inputs, compute ``C = 6 N D`` for laws of N
+and D, and the holdout's column (:func:`bayes_scaling.laws.discrepancy.distance_outside`, the one definition
+``Fit.predict`` uses too: a run at a new compute budget may lie inside the ranges of N and of D), and ``tau``
+(per order of magnitude) is calibrated by *nested backtests inside the training rows*: the training rows are split again in the same
 direction (the rows beyond a quantile of the holdout column), the law is refitted on the rest, and ``tau`` is the
 maximum-likelihood value of ``r ~ Normal(0, s**2 + tau**2 d**2)`` over the nested held-out runs (``r``: residual
 of the log median, ``s``: the nested predictive sd of ``log(target)``). The test rows never enter it. Both

@@ -38,11 +38,13 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
         groups: the groups to compare (default: all groups of the fit).
 
     Returns:
-        One row per (point, group): ``point``, the point's columns, ``group``, ``p_best`` (without the law's
-        discrepancy: it compares the groups under one law), ``median``, ``lo``, ``hi`` of the target (with the
-        discrepancy, as ``Fit.predict``), ``rank`` (by ``p_best``, 1 = most probably best), ``outside`` (orders of magnitude
-        outside the whole fitted data, the largest over inputs) and ``outside_group`` (outside the group's own
-        runs). Sorted by point, then ``p_best`` descending.
+        One row per point and group, with the columns ``point``, the point's columns, ``group``, ``p_best``
+        (without the law's discrepancy: it compares the groups under one law), ``median``, ``lo``, ``hi`` of the
+        target (the interval with the discrepancy, as ``Fit.predict``; the median without it: the discrepancy,
+        centred on the law, leaves it where it is and would only add Monte Carlo noise), ``rank`` (by
+        ``p_best``, 1 = most probably best), ``outside`` (orders of magnitude outside the whole fitted data, the
+        largest over the distance columns) and ``outside_group`` (outside the group's own runs). Sorted by
+        point, then ``p_best`` descending.
     """
     from bayes_scaling.inference.fit import as_spec_fit
 
@@ -85,7 +87,8 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
     wins = score == best
     p_best = (wins / wins.sum(axis=2, keepdims=True)).mean(axis=0)          # point, group
     q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
-    lo, med, hi = np.nanquantile(flat, q, axis=0)
+    lo, _, hi = np.nanquantile(flat, q, axis=0)
+    med = np.nanmedian(plain.reshape(-1, P, G), axis=0)   # the discrepancy is centred: it leaves the median
     overall = fit.outside(grid)["outside"].to_numpy()
     by_group = np.zeros(len(grid))
     data = fit.data

@@ -98,7 +98,7 @@ class SBCResult:
         return pd.DataFrame(rows).set_index("parameter")
 
     def ecdf_max_deviation(self) -> pd.Series:
-        """Largest |ECDF(rank fraction) - uniform CDF| per parameter (evaluated on the rank grid)."""
+        """Largest ``|ECDF(rank fraction) - uniform CDF|`` per parameter (evaluated on the rank grid)."""
         grid = np.arange(self.n_draws + 1)
         out = {}
         for name, r in self.ranks.items():

@@ -19,6 +19,16 @@ fine-tuned on ``D_F`` reaches the loss of a from-scratch model trained on ``D_E 
 4. :func:`compute_saved`: from-scratch compute ``min_N 6 N D(N, L_ft)`` reaching the loss ``L_ft`` that
    fine-tuning reaches with ``C_F``, its ratio to ``C_F`` and the difference.
 
+**Outside the data.** A loss law that knows its fitted runs (a ``ScratchFit``, or ``loss_law(..., data=runs)``)
+gives :func:`scratch_optimum` the distance of each optimum ``(N_opt, D_opt, C)`` outside them
+(``N_orders_outside``, ``D_orders_outside``, ``C_orders_outside`` per draw; ``outside`` their largest, as
+:mod:`bayes_scaling.laws.discrepancy` defines it), and its ``loss`` carries the law's discrepancy by default
+(``log L += Normal(0, (tau d)**2)``, ``tau`` = :data:`~bayes_scaling.laws.discrepancy.DEFAULT_TAU`, calibrated
+on real IsoFLOP runs of the same Chinchilla law; ``discrepancy=0``: off) with the split of its log-scale variance
+(``share_parameters``, ``share_discrepancy`` per budget). ``N_opt`` and ``D_opt`` are the parameters' alone:
+the discrepancy is an error of the law's value at a point, which says nothing about where the law's minimum
+over N lies. Given parameters (no runs) have no distance: ``outside`` is NaN and no discrepancy is added.
+
 Every answer is vectorised over posterior draws: a log-N grid, then SciPy's vectorised minimiser
 (``scipy.optimize.elementwise.find_minimum``) in the bracket around each draw's grid minimum; its bracketing
 root finder (``find_root``) for monotone problems. Draws of the loss law and of the transfer
@@ -34,6 +44,7 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from bayes_scaling.analysis._draws import align, flat, n_samples, unflat
@@ -76,6 +87,8 @@ class LossLaw:
     law: str
     params: xr.Dataset
     unit: str = ""          # unit of D (tokens, characters, ...); "" when unknown (given parameters)
+    #: the fitted runs (columns N and D), for the distance outside the data; None for given parameters
+    data: pd.DataFrame | None = None
 
     @property
     def n_draws(self) -> int:
@@ -94,14 +107,22 @@ class LossLaw:
         return law_inverse(self.law, loss, N, p)
 
 
-def loss_law(source, params: dict | None = None) -> LossLaw:
-    """A :class:`LossLaw` from a fitted posterior (``.law`` and ``.posterior``), a netCDF file, a LossLaw, or a
-    law name and a dict of scalars / 1-d arrays of draws (all of one length; scalars are repeated).
+def loss_law(source, params: dict | None = None, *, data: pd.DataFrame | None = None) -> LossLaw:
+    """A :class:`LossLaw` from a fitted posterior (``.law`` and ``.posterior``; its ``.data``, the fitted runs,
+    are kept when they have columns N and D), a netCDF file, a LossLaw, or a law name and a dict of scalars /
+    1-d arrays of draws (all of one length; scalars are repeated). ``data``: the runs the law was fitted to
+    (columns N and D), for the distance outside the data (module docstring).
 
     >>> law = loss_law("chinchilla", {"A": 482, "B": 2085, "E": 1.817, "alpha_N": 0.348, "alpha_D": 0.366})
     >>> law.law, law.n_draws
     ('chinchilla', 1)
     """
+    if data is not None:
+        from dataclasses import replace
+
+        if not isinstance(data, pd.DataFrame) or not {"N", "D"} <= set(data.columns) or not len(data):
+            raise BayesScalingError("data: the fitted runs, a table with columns N and D")
+        return replace(loss_law(source, params), data=data[["N", "D"]].reset_index(drop=True))
     if isinstance(source, LossLaw):
         return source
     if isinstance(source, str) and source in LAW_PARAMETERS:
@@ -118,7 +139,10 @@ def loss_law(source, params: dict | None = None) -> LossLaw:
                            f"{', '.join(LAW_PARAMETERS)} and a .posterior); a transfer fit is not a loss-law fit")
     out = _from_posterior(str(law), post, what)
     unit = getattr(source, "unit", "")
-    return LossLaw(out.law, out.params, unit if isinstance(unit, str) else "")
+    runs = getattr(source, "data", None)
+    runs = runs[["N", "D"]].reset_index(drop=True) if isinstance(runs, pd.DataFrame) and \
+        {"N", "D"} <= set(runs.columns) and len(runs) else None
+    return LossLaw(out.law, out.params, unit if isinstance(unit, str) else "", runs)
 
 
 def _from_params(law: str, params: dict | None) -> LossLaw:
@@ -294,12 +318,17 @@ def _scratch(law: LossLaw, p: dict, C: np.ndarray):
     return N, laws.data_for_compute(C[None, :], N), loss, edge
 
 
-def scratch_optimum(law, C, params: dict | None = None) -> xr.Dataset:
+def scratch_optimum(law, C, params: dict | None = None, *, discrepancy: float | None = None,
+                    seed: int | None = None) -> xr.Dataset:
     """Posterior of the compute-optimal model size trained from scratch, ``argmin_N L(N, C / (6N))``.
 
     Returns ``N_opt``, ``D_opt = C / (6 N_opt)``, ``loss`` (the loss frontier) and ``at_edge``; dims ``chain``,
     ``draw`` (the loss law's), ``C``. For Chinchilla this reproduces the closed form
-    :func:`laws.chinchilla_optimal_N`.
+    :func:`laws.chinchilla_optimal_N`. When the law knows its fitted runs (module docstring): the distance of
+    each optimum outside them (``N_orders_outside``, ``D_orders_outside``, ``C_orders_outside``, ``outside``,
+    per draw), ``loss`` with the law's discrepancy (``discrepancy``: ``tau`` per decade; None: the default
+    0.059; 0: off; seeded by ``seed``), ``loss_without_discrepancy``, and per budget the coordinates
+    ``share_parameters``, ``share_discrepancy`` of the loss's log-scale variance (their sum is 1).
 
     >>> ds = scratch_optimum("chinchilla", [1e21, 1e23], {"A": 482, "B": 2085, "E": 1.817, "alpha_N": 0.348,
     ...                                                      "alpha_D": 0.366})
@@ -314,6 +343,35 @@ def scratch_optimum(law, C, params: dict | None = None) -> xr.Dataset:
                      (("N_opt", N), ("D_opt", D), ("loss", loss), ("at_edge", edge))})
     ds.attrs.update(law=law.law, n_at_edge=_warn_edge(edge, "scratch_optimum"),
                     compute="C = 6 N D", objective="argmin_N L(N, C/(6N))")
+    return _with_law_discrepancy(ds, law, N, D, loss, discrepancy, seed)
+
+
+def _with_law_discrepancy(ds: xr.Dataset, law: LossLaw, N: np.ndarray, D: np.ndarray, loss: np.ndarray,
+                          discrepancy, seed) -> xr.Dataset:
+    """The distance of the optima (S, B) outside the law's runs and the discrepancy on their loss."""
+    from bayes_scaling.laws.discrepancy import DEFAULT_TAU, check_tau, outside_table, variance_split, widen
+
+    if law.data is None:
+        ds["outside"] = xr.full_like(ds["loss"], np.nan, dtype=float)
+        ds.attrs.update(tau=0.0, discrepancy="none: the loss law has no fitted runs, so no distance outside them")
+        return ds
+    tau = DEFAULT_TAU if discrepancy is None else check_tau(discrepancy, "discrepancy")
+    pts = pd.DataFrame({"N": N.ravel(), "D": D.ravel()})
+    where = outside_table(law.data, pts, ["N", "D"])
+    for c in where.columns:
+        name = "outside" if c == "outside" else f"{c[len('outside_'):]}_orders_outside"
+        ds[name] = ds["loss"].copy(data=where[c].to_numpy(dtype=float).reshape(N.shape).reshape(ds["loss"].shape))
+    d = where["outside"].to_numpy(dtype=float).reshape(N.shape)                   # (S, B)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    wide = widen(loss, d, tau, rng)
+    with np.errstate(all="ignore"):
+        # the parameters' spread of log L at each budget; the discrepancy's sd at the median distance
+        split = variance_split(np.log(loss), tau, np.nanmedian(d, axis=0))
+    ds["loss_without_discrepancy"] = ds["loss"]
+    ds["loss"] = ds["loss"].copy(data=wide.reshape(ds["loss"].shape))
+    ds = ds.assign_coords({k: ("C", split[k].to_numpy()) for k in ("share_parameters", "share_discrepancy")})
+    ds.attrs.update(tau=tau, discrepancy="loss: log L += Normal(0, (tau d)^2), d = decades of (N_opt, D_opt, C) "
+                    "outside the fitted runs; N_opt and D_opt: the parameters' uncertainty only")
     return ds
 
 

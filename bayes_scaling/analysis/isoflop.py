@@ -28,13 +28,14 @@ Porian et al. (2024) estimate ``a`` by approach 2 with an Akima interpolation of
 parabola, and a seed-noise bootstrap of the minima (their ``published_fits.csv``; README, "Compute-optimal
 exponent").
 
->>> res = compute_optimal_exponent(runs, seed=1)          # runs: columns N, C, loss      # doctest: +SKIP
->>> res.exponent(ci_prob=0.95)                            # {'median': 0.50, 'lo': 0.47, 'hi': 0.53, ...}
->>> res.optima                                            # per budget: N_opt median, interval, log mean, sd
+>>> res = compute_optimal_exponent(runs, seed=1)   # runs: columns N, C, loss     # doctest: +SKIP
+>>> res.exponent(ci_prob=0.95)           # {'median': 0.49, 'lo': 0.48, 'hi': 0.51, ...}   # doctest: +SKIP
+>>> res.optima                           # per budget: N_opt median, interval, log mean, sd  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -50,8 +51,9 @@ __all__ = ["IsoflopFit", "isoflop_optima", "compute_optimal_exponent", "law_expo
 
 #: decades of N on each side of a budget's lowest observed loss that the parabola is fitted to
 DEFAULT_WINDOW = 0.5
-#: fewest runs a budget needs inside its window (a parabola has 3 parameters; one more to see its misfit)
-MIN_POINTS = 4
+#: fewest runs a budget needs inside its window: a parabola has 3 parameters, and the noise scale is shared by
+#: all budgets, so the misfit is measured on the others
+MIN_POINTS = 3
 #: priors: a ~ Normal(0.5, 0.5); tau ~ HalfNormal(0.5) (natural log of N); sigma ~ HalfNormal(0.05) (log loss)
 PRIORS = {"a": (0.5, 0.5), "tau": 0.5, "sigma": 0.05, "b_sigma": 3.0, "vertex_sigma": 1.0, "level_sigma": 0.5,
           "k_sigma": 2.0}
@@ -81,7 +83,7 @@ def _table(data) -> pd.DataFrame:
 
 
 def isoflop_slices(data: pd.DataFrame, *, window: float = DEFAULT_WINDOW, min_points: int = MIN_POINTS,
-                   on_edge: str = "drop") -> tuple[pd.DataFrame, pd.DataFrame]:
+                   on_edge: str = "drop", on_sparse: str = "raise") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Which runs each budget's parabola is fitted to: the runs within ``window`` decades of N of the budget's
     lowest observed loss (several runs at one N: the lowest loss counts, as Porian et al. do).
 
@@ -89,21 +91,24 @@ def isoflop_slices(data: pd.DataFrame, *, window: float = DEFAULT_WINDOW, min_po
     and ``used``; one row per budget kept: ``C``, ``n_points``, ``N_lo``, ``N_hi`` (the window's runs),
     ``N_min_obs`` (the lowest observed loss). A budget whose lowest loss is at its smallest or largest N has no
     interior minimum: with ``on_edge="drop"`` it is left out with a warning naming it, with ``"raise"`` an
-    error. A budget with fewer than ``min_points`` runs in its window is an error naming it and its rows.
+    error. A budget with fewer than ``min_points`` runs in its window, or none on one side of its lowest loss,
+    is an error naming it and its rows (``on_sparse="raise"``), or left out with a warning (``"drop"``).
 
-    >>> runs = pd.DataFrame({"C": 1e18, "N": [1e7, 3e7, 1e8, 3e8, 1e9], "loss": [3.9, 3.6, 3.5, 3.6, 4.0]})
+    >>> runs = pd.DataFrame({"C": [1e18] * 5 + [4e18] * 5, "N": [1e7, 3e7, 1e8, 3e8, 1e9] * 2,
+    ...                      "loss": [3.9, 3.6, 3.5, 3.6, 4.0, 3.6, 3.4, 3.3, 3.25, 3.4]})
     >>> isoflop_slices(runs, window=1.0)[1][["C", "n_points", "N_min_obs"]].to_dict("records")
-    [{'C': 1e+18, 'n_points': 5, 'N_min_obs': 100000000.0}]
+    [{'C': 1e+18, 'n_points': 5, 'N_min_obs': 100000000.0}, {'C': 4e+18, 'n_points': 4, 'N_min_obs': 300000000.0}]
     """
-    if on_edge not in ("drop", "raise"):
-        raise ValueError(f"on_edge must be 'drop' or 'raise', got {on_edge!r}")
+    for name, value in (("on_edge", on_edge), ("on_sparse", on_sparse)):
+        if value not in ("drop", "raise"):
+            raise ValueError(f"{name} must be 'drop' or 'raise', got {value!r}")
     if not (np.isfinite(window) and window > 0):
         raise ValueError(f"window must be a positive number of decades, got {window!r}")
     if isinstance(min_points, bool) or not isinstance(min_points, (int, np.integer)) or min_points < 3:
         raise ValueError(f"min_points must be an integer >= 3 (a parabola has 3 parameters), got {min_points!r}")
     runs = _table(data)
     runs["budget"], runs["used"] = -1, False
-    rows, edges = [], []
+    rows, edges, sparse = [], [], []
     for C, g in runs.groupby("C", sort=True):
         best = g.loc[g.groupby("N")["loss"].idxmin()].sort_values("N")   # one run per N: the lowest loss
         i = int(np.argmin(best["loss"].to_numpy()))
@@ -116,10 +121,13 @@ def isoflop_slices(data: pd.DataFrame, *, window: float = DEFAULT_WINDOW, min_po
         inside = best[np.abs(np.log10(best["N"] / n_min)) <= window + 1e-9]
         below, above = (inside["N"] < n_min).sum(), (inside["N"] > n_min).sum()
         if len(inside) < min_points or not (below and above):
-            raise DataError(f"IsoFLOP data: budget C = {C:g} has {len(inside)} run(s) within {window:g} decades "
-                            f"of N = {n_min:.3g}, its lowest loss ({below} below, {above} above; rows "
-                            f"{format_rows(inside.index)}); a parabola needs at least {min_points} with runs on "
-                            f"both sides: widen the window or add runs")
+            msg = (f"budget C = {C:g} has {len(inside)} run(s) within {window:g} decades of N = {n_min:.3g}, its "
+                   f"lowest loss ({below} below, {above} above; rows {format_rows(inside.index)}); a parabola "
+                   f"needs at least {min_points} with runs on both sides")
+            if on_sparse == "raise":
+                raise DataError(f"IsoFLOP data: {msg}: widen the window, add runs or pass on_sparse='drop'")
+            sparse.append(msg)
+            continue
         runs.loc[inside.index, "budget"] = len(rows)
         runs.loc[inside.index, "used"] = True
         rows.append({"C": float(C), "n_points": len(inside), "N_lo": float(inside["N"].min()),
@@ -132,6 +140,10 @@ def isoflop_slices(data: pd.DataFrame, *, window: float = DEFAULT_WINDOW, min_po
         from bayes_scaling.analysis.compute import EdgeWarning
 
         warnings.warn(f"isoflop: {len(edges)} budget(s) left out, {msg}", EdgeWarning, stacklevel=3)
+    if sparse:
+        from bayes_scaling.analysis.compute import EdgeWarning
+
+        warnings.warn(f"isoflop: {len(sparse)} budget(s) left out: " + "; ".join(sparse), EdgeWarning, stacklevel=3)
     if len(rows) < 2:
         raise DataError(f"IsoFLOP data: {len(rows)} budget(s) with an interior minimum; the exponent needs at "
                         f"least 2 (budgets in the data: {runs['C'].nunique()})")
@@ -151,9 +163,10 @@ def _arrays(runs: pd.DataFrame, budgets: pd.DataFrame) -> dict[str, np.ndarray]:
         coef = np.polyfit(x[m], y[m], 2)[0]
         k0[j] = coef if coef > 0 else 0.05
     lc = np.log(budgets["C"].to_numpy())
-    return {"log_N": x, "log_L": y, "budget": c.astype("int64"), "log_C_c": lc - lc.mean(),
-            "u0": np.log(budgets["N_min_obs"].to_numpy()), "m0": np.log(budgets["loss_min_obs"].to_numpy()),
-            "log_k0": np.log(k0)}
+    u0 = np.log(budgets["N_min_obs"].to_numpy())
+    w = np.array([np.mean((x[c == j] - u0[j]) ** 2) for j in range(B)])
+    return {"log_N": x, "log_L": y, "budget": c.astype("int64"), "log_C_c": lc - lc.mean(), "u0": u0,
+            "m0": np.log(budgets["loss_min_obs"].to_numpy()), "log_k0": np.log(k0), "w": w}
 
 
 def _build(arrays: dict[str, np.ndarray], pooled: bool):
@@ -169,15 +182,20 @@ def _build(arrays: dict[str, np.ndarray], pooled: bool):
         u0 = pm.Data("u0", arrays["u0"], dims="C")
         m0 = pm.Data("m0", arrays["m0"], dims="C")
         log_k0 = pm.Data("log_k0", arrays["log_k0"], dims="C")
+        w = pm.Data("w", arrays["w"], dims="C")
         if pooled:
             a = pm.Normal("a", *PRIORS["a"])
             b = pm.Normal("b", u0.mean(), PRIORS["b_sigma"])
             tau = pm.HalfNormal("tau", PRIORS["tau"])
-            u = pm.Normal("log_N_opt", a * lc + b, tau, dims="C")
+            z = pm.Normal("log_N_opt_z", 0.0, 1.0, dims="C")   # non-centred: tau is often near 0
+            u = pm.Deterministic("log_N_opt", a * lc + b + tau * z, dims="C")
         else:
             u = pm.Normal("log_N_opt", u0, PRIORS["vertex_sigma"], dims="C")
-        m = pm.Normal("log_L_opt", m0, PRIORS["level_sigma"], dims="C")
         k = pm.LogNormal("k", log_k0, PRIORS["k_sigma"], dims="C")
+        # sampled: the slice's mean level over its runs, log_L_opt + k w (w: the runs' mean squared distance in
+        # log N from the lowest observed loss), which the data pin nearly independently of k
+        level = pm.Normal("level", m0 + pm.math.exp(log_k0) * w, PRIORS["level_sigma"], dims="C")
+        m = pm.Deterministic("log_L_opt", level - k * w, dims="C")
         sigma = pm.HalfNormal("sigma", PRIORS["sigma"])
         mu = laws.isoflop_parabola(x, m[c], k[c], u[c])
         pm.Normal("log_L", mu=mu, sigma=sigma, observed=y, dims="row")
@@ -197,7 +215,7 @@ def _sample(arrays, pooled: bool, *, seed, draws, tune, chains, backend, progres
     ran = resolve_backend(backend)
     B, n = len(arrays["u0"]), len(arrays["log_N"])
     values = {"log_N": arrays["log_N"], "log_L_obs": arrays["log_L"], "budget": arrays["budget"],
-              **{k: arrays[k] for k in ("log_C_c", "u0", "m0", "log_k0")}}
+              **{k: arrays[k] for k in ("log_C_c", "u0", "m0", "log_k0", "w")}}
     compiled = None
     if ran == "nutpie":
         from bayes_scaling.inference.compiled import CompiledSampler
@@ -208,9 +226,14 @@ def _sample(arrays, pooled: bool, *, seed, draws, tune, chains, backend, progres
         model = compiled.model
     else:
         model = _build(arrays, pooled)
-    tree = sample_nuts(model, draws=draws, tune=tune, chains=chains, seed=seed, backend=ran,
-                       target_accept=DEFAULT_TARGET_ACCEPT[ran], progressbar=progressbar, log_likelihood=False,
-                       compiled=compiled)
+    if compiled is not None:  # nutpie with a low-rank mass matrix: the vertices, levels and curvatures correlate
+        tree = compiled.sample(draws=draws, tune=tune, chains=chains, seed=seed,
+                               target_accept=DEFAULT_TARGET_ACCEPT[ran], progressbar=progressbar,
+                               cores=min(os.cpu_count() or 1, chains), adaptation="low_rank")
+        tree.attrs["backend"] = ran
+    else:
+        tree = sample_nuts(model, draws=draws, tune=tune, chains=chains, seed=seed, backend=ran,
+                           target_accept=DEFAULT_TARGET_ACCEPT[ran], progressbar=progressbar, log_likelihood=False)
     tree.attrs.update(seed=int(seed))
     return tree
 
@@ -304,8 +327,8 @@ def _result(tree, runs, budgets, method, window) -> IsoflopFit:
 
 
 def isoflop_optima(data: pd.DataFrame, *, window: float = DEFAULT_WINDOW, min_points: int = MIN_POINTS,
-                   on_edge: str = "drop", seed: int | None = None, draws: int = 1000, tune: int = 1000,
-                   chains: int = 4, backend: str = "auto", progressbar: bool | None = None,
+                   on_edge: str = "drop", on_sparse: str = "raise", seed: int | None = None, draws: int = 1000,
+                   tune: int = 1000, chains: int = 4, backend: str = "auto", progressbar: bool | None = None,
                    warn: bool = True) -> IsoflopFit:
     """Posterior of each budget's compute-optimal size: a parabola in ``log N`` per IsoFLOP slice
     (``log L = log_L_opt + k (log N - log_N_opt)**2``, Normal noise on log loss, one ``sigma``), fitted by NUTS
@@ -318,7 +341,8 @@ def isoflop_optima(data: pd.DataFrame, *, window: float = DEFAULT_WINDOW, min_po
     >>> opt = isoflop_optima(runs, seed=1)               # doctest: +SKIP
     >>> opt.optima[["C", "N_opt", "N_opt_lo", "N_opt_hi"]]   # doctest: +SKIP
     """
-    runs, budgets = isoflop_slices(data, window=window, min_points=min_points, on_edge=on_edge)
+    runs, budgets = isoflop_slices(data, window=window, min_points=min_points, on_edge=on_edge,
+                                   on_sparse=on_sparse)
     tree = _sample(_arrays(runs, budgets), False, seed=seed, draws=draws, tune=tune, chains=chains,
                    backend=backend, progressbar=progressbar)
     res = _result(tree, runs, budgets, "optima", window)
@@ -328,7 +352,8 @@ def isoflop_optima(data: pd.DataFrame, *, window: float = DEFAULT_WINDOW, min_po
 
 
 def compute_optimal_exponent(data: pd.DataFrame, *, method: str = "joint", window: float = DEFAULT_WINDOW,
-                             min_points: int = MIN_POINTS, on_edge: str = "drop", seed: int | None = None,
+                             min_points: int = MIN_POINTS, on_edge: str = "drop", on_sparse: str = "raise",
+                             seed: int | None = None,
                              draws: int = 1000, tune: int = 1000, chains: int = 4, backend: str = "auto",
                              progressbar: bool | None = None, warn: bool = True) -> IsoflopFit:
     """Posterior of the compute-optimal exponent ``a`` in ``N_opt = e^b * (C / C_c)**a`` (``C_c``: the geometric
@@ -348,7 +373,8 @@ def compute_optimal_exponent(data: pd.DataFrame, *, method: str = "joint", windo
     if method not in ("joint", "drawwise"):
         raise ValueError(f"method must be 'joint' or 'drawwise', got {method!r}")
     kw = dict(seed=seed, draws=draws, tune=tune, chains=chains, backend=backend, progressbar=progressbar)
-    runs, budgets = isoflop_slices(data, window=window, min_points=min_points, on_edge=on_edge)
+    runs, budgets = isoflop_slices(data, window=window, min_points=min_points, on_edge=on_edge,
+                                   on_sparse=on_sparse)
     if method == "joint":
         tree = _sample(_arrays(runs, budgets), True, **kw)
         res = _result(tree, runs, budgets, "joint", window)

@@ -171,7 +171,8 @@ def extrapolation(fit, *, N=None, D_F=None) -> pd.DataFrame:
 # ---- predictions -----------------------------------------------------------------------------------------
 
 
-def predict(fit, *, N, D_F, pretraining=None, noise: bool = False, seed: int | None = None) -> xr.Dataset:
+def predict(fit, *, N, D_F, pretraining=None, noise: bool = False, seed: int | None = None,
+            discrepancy: float = 0.0) -> xr.Dataset:
     """Posterior of ``D_T``, ``D_E``, the multiplier ``D_E / D_F`` and the fraction ``D_T / D_E`` on a grid.
 
     ``D_T = k * D_F**alpha * N**beta`` evaluated draw by draw (the mean function), or with ``noise=True`` times
@@ -179,6 +180,13 @@ def predict(fit, *, N, D_F, pretraining=None, noise: bool = False, seed: int | N
     ``pretraining``: names in the fit and/or :data:`NEW` (default: the fit's). ``seed`` seeds the noise and the
     population draws. Dimensions: ``chain``, ``draw``, ``pretraining``, ``N``, ``D_F``; coordinates
     ``N_orders_outside`` and ``D_F_orders_outside`` say how far each grid value lies outside the data.
+
+    ``discrepancy``: ``tau``, the transfer law's error per decade outside the data on ``log D_T``
+    (:mod:`bayes_scaling.laws.discrepancy`: ``D_T`` times ``exp(tau d z)``, ``d`` the larger of the two distances).
+    Default 0: unlike the loss laws' (0.059 per decade, from real IsoFLOP backtests) no value has been calibrated
+    for the transfer law: no real data set extrapolates it (the measured transfer runs are tiny, Hernandez et
+    al.'s synthetic). The coordinates ``share_parameters``, ``share_noise``, ``share_discrepancy`` (per
+    ``pretraining``, ``N``, ``D_F``) split the log-scale variance of ``D_T`` either way.
 
     >>> pred = predict(fit, N=[1e7, 1e8], D_F=np.logspace(5, 8, 10))     # doctest: +SKIP
     >>> pred["multiplier"].quantile([0.03, 0.5, 0.97], dim=("chain", "draw"))   # doctest: +SKIP
@@ -189,22 +197,45 @@ def predict(fit, *, N, D_F, pretraining=None, noise: bool = False, seed: int | N
     log_D_T = laws.log_transfer(par["log_k"], par["alpha"], par["beta"], np.log(D_F_), np.log(N_))
     log_D_T = log_D_T.transpose("chain", "draw", "pretraining", "N", "D_F")
     D_T = np.exp(log_D_T)
+    mean = D_T.values
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])  # not the population's stream
     if noise:  # a new observation: the fitted noise of log D_T (laws.observation_noise)
-        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])  # not the population's stream
         per_draw = (...,) + (None,) * (D_T.ndim - 2)
         nu = par["nu"].values[per_draw] if "nu" in par else None
         D_T = D_T.copy(data=laws.observation_noise(D_T.values, par["sigma"].values[per_draw], rng, nu=nu))
+    rng_ = data_range(fit)
+    out_N, out_F = orders_outside(N_.values, *rng_["N"]), orders_outside(D_F_.values, *rng_["D_F"])
+    D_T = _with_discrepancy(D_T, mean, np.maximum(np.abs(out_N)[:, None], np.abs(out_F)[None, :]), discrepancy,
+                            noise, rng)
     D_T = D_T.transpose("chain", "draw", "pretraining", "N", "D_F")
     out = xr.Dataset({"D_T": D_T, "D_E": (D_F_ + D_T).transpose(*D_T.dims)})   # D_E = D_F + D_T
     out["multiplier"] = out["D_E"] / D_F_
     out["fraction"] = D_T / out["D_E"]
-    rng_ = data_range(fit)
-    out = out.assign_coords(N_orders_outside=("N", orders_outside(N_.values, *rng_["N"])),
-                            D_F_orders_outside=("D_F", orders_outside(D_F_.values, *rng_["D_F"])))
-    out.attrs.update(noise=int(noise), unit=fit.data.unit, seed="" if seed is None else int(seed),
+    out = out.assign_coords(N_orders_outside=("N", out_N), D_F_orders_outside=("D_F", out_F),
+                            **{k: D_T[k] for k in D_T.coords if str(k).startswith("share_")})
+    out.attrs.update(noise=int(noise), tau=float(D_T.attrs["tau"]), unit=fit.data.unit, seed="" if seed is None else int(seed),
                      population_label=NEW, law="D_T = k * D_F**alpha * N**beta",
                      data_N_range=list(rng_["N"]), data_D_F_range=list(rng_["D_F"]))
     return out
+
+
+def _with_discrepancy(D_T: xr.DataArray, mean: np.ndarray, dist: np.ndarray, tau, noise: bool,
+                      rng: np.random.Generator) -> xr.DataArray:
+    """``D_T`` (chain, draw, pretraining, N, D_F) with the discrepancy at the grid's distance ``dist`` (N, D_F),
+    and the variance split as ``share_*`` coordinates (pretraining, N, D_F)."""
+    from bayes_scaling.laws.discrepancy import check_tau, variance_split, widen
+
+    tau = check_tau(tau, "discrepancy")
+    C, Dr, P, nN, nF = D_T.shape
+    d = np.broadcast_to(dist[None, :, :], (P, nN, nF)).reshape(-1)
+    flat_ = D_T.values.reshape(C * Dr, -1)
+    with np.errstate(all="ignore"):
+        log_mean = np.log(mean.reshape(C * Dr, -1))
+        split = variance_split(log_mean, tau, d, np.log(flat_) - log_mean if noise else None)
+    out = D_T.copy(data=widen(flat_, d, tau, rng).reshape(D_T.shape))
+    out.attrs["tau"] = tau
+    return out.assign_coords({k: (("pretraining", "N", "D_F"), split[k].to_numpy().reshape(P, nN, nF))
+                              for k in ("share_parameters", "share_noise", "share_discrepancy")})
 
 
 # ---- derived quantities ----------------------------------------------------------------------------------

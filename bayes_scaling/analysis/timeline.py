@@ -82,7 +82,8 @@ def solve_D_F(D_req, N, k, alpha, beta, *, iters: int = 200, log: bool = False) 
     return (log_D_F if log else np.exp(log_D_F)), solved
 
 
-def forecast(fit, *, N, D_req, pretraining=None, compute_per_example=None, seed: int | None = None) -> xr.Dataset:
+def forecast(fit, *, N, D_req, pretraining=None, compute_per_example=None, seed: int | None = None,
+             discrepancy: float = 0.0) -> xr.Dataset:
     """Posterior of the target-task data ``D_F`` needed with pre-training, the saving ``D_req / D_F`` and the
     compute saved, per pre-training distribution (names in the fit and/or ``predictions.NEW``).
 
@@ -93,7 +94,18 @@ def forecast(fit, *, N, D_req, pretraining=None, compute_per_example=None, seed:
     ``D_T_used`` (``D_req - D_F``), ``compute_saved`` (when
     ``compute_per_example`` is given), ``solved``, the inputs ``N`` and ``D_req`` as aligned, and the distance
     outside the data ``N_orders_outside``, ``D_F_orders_outside`` (orders of magnitude; > 0 above the largest).
+
+    ``discrepancy``: ``tau``, the transfer law's error per decade outside the data on ``log D_T`` (as in
+    :func:`~bayes_scaling.analysis.predictions.predict`; default 0: no value is calibrated for the transfer law).
+    With ``tau > 0`` each draw's ``k`` is multiplied by ``exp(tau d z)``, ``d`` the larger distance outside the
+    data of ``N`` and of the draw's ``D_F`` solved without it, and ``D_F`` is solved again; ``D_F_without_
+    discrepancy`` keeps the first solution. Coordinates ``share_parameters`` and ``share_discrepancy`` (per
+    ``pretraining``) split the log-scale variance of ``D_F``: ``s_0**2 / s**2`` and the rest, ``s_0`` and ``s``
+    the robust sds (:func:`~bayes_scaling.laws.discrepancy.robust_sd`) of ``log D_F`` without and with it.
     """
+    from bayes_scaling.laws.discrepancy import check_tau, robust_sd
+
+    tau = check_tau(discrepancy, "discrepancy")
     if compute_per_example is not None:
         cpe = as_draws(compute_per_example, "compute_per_example")
     par = parameters(fit, pretraining, seed=seed)
@@ -104,6 +116,14 @@ def forecast(fit, *, N, D_req, pretraining=None, compute_per_example=None, seed:
     hows = [how_N, how_R]
     k, alpha, beta = (flat(par[n]) for n in ("k", "alpha", "beta"))        # (S, P)
     log_D_F, ok = solve_D_F(R_d[:, None], N_d[:, None], k, alpha, beta, log=True)
+    rng_ = data_range(fit)
+    log_D_F0 = log_D_F
+    if tau > 0:   # the discrepancy of log D_T at the distance of the first solution, then solved again
+        d = np.maximum(np.abs(orders_outside(N_d, *rng_["N"]))[:, None],
+                       np.abs(orders_outside(log_D_F / np.log(10), *rng_["D_F"], log10=True)))
+        d = np.where(np.isfinite(d), d, 0.0)
+        z = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2]).standard_normal(k.shape)
+        log_D_F, ok = solve_D_F(R_d[:, None], N_d[:, None], k * np.exp(tau * d * z), alpha, beta, log=True)
     D_F = np.exp(log_D_F)
     with np.errstate(over="ignore", divide="ignore"):  # D_F below the smallest float: saving = inf; log10 exact
         saving = R_d[:, None] / D_F
@@ -115,6 +135,7 @@ def forecast(fit, *, N, D_req, pretraining=None, compute_per_example=None, seed:
         "log10_D_F": unflat(log_D_F / np.log(10), par, dims, coords),
         "log10_saving": unflat((np.log(R_d[:, None]) - log_D_F) / np.log(10), par, dims, coords),
         "solved": unflat(ok, par, dims, coords),
+        "D_F_without_discrepancy": unflat(np.exp(log_D_F0), par, dims, coords),
         "N": unflat(N_d, par),
         "D_req": unflat(R_d, par),
     })
@@ -122,7 +143,11 @@ def forecast(fit, *, N, D_req, pretraining=None, compute_per_example=None, seed:
         c_d, how_c = align(cpe, S, rng, "compute_per_example")
         hows.append(how_c)
         out["compute_saved"] = unflat((R_d[:, None] - D_F) * c_d[:, None], par, dims, coords)
-    rng_ = data_range(fit)
+    with np.errstate(all="ignore"):
+        s0, s1 = robust_sd(log_D_F0), robust_sd(log_D_F)
+        share_p = np.where(s1 > 0, np.minimum(s0**2 / s1**2, 1.0), 1.0)
+    out = out.assign_coords(share_parameters=("pretraining", share_p), share_discrepancy=("pretraining", 1 - share_p))
+    out.attrs["tau"] = tau
     out["N_orders_outside"] = orders_outside(out["N"], *rng_["N"])
     out["D_F_orders_outside"] = orders_outside(out["log10_D_F"], *rng_["D_F"], log10=True)
     n_bad = int((~ok).sum())
@@ -153,10 +178,11 @@ def unsolved(result: xr.Dataset) -> pd.DataFrame:
 
 
 def forecast_grid(fit, *, N, D_req, pretraining=None, compute_per_example=None,
-                  seed: int | None = None) -> xr.Dataset:
+                  seed: int | None = None, discrepancy: float = 0.0) -> xr.Dataset:
     """:func:`forecast` for every scenario of a grid of fixed values ``N`` x ``D_req`` (each a number or a
     list): dims ``chain``, ``draw``, ``pretraining``, ``N``, ``D_req``. One seed for all scenarios (so a new
-    distribution's draws are the same in each)."""
+    distribution's draws are the same in each). ``discrepancy``: as in :func:`forecast` (the ``share_*``
+    coordinates per ``pretraining``, ``N``, ``D_req``)."""
     Ns = positive_grid(N, "N").values
     Rs = positive_grid(D_req, "D_req").values
     rows = []
@@ -164,7 +190,8 @@ def forecast_grid(fit, *, N, D_req, pretraining=None, compute_per_example=None,
         warnings.simplefilter("always", NoSolutionWarning)
         for n in Ns:
             rows.append(xr.concat([forecast(fit, N=n, D_req=r, pretraining=pretraining,
-                                            compute_per_example=compute_per_example, seed=seed)
+                                            compute_per_example=compute_per_example, seed=seed,
+                                            discrepancy=discrepancy)
                                    .drop_vars(["N", "D_req"]) for r in Rs], dim=xr.DataArray(Rs, dims="D_req")))
     out = xr.concat(rows, dim=xr.DataArray(Ns, dims="N")).assign_coords(N=Ns, D_req=Rs)
     rng_ = data_range(fit)

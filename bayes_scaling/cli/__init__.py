@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     prefix = f"bayes-scaling {args.command}"
     previous_term = _on_sigterm()
+    previous_hook = _redeliver_swallowed_interrupts()
     from bayes_scaling.cli._output import session
 
     try:
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
+        sys.unraisablehook = previous_hook
 
 
 def _complete(parser) -> None:
@@ -116,6 +118,26 @@ def _complete(parser) -> None:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _redeliver_swallowed_interrupts():
+    """A signal handler runs wherever the main thread is; when that is inside a callback whose exceptions Python
+    cannot propagate (JAX's garbage-collection callback, a ``__del__``), the Ctrl-C or SIGTERM would be printed
+    as "Exception ignored" and lost. This hook delivers such an interrupt again (``_thread.interrupt_main``), so
+    it ends the command at the next point where it can. Returns the previous hook."""
+    import _thread
+
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        exc = unraisable.exc_value
+        if isinstance(exc, KeyboardInterrupt):
+            _thread.interrupt_main(getattr(exc, "signum", signal.SIGINT))
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    return previous
 
 
 def _on_sigterm():

@@ -48,6 +48,12 @@ def register(sub) -> None:
     p.add_argument("--D-F", dest="D_F", nargs="+", type=positive_float, default=None,
                    help="fine-tuning data size(s) (transfer fits)")
     p.add_argument("--noise", action="store_true", help="include observation noise (posterior predictive)")
+    p.add_argument("--tau", type=_tau, default=None, metavar="TAU",
+                   help="the law's discrepancy per decade outside the data, on the log target (with --at, default: "
+                        "the spec's [discrepancy] tau, 0.059 unless it says otherwise; a transfer fit's grid: "
+                        "default 0, no value is calibrated for the transfer law; 0: none)")
+    p.add_argument("--no-discrepancy", action="store_true",
+                   help="with --at: leave the discrepancy out (the same as --tau 0)")
     p.add_argument("--out", default=None, help="with --at: the CSV of intervals (PRED.csv); otherwise also "
                    "write the draws (long table) to .csv/.parquet/.nc")
     p.set_defaults(func=cmd_predict)
@@ -67,6 +73,9 @@ def register(sub) -> None:
                    help="CSV of draws of D_req (column D_req or the only one)")
     p.add_argument("--compute-per-example", type=positive_float, default=None,
                    help="compute (FLOPs) per unit of target-task data, for the compute saved")
+    p.add_argument("--tau", type=_tau, default=0.0, metavar="TAU",
+                   help="the transfer law's discrepancy per decade outside the data, on log D_T (default 0: no value "
+                        "is calibrated for the transfer law)")
     p.add_argument("--out", default=None, help="write the draws (long table) to .csv/.parquet/.nc")
     p.set_defaults(func=cmd_forecast)
 
@@ -158,6 +167,18 @@ def _print_table(table: pd.DataFrame, quantities: list[str], ci: float, as_csv: 
     print(view.to_string(index=False))
 
 
+def _shares(ds, keys: list[str]) -> pd.DataFrame:
+    """The ``share_parameters`` / ``share_discrepancy`` coordinates of ``ds`` as a table over ``keys``."""
+    cols = [c for c in ("share_parameters", "share_discrepancy") if c in ds.coords]
+    if not cols:
+        return pd.DataFrame(columns=keys)
+    dims = list(ds[cols[0]].dims)
+    index = pd.MultiIndex.from_product([ds[d].values for d in dims], names=dims) if dims else pd.RangeIndex(1)
+    out = pd.DataFrame({c: ds[c].transpose(*dims).values.ravel() for c in cols}, index=index)
+    out = out.reset_index() if dims else out
+    return out[[k for k in keys if k in out.columns] + cols]
+
+
 def _read_draws(path: str, column: str):
     from bayes_scaling.data.tables import check_numeric, read_table
     from bayes_scaling.errors import DataError
@@ -185,12 +206,17 @@ def cmd_predict_at(args) -> int:
         _check_csv_out(args, args.fit, args.at)
     fit = as_spec_fit(load(args.fit))
     points = read_table(args.at, args.at)
-    table = fit.predict(points, kind="observation" if args.noise else "mean", ci_prob=args.ci, seed=args.seed)
+    tau = 0.0 if args.no_discrepancy else args.tau
+    table = fit.predict(points, kind="observation" if args.noise else "mean", ci_prob=args.ci, seed=args.seed,
+                        discrepancy=tau)
+    tau = float(table["tau"].iloc[0])
     what = "a new observation (with noise)" if args.noise else "the law's value (mean function)"
+    what += f", with the law's discrepancy outside the data (tau {tau:g} per decade)" if tau > 0 else \
+        ", without a discrepancy"
     from bayes_scaling.cli._output import emit
 
     emit("intervals", table, target=fit.spec.target, kind="observation" if args.noise else "mean",
-         ci_prob=args.ci, data_range=fit.data_range())
+         ci_prob=args.ci, data_range=fit.data_range(), tau=tau)
     ranges = ", ".join(f"{c} in [{lo:.3g}, {hi:.3g}]" for c, (lo, hi) in fit.data_range().items())
     if args.out:
         from bayes_scaling._atomic import atomic_path
@@ -203,9 +229,21 @@ def cmd_predict_at(args) -> int:
         table.to_csv(sys.stdout, index=False)
     else:
         print(f"{fit.spec.target}: {what}; {100 * args.ci:g}% equal-tailed interval; data: {ranges}; outside_* = "
-              "orders of magnitude outside that range (+ above, - below)")
+              "orders of magnitude outside that range (+ above, - below; C = 6 N D); share_* = parts of the "
+              "log-scale predictive variance from the parameters, the noise and the discrepancy")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
+
+
+def _tau(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (np.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
 
 
 def _check_csv_out(args, *inputs) -> None:
@@ -227,9 +265,13 @@ def cmd_predict(args) -> int:
     _names(args)
     _check_out(args)
     fit = load_fit(args.fit)
-    ds = predict(fit, N=args.N, D_F=args.D_F, pretraining=_names(args), noise=args.noise, seed=args.seed)
+    if args.no_discrepancy and args.tau:
+        raise BayesScalingError("give --tau or --no-discrepancy, not both")
+    ds = predict(fit, N=args.N, D_F=args.D_F, pretraining=_names(args), noise=args.noise, seed=args.seed,
+                 discrepancy=0.0 if args.no_discrepancy or args.tau is None else args.tau)
     quantities = ["D_T", "D_E", "multiplier", "fraction"]
     table = interval_table(ds, quantities, args.ci, ["pretraining", "N", "D_F"])
+    table = table.merge(_shares(ds, ["pretraining", "N", "D_F"]), on=["pretraining", "N", "D_F"], how="left")
     table["N_outside"] = table["N"].map(dict(zip(ds["N"].values, ds["N_orders_outside"].values, strict=True)))
     table["D_F_outside"] = table["D_F"].map(dict(zip(ds["D_F"].values, ds["D_F_orders_outside"].values, strict=True)))
     from bayes_scaling.cli._output import emit
@@ -241,7 +283,8 @@ def cmd_predict(args) -> int:
         print(f"{'posterior predictive (with noise)' if args.noise else 'mean function'}; unit {fit.data.unit}; "
               f"data: N in [{lo[0]:.3g}, {lo[1]:.3g}], D_F in [{hi[0]:.3g}, {hi[1]:.3g}]; *_outside = orders of "
               "magnitude outside that range (+ above, - below)")
-    _print_table(table, quantities, args.ci, args.csv, ["N_outside", "D_F_outside"])
+    _print_table(table, quantities, args.ci, args.csv, ["N_outside", "D_F_outside", "share_parameters",
+                                                        "share_discrepancy"])
     if args.out:
         print(f"wrote {export(ds, args.out)}", file=sys.stderr)
     return 0
@@ -259,7 +302,8 @@ def cmd_forecast(args) -> int:
     _names(args)
     _check_out(args)
     fit = load_fit(args.fit)
-    kw = dict(pretraining=_names(args), compute_per_example=args.compute_per_example, seed=args.seed)
+    kw = dict(pretraining=_names(args), compute_per_example=args.compute_per_example, seed=args.seed,
+              discrepancy=args.tau)
     N = args.N if args.N is not None else _read_draws(args.N_draws, "N")
     R = args.D_req if args.D_req is not None else _read_draws(args.D_req_draws, "D_req")
     if args.N_draws or args.D_req_draws:
@@ -276,6 +320,9 @@ def cmd_forecast(args) -> int:
         table["N_outside"] = table["N"].map(dict(zip(ds["N"].values, np.atleast_1d(ds["N_orders_outside"].values), strict=True)))
     table["D_F_outside"] = table["D_F_orders_outside"]
     table = table.drop(columns=["D_F_orders_outside", "D_F_orders_outside_lo", "D_F_orders_outside_hi"])
+    shares = _shares(ds, [k for k in keys if k in ds["share_discrepancy"].dims])
+    table = table.merge(shares, on=list(shares.columns[:-2]), how="left") if len(shares.columns) > 2 else \
+        table.assign(**{c: float(shares[c].iloc[0]) for c in shares.columns})
     from bayes_scaling.cli._output import emit
 
     emit("intervals", table, ci_prob=args.ci, unit=fit.data.unit, alignment=ds.attrs.get("alignment"),
@@ -284,7 +331,8 @@ def cmd_forecast(args) -> int:
         print(f"D_F solving D_F + k D_F^alpha N^beta = D_req; saving = D_req / D_F; unit {fit.data.unit}; "
               f"{ds.attrs.get('alignment', 'fixed scenarios')}; *_outside = orders of magnitude beyond the fitted "
               "data (median over draws for D_F); unsolved = draws without a unique solution (NaN, not dropped)")
-    extra = (["N_outside"] if "N" in keys else []) + ["D_F_outside", "unsolved"]
+    extra = (["N_outside"] if "N" in keys else []) + ["D_F_outside", "share_parameters", "share_discrepancy",
+                                                       "unsolved"]
     _print_table(table, quantities, args.ci, args.csv, extra)
     if args.out:
         print(f"wrote {export(ds, args.out)}", file=sys.stderr)

@@ -101,6 +101,8 @@ def register(sub) -> None:
                        "the whole path from the bundled raw losses")
     p.add_argument("--out", default="demo-output", help="output directory (default demo-output)")
     p.add_argument("--skip-losses", action="store_true", help="skip the raw-loss part (loss law -> D_E -> fit)")
+    p.add_argument("--skip-published", action="store_true",
+                   help="skip the real-data part (choosing a model to fine-tune, Lin et al. 2024)")
     add_sampler_args(p)
     p.set_defaults(func=cmd_demo)
 
@@ -269,7 +271,42 @@ def cmd_demo(args) -> int:
     print(f"wrote {out / 'fit.nc'}, {out / 'summary.csv'}, {out / 'summary.txt'}, {out / 'transfer.png'}")
     if not args.skip_losses:
         _demo_from_losses(args, out)
+    if not args.skip_published:
+        _demo_published(args, out)
     return 0
+
+
+#: The demo's candidates: six of Lin et al.'s 30 models (the best at full data, OPT-1.3B, among them).
+DEMO_LIN_MODELS = ["facebook/opt-1.3b", "t5-base", "MBZUAI/LaMini-GPT-1.5B", "gpt2-xl", "microsoft/phi-1_5",
+                   "cerebras/Cerebras-GPT-1.3B"]
+
+
+def _demo_published(args, out: Path) -> None:
+    """REAL bundled data (Lin et al. 2024, FLAN): choose a model to fine-tune from runs on at most 1/8 of the
+    full set; P(best) and the predicted full-data loss per model, beside the actual losses."""
+    from bayes_scaling._atomic import atomic_path
+    from bayes_scaling.analysis.selection import select_model
+    from bayes_scaling.data.datasets import load_lin
+    from bayes_scaling.output.selection_plots import plot_selection
+
+    runs = load_lin("flan")
+    runs = runs[runs["model"].isin(DEMO_LIN_MODELS)]
+    print("\nREAL data (bundled, Lin et al. 2024, Apache-2.0): FLAN, 6 of 30 models; fitted on runs with at most "
+          "204,800 examples (1/8), predicted at 1,638,400")
+    sel = select_model(runs, ratio=8, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
+                       backend=args.backend)
+    print(sel.table.to_string(index=False))
+    print(f"selected {sel.selected}; actual best {sel.metrics['actual_best']}; Pearson r "
+          f"{sel.metrics['pearson']:.3f}, relative accuracy {sel.metrics['relative_accuracy']:.3f}")
+    with atomic_path(out / "selection_lin_flan.csv") as tmp:
+        sel.table.to_csv(tmp, index=False)
+    fig = plot_selection(sel)
+    fig.suptitle("REAL data (Lin et al. 2024, FLAN): which model to fine-tune, from runs on 1/8 of the data",
+                 fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out / "selection_lin_flan.png") as tmp:
+        fig.savefig(tmp, dpi=120)
+    print(f"wrote {out / 'selection_lin_flan.csv'}, {out / 'selection_lin_flan.png'}")
 
 
 def _demo_from_losses(args, out: Path) -> None:

@@ -14,7 +14,8 @@ import pandas as pd
 from bayes_scaling._atomic import atomic_path, write_text
 from bayes_scaling.laws import formulas as laws
 
-__all__ = ["TABLE1", "simulate_transfer", "KAPLAN_WEBTEXT2", "EPOCH_CHINCHILLA", "simulate_losses"]
+__all__ = ["TABLE1", "simulate_transfer", "KAPLAN_WEBTEXT2", "EPOCH_CHINCHILLA", "simulate_losses",
+           "simulate_seeds", "simulate_law"]
 
 #: Hernandez et al. (2021), Table 1 (characters of Python as the unit of data).
 TABLE1: dict[str, dict[str, float]] = {
@@ -153,6 +154,44 @@ def simulate_losses(seed: int = 0, *, law: str = "kaplan", law_params: dict[str,
         "generator": "bayes_scaling.data.simulate.simulate_losses",
     }
     return scratch, finetune, meta
+
+
+def simulate_seeds(seed: int = 0, *, n_seeds: int = 3, sigma_seed: float = 0.01, seed_slope: float = 0.0,
+                   sigma_seed_finetune: float | None = None, sigma: float = 0.003, **kwargs
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Raw losses of configurations trained with ``n_seeds`` seeds each, with known seed noise.
+
+    Every configuration of :func:`simulate_losses` (``sigma``: its noise, shared by the configuration's seeds,
+    the law's misfit there) is run ``n_seeds`` times: ``loss_cs = loss_c * exp(e_cs)``,
+    ``e_cs ~ Normal(0, sigma_seed(N))``, ``sigma_seed(N) = sigma_seed * (N / N_min)**seed_slope`` (from-scratch
+    runs; fine-tuned runs: ``sigma_seed_finetune``, default ``sigma_seed``, same slope). A ``seed`` column
+    (0 .. n_seeds-1) marks the replicates; ``kwargs`` go to :func:`simulate_losses` (``n_ossified`` defaults
+    to 0 here).
+
+    >>> sc, ft, meta = simulate_seeds(1, n_seeds=2)
+    >>> len(sc), sorted(sc["seed"].unique().tolist()), meta["sigma_seed"]
+    (96, [0, 1], 0.01)
+    """
+    kwargs.setdefault("n_ossified", 0)
+    scratch, finetune, meta = simulate_losses(seed, sigma=sigma, **kwargs)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 14]))
+    n_min = float(scratch["N"].min())
+    s_ft = sigma_seed if sigma_seed_finetune is None else sigma_seed_finetune
+    out = []
+    for table, s0 in ((scratch, sigma_seed), (finetune, s_ft)):
+        reps = []
+        for k in range(n_seeds):
+            t = table.copy()
+            scale = s0 * (t["N"].to_numpy(float) / n_min) ** seed_slope
+            t["loss"] = t["loss"] * np.exp(rng.normal(0.0, 1.0, len(t)) * scale)
+            t["seed"] = k
+            reps.append(t)
+        out.append(pd.concat(reps, ignore_index=True))
+    meta = dict(meta, n_seeds=n_seeds, sigma_seed=sigma_seed, sigma_seed_finetune=s_ft, seed_slope=seed_slope,
+                description=meta["description"] + f" Each configuration run with {n_seeds} seeds: seed noise "
+                f"of log loss {sigma_seed:g} (fine-tuned {s_ft:g}) x (N / N_min)**{seed_slope:g}.",
+                generator="bayes_scaling.data.simulate.simulate_seeds")
+    return out[0], out[1], meta
 
 
 LOSSES_SEED = 5

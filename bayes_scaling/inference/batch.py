@@ -285,6 +285,7 @@ def _run_dask(client, fn, tasks, results, failures, labels, after, on_result, ba
                                      pure=False, priority=-i))
     index = {f.key: i for i, f in enumerate(futures)}
     failed: set[int] = set()
+    released: set[int] = set()
     done = 0
     try:
         # as each finishes: fetch its result here (not with as_completed(with_results=True), whose status can
@@ -309,11 +310,14 @@ def _run_dask(client, fn, tasks, results, failures, labels, after, on_result, ba
                 if on_result is not None:
                     on_result(i, res)
             fut.release()
+            released.add(i)
             bar.update(done, len(tasks))
     except BaseException:
-        # interrupted (Ctrl-C) or the client lost: stop the tasks still queued on a shared cluster
+        # interrupted (Ctrl-C) or the client lost: stop the tasks still queued on a shared cluster (only those
+        # not yet released here: cancelling a released future trips an assertion in Dask's scheduler, which
+        # its event loop prints as a traceback)
         with contextlib.suppress(Exception):
-            client.cancel(futures)
+            client.cancel([f for j, f in enumerate(futures) if j not in released])
         raise
     # a task whose upstream task failed never ran: say so (it fails with the upstream's error)
     for k, f in enumerate(failures):

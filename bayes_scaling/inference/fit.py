@@ -91,6 +91,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
     priors = sm.default_priors(spec, prepared)
+    sm.check_solvable(spec, prepared, priors)     # a law given as an equation: a root on every row
     noise = sm.noise_prior(spec, prepared)
     param = sm.choose_parameterization(spec, prepared, priors)
     coords = {g: list(v) for g, v in prepared.labels.items()}
@@ -247,8 +248,8 @@ class Fit(FitBase):
             ci_prob: if given, a DataFrame: the columns of ``new_data``, then ``median``, ``lo``, ``hi`` of the
                 equal-tailed ``ci_prob`` interval, how far outside the fitted data each point lies
                 (``outside_<column>``, ``outside``), ``tau`` and the split of the log-scale predictive variance
-                into parameters, noise and discrepancy (``sd_*``, ``share_*``: :func:`~bayes_scaling.laws.
-                discrepancy.variance_split`; the shares sum to 1).
+                into parameters, noise and discrepancy (``sd_*``, ``share_*``:
+                :func:`~bayes_scaling.laws.discrepancy.variance_split`; the shares sum to 1).
             seed: for the noise and discrepancy draws and for new groups of pooled parameters.
             discrepancy: ``tau`` per decade outside the data; ``None`` (default): the spec's
                 (``fit.spec.discrepancy.tau``, 0.059 unless the spec says otherwise); ``0`` or ``False``: none
@@ -297,6 +298,7 @@ class Fit(FitBase):
         coords.update({c: ("point", split[c].to_numpy()) for c in split.columns if c.startswith("share_")})
         da = xr.DataArray(f.reshape(C, D, new.n), dims=("chain", "draw", "point"), coords=coords,
                           name=self.spec.target)
+        da.attrs["tau"] = tau
         ds = da.to_dataset()
         ds.attrs.update(kind=kind, target=self.spec.target, tau=tau,
                         discrepancy="log y += Normal(0, (tau d)^2), d = decades outside the data")

@@ -183,12 +183,13 @@ def distance_outside(data: pd.DataFrame, points: pd.DataFrame, inputs: Sequence[
 
 def widen(draws: np.ndarray, dist: np.ndarray, tau: float, rng: np.random.Generator) -> np.ndarray:
     """Draws (samples x points) times ``exp(tau * d * z)``, ``z ~ Normal(0, 1)`` per draw and point: the
-    discrepancy added on the log scale. ``tau = 0`` returns the draws unchanged (no random numbers used)."""
+    discrepancy added on the log scale. ``dist``: per point (1-d) or per draw and point (the draws' shape).
+    ``tau = 0`` returns the draws unchanged (no random numbers used)."""
     tau = check_tau(tau)
     if tau == 0:
         return draws
     d = np.asarray(dist, dtype=float)
-    return draws * np.exp(tau * d[None, :] * rng.standard_normal(draws.shape))
+    return draws * np.exp(tau * (d[None, :] if d.ndim == 1 else d) * rng.standard_normal(draws.shape))
 
 
 def robust_sd(log_draws: np.ndarray) -> np.ndarray:

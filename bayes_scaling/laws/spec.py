@@ -44,7 +44,7 @@ Priors, in the units a user thinks in (the unconstrained scale is log for positi
   median of the target), so that a law for losses near 2 and one for data sizes near 1e12 both get sensible
   priors without edits;
 - unit: ``mean`` (in (0, 1)) and ``sigma`` (sd of the logit). Default 0.5 and 1.5;
-- real: ``mu`` and ``sigma`` (Normal). Default: mu at the least-squares value, sigma 10 x (|mu| + sd of target).
+- real: ``mu`` and ``sigma`` (Normal). Default: mu at the least-squares value, sigma 10 x (``|mu|`` + sd of target).
 
 The noise: ``[likelihood] sigma`` is the HalfNormal scale of the noise sd (default: the sd of the target on the
 likelihood's scale), ``nu`` the Student-t degrees of freedom prior as ``nu_alpha``, ``nu_beta`` (Gamma; default
@@ -212,7 +212,8 @@ class LawSpec:
     name: str = "law"
     description: str = ""
     reference: str = ""
-    #: the law's discrepancy outside the data (``tau`` per decade; default :data:`discrepancy.DEFAULT_TAU`)
+    #: the law's discrepancy outside the data (``tau`` per decade; default
+    #: :data:`~bayes_scaling.laws.discrepancy.DEFAULT_TAU`)
     discrepancy: Discrepancy | float | dict | None = None
 
     def __post_init__(self) -> None:

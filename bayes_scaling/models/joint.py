@@ -35,6 +35,14 @@ D_T, measured where the loss curves flatten).
 By default only low-data runs enter (``D_F <= 0.1 D(N)``, with ``D(N)`` from the posterior mode of the
 from-scratch law): the others are kept in ``fit.data.finetune`` with ``excluded`` and a reason.
 
+**Seeds.** Runs of one configuration with different ``seed`` values (from scratch: ``N, D``; fine-tuned:
+``pretraining, N, D_F``) are replicates: each kind's likelihood is then that of
+:func:`~bayes_scaling.models.losslaws.replicate_likelihood` (the configuration's mean log loss with its standard
+error, and the within-configuration scatter), with its own seed noise ``sigma_seed(N)`` (``sigma_seed_scratch``,
+``seed_slope_scratch``; ``sigma_seed_finetune``, ``seed_slope_finetune``), so the measured seed-to-seed spread
+enters the intervals of ``k, alpha, beta`` and ``sigma_*`` is the law's misfit between configurations. One
+run per configuration: the model above.
+
 >>> from bayes_scaling.data.datasets import load_scratch_losses, load_finetune_losses
 >>> fit = fit_joint(load_scratch_losses(), load_finetune_losses(), law="kaplan", seed=1)   # doctest: +SKIP
 >>> fit.summary()                                                                         # doctest: +SKIP
@@ -77,6 +85,10 @@ from bayes_scaling.models.losslaws import (
     law_parameters,
     loss_spec,
     read_scratch,
+    replicate_cells,
+    replicate_likelihood,
+    seed_noise_scale,
+    seed_noise_spec,
     whitened_vector,
 )
 from bayes_scaling.models.transfer import ModelConfig
@@ -122,7 +134,7 @@ class JointData:
 def _map_law(scratch: pd.DataFrame, config: LossLawConfig) -> dict[str, float]:
     """Natural parameters of the loss law at the posterior mode (from-scratch runs only)."""
     centres = _centres(scratch)
-    spec = loss_spec(config, centres)
+    spec = loss_spec(config, centres, replicate_cells(scratch, ("N", "D"), what="from-scratch runs").replicated)
     m, _ = laplace_whitening(lambda m0, L0: build_loss_model(scratch, config, centres, m0, L0)[0], spec)
     vals = {}
     for (name, *_), x in zip(spec, m, strict=True):
@@ -157,19 +169,32 @@ def build_joint_model(scratch: pd.DataFrame, used: pd.DataFrame, pretraining: tu
     c_F = float(np.mean(np.log(used["D_F"])))
     c_NF = float(np.mean(np.log(used["N"])))
     P = len(pretraining)
-    spec = loss_spec(config, centres) + _transfer_spec(P, c_F, c_NF, tcfg, config.likelihood, config.priors)
+    sc_cells = replicate_cells(scratch, ("N", "D"), what="from-scratch runs")
+    ft_cells = replicate_cells(used, ("pretraining", "N", "D_F"), what="fine-tuned runs")
+    # the scratch seed noise is named *_scratch in the posterior: its sampled names get a suffix here
+    spec = loss_spec(config, centres) + (seed_noise_spec("_scratch") if sc_cells.replicated else []) + \
+        _transfer_spec(P, c_F, c_NF, tcfg, config.likelihood, config.priors) + \
+        (seed_noise_spec("_finetune") if ft_cells.replicated else [])
     index = {p: i for i, p in enumerate(pretraining)}
     model = pm.Model(coords={"scratch_run": np.arange(len(scratch)), "run": np.arange(len(used)),
-                             "pretraining": list(pretraining)})
+                             "pretraining": list(pretraining), "scratch_cell": np.arange(len(sc_cells.table)),
+                             "finetune_cell": np.arange(len(ft_cells.table))})
     vals = whitened_vector(model, spec, m, L)
     with model:
         natural, scaled = law_parameters(law, vals, centres, pt)
         _deterministics(law, vals, natural, config, noise_suffix="_scratch")
-        n_s = pm.Data("N_scaled", scratch["N"].to_numpy(float) * np.exp(-centres["c_N"]), dims="scratch_run")
-        d_s = pm.Data("D_scaled", scratch["D"].to_numpy(float) * np.exp(-centres["c_D"]), dims="scratch_run")
-        obs_s = pm.Data("log_loss_obs", np.log(scratch["loss"].to_numpy(float)), dims="scratch_run")
-        _likelihood("log_loss", pt.log(law_loss(law, n_s, d_s, scaled)), vals, config.likelihood, obs_s,
-                    "scratch_run")
+        if sc_cells.replicated:
+            t = sc_cells.table
+            n_s = pm.Data("N_scaled", t["N"].to_numpy(float) * np.exp(-centres["c_N"]), dims="scratch_cell")
+            d_s = pm.Data("D_scaled", t["D"].to_numpy(float) * np.exp(-centres["c_D"]), dims="scratch_cell")
+            replicate_likelihood("log_loss", pt.log(law_loss(law, n_s, d_s, scaled)), vals, config.likelihood,
+                                 sc_cells, centres["c_N"], "scratch_cell", seed_suffix="_scratch")
+        else:
+            n_s = pm.Data("N_scaled", scratch["N"].to_numpy(float) * np.exp(-centres["c_N"]), dims="scratch_run")
+            d_s = pm.Data("D_scaled", scratch["D"].to_numpy(float) * np.exp(-centres["c_D"]), dims="scratch_run")
+            obs_s = pm.Data("log_loss_obs", np.log(scratch["loss"].to_numpy(float)), dims="scratch_run")
+            _likelihood("log_loss", pt.log(law_loss(law, n_s, d_s, scaled)), vals, config.likelihood, obs_s,
+                        "scratch_run")
         a = pm.Deterministic("a", pt.stack([vals[f"a[{i}]"] for i in range(P)]), dims="pretraining")
         alpha = pm.Deterministic("alpha", pt.stack([vals[f"alpha[{i}]"] for i in range(P)]), dims="pretraining")
         beta = pm.Deterministic("beta", vals["beta"])
@@ -178,15 +203,22 @@ def build_joint_model(scratch: pd.DataFrame, used: pd.DataFrame, pretraining: tu
         pm.Deterministic("sigma_finetune", vals["sigma_finetune"])
         if config.likelihood == "student_t":
             pm.Deterministic("nu_finetune", vals["nu_finetune"])
-        p_idx = np.array([index[p] for p in used["pretraining"].astype(str)], dtype=np.int64)
-        log_D_F = np.log(used["D_F"].to_numpy(float))
-        log_N = np.log(used["N"].to_numpy(float))
+        # one D_E per configuration (its seeds share it); the posterior's D_E is per fine-tuned run
+        cells = ft_cells.table
+        p_idx = np.array([index[p] for p in cells["pretraining"].astype(str)], dtype=np.int64)
+        log_D_F = np.log(cells["D_F"].to_numpy(float))
+        log_N = np.log(cells["N"].to_numpy(float))
         D_T = pt.exp(laws.log_transfer(a[p_idx], alpha[p_idx], beta, log_D_F - c_F, log_N - c_NF))
-        D_E = pm.Deterministic("D_E", used["D_F"].to_numpy(float) + D_T, dims="run")
-        mu_f = pt.log(law_loss(law, used["N"].to_numpy(float) * np.exp(-centres["c_N"]),
-                               D_E * np.exp(-centres["c_D"]), scaled))
-        obs_f = pm.Data("log_loss_finetune_obs", np.log(used["loss"].to_numpy(float)), dims="run")
-        _likelihood("log_loss_finetune", mu_f, vals, config.likelihood, obs_f, "run", suffix="_finetune")
+        D_E_cell = cells["D_F"].to_numpy(float) + D_T
+        pm.Deterministic("D_E", D_E_cell[ft_cells.index], dims="run")
+        mu_f = pt.log(law_loss(law, cells["N"].to_numpy(float) * np.exp(-centres["c_N"]),
+                               D_E_cell * np.exp(-centres["c_D"]), scaled))
+        if ft_cells.replicated:
+            replicate_likelihood("log_loss_finetune", mu_f, vals, config.likelihood, ft_cells, centres["c_N"],
+                                 "finetune_cell", suffix="_finetune")
+        else:
+            obs_f = pm.Data("log_loss_finetune_obs", np.log(used["loss"].to_numpy(float)), dims="run")
+            _likelihood("log_loss_finetune", mu_f, vals, config.likelihood, obs_f, "run", suffix="_finetune")
     model.centres = dict(centres, c_F=c_F, c_NF=c_NF)  # type: ignore[attr-defined]
     model.spec = spec  # type: ignore[attr-defined]
     return model
@@ -218,7 +250,8 @@ class JointFit(FitBase):
                                                                                      "sigma_finetune"]
         if self.loss_config.likelihood == "student_t":
             names += ["nu_scratch", "nu_finetune"]
-        return names
+        return names + [f"{v}_{k}" for k in ("scratch", "finetune") for v in ("sigma_seed", "seed_slope")
+                        if f"{v}_{k}" in self.tree["posterior"].data_vars]
 
     @property
     def diagnostics(self):
@@ -350,7 +383,12 @@ def _add_implied_sigma(tree: xr.DataTree, law: str, used: pd.DataFrame) -> xr.Da
     up = np.log(law_loss(law, N, post["D_E"] * np.exp(h), params))
     down = np.log(law_loss(law, N, post["D_E"] * np.exp(-h), params))
     slope = np.abs(up - down) / (2 * h)
-    sigma = (post["sigma_finetune"] / slope.median("run")).transpose("chain", "draw")
+    noise = post["sigma_finetune"]
+    if "sigma_seed_finetune" in post:  # a new run is one seed: the law's misfit and the seed noise at its N
+        c_N = json.loads(tree.attrs["centres"])["c_N"]
+        s_seed = seed_noise_scale(post, np.log(N), c_N, "_finetune")
+        noise = np.sqrt(noise ** 2 + s_seed ** 2).median("run")
+    sigma = (noise / slope.median("run")).transpose("chain", "draw")
     sigma.attrs["description"] = ("implied noise of log D_E: sigma_finetune / median |d log L / d log D| over the "
                                   "fine-tuned runs")
     tree = tree.copy()

@@ -27,10 +27,27 @@ The natural parameters (``E, A, B, alpha_N, alpha_D`` / ``N_c, D_c, alpha_N, alp
 ``sigma`` (``nu``) are Deterministics. On Epoch's Chinchilla data (240 runs), default settings (4 x 1000, PyMC
 NUTS): no divergences, R-hat <= 1.005, bulk ESS > 3000 for every parameter; ~8 s in all, 2 s of sampling.
 
-Input table: columns ``N``, ``D``, ``loss`` (optionally ``unit``). Losses must be finite and > 0. Duplicate
-``(N, D)`` pairs: the default ``duplicates="error"`` refuses them, naming N, D and the rows; ``"mean"`` treats them
-as replicates and keeps them all in the likelihood (each is one observation of the same mean); identical rows
-are never merged silently.
+Input table: columns ``N``, ``D``, ``loss`` (optionally ``unit``, ``seed``). Losses must be finite and > 0.
+Rows of one ``(N, D)`` with different ``seed`` values are **replicates** (the same configuration trained with
+other random seeds: initialisation, data order). Other repeated ``(N, D)`` pairs: the default
+``duplicates="error"`` refuses them, naming N, D and the rows; ``"mean"`` treats them as replicates too.
+
+**Seed noise** (:func:`replicate_cells`, :func:`replicate_likelihood`). With replicates, the runs of one
+configuration ``c`` (``n_c`` seeds, log losses ``y_cs``) share the law's misfit there, and scatter around their
+mean by the seed-to-seed noise ``sigma_seed(N)``::
+
+    y_cs = log L(N_c, D_c) + delta_c + e_cs,   delta_c ~ Normal(0, sigma),   e_cs ~ Normal(0, sigma_seed(N_c))
+    log sigma_seed(N) = log sigma_seed_c + seed_slope * (log N - c_N)
+
+whose likelihood factorises exactly into the **cell mean with its standard error** and the **within-cell
+scatter**: ``ybar_c ~ Normal(log L, sqrt(sigma**2 + sigma_seed(N_c)**2 / n_c))`` and
+``SS_c / sigma_seed(N_c)**2 ~ chi2(n_c - 1)``. Treating the replicates as independent observations with one
+noise scale would count the law's misfit at a configuration ``n_c`` times and make the intervals too narrow;
+with the factorisation ``sigma`` is the misfit between configurations and ``sigma_seed`` the measured seed
+noise (posterior variables ``sigma_seed`` at the centre of log N and ``seed_slope``; priors
+:data:`SEED_NOISE_PRIORS`). With one run per configuration the model is the one above (``sigma`` holds every
+noise: seed noise cannot be told apart from misfit). With a Student-t likelihood the cell mean is Student-t and
+the within-cell scatter stays normal.
 
 >>> from bayes_scaling.data.datasets import load_scratch_losses
 >>> fit = fit_scratch(load_scratch_losses(), law="kaplan", seed=1)          # doctest: +SKIP
@@ -69,7 +86,8 @@ from bayes_scaling.models.transfer import merge_priors
 __all__ = [
     "LAWS", "LAW_PARAMETERS", "DEFAULT_LOSS_PRIORS", "LossLawConfig", "ScratchFit", "fit_scratch",
     "load_scratch_fit", "read_scratch", "read_epoch_chinchilla", "build_loss_model", "law_loss", "law_inverse",
-    "converged_data", "laplace_whitening",
+    "converged_data", "laplace_whitening", "SEED_NOISE_PRIORS", "ReplicateCells", "replicate_cells",
+    "replicate_likelihood",
 ]
 
 LAWS = ("chinchilla", "kaplan")
@@ -106,6 +124,13 @@ DEFAULT_LOSS_PRIORS: dict[str, dict[str, float]] = {
 }
 
 
+#: Priors of the seed noise (used only when some configuration has replicates; kept apart from
+#: DEFAULT_LOSS_PRIORS so that the configuration, and its hash in fit files, of one-seed fits is unchanged):
+#: sigma_seed at the centre of log N ~ HalfNormal(sigma); its slope in log N ~ Normal(0, sigma) (0.5: a factor
+#: e^1.15 per decade of N at 1 sd).
+SEED_NOISE_PRIORS: dict[str, dict[str, float]] = {"sigma_seed": {"sigma": 0.2}, "seed_slope": {"sigma": 0.5}}
+
+
 @dataclass
 class LossLawConfig:
     """Law, likelihood and priors of a from-scratch loss-law fit (priors override :data:`DEFAULT_LOSS_PRIORS`).
@@ -140,9 +165,12 @@ def read_scratch(source: str | PathLike | pd.DataFrame, *, duplicates: str = "er
                  what: str | None = None) -> pd.DataFrame:
     """Validate a table of from-scratch runs: ``N``, ``D``, ``loss`` (> 0, finite); extra columns are kept.
 
-    ``duplicates``: ``"error"`` (default) raises on repeated ``(N, D)`` pairs, naming N, D and the rows;
-    ``"mean"`` keeps them as replicate measurements (all enter the likelihood; :func:`effective.interpolate`
-    averages their log losses). Adds the column ``unit`` (default tokens).
+    Rows of one ``(N, D)`` with different values in a ``seed`` column are replicates and are kept.
+    ``duplicates``: ``"error"`` (default) raises on other repeated ``(N, D)`` pairs (no ``seed`` column, or the
+    same seed twice), naming N, D and the rows; ``"mean"`` keeps them as replicate measurements too (they enter
+    the likelihood as replicates, module docstring; :func:`~bayes_scaling.analysis.effective.effective_data`
+    with ``method="interpolate"`` averages their log losses).
+    Adds the column ``unit`` (default tokens).
 
     >>> read_scratch(pd.DataFrame({"N": [1e6, 1e6], "D": [1e8, 1e9], "loss": [3.1, 2.9]}))["unit"].tolist()
     ['tokens', 'tokens']
@@ -155,14 +183,15 @@ def read_scratch(source: str | PathLike | pd.DataFrame, *, duplicates: str = "er
     for col in ("N", "D", "loss"):
         df[col] = check_numeric(df, col, what)
     df["unit"] = _resolve_unit(df, None, what)
-    dup = df.duplicated(["N", "D"], keep=False).to_numpy()
+    dup = df.duplicated(["N", "D"] + (["seed"] if "seed" in df.columns else []), keep=False).to_numpy()
     if dup.any() and duplicates == "error":
         first = df.loc[dup].groupby(["N", "D"], sort=False)
         parts = [f"N={n:g}, D={d:g} at rows {format_rows(g.index.tolist())} (losses "
                  f"{', '.join(f'{v:g}' for v in g['loss'])})" for (n, d), g in list(first)[:3]]
         raise DataError(f"{what}: repeated (N, D) pairs: {'; '.join(parts)}"
-                        f"{' ...' if first.ngroups > 3 else ''}; expected one run per (N, D) "
-                        "(pass duplicates='mean' to treat them as replicate runs)")
+                        f"{' ...' if first.ngroups > 3 else ''}; expected one run per (N, D)"
+                        f"{' and seed' if 'seed' in df.columns else ''} (replicates carry different values in a "
+                        "'seed' column; pass duplicates='mean' to treat these as replicate runs)")
     return df
 
 
@@ -264,8 +293,9 @@ def law_parameters(law: str, sampled: dict[str, Any], centres: dict[str, float],
 Spec = list[tuple[str, str, float, float]]
 
 
-def loss_spec(config: LossLawConfig, centres: dict[str, float]) -> Spec:
-    """The unconstrained parameters of the loss law and their priors (see :data:`DEFAULT_LOSS_PRIORS`)."""
+def loss_spec(config: LossLawConfig, centres: dict[str, float], replicates: bool = False) -> Spec:
+    """The unconstrained parameters of the loss law and their priors (see :data:`DEFAULT_LOSS_PRIORS`); with
+    ``replicates``, the seed noise's too (``log_sigma_seed``, ``seed_slope``: :data:`SEED_NOISE_PRIORS`)."""
     p = config.priors
     if config.law == "chinchilla":
         spec = [("log_E", "normal", centres["log_L_med"] + p["log_E"]["mu"], p["log_E"]["sigma"]),
@@ -281,7 +311,101 @@ def loss_spec(config: LossLawConfig, centres: dict[str, float]) -> Spec:
     spec.append(("log_sigma", "halfnormal", 0.0, p["sigma"]["sigma"]))
     if config.likelihood == "student_t":
         spec.append(("log_nu", "gamma", p["nu"]["alpha"], p["nu"]["beta"]))
+    if replicates:
+        spec += seed_noise_spec()
     return spec
+
+
+def seed_noise_spec(suffix: str = "") -> Spec:
+    """The seed noise's unconstrained parameters: ``log_sigma_seed`` (at the centre of log N) and
+    ``seed_slope`` (its slope in log N), priors :data:`SEED_NOISE_PRIORS`."""
+    p = SEED_NOISE_PRIORS
+    return [("log_sigma_seed" + suffix, "halfnormal", 0.0, p["sigma_seed"]["sigma"]),
+            ("seed_slope" + suffix, "normal", 0.0, p["seed_slope"]["sigma"])]
+
+
+# ---- replicates: configurations trained with several seeds ----------------------------------------------
+
+
+@dataclass
+class ReplicateCells:
+    """The configurations (cells) of a table of runs. :attr:`index`: the cell of each row; :attr:`table`: one
+    row per cell (in order of first appearance) with the key columns, ``n`` (runs), ``mean_log_loss`` and ``ss``
+    (sum of squared deviations of the runs' log losses from the cell mean)."""
+
+    keys: list[str]
+    table: pd.DataFrame
+    index: np.ndarray
+
+    @property
+    def replicated(self) -> bool:
+        """Whether some configuration has more than one run (then the seed noise is estimated)."""
+        return bool((self.table["n"] > 1).any())
+
+    @property
+    def df(self) -> int:
+        """Degrees of freedom of the seed noise: runs minus configurations."""
+        return int((self.table["n"] - 1).sum())
+
+
+def replicate_cells(df: pd.DataFrame, keys=("N", "D"), column: str = "loss", what: str = "runs"
+                    ) -> ReplicateCells:
+    """Group the runs of ``df`` by ``keys`` (a configuration) for the seed-noise likelihood.
+
+    An error when replicates exist but all have identical losses (the seed noise would be 0: copies of one run,
+    not replicates).
+
+    >>> c = replicate_cells(pd.DataFrame({"N": [1, 1, 2], "D": [5, 5, 5], "loss": [np.e, np.e ** 1.2, 2.0]}))
+    >>> c.table[["N", "D", "n"]].values.tolist(), c.index.tolist(), round(float(c.table["ss"].iloc[0]), 3)
+    ([[1, 5, 2], [2, 5, 1]], [0, 0, 1], 0.02)
+    """
+    keys = list(keys)
+    y = np.log(df[column].to_numpy(float))
+    g = pd.DataFrame({k: df[k].to_numpy() for k in keys} | {"_y": y}).groupby(keys, sort=False)
+    index = g.ngroup().to_numpy()
+    table = g["_y"].agg(n="size", mean_log_loss="mean").reset_index()
+    dev = y - table["mean_log_loss"].to_numpy()[index]
+    table["ss"] = np.bincount(index, weights=dev ** 2, minlength=len(table))
+    cells = ReplicateCells(keys=keys, table=table, index=index)
+    if cells.replicated and float(table["ss"].sum()) <= 1e-24:
+        rows = np.flatnonzero((table["n"] > 1).to_numpy()[index])
+        raise DataError(f"{what}: the replicate runs (same {', '.join(keys)}) at rows {format_rows(rows.tolist())} "
+                        f"all have identical {column} values; expected runs with different seeds, whose losses "
+                        "differ (copies of one run carry no seed noise: remove them)")
+    return cells
+
+
+def seed_noise_scale(vals: dict, log_N, c_N: float, suffix: str = "", m=np):
+    """``sigma_seed(N) = sigma_seed_c * exp(seed_slope * (log N - c_N))`` (``vals``: the sampled values)."""
+    return vals["sigma_seed" + suffix] * m.exp(vals["seed_slope" + suffix] * (log_N - c_N))
+
+
+def replicate_likelihood(name: str, mu, vals: dict, likelihood: str, cells: ReplicateCells, c_N: float,
+                         dim: str, suffix: str = "", seed_suffix: str | None = None) -> None:
+    """Inside a model: the likelihood of replicate runs (module docstring), ``mu`` = the law's log loss per
+    cell. The cell means are the observed variable ``name`` (dims ``dim``; noise ``sigma`` + ``suffix``, ``nu``
+    + ``suffix``); the within-cell scatter is the Potential ``name + "_seed_scatter"``; ``sigma_seed`` and
+    ``seed_slope`` + ``seed_suffix`` (default ``suffix``) are Deterministics (``sigma_seed``: the seed noise at
+    the centre ``c_N`` of log N)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    seed_suffix = suffix if seed_suffix is None else seed_suffix
+    t = cells.table
+    n = t["n"].to_numpy(float)
+    log_N = np.log(t["N"].to_numpy(float))
+    s_seed = seed_noise_scale(vals, log_N, c_N, seed_suffix, pt)
+    pm.Deterministic("sigma_seed" + seed_suffix, vals["sigma_seed" + seed_suffix])
+    pm.Deterministic("seed_slope" + seed_suffix, vals["seed_slope" + seed_suffix])
+    obs = pm.Data(name + "_cell_mean_obs", t["mean_log_loss"].to_numpy(float), dims=dim)
+    scale = pt.sqrt(vals["sigma" + suffix] ** 2 + s_seed ** 2 / n)
+    if likelihood == "student_t":
+        pm.StudentT(name, nu=vals["nu" + suffix], mu=mu, sigma=scale, observed=obs, dims=dim)
+    else:
+        pm.Normal(name, mu=mu, sigma=scale, observed=obs, dims=dim)
+    rep = np.flatnonzero(n > 1)
+    ss = t["ss"].to_numpy(float)[rep]
+    pm.Potential(name + "_seed_scatter", pt.sum(-(n[rep] - 1) * pt.log(s_seed[rep]) - ss / (2 * s_seed[rep] ** 2)))
 
 
 def spec_start(spec: Spec) -> np.ndarray:
@@ -401,17 +525,25 @@ def build_loss_model(df: pd.DataFrame, config: LossLawConfig, centres: dict[str,
 
     law = config.law
     centres = centres or _centres(df)
-    spec = loss_spec(config, centres)
-    model = pm.Model(coords={"scratch_run": np.arange(len(df))})
+    cells = replicate_cells(df, ("N", "D"), what="from-scratch runs")
+    spec = loss_spec(config, centres, replicates=cells.replicated)
+    model = pm.Model(coords={"scratch_run": np.arange(len(df)), "scratch_cell": np.arange(len(cells.table))})
     vals = whitened_vector(model, spec, m, L)
     with model:
-        n = pm.Data("N_scaled", df["N"].to_numpy(float) * np.exp(-centres["c_N"]), dims="scratch_run")
-        d = pm.Data("D_scaled", df["D"].to_numpy(float) * np.exp(-centres["c_D"]), dims="scratch_run")
-        obs = pm.Data("log_loss_obs", np.log(df["loss"].to_numpy(float)), dims="scratch_run")
         natural, scaled = law_parameters(law, vals, centres, pt)
         _deterministics(law, vals, natural, config)
-        mu = pt.log(law_loss(law, n, d, scaled))
-        _likelihood("log_loss", mu, vals, config.likelihood, obs, "scratch_run")
+        if cells.replicated:  # seed noise: cell means and within-cell scatter (module docstring)
+            t = cells.table
+            n = pm.Data("N_scaled", t["N"].to_numpy(float) * np.exp(-centres["c_N"]), dims="scratch_cell")
+            d = pm.Data("D_scaled", t["D"].to_numpy(float) * np.exp(-centres["c_D"]), dims="scratch_cell")
+            replicate_likelihood("log_loss", pt.log(law_loss(law, n, d, scaled)), vals, config.likelihood, cells,
+                                 centres["c_N"], "scratch_cell")
+        else:
+            n = pm.Data("N_scaled", df["N"].to_numpy(float) * np.exp(-centres["c_N"]), dims="scratch_run")
+            d = pm.Data("D_scaled", df["D"].to_numpy(float) * np.exp(-centres["c_D"]), dims="scratch_run")
+            obs = pm.Data("log_loss_obs", np.log(df["loss"].to_numpy(float)), dims="scratch_run")
+            mu = pt.log(law_loss(law, n, d, scaled))
+            _likelihood("log_loss", mu, vals, config.likelihood, obs, "scratch_run")
     model.centres = centres  # type: ignore[attr-defined]
     model.spec = spec  # type: ignore[attr-defined]
     return model, natural
@@ -476,13 +608,30 @@ class ScratchFit(FitBase):
 
     @property
     def diagnostics(self):
-        return diagnose(self.tree, _diagnostic_vars(self.law, self.config))
+        return diagnose(self.tree, _diagnostic_vars(self.law, self.config) + self._seed_vars())
+
+    def _seed_vars(self) -> list[str]:
+        return [v for v in ("sigma_seed", "seed_slope") if v in self.posterior]
 
     def summary(self, ci_prob: float = 0.95, var_names: list[str] | None = None) -> pd.DataFrame:
         """Posterior summary (mean, sd, median, equal-tailed ``ci_prob`` interval, ESS, R-hat) of the natural
-        parameters and the noise."""
+        parameters and the noise (with replicates: ``sigma_seed``, ``seed_slope`` too)."""
         names = var_names or self.parameters + ["sigma"] + (["nu"] if self.config.likelihood == "student_t" else [])
+        if var_names is None:
+            names = names + self._seed_vars()
         return summarize(self.tree, names, ci_prob)
+
+    def seed_noise(self, N) -> xr.DataArray | None:
+        """Posterior draws of the seed-to-seed noise of log loss at size ``N``, ``sigma_seed(N)`` (dims chain,
+        draw[, point]); None for a fit without replicates (its ``sigma`` holds every noise)."""
+        if "sigma_seed" not in self.posterior:
+            return None
+        c_N = float(json.loads(self.tree.attrs["centres"])["c_N"])
+        vals = {"sigma_seed": self.posterior["sigma_seed"], "seed_slope": self.posterior["seed_slope"]}
+        log_N = np.log(np.asarray(N, float))
+        if log_N.ndim:
+            log_N = xr.DataArray(log_N.ravel(), dims="point")
+        return seed_noise_scale(vals, log_N, c_N).rename("sigma_seed")
 
     def loss(self, N, D) -> xr.DataArray:
         """Posterior draws of ``L(N, D)`` (``N``, ``D`` broadcast to 1-d; dims chain, draw[, point])."""
@@ -556,8 +705,9 @@ def fit_scratch(data: pd.DataFrame | str | PathLike, *, law: str = "chinchilla",
                         f"({len(_SAMPLED[config.law])} parameters and the noise); give more runs")
     seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar)
     centres = _centres(df)
+    replicated = replicate_cells(df, ("N", "D"), what="from-scratch runs").replicated
     m, L = laplace_whitening(lambda m0, L0: build_loss_model(df, config, centres, m0, L0)[0],
-                             loss_spec(config, centres))
+                             loss_spec(config, centres, replicates=replicated))
     model, _ = build_loss_model(df, config, centres, m, L)
     tree = sample_nuts(model, draws=draws, tune=tune, chains=chains, seed=seed, backend=backend,
                        target_accept=target_accept, progressbar=progressbar, cores=cores, log_likelihood=False)

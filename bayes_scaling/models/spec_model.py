@@ -223,6 +223,32 @@ def informative_rows(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
     return out
 
 
+def check_solvable(spec: LawSpec, data: SpecData, priors: dict[str, tuple[float, float]]) -> None:
+    """For a law given as an equation (:class:`~bayes_scaling.laws.expr.Equation`): at the initial point (every
+    parameter at its prior location, or fixed) the residual ``lhs - rhs`` must change sign between the bracket's
+    ends on every row; a :class:`DataError` names the rows where it does not, the bracket's ends there and the
+    parameter values. A formula: nothing to check."""
+    from bayes_scaling.errors import format_rows
+    from bayes_scaling.laws.expr import Equation
+
+    eq = spec.formula
+    if not isinstance(eq, Equation):
+        return
+    values: dict[str, Any] = dict(data.inputs)
+    for p in spec.parameters.values():
+        values[p.name] = p.fixed if p.fixed is not None else float(_from_u(priors[p.name][0], p.domain, np))
+    bad = np.flatnonzero(np.broadcast_to(eq.no_root(values), (data.n,)))
+    if len(bad):
+        a, b = (np.broadcast_to(np.asarray(v, dtype=float), (data.n,)) for v in eq.ends(values, "numpy"))
+        i = bad[0]
+        at = ", ".join(f"{p} = {values[p]:.4g}" for p in spec.parameters)
+        raise DataError(
+            f"equation {eq.text!r}: no root in {eq.target!r} between the bracket's ends "
+            f"({eq.bracket[0].text}, {eq.bracket[1].text}) at the initial point ({at}): lhs - rhs does not change "
+            f"sign there on {len(bad)} of {data.n} rows, at rows {format_rows(bad)} (row {i}: ends {a[i]:.4g} and "
+            f"{b[i]:.4g}); give a bracket that holds the root on every row, or priors whose medians put it there")
+
+
 def choose_parameterization(spec: LawSpec, data: SpecData,
                             priors: dict[str, tuple[float, float]] | None = None) -> dict[str, str]:
     """``"centred"`` or ``"non_centred"`` for each partially pooled parameter: centred when every group has at

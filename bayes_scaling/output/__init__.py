@@ -9,9 +9,10 @@ _EXPORTS = {
                      "plot_prior_predictive", "plot_compare", "plot_compute_frontier", "plot_forecast",
                      "plot_law"], "plots"),
     "write_report": "report",
+    "plot_selection": "selection_plots",
     **dict.fromkeys(["quantiles", "quantile_function", "platform_cdf", "to_squigglepy", "sampler", "draw_values",
                      "QuantileFunction", "PlatformCDF", "summarise_outside"], "forecasting"),
-    **dict.fromkeys(["plots", "report", "forecasting"], ""),
+    **dict.fromkeys(["plots", "report", "forecasting", "selection_plots"], ""),
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -11,11 +11,18 @@ Every function takes draws in any of these forms:
 Each result carries **the distance outside the data** in orders of magnitude, ``outside``: a dict such as
 ``{"N": 2.3, "D_F": 0.0}`` (``> 0`` above the largest value of the fitted data, ``< 0`` below the smallest, 0
 inside). It is read from what the draws record: the ``N_orders_outside`` / ``D_F_orders_outside`` coordinates
-of :func:`~bayes_scaling.analysis.predictions.predict`, and the per-draw variables of the same names of
+of :func:`~bayes_scaling.analysis.predictions.predict` and of a spec fit's ``Fit.predict(...)`` (one per
+distance column, e.g. ``N``, ``D`` and compute ``C``), and the per-draw variables of the same names of
 :func:`~bayes_scaling.analysis.timeline.forecast` (their median over draws, with the 5% and 95% quantiles as
-``D_F_5%``, ``D_F_95%``). Tables carry ``outside``, the largest of these in absolute value. Draws that do not record it (a
-spec fit's ``Fit.predict(...)`` Dataset, plain arrays) take ``outside=``: a number, a dict, or a row of
-``Fit.outside(points)`` / ``Fit.predict(points, ci_prob=...)`` (its ``outside_<column>`` entries).
+``D_F_5%``, ``D_F_95%``). Tables carry ``outside``, the largest of these in absolute value. Draws that do not
+record it (plain arrays) take ``outside=``: a number, a dict, or a row of ``Fit.outside(points)`` /
+``Fit.predict(points, ci_prob=...)`` (its ``outside_<column>`` entries).
+
+Each result also carries **the split** of its uncertainty where the draws record it (``Fit.predict``'s draws,
+which carry the law's discrepancy outside the data by default; the transfer law's ``predict`` and ``forecast``
+with ``discrepancy=``): ``split``, a dict with ``share_parameters``, ``share_noise`` and ``share_discrepancy``
+(the parts of the log-scale predictive variance; they sum to 1) and ``tau``; tables get them as columns.
+Plain arrays take ``split=`` (a dict or a row of ``Fit.predict(points, ci_prob=...)``).
 
 Platform CDFs follow the form of continuous questions on Metaculus-style platforms: the CDF at 201 points
 evenly spaced over the question's range (``scale="log"``: evenly spaced in log), its first value the
@@ -41,7 +48,7 @@ import xarray as xr
 
 from bayes_scaling.errors import BayesScalingError
 
-__all__ = ["DEFAULT_PROBS", "draw_values", "summarise_outside", "quantiles", "quantile_function", "QuantileFunction",
+__all__ = ["DEFAULT_PROBS", "draw_values", "summarise_outside", "split_of", "quantiles", "quantile_function", "QuantileFunction",
            "platform_cdf", "PlatformCDF", "to_squigglepy", "sampler"]
 
 #: quantiles asked for by default (the ones forecasting platforms and Squiggle summaries show)
@@ -67,6 +74,39 @@ def _outside_from(obj) -> dict[str, float]:
         if extra:
             continue  # not selected to a point: says nothing about this one
         out.update(summarise_outside(str(name)[: -len(_SUFFIX)], v.values))
+    return out
+
+
+SPLIT_KEYS = ("share_parameters", "share_noise", "share_discrepancy", "tau")
+
+
+def split_of(draws, *, split=None) -> dict[str, float]:
+    """The split of the draws' uncertainty (module docstring): ``share_*`` coordinates of the draws selected to
+    one point (or per-draw variables of a forecast: their median), and ``tau`` (coordinate or attribute);
+    ``split`` (a dict or a row with those keys) adds to or overrides them. Empty when nothing records it.
+
+    >>> split_of([1.0, 2.0], split={"share_discrepancy": 0.9, "share_parameters": 0.1, "median": 3.0})
+    {'share_discrepancy': 0.9, 'share_parameters': 0.1}
+    """
+    out: dict[str, float] = {}
+    if isinstance(draws, xr.DataArray | xr.Dataset):
+        names = list(draws.coords) + (list(draws.data_vars) if isinstance(draws, xr.Dataset) else [])
+        for k in SPLIT_KEYS:
+            if k in names:
+                v = np.asarray(draws[k].values, dtype=float).ravel()
+                if v.size and np.isfinite(v).any() and (v.size == 1 or draws[k].dims and
+                                                        set(draws[k].dims) <= set(SAMPLE_DIMS)):
+                    out[k] = float(np.nanmedian(v))
+            elif k == "tau" and "tau" in draws.attrs:
+                out[k] = float(draws.attrs["tau"])
+    if split is not None:
+        items = dict(split.iloc[0] if isinstance(split, pd.DataFrame) else split)
+        for k, v in items.items():
+            if k in SPLIT_KEYS:
+                try:
+                    out[k] = float(v)
+                except (TypeError, ValueError):
+                    raise BayesScalingError(f"split[{k!r}] must be a number, got {v!r}") from None
     return out
 
 
@@ -175,10 +215,12 @@ def _check_probs(probs) -> np.ndarray:
     return p
 
 
-def quantiles(draws, probs=DEFAULT_PROBS, *, var: str | None = None, outside=None) -> pd.DataFrame:
+def quantiles(draws, probs=DEFAULT_PROBS, *, var: str | None = None, outside=None, split=None) -> pd.DataFrame:
     """Quantiles of the draws: a table with columns ``quantile``, ``value``, ``outside`` (the largest distance
-    outside the data, orders of magnitude) and ``outside_<name>`` per recorded input; ``attrs`` hold
-    ``outside`` (dict), ``n_draws`` and ``n_nan`` (non-finite draws, e.g. unsolved forecasts, left out).
+    outside the data, orders of magnitude), ``outside_<name>`` per recorded input and the split
+    (:func:`split_of`: ``share_parameters``, ``share_noise``, ``share_discrepancy``, ``tau``) where recorded;
+    ``attrs`` hold ``outside`` (dict), ``split``, ``n_draws`` and ``n_nan`` (non-finite draws, e.g. unsolved
+    forecasts, left out).
 
     >>> quantiles(np.arange(101.0), [0.1, 0.5]).value.tolist()
     [10.0, 50.0]
@@ -190,7 +232,12 @@ def quantiles(draws, probs=DEFAULT_PROBS, *, var: str | None = None, outside=Non
     table["outside"] = _largest(out)
     for k, d in out.items():
         table[f"outside_{k}"] = d
-    table.attrs.update(outside=out, n_draws=int(values.size), n_nan=n_nan)
+    sp = split_of(draws[var] if isinstance(draws, xr.Dataset) else draws, split=split)
+    if isinstance(draws, xr.Dataset):
+        sp = {**split_of(draws), **sp}
+    for k, v in sp.items():
+        table[k] = v
+    table.attrs.update(outside=out, split=sp, n_draws=int(values.size), n_nan=n_nan)
     return table
 
 
@@ -246,6 +293,7 @@ class PlatformCDF:
     n_draws: int
     n_nan: int
     outside: dict[str, float]
+    split: dict[str, float] = field(default_factory=dict)   # the uncertainty's split (split_of), where recorded
 
     def to_dict(self) -> dict:
         """JSON-ready: the ``cdf`` list (what a platform's ``continuous_cdf`` takes), the range and the notes."""
@@ -255,7 +303,7 @@ class PlatformCDF:
                 "probability_above": float(1 - self.cdf[-1]), "draws_below": self.below,
                 "draws_above": self.above, "beyond_closed": self.beyond_closed, "mix_weight": self.mix_weight,
                 "n_draws": self.n_draws, "n_nan": self.n_nan, "outside": dict(self.outside),
-                "outside_max": _largest(self.outside)}
+                "outside_max": _largest(self.outside), "split": dict(self.split)}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per point: ``x``, ``cdf``, and the ``outside`` columns (constant)."""
@@ -263,11 +311,13 @@ class PlatformCDF:
         df["outside"] = _largest(self.outside)
         for k, d in self.outside.items():
             df[f"outside_{k}"] = d
+        for k, v in self.split.items():
+            df[k] = v
         return df
 
 
 def platform_cdf(draws, lower: float, upper: float, *, scale: str = "linear", open_lower: bool = True,
-                 open_upper: bool = True, var: str | None = None, outside=None, n_points: int = 201,
+                 open_upper: bool = True, var: str | None = None, outside=None, split=None, n_points: int = 201,
                  min_step: float = 5e-5, min_tail: float = 0.001) -> PlatformCDF:
     """The CDF of the draws in the form continuous forecasting questions take (module docstring).
 
@@ -312,7 +362,9 @@ def platform_cdf(draws, lower: float, upper: float, *, scale: str = "linear", op
     cdf = p0 + mass * ((1 - w) * G + w * u)
     return PlatformCDF(x=x, cdf=cdf, lower=lower, upper=upper, scale=scale, open_lower=bool(open_lower),
                        open_upper=bool(open_upper), below=below, above=above, beyond_closed=float(beyond),
-                       mix_weight=float(w), n_draws=int(values.size), n_nan=n_nan, outside=out)
+                       mix_weight=float(w), n_draws=int(values.size), n_nan=n_nan, outside=out,
+                       split={**(split_of(draws) if isinstance(draws, xr.Dataset) else {}),
+                              **split_of(draws[var] if isinstance(draws, xr.Dataset) else draws, split=split)})
 
 
 # ---- squigglepy ------------------------------------------------------------------------------------------

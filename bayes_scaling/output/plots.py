@@ -390,8 +390,11 @@ def plot_law(fit, x: str, *, series: str | None = None, ci_prob: float = 0.9, ki
         ax.set_xscale("log")
     if spec.scale == "log":
         ax.set_yscale("log")
+    from bayes_scaling.laws.expr import Equation
+
+    law = spec.formula.text if isinstance(spec.formula, Equation) else f"{spec.target} = {spec.formula.text}"
     ax.set(xlabel=x, ylabel=spec.target,
-           title=f"{spec.target} = {spec.formula.text}: median and {100 * ci_prob:g}% band (grey: outside the data)")
+           title=f"{law}: median and {100 * ci_prob:g}% band (grey: outside the data)")
     ax.title.set_fontsize(9)
     if keys[0] is not None:
         ax.legend(fontsize=7, ncol=2 if len(keys) > 6 else 1)

@@ -14,11 +14,17 @@ __all__ = ["load_example", "example_metadata", "load_corpora", "corpora_metadata
            "available"]
 
 HERE = Path(__file__).parent
+#: the CSV of :func:`load_example` (synthetic fine-tuned runs with ``D_T``)
 EXAMPLE_CSV = HERE / "hernandez_synthetic.csv"
+#: the CSV of :func:`load_scratch_losses` (synthetic from-scratch losses)
 SCRATCH_LOSSES_CSV = HERE / "hernandez_losses_scratch.csv"
+#: the CSV of :func:`load_finetune_losses` (synthetic fine-tuned losses)
 FINETUNE_LOSSES_CSV = HERE / "hernandez_losses_finetune.csv"
+#: the CSV of :func:`load_measured_scratch` (measured from-scratch losses)
 MEASURED_SCRATCH_CSV = HERE / "measured_transfer_scratch.csv"
+#: the CSV of :func:`load_corpora` (synthetic runs on three corpora)
 CORPORA_CSV = HERE / "corpora_synthetic.csv"
+#: the CSV of :func:`load_measured_finetune` (measured fine-tuned losses)
 MEASURED_FINETUNE_CSV = HERE / "measured_transfer_finetune.csv"
 
 

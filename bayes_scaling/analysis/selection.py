@@ -1,0 +1,353 @@
+"""Choosing a pre-trained model to fine-tune from small fine-tuning runs (Lin et al. 2024, Table 1).
+
+The task of Lin et al. (2024), "Selecting Large Language Model to Fine-tune via Rectified Scaling Law" (ICML,
+arXiv:2402.02314): each candidate model is fine-tuned on small subsets only, of at most ``max_D`` examples (their
+budget ratio ``gamma = max_D / target_D``, 1/8 ... 1/512 of the full 1,638,400 examples), and the loss each model
+would reach after fine-tuning on all ``target_D`` examples is predicted. Here the prediction is Bayesian: one
+fit of the rectified law
+
+    L(D) = B[m] / (D_l[m] + D**beta[m]) + E[m]
+
+with every parameter partially pooled across models ``m`` (the built-in spec ``rectified_finetuning``), fitted to
+the runs with ``0 < D <= max_D``; its posterior gives, per model, the predicted loss at ``target_D`` with a
+predictive interval, and the posterior probability that the model is the best (lowest loss;
+:func:`bayes_scaling.analysis.best.best_group`). The model selected is the one most probably best.
+
+Their two metrics (their code: ``src/draw.py``, ``selection_performance``), across the M candidate models:
+
+- ``pearson_correlation``: Pearson's r between the predicted and the actual full-data losses,
+  ``r = sum_m (p_m - p_bar)(a_m - a_bar) / sqrt(sum_m (p_m - p_bar)**2 * sum_m (a_m - a_bar)**2)``;
+- ``relative_accuracy``: where the selected model's actual loss lies between the worst and the best model's,
+  ``RelAcc = (L_worst - L_selected) / (L_worst - L_best)`` (1: the best model was selected; 0: the worst).
+
+Their baselines (Table 1) need no fit: ``zero_shot`` (rank by the loss before fine-tuning, D = 0), ``subtuning``
+(rank by the loss at ``max_D``), ``model_size`` (rank by parameter count, largest first; its Pearson feature is
+``log(size)``): :func:`baseline_selection`.
+
+>>> sel = select_model(bs.datasets.load_lin("flan"), ratio=8, seed=1)     # doctest: +SKIP
+>>> sel.table.head(3)                                                      # doctest: +SKIP
+>>> sel.metrics                                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.errors import DataError, format_rows
+
+__all__ = ["pearson_correlation", "relative_accuracy", "baseline_selection", "select_model", "ModelSelection",
+           "lin_table1", "read_lin_table1", "LIN_FULL_D", "LIN_RATIOS", "BASELINES"]
+
+#: Lin et al.'s full fine-tuning set: 1,638,400 examples (200 * 2**13).
+LIN_FULL_D = 1_638_400
+#: Their budget ratios: the runs used have at most LIN_FULL_D / ratio examples (Table 1: 1/8 ... 1/512).
+LIN_RATIOS = (8, 16, 32, 64, 128, 256, 512)
+#: Their selection baselines (Table 1 columns ZeroShot, SubTuning, ModelSize).
+BASELINES = ("zero_shot", "subtuning", "model_size")
+
+
+def pearson_correlation(predicted, actual) -> float:
+    """Pearson's correlation between predicted and actual values (Lin et al.'s ``PearCorr``, as a fraction).
+
+    ``r = sum (p - p_bar)(a - a_bar) / sqrt(sum (p - p_bar)**2 * sum (a - a_bar)**2)``.
+
+    >>> round(pearson_correlation([1.0, 2.0, 3.0], [1.0, 2.0, 4.0]), 4)
+    0.982
+    """
+    p = np.asarray(predicted, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    if p.shape != a.shape or p.ndim != 1:
+        raise DataError(f"predicted and actual must be 1-d and of one length, got shapes {p.shape} and {a.shape}")
+    if len(p) < 2:
+        raise DataError(f"a correlation needs at least 2 values, got {len(p)}")
+    for name, v in (("predicted", p), ("actual", a)):
+        bad = np.flatnonzero(~np.isfinite(v))
+        if len(bad):
+            raise DataError(f"{name}: non-finite values at {format_rows(bad)}; expected finite numbers")
+        if np.ptp(v) == 0:
+            raise DataError(f"{name}: all values are equal ({v[0]:g}); the correlation is undefined")
+    dp, da = p - p.mean(), a - a.mean()
+    return float(np.sum(dp * da) / np.sqrt(np.sum(dp**2) * np.sum(da**2)))
+
+
+def relative_accuracy(actual: pd.Series | dict, selected: Any, *, lower_is_better: bool = True) -> float:
+    """Lin et al.'s relative accuracy (``RelAcc``, as a fraction) of selecting ``selected``.
+
+    ``RelAcc = (L_worst - L_selected) / (L_worst - L_best)`` over the actual full-data losses ``actual`` (one
+    per model): 1 when the best model is selected, 0 for the worst (for ``lower_is_better=False`` the same with
+    the signs turned: ``(selected - worst) / (best - worst)``).
+
+    >>> relative_accuracy({"a": 1.5, "b": 1.6, "c": 2.0}, "b")
+    0.8
+    """
+    act = pd.Series(actual, dtype=float)
+    if act.index.has_duplicates:
+        raise DataError(f"actual: models given twice: {', '.join(map(str, act.index[act.index.duplicated()]))}")
+    bad = act.index[~np.isfinite(act.to_numpy())]
+    if len(bad):
+        raise DataError(f"actual: non-finite losses for {', '.join(map(str, bad))}")
+    if selected not in act.index:
+        raise DataError(f"the selected model {selected!r} has no actual value (known: "
+                        f"{', '.join(map(str, act.index))})")
+    worst, best = (act.max(), act.min()) if lower_is_better else (act.min(), act.max())
+    if worst == best:
+        raise DataError("actual: every model has the same value; the relative accuracy is undefined")
+    return float((worst - act[selected]) / (worst - best))
+
+
+def _check_runs(data: pd.DataFrame, group: str, size: str, target: str) -> pd.DataFrame:
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a DataFrame with columns {group}, {size}, {target}")
+    missing = [c for c in (group, size, target) if c not in data.columns]
+    if missing:
+        raise DataError(f"data: missing column(s) {', '.join(missing)}; expected one row per fine-tuning run with "
+                        f"columns {group} (the candidate), {size} (fine-tuning examples), {target}")
+    out = data.reset_index(drop=True)
+    for c in (size, target):
+        v = pd.to_numeric(out[c], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(v))
+        if len(bad):
+            raise DataError(f"column {c!r}: missing or non-numeric values at rows {format_rows(bad)}")
+        neg = np.flatnonzero(v < 0) if c == size else np.flatnonzero(v <= 0)
+        if len(neg):
+            raise DataError(f"column {c!r}: expected {'>= 0' if c == size else '> 0'}, got "
+                            f"{', '.join(f'{x:g}' for x in v[neg][:5])} at rows {format_rows(neg)}")
+        out[c] = v
+    dup = out.duplicated([group, size], keep=False).to_numpy()
+    if dup.any():
+        raise DataError(f"data: several runs of one {group} at one {size}, rows {format_rows(np.flatnonzero(dup))}; "
+                        "expected one loss per (model, size): average the repeats first")
+    return out
+
+
+def _actual(data: pd.DataFrame, group: str, size: str, target: str, target_D: float) -> pd.Series | None:
+    at = data[data[size] == target_D]
+    return at.set_index(at[group].astype(str))[target] if len(at) else None
+
+
+def baseline_selection(data: pd.DataFrame, method: str, *, max_D: float, target_D: float = LIN_FULL_D,
+                       group: str = "model", size: str = "D", target: str = "loss",
+                       model_size: str = "size") -> dict:
+    """One of Lin et al.'s selection baselines, with its metrics when the actual losses at ``target_D`` are there.
+
+    ``method``: ``"zero_shot"`` (feature: the loss at D = 0, lowest selected), ``"subtuning"`` (the loss at
+    ``max_D``, lowest selected) or ``"model_size"`` (feature ``log(size)``, largest selected).
+
+    Returns:
+        ``{"feature": Series by model, "selected": model, "pearson": r, "relative_accuracy": RelAcc}``, the
+        metrics NaN without actual losses at ``target_D``.
+
+    >>> baseline_selection(bs.datasets.load_lin("flan"), "subtuning", max_D=204800)["selected"]  # doctest: +SKIP
+    """
+    if method not in BASELINES:
+        raise ValueError(f"method must be one of {', '.join(BASELINES)}, got {method!r}")
+    data = _check_runs(data, group, size, target)
+    keys = data[group].astype(str)
+    if method == "model_size":
+        if model_size not in data.columns:
+            raise DataError(f"data: the model_size baseline needs a column {model_size!r} (parameters)")
+        sizes = data.groupby(keys)[model_size].first().astype(float)
+        feature, selected = np.log(sizes), sizes.idxmax()
+    else:
+        at = 0.0 if method == "zero_shot" else float(max_D)
+        rows = data[data[size] == at]
+        feature = rows.set_index(keys[rows.index])[target]
+        missing = sorted(set(keys) - set(feature.index))
+        if missing:
+            raise DataError(f"{method}: no run at {size} = {at:g} for {', '.join(missing)}")
+        selected = feature.idxmin()
+    out = {"feature": feature, "selected": selected, "pearson": np.nan, "relative_accuracy": np.nan}
+    actual = _actual(data, group, size, target, target_D)
+    if actual is not None:
+        out["pearson"] = pearson_correlation(feature.reindex(actual.index), actual)
+        out["relative_accuracy"] = relative_accuracy(actual, selected)
+    return out
+
+
+@dataclass
+class ModelSelection:
+    """The result of :func:`select_model`.
+
+    ``table``: one row per candidate, most probably best first: the group column, ``p_best`` (posterior
+    probability of the lowest loss at ``target_D``), ``rank``, ``predicted`` (posterior median of the law's loss),
+    ``lo``/``hi`` (predictive interval of a run's loss, noise included), ``outside`` (orders of magnitude of
+    ``target_D`` beyond the model's own runs), ``n_runs`` (runs fitted), and ``actual`` when the data hold the
+    loss at ``target_D`` (kept out of the fit). ``metrics``: ``pearson``, ``relative_accuracy``,
+    ``actual_best``, ``p_best_of_actual_best``, ``coverage`` (fraction of actual losses inside [lo, hi]); NaN
+    without actual losses. ``held_out``: the runs not fitted (above ``max_D``, and D = 0 unless ``zero_shot``)."""
+
+    table: pd.DataFrame
+    selected: str
+    fit: Any
+    max_D: float
+    target_D: float
+    ci_prob: float
+    metrics: dict = field(default_factory=dict)
+    held_out: pd.DataFrame | None = None
+
+    def __repr__(self) -> str:
+        m = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in self.metrics.items())
+        return (f"ModelSelection(selected={self.selected!r}, max_D={self.max_D:g}, target_D={self.target_D:g}, "
+                f"{len(self.table)} candidates; {m})")
+
+
+def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float | None = None,
+                 target_D: float = LIN_FULL_D, model="rectified_finetuning", group: str = "model",
+                 size: str = "D", target: str = "loss", zero_shot: bool = False, ci_prob: float = 0.9,
+                 seed: int | None = None, min_runs: int = 3, **fit_kwargs) -> ModelSelection:
+    """Predict each candidate's loss after fine-tuning on ``target_D`` examples from its runs with at most
+    ``max_D`` examples, and the posterior probability that each is the best.
+
+    Args:
+        data: one row per fine-tuning run: ``group`` (the candidate model), ``size`` (examples, ``D``) and
+            ``target`` (test loss), e.g. ``bs.datasets.load_lin("flan")``. Runs above ``max_D`` are never fitted;
+            those at ``target_D`` serve as the actual losses for the metrics.
+        max_D: the largest fine-tuning set used; or ``ratio``: ``max_D = target_D / ratio`` (Lin et al.'s
+            budget 1/ratio).
+        target_D: the full fine-tuning set size to predict at (Lin et al.: 1,638,400).
+        model: the law spec (default the built-in ``rectified_finetuning``: every parameter by ``model``,
+            partially pooled); its group column must be ``group``.
+        zero_shot: also fit the runs at D = 0 (the loss before fine-tuning); Lin et al.'s AtS leaves them out.
+        ci_prob: the predictive interval's probability.
+        min_runs: each candidate needs at least this many runs with ``0 < D <= max_D``.
+        fit_kwargs: passed to :func:`bayes_scaling.fit` (``draws``, ``tune``, ``chains``, ...).
+
+    Returns:
+        A :class:`ModelSelection`.
+
+    >>> sel = select_model(bs.datasets.load_lin("flan"), ratio=8, seed=1, draws=500, chains=2)  # doctest: +SKIP
+    >>> sel.selected, round(sel.metrics["relative_accuracy"], 3)                                 # doctest: +SKIP
+    """
+    from bayes_scaling.analysis.best import best_group
+    from bayes_scaling.inference.fit import _as_spec
+    from bayes_scaling.inference.fit import fit as fit_law
+
+    if (max_D is None) == (ratio is None):
+        raise ValueError("give exactly one of max_D and ratio")
+    if ratio is not None:
+        if not ratio >= 1:
+            raise ValueError(f"ratio must be >= 1 (max_D = target_D / ratio), got {ratio!r}")
+        max_D = target_D / ratio
+    if not (0 < max_D <= target_D):
+        raise ValueError(f"max_D must be in (0, target_D = {target_D:g}], got {max_D!r}")
+    spec = _as_spec(model)
+    if group not in spec.groups:
+        raise DataError(f"the law's group columns are {spec.groups or 'none'}; expected {group!r} among them")
+    if spec.inputs != [size] or spec.target != target:
+        raise DataError(f"the law must map {size!r} to {target!r}; it maps {', '.join(spec.inputs)} to "
+                        f"{spec.target!r}")
+    data = _check_runs(data, group, size, target)
+    keys = data[group].astype(str)
+    fitted = (data[size] <= max_D) & ((data[size] > 0) | zero_shot)
+    used = data[fitted].reset_index(drop=True)
+    counts = used.groupby(used[group].astype(str)).size().reindex(sorted(set(keys)), fill_value=0)
+    few = counts[counts < min_runs]
+    if len(few):
+        raise DataError(f"too few runs with 0 < {size} <= {max_D:g} (expected at least {min_runs} per {group}): "
+                        + ", ".join(f"{m} ({n})" for m, n in few.items()))
+    result = fit_law(used, spec, seed=seed, **fit_kwargs)
+    at = {size: float(target_D)}
+    best = best_group(result, at=at, group=group, kind="mean", ci_prob=ci_prob)
+    obs = best_group(result, at=at, group=group, kind="observation", ci_prob=ci_prob, seed=seed)
+    obs = obs.set_index(obs["group"].astype(str))
+    table = pd.DataFrame({
+        group: best["group"].astype(str).to_numpy(), "p_best": best["p_best"].to_numpy(),
+        "rank": best["rank"].to_numpy(), "predicted": best["median"].to_numpy()})
+    table["lo"] = obs.loc[table[group], "lo"].to_numpy()
+    table["hi"] = obs.loc[table[group], "hi"].to_numpy()
+    table["outside"] = best["outside_group"].to_numpy()
+    table["n_runs"] = counts.reindex(table[group]).to_numpy()
+    # most probably best first; ties in p_best broken by the lower predicted loss
+    table = table.sort_values(["p_best", "predicted"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    table["rank"] = np.arange(1, len(table) + 1)
+    selected = str(table.loc[0, group])
+    metrics = {"pearson": np.nan, "relative_accuracy": np.nan, "actual_best": None, "p_best_of_actual_best": np.nan,
+               "coverage": np.nan}
+    actual = _actual(data, group, size, target, target_D)
+    if actual is not None:
+        table["actual"] = table[group].map(actual).to_numpy(dtype=float)
+        known = table.dropna(subset=["actual"])
+        if len(known) >= 2:
+            metrics["pearson"] = pearson_correlation(known["predicted"], known["actual"])
+            act = known.set_index(group)["actual"]
+            if selected in act.index:
+                metrics["relative_accuracy"] = relative_accuracy(act, selected)
+            metrics["actual_best"] = str(act.idxmin())
+            metrics["p_best_of_actual_best"] = float(known.set_index(group).loc[act.idxmin(), "p_best"])
+            metrics["coverage"] = float(np.mean((known["lo"] <= known["actual"]) & (known["actual"] <= known["hi"])))
+    return ModelSelection(table=table, selected=selected, fit=result, max_D=float(max_D), target_D=float(target_D),
+                          ci_prob=ci_prob, metrics=metrics, held_out=data[~fitted].reset_index(drop=True))
+
+
+_TEX_METHODS = {"AtS": "AtS", "ZeroShot": "zero_shot", "SubTuning": "subtuning", "ModelSize": "model_size"}
+_TEX_METRICS = {"PearCorr": "pearson", "RelAcc": "relative_accuracy"}
+
+
+def read_lin_table1(path: str | Path) -> pd.DataFrame:
+    """Lin et al.'s Table 1 (their LaTeX, ``published_selection_table1.tex``) as a long table: ``target``
+    (flan | wmt19 | gigaword), ``method`` (AtS, zero_shot, subtuning, model_size), ``metric`` (pearson |
+    relative_accuracy), ``ratio`` (8 ... 512), ``value`` (a fraction: their percentages / 100)."""
+    rows = []
+    header = None
+    for line in Path(path).read_text().splitlines():
+        cells = [c.strip() for c in line.rstrip().rstrip("\\").split("&")]
+        if len(cells) < 2:
+            continue
+        if header is None:
+            header = cells[1:]
+            continue
+        m = re.search(r"\{(\w+)\}-1/(\d+)", cells[0])
+        if not m or m.group(1) not in _TEX_METRICS:
+            raise DataError(f"{path}: unexpected row label {cells[0]!r}")
+        for col, cell in zip(header, cells[1:], strict=True):
+            target, method = col.split("-", 1)
+            value = float(re.sub(r"\\\w+\{([^}]*)\}", r"\1", cell))
+            rows.append({"target": target.lower(), "method": _TEX_METHODS[method], "metric": _TEX_METRICS[m.group(1)],
+                         "ratio": int(m.group(2)), "value": value / 100})
+    if not rows:
+        raise DataError(f"{path}: no table rows found")
+    return pd.DataFrame(rows)
+
+
+def lin_table1(data: pd.DataFrame, *, targets=("flan", "wmt19", "gigaword"), ratios=LIN_RATIOS,
+               target_D: float = LIN_FULL_D, published: str | Path | None = None, seed: int = 1,
+               **select_kwargs) -> tuple[pd.DataFrame, dict]:
+    """Lin et al.'s Table 1 with a Bayesian column: for each target and budget ratio, :func:`select_model`'s
+    Pearson correlation and relative accuracy, beside their baselines computed here (zero_shot, subtuning,
+    model_size) and, with ``published`` (the path of their .tex table), their published values.
+
+    Args:
+        data: all targets in long form with a ``target`` column (``bs.datasets.load_lin()``).
+        select_kwargs: passed to :func:`select_model` (``draws``, ``chains``, ...).
+
+    Returns:
+        ``(table, selections)``: the long table ``target, ratio, max_D, metric, bayes`` plus one column per
+        baseline (and ``published_<method>`` columns), and the :class:`ModelSelection` of each (target, ratio).
+    """
+    rows, selections = [], {}
+    for t in targets:
+        runs = data[data["target"] == t].reset_index(drop=True)
+        if runs.empty:
+            raise DataError(f"data: no runs of target {t!r}")
+        for r in ratios:
+            max_D = target_D / r
+            sel = select_model(runs, max_D=max_D, target_D=target_D, seed=seed, **select_kwargs)
+            selections[(t, r)] = sel
+            base = {b: baseline_selection(runs, b, max_D=max_D, target_D=target_D) for b in BASELINES}
+            for metric in ("pearson", "relative_accuracy"):
+                rows.append({"target": t, "ratio": r, "max_D": max_D, "metric": metric, "bayes": sel.metrics[metric],
+                             "selected": sel.selected, "p_best_selected": float(sel.table.loc[0, "p_best"]),
+                             **{b: base[b][metric] for b in BASELINES}})
+    table = pd.DataFrame(rows)
+    if published is not None:
+        pub = read_lin_table1(published).pivot_table(index=["target", "ratio", "metric"], columns="method",
+                                                     values="value")
+        pub.columns = [f"published_{c}" for c in pub.columns]
+        table = table.join(pub, on=["target", "ratio", "metric"])
+    return table, selections

@@ -1,0 +1,71 @@
+"""Lin et al. (2024) Table 1 with a Bayesian column (issue 11): choose the model to fine-tune from small runs.
+
+    python benchmarks/lin_selection.py OUT [--targets flan wmt19 gigaword] [--ratios 8 16 ...] [--draws 300]
+                                           [--tune 500] [--chains 2] [--published PATH]
+    python benchmarks/lin_selection.py OUT --combine     # OUT/table1.csv from the per-target files
+
+For each target and budget ratio 1/r, the rectified law (partially pooled across the 30 models) is fitted to the
+runs with 0 < D <= 1,638,400 / r, and each model's loss at 1,638,400 is predicted
+(``bs.analysis.select_model``). Writes OUT/<target>_<r>.csv (per model: P(best), predicted loss, predictive
+interval, actual), OUT/table1_<target>.csv (Pearson correlation and relative accuracy beside Lin et al.'s AtS and
+baselines) and, with --combine, OUT/table1.csv. Uses the bundled data (offline); the published values come from
+../shared/data/lin2024_finetuning/published_selection_table1.tex when it is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = REPO.parent / "shared" / "data" / "lin2024_finetuning" / "published_selection_table1.tex"
+
+
+def main(argv=None) -> int:
+    import bayes_scaling as bs
+    from bayes_scaling.analysis.selection import LIN_RATIOS, lin_table1
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--targets", nargs="+", default=["flan", "wmt19", "gigaword"])
+    ap.add_argument("--ratios", nargs="+", type=int, default=list(LIN_RATIOS))
+    ap.add_argument("--draws", type=int, default=300)
+    ap.add_argument("--tune", type=int, default=500)
+    ap.add_argument("--chains", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--published", default=str(PUBLISHED))
+    ap.add_argument("--combine", action="store_true")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.combine:
+        parts = [pd.read_csv(p) for p in sorted(out.glob("table1_*.csv"))]
+        table = pd.concat(parts, ignore_index=True)
+        table.to_csv(out / "table1.csv", index=False)
+        print(table.to_string(index=False))
+        return 0
+    published = args.published if Path(args.published).is_file() else None
+    data = bs.datasets.load_lin()
+    for t in args.targets:
+        t0 = time.time()
+        table, sels = lin_table1(data, targets=[t], ratios=args.ratios, published=published, seed=args.seed,
+                                 draws=args.draws, tune=args.tune, chains=args.chains, warn=False)
+        diag = {}
+        for (tt, r), sel in sels.items():
+            sel.table.to_csv(out / f"{tt}_{r}.csv", index=False)
+            d = sel.fit.diagnostics
+            diag[r] = {"max_rhat": d.r_hat_max, "min_ess_bulk": d.ess_bulk_min,
+                       "divergences": d.divergences, "coverage": sel.metrics["coverage"],
+                       "p_best_of_actual_best": sel.metrics["p_best_of_actual_best"]}
+        table = table.join(pd.DataFrame(diag).T, on="ratio")
+        table.to_csv(out / f"table1_{t}.csv", index=False)
+        print(f"{t}: {time.time() - t0:.0f} s")
+        print(table.to_string(index=False), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
