@@ -5,10 +5,15 @@
 Porian et al. (2024) IsoFLOP runs, per configuration (15): fit on budgets <= 6.4e18 FLOPs, hold out the larger
 budgets (1.28e19, 2.56e19); rows with fewer tokens than parameters (early-training points) are left out.
 Epoch AI's digitised Chinchilla runs: hold out the runs above 1e21 FLOPs. Muennighoff et al. (2023) contour grid
-(C4; runs of at most 4 epochs and 1e9+ tokens): hold out the runs above 1e20 FLOPs. Candidates (issue 12, item 2):
-``chinchilla`` (the default spec: Student-t noise), the same with the nested discrepancy (``bayes+discrepancy``),
-and ``budget_offset``: a random multiplicative offset per budget (``o[budget]``, partially pooled; a new budget
-gets a draw from the population). Writes OUT/<dataset>/... and OUT/summary.csv.
+(C4; runs of at most 4 epochs and 1e9+ tokens): hold out the runs above 1e20 FLOPs. Lin et al. (2024)
+fine-tuning curves (the bundled copy; per target, 30 pre-trained models): the ``rectified_finetuning`` law, the
+three largest fine-tuning sizes (409,600 to 1,638,400 examples) held out. Candidates (issue 12, item 2):
+``chinchilla`` (the default spec: Student-t noise), ``budget_offset`` (a random multiplicative offset per budget,
+``o[budget]``, partially pooled; a new budget gets a draw from the population) and ``rectified`` (Lin's data).
+Methods: ``bayes`` (the default predictions, with the spec's discrepancy), ``bayes(no discrepancy)``,
+``bayes+discrepancy`` (nested ``tau``), ``bayes+discrepancy(pooled)`` (``tau`` pooled over the nested backtests of
+Porian's configurations, or of Lin's targets), ``lsq``, ``huber``. Writes OUT/points_*.csv, OUT/per_config.csv and
+OUT/summary.csv.
 """
 
 from __future__ import annotations

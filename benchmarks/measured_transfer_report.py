@@ -1,7 +1,9 @@
 """Every number of the measured-transfer analysis (issue 14), from a sweep folder or the bundled data.
 
     python benchmarks/measured_transfer_report.py                      # the bundled data set
-    python benchmarks/measured_transfer_report.py /work/runs_seeds     # a (finished or partial) sweep folder
+    python benchmarks/measured_transfer_report.py runs/seeds           # a (finished or partial) sweep folder
+    python benchmarks/measured_transfer_report.py runs/seeds --include bayes_scaling/data/datasets
+                                                  # seeds 1, 2 of seeds.toml + seed 0 = the bundled v1 runs
     python benchmarks/measured_transfer_report.py DIR --out report/ --imputations 20 --joint
 
 Prints, as tables: the runs per seed and size; the measured seed noise per size (from-scratch and fine-tuned);
@@ -30,18 +32,26 @@ import bayes_scaling as bs
 from bayes_scaling.analysis import seeds as S
 
 
-def load(source: str | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """``(scratch, finetune, description)`` of a sweep folder or (None) the bundled data set."""
+def load(source: str | None, include: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """``(scratch, finetune, description)`` of a sweep folder or (None) the bundled data set; ``include``: a
+    folder of an earlier bundled data set whose runs join the sweep's (e.g. seed 0 of full.toml)."""
     if source is None:
         sc, ft = bs.datasets.load_measured_scratch(), bs.datasets.load_measured_finetune()
         meta = bs.datasets.measured_metadata()
         return sc, ft, f"bundled data set ({meta['runs_finished']} of {meta['runs_planned']} runs)"
-    from bayes_scaling.experiments.card import summarize_sweep, sweep_tables
+    from pathlib import Path
+
+    from bayes_scaling.experiments.card import _included, summarize_sweep, sweep_tables
 
     sc, ft = sweep_tables(source)
     summ = summarize_sweep(source)
     state = "complete" if summ["complete"] else "PARTIAL"
-    return sc, ft, f"sweep {source} ({state}: {summ['runs_finished']} of {summ['runs_planned']} runs)"
+    what = f"sweep {source} ({state}: {summ['runs_finished']} of {summ['runs_planned']} runs)"
+    if include is not None:
+        i_sc, i_ft, meta = _included(Path(include), "measured_transfer", set(sc["run_id"]) | set(ft["run_id"]))
+        sc, ft = pd.concat([i_sc, sc], ignore_index=True), pd.concat([i_ft, ft], ignore_index=True)
+        what += f" + {meta['runs_finished']} runs of {include} (configuration {meta['config'].get('name')})"
+    return sc, ft, what
 
 
 def usable(sc: pd.DataFrame, ft: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
@@ -66,12 +76,14 @@ def main(argv=None) -> int:
     p.add_argument("--imputations", type=int, default=20, help="imputations of the seed noise (default 20)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--joint", action="store_true", help="also fit the joint model (Kaplan law; minutes)")
+    p.add_argument("--include", default=None, help="folder of an earlier bundled data set whose runs join the "
+                   "sweep's (bayes_scaling/data/datasets: seed 0 = full.toml's v1 runs)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     warnings.filterwarnings("ignore", category=bs.errors.ExclusionWarning)
-    sc_all, ft_all, what = load(args.source)
+    sc_all, ft_all, what = load(args.source, args.include)
     sc, ft, notes = usable(sc_all, ft_all)
     pd.set_option("display.width", 160)
     pd.set_option("display.max_columns", 20)

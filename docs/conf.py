@@ -83,10 +83,16 @@ def _source_key() -> str:
 
 _CACHES = DOCS / "_build" / ".jupyter_cache"
 nb_execution_cache_path = str(_CACHES / _source_key())
-if _CACHES.is_dir():       # caches of earlier sources can never match again
-    for old in _CACHES.iterdir():
-        if old.is_dir() and old.name != Path(nb_execution_cache_path).name:
-            shutil.rmtree(old, ignore_errors=True)
+
+
+def _prune_caches(app, config) -> None:
+    """``config-inited``: remove the caches of earlier sources (they can never match again), keeping the one in
+    use (which ``-D nb_execution_cache_path=...`` may name)."""
+    keep = Path(config.nb_execution_cache_path).resolve()
+    if _CACHES.is_dir():
+        for old in _CACHES.iterdir():
+            if old.is_dir() and old.resolve() != keep:
+                shutil.rmtree(old, ignore_errors=True)
 
 # Figures inline in the notebooks (CI exports MPLBACKEND=Agg for the tests, which would hide them); the kernel
 # inherits this process's environment.
@@ -108,8 +114,8 @@ _EXTERNAL = ("np", "numpy", "pd", "pandas", "xr", "xarray", "az", "arviz", "pm",
              "scipy", "matplotlib", "plt", "mpl", "distributed", "dask", "jax", "jnp", "nutpie", "numpyro",
              "squigglepy", "collections", "os", "pathlib", "typing", "concurrent", "argparse", "tomllib",
              "datetime", "io", "contextlib", "enum", "dataclasses", "types", "threading", "signal",
-             "numbers", "h5netcdf", "tqdm", "builtins", "ast", "hashlib", "json", "re", "tempfile", "Path", "PathLike", "DataFrame", "Series", "DataTree",
-             "Dataset", "DataArray", "ArrayLike", "NDArray", "Figure", "Axes", "Client", "Future",
+             "numbers", "h5netcdf", "tqdm", "builtins", "ast", "hashlib", "json", "re", "tempfile", "Path",
+             "PathLike", "DataFrame", "Series", "DataTree", "Dataset", "DataArray", "ArrayLike", "NDArray", "Figure", "Axes", "Client", "Future",
              "TextIO", "Callable", "Iterable", "Iterator", "Mapping", "Sequence", "Any", "Literal")
 nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(map(re.escape, _EXTERNAL))})(\..*)?"),
@@ -117,19 +123,17 @@ nitpick_ignore_regex = [
                r"Exception|Warning|RuntimeWarning|UserWarning|ValueError|KeyboardInterrupt)"),
 ]
 
-# -- internal link checking ------------------------------------------------------------------------------------
-# `make docs` runs docs/check_links.py on the built HTML (every relative link and #anchor must exist); Sphinx's
-# linkcheck builder is for external links, which CI cannot reach.
+# Internal links: `make docs` runs docs/check_links.py on the built HTML (every relative link and #anchor must
+# exist); Sphinx's linkcheck builder is for external links, which CI cannot reach.
 
 # -- generated pages -------------------------------------------------------------------------------------------
 #: The packages whose exported names get a table (the public API, README "Example" and "Your own law").
 PACKAGES = ["bayes_scaling", "bayes_scaling.data", "bayes_scaling.datasets", "bayes_scaling.laws",
             "bayes_scaling.analysis", "bayes_scaling.output"]
-#: Packages with a page of their own (their docstring; the names they export are in the tables).
-PACKAGE_PAGES = ["bayes_scaling", *(f"bayes_scaling.{layer}" for layer in
-                                    ("data", "laws", "models", "inference", "analysis", "output", "experiments"))]
 #: Layers whose public (not underscore) modules get a page; the command line has its own reference (cli.md).
 LAYERS = ["data", "laws", "models", "inference", "analysis", "output", "experiments"]
+#: Packages with a page of their own (their docstring; the names they export are in the tables).
+PACKAGE_PAGES = ["bayes_scaling", *(f"bayes_scaling.{layer}" for layer in LAYERS)]
 
 
 def public_modules() -> list[str]:
@@ -378,6 +382,7 @@ def _napoleon_except_attributes(app, what, name, obj, options, lines) -> None:
 def setup(app) -> None:
     from sphinx.ext.napoleon import _process_docstring
 
+    app.connect("config-inited", _prune_caches)
     app.connect("include-read", _readme_for_docs)
     app.connect("missing-reference", _resolve_short_reference)
     for listener in list(app.events.listeners["autodoc-process-docstring"]):

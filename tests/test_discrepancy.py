@@ -152,7 +152,11 @@ def test_variance_split_sums_and_grows_with_distance(misfit):
     s = variance_split(rng.normal(0, 0.02, (20000, 1)), 0.03, np.array([1.0]), rng.normal(0, 0.01, (20000, 1)))
     np.testing.assert_allclose(s.loc[0, ["share_parameters", "share_noise", "share_discrepancy"]].astype(float),
                                np.array([4, 1, 9]) / 14, atol=0.02)
-    assert widen(np.ones((3, 2)), np.zeros(2), 0.0, rng) is not None
+    # widen: tau = 0 or d = 0 leave the draws; otherwise log-normal spread tau * d
+    ones = np.ones((20000, 2))
+    assert widen(ones, np.ones(2), 0.0, rng) is ones
+    w = widen(ones, np.array([0.0, 2.0]), 0.05, rng)
+    assert (w[:, 0] == 1).all() and abs(np.std(np.log(w[:, 1])) - 0.1) < 0.003
 
 
 # ---- coverage of a misspecified law's truth ----------------------------------------------------------------------
@@ -224,8 +228,11 @@ def test_transfer_law_discrepancy_is_opt_in_and_split():
     import bayes_scaling as bs
     from bayes_scaling.analysis.predictions import predict
     from bayes_scaling.analysis.timeline import forecast
+    from bayes_scaling.inference.fit import as_spec_fit
 
     fit = bs.load(REPO / "tests" / "data" / "v0.1_transfer.nc")
+    # no tau is calibrated for the transfer law: its spec and its law-spec view default to none
+    assert builtin_spec("transfer").discrepancy.tau == 0 == as_spec_fit(fit).spec.discrepancy.tau
     plain = predict(fit, N=[1e6, 1e10], D_F=[1e5, 1e9], seed=1)
     assert plain.attrs["tau"] == 0 and float(plain["share_discrepancy"].max()) == 0.0
     wide = predict(fit, N=[1e6, 1e10], D_F=[1e5, 1e9], seed=1, discrepancy=0.1)

@@ -286,75 +286,44 @@ def test_seeds_train_differently_and_seed0_reproduces(tmp_path):
 
 
 def test_bundle_sweep_of_a_partial_multi_seed_sweep(smoke, tmp_path):
-    """A partial two-seed sweep (the smoke runs, a second seed made from them, the last 5 runs missing) bundles
-    into tables with seed, time and machine per run, a JSON card with the measured problems and seed noise, and
-    a Markdown card that says it is partial."""
-    from bayes_scaling.experiments.card import bundle_sweep
+    """A partial sweep of seed 1 (made from the smoke runs, the last 5 runs missing) bundled with an earlier
+    one-seed data set (the smoke sweep's seed-0 tables and card, ``include=``): tables with seed, time and machine
+    per run, a JSON card whose counts add up with the measured problems and seed noise, a Markdown card that
+    says it is partial; the seed-0 runs reproduce (``reproduction``)."""
+    from bayes_scaling.experiments.card import bundle_sweep, reproduction, summarize_sweep
 
-    sweep = tmp_path / "sweep"
+    sweep, ref = tmp_path / "sweep", tmp_path / "ref"   # ref: the earlier one-seed bundle (seed 0)
     sweep.mkdir()
+    ref.mkdir()
     for name in ("corpora.json", "machine.json"):
         (sweep / name).write_bytes((smoke / name).read_bytes())
     cfg = json.loads((smoke / "config.json").read_text())
-    cfg["seeds"] = [0, 1]
+    cfg["seeds"] = [1]
     (sweep / "config.json").write_text(json.dumps(cfg))
     runs = pd.read_csv(smoke / "runs.csv")
     rng = np.random.default_rng(0)
     other = runs.assign(seed=1, run_id=runs["run_id"] + "/seed=1", loss=runs["loss"] * np.exp(rng.normal(0, 0.01, len(runs))))
-    pd.concat([runs, other.iloc[:-5]]).to_csv(sweep / "runs.csv", index=False)
-    dest, ref = tmp_path / "bundle", tmp_path / "ref"   # ref: an earlier one-seed bundle the seed-0 runs reproduce
-    ref.mkdir()
+    other.iloc[:-5].to_csv(sweep / "runs.csv", index=False)
     (ref / "m_scratch.csv").write_bytes((smoke / "scratch.csv").read_bytes())
     (ref / "m_finetune.csv").write_bytes((smoke / "finetune.csv").read_bytes())
-    doc = bundle_sweep(sweep, dest, name="m", notes=["the machine was shared with other work"], reference=ref)
-    rep = doc["reproduction"]
-    assert rep["shared_runs"] == rep["identical"] == len(pd.read_csv(smoke / "scratch.csv")) + len(
-        pd.read_csv(smoke / "finetune.csv")) and rep["max_abs_diff"] == 0
+    (ref / "m.json").write_text(json.dumps(summarize_sweep(smoke), default=float))
+    dest = tmp_path / "bundle"
+    doc = bundle_sweep(sweep, dest, name="m", notes=["the machine was shared with other work"], include=ref)
     sc, ft = pd.read_csv(dest / "m_scratch.csv"), pd.read_csv(dest / "m_finetune.csv")
     for t in (sc, ft):
         assert {"seed", "wall_s", "finished_utc", "device", "machine", "run_id"} <= set(t.columns)
         assert set(t["seed"]) == {0, 1} and t["machine"].str.contains("cores").all()
-    assert len(sc) + len(ft) + len(doc["pretraining_runs"]) == doc["runs_finished"] == 31
-    assert not doc["complete"] and sum(doc["problems"]["missing"].values()) == 5
+    assert len(sc) + len(ft) + len(doc["pretraining_runs"]) == doc["runs_finished"] == 18 + 13
+    assert doc["runs_planned"] == 36 and not doc["complete"] and sum(doc["problems"]["missing"].values()) == 5
+    assert doc["included"]["runs_finished"] == 18 and doc["seeds_finished"] == {0: len(sc[sc.seed == 0]) + len(
+        ft[ft.seed == 0]), 1: len(sc[sc.seed == 1]) + len(ft[ft.seed == 1])}
     assert read_scratch(dest / "m_scratch.csv") is not None      # seeds are replicates, not duplicates
     noise = pd.DataFrame(doc["seed_noise"])
     assert (noise.loc[noise["kind"] == "scratch", "df"] > 0).all()
     card = (dest / "m.md").read_text()
     assert "PARTIAL" in card and "## Seed noise (measured)" in card and "the machine was shared" in card
-    assert "## What was trained" in card and "## On what" in card and "Reproduction:" in card
+    assert "## What was trained" in card and "## On what" in card and "are included as they were" in card
     assert json.loads((dest / "m.json").read_text())["notes"] == ["the machine was shared with other work"]
-
-
-@requires_jax
-@pytest.mark.slow
-def test_sigterm_on_a_local_cluster_stops_cleanly(tmp_path):
-    """SIGTERM during a sweep on 2 local workers: exit 143, no traceback, every recorded row whole; the next
-    invocation trains only the rest."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    for name in ("python", "prose", "c"):
-        _need_corpus(name)
-    out = tmp_path / "sweep"
-    cmd = [str(Path(sys.executable).with_name("bayes-scaling")), "experiment", "run", "--smoke", "--out", str(out),
-           "--workers", "2", "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 300 and proc.poll() is None:
-        if (out / "runs.csv").exists() and len((out / "runs.csv").read_text().splitlines()) >= 4:
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143, stderr
-    assert "Traceback" not in stderr + stdout, stderr
-    assert "interrupted by SIGTERM" in stderr
-    rows = pd.read_csv(out / "runs.csv")
-    assert rows["loss"].notna().all() and 3 <= len(rows) < 18
-    env = dict(os.environ)
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert again.returncode == 0, again.stderr
-    assert len(pd.read_csv(out / "runs.csv")) == 18
+    sc0, ft0 = pd.read_csv(smoke / "scratch.csv"), pd.read_csv(smoke / "finetune.csv")
+    rep = reproduction(sc0, ft0, ref, "m")
+    assert rep["shared_runs"] == rep["identical"] == len(sc0) + len(ft0) and rep["max_abs_diff"] == 0

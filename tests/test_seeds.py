@@ -246,3 +246,11 @@ def test_measured_transfer_report_runs_on_the_bundled_data(tmp_path, capsys):
         assert (tmp_path / f"{name}.csv").is_file(), name
     for name in ("loss_seeds", "transfer_intervals", "loso_beta", "ossification"):
         assert (tmp_path / f"{name}.png").is_file(), name
+
+
+def test_doctests():
+    import doctest
+
+    from bayes_scaling.analysis import seeds
+
+    assert doctest.testmod(seeds).failed == 0

@@ -360,7 +360,10 @@ def test_cli_fit_any_spec_then_predict_at_points(tmp_path):
     assert r.returncode == 0, r.stderr
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert list(pred.columns[:6]) == ["corpus", "N", "D", "median", "lo", "hi"]
-    assert pred["outside"].tolist() == pytest.approx([1.0, 0.0])
+    # one decade beyond the data in N and in D: two in compute C = 6 N D (the distance of the discrepancy)
+    assert pred["outside"].tolist() == pytest.approx([2.0, 0.0])
+    assert pred["outside_N"].tolist() == pytest.approx([1.0, 0.0]) and pred["tau"].tolist() == [0.059, 0.059]
+    assert pred.loc[0, "share_discrepancy"] > 0.5 and pred.loc[1, "share_discrepancy"] == 0
     assert (pred["lo"] < pred["median"]).all() and (pred["median"] < pred["hi"]).all()
     r = _cli("summary", "fit.nc", "--csv", cwd=tmp_path)
     assert r.returncode == 0 and "alpha" in r.stdout

@@ -8,10 +8,26 @@ fit of the rectified law
 
     L(D) = B[m] / (D_l[m] + D**beta[m]) + E[m]
 
-with every parameter partially pooled across models ``m`` (the built-in spec ``rectified_finetuning``), fitted to
-the runs with ``0 < D <= max_D``; its posterior gives, per model, the predicted loss at ``target_D`` with a
-predictive interval, and the posterior probability that the model is the best (lowest loss;
+fitted to the runs with ``0 < D <= max_D``; its posterior gives, per model, the predicted loss at ``target_D``
+with a predictive interval, and the posterior probability that the model is the best (lowest loss;
 :func:`bayes_scaling.analysis.best.best_group`). The model selected is the one most probably best.
+
+The law is fitted in a parameterization whose parameters the runs identify (:func:`selection_spec`), not in
+Lin et al.'s (B, D_l, beta, E): on runs that have not flattened (every budget of Table 1) the floor E is barely
+constrained by the data, and in Lin et al.'s parameterization B, D_l, beta and E all move with it, a curved
+ridge per model that NUTS did not cross (FLAN, 30 models: max R-hat 2.1 at 1/8, bulk ESS < 10). Here, with
+``D_ref`` the geometric centre of the fitted runs' D range and ``x = D / D_ref``::
+
+    L(D) = f L1 + ((1 - f) L1 + s) / (1 + s x**beta / ((1 - f) L1))
+
+``L1[m]`` is the loss at ``D_ref`` (pinned by the runs), ``s[m]`` the scale of the decline around it, ``beta[m]``
+Lin et al.'s exponent (all three partially pooled by model), and ``f`` = E / L1 the floor as a fraction of the
+loss at ``D_ref``, shared by the models: the one weakly identified direction, a single parameter that its prior
+(logit-normal, mean 0.3) and all the runs together inform. It is the same curve: ``E = f L1``,
+``D_l = D_ref**beta (1 - f) L1 / s``, ``B = ((1 - f) L1 + s) D_l`` (:func:`lin_parameters`). Runs at D = 0 are
+left out, as by Lin et al.'s AtS: the zero-shot losses are far off the law (FLAN: up to 29 nats for models at 4
+after 200 examples; the first 200 examples cut the loss 3 to 8 times more than the next 200, where the law
+allows at most about 2.5 times).
 
 Their two metrics (their code: ``src/draw.py``, ``selection_performance``), across the M candidate models:
 
@@ -32,6 +48,7 @@ Their baselines (Table 1) need no fit: ``zero_shot`` (rank by the loss before fi
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +56,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.errors import DataError, format_rows
+from bayes_scaling.errors import ConvergenceWarning, DataError, format_rows
 
 __all__ = ["pearson_correlation", "relative_accuracy", "baseline_selection", "select_model", "ModelSelection",
-           "lin_table1", "read_lin_table1", "LIN_FULL_D", "LIN_RATIOS", "BASELINES"]
+           "lin_table1", "read_lin_table1", "selection_spec", "lin_parameters", "LIN_FULL_D", "LIN_RATIOS",
+           "BASELINES", "RHAT_MAX"]
 
 #: Lin et al.'s full fine-tuning set: 1,638,400 examples (200 * 2**13).
 LIN_FULL_D = 1_638_400
@@ -50,6 +68,75 @@ LIN_FULL_D = 1_638_400
 LIN_RATIOS = (8, 16, 32, 64, 128, 256, 512)
 #: Their selection baselines (Table 1 columns ZeroShot, SubTuning, ModelSize).
 BASELINES = ("zero_shot", "subtuning", "model_size")
+#: A selection whose fit has a larger R-hat (or any divergence) has not converged: its P(best) is not reported
+#: as trustworthy (:func:`select_model`).
+RHAT_MAX = 1.01
+
+
+def _reference_D(sizes) -> float:
+    """The geometric centre of the positive sizes' range, to 2 significant digits (6,400 for 200 ... 204,800)."""
+    d = np.asarray(sizes, dtype=float)
+    d = d[d > 0]
+    if not len(d):
+        raise DataError("no runs with D > 0 to fit")
+    return float(f"{np.sqrt(d.min() * d.max()):.2g}")
+
+
+def selection_spec(D_ref: float, *, group: str = "model", size: str = "D", target: str = "loss"):
+    """Lin et al.'s rectified law ``B / (D_l + D**beta) + E`` in the parameterization :func:`select_model` fits
+    (module docstring): ``f L1 + ((1 - f) L1 + s) / (1 + s (D / D_ref)**beta / ((1 - f) L1))``, with ``L1`` (the
+    loss at ``D_ref``), ``s`` and ``beta`` partially pooled by ``group`` and ``f = E / L1`` shared.
+
+    Priors (weakly informative, on the data's scale): ``L1`` LogNormal around the least-squares value, sd 1 on
+    the log scale; ``s`` the same with sd 2; ``beta`` the exponent default (median 0.3, sd 1); ``f`` logit-normal,
+    mean 0.3, sd 1 (95%: 0.06 to 0.76 of the loss at ``D_ref``). ``L1`` and ``s`` are centred (each model's runs
+    pin them); ``beta`` is left to the data's choice.
+
+    >>> selection_spec(6400).formula.text
+    'f * L1 + ((1 - f) * L1 + s) / (1 + s * (D / 6400)**beta / ((1 - f) * L1))'
+    """
+    from bayes_scaling.laws.spec import LawSpec
+
+    if not (np.isfinite(D_ref) and D_ref > 0):
+        raise ValueError(f"D_ref must be a positive number, got {D_ref!r}")
+    return LawSpec.from_dict({
+        "law": {"name": "rectified_finetuning_selection", "target": target,
+                "formula": f"f * L1 + ((1 - f) * L1 + s) / (1 + s * ({size} / {D_ref:g})**beta / ((1 - f) * L1))",
+                "description": "Lin et al. 2024 rectified fine-tuning law B / (D_l + D**beta) + E, reparameterized "
+                               "for sampling: L1 = loss at D_ref, s = decline scale, f = E / L1 (shared)",
+                "reference": "Lin et al. 2024, arXiv:2402.02314, eq. 3"},
+        "likelihood": {"family": "normal", "scale": "log"},
+        "parameters": {
+            "L1": {"by": group, "sigma": 1.0, "parameterization": "centred",
+                   "description": f"loss after fine-tuning on D_ref = {D_ref:g} examples"},
+            "s": {"by": group, "sigma": 2.0, "parameterization": "centred",
+                  "description": "scale of the loss's decline around D_ref"},
+            "beta": {"by": group, "description": "Lin et al.'s exponent beta"},
+            "f": {"domain": "unit", "mean": 0.3, "sigma": 1.0,
+                  "description": "the floor E as a fraction of L1 (shared by the models)"}}})
+
+
+def lin_parameters(fit, D_ref: float | None = None) -> pd.DataFrame:
+    """Posterior medians (and 90% intervals) of Lin et al.'s ``B, D_l, beta, E`` per model from a fit of
+    :func:`selection_spec` (``E = f L1``, ``D_l = D_ref**beta (1 - f) L1 / s``, ``B = ((1 - f) L1 + s) D_l``);
+    ``D_ref`` is read from the fit's formula when not given."""
+    post = fit.posterior
+    if D_ref is None:
+        m = re.search(r"/ ([0-9.e+]+)\)\*\*beta", fit.spec.formula.text)
+        if not m:
+            raise ValueError("not a selection_spec fit; give D_ref")
+        D_ref = float(m.group(1))
+    gdim = [d for d in post["L1"].dims if d not in ("chain", "draw")][0]
+    L1, s, beta, f = (post[v] for v in ("L1", "s", "beta", "f"))
+    E = f * L1
+    D_l = D_ref**beta * (1 - f) * L1 / s
+    B = ((1 - f) * L1 + s) * D_l
+    rows = []
+    for name, da in (("B", B), ("D_l", D_l), ("beta", beta), ("E", E)):
+        q = da.quantile([0.05, 0.5, 0.95], dim=("chain", "draw")).transpose(gdim, "quantile").values
+        rows += [{"parameter": name, gdim: str(g), "median": q[i, 1], "eti90_lb": q[i, 0], "eti90_ub": q[i, 2]}
+                 for i, g in enumerate(post[gdim].values)]
+    return pd.DataFrame(rows)
 
 
 def pearson_correlation(predicted, actual) -> float:
@@ -180,7 +267,10 @@ class ModelSelection:
     ``target_D`` beyond the model's own runs), ``n_runs`` (runs fitted), and ``actual`` when the data hold the
     loss at ``target_D`` (kept out of the fit). ``metrics``: ``pearson``, ``relative_accuracy``,
     ``actual_best``, ``p_best_of_actual_best``, ``coverage`` (fraction of actual losses inside [lo, hi]); NaN
-    without actual losses. ``held_out``: the runs not fitted (above ``max_D``, and D = 0 unless ``zero_shot``)."""
+    without actual losses. ``held_out``: the runs not fitted (above ``max_D``, and D = 0 unless ``zero_shot``).
+    ``converged``: max R-hat <= :data:`RHAT_MAX` and no divergence (``diagnostics``: the fit's
+    :class:`~bayes_scaling.inference.sampling.Diagnostics`); when False, ``p_best`` is not to be trusted (the
+    chains disagree about it) and :func:`select_model` has warned."""
 
     table: pd.DataFrame
     selected: str
@@ -190,17 +280,25 @@ class ModelSelection:
     ci_prob: float
     metrics: dict = field(default_factory=dict)
     held_out: pd.DataFrame | None = None
+    diagnostics: Any = None
+
+    @property
+    def converged(self) -> bool:
+        d = self.diagnostics
+        return d is None or (d.r_hat_max <= RHAT_MAX and d.divergences == 0)
 
     def __repr__(self) -> str:
         m = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in self.metrics.items())
-        return (f"ModelSelection(selected={self.selected!r}, max_D={self.max_D:g}, target_D={self.target_D:g}, "
-                f"{len(self.table)} candidates; {m})")
+        flag = "" if self.converged else f"NOT CONVERGED ({self.diagnostics}); "
+        return (f"ModelSelection({flag}selected={self.selected!r}, max_D={self.max_D:g}, "
+                f"target_D={self.target_D:g}, {len(self.table)} candidates; {m})")
 
 
 def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float | None = None,
-                 target_D: float = LIN_FULL_D, model="rectified_finetuning", group: str = "model",
+                 target_D: float = LIN_FULL_D, model=None, group: str = "model",
                  size: str = "D", target: str = "loss", zero_shot: bool = False, ci_prob: float = 0.9,
-                 seed: int | None = None, min_runs: int = 3, **fit_kwargs) -> ModelSelection:
+                 seed: int | None = None, min_runs: int = 3, require_converged: bool = False,
+                 **fit_kwargs) -> ModelSelection:
     """Predict each candidate's loss after fine-tuning on ``target_D`` examples from its runs with at most
     ``max_D`` examples, and the posterior probability that each is the best.
 
@@ -211,15 +309,23 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
         max_D: the largest fine-tuning set used; or ``ratio``: ``max_D = target_D / ratio`` (Lin et al.'s
             budget 1/ratio).
         target_D: the full fine-tuning set size to predict at (Lin et al.: 1,638,400).
-        model: the law spec (default the built-in ``rectified_finetuning``: every parameter by ``model``,
-            partially pooled); its group column must be ``group``.
-        zero_shot: also fit the runs at D = 0 (the loss before fine-tuning); Lin et al.'s AtS leaves them out.
+        model: the law spec; default (None) Lin et al.'s law in the parameterization that converges,
+            :func:`selection_spec` with ``D_ref`` the geometric centre of the fitted runs' D range (module
+            docstring). Any spec mapping ``size`` to ``target`` with ``group`` among its group columns works, e.g.
+            ``"rectified_finetuning"`` (Lin et al.'s own parameterization: on these data its chains do not
+            converge).
+        zero_shot: also fit the runs at D = 0 (the loss before fine-tuning); Lin et al.'s AtS leaves them out, and
+            on their data the zero-shot losses lie far off the law (module docstring).
+        require_converged: raise (a :class:`RuntimeError`) instead of warning when the fit has not converged
+            (max R-hat > :data:`RHAT_MAX` or any divergence). Either way an unconverged selection says so
+            (``converged`` False, ``metrics["converged"]``).
         ci_prob: the predictive interval's probability.
         min_runs: each candidate needs at least this many runs with ``0 < D <= max_D``.
         fit_kwargs: passed to :func:`bayes_scaling.fit` (``draws``, ``tune``, ``chains``, ...).
 
     Returns:
-        A :class:`ModelSelection`.
+        A :class:`ModelSelection`. When the fit has not converged, a :class:`ConvergenceWarning` (always, whatever
+        ``warn``) saying that P(best) is unreliable, and ``metrics["converged"]`` False.
 
     >>> sel = select_model(bs.datasets.load_lin("flan"), ratio=8, seed=1, draws=500, chains=2)  # doctest: +SKIP
     >>> sel.selected, round(sel.metrics["relative_accuracy"], 3)                                 # doctest: +SKIP
@@ -236,15 +342,17 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
         max_D = target_D / ratio
     if not (0 < max_D <= target_D):
         raise ValueError(f"max_D must be in (0, target_D = {target_D:g}], got {max_D!r}")
+    data = _check_runs(data, group, size, target)
+    keys = data[group].astype(str)
+    fitted = (data[size] <= max_D) & ((data[size] > 0) | zero_shot)
+    if model is None:
+        model = selection_spec(_reference_D(data.loc[fitted, size]), group=group, size=size, target=target)
     spec = _as_spec(model)
     if group not in spec.groups:
         raise DataError(f"the law's group columns are {spec.groups or 'none'}; expected {group!r} among them")
     if spec.inputs != [size] or spec.target != target:
         raise DataError(f"the law must map {size!r} to {target!r}; it maps {', '.join(spec.inputs)} to "
                         f"{spec.target!r}")
-    data = _check_runs(data, group, size, target)
-    keys = data[group].astype(str)
-    fitted = (data[size] <= max_D) & ((data[size] > 0) | zero_shot)
     used = data[fitted].reset_index(drop=True)
     counts = used.groupby(used[group].astype(str)).size().reindex(sorted(set(keys)), fill_value=0)
     few = counts[counts < min_runs]
@@ -252,6 +360,15 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
         raise DataError(f"too few runs with 0 < {size} <= {max_D:g} (expected at least {min_runs} per {group}): "
                         + ", ".join(f"{m} ({n})" for m, n in few.items()))
     result = fit_law(used, spec, seed=seed, **fit_kwargs)
+    diag = result.diagnostics
+    converged = diag.r_hat_max <= RHAT_MAX and diag.divergences == 0
+    if not converged:
+        msg = (f"select_model: the fit has NOT converged ({diag}); P(best) and the selection are unreliable: the "
+               "chains disagree. Run more tune/draws or chains (defaults: 1000 x 4) and check the parameterization "
+               "(the default model converges on Lin et al.'s data)")
+        if require_converged:
+            raise RuntimeError(msg)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=2)
     at = {size: float(target_D)}
     best = best_group(result, at=at, group=group, kind="mean", ci_prob=ci_prob)
     obs = best_group(result, at=at, group=group, kind="observation", ci_prob=ci_prob, seed=seed)
@@ -268,7 +385,8 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
     table["rank"] = np.arange(1, len(table) + 1)
     selected = str(table.loc[0, group])
     metrics = {"pearson": np.nan, "relative_accuracy": np.nan, "actual_best": None, "p_best_of_actual_best": np.nan,
-               "coverage": np.nan}
+               "coverage": np.nan, "converged": bool(converged), "r_hat_max": float(diag.r_hat_max),
+               "ess_bulk_min": float(diag.ess_bulk_min), "divergences": int(diag.divergences)}
     actual = _actual(data, group, size, target, target_D)
     if actual is not None:
         table["actual"] = table[group].map(actual).to_numpy(dtype=float)
@@ -282,7 +400,8 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
             metrics["p_best_of_actual_best"] = float(known.set_index(group).loc[act.idxmin(), "p_best"])
             metrics["coverage"] = float(np.mean((known["lo"] <= known["actual"]) & (known["actual"] <= known["hi"])))
     return ModelSelection(table=table, selected=selected, fit=result, max_D=float(max_D), target_D=float(target_D),
-                          ci_prob=ci_prob, metrics=metrics, held_out=data[~fitted].reset_index(drop=True))
+                          ci_prob=ci_prob, metrics=metrics, held_out=data[~fitted].reset_index(drop=True),
+                          diagnostics=diag)
 
 
 _TEX_METHODS = {"AtS": "AtS", "ZeroShot": "zero_shot", "SubTuning": "subtuning", "ModelSize": "model_size"}
@@ -343,6 +462,7 @@ def lin_table1(data: pd.DataFrame, *, targets=("flan", "wmt19", "gigaword"), rat
             for metric in ("pearson", "relative_accuracy"):
                 rows.append({"target": t, "ratio": r, "max_D": max_D, "metric": metric, "bayes": sel.metrics[metric],
                              "selected": sel.selected, "p_best_selected": float(sel.table.loc[0, "p_best"]),
+                             "converged": sel.converged,
                              **{b: base[b][metric] for b in BASELINES}})
     table = pd.DataFrame(rows)
     if published is not None:

@@ -279,6 +279,9 @@ def cmd_demo(args) -> int:
 #: The demo's candidates: six of Lin et al.'s 30 models (the best at full data, OPT-1.3B, among them).
 DEMO_LIN_MODELS = ["facebook/opt-1.3b", "t5-base", "MBZUAI/LaMini-GPT-1.5B", "gpt2-xl", "microsoft/phi-1_5",
                    "cerebras/Cerebras-GPT-1.3B"]
+#: The real-data step's sampler, whatever --draws/--tune/--chains (those size the synthetic steps): enough for
+#: R-hat <= 1.01 and bulk ESS >= 400 (measured: R-hat 1.003, ESS 887, no divergence, seed 1); ~2.5 s of CPU.
+DEMO_LIN_SAMPLER = {"draws": 1000, "tune": 600, "chains": 4}
 
 
 def _demo_published(args, out: Path) -> None:
@@ -293,9 +296,9 @@ def _demo_published(args, out: Path) -> None:
     runs = runs[runs["model"].isin(DEMO_LIN_MODELS)]
     print("\nREAL data (bundled, Lin et al. 2024, Apache-2.0): FLAN, 6 of 30 models; fitted on runs with at most "
           "204,800 examples (1/8), predicted at 1,638,400")
-    sel = select_model(runs, ratio=8, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
-                       backend=args.backend)
+    sel = select_model(runs, ratio=8, seed=args.seed, backend=args.backend, warn=False, **DEMO_LIN_SAMPLER)
     print(sel.table.to_string(index=False))
+    print(sel.diagnostics)
     print(f"selected {sel.selected}; actual best {sel.metrics['actual_best']}; Pearson r "
           f"{sel.metrics['pearson']:.3f}, relative accuracy {sel.metrics['relative_accuracy']:.3f}")
     with atomic_path(out / "selection_lin_flan.csv") as tmp:

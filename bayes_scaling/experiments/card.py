@@ -107,6 +107,32 @@ def sweep_tables(out: str | PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     return sc.reset_index(drop=True), ft.reset_index(drop=True)
 
 
+def _ossified_summary(sc: pd.DataFrame, ft: pd.DataFrame) -> dict:
+    from bayes_scaling.analysis.seeds import ossified_runs
+
+    oss = ossified_runs(sc, ft)
+    hit = oss[oss["ossified"]]
+    return {"runs": int(len(hit)), "of": int(len(oss)),
+            "by_N_D_F": {f"N={n:g}, D_F={d:g}": int(len(g)) for (n, d), g in hit.groupby(["N", "D_F"], sort=True)}}
+
+
+def _included(include: Path, name: str, sweep_ids: set) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The runs of an earlier bundled data set (tables and JSON card in ``include``) that the sweep lacks, with
+    the provenance columns it may not have (``machine`` from its card; ``finished_utc``, ``device``: empty)."""
+    meta = json.loads((include / f"{name}.json").read_text())
+    m = meta.get("machine", {})
+    out = []
+    for kind in ("scratch", "finetune"):
+        t = pd.read_csv(include / f"{name}_{kind}.csv")
+        t = t[~t["run_id"].isin(sweep_ids)].copy()
+        for col, value in (("finished_utc", ""), ("device", ""),
+                           ("machine", f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores" if m else "")):
+            if col not in t.columns:
+                t[col] = value
+        out.append(t)
+    return out[0], out[1], meta
+
+
 def sweep_problems(out: str | PathLike) -> dict:
     """What went wrong in the sweep in ``out``, measured (a dict of counts and short lists):
 
@@ -120,8 +146,6 @@ def sweep_problems(out: str | PathLike) -> dict:
     - ``speed``: seconds per training step of the same kind and size, the ratio of its 90th to 10th percentile
       (1 on a quiet machine, where identical work takes identical time; more when the runs shared the cores).
     """
-    from bayes_scaling.analysis.seeds import ossified_runs
-
     out = Path(out)
     runs = _runs(out)
     cfg = json.loads((out / "config.json").read_text())
@@ -144,11 +168,7 @@ def sweep_problems(out: str | PathLike) -> dict:
     res["finetune_best_at_step_0"] = int((ft["best_step"] == 0).sum())
     sc, ftt = sweep_tables(out)
     if len(sc) and len(ftt):
-        oss = ossified_runs(sc, ftt)
-        hit = oss[oss["ossified"]]
-        res["ossified"] = {"runs": int(len(hit)), "of": int(len(oss)),
-                           "by_N_D_F": {f"N={n:g}, D_F={d:g}": int(len(g)) for (n, d), g in
-                                        hit.groupby(["N", "D_F"], sort=True)}}
+        res["ossified"] = _ossified_summary(sc, ftt)
     fin = pd.to_datetime(runs["finished_utc"], utc=True)
     start = fin - pd.to_timedelta(runs["wall_s"], unit="s")
     order = np.argsort(start.to_numpy())
@@ -177,17 +197,20 @@ def reproduction(scratch: pd.DataFrame, finetune: pd.DataFrame, reference: str |
     both = new.merge(ref[["run_id", "loss"]], on="run_id", suffixes=("", "_ref"))
     diff = (both["loss"] - both["loss_ref"]).abs()
     return {"reference": str(reference), "shared_runs": int(len(both)), "identical": int((diff == 0).sum()),
-            "max_abs_diff": float(diff.max()) if len(both) else float("nan")}
+            "max_abs_diff": float(diff.max()) if len(both) else None}
 
 
 def bundle_sweep(out: str | PathLike, dest: str | PathLike, name: str = "measured_transfer", *,
                  notes: list[str] | None = None, findings: list[str] | None = None,
-                 reference: str | PathLike | None = None) -> dict:
+                 reference: str | PathLike | None = None, include: str | PathLike | None = None) -> dict:
     """Bundle the sweep in ``out`` (finished or partial) as ``DEST/{name}_scratch.csv``, ``_finetune.csv``
     (:func:`sweep_tables`), ``{name}.json`` (:func:`summarize_sweep`, :func:`sweep_problems`, the measured seed
     noise per size and the ``notes``) and ``{name}.md`` (:func:`card_markdown`: the card, regenerated; ``notes``:
     what went wrong that the files cannot show, e.g. other work on the machine; ``findings``: lines of results;
-    ``reference``: a folder with an earlier bundled data set whose runs should reproduce, :func:`reproduction`).
+    ``reference``: a folder with an earlier bundled data set whose runs should reproduce, :func:`reproduction`;
+    ``include``: a folder with an earlier bundled data set whose runs join the sweep's, e.g. seed 0 =
+    ``full.toml``'s v1 runs with a sweep of seeds 1 and 2: the tables hold both, the counts and compute add up,
+    and the JSON keeps the earlier card's summary under ``included``).
     Every file is written atomically. Returns the JSON document.
 
     >>> doc = bundle_sweep("/work/runs_seeds", "/tmp/bundle", notes=["shared machine"])   # doctest: +SKIP
@@ -200,19 +223,39 @@ def bundle_sweep(out: str | PathLike, dest: str | PathLike, name: str = "measure
         for f in ("runs.csv", "config.json", "corpora.json", "machine.json"):
             if (out / f).exists():
                 (Path(snap) / f).write_bytes((out / f).read_bytes())
-        return _bundle(Path(snap), dest, name, notes, findings, reference)
+        if include is not None:  # read before DEST (maybe the same folder) is overwritten
+            for f in (f"{name}_scratch.csv", f"{name}_finetune.csv", f"{name}.json"):
+                (Path(snap) / "include").mkdir(exist_ok=True)
+                (Path(snap) / "include" / f).write_bytes((Path(include) / f).read_bytes())
+        return _bundle(Path(snap), dest, name, notes, findings, reference,
+                       None if include is None else (Path(snap) / "include", str(include)))
 
 
-def _bundle(out: Path, dest: Path, name: str, notes, findings, reference) -> dict:
+def _bundle(out: Path, dest: Path, name: str, notes, findings, reference, include) -> dict:
     from bayes_scaling._atomic import atomic_path, write_text
     from bayes_scaling.analysis.seeds import seed_noise
 
     sc, ft = sweep_tables(out)
     rep = reproduction(sc, ft, reference, name) if reference is not None else None  # before DEST is overwritten
-    if not len(sc) or not len(ft):
-        raise DataError(f"{out}: no finished from-scratch or fine-tuned runs to bundle")
     summary = summarize_sweep(out)
     summary["problems"] = sweep_problems(out)
+    if include is not None:
+        inc_sc, inc_ft, inc = _included(include[0], name, set(sc["run_id"]) | set(ft["run_id"]))
+        sc = pd.concat([inc_sc, sc], ignore_index=True).sort_values(["N", "D", "seed"], kind="stable")
+        ft = pd.concat([inc_ft, ft], ignore_index=True).sort_values(["pretraining", "N", "D_F", "seed"],
+                                                                    kind="stable")
+        sc, ft = sc.reset_index(drop=True), ft.reset_index(drop=True)
+        summary["included"] = {"source": include[1], **{k: inc.get(k) for k in (
+            "config", "runs_finished", "runs_planned", "by_kind", "total_wall_s", "total_flops", "total_chars_seen",
+            "first_finished_utc", "last_finished_utc", "machine")}}
+        for k in ("runs_finished", "runs_planned", "total_wall_s", "total_flops", "total_chars_seen"):
+            summary[k] = summary[k] + (inc.get(k) or 0)
+        summary["complete"] = bool(summary["complete"] and inc.get("runs_finished") == inc.get("runs_planned"))
+        summary["pretraining_runs"] = list(inc.get("pretraining_runs", [])) + summary["pretraining_runs"]
+        if len(sc) and len(ft):
+            summary["problems"]["ossified"] = _ossified_summary(sc, ft)
+    if not len(sc) or not len(ft):
+        raise DataError(f"{out}: no finished from-scratch or fine-tuned runs to bundle")
     summary["notes"] = list(notes or [])
     summary["findings"] = list(findings or [])
     if rep is not None:
@@ -283,6 +326,13 @@ def card_markdown(summary: dict, scratch: pd.DataFrame, finetune: pd.DataFrame,
           "order); the runs of one configuration with different `seed` values are replicates, and the package's "
           "models read them so (`bs.analysis.seeds`).",
           f"- Model sizes N: {', '.join(_fmt_n(n) for n in Ns)} non-embedding parameters.", ""]
+    inc = summary.get("included")
+    if inc:
+        L += [f"The runs of configuration `{inc['config'].get('name')}` ({inc['runs_finished']} runs, seeds "
+              f"{', '.join(map(str, inc['config'].get('seeds', [inc['config'].get('seed', 0)])))}, finished "
+              f"{inc.get('first_finished_utc') or '?'} to {inc.get('last_finished_utc') or '?'}; the earlier bundled data "
+              f"set, `{inc['source']}`) are included as they were; their `finished_utc` and `device` are empty "
+              "where that data set did not record them.", ""]
     L += ["Units: `N` = non-embedding parameters; `D`, `D_F` = characters of Python; `loss` = held-out test "
           "cross-entropy in nats per character of the parameters kept by early stopping on held-out validation "
           "files. `wall_s` = the run's wall time, `finished_utc` = when it finished, `device` = the JAX device, "
@@ -294,12 +344,18 @@ def card_markdown(summary: dict, scratch: pd.DataFrame, finetune: pd.DataFrame,
     L += ["", "## How long, on what", ""]
     by = summary.get("by_kind", {})
     L += [f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('platform', '')}, Python {m.get('python', '?')}, "
-          f"JAX {m.get('jax', '?')} ({', '.join(m.get('jax_devices', []))}). Runs finished between "
+          f"JAX {m.get('jax', '?')} ({', '.join(m.get('jax_devices', []))}). This sweep's runs finished between "
           f"{summary.get('first_finished_utc')} and {summary.get('last_finished_utc')}. Wall time of the runs: "
-          f"{summary['total_wall_s'] / 60:.1f} min in all ("
+          f"{summary['total_wall_s'] / 60:.1f} min in all ({'this sweep: ' if inc else ''}"
           + ", ".join(f"{k} {v['wall_s'] / 60:.1f} min / {v['runs']} runs" for k, v in by.items())
           + f"); {summary['total_chars_seen']:.3g} characters processed, about {summary['total_flops']:.2g} FLOPs "
           "(6 x parameters x characters).", ""]
+    if inc:
+        im = inc.get("machine") or {}
+        L += [f"Of these, the included runs (`{inc['config'].get('name')}`): {(inc.get('total_wall_s') or 0) / 60:.1f} min "
+              f"of wall time on {im.get('cpu', '?')}, {im.get('cores', '?')} cores, finished "
+              f"{inc.get('first_finished_utc')} to {inc.get('last_finished_utc')}; the rest by this sweep, as above.",
+              ""]
     pr = summary.get("problems", {})
     L += ["## Seed noise (measured)", "",
           "Pooled within-configuration standard deviation of log loss (about the relative spread of the loss) per "
@@ -325,10 +381,10 @@ def card_markdown(summary: dict, scratch: pd.DataFrame, finetune: pd.DataFrame,
                  + " the time per step (90th over 10th percentile; compilation included), the cores being shared.")
     bud = pr.get("budget", {})
     if bud:
-        L.append(f"- **Compute-limited high end**: runs that hit the {cfg['train']['max_steps']}-step budget without "
-                 "early stopping: " + ", ".join(f"{k} {v}" for k, v in bud.items()) + ".")
+        L.append(f"- **Compute-limited high end**: this sweep's runs that hit the {cfg['train']['max_steps']}-step "
+                 "budget without early stopping: " + ", ".join(f"{k} {v}" for k, v in bud.items()) + ".")
     if pr.get("finetune_best_at_step_0"):
-        L.append(f"- Fine-tuned runs best before any fine-tuning: {pr['finetune_best_at_step_0']} "
+        L.append(f"- This sweep's fine-tuned runs best before any fine-tuning: {pr['finetune_best_at_step_0']} "
                  "(`best_step = 0`: fine-tuning never improved the validation loss).")
     oss = pr.get("ossified")
     if oss:
@@ -336,7 +392,7 @@ def card_markdown(summary: dict, scratch: pd.DataFrame, finetune: pd.DataFrame,
                  "model of the same size trained on D_F alone (D_T <= 0 on the seed-averaged curve): "
                  + (", ".join(f"{k} ({v})" for k, v in oss["by_N_D_F"].items()) or "none") + ".")
     rep = summary.get("reproduction")
-    if rep:
+    if rep and rep["shared_runs"]:
         L.append(f"- Reproduction: of the {rep['shared_runs']} runs also in the earlier data set ({rep['reference']}), "
                  f"{rep['identical']} have identical losses (largest difference {rep['max_abs_diff']:.3g} nats).")
     L += [f"- {n}" for n in summary.get("notes", [])]
@@ -348,6 +404,7 @@ def card_markdown(summary: dict, scratch: pd.DataFrame, finetune: pd.DataFrame,
 _MAIN_DOC = """Bundle a (finished or partial) sweep as the package's measured data set and regenerate its card.
 
     python -m bayes_scaling.experiments.card SWEEP_DIR DEST [--name measured_transfer] [--note TEXT ...]
+                                             [--include EARLIER_DIR] [--reference EARLIER_DIR]
 
 writes DEST/NAME_scratch.csv, NAME_finetune.csv, NAME.json and NAME.md (see bundle_sweep). Try it on a
 temporary DEST first; DEST = bayes_scaling/data/datasets replaces the bundled data set.
@@ -364,9 +421,11 @@ def _main(argv=None) -> int:
     p.add_argument("--note", action="append", default=[], help="a line for 'What went wrong' (repeatable)")
     p.add_argument("--finding", action="append", default=[], help="a line for 'What the analysis finds'")
     p.add_argument("--reference", default=None, help="folder of an earlier bundled data set the runs reproduce")
+    p.add_argument("--include", default=None, help="folder of an earlier bundled data set whose runs (other "
+                   "seeds) join the sweep's, e.g. bayes_scaling/data/datasets for seed 0 = full.toml")
     args = p.parse_args(argv)
     doc = bundle_sweep(args.sweep, args.dest, args.name, notes=args.note, findings=args.finding,
-                       reference=args.reference)
+                       reference=args.reference, include=args.include)
     print(f"{doc['runs_finished']} of {doc['runs_planned']} runs bundled into {args.dest} "
           f"({'complete' if doc['complete'] else 'PARTIAL'}); card {Path(args.dest) / (args.name + '.md')}")
     return 0

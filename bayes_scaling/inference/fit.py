@@ -401,10 +401,12 @@ def as_spec_fit(fit: Any) -> Fit:
 
     if not isinstance(fit, TransferFit):
         raise FitFileError(f"{type(fit).__name__} has no law-spec view; use its own methods (e.g. .loss)")
+    from bayes_scaling.laws.discrepancy import Discrepancy
     from bayes_scaling.laws.spec import Parameter
 
     spec = LawSpec(formula="k * D_F**alpha * N**beta", target="D_T", name="transfer",
                    family=fit.config.likelihood, scale="log",
+                   discrepancy=Discrepancy(0.0, "none calibrated for the transfer law (README, Backtests)"),
                    parameters=[Parameter("k", by="pretraining", pooling="none"),
                                Parameter("alpha", by="pretraining", pooling="none"), Parameter("beta")])
     post = fit.posterior

@@ -81,6 +81,9 @@ def plot_selection(selection, *, models: list[str] | None = None, max_models: in
         bx.legend(fontsize=7, loc="lower right")
     bx.set_xlim(0, 1)
     bx.set_xlabel(f"P(lowest {y} at {x} = {selection.target_D:g})")
+    if not getattr(selection, "converged", True):
+        bx.set_title(f"NOT CONVERGED (max R-hat {selection.diagnostics.r_hat_max:.2f}): P(best) unreliable",
+                     fontsize=9, color="red")
     bx.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return fig
