@@ -1,9 +1,8 @@
 """The documentation site (``make docs``): its internal-link checker, the law-spec reference against the code, and
 a notebook page, rendered by headless Chromium, showing its figures.
 
-The Chromium test builds the site as ``make docs`` does (``docs/_build/html``, incremental: seconds when the
-site and its notebook cache are current, several minutes from scratch: hence ``slow``; CI runs it right after
-``make docs``). It skips, saying why, where Sphinx (the ``docs`` extra) or Chromium (Debian's ``chromium``) is
+The Chromium test builds the site as ``make docs`` does (``docs/_build/html``: about 1.5 min when the notebook
+cache is current, 15 min from scratch on 2 busy cores: hence ``slow``; CI runs it right after ``make docs``). It skips, saying why, where Sphinx (the ``docs`` extra) or Chromium (Debian's ``chromium``) is
 not installed.
 """
 
@@ -134,7 +133,7 @@ def _rendered_images(page, browser: str) -> list[dict]:
                              capture_output=True, text=True, timeout=180)
     finally:
         probe.unlink()
-    found = re.search(r'<pre id="figure-probe">(.*?)</pre>', out.stdout, re.S)
+    found = re.search(r'<pre id="figure-probe"[^>]*>(.*?)</pre>', out.stdout, re.S)   # (the theme adds attributes)
     assert found, f"chromium printed no probe (exit {out.returncode}): {out.stderr[-2000:]}"
     return json.loads(html.unescape(found.group(1)))
 
@@ -150,12 +149,27 @@ def test_a_notebook_page_shows_its_figures_in_chromium():
                             str(DOCS), str(SITE)], capture_output=True, text=True, cwd=REPO)
     assert build.returncode == 0, build.stderr[-5000:]
 
+    # the quickstart's figures (matplotlib, inline PNG outputs that myst-nb writes to _images/): each loads
     page = SITE / "notebooks" / "01_quickstart.html"
-    executed = json.loads((DOCS / "_build" / "jupyter_execute" / "notebooks" / "01_quickstart.ipynb").read_text())
-    n_png = sum("image/png" in o.get("data", {}) for c in executed["cells"] if c["cell_type"] == "code"
-                for o in c.get("outputs", []))
-    assert n_png >= 1, "the executed quickstart has no figure"
     figures = [i for i in _rendered_images(page, browser) if "_images/" in (i["src"] or "")]
-    assert len(figures) == n_png, (figures, n_png)
+    assert len(figures) >= 2, f"the quickstart page shows {len(figures)} figures (its two plots expected)"
     assert all(i["src"].endswith(".png") and i["complete"] and i["w"] > 100 and i["h"] > 100 for i in figures), \
         figures
+
+
+def test_the_figure_probe_sees_an_image_that_does_not_load(tmp_path):
+    """The check above can fail: an <img> whose file is missing has no size in Chromium."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    (tmp_path / "ok.png").write_bytes(_PNG_2x3)
+    page = tmp_path / "page.html"
+    page.write_text('<html><body><img src="ok.png"><img src="missing.png"></body></html>')
+    assert [(i["src"], i["w"], i["h"]) for i in _rendered_images(page, browser)] == [
+        ("ok.png", 2, 3), ("missing.png", 0, 0)]
+
+
+#: a valid 2 x 3 RGBA PNG (the smallest test image)
+_PNG_2x3 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000002000000030806000000b9eade810000001149444154789c63f8cfc0f01f"
+    "8419301800a1790bf54dc49a070000000049454e44ae426082")
