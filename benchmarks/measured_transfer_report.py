@@ -202,9 +202,11 @@ def figures(sc, ft, eff, loso, oss, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ok = eff[(eff["out_of_range"] == "") & (eff["D_T"] > 0)]
     for (pt, n), g in ok.groupby(["pretraining", "N"]):
+        # the point is the seed-averaged runs' D_T; the interval comes from the redraws, and with few
+        # imputations it may not contain the point: bars then start at the point
         lo = np.clip(g["D_E_lb"] - g["D_F"], 1e-1, None)
         hi = np.clip(g["D_E_ub"] - g["D_F"], 1e-1, None)
-        ax.errorbar(g["D_F"] * (1.04 if pt == "text" else 0.96), g["D_T"], yerr=[g["D_T"] - lo, hi - g["D_T"]],
+        ax.errorbar(g["D_F"] * (1.04 if pt == "text" else 0.96), g["D_T"], yerr=[np.maximum(g["D_T"] - lo, 0), np.maximum(hi - g["D_T"], 0)],
                     fmt="o" if pt == "text" else "s", color=colours[n], ms=4, capsize=2)
     ax.set(xscale="log", yscale="log", xlabel="D_F (characters)", ylabel="D_T (90% over the seed noise)",
            title="effective data transferred")
@@ -215,7 +217,7 @@ def figures(sc, ft, eff, loso, oss, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 0.5 * len(loso) + 1))
     lab = ["all sizes"] + [f"without N = {n:,.0f}" for n in loso["N"].iloc[1:]]
     y = np.arange(len(loso))[::-1]
-    ax.errorbar(loso["beta"], y, xerr=[loso["beta"] - loso["lb"], loso["ub"] - loso["beta"]], fmt="o", capsize=3)
+    ax.errorbar(loso["beta"], y, xerr=[np.maximum(loso["beta"] - loso["lb"], 0), np.maximum(loso["ub"] - loso["beta"], 0)], fmt="o", capsize=3)
     ax.axvspan(loso["lb"].iloc[0], loso["ub"].iloc[0], color="grey", alpha=0.2)
     ax.axvline(0.38, ls=":", color="k", label="Table 1: 0.38")
     ax.set_yticks(y, lab)

@@ -233,6 +233,12 @@ def big_csv(tmp_path_factory):
     return path
 
 
+def _sigint_default() -> None:
+    """In the child: SIGINT to its default. A test run started in the background (``cmd &``, nohup) ignores
+    SIGINT, and a child inherits that (as shells intend for background jobs), so Ctrl-C would not reach it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to see sampling start")
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130),
                                          pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)])
@@ -247,7 +253,7 @@ def test_signal_mid_sampling_saves_nothing_and_keeps_the_old_fit(tmp_path, fit_f
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     proc = subprocess.Popen([EXE, "fit", str(big_csv), "--out", str(out), "--draws", "100000", "--chains", "2",
                              "--no-log-likelihood"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                            env=env, preexec_fn=_sigint_default)
     try:
         assert "sampling" in proc.stdout.readline()
         base = _threads(proc.pid)
@@ -275,7 +281,7 @@ def test_signal_before_sampling_saves_nothing(tmp_path, fit_file, sig, status):
     out.write_bytes(fit_file.read_bytes())
     before = digest(out)
     proc = subprocess.Popen([EXE, "fit", str(EXAMPLE_CSV), "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
     try:
         assert "sampling" in proc.stdout.readline()
         proc.send_signal(sig)
