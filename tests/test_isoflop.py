@@ -7,7 +7,6 @@ from __future__ import annotations
 import doctest
 import types
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,8 +18,8 @@ from bayes_scaling import laws
 from bayes_scaling.analysis import isoflop
 from bayes_scaling.analysis.compute import EdgeWarning
 from bayes_scaling.errors import DataError
+from conftest import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PORIAN = SHARED_DATA / "porian2024_isoflops"
 needs_porian = pytest.mark.skipif(not (PORIAN / "isoflop_points.csv").exists(),
                                   reason=f"shared real data not found at {PORIAN} (see ../shared/data/README.md)")

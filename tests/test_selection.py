@@ -5,7 +5,6 @@ selection beside their Table 1 (real data; skipped when ../shared/data is absent
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,10 +26,9 @@ from bayes_scaling.analysis.selection import (
 from bayes_scaling.data.simulate import simulate_law
 from bayes_scaling.errors import ConvergenceWarning, DataError
 from bayes_scaling.laws.spec import builtin_spec
+from conftest import SHARED_DATA
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-TABLE1 = SHARED / "lin2024_finetuning" / "published_selection_table1.tex"
+TABLE1 = SHARED_DATA / "lin2024_finetuning" / "published_selection_table1.tex"
 needs_table1 = pytest.mark.skipif(not TABLE1.is_file(), reason=f"Lin et al.'s Table 1 not found at {TABLE1}")
 
 
