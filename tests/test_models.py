@@ -108,13 +108,60 @@ def test_auto_parameterization_follows_how_well_the_data_pin_each_distribution()
 
     auto = ModelConfig()
     assert auto.parameterization == "auto"
+    # normal likelihood: always the whitened form (exact; no funnel either way)
+    assert resolve_parameterization(arrays(200, 0.01), 2, auto) == {"a": "whitened", "alpha": "whitened"}
+    assert resolve_parameterization(arrays(3, 0.5), 2, auto) == {"a": "whitened", "alpha": "whitened"}
+    # Student-t: the form follows how well the data pin each distribution
+    auto = ModelConfig(likelihood="student_t")
     assert resolve_parameterization(arrays(200, 0.01), 2, auto) == {"a": "centred", "alpha": "centred"}
     assert resolve_parameterization(arrays(20, 0.5), 2, auto) == {"a": "non_centred", "alpha": "non_centred"}
     assert resolve_parameterization(arrays(3, 0.01), 2, auto) == {"a": "non_centred", "alpha": "non_centred"}
     forced = ModelConfig(parameterization="centred")
     assert resolve_parameterization(arrays(3, 0.5), 2, forced) == {"a": "centred", "alpha": "centred"}
-    sep = ModelConfig(variant="separate_beta")
+    sep = ModelConfig(variant="separate_beta", likelihood="student_t")
     assert set(resolve_parameterization(arrays(200, 0.01), 2, sep)) == {"a", "alpha", "beta"}
     model = build_transfer_model(arrays(20, 0.5), ["p0", "p1"], auto)
     assert model.parameterization == {"a": "non_centred", "alpha": "non_centred"}
     assert {"z_a", "z_alpha"} <= {v.name for v in model.free_RVs}
+
+
+@pytest.mark.parametrize("variant", ["shared_beta", "separate_beta"])
+def test_whitened_form_is_an_exact_change_of_variables(variant):
+    """At fixed spreads and sigma the whitened density is the standard normal of u times a constant (the
+    locations' conditional posterior is whitened exactly), and it is the centred model's density moved by a
+    constant Jacobian: a wrong conditional mean or precision breaks both."""
+    P = 3
+    arrays = _arrays(P)
+    names = [f"p{i}" for i in range(P)]
+    white = build_transfer_model(arrays, names, ModelConfig(variant=variant, parameterization="whitened"))
+    cent = build_transfer_model(arrays, names, ModelConfig(variant=variant, parameterization="centred"))
+    assert "u_whitened" in {v.name for v in white.free_RVs} and "a" not in {v.name for v in white.free_RVs}
+    K = white["u_whitened"].type.shape[0] or white.initial_point()["u_whitened"].size
+    locs = ["a_mu", "alpha_mu", "beta_mu" if variant == "separate_beta" else "beta", "a", "alpha"] + \
+        (["beta"] if variant == "separate_beta" else [])
+    wl = white.compile_logp()
+    # the locations as functions of the value variables (compile_fn would draw the RV u instead)
+    wf = white.compile_fn(white.replace_rvs_by_values([white[v] for v in locs]), inputs=white.value_vars,
+                          on_unused_input="ignore")
+    cl = cent.compile_logp()
+    rng = np.random.default_rng(3)
+    point = white.initial_point()
+    spreads = {k: v + rng.normal(0, 0.3) for k, v in point.items() if k != "u_whitened"}
+    w_minus_n, c_minus_n = [], []
+    for _ in range(4):
+        u = rng.normal(size=K)
+        pt = {**spreads, "u_whitened": u}
+        vals = dict(zip(locs, wf(pt), strict=True))
+        cpt = {k: np.asarray(v) for k, v in spreads.items()} | {k: np.asarray(vals[k], float) for k in locs}
+        normal = -0.5 * np.sum(u ** 2)
+        w_minus_n.append(wl(pt) - normal)
+        c_minus_n.append(cl(cpt) - normal)
+    np.testing.assert_allclose(w_minus_n, w_minus_n[0], atol=1e-8)
+    np.testing.assert_allclose(c_minus_n, c_minus_n[0], atol=1e-8)
+
+
+def test_whitened_needs_the_normal_likelihood():
+    from bayes_scaling.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="whitened.*normal likelihood"):
+        ModelConfig(likelihood="student_t", parameterization="whitened")

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.models.transfer import ModelConfig, build_transfer_model
+from bayes_scaling.models.transfer import ModelConfig, build_transfer_model, prior_parameterization
 
 __all__ = ["SBCDesign", "SBCResult", "run_sbc", "ecdf_band"]
 
@@ -267,7 +267,9 @@ def run_sbc(n_sims: int = 100, *, config: ModelConfig | None = None, sim_config:
     sim_config = sim_config or config
     design = design or SBCDesign()
     t0 = time.perf_counter()
-    sim_model = build_transfer_model(design.arrays(), design.pretraining, sim_config)
+    # the prior is drawn in a form that pm.sample_prior_predictive can draw from (not the whitened one)
+    sim_model = build_transfer_model(design.arrays(), design.pretraining, sim_config,
+                                     parameterization=prior_parameterization(sim_config))
     import logging
 
     log, level = logging.getLogger("pymc"), logging.getLogger("pymc").level

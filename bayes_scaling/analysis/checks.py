@@ -29,7 +29,7 @@ from scipy import stats
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import BayesScalingError
 from bayes_scaling.inference.sampling import TransferFit
-from bayes_scaling.models.transfer import ModelConfig, build_transfer_model
+from bayes_scaling.models.transfer import ModelConfig, build_transfer_model, prior_parameterization
 
 __all__ = ["posterior_predictive", "posterior_predictive_check", "coverage", "loo_pit", "LooPit",
            "prior_predictive_check", "PriorPredictive"]
@@ -53,7 +53,8 @@ def _quiet_pymc():
 
 
 def _model(fit: TransferFit):
-    return build_transfer_model(fit.data.arrays(), fit.data.pretraining, fit.config, centre=fit.centre)
+    return build_transfer_model(fit.data.arrays(), fit.data.pretraining, fit.config, centre=fit.centre,
+                                parameterization=fit.parameterization or None)  # the form that was sampled
 
 
 def posterior_predictive(fit: TransferFit, seed: int = 0) -> xr.DataTree:
@@ -206,7 +207,8 @@ def prior_predictive_check(data: TransferData | TransferFit, config: ModelConfig
     config = config or ModelConfig()
     if not isinstance(draws, (int, np.integer)) or draws < 10:
         raise BayesScalingError(f"draws must be an integer >= 10, got {draws!r}")
-    model = build_transfer_model(data.arrays(), data.pretraining, config)
+    model = build_transfer_model(data.arrays(), data.pretraining, config,
+                                 parameterization=prior_parameterization(config))
     with model, warnings.catch_warnings(), _quiet_pymc():
         warnings.filterwarnings("ignore", category=UserWarning)
         tree = pm.sample_prior_predictive(draws=draws, random_seed=seed)

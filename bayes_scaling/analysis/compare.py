@@ -53,7 +53,8 @@ def _ensure_log_likelihood(fit: TransferFit):
         return tree
     import pymc as pm
 
-    model = build_transfer_model(fit.data.arrays(), fit.data.pretraining, fit.config, centre=fit.centre)
+    model = build_transfer_model(fit.data.arrays(), fit.data.pretraining, fit.config, centre=fit.centre,
+                                 parameterization=fit.parameterization or None)  # the form that was sampled
     return pm.compute_log_likelihood(tree.copy(), model=model, progressbar=False)
 
 
