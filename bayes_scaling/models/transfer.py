@@ -404,7 +404,11 @@ def _whitened_locations(P: int, x_F, x_N, p_idx, y, sigma, *, top, spreads):
     Q = Q0 + X.T @ X / sigma**2
     b = b0 + X.T @ y / sigma**2
     R = cholesky(Q, lower=True)
-    u = pm.Normal("u_whitened", 0.0, 1.0, shape=K)
+    # one coordinate per location (groups by index: a compiled model is refitted on other labels)
+    labels = ["a_mu", "alpha_mu", "beta_mu" if J == 3 else "beta"] + \
+        [f"{g}[{p}]" for g in ("a", "alpha", "beta")[:J] for p in range(P)]
+    pm.modelcontext(None).add_coord("location", labels)
+    u = pm.Normal("u_whitened", 0.0, 1.0, dims="location")
     theta = solve_triangular(R.T, solve_triangular(R, b, lower=True) + u, lower=False)
     h = [theta[j] for j in range(3)]
     groups = [theta[3 + j * P: 3 + (j + 1) * P] for j in range(J)]
