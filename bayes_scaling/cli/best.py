@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--noise", action="store_true",
                    help="compare new runs (observation noise included) instead of the law's values")
     p.add_argument("--ci", type=probability, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--tau", type=float, default=None, metavar="TAU",
+                   help="the law's discrepancy per decade outside the data, in p_best and the intervals "
+                        "(default: the law spec's, 0.059 unless it says otherwise; 0: none)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--out", default=None, help="write the table as CSV")
     p.set_defaults(func=cmd_best)
@@ -41,13 +44,15 @@ def cmd_best(args) -> int:
     fit = load(args.fit)
     points = read_table(args.at, args.at)
     table = best_group(fit, points, group=args.group, lower_is_better=not args.higher_is_better,
-                       kind="observation" if args.noise else "mean", ci_prob=args.ci, seed=args.seed)
+                       kind="observation" if args.noise else "mean", ci_prob=args.ci, seed=args.seed,
+                       discrepancy=args.tau)
     a = table.attrs
     from bayes_scaling.cli._output import emit
 
     emit("best", table, **{k: v for k, v in a.items() if isinstance(v, str | bool | int | float)})
     print(f"best {a['group']} = {'lowest' if a['lower_is_better'] else 'highest'} {a['target']} "
-          f"({'a new run' if args.noise else 'the law'}); p_best = posterior probability; "
+          f"({'a new run' if args.noise else 'the law'}); p_best = posterior probability with the law's "
+          "discrepancy outside the data (p_best_law: if the law held exactly); "
           f"{100 * args.ci:g}% interval; outside = orders of magnitude outside the data (all runs / the group's)")
     if args.out is not None:
         from bayes_scaling._atomic import atomic_path
