@@ -108,10 +108,10 @@ def test_auto_parameterization_follows_how_well_the_data_pin_each_distribution()
 
     auto = ModelConfig()
     assert auto.parameterization == "auto"
-    # normal likelihood: always the whitened form (exact; no funnel either way)
-    assert resolve_parameterization(arrays(200, 0.01), 2, auto) == {"a": "whitened", "alpha": "whitened"}
-    assert resolve_parameterization(arrays(3, 0.5), 2, auto) == {"a": "whitened", "alpha": "whitened"}
-    # Student-t: the form follows how well the data pin each distribution
+    # the data pin every group: centred; otherwise whitened (normal likelihood) or non-centred (Student-t)
+    assert resolve_parameterization(arrays(200, 0.01), 2, auto) == {"a": "centred", "alpha": "centred"}
+    assert resolve_parameterization(arrays(20, 0.5), 2, auto) == {"a": "whitened", "alpha": "whitened"}
+    assert resolve_parameterization(arrays(3, 0.01), 2, auto) == {"a": "whitened", "alpha": "whitened"}
     auto = ModelConfig(likelihood="student_t")
     assert resolve_parameterization(arrays(200, 0.01), 2, auto) == {"a": "centred", "alpha": "centred"}
     assert resolve_parameterization(arrays(20, 0.5), 2, auto) == {"a": "non_centred", "alpha": "non_centred"}

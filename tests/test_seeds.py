@@ -246,6 +246,12 @@ def test_measured_transfer_report_runs_on_the_bundled_data(tmp_path, capsys):
         assert (tmp_path / f"{name}.csv").is_file(), name
     for name in ("loss_seeds", "transfer_intervals", "loso_beta", "ossification"):
         assert (tmp_path / f"{name}.png").is_file(), name
+    # issue 14's bar: every fit of the analysis, default sampler settings, without a divergent transition
+    import pandas as pd
+
+    dv = pd.read_csv(tmp_path / "divergences.csv")
+    assert len(dv) >= 6 and (dv["divergences"] == 0).all(), dv
+    assert (tmp_path / "without_two_smallest.csv").is_file()
 
 
 def test_doctests():
