@@ -62,8 +62,8 @@ def main(argv=None) -> int:
             diag[r] = {"max_rhat": d.r_hat_max, "min_ess_bulk": d.ess_bulk_min,
                        "divergences": d.divergences, "coverage": sel.metrics["coverage"],
                        "p_best_of_actual_best": sel.metrics["p_best_of_actual_best"],
-                       "p_best_law_of_actual_best": sel.metrics["p_best_law_of_actual_best"],
-                       "p_best_law_selected": float(sel.table.loc[0, "p_best_law"])}
+                       "p_best_discrepancy_of_actual_best": sel.metrics["p_best_discrepancy_of_actual_best"],
+                       "p_best_discrepancy_selected": float(sel.table.loc[0, "p_best_discrepancy"])}
         table = table.join(pd.DataFrame(diag).T, on="ratio")
         table.to_csv(out / f"table1_{t}.csv", index=False)
         table.insert(3, "seconds", (time.time() - t0) / len(args.ratios))

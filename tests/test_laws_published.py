@@ -280,16 +280,16 @@ def test_best_group_probabilities_and_distance_outside_the_data():
     assert (first["outside"] == 0).all() and (first["outside_group"] == 0).all()
     far = table[table.point == 1].set_index("group")
     assert far.loc["a", "outside"] == pytest.approx(2.0) and far.loc["c", "outside_group"] == pytest.approx(3.0)
-    # inside the data p_best is the law's; 2 decades out each group's prediction gets its own discrepancy
-    # (log-normal, sd tau * 2 = 0.118): P(a best) falls from 0.76 towards 1/2
-    assert (first["p_best"] == first["p_best_law"]).all()
-    assert far.loc["a", "p_best_law"] == pytest.approx(np.mean(E[:, 0] < E[:, 1]), abs=1e-12)
+    # inside the data both probabilities agree; 2 decades out each group's prediction gets its own discrepancy
+    # (log-normal, sd tau * 2 = 0.118) in p_best_discrepancy: P(a best) falls from 0.76 towards 1/2
+    assert (first["p_best"] == first["p_best_discrepancy"]).all()
+    assert far.loc["a", "p_best"] == pytest.approx(np.mean(E[:, 0] < E[:, 1]), abs=1e-12)
     z = np.random.default_rng(9).standard_normal((2, len(E)))
     la, lb = (E[:, 0] + 0.01) * np.exp(0.118 * z[0]), (E[:, 1] + 0.01) * np.exp(0.118 * z[1])
-    assert far.loc["a", "p_best"] == pytest.approx(np.mean(la < lb), abs=0.03)
-    assert far.loc["a", "p_best"] < far.loc["a", "p_best_law"] - 0.04
-    assert best_group(fit_, at={"D": 1e6}, discrepancy=0).set_index("group").loc["a", "p_best"] == \
-        pytest.approx(far.loc["a", "p_best_law"], abs=1e-12)
+    assert far.loc["a", "p_best_discrepancy"] == pytest.approx(np.mean(la < lb), abs=0.03)
+    assert far.loc["a", "p_best_discrepancy"] < far.loc["a", "p_best"] - 0.04
+    none = best_group(fit_, at={"D": 1e6}, discrepancy=0).set_index("group")
+    assert none.loc["a", "p_best_discrepancy"] == pytest.approx(far.loc["a", "p_best"], abs=1e-12)
     # higher is better: c (E = 3) always wins
     hi = best_group(fit_, at={"D": 1e3}, lower_is_better=False).set_index("group")
     assert hi.loc["c", "p_best"] == 1.0

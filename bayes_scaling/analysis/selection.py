@@ -271,13 +271,13 @@ class ModelSelection:
     """The result of :func:`select_model`.
 
     ``table``: one row per candidate, most probably best first: the group column, ``p_best`` (posterior
-    probability of the lowest loss at ``target_D``, with the law's discrepancy outside the data), ``p_best_law``
-    (the same if the law held exactly: overconfident, see :func:`~bayes_scaling.analysis.best.best_group`),
+    probability of the lowest loss at ``target_D`` under the law), ``p_best_discrepancy`` (with an independent
+    discrepancy per model: less sure; see :func:`~bayes_scaling.analysis.best.best_group`),
     ``rank``, ``predicted`` (posterior median of the law's loss),
     ``lo``/``hi`` (predictive interval of a run's loss, noise included), ``outside`` (orders of magnitude of
     ``target_D`` beyond the model's own runs), ``n_runs`` (runs fitted), and ``actual`` when the data hold the
     loss at ``target_D`` (kept out of the fit). ``metrics``: ``pearson``, ``relative_accuracy``,
-    ``actual_best``, ``p_best_of_actual_best`` (and ``p_best_law_of_actual_best``), ``coverage`` (fraction of actual losses inside [lo, hi]); NaN
+    ``actual_best``, ``p_best_of_actual_best`` (and ``p_best_discrepancy_of_actual_best``), ``coverage`` (fraction of actual losses inside [lo, hi]); NaN
     without actual losses. ``held_out``: the runs not fitted (above ``max_D``, and D = 0 unless ``zero_shot``).
     ``converged``: max R-hat <= :data:`RHAT_MAX` and no divergence (``diagnostics``: the fit's
     :class:`~bayes_scaling.inference.sampling.Diagnostics`); when False, ``p_best`` is not to be trusted (the
@@ -386,7 +386,7 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
     obs = obs.set_index(obs["group"].astype(str))
     table = pd.DataFrame({
         group: best["group"].astype(str).to_numpy(), "p_best": best["p_best"].to_numpy(),
-        "p_best_law": best["p_best_law"].to_numpy(), "rank": best["rank"].to_numpy(), "predicted": best["median"].to_numpy()})
+        "p_best_discrepancy": best["p_best_discrepancy"].to_numpy(), "rank": best["rank"].to_numpy(), "predicted": best["median"].to_numpy()})
     table["lo"] = obs.loc[table[group], "lo"].to_numpy()
     table["hi"] = obs.loc[table[group], "hi"].to_numpy()
     table["outside"] = best["outside_group"].to_numpy()
@@ -396,7 +396,7 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
     table["rank"] = np.arange(1, len(table) + 1)
     selected = str(table.loc[0, group])
     metrics = {"pearson": np.nan, "relative_accuracy": np.nan, "actual_best": None, "p_best_of_actual_best": np.nan,
-               "p_best_law_of_actual_best": np.nan,
+               "p_best_discrepancy_of_actual_best": np.nan,
                "coverage": np.nan, "converged": bool(converged), "r_hat_max": float(diag.r_hat_max),
                "ess_bulk_min": float(diag.ess_bulk_min), "divergences": int(diag.divergences)}
     actual = _actual(data, group, size, target, target_D)
@@ -410,7 +410,8 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
                 metrics["relative_accuracy"] = relative_accuracy(act, selected)
             metrics["actual_best"] = str(act.idxmin())
             metrics["p_best_of_actual_best"] = float(known.set_index(group).loc[act.idxmin(), "p_best"])
-            metrics["p_best_law_of_actual_best"] = float(known.set_index(group).loc[act.idxmin(), "p_best_law"])
+            metrics["p_best_discrepancy_of_actual_best"] = float(
+                known.set_index(group).loc[act.idxmin(), "p_best_discrepancy"])
             metrics["coverage"] = float(np.mean((known["lo"] <= known["actual"]) & (known["actual"] <= known["hi"])))
     return ModelSelection(table=table, selected=selected, fit=result, max_D=float(max_D), target_D=float(target_D),
                           ci_prob=ci_prob, metrics=metrics, held_out=data[~fitted].reset_index(drop=True),

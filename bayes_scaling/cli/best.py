@@ -25,7 +25,7 @@ def register(sub) -> None:
                    help="compare new runs (observation noise included) instead of the law's values")
     p.add_argument("--ci", type=probability, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--tau", type=float, default=None, metavar="TAU",
-                   help="the law's discrepancy per decade outside the data, in p_best and the intervals "
+                   help="the law's discrepancy per decade outside the data, in the intervals and p_best_discrepancy "
                         "(default: the law spec's, 0.059 unless it says otherwise; 0: none)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--out", default=None, help="write the table as CSV")
@@ -51,8 +51,8 @@ def cmd_best(args) -> int:
 
     emit("best", table, **{k: v for k, v in a.items() if isinstance(v, str | bool | int | float)})
     print(f"best {a['group']} = {'lowest' if a['lower_is_better'] else 'highest'} {a['target']} "
-          f"({'a new run' if args.noise else 'the law'}); p_best = posterior probability with the law's "
-          "discrepancy outside the data (p_best_law: if the law held exactly); "
+          f"({'a new run' if args.noise else 'the law'}); p_best = posterior probability under the law "
+          "(p_best_discrepancy: each group with its own discrepancy outside the data); "
           f"{100 * args.ci:g}% interval; outside = orders of magnitude outside the data (all runs / the group's)")
     if args.out is not None:
         from bayes_scaling._atomic import atomic_path
