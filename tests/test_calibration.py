@@ -109,8 +109,9 @@ def test_full_sbc_100_simulations():
     res = run_sbc(100, seed=2026)
     checks = res.checks()
     assert checks["passed"].all(), checks
-    # parameterization chosen per simulation from its data: few fits with any divergence (was 63 of 100)
-    assert (res.divergences > 0).sum() <= 5, res.divergences
+    # form chosen per simulation (centred or whitened): 1 fit of 100 with a divergence at this seed (was 63 with
+    # the centred form always, 5 with centred or non-centred)
+    assert (res.divergences > 0).sum() <= 3, res.divergences
 
 
 @needs_nutpie
