@@ -156,7 +156,7 @@ def main(argv=None) -> int:
               f"beta {interval(b2)}; median {'inside' if lo <= m2 <= hi else 'OUTSIDE'} the full 90% interval")
 
     # ---- shared vs separate beta ---------------------------------------------------------------------------------
-    cmp = bs.compare_variants(prop.transfer_data(), variants=("shared_beta", "separate_beta"), seed=args.seed,
+    cmp = bs.compare_variants(base, variants=("shared_beta", "separate_beta"), seed=args.seed,
                               warn=False)
     ev = bs.analysis.beta_evidence(cmp, ci_prob=0.9)
     tables["loo"] = cmp.table

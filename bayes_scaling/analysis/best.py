@@ -45,10 +45,10 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
     Returns:
         One row per point and group, with the columns ``point``, the point's columns, ``group``, ``p_best``
         (under the law: the probability if the law held outside the data), ``p_best_discrepancy`` (each group
-        with its own discrepancy draw: less sure), ``median``, ``lo``, ``hi`` of the target (the interval with the discrepancy, as
-        ``Fit.predict``; the median without it: the discrepancy, centred on the law, leaves it where it is and
-        would only add Monte Carlo noise), ``rank`` (by ``p_best``, 1 = most probably best), ``outside`` (orders of magnitude outside the whole fitted data, the
-        largest over the distance columns) and ``outside_group`` (outside the group's own runs). Sorted by
+        with its own discrepancy draw: less sure), ``median``, ``lo``, ``hi`` of the target (the interval with
+        the discrepancy, as ``Fit.predict``; the median without it: the discrepancy, centred on the law, leaves
+        it where it is and would only add Monte Carlo noise), ``rank`` (by ``p_best``, 1 = most probably best),
+        ``outside`` (orders of magnitude outside the whole fitted data, the largest over the distance columns) and ``outside_group`` (outside the group's own runs). Sorted by
         point, then ``p_best`` descending.
     """
     from bayes_scaling.inference.fit import as_spec_fit
@@ -81,17 +81,17 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
     G, P = len(known), len(points)
     grid = points.loc[points.index.repeat(G)].reset_index(drop=True)
     grid[group] = np.tile(known, P)
-    plain = fit.predict(grid, kind=kind, seed=seed, discrepancy=0)[spec.target].values   # chain, draw, point
+    law = fit.predict(grid, kind=kind, seed=seed, discrepancy=0)[spec.target].values.reshape(-1, P, G)
     draws = fit.predict(grid, kind=kind, seed=seed, discrepancy=discrepancy)[spec.target].values
     flat = draws.reshape(-1, P, G)                                           # samples, point, group
     # the ranking is under the law: on Lin et al.'s held-out full-data runs (3 targets x 4 budgets, 6 models)
     # the actual best got P 0.78 on average under the law (mean log score -0.39) and 0.59 (-0.65) with an
     # independent discrepancy per model: the models' misfits are largely shared, and cancel in a comparison
-    p_best = _p_best(plain.reshape(-1, P, G), lower_is_better)              # point, group
+    p_best = _p_best(law, lower_is_better)                                  # point, group
     p_disc = _p_best(flat, lower_is_better)
     q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
     lo, _, hi = np.nanquantile(flat, q, axis=0)
-    med = np.nanmedian(plain.reshape(-1, P, G), axis=0)   # the discrepancy is centred: it leaves the median
+    med = np.nanmedian(law, axis=0)   # the discrepancy is centred: it leaves the median
     overall = fit.outside(grid)["outside"].to_numpy()
     by_group = np.zeros(len(grid))
     data = fit.data

@@ -52,11 +52,6 @@ def _quiet_pymc():
         log.setLevel(level)
 
 
-def _model(fit: TransferFit):
-    return build_transfer_model(fit.data.arrays(), fit.data.pretraining, fit.config, centre=fit.centre,
-                                parameterization=fit.parameterization or None)  # the form that was sampled
-
-
 def posterior_predictive(fit: TransferFit, seed: int = 0) -> xr.DataTree:
     """A copy of the fit's DataTree with a ``posterior_predictive`` group (replicated ``log_D_T`` per posterior
     draw, seeded) and a ``log_likelihood`` group. Cached per fit and seed."""
@@ -65,7 +60,7 @@ def posterior_predictive(fit: TransferFit, seed: int = 0) -> xr.DataTree:
         return cache[seed]
     import pymc as pm
 
-    model = _model(fit)
+    model = fit.build_model()
     tree = fit.tree.copy()
     with model, warnings.catch_warnings(), _quiet_pymc():
         warnings.filterwarnings("ignore", category=UserWarning)

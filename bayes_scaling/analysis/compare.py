@@ -37,7 +37,7 @@ from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import BayesScalingError
 from bayes_scaling.inference.sampling import TransferFit, fit_transfer
 from bayes_scaling.laws import formulas as laws
-from bayes_scaling.models.transfer import VARIANTS, ModelConfig, build_transfer_model
+from bayes_scaling.models.transfer import VARIANTS, ModelConfig
 
 __all__ = ["VARIANTS", "PARETO_K_MAX", "VariantComparison", "BetaEvidence", "loo", "pareto_k_table",
            "fit_variants", "compare_fits", "compare_variants", "beta_evidence", "contrasts"]
@@ -53,9 +53,7 @@ def _ensure_log_likelihood(fit: TransferFit):
         return tree
     import pymc as pm
 
-    model = build_transfer_model(fit.data.arrays(), fit.data.pretraining, fit.config, centre=fit.centre,
-                                 parameterization=fit.parameterization or None)  # the form that was sampled
-    return pm.compute_log_likelihood(tree.copy(), model=model, progressbar=False)
+    return pm.compute_log_likelihood(tree.copy(), model=fit.build_model(), progressbar=False)
 
 
 def loo(fit: TransferFit):

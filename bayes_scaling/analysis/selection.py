@@ -277,8 +277,8 @@ class ModelSelection:
     ``lo``/``hi`` (predictive interval of a run's loss, noise included), ``outside`` (orders of magnitude of
     ``target_D`` beyond the model's own runs), ``n_runs`` (runs fitted), and ``actual`` when the data hold the
     loss at ``target_D`` (kept out of the fit). ``metrics``: ``pearson``, ``relative_accuracy``,
-    ``actual_best``, ``p_best_of_actual_best`` (and ``p_best_discrepancy_of_actual_best``), ``coverage`` (fraction of actual losses inside [lo, hi]); NaN
-    without actual losses. ``held_out``: the runs not fitted (above ``max_D``, and D = 0 unless ``zero_shot``).
+    ``actual_best``, ``p_best_of_actual_best`` (and ``p_best_discrepancy_of_actual_best``), ``coverage``
+    (fraction of actual losses inside [lo, hi]); NaN without actual losses. ``held_out``: the runs not fitted (above ``max_D``, and D = 0 unless ``zero_shot``).
     ``converged``: max R-hat <= :data:`RHAT_MAX` and no divergence (``diagnostics``: the fit's
     :class:`~bayes_scaling.inference.sampling.Diagnostics`); when False, ``p_best`` is not to be trusted (the
     chains disagree about it) and :func:`select_model` has warned."""
@@ -386,7 +386,8 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
     obs = obs.set_index(obs["group"].astype(str))
     table = pd.DataFrame({
         group: best["group"].astype(str).to_numpy(), "p_best": best["p_best"].to_numpy(),
-        "p_best_discrepancy": best["p_best_discrepancy"].to_numpy(), "rank": best["rank"].to_numpy(), "predicted": best["median"].to_numpy()})
+        "p_best_discrepancy": best["p_best_discrepancy"].to_numpy(), "rank": best["rank"].to_numpy(),
+        "predicted": best["median"].to_numpy()})
     table["lo"] = obs.loc[table[group], "lo"].to_numpy()
     table["hi"] = obs.loc[table[group], "hi"].to_numpy()
     table["outside"] = best["outside_group"].to_numpy()
@@ -409,9 +410,9 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
             if selected in act.index:
                 metrics["relative_accuracy"] = relative_accuracy(act, selected)
             metrics["actual_best"] = str(act.idxmin())
-            metrics["p_best_of_actual_best"] = float(known.set_index(group).loc[act.idxmin(), "p_best"])
-            metrics["p_best_discrepancy_of_actual_best"] = float(
-                known.set_index(group).loc[act.idxmin(), "p_best_discrepancy"])
+            top = known.set_index(group).loc[act.idxmin()]
+            metrics["p_best_of_actual_best"] = float(top["p_best"])
+            metrics["p_best_discrepancy_of_actual_best"] = float(top["p_best_discrepancy"])
             metrics["coverage"] = float(np.mean((known["lo"] <= known["actual"]) & (known["actual"] <= known["hi"])))
     return ModelSelection(table=table, selected=selected, fit=result, max_D=float(max_D), target_D=float(target_D),
                           ci_prob=ci_prob, metrics=metrics, held_out=data[~fitted].reset_index(drop=True),

@@ -296,6 +296,12 @@ class TransferFit(FitBase):
     def pretraining(self) -> list[str]:
         return [str(p) for p in self.posterior["pretraining"].values]
 
+    def build_model(self):
+        """The PyMC model this fit sampled (its data, centre and parameterization), e.g. to compute the
+        log-likelihood or posterior predictive draws from the stored posterior."""
+        return build_transfer_model(self.data.arrays(), self.data.pretraining, self.config, centre=self.centre,
+                                    parameterization=self.parameterization or None)
+
 
     @property
     def diagnostics(self) -> Diagnostics:

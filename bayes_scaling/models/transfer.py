@@ -298,7 +298,8 @@ def build_transfer_model(arrays: dict[str, np.ndarray], pretraining: tuple[str, 
             sigma = pm.HalfNormal("sigma", pri["sigma"]["sigma"])
             loc = _whitened_locations(
                 P, log_D_F - c_F, log_N - c_N, p_idx, obs, sigma,
-                top=[(m_a, s_a), (pri["alpha"]["mu"], pri["alpha"]["sigma"]), (pri["beta"]["mu"], pri["beta"]["sigma"])],
+                top=[(m_a, s_a), (pri["alpha"]["mu"], pri["alpha"]["sigma"]),
+                     (pri["beta"]["mu"], pri["beta"]["sigma"])],
                 spreads=[a_sigma, alpha_sigma] + ([beta_sigma] if separate else []))
             pm.Deterministic("a_mu", loc[0][0])
             pm.Deterministic("alpha_mu", loc[0][1])
