@@ -120,6 +120,9 @@ def test_selection_spec_is_lins_law_reparameterized():
     spec = selection_spec(D_ref)
     assert spec.inputs == ["D"] and spec.groups == ["model"]
     assert {n: p.sharing for n, p in spec.parameters.items()} == dict.fromkeys(("L1", "s", "beta", "f"), "pooled")
+    fam = selection_spec(D_ref, within="family")       # the same law, pooled within and across families
+    assert fam.formula.text == spec.formula.text and fam.groups == ["model", "family"]
+    assert {p.within for p in fam.parameters.values()} == {"family"}
     got = spec.formula.evaluate({"L1": L1, "s": s, "beta": beta, "f": E / L1, "D": D})
     want = lin.formula.evaluate({"B": B, "D_l": D_l, "beta": beta, "E": E, "D": D})
     np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -189,6 +189,98 @@ def test_recovery_crossed_design():
     assert set(result.labels) == {"eval", "corpus"}
 
 
+# ---- two-level pooling: models within families -----------------------------------------------------------
+
+NESTED = {"law": {"formula": LAW, "target": "y"},
+          "parameters": {"E": {}, "A": {}, "alpha": {"by": "model", "within": "family"}}}
+FAMILIES = {"f1": ["m1", "m2", "m3"], "f2": ["m4", "m5", "m6"], "f3": ["m7", "m8", "m9"]}
+
+
+def _nested_data(n_x: int = 6, seed: int = 7) -> tuple[pd.DataFrame, dict]:
+    """Families whose exponents differ (0.3, 0.5, 0.7) far more than their models' do (+-0.02)."""
+    spec = LawSpec.from_dict(NESTED)
+    centre = {"f1": 0.3, "f2": 0.5, "f3": 0.7}
+    alpha = {m: centre[f] + d for f, ms in FAMILIES.items() for m, d in zip(ms, (-0.02, 0.0, 0.02), strict=True)}
+    design = _curve_design({"model": list(alpha)}, n_x=n_x)
+    design["family"] = design["model"].map({m: f for f, ms in FAMILIES.items() for m in ms})
+    truth = {"E": 1.0, "A": 10.0, "alpha": alpha}
+    return simulate_law(spec, design, truth, 0.01, seed=seed), truth
+
+
+@pytest.fixture(scope="module")
+def nested_fit():
+    data, truth = _nested_data()
+    return fit(data, LawSpec.from_dict(NESTED), seed=5, **FAST), truth
+
+
+def test_nested_pooling_recovers_models_and_families(nested_fit):
+    result, truth = nested_fit
+    # 11 central 98% intervals: at most one may miss by chance (two or more: P ~ 0.02); shrinkage toward the
+    # family puts the outer models near their intervals' edges
+    assert len(_covered(result, truth)) <= 1, _covered(result, truth)
+    assert result.diagnostics.divergences == 0
+    post = result.posterior
+    assert post["alpha_family"].dims[-1] == "family" and list(post["family"].values) == ["f1", "f2", "f3"]
+    fam = post["alpha_family"].median(("chain", "draw")).values
+    assert fam == pytest.approx([0.3, 0.5, 0.7], abs=0.05)
+    # the families differ far more than the models within them: the two spreads are told apart
+    within = float(post["log_alpha_sigma"].median())
+    across = float(post["log_alpha_sigma_family"].median())
+    assert across > 2 * within
+
+
+def test_nested_pooling_predicts_a_new_model_from_its_family(nested_fit):
+    result, _ = nested_fit
+    pts = pd.DataFrame({"model": ["new", "new", "other"], "family": ["f1", "f3", "f9"], "x": [1e4] * 3})
+    with pytest.raises(DataError, match="column 'family' .* not constant|must be constant"):
+        result.predict(pts)
+    pts = pd.DataFrame({"model": ["new1", "new3", "other", "m1"], "family": ["f1", "f3", "f9", "f1"],
+                        "x": [1e4] * 4})
+    out = result.predict(pts, ci_prob=0.9, discrepancy=0)
+    f = lambda a: 1.0 + 10.0 * 1e4 ** -a   # noqa: E731
+    assert out["lo"][0] < f(0.3) < out["hi"][0] and out["lo"][1] < f(0.7) < out["hi"][1]
+    assert out["hi"][0] < out["lo"][1] or out["hi"][1] < out["lo"][0]       # f1's new model is not f3's
+    width = out["hi"] - out["lo"]
+    assert width[2] > 3 * max(width[0], width[1])    # a new family: the whole population's spread
+    assert width[3] < width[0]                         # a known model: its own runs
+    with pytest.raises(DataError, match=r"column 'family' at rows 0 does not match .* 'm1' is in family 'f1'"):
+        result.predict(pd.DataFrame({"model": ["m1"], "family": ["f2"], "x": [1e4]}))
+    # which model is best: each model is predicted within its own family, which best_group fills in
+    from bayes_scaling.analysis.best import best_group
+
+    best = best_group(result, at={"x": 1e5}, group="model")
+    assert best["p_best"].sum() == pytest.approx(1.0) and best.iloc[0]["group"] == "m9"   # the steepest curve
+
+
+def test_nested_pooling_refuses_models_in_two_families():
+    data, _ = _nested_data(n_x=3)
+    data.loc[[4, 5], "family"] = "f2"       # two of m2's rows claim another family
+    with pytest.raises(DataError, match=r"column 'family' must be constant within each 'model' group .* model "
+                                        r"'m2' has family 'f1', 'f2' at rows 3, 4, 5"):
+        fit(data, LawSpec.from_dict(NESTED), **FAST)
+
+
+@pytest.mark.parametrize("alpha, message", [
+    ({"within": "family"}, "needs the parameter partially pooled by a finer column"),
+    ({"by": "model", "pooling": "none", "within": "family"}, "needs the parameter partially pooled"),
+    ({"by": "model", "within": "model"}, "within must be another column than by"),
+    ({"by": "model", "within": 3}, "within must be a string"),
+])
+def test_nested_pooling_bad_specs_are_named(alpha, message):
+    with pytest.raises(ConfigError, match=message):
+        LawSpec.from_dict({**NESTED, "parameters": {"E": {}, "A": {}, "alpha": alpha}})
+
+
+def test_nested_spec_round_trips_and_says_so():
+    spec = LawSpec.from_dict(NESTED)
+    assert spec.groups == ["model", "family"]
+    assert "alpha: pooled by model within family" in repr(spec)
+    again = LawSpec.from_dict(__import__("tomllib").loads(spec.to_toml()))
+    assert again.parameters["alpha"].within == "family" and again.hash() == spec.hash()
+    assert LawSpec.from_dict({**NESTED, "parameters": {"E": {}, "A": {}, "alpha": {"by": "model"}}}).hash() \
+        != spec.hash()
+
+
 def test_parameterization_is_chosen_from_the_data():
     spec = LawSpec.from_dict({"law": {"formula": LAW, "target": "y"},
                               "parameters": {"E": {}, "alpha": {}, "A": {"by": "group"}}})

@@ -81,6 +81,10 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
     G, P = len(known), len(points)
     grid = points.loc[points.index.repeat(G)].reset_index(drop=True)
     grid[group] = np.tile(known, P)
+    for within in dict.fromkeys(p.within for p in spec.parameters.values() if p.by == group and p.within):
+        if within not in grid:     # two-level pooling: each group's parent (family) as in the fitted data
+            parent = dict(zip(fit.data[group].astype(str), fit.data[within], strict=True))
+            grid[within] = grid[group].map(parent)
     law = fit.predict(grid, kind=kind, seed=seed, discrepancy=0)[spec.target].values.reshape(-1, P, G)
     draws = fit.predict(grid, kind=kind, seed=seed, discrepancy=discrepancy)[spec.target].values
     flat = draws.reshape(-1, P, G)                                           # samples, point, group

@@ -84,7 +84,7 @@ def _reference_D(sizes) -> float:
 
 
 def selection_spec(D_ref: float, *, group: str = "model", size: str = "D", target: str = "loss",
-                   f_parameterization: str = "auto"):
+                   f_parameterization: str = "auto", within: str | None = None):
     """Lin et al.'s rectified law ``B / (D_l + D**beta) + E`` in the parameterization :func:`select_model` fits
     (module docstring): ``f L1 + ((1 - f) L1 + s) / (1 + s (D / D_ref)**beta / ((1 - f) L1))``, with ``L1`` (the
     loss at ``D_ref``), ``s``, ``beta`` and ``f = E / L1`` partially pooled by ``group``.
@@ -101,6 +101,9 @@ def selection_spec(D_ref: float, *, group: str = "model", size: str = "D", targe
     non-centred did not converge (R-hat 1.04, ESS 124) where centred did (1.006, 1160). No single choice
     converges everywhere yet.
 
+    ``within`` (e.g. ``"family"``): every parameter pooled in two levels, models within their families and the
+    families across the population (Lin et al.'s 30 models come from 12 families).
+
     >>> selection_spec(6400).formula.text
     'f * L1 + ((1 - f) * L1 + s) / (1 + s * (D / 6400)**beta / ((1 - f) * L1))'
     """
@@ -108,6 +111,7 @@ def selection_spec(D_ref: float, *, group: str = "model", size: str = "D", targe
 
     if not (np.isfinite(D_ref) and D_ref > 0):
         raise ValueError(f"D_ref must be a positive number, got {D_ref!r}")
+    nest = {"within": within} if within is not None else {}
     return LawSpec.from_dict({
         "law": {"name": "rectified_finetuning_selection", "target": target,
                 "formula": f"f * L1 + ((1 - f) * L1 + s) / (1 + s * ({size} / {D_ref:g})**beta / ((1 - f) * L1))",
@@ -116,12 +120,12 @@ def selection_spec(D_ref: float, *, group: str = "model", size: str = "D", targe
                 "reference": "Lin et al. 2024, arXiv:2402.02314, eq. 3"},
         "likelihood": {"family": "normal", "scale": "log"},
         "parameters": {
-            "L1": {"by": group, "sigma": 1.0, "parameterization": "centred",
+            "L1": {"by": group, **nest, "sigma": 1.0, "parameterization": "centred",
                    "description": f"loss after fine-tuning on D_ref = {D_ref:g} examples"},
-            "s": {"by": group, "sigma": 2.0, "parameterization": "centred",
+            "s": {"by": group, **nest, "sigma": 2.0, "parameterization": "centred",
                   "description": "scale of the loss's decline around D_ref"},
-            "beta": {"by": group, "description": "Lin et al.'s exponent beta"},
-            "f": {"by": group, "domain": "unit", "mean": 0.3, "sigma": 1.0, "parameterization": f_parameterization,
+            "beta": {"by": group, **nest, "description": "Lin et al.'s exponent beta"},
+            "f": {"by": group, **nest, "domain": "unit", "mean": 0.3, "sigma": 1.0, "parameterization": f_parameterization,
                   "description": "the floor E as a fraction of L1"}}})
 
 
@@ -309,7 +313,7 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
                  target_D: float = LIN_FULL_D, model=None, group: str = "model",
                  size: str = "D", target: str = "loss", zero_shot: bool = False, ci_prob: float = 0.9,
                  seed: int | None = None, min_runs: int = 3, require_converged: bool = False,
-                 **fit_kwargs) -> ModelSelection:
+                 within: str | None = None, **fit_kwargs) -> ModelSelection:
     """Predict each candidate's loss after fine-tuning on ``target_D`` examples from its runs with at most
     ``max_D`` examples, and the posterior probability that each is the best.
 
@@ -332,6 +336,8 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
             (``converged`` False, ``metrics["converged"]``).
         ci_prob: the predictive interval's probability.
         min_runs: each candidate needs at least this many runs with ``0 < D <= max_D``.
+        within: with the default model, pool each parameter in two levels: the candidates within this column's
+            groups (``"family"`` in Lin et al.'s data), those across all (:func:`selection_spec`).
         fit_kwargs: passed to :func:`bayes_scaling.fit` (``draws``, ``tune``, ``chains``, ...).
 
     Returns:
@@ -357,7 +363,8 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
     keys = data[group].astype(str)
     fitted = (data[size] <= max_D) & ((data[size] > 0) | zero_shot)
     if model is None:
-        model = selection_spec(_reference_D(data.loc[fitted, size]), group=group, size=size, target=target)
+        model = selection_spec(_reference_D(data.loc[fitted, size]), group=group, size=size, target=target,
+                               within=within)
     spec = _as_spec(model)
     if group not in spec.groups:
         raise DataError(f"the law's group columns are {spec.groups or 'none'}; expected {group!r} among them")

@@ -7,6 +7,9 @@ Each function takes the folder of the original files and returns a tidy table; t
 - :func:`muennighoff_final_losses`: the final loss of every run of Muennighoff et al. (2023): the 48 repetition
   runs (C4 and OSCAR, 2.8B / 4.2B / 8.7B parameters, 1 to 44 epochs, last point of each training curve) and the
   229 runs of the data-constrained contour grid (C4). Columns ``source, corpus, name, N, D, U_D, epochs, loss``.
+- :func:`muennighoff_stage1` and :func:`muennighoff_paper_objective`: Muennighoff et al.'s own fit of R_D* and
+  R_N* (their notebook ``utils/parametric_fit.ipynb``) on the 182 runs it used
+  (``bs.datasets.load_muennighoff_paper_fit``, transcribed from that notebook: its card).
 - :func:`lin_long`: Lin et al. (2024), the three targets in long form: ``target, model, family, size, D, loss``
   (``D`` in examples; 0 = zero-shot).
 - :func:`mikami_errors`: Mikami et al. (2021), the configurations of their scaling-law fit (pre-training scale
@@ -16,17 +19,54 @@ Each function takes the folder of the original files and returns a tidy table; t
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["muennighoff_final_losses", "lin_long", "mikami_errors", "build", "MUENNIGHOFF_SIZES"]
+__all__ = ["muennighoff_final_losses", "muennighoff_stage1", "muennighoff_paper_objective", "lin_long", "mikami_errors", "build", "MUENNIGHOFF_SIZES"]
 
 #: The parameter counts behind the size labels of the repetition runs (those of the same models in the contour
 #: grid, which lists exact counts).
 MUENNIGHOFF_SIZES = {"2.8B": 2.81e9, "4.2B": 4.2465e9, "8.7B": 8.67e9}
+
+
+def muennighoff_stage1() -> dict[str, float]:
+    """Muennighoff et al.'s first stage, unrounded (fitted to 54 points of Chinchilla's C4 IsoFLOP figure, not to
+    their runs): ``E, A, B, alpha, beta`` (A 521, B 1488, E 1.87, alpha = beta 0.353), from the card of
+    ``bs.datasets.load_muennighoff_paper_fit``."""
+    from bayes_scaling.data.datasets import published_metadata
+
+    meta = published_metadata("muennighoff_paper_fit")["stage1_log_parameters"]
+    return {"E": float(np.exp(meta["log_E"])), "A": float(np.exp(meta["log_A"])), "B": float(np.exp(meta["log_B"])),
+            "alpha": float(meta["alpha"]), "beta": float(meta["beta"])}
+
+
+@functools.cache
+def _data_constrained():
+    from bayes_scaling.laws.spec import builtin_spec
+
+    return builtin_spec("data_constrained")
+
+
+def muennighoff_paper_objective(RD_star: float, RN_star: float, runs: pd.DataFrame) -> float:
+    """Their second stage's objective: ``sum_i Huber_delta(log L(N_i, D_i, U_D_i) - log loss_i)``, delta = 1e-3,
+    with ``L`` the ``data_constrained`` law (``models/laws/data_constrained.toml``) at :func:`muennighoff_stage1`
+    and the given decay constants. Their notebook prints 0.0158259 at their R_D* = 15.387756, R_N* = 5.309743.
+
+    >>> import bayes_scaling as bs
+    >>> runs = bs.datasets.load_muennighoff_paper_fit(used=True)
+    >>> round(muennighoff_paper_objective(15.387756, 5.309743, runs), 7)
+    0.0158259
+    """
+    law = _data_constrained().formula.evaluate(
+        {**muennighoff_stage1(), "RD_star": RD_star, "RN_star": RN_star,
+         **{c: runs[c].to_numpy(dtype=float) for c in ("N", "D", "U_D")}})
+    r = np.abs(np.log(law) - np.log(runs["loss"].to_numpy(dtype=float)))
+    delta = 1e-3
+    return float(np.sum(np.where(r < delta, 0.5 * r**2, delta * (r - 0.5 * delta))))
 
 
 def muennighoff_final_losses(folder: str | Path) -> pd.DataFrame:

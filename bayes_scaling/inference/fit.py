@@ -218,15 +218,59 @@ class Fit(FitBase):
                                 f"{format_rows(unknown)} that the fit has not seen; parameter {p.name!r} is "
                                 f"separate per group (known: {', '.join(self.labels[p.by])})")
             cols = vals[:, np.where(idx >= 0, idx, 0)]
+            if p.within is not None:
+                self._check_parents(new, p)
             if len(unknown):
-                uname = sm.unconstrained_name(p.name, p.domain)
-                mu = post[f"{uname}_mu"].values.reshape(S, 1)
-                sd = post[f"{uname}_sigma"].values.reshape(S, 1)
-                u_new = mu + sd * rng.standard_normal((S, 1))  # one new group: the same draw for its rows
-                new_vals = np.asarray(sm._from_u(u_new, p.domain, np))
-                cols[:, unknown] = np.repeat(new_vals, len(unknown), axis=1)
+                cols[:, unknown] = self._new_group_draws(p, new, unknown, rng)
             out[p.name] = cols
         return out
+
+    def _new_group_draws(self, p, new: sm.SpecData, unknown: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draws of a pooled parameter for the rows ``unknown`` of ``new``, whose groups the fit has not seen:
+        one draw per new group (its rows share it) from the population, ``u_mu + u_sigma z``; for a two-level
+        parameter from the group's parent, ``u_<within>[h] + u_sigma z``, or for a new parent too
+        ``u_mu + u_sigma_<within> z' + u_sigma z``. Shape (samples, len(unknown))."""
+        post = self.posterior
+        S = post.sizes["chain"] * post.sizes["draw"]
+        uname = sm.unconstrained_name(p.name, p.domain)
+        mu = post[f"{uname}_mu"].values.reshape(S)
+        sd = post[f"{uname}_sigma"].values.reshape(S)
+        names = new.table[p.by].astype(str).to_numpy()[unknown]
+        if p.within is not None:
+            u_parent = post[f"{uname}_{p.within}"].transpose("chain", "draw", p.within).values.reshape(S, -1)
+            sd_parent = post[f"{uname}_sigma_{p.within}"].values.reshape(S)
+            parent_idx = new.index[p.within][unknown]
+            parent_names = new.table[p.within].astype(str).to_numpy()[unknown]
+        out = np.empty((S, len(unknown)))
+        new_parents: dict[str, np.ndarray] = {}
+        for name in dict.fromkeys(names):
+            rows = names == name
+            centre = mu
+            if p.within is not None:
+                j = int(parent_idx[rows][0])
+                if j >= 0:
+                    centre = u_parent[:, j]
+                else:                     # a new parent group too: one draw for all its new children
+                    key = str(parent_names[rows][0])
+                    if key not in new_parents:
+                        new_parents[key] = mu + sd_parent * rng.standard_normal(S)
+                    centre = new_parents[key]
+            u_new = centre + sd * rng.standard_normal(S)
+            out[:, rows] = np.asarray(sm._from_u(u_new, p.domain, np))[:, None]
+        return out
+
+    def _check_parents(self, new: sm.SpecData, p) -> None:
+        """New rows of a group the fit has seen must name the same ``within`` group as the fitted data."""
+        fitted = sm.prepare(self.spec, self.data, labels=self.labels)
+        expected = sm.parent_index(fitted, p.by, p.within)
+        idx, pidx = new.index[p.by], new.index[p.within]
+        bad = np.flatnonzero((idx >= 0) & (pidx != np.where(idx >= 0, expected[np.maximum(idx, 0)], -2)))
+        if len(bad):
+            i = bad[0]
+            want = self.labels[p.within][expected[idx[i]]]
+            raise DataError(f"new data: column {p.within!r} at rows {format_rows(bad)} does not match the fitted "
+                            f"data: {p.by} {new.table[p.by].iloc[i]!r} is in {p.within} {want!r} there, here "
+                            f"{new.table[p.within].iloc[i]!r}")
 
     def predict(self, new_data: pd.DataFrame | dict, kind: str = "mean", *, ci_prob: float | None = None,
                 seed: int | None = None, discrepancy: float | bool | None = None) -> xr.Dataset | pd.DataFrame:

@@ -22,8 +22,17 @@ A spec is a TOML file (``models/*.toml``) or the same as Python objects::
     [parameters.beta]
     fixed = 0.28                  # or fixed to a value
 
+Two-level pooling: a parameter pooled ``by`` a column *within* a coarser one (pre-trained models within their
+families, ``models/laws/rectified_finetuning.toml``): each family's location is drawn around the population's,
+each model's around its family's, and each level has its own spread::
+
+    [parameters.beta]
+    by     = "model"
+    within = "family"              # every model belongs to one family (checked on the data)
+
 Per parameter (all optional): ``domain`` (``"positive"`` default, ``"unit"`` for (0, 1), ``"real"``),
-``by`` (a group column), ``pooling`` (``"partial"`` default, or ``"none"``), ``fixed``, the prior, ``spread``
+``by`` (a group column), ``within`` (a coarser group column: two-level pooling), ``pooling`` (``"partial"``
+default, or ``"none"``), ``fixed``, the prior, ``spread``
 (between-group spread on the unconstrained scale, mean of a zero-avoiding Gamma(2) prior; default 0.5) and
 ``parameterization`` (``"auto"`` default: chosen from the data; ``"centred"``, ``"non_centred"``).
 
@@ -86,7 +95,7 @@ PARAMETERIZATIONS = ("auto", "centred", "non_centred")
 FAMILIES = ("normal", "student_t")
 SCALES = ("log", "identity")
 _PRIOR_KEYS = {"positive": ("median", "sigma"), "unit": ("mean", "sigma"), "real": ("mu", "sigma")}
-_PARAM_KEYS = {"domain", "by", "pooling", "fixed", "spread", "parameterization", "median", "mean", "mu", "sigma",
+_PARAM_KEYS = {"domain", "by", "within", "pooling", "fixed", "spread", "parameterization", "median", "mean", "mu", "sigma",
                "description"}
 #: The repository's folder of specs (present in a source checkout; built-in specs are looked up there).
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -113,6 +122,8 @@ class Parameter:
     spread: float = 0.5
     parameterization: str = "auto"
     description: str = ""
+    #: a coarser group column: the ``by`` groups are pooled within its groups, and those across the population
+    within: str | None = None
 
     def __post_init__(self) -> None:
         where = f"parameter {self.name!r}"
@@ -125,6 +136,14 @@ class Parameter:
                               f"{', '.join(PARAMETERIZATIONS)}")
         if self.by is not None and (not isinstance(self.by, str) or not self.by):
             raise ConfigError(f"{where}: by must be a column name, got {self.by!r}")
+        if self.within is not None:
+            if not isinstance(self.within, str) or not self.within:
+                raise ConfigError(f"{where}: within must be a column name, got {self.within!r}")
+            if self.by is None or self.pooling != "partial":
+                raise ConfigError(f"{where}: within = {self.within!r} needs the parameter partially pooled by a "
+                                  "finer column (by = ..., pooling = \"partial\")")
+            if self.within == self.by:
+                raise ConfigError(f"{where}: within must be another column than by ({self.by!r})")
         self.spread = _number(self.spread, f"{where}: spread", positive=True)
         if self.fixed is not None:
             self.fixed = _number(self.fixed, f"{where}: fixed")
@@ -158,10 +177,17 @@ class Parameter:
             return "shared"
         return "pooled" if self.pooling == "partial" else "separate"
 
+    @property
+    def nested(self) -> bool:
+        """Pooled by ``by`` within ``within`` (two levels)."""
+        return self.within is not None
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"domain": self.domain}
         if self.by is not None:
             d["by"] = self.by
+            if self.within is not None:
+                d["within"] = self.within
             d["pooling"] = self.pooling
             d["spread"] = self.spread
             d["parameterization"] = self.parameterization
@@ -181,13 +207,13 @@ class Parameter:
             raise ConfigError(f"parameter {name!r}: unknown key(s) {', '.join(sorted(unknown))}; expected "
                               f"{', '.join(sorted(_PARAM_KEYS))}")
         prior = {k: d[k] for k in ("median", "mean", "mu", "sigma") if k in d}
-        for key in ("domain", "by", "pooling", "parameterization", "description"):
+        for key in ("domain", "by", "within", "pooling", "parameterization", "description"):
             if key in d and not isinstance(d[key], str):
                 raise ConfigError(f"parameter {name!r}: {key} must be a string, got {d[key]!r}")
         return cls(name=name, domain=d.get("domain", "positive"), by=d.get("by"),
                    pooling=d.get("pooling", "partial"), fixed=d.get("fixed"), prior=prior,
                    spread=d.get("spread", 0.5), parameterization=d.get("parameterization", "auto"),
-                   description=d.get("description", ""))
+                   description=d.get("description", ""), within=d.get("within"))
 
 
 @dataclass
@@ -250,8 +276,9 @@ class LawSpec:
         if self.target in self.formula.names:
             raise ConfigError(f"target {self.target!r} appears in the formula {self.formula.text!r}")
         for p in self.parameters.values():
-            if p.by is not None and p.by in self.formula.names:
-                raise ConfigError(f"parameter {p.name!r}: group column {p.by!r} is also used in the formula")
+            for col in (p.by, p.within):
+                if col is not None and col in self.formula.names:
+                    raise ConfigError(f"parameter {p.name!r}: group column {col!r} is also used in the formula")
 
     # ---- structure --------------------------------------------------------------------------------------
     @property
@@ -261,8 +288,9 @@ class LawSpec:
 
     @property
     def groups(self) -> list[str]:
-        """Group columns used by any parameter, in order of first use."""
-        return list(dict.fromkeys(p.by for p in self.parameters.values() if p.by is not None))
+        """Group columns used by any parameter (``by`` and ``within``), in order of first use."""
+        cols = [c for p in self.parameters.values() for c in (p.by, p.within) if c is not None]
+        return list(dict.fromkeys(cols))
 
     def exponents(self) -> set[str]:
         """Parameters that appear on the right of ``**`` (their default prior is that of an exponent)."""
@@ -379,7 +407,8 @@ class LawSpec:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:
-        share = ", ".join(f"{n}: {p.sharing}" + (f" by {p.by}" if p.by else "") for n, p in self.parameters.items())
+        share = ", ".join(f"{n}: {p.sharing}" + (f" by {p.by}" if p.by else "")
+                          + (f" within {p.within}" if p.within else "") for n, p in self.parameters.items())
         return f"LawSpec({self.name!r}: {self.target} ~ {self.formula.text}; {share})"
 
 

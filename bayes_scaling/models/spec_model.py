@@ -11,6 +11,9 @@ and reported on its natural scale. By sharing:
 - separate: ``u[g] ~ Normal(m, s)`` for each group ``g`` of its column;
 - pooled:   ``u[g] ~ Normal(u_mu, u_sigma)``, ``u_mu ~ Normal(m, s)``, ``u_sigma ~ Gamma(2, 2 / spread)``
   (zero-avoiding), centred or non-centred (``u[g] = u_mu + u_sigma z[g]``, ``z ~ Normal(0, 1)``);
+- nested:   pooled by a column within a coarser one (``within``): ``u[g] ~ Normal(u_f[family[g]], u_sigma)``,
+  ``u_f[h] = u_mu + u_sigma_<within> z_f[h]`` (always non-centred: few groups per family), both spreads
+  ``Gamma(2, 2 / spread)``; ``u[g]`` centred or non-centred as for one level;
 - fixed:    a constant.
 
 ``(m, s)`` is the parameter's prior on the unconstrained scale (see :mod:`bayes_scaling.laws.spec` for the
@@ -52,6 +55,8 @@ class SpecData:
     target: np.ndarray
     labels: dict[str, list[str]] = field(default_factory=dict)
     index: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ``(by, within)`` -> the index of each ``by`` group's ``within`` group (two-level pooling; fitting only)
+    parents: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -83,7 +88,43 @@ def prepare(spec: LawSpec, table: pd.DataFrame, *, what: str = "data", labels: d
         pos = {v: i for i, v in enumerate(known)}
         index[g] = np.array([pos.get(v, -1) for v in lab], dtype=np.int64)
         out_labels[g] = known
-    return SpecData(table=table.reset_index(drop=True), inputs=inputs, target=y, labels=out_labels, index=index)
+    out = SpecData(table=table.reset_index(drop=True), inputs=inputs, target=y, labels=out_labels, index=index)
+    for by, within in nestings(spec):
+        out.parents[(by, within)] = parent_index(out, by, within, what)
+    return out
+
+
+def nestings(spec: LawSpec) -> list[tuple[str, str]]:
+    """The ``(by, within)`` column pairs of the spec's two-level pooled parameters."""
+    return list(dict.fromkeys((p.by, p.within) for p in spec.parameters.values() if p.within is not None))
+
+
+def parent_index(data: SpecData, by: str, within: str, what: str = "data") -> np.ndarray:
+    """For each ``by`` group of ``data``, the index of its ``within`` group (-1 for a group with no rows or an
+    unknown one); a :class:`DataError` names the groups that lie in more than one ``within`` group, and their
+    rows."""
+    from bayes_scaling.errors import format_rows
+
+    by_values = data.table[by].astype(str).to_numpy()
+    within_values = data.table[within].astype(str).to_numpy()
+    bad = []
+    for name in dict.fromkeys(by_values):
+        rows = np.flatnonzero(by_values == name)
+        values = list(dict.fromkeys(within_values[rows]))
+        if len(values) > 1:
+            bad.append((name, rows, values))
+    if bad:
+        name, rows, values = bad[0]
+        raise DataError(f"{what}: column {within!r} must be constant within each {by!r} group (a parameter is "
+                        f"pooled by {by!r} within {within!r}), but {len(bad)} group(s) are not: {by} {name!r} "
+                        f"has {within} {', '.join(repr(v) for v in values)} at rows {format_rows(rows)}")
+    child, parent = data.index[by], data.index[within]
+    out = np.full(len(data.labels[by]), -1, dtype=np.int64)
+    for g in range(len(data.labels[by])):
+        rows = np.flatnonzero(child == g)
+        if len(rows):
+            out[g] = parent[rows[0]]
+    return out
 
 
 def unconstrained_name(name: str, domain: str) -> str:
@@ -252,7 +293,8 @@ def check_solvable(spec: LawSpec, data: SpecData, priors: dict[str, tuple[float,
 def choose_parameterization(spec: LawSpec, data: SpecData,
                             priors: dict[str, tuple[float, float]] | None = None) -> dict[str, str]:
     """``"centred"`` or ``"non_centred"`` for each partially pooled parameter: centred when every group has at
-    least :data:`CENTRED_MIN_ROWS` informative rows (:func:`informative_rows`; with ``priors`` None, all rows)."""
+    least :data:`CENTRED_MIN_ROWS` informative rows (:func:`informative_rows`; with ``priors`` None, all rows).
+    For a two-level parameter this is the form of its finer level; the coarser level is always non-centred."""
     counts = informative_rows(spec, data, priors) if priors is not None else {}
     out = {}
     for p in spec.parameters.values():
@@ -290,6 +332,8 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
         inputs = {c: pm.Data(c, v, dims="row") for c, v in data.inputs.items()}
         idx = {g: pm.Data(f"idx__{g}", data.index[g], dims="row") for g in data.labels}
         obs = pm.Data("observed__" + spec.target, _on_scale(data.target, spec, np), dims="row")
+        parents = {(by, within): pm.Data(f"parent__{by}__{within}", v, dims=by)
+                   for (by, within), v in data.parents.items()}
         row_values: dict[str, Any] = {}
         for p in spec.parameters.values():
             if p.fixed is not None:
@@ -306,11 +350,19 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
             else:
                 u_mu = pm.Normal(f"{uname}_mu", loc, scale)
                 u_sigma = pm.Gamma(f"{uname}_sigma", alpha=2.0, beta=2.0 / p.spread)
+                centre = u_mu
+                if p.within is not None:     # two levels: each group's centre is its parent group's location
+                    s_out = pm.Gamma(f"{uname}_sigma_{p.within}", alpha=2.0, beta=2.0 / p.spread)
+                    z_out = pm.Normal(f"{uname}_{p.within}_z", 0.0, 1.0, dims=p.within)
+                    u_out = pm.Deterministic(f"{uname}_{p.within}", u_mu + s_out * z_out, dims=p.within)
+                    if p.domain != "real":
+                        pm.Deterministic(f"{p.name}_{p.within}", _from_u(u_out, p.domain, pt), dims=p.within)
+                    centre = u_out[parents[(p.by, p.within)]]
                 if parameterization[p.name] == "centred":
-                    u = pm.Normal(uname, u_mu, u_sigma, dims=dims)
+                    u = pm.Normal(uname, centre, u_sigma, dims=dims)
                 else:
                     z = pm.Normal(f"{uname}_z", 0.0, 1.0, dims=dims)
-                    u = pm.Deterministic(uname, u_mu + u_sigma * z, dims=dims)
+                    u = pm.Deterministic(uname, centre + u_sigma * z, dims=dims)
             natural = u if p.domain == "real" else pm.Deterministic(p.name, _from_u(u, p.domain, pt), dims=dims)
             row_values[p.name] = natural[idx[p.by]] if p.by is not None else natural
         f = spec.formula.evaluate({**inputs, **row_values}, backend="pytensor")
@@ -328,6 +380,7 @@ def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float) -> di
     """The ``pm.Data`` values of :func:`build_spec_model` for ``data`` (to refit a compiled model)."""
     vals: dict[str, Any] = dict(data.inputs)
     vals.update({f"idx__{g}": data.index[g] for g in data.labels})
+    vals.update({f"parent__{by}__{within}": v for (by, within), v in data.parents.items()})
     vals["observed__" + spec.target] = _on_scale(data.target, spec, np)
     for name, (loc, scale) in priors.items():
         vals[f"prior__{name}__loc"] = loc

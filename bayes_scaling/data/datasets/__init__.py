@@ -10,7 +10,7 @@ from bayes_scaling.data.tables import TransferData
 __all__ = ["load_example", "example_metadata", "load_corpora", "corpora_metadata", "CORPORA_CSV", "EXAMPLE_CSV", "SCRATCH_LOSSES_CSV", "FINETUNE_LOSSES_CSV",
            "load_scratch_losses", "load_finetune_losses", "losses_metadata",
            "MEASURED_SCRATCH_CSV", "MEASURED_FINETUNE_CSV", "load_measured_scratch", "load_measured_finetune",
-           "measured_metadata", "load_muennighoff", "load_lin", "load_mikami", "published_metadata", "list",
+           "measured_metadata", "load_muennighoff", "load_muennighoff_paper_fit", "load_lin", "load_mikami", "published_metadata", "list",
            "available"]
 
 HERE = Path(__file__).parent
@@ -129,12 +129,13 @@ def corpora_metadata() -> dict:
 
 # ---- real published data (licence text and cards beside the CSVs) ----------------------------------------------
 
-_PUBLISHED = {"muennighoff": "muennighoff2023_datablations", "lin": "lin2024_finetuning",
-              "mikami": "mikami2021_synthetic_to_real"}
+_PUBLISHED = {"muennighoff": "muennighoff2023_datablations", "muennighoff_paper_fit": "muennighoff2023_paper_fit",
+              "lin": "lin2024_finetuning", "mikami": "mikami2021_synthetic_to_real"}
 
 
 def published_metadata(name: str) -> dict:
-    """The data card (as data) of a bundled published data set: ``"muennighoff"``, ``"lin"`` or ``"mikami"``
+    """The data card (as data) of a bundled published data set: ``"muennighoff"``, ``"muennighoff_paper_fit"``,
+    ``"lin"`` or ``"mikami"``
     (source, commit, licence and its files, sha256 of the source files, the selection, columns)."""
     if name not in _PUBLISHED:
         raise KeyError(f"no published data set {name!r}; known: {', '.join(_PUBLISHED)}")
@@ -154,6 +155,24 @@ def load_muennighoff(*, corpus: str | None = None):
 
     out = pd.read_csv(HERE / "muennighoff2023_datablations.csv")
     return out if corpus is None else out[out["corpus"] == corpus].reset_index(drop=True)
+
+
+def load_muennighoff_paper_fit(*, used: bool | None = None):
+    """REAL C4 validation losses of the runs from which Muennighoff et al. (2023) fitted R_D* and R_N*, as in
+    their notebook (``name, N, D, U_D, epochs, loss, used, excluded``): 251 runs, ``used = 1`` for the 182 of
+    their fit, ``excluded`` saying why for the rest. ``used=True``: those 182 only. Card:
+    ``muennighoff2023_paper_fit.md`` (Apache-2.0).
+
+    >>> runs = load_muennighoff_paper_fit(used=True)
+    >>> len(runs)
+    182
+    """
+    import pandas as pd
+
+    out = pd.read_csv(HERE / "muennighoff2023_paper_fit.csv", keep_default_na=False)
+    if used is not None:
+        out = out[out["used"] == int(bool(used))].reset_index(drop=True)
+    return out
 
 
 def load_lin(target: str | None = None):
@@ -212,7 +231,8 @@ def available():
          "source": "trained by this package (tiny transformers on Python source)",
          "licence": "this package's (corpora PSF-2.0)", "card": "measured_transfer.md"},
     ]
-    loaders = {"muennighoff": "load_muennighoff", "lin": "load_lin", "mikami": "load_mikami"}
+    loaders = {"muennighoff": "load_muennighoff", "muennighoff_paper_fit": "load_muennighoff_paper_fit",
+               "lin": "load_lin", "mikami": "load_mikami"}
     for key, stem in _PUBLISHED.items():
         meta = published_metadata(key)
         rows.append({"name": stem, "kind": meta["kind"], "loader": loaders[key], "rows": _count(HERE / f"{stem}.csv"),
