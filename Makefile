@@ -5,6 +5,10 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
+# the default suite on two worker processes (pytest-xdist; sampling alone does not keep both cores busy:
+# compiling and the notebooks run on one; loadscope: a module's fixtures are built once); XDIST= runs it in
+# one process
+XDIST ?= -n 2 --dist loadscope
 
 .PHONY: demo test test-slow bench lint clean venv docs
 venv: $(STAMP)
@@ -19,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/bayes-scaling demo --out demo-output
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	@$(PY) -m pytest -m slow $(PYTEST_ARGS); rc=$$?; \

@@ -63,7 +63,8 @@ def main(argv=None) -> int:
                        "divergences": d.divergences, "coverage": sel.metrics["coverage"],
                        "p_best_of_actual_best": sel.metrics["p_best_of_actual_best"],
                        "p_best_discrepancy_of_actual_best": sel.metrics["p_best_discrepancy_of_actual_best"],
-                       "p_best_discrepancy_selected": float(sel.table.loc[0, "p_best_discrepancy"])}
+                       "p_best_discrepancy_selected": float(sel.table.loc[0, "p_best_discrepancy"]),
+                       "p_best_law_selected": float(sel.table.loc[0, "p_best"])}
         table = table.join(pd.DataFrame(diag).T, on="ratio")
         table.to_csv(out / f"table1_{t}.csv", index=False)
         table.insert(3, "seconds", (time.time() - t0) / len(args.ratios))

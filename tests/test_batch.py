@@ -341,6 +341,7 @@ def _killer(cluster, client, after: int, killed: list):
     return progress
 
 
+@pytest.mark.slow      # 40-70 s: the scheduler path stays in the default suite (test_commands_take_a_scheduler)
 @pytest.mark.skipif(not HAVE_NUTPIE, reason="SBC runs on nutpie")
 def test_a_worker_killed_mid_run_loses_nothing(loopback, serial_sweep, tmp_path):
     """Issue 13, item 3: smoke sweep and a small SBC through a scheduler and two worker processes; a worker is

@@ -223,13 +223,16 @@ def test_nested_pooling_recovers_models_and_families(nested_fit):
     assert post["alpha_family"].dims[-1] == "family" and list(post["family"].values) == ["f1", "f2", "f3"]
     fam = post["alpha_family"].median(("chain", "draw")).values
     assert fam == pytest.approx([0.3, 0.5, 0.7], abs=0.05)
+    s = result.summary(ci_prob=0.9)
+    assert list(s.loc[s["parameter"] == "alpha_family", "group"]) == ["f1", "f2", "f3"]
+    assert set(s.loc[s["parameter"] == "alpha_family", "by"]) == {"family"}
     # the families differ far more than the models within them: the two spreads are told apart
     within = float(post["log_alpha_sigma"].median())
     across = float(post["log_alpha_sigma_family"].median())
     assert across > 2 * within
 
 
-def test_nested_pooling_predicts_a_new_model_from_its_family(nested_fit):
+def test_nested_pooling_predicts_a_new_model_from_its_family(nested_fit, tmp_path):
     result, _ = nested_fit
     pts = pd.DataFrame({"model": ["new", "new", "other"], "family": ["f1", "f3", "f9"], "x": [1e4] * 3})
     with pytest.raises(DataError, match="column 'family' .* not constant|must be constant"):
@@ -245,6 +248,8 @@ def test_nested_pooling_predicts_a_new_model_from_its_family(nested_fit):
     assert width[3] < width[0]                         # a known model: its own runs
     with pytest.raises(DataError, match=r"column 'family' at rows 0 does not match .* 'm1' is in family 'f1'"):
         result.predict(pd.DataFrame({"model": ["m1"], "family": ["f2"], "x": [1e4]}))
+    again = load(result.save(tmp_path / "nested.nc"))         # the saved fit predicts the same
+    pd.testing.assert_frame_equal(again.predict(pts, ci_prob=0.9, discrepancy=0), out)
     # which model is best: each model is predicted within its own family, which best_group fills in
     from bayes_scaling.analysis.best import best_group
 

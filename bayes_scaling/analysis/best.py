@@ -88,9 +88,10 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
     law = fit.predict(grid, kind=kind, seed=seed, discrepancy=0)[spec.target].values.reshape(-1, P, G)
     draws = fit.predict(grid, kind=kind, seed=seed, discrepancy=discrepancy)[spec.target].values
     flat = draws.reshape(-1, P, G)                                           # samples, point, group
-    # the ranking is under the law: on Lin et al.'s held-out full-data runs (3 targets x 4 budgets, 6 models)
-    # the actual best got P 0.78 on average under the law (mean log score -0.39) and 0.59 (-0.65) with an
-    # independent discrepancy per model: the models' misfits are largely shared, and cancel in a comparison
+    # both are returned; the order here is under the law. Which scores better on real held-out runs depends on
+    # how many groups and how much of their misfit is shared (README, "Should P(best) carry the discrepancy?"):
+    # Lin et al.'s 6 demo models, the law (log score -0.39 vs -0.65); all 30, the discrepancy (-2.66 vs -3.70),
+    # which select_model therefore ranks by
     p_best = _p_best(law, lower_is_better)                                  # point, group
     p_disc = _p_best(flat, lower_is_better)
     q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]

@@ -142,7 +142,11 @@ class Fit(FitBase):
         return {k: tuple(v) for k, v in json.loads(self.tree.attrs.get("priors", "{}")).items()}
 
     def parameter_names(self) -> list[str]:
-        names = [p.name for p in self.spec.parameters.values() if p.fixed is None] + ["sigma"]
+        names = []
+        for p in self.spec.parameters.values():
+            if p.fixed is None:   # a two-level parameter: its families' locations after its models'
+                names += [p.name] + ([f"{p.name}_{p.within}"] if p.within else [])
+        names += ["sigma"]
         return names + (["nu"] if self.spec.family == "student_t" else [])
 
     @property

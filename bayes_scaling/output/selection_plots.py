@@ -13,8 +13,9 @@ def plot_selection(selection, *, models: list[str] | None = None, max_models: in
                    axes=None):
     """Left: each model's runs (filled: fitted, ``D <= max_D``; hollow: held out, never fitted), the posterior
     median of the law with its ``ci_prob`` band of a new run's loss from the smallest run out to ``target_D``,
-    and the predictive interval at ``target_D`` (bar). Right: P(best) per model (the actual best, when known,
-    marked with a star).
+    and the predictive interval at ``target_D`` (bar). Right: P(best) per model, the selection's ranking column
+    (bars: ``p_best_discrepancy`` by default; ticks: ``p_best``, the law alone), the actual best, when known,
+    marked with a star.
 
     Args:
         selection: a :class:`~bayes_scaling.analysis.selection.ModelSelection`.
@@ -72,13 +73,19 @@ def plot_selection(selection, *, models: list[str] | None = None, max_models: in
                  fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     shown = table[table[group].isin(models)].iloc[::-1]
-    bx.barh(shown[group], shown["p_best"], color=[colours[models.index(m)] for m in shown[group]])
+    rank_by = selection.metrics.get("rank_by", "law")
+    column = "p_best_discrepancy" if rank_by == "discrepancy" else "p_best"
+    bx.barh(shown[group], shown[column], color=[colours[models.index(m)] for m in shown[group]],
+            label="with the discrepancy" if rank_by == "discrepancy" else "under the law")
+    if rank_by == "discrepancy":      # the law alone, for comparison: surer, and on real runs worse scored
+        bx.plot(shown["p_best"], np.arange(len(shown)), "|", color="black", ms=9, ls="none",
+                label="under the law alone")
     best = selection.metrics.get("actual_best")
     if best in set(shown[group]):
         k = list(shown[group]).index(best)
-        bx.plot([shown["p_best"].iloc[k]], [k], marker="*", color="black", ms=10, ls="none",
+        bx.plot([shown[column].iloc[k]], [k], marker="*", color="black", ms=10, ls="none",
                 label="actual best at full data")
-        bx.legend(fontsize=7, loc="lower right")
+    bx.legend(fontsize=7, loc="lower right")
     bx.set_xlim(0, 1)
     bx.set_xlabel(f"P(lowest {y} at {x} = {selection.target_D:g})")
     if not getattr(selection, "converged", True):
