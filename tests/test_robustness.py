@@ -169,6 +169,20 @@ def test_check_output_same_file_through_another_name(tmp_path):
 # ---- 1. interrupts ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def default_signals():
+    """These tests signal their own process and start from SIGINT/SIGTERM at their defaults. A run started in the
+    background (``cmd &`` from a script) ignores SIGINT, and test workers (pytest-xdist) inherit that; the
+    handlers are put back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+@pytest.mark.usefixtures("default_signals")
 def test_stop_on_signals_raises_even_when_the_library_swallows_the_interrupt():
     def sampler_that_returns_partial_draws():
         try:
@@ -185,6 +199,7 @@ def test_stop_on_signals_raises_even_when_the_library_swallows_the_interrupt():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
+@pytest.mark.usefixtures("default_signals")
 def test_a_sampler_that_goes_on_with_the_next_chain_is_stopped_at_once():
     """PyMC's sequential sampler catches KeyboardInterrupt per chain and starts the next chain; the per-draw
     callback (Signals.check) stops it at the next draw. And an error that compiled code raises because of the

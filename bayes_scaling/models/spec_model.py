@@ -55,7 +55,7 @@ class SpecData:
     target: np.ndarray
     labels: dict[str, list[str]] = field(default_factory=dict)
     index: dict[str, np.ndarray] = field(default_factory=dict)
-    #: ``(by, within)`` -> the index of each ``by`` group's ``within`` group (two-level pooling; fitting only)
+    #: ``(by, within)`` -> the index of each ``by`` group's ``within`` group (two-level pooling; -1: none)
     parents: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     @property
