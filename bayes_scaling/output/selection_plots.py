@@ -66,7 +66,9 @@ def plot_selection(selection, *, models: list[str] | None = None, max_models: in
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    lo_y, hi_y = ax.get_ylim()
+    # within a decade a log axis has no major tick: label the minor ones, else the axis has no numbers
+    ax.yaxis.set_minor_formatter(ScalarFormatter() if hi_y < 10 * lo_y else NullFormatter())
     ax.set_xlabel(f"{x} (fine-tuning examples)")
     ax.set_ylabel(y)
     ax.set_title(f"fitted on {x} <= {selection.max_D:g}; {100 * selection.ci_prob:g}% predictive bands",
@@ -75,17 +77,19 @@ def plot_selection(selection, *, models: list[str] | None = None, max_models: in
     shown = table[table[group].isin(models)].iloc[::-1]
     rank_by = selection.metrics.get("rank_by", "law")
     column = "p_best_discrepancy" if rank_by == "discrepancy" else "p_best"
-    bx.barh(shown[group], shown[column], color=[colours[models.index(m)] for m in shown[group]],
-            label="with the discrepancy" if rank_by == "discrepancy" else "under the law")
+    bx.barh(shown[group], shown[column], color=[colours[models.index(m)] for m in shown[group]])
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color="lightgrey", label="with the discrepancy" if rank_by == "discrepancy" else "under the law")]
     if rank_by == "discrepancy":      # the law alone, for comparison: surer, and on real runs worse scored
-        bx.plot(shown["p_best"], np.arange(len(shown)), "|", color="black", ms=9, ls="none",
-                label="under the law alone")
+        handles += bx.plot(shown["p_best"], np.arange(len(shown)), "|", color="black", ms=9, ls="none",
+                           label="under the law alone")
     best = selection.metrics.get("actual_best")
     if best in set(shown[group]):
         k = list(shown[group]).index(best)
-        bx.plot([shown[column].iloc[k]], [k], marker="*", color="black", ms=10, ls="none",
-                label="actual best at full data")
-    bx.legend(fontsize=7, loc="lower right")
+        handles += bx.plot([shown[column].iloc[k]], [k], marker="*", color="black", ms=10, ls="none",
+                           label="actual best at full data")
+    bx.legend(handles=handles, fontsize=7, loc="lower right")
     bx.set_xlim(0, 1)
     bx.set_xlabel(f"P(lowest {y} at {x} = {selection.target_D:g})")
     if not getattr(selection, "converged", True):
