@@ -23,8 +23,7 @@ def main(argv=None) -> int:
     from scipy.optimize import minimize
 
     import bayes_scaling as bs
-    from bayes_scaling.data.published import muennighoff_paper_objective, muennighoff_stage1
-    from bayes_scaling.laws.spec import LawSpec, builtin_spec
+    from bayes_scaling.data.published import muennighoff_paper_objective, muennighoff_spec, muennighoff_stage1
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--draws", type=int, default=1000)
@@ -43,15 +42,10 @@ def main(argv=None) -> int:
     for rd in (5, 10, 15.39, 20, 30, 47, 80, 150):
         r = minimize(lambda y, rd=rd: obj([rd, y[0]]), [3.0], **nm)
         print(f"  {rd:7.4g} {r.x[0]:7.3g} {r.fun:.7f}")
-    d = builtin_spec("data_constrained").to_dict()
-    for k, v in muennighoff_stage1().items():
-        d["parameters"][k] = {"domain": "positive", "fixed": v}
-    full = builtin_spec("data_constrained").to_dict()
-    full["law"]["formula"] = full["law"]["formula"].replace("beta", "alpha")
-    del full["parameters"]["beta"]
-    for name, spec in (("stage 2 (E, A, B, alpha = beta fixed at their C4 values)", d), ("all free", full)):
+    for name, spec in (("stage 2 (E, A, B, alpha = beta fixed at their C4 values)",
+                        muennighoff_spec(muennighoff_stage1())), ("all free", muennighoff_spec())):
         t0 = time.time()
-        fit = bs.fit(runs, LawSpec.from_dict(spec), seed=1, draws=args.draws, tune=args.draws, chains=args.chains,
+        fit = bs.fit(runs, spec, seed=1, draws=args.draws, tune=args.draws, chains=args.chains,
                      warn=False)
         s = fit.summary(ci_prob=0.9).set_index("parameter")
         print(f"\nBayesian, {name}: {time.time() - t0:.0f} s, {fit.diagnostics}")

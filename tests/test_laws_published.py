@@ -167,14 +167,9 @@ def test_bundled_subsets_are_the_documented_selection_of_the_shared_files():
 def muennighoff_spec(which: str) -> LawSpec:
     """``"stage2"``: the paper's second stage, the Chinchilla part (E, A, B, alpha, beta) fixed at the
     published values and R_D*, R_N* fitted; ``"full"``: all free, alpha = beta tied as published."""
-    d = builtin_spec("data_constrained").to_dict()
     if which == "stage2":
-        for k in ("E", "A", "B", "alpha", "beta"):
-            d["parameters"][k] = {"domain": "positive", "fixed": PUBLISHED_MU[k]}
-    else:
-        d["law"]["formula"] = d["law"]["formula"].replace("beta", "alpha")
-        del d["parameters"]["beta"]
-    return LawSpec.from_dict(d)
+        return published.muennighoff_spec({k: PUBLISHED_MU[k] for k in ("E", "A", "B", "alpha", "beta")})
+    return published.muennighoff_spec()
 
 
 def muennighoff_selection(runs: pd.DataFrame, which: str) -> pd.DataFrame:
@@ -227,10 +222,8 @@ def test_muennighoff_paper_runs_bayesian_decay_constants():
     but not their 15.4; R_N* stays below their 5.3. With every parameter free (alpha = beta tied) R_D* is pinned
     near 40, as on the contour grid (README, "Published laws")."""
     runs = bs.datasets.load_muennighoff_paper_fit(used=True)
-    d = builtin_spec("data_constrained").to_dict()
-    for k, v in published.muennighoff_stage1().items():
-        d["parameters"][k] = {"domain": "positive", "fixed": v}
-    stage2 = bs.fit(runs, LawSpec.from_dict(d), seed=1, draws=500, tune=500, chains=2, warn=False)
+    stage2 = bs.fit(runs, published.muennighoff_spec(published.muennighoff_stage1()), seed=1, draws=500, tune=500,
+                    chains=2, warn=False)
     s = stage2.summary(ci_prob=0.9).set_index("parameter")
     assert PUBLISHED_MU["RD_star"] < s.loc["RD_star", "eti90_lb"] < 47 < s.loc["RD_star", "eti90_ub"]
     assert s.loc["RN_star", "eti90_ub"] < PUBLISHED_MU["RN_star"]

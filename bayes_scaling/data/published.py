@@ -7,8 +7,8 @@ Each function takes the folder of the original files and returns a tidy table; t
 - :func:`muennighoff_final_losses`: the final loss of every run of Muennighoff et al. (2023): the 48 repetition
   runs (C4 and OSCAR, 2.8B / 4.2B / 8.7B parameters, 1 to 44 epochs, last point of each training curve) and the
   229 runs of the data-constrained contour grid (C4). Columns ``source, corpus, name, N, D, U_D, epochs, loss``.
-- :func:`muennighoff_stage1` and :func:`muennighoff_paper_objective`: Muennighoff et al.'s own fit of R_D* and
-  R_N* (their notebook ``utils/parametric_fit.ipynb``) on the 182 runs it used
+- :func:`muennighoff_stage1`, :func:`muennighoff_spec` and :func:`muennighoff_paper_objective`: Muennighoff et
+  al.'s own fit of R_D* and R_N* (their notebook ``utils/parametric_fit.ipynb``) on the 182 runs it used
   (``bs.datasets.load_muennighoff_paper_fit``, transcribed from that notebook: its card).
 - :func:`lin_long`: Lin et al. (2024), the three targets in long form: ``target, model, family, size, D, loss``
   (``D`` in examples; 0 = zero-shot).
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["muennighoff_final_losses", "muennighoff_stage1", "muennighoff_paper_objective", "lin_long", "mikami_errors", "build", "MUENNIGHOFF_SIZES"]
+__all__ = ["muennighoff_final_losses", "muennighoff_stage1", "muennighoff_spec", "muennighoff_paper_objective", "lin_long", "mikami_errors", "build", "MUENNIGHOFF_SIZES"]
 
 #: The parameter counts behind the size labels of the repetition runs (those of the same models in the contour
 #: grid, which lists exact counts).
@@ -49,6 +49,26 @@ def _data_constrained():
     from bayes_scaling.laws.spec import builtin_spec
 
     return builtin_spec("data_constrained")
+
+
+def muennighoff_spec(fixed: dict[str, float] | None = None):
+    """The ``data_constrained`` law as Muennighoff et al. fitted it. Without ``fixed``: every parameter free, with
+    alpha = beta tied (one exponent, ``alpha``). With ``fixed`` (e.g. :func:`muennighoff_stage1`): those
+    parameters fixed at the given values, the rest (R_D*, R_N*) fitted: their second stage.
+
+    >>> sorted(muennighoff_spec().parameters)
+    ['A', 'B', 'E', 'RD_star', 'RN_star', 'alpha']
+    """
+    from bayes_scaling.laws.spec import LawSpec
+
+    d = _data_constrained().to_dict()
+    if fixed is None:
+        d["law"]["formula"] = d["law"]["formula"].replace("beta", "alpha")
+        del d["parameters"]["beta"]
+    else:
+        for k, v in fixed.items():
+            d["parameters"][k] = {"domain": "positive", "fixed": float(v)}
+    return LawSpec.from_dict(d)
 
 
 def muennighoff_paper_objective(RD_star: float, RN_star: float, runs: pd.DataFrame) -> float:

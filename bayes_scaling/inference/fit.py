@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from os import PathLike
@@ -263,12 +264,16 @@ class Fit(FitBase):
             out[:, rows] = np.asarray(sm._from_u(u_new, p.domain, np))[:, None]
         return out
 
+    @functools.cached_property
+    def _parents(self) -> dict[tuple[str, str], np.ndarray]:
+        """The fitted data's ``(by, within)`` -> each ``by`` group's ``within`` index (prepared once per fit)."""
+        return sm.prepare(self.spec, self.data, labels=self.labels).parents
+
     def _check_parents(self, new: sm.SpecData, p) -> None:
         """New rows of a group the fit has seen must name the same ``within`` group as the fitted data."""
-        fitted = sm.prepare(self.spec, self.data, labels=self.labels)
-        expected = sm.parent_index(fitted, p.by, p.within)
+        expected = self._parents[(p.by, p.within)]
         idx, pidx = new.index[p.by], new.index[p.within]
-        bad = np.flatnonzero((idx >= 0) & (pidx != np.where(idx >= 0, expected[np.maximum(idx, 0)], -2)))
+        bad = np.flatnonzero((idx >= 0) & (pidx != expected[np.maximum(idx, 0)]))
         if len(bad):
             i = bad[0]
             want = self.labels[p.within][expected[idx[i]]]

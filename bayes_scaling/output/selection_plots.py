@@ -75,8 +75,10 @@ def plot_selection(selection, *, models: list[str] | None = None, max_models: in
                  fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     shown = table[table[group].isin(models)].iloc[::-1]
+    from bayes_scaling.analysis.selection import RANK_COLUMNS
+
     rank_by = selection.metrics.get("rank_by", "law")
-    column = "p_best_discrepancy" if rank_by == "discrepancy" else "p_best"
+    column = RANK_COLUMNS[rank_by]
     bx.barh(shown[group], shown[column], color=[colours[models.index(m)] for m in shown[group]])
     from matplotlib.patches import Patch
 
