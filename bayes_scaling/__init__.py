@@ -21,9 +21,9 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
-from bayes_scaling._system import use_generated_src_dir as _use_generated_src_dir  # noqa: E402
+from bayes_scaling._system import configure_pytensor as _configure_pytensor  # noqa: E402
 
-_use_generated_src_dir()  # PyTensor's generated source: one pruned folder, not a file per function in /tmp
+_configure_pytensor()  # no fast-math (same seed, same draws, cached or not); generated source in one folder
 
 from bayes_scaling import errors, laws  # noqa: E402
 from bayes_scaling._lazy import lazy_exports  # noqa: E402

@@ -65,25 +65,45 @@ def check_draws_memory(draws: int, chains: int, values_per_draw: int, *, log_lik
     return need
 
 
-def use_generated_src_dir() -> None:
-    """Make PyTensor keep the Python source it generates for Numba in one content-addressed folder (which
-    PyTensor prunes) instead of a new file in the system temp folder per function and process (about 16 files
-    a fit, never removed). Before PyTensor is imported this goes through ``PYTENSOR_FLAGS``
-    (``generated_src_dir=~/.pytensor/generated_src``), after, through ``pytensor.config``. A folder the user set
-    is kept."""
+def configure_pytensor() -> None:
+    """PyTensor settings the package relies on, applied before PyTensor is imported (through
+    ``PYTENSOR_FLAGS``) or, after, through ``pytensor.config``; a setting the user made is kept:
+
+    - ``numba__fastmath=False``: with LLVM's fast-math flags (re-association, contraction) the machine code
+      Numba compiles fresh and the machine code it loads from its cache round differently in the last bit, so a
+      fit with a given seed gave other chains the first time a model was compiled than on later runs. Without
+      them, the same seed gives the same draws whether or not the compiled model was cached (tested), at
+      about the same speed.
+    - ``generated_src_dir=~/.pytensor/generated_src``: the Python source PyTensor generates for Numba goes to
+      one content-addressed folder (which PyTensor prunes) instead of a new file in the system temp folder per
+      function and process (about 16 files a fit, never removed).
+    """
     import os
     import sys
 
     if "pytensor" in sys.modules:
         config = getattr(sys.modules["pytensor"], "config", None)
-        if config is not None and getattr(config, "generated_src_dir", None) == "":
+        if config is None:
+            return
+        flags = os.environ.get("PYTENSOR_FLAGS", "")
+        changes = {}
+        if "numba__fastmath" not in flags:
+            changes["numba__fastmath"] = False
+        if getattr(config, "generated_src_dir", None) == "":
+            changes["generated_src_dir"] = str(Path(config.compiledir) / "generated_src")
+        for key, value in changes.items():
             try:
-                config.generated_src_dir = str(Path(config.compiledir) / "generated_src")
+                setattr(config, key, value)
             except Exception:  # noqa: BLE001 - a PyTensor that refuses the change: leave it
                 pass
         return
     flags = os.environ.get("PYTENSOR_FLAGS", "")
+    extra = []
+    if "numba__fastmath" not in flags:
+        extra.append("numba__fastmath=False")
     if "generated_src_dir" not in flags:
         folder = Path("~/.pytensor/generated_src").expanduser()
         if "," not in str(folder):
-            os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"generated_src_dir={folder}") if f)
+            extra.append(f"generated_src_dir={folder}")
+    if extra:
+        os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, *extra) if f)

@@ -139,3 +139,33 @@ def test_bad_fit_arguments(example_data):
         bs.fit_transfer(example_data, draws=0)
     with pytest.raises(ValueError, match="backend 'stan'"):
         bs.fit_transfer(example_data, backend="stan", draws=10, tune=10)
+
+
+_SAME_SEED_SCRIPT = """
+import sys
+import numpy as np
+import bayes_scaling as bs
+fit = bs.fit(bs.datasets.load_corpora(), "chinchilla_by_corpus", seed=5, draws=60, tune=60, chains=1, warn=False)
+post = fit.posterior
+np.save(sys.argv[1], np.concatenate([post[v].values.reshape(60, -1) for v in sorted(post.data_vars)], axis=1))
+"""
+
+
+def test_same_seed_same_draws_whether_or_not_the_compiled_model_was_cached(tmp_path):
+    """A fit in a fresh process with an empty compile cache (PyTensor's and Numba's machine code compiled now)
+    and the same fit in a second process that loads that code from the cache give bit-identical draws.
+    With LLVM's fast-math flags the two rounded differently in the last bit and the chains parted (the
+    package turns fast-math off: ``bayes_scaling._system.configure_pytensor``); this model showed it."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "fit.py"
+    script.write_text(_SAME_SEED_SCRIPT)
+    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'cache'}", "MPLBACKEND": "Agg"}
+    for name in ("cold", "warm"):
+        subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}.npy")], env=env, check=True,
+                       timeout=900, capture_output=True)
+    cold, warm = np.load(tmp_path / "cold.npy"), np.load(tmp_path / "warm.npy")
+    assert cold.shape == warm.shape and np.isfinite(cold).all()
+    np.testing.assert_array_equal(cold, warm)

@@ -1,4 +1,5 @@
-"""Every notebook in notebooks/ runs top to bottom (small settings) and is committed without outputs.
+"""Every notebook in notebooks/ runs top to bottom (its quick settings: ``BAYES_SCALING_QUICK=1``) and is
+committed without outputs.
 
 Executed with nbclient in a kernel of this interpreter (the venv), ``MPLBACKEND=Agg``, working directory
 notebooks/. A notebook that errors fails with the failing cells' tracebacks; a cell that runs longer than
@@ -35,6 +36,9 @@ def kernel_env(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    # the notebooks' quick settings (fewer draws, fewer refits; the same cells and figures): the documentation
+    # site runs them with their full settings
+    monkeypatch.setenv("BAYES_SCALING_QUICK", "1")
     return "bayes-scaling-test"
 
 

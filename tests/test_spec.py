@@ -348,7 +348,20 @@ def test_predict_mean_observation_and_new_groups(pooled_fit):
     assert list(mean.columns[:2]) == ["group", "x"] and {"median", "lo", "hi", "outside"} <= set(mean.columns)
     truth = 1.5 + 15.0 * 1e3 ** -0.4
     assert mean["lo"][0] < truth < mean["hi"][0]
-    assert (obs["hi"] - obs["lo"] > mean["hi"] - mean["lo"])[:2].all()    # noise widens known groups' intervals
+    # inside the data (x = 1e3) the noise widens the interval; both kinds share the discrepancy's draws (common
+    # random numbers), so on the log scale a new run's draw is the mean's plus the noise, at every point
+    assert obs["hi"][0] - obs["lo"][0] > mean["hi"][0] - mean["lo"][0]
+    m_draws = pooled_fit.predict(pts, kind="mean")["y"].values.reshape(-1, 3)
+    o_draws = pooled_fit.predict(pts, kind="observation")["y"].values.reshape(-1, 3)
+    noise = np.log(o_draws) - np.log(m_draws)
+    sigma = pooled_fit.posterior["sigma"].values.ravel()
+    n = noise.shape[0]
+    # Student-t noise: compare the central 68% half-width with the normal's sigma * t-quantile, loosely: the
+    # noise's spread must not depend on the point (no discrepancy in it), within Monte Carlo error
+    half = (np.quantile(noise, 0.8413, axis=0) - np.quantile(noise, 0.1587, axis=0)) / 2
+    assert np.allclose(half, half.mean(), rtol=6 / np.sqrt(n))
+    assert 0.5 * np.median(sigma) < half[1] < 2 * np.median(sigma)
+    assert (mean["share_noise"] == 0).all() and (obs["share_noise"][:2] > 0).all()
     assert mean["outside"].tolist() == pytest.approx([0.0, 2.0, 0.0])      # x = 1e7: 2 orders above 1e5
     # an unseen group draws from the population: wider than a known one
     assert mean["hi"][2] - mean["lo"][2] > mean["hi"][0] - mean["lo"][0]

@@ -83,8 +83,9 @@ def register(sub) -> None:
     add_sampler_args(p)
     p.add_argument("--likelihood", choices=["normal", "student_t"], default=None,
                    help="noise model of log D_T (default: the model file's, normal)")
-    p.add_argument("--model", default=None, help="TOML file: a law spec (any law; see models/laws/) or the "
-                   "transfer model's priors and likelihood (models/transfer.toml)")
+    p.add_argument("--model", default=None, help="a built-in law's name (chinchilla, kaplan, m4, transfer, ...) or a TOML file: a law "
+                   "spec (any law; see models/laws/) or the transfer model's priors and likelihood "
+                   "(models/transfer.toml)")
     p.add_argument("--unit", default=None, help="unit of data (tokens, characters, ...; default: column "
                    "'unit' or tokens)")
     p.add_argument("--ci", type=probability, default=0.94, help="credible interval probability (default 0.94)")
@@ -149,13 +150,14 @@ def _load_config(args):
 
 def cmd_fit(args) -> int:
     from bayes_scaling.data.tables import TransferData
+    from bayes_scaling.inference.fit import is_law_spec
     from bayes_scaling.inference.fitfile import FIT_SUFFIXES
     from bayes_scaling.inference.sampling import fit_transfer, resolve_backend
+    from bayes_scaling.laws.spec import builtin_names
 
-    check_out(args, args.data, args.model, suffixes=FIT_SUFFIXES)
-    from bayes_scaling.inference.fit import is_law_spec
-
-    if args.model and is_law_spec(args.model):
+    builtin = bool(args.model) and not Path(args.model).exists() and args.model in builtin_names()
+    check_out(args, args.data, None if builtin else args.model, suffixes=FIT_SUFFIXES)
+    if builtin or (args.model and is_law_spec(args.model)):
         return _fit_spec(args)
     config = _load_config(args)
     data = TransferData.from_csv(args.data, unit=args.unit)
@@ -174,9 +176,9 @@ def _fit_spec(args) -> int:
     """``fit DATA.csv --model SPEC.toml``: any law spec."""
     from bayes_scaling.inference.fit import fit as fit_spec
     from bayes_scaling.inference.sampling import resolve_backend
-    from bayes_scaling.laws.spec import LawSpec
+    from bayes_scaling.laws.spec import builtin_spec
 
-    spec = LawSpec.from_toml(args.model)
+    spec = builtin_spec(args.model)     # a built-in name or a spec file
     if args.likelihood:
         spec.family = args.likelihood
     if args.unit:

@@ -329,16 +329,19 @@ class Fit(FitBase):
             raise DataError("new data: the table is empty")
         table = table.reset_index(drop=True)
         new = sm.prepare(self.spec, table, what="new data", labels=self.labels, target=False)
-        rng = np.random.default_rng(self.seed if seed is None else seed)
-        params = self._param_draws(new, rng)
+        # one independent stream per source (common random numbers): the new groups' draws and the
+        # discrepancy's z are the same for kind="mean" and kind="observation", so the two differ by the noise only
+        streams = np.random.SeedSequence(self.seed if seed is None else seed).spawn(3)
+        rng_groups, rng_noise, rng_discrepancy = (np.random.default_rng(s) for s in streams)
+        params = self._param_draws(new, rng_groups)
         values = {**{c: v[None, :] for c, v in new.inputs.items()}, **params}
         f = np.asarray(self.spec.formula.evaluate(values, backend="numpy"), dtype=float)
         f = np.broadcast_to(f, (next(iter(params.values())).shape[0], new.n)).copy()
         mean = f
-        noisy = _add_noise(mean, self.spec, self.posterior, rng) if kind == "observation" else mean
+        noisy = _add_noise(mean, self.spec, self.posterior, rng_noise) if kind == "observation" else mean
         where = self.outside(table)
         d = where["outside"].to_numpy(dtype=float)
-        f = widen(noisy, d, tau, rng)     # after the noise: tau = 0 leaves the draws (and the stream) as they were
+        f = widen(noisy, d, tau, rng_discrepancy)
         with np.errstate(all="ignore"):
             log_mean = np.log(mean)
             split = variance_split(log_mean, tau, d, None if kind == "mean" else np.log(noisy) - log_mean)

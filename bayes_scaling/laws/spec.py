@@ -87,7 +87,7 @@ from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws.discrepancy import Discrepancy
 from bayes_scaling.laws.expr import Equation, Formula
 
-__all__ = ["LawSpec", "Parameter", "MODELS_DIR", "builtin_spec"]
+__all__ = ["LawSpec", "Parameter", "MODELS_DIR", "builtin_spec", "builtin_names"]
 
 DOMAINS = ("positive", "unit", "real")
 POOLINGS = ("partial", "none")
@@ -97,8 +97,9 @@ SCALES = ("log", "identity")
 _PRIOR_KEYS = {"positive": ("median", "sigma"), "unit": ("mean", "sigma"), "real": ("mu", "sigma")}
 _PARAM_KEYS = {"domain", "by", "within", "pooling", "fixed", "spread", "parameterization", "median", "mean", "mu", "sigma",
                "description"}
-#: The repository's folder of specs (present in a source checkout; built-in specs are looked up there).
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+#: The built-in specs, shipped inside the package (``bayes_scaling/specs``; the repository's ``models/`` points
+#: there): ``laws/*.toml`` (law specs), ``transfer.toml`` (the transfer model file), ``experiments/*.toml``.
+MODELS_DIR = Path(__file__).resolve().parents[1] / "specs"
 
 
 def _number(value: Any, what: str, *, positive: bool = False) -> float:
@@ -412,13 +413,22 @@ class LawSpec:
         return f"LawSpec({self.name!r}: {self.target} ~ {self.formula.text}; {share})"
 
 
+def builtin_names() -> list[str]:
+    """The names of the built-in law specs (``bayes_scaling/specs/laws/*.toml``), sorted."""
+    return sorted(q.stem for q in (MODELS_DIR / "laws").glob("*.toml"))
+
+
 def builtin_spec(name: str) -> LawSpec:
-    """A spec shipped in ``models/`` (``"transfer"``, ``"chinchilla"``, ``"kaplan"``, ...), or a path to one."""
+    """A built-in spec (``"transfer"``, ``"chinchilla"``, ``"kaplan"``, ...: :func:`builtin_names`), or a path to
+    a spec file.
+
+    >>> builtin_spec("chinchilla").target
+    'loss'
+    """
     p = Path(name)
     if p.suffix == ".toml" or p.exists():
         return LawSpec.from_toml(p)
     path = MODELS_DIR / "laws" / f"{name}.toml"
     if not path.exists():
-        known = sorted(q.stem for q in (MODELS_DIR / "laws").glob("*.toml"))
-        raise ConfigError(f"no built-in law {name!r}; known: {', '.join(known) or '(none found)'}")
+        raise ConfigError(f"no built-in law {name!r}; known: {', '.join(builtin_names()) or '(none found)'}")
     return LawSpec.from_toml(path)
