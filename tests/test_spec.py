@@ -567,3 +567,11 @@ def test_files_written_by_version_0_1_load(kind, cls):
     assert type(result).__name__ == cls
     assert result.tree.attrs["bayes_scaling_version"] == "0.1.0"
     assert len(result.summary()) > 0
+
+
+def test_fit_shows_as_a_table_in_jupyter(pooled_fit):
+    page = pooled_fit._repr_html_()
+    assert "<table" in page and "pooled by group" in page and "E + A * x**(-alpha)" in page
+    for name in ("E", "alpha", "A", "sigma"):
+        assert f"<td>{name}</td>" in page
+    assert "94% interval" in page and str(pooled_fit.seed) in page

@@ -370,6 +370,35 @@ class Fit(FitBase):
         out["tau"] = tau
         return pd.concat([out, split], axis=1)
 
+    def _repr_html_(self) -> str:
+        """A fit in Jupyter: the law, each parameter's sharing and prior, the diagnostics and the summary
+        (:meth:`summary` with its default interval)."""
+        import html
+
+        spec, p = self.spec, self.posterior
+        esc = html.escape
+        rows = []
+        for name, par in spec.parameters.items():
+            sharing = par.sharing + (f" by {par.by}" if par.by else "") + (f" within {par.within}" if par.within else "")
+            prior = "fixed" if par.fixed is not None else ", ".join(f"{k} {v:g}" for k, v in par.prior.items()) \
+                or "default"
+            rows.append(f"<tr><td>{esc(name)}</td><td>{esc(par.domain)}</td><td>{esc(sharing)}</td>"
+                        f"<td>{esc(prior)}</td><td>{esc(self.parameterization.get(name, ''))}</td></tr>")
+        diag = self.diagnostics
+        colour = "green" if diag.ok else "#b00"
+        law = spec.formula.text if hasattr(spec.formula, "text") else str(spec.formula)
+        table = self.summary()
+        ci = next((c[3:-3] for c in table.columns if c.startswith("eti") and c.endswith("_lb")), "")
+        summary = table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+        return (f"<div><b>Fit</b> of <code>{esc(spec.name or '')}</code>: <code>{esc(spec.target)} ~ "
+                f"{esc(law)}</code> ({esc(spec.family)} noise on the {esc(spec.scale)} scale)<br>"
+                f"{len(self.data)} rows; {p.sizes['chain']} chains x {p.sizes['draw']} draws; back end "
+                f"{esc(str(self.backend))}, seed {self.seed}<br>"
+                f"<span style='color:{colour}'>{esc(str(diag))}</span>"
+                "<table><tr><th>parameter</th><th>domain</th><th>sharing</th><th>prior</th>"
+                f"<th>parameterization</th></tr>{''.join(rows)}</table>"
+                f"<details open><summary>summary (median, {ci}% interval)</summary>{summary}</details></div>")
+
     def __repr__(self) -> str:
         p = self.posterior
         return (f"Fit({self.spec!r}, {len(self.data)} rows, {p.sizes['chain']} chains x {p.sizes['draw']} "
