@@ -219,6 +219,33 @@ def test_backtest_misspecified_discrepancy_restores_coverage():
     assert res.info["splits"][0]["tau"] > 0
 
 
+def test_backtest_reports_convergence_and_uses_the_predictions_distance():
+    """Each split's fit reports R-hat, bulk ESS and divergences in the tables (bayes methods; NaN for the point
+    fits), and the distance outside the data is the one ``Fit.predict`` uses (the law's inputs and C = 6 N D),
+    not the holdout's column: here the holdout is along a column the law does not know (a run's rank)."""
+    runs = grid_runs(seed=8, n_sizes=5, n_data=4).sort_values("C").reset_index(drop=True)
+    runs["rank"] = 10.0 ** np.arange(1, len(runs) + 1)      # a column far from C: decades of its own
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = backtest(runs, "chinchilla", "rank > 1e16", seed=2, draws=100, tune=100, chains=2, discrepancy="none")
+    tab = res.table.set_index("method")
+    for c in ("rhat_max", "ess_bulk_min", "divergences"):
+        assert np.isfinite(tab.loc["bayes", c]) and np.isnan(tab.loc["huber", c]), c
+        assert np.isfinite(res.points.loc[res.points["method"] == "bayes", c]).all()
+    assert tab.loc["bayes", "rhat_max"] >= 1.0 - 1e-9 and tab.loc["bayes", "ess_bulk_min"] > 0
+    assert tab.loc["bayes", "divergences"] >= 0 and tab.loc["bayes", "divergences"] == int(tab.loc["bayes", "divergences"])
+    sp = res.info["splits"][0]["diagnostics"]
+    assert sp["rhat_max"] == tab.loc["bayes", "rhat_max"]
+    train, test = runs[runs["rank"] <= 1e16], runs[runs["rank"] > 1e16]
+    expected = distance_outside(train, test, ["N", "D"])
+    bayes = res.points[res.points["method"] == "bayes"]
+    np.testing.assert_allclose(bayes["outside"], expected)
+    assert not np.allclose(expected, distance_outside(train, test, ["N", "D"], ["rank"]))
+    # rescoring keeps the split's diagnostics
+    wide = res.rescore(0.1, "wide").table.set_index("method")
+    assert wide.loc["wide", "rhat_max"] == tab.loc["bayes", "rhat_max"]
+
+
 # ---- the command ----------------------------------------------------------------------------------------------
 def test_cli_bad_input_one_line(tmp_path, capsys):
     from bayes_scaling.cli import main

@@ -23,7 +23,13 @@ because a Student-t noise with few degrees of freedom gives draws of the target 
 Point-fit baselines in the same run, on the same training rows: ``lsq`` (least squares on the likelihood's
 scale, multi-start: :func:`bayes_scaling.models.spec_model.point_fit`) and ``huber`` (Epoch AI's replication of
 Chinchilla: Huber loss with ``delta = 1e-3`` on the log residuals, L-BFGS from a grid of starting points, the
-best of them). They give a point prediction only (median error; no intervals).
+best of them: :func:`huber_fit`). They give a point prediction only (median error; no intervals).
+
+Convergence: each split's fit reports its worst R-hat, smallest bulk ESS and number of divergences
+(:func:`fit_diagnostics`) in the columns ``rhat_max``, ``ess_bulk_min`` and ``divergences`` of the bayes methods'
+rows (``points`` and ``table``; over ``all`` splits: the worst R-hat and ESS and the total of divergences; the
+point fits: NaN); the nested fits' are in ``info["splits"][i]["nested_diagnostics"]``. The fits' own warnings
+are not raised (a backtest runs many fits); read these columns instead.
 
 Methods scored: ``bayes``, the default predictions (``Fit.predict(kind="observation")``: the posterior
 predictive with the law spec's discrepancy, ``tau`` = ``spec.discrepancy.tau``, 0.059 per decade unless the spec
@@ -32,9 +38,10 @@ says otherwise); ``bayes(no discrepancy)``, the posterior predictive alone (abse
 
 **Discrepancy** (``discrepancy="nested"``): the law is wrong by an amount that grows with the distance outside
 the data. The predictive draws of ``log(target)`` get an extra ``Normal(0, (tau * d)**2)``, ``d`` the orders of
-magnitude the point lies outside the training rows, over the law's inputs, compute ``C = 6 N D`` for laws of N
-and D, and the holdout's column (:func:`bayes_scaling.laws.discrepancy.distance_outside`, the one definition
-``Fit.predict`` uses too: a run at a new compute budget may lie inside the ranges of N and of D), and ``tau``
+magnitude the point lies outside the training rows, over the law's inputs and, for laws of N and D, compute
+``C = 6 N D`` (``Fit.outside``, :func:`bayes_scaling.laws.discrepancy.outside_table`: the one definition
+``Fit.predict`` uses, so that a ``tau`` learnt here means the same there; a run at a new compute budget may lie
+inside the ranges of N and of D; a column of the data such as the holdout's ``C`` is not used), and ``tau``
 (per order of magnitude) is calibrated by *nested backtests inside the training rows*: the training rows are split again in the same
 direction (the rows beyond a quantile of the holdout column), the law is refitted on the rest, and ``tau`` is the
 maximum-likelihood value of ``r ~ Normal(0, s**2 + tau**2 d**2)`` over the nested held-out runs (``r``: residual
@@ -61,7 +68,7 @@ from bayes_scaling.errors import ConfigError, DataError
 from bayes_scaling.laws.discrepancy import distance_outside, widen
 
 __all__ = ["Holdout", "parse_holdout", "Split", "make_splits", "crps_draws", "log_density_draws",
-           "interval_scores", "distance_outside", "huber_fit", "lsq_fit", "calibrate_tau", "pooled_tau", "backtest", "BacktestResult", "LEVELS"]
+           "interval_scores", "distance_outside", "fit_diagnostics", "DIAGNOSTIC_COLUMNS", "huber_fit", "lsq_fit", "calibrate_tau", "pooled_tau", "backtest", "BacktestResult", "LEVELS"]
 
 #: nominal levels of the predictive intervals that are scored
 LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
@@ -470,6 +477,25 @@ def _log_draws(fit, table: pd.DataFrame, kind: str, seed: int, discrepancy: floa
     return v.reshape(-1, v.shape[-1])
 
 
+#: the convergence columns of the backtest tables (the bayes methods; NaN for the point fits)
+DIAGNOSTIC_COLUMNS: tuple[str, ...] = ("rhat_max", "ess_bulk_min", "divergences")
+
+
+def fit_diagnostics(fit) -> dict[str, float]:
+    """A fit's worst rank-normalised R-hat, smallest bulk ESS and number of divergent transitions
+    (:attr:`bayes_scaling.inference.fit.Fit.diagnostics`), as the backtest tables report them."""
+    d = fit.diagnostics
+    return {"rhat_max": float(d.r_hat_max), "ess_bulk_min": float(d.ess_bulk_min),
+            "divergences": float(d.divergences)}
+
+
+def _distance(fit, table: pd.DataFrame) -> np.ndarray:
+    """The distance ``d`` of ``table``'s rows outside the fit's training rows: :meth:`Fit.outside`, the one
+    definition predictions use (the law's inputs and, for laws of N and D, ``C = 6 N D``; a column of the data
+    such as the holdout's ``C`` is not used), so that a ``tau`` calibrated here means the same in predictions."""
+    return fit.outside(table)["outside"].to_numpy(dtype=float)
+
+
 def _run_split(task: dict) -> dict:
     """Fit on the split's training rows and score its held-out rows (a module-level function: a Dask task)."""
     import warnings
@@ -483,29 +509,30 @@ def _run_split(task: dict) -> dict:
               log_likelihood=False, backend=task["backend"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = fit_law(train, spec, **kw)
+        f = fit_law(train, spec, warn=False, **kw)
+        diag = fit_diagnostics(f)
         pred = _log_draws(f, test, "observation", seed + 1)           # no discrepancy
         default = _log_draws(f, test, "observation", seed + 1, None) if spec.discrepancy.tau > 0 else pred
-        extra = [task["direction"]] if task["direction"] else []
-        dist = distance_outside(train, test, spec.inputs, extra)
-        tau, nested = np.nan, {}
+        dist = _distance(f, test)
+        tau, nested, nested_diag = np.nan, {}, []
         if task["discrepancy"] == "nested":
             resid, sds, dists = [], [], []
             for k, (tr, te) in enumerate(_nested_tables(train, test, task["direction"], task["nested_fracs"])):
                 try:
-                    fn = fit_law(tr, spec, **{**kw, "seed": seed + 10 + k})
+                    fn = fit_law(tr, spec, warn=False, **{**kw, "seed": seed + 10 + k})
                 except (DataError, ConfigError):
                     continue
+                nested_diag.append(fit_diagnostics(fn))
                 lp = np.log(_log_draws(fn, te, "observation", seed + 20 + k))
                 resid.append(np.log(te[spec.target].to_numpy(dtype=float)) - np.median(lp, axis=0))
                 sds.append(np.subtract(*np.quantile(lp, [0.8413, 0.1587], axis=0)) / 2)
-                dists.append(distance_outside(tr, te, spec.inputs, extra))
+                dists.append(_distance(fn, te))
             tau = calibrate_tau(np.concatenate(resid), np.concatenate(sds), np.concatenate(dists)) if resid else 0.0
             nested = {k: np.concatenate(v).tolist() if v else [] for k, v in
                       (("resid", resid), ("sd", sds), ("dist", dists))}
     base = _baselines(spec, train, test, seed)
     return {"name": task["name"], "pred": pred, "default": default, "dist": dist, "tau": tau, "nested": nested, "baselines": base,
-            "backend": f.backend, "n_train": len(train)}
+            "backend": f.backend, "n_train": len(train), "diagnostics": diag, "nested_diagnostics": nested_diag}
 
 
 def _with_discrepancy(pred: np.ndarray, dist: np.ndarray, tau: float, seed: int) -> np.ndarray:
@@ -536,8 +563,14 @@ class BacktestResult:
             y = test[target].to_numpy(dtype=float)
             wide = _with_discrepancy(pred, dist, tau, seed + i)
             f = _score(method, split, test, y, wide, None, dist, tau, self.levels)
-            frames.append(f.assign(tau=tau))
+            frames.append(f.assign(tau=tau, **self._split_diagnostics(split)))
         return BacktestResult(pd.concat(frames, ignore_index=True), {**self.info}, self.levels, self.draws)
+
+    def _split_diagnostics(self, split: str) -> dict[str, float]:
+        for sp in self.info.get("splits", []):
+            if sp.get("name") == split and sp.get("diagnostics"):
+                return dict(sp["diagnostics"])
+        return {c: np.nan for c in DIAGNOSTIC_COLUMNS}
 
     @property
     def table(self) -> pd.DataFrame:
@@ -558,6 +591,11 @@ class BacktestResult:
             r["lpd"] = float(np.nanmean(g["lpd"])) if g["lpd"].notna().any() else np.nan
             r["crps"] = float(np.nanmean(g["crps"])) if g["crps"].notna().any() else np.nan
             r["tau"] = float(np.nanmean(g["tau"])) if g["tau"].notna().any() else np.nan
+            # the fits' convergence (the bayes methods): the worst over the splits' fits (one per split)
+            for c, fn in (("rhat_max", np.max), ("ess_bulk_min", np.min), ("divergences", np.sum)):
+                per_split = g.groupby("split", sort=False)[c].first() if c in g else pd.Series(dtype=float)
+                per_split = per_split[per_split.notna()]
+                r[c] = float(fn(per_split)) if len(per_split) else np.nan
             rows.append(r)
         return pd.DataFrame(rows)
 
@@ -631,6 +669,8 @@ def _score(method: str, split: str, test: pd.DataFrame, y: np.ndarray, draws: np
     out["predicted"] = med
     out["rel_error"] = np.abs(med - y) / np.abs(y)
     out["tau"] = tau
+    for c in DIAGNOSTIC_COLUMNS:
+        out[c] = np.nan
     return out
 
 
@@ -667,21 +707,24 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
         test = task["test"]
         y = test[spec.target].to_numpy(dtype=float)
         tau0 = spec.discrepancy.tau
-        frames.append(_score("bayes", res["name"], test, y, res["default"], None, res["dist"], tau0, levels))
+        diag = res["diagnostics"]
+        bayes = [_score("bayes", res["name"], test, y, res["default"], None, res["dist"], tau0, levels)]
         if tau0 > 0:
-            frames.append(_score("bayes(no discrepancy)", res["name"], test, y, res["pred"], None, res["dist"],
-                                 np.nan, levels))
+            bayes.append(_score("bayes(no discrepancy)", res["name"], test, y, res["pred"], None, res["dist"],
+                                np.nan, levels))
         if discrepancy == "nested":
             widened = _with_discrepancy(res["pred"], res["dist"], res["tau"], task["seed"] + 7)
-            frames.append(_score("bayes+discrepancy", res["name"], test, y, widened, None, res["dist"], res["tau"],
-                                 levels))
+            bayes.append(_score("bayes+discrepancy", res["name"], test, y, widened, None, res["dist"], res["tau"],
+                                levels))
+        frames += [f.assign(**diag) for f in bayes]
         for name, point in res["baselines"].items():
             frames.append(_score(name, res["name"], test, y, None, point, res["dist"], np.nan, levels))
     info = {"holdout": h.text, "target": spec.target, "model": spec.name, "tau_default": spec.discrepancy.tau, "formula": spec.formula.text, "seed": seed, "draws": draws,
             "tune": tune, "chains": chains, "backend": results[0]["backend"], "discrepancy": discrepancy,
             "nested_fracs": list(nested_fracs), "n_rows": len(table),
             "splits": [{"name": r["name"], "n_train": r["n_train"], "n_test": len(t["test"]),
-                        "tau": None if not np.isfinite(r["tau"]) else r["tau"], "nested": r["nested"]}
+                        "tau": None if not np.isfinite(r["tau"]) else r["tau"], "nested": r["nested"],
+                        "diagnostics": r["diagnostics"], "nested_diagnostics": r["nested_diagnostics"]}
                        for r, t in zip(results, tasks, strict=True)]}
     draws = {r["name"]: (r["pred"], r["dist"], t["test"]) for r, t in zip(results, tasks, strict=True)}
     return BacktestResult(pd.concat(frames, ignore_index=True), info, levels, draws)
