@@ -22,8 +22,8 @@ because a Student-t noise with few degrees of freedom gives draws of the target 
 
 Point-fit baselines in the same run, on the same training rows: ``lsq`` (least squares on the likelihood's
 scale, multi-start: :func:`bayes_scaling.models.spec_model.point_fit`) and ``huber`` (Epoch AI's replication of
-Chinchilla: Huber loss with ``delta = 1e-3`` on the log residuals, L-BFGS from a grid of starting points, the
-best of them: :func:`huber_fit`). They give a point prediction only (median error; no intervals).
+Chinchilla: Huber loss with ``delta = 1e-3`` on the log residuals, minimised from Epoch's fixed grid of starting
+points, the best of them: :func:`huber_fit`, deterministic). They give a point prediction only (median error; no intervals).
 
 Convergence: each split's fit reports its worst R-hat, smallest bulk ESS and number of divergences
 (:func:`fit_diagnostics`) in the columns ``rhat_max``, ``ess_bulk_min`` and ``divergences`` of the bayes methods'
@@ -68,7 +68,8 @@ from bayes_scaling.errors import ConfigError, DataError
 from bayes_scaling.laws.discrepancy import distance_outside, widen
 
 __all__ = ["Holdout", "parse_holdout", "Split", "make_splits", "crps_draws", "log_density_draws",
-           "interval_scores", "distance_outside", "fit_diagnostics", "DIAGNOSTIC_COLUMNS", "huber_fit", "lsq_fit", "calibrate_tau", "pooled_tau", "backtest", "BacktestResult", "LEVELS"]
+           "interval_scores", "distance_outside", "fit_diagnostics", "DIAGNOSTIC_COLUMNS", "huber_fit", "huber_grid",
+           "huber_objective", "lsq_fit", "calibrate_tau", "pooled_tau", "backtest", "BacktestResult", "LEVELS"]
 
 #: nominal levels of the predictive intervals that are scored
 LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
@@ -326,13 +327,86 @@ def lsq_fit(spec, table: pd.DataFrame, seed: int = 0) -> dict[str, float]:
     return sm.point_fit(s, sm.prepare(s, table), seed=seed)
 
 
-def huber_fit(spec, table: pd.DataFrame, *, delta: float = 1e-3, n_starts: int = 32, seed: int = 0) -> dict[str, float]:
-    """Epoch AI's fit (Besiroglu et al. 2024): minimise the Huber loss (``delta``) of the log residuals by
-    L-BFGS from a grid of starting points (exponents 0..2, other positive parameters e^0..e^25 as in their
-    grid; ``n_starts`` of the grid's points, chosen with ``seed`` when the grid is larger), keep the best.
-    Each start is minimised by a trust-region solver on the same objective, the best one polished by L-BFGS."""
+#: Epoch AI's grid of starting values (Besiroglu et al. 2024), on each parameter's unconstrained scale: the
+#: exponents alpha, beta in {0, 0.5, 1, 1.5, 2} (0 as 0.05: a positive exponent's log), the coefficients' logs
+#: a, b in {0, 5, ..., 25} and the floor's log e in {-1, -0.5, ..., 1.5} (shifted by the log of the target's
+#: median, so that a target in other units gets the same grid).
+EPOCH_EXPONENTS = (0.05, 0.5, 1.0, 1.5, 2.0)
+EPOCH_LOG_COEFFICIENTS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
+EPOCH_LOG_FLOORS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
+#: at most this many grid points are screened (the objective evaluated, vectorised); beyond it a Latin
+#: hypercube over the grid's ranges with a fixed seed
+HUBER_MAX_GRID = 50000
+
+
+def huber_grid(spec, table: pd.DataFrame, *, max_points: int = HUBER_MAX_GRID) -> tuple[list[str], np.ndarray]:
+    """The deterministic grid of starting points of :func:`huber_fit`: the names of the spec's free parameters
+    and an array (points x parameters) on their unconstrained scales (log for positive, logit for unit).
+
+    Per parameter an axis over its range (Epoch AI's grid where it applies): a positive exponent (a parameter
+    on the right of ``**``) :data:`EPOCH_EXPONENTS`, its prior's median added when the spec gives one; any
+    other positive parameter the logs :data:`EPOCH_LOG_FLOORS` (+ log of the target's median: a floor such as
+    ``E`` or ``L_inf``) and :data:`EPOCH_LOG_COEFFICIENTS` (coefficients such as ``A`` and ``B``), its prior's
+    median where given; a unit parameter the logits -2, 0, 2; a real one its prior's ``mu + sigma * (-1, 0, 1)``
+    (default ``mu`` 0, ``sigma`` 1 + the target's sd) -- also for the logs of positive parameters when given.
+    The product of the axes when it has at most ``max_points`` points, else a Latin hypercube of
+    ``max_points`` points over the axes' ranges (seed 0, the axes' own values in the corners of no point:
+    deterministic, bounded). The same spec and table give the same grid every time.
+    """
     from itertools import product
 
+    from bayes_scaling.models import spec_model as sm
+
+    s = _ungrouped(spec)
+    data = sm.prepare(s, table)
+    free = [p for p in s.parameters.values() if p.fixed is None]
+    exps = s.exponents()
+    y_med = float(np.median(np.abs(data.target))) or 1.0
+    y_sd = float(np.std(data.target)) if len(data.target) > 1 else 1.0
+    axes = []
+    for p in free:
+        if p.domain == "positive" and p.name in exps:
+            ax = list(np.log(EPOCH_EXPONENTS))
+        elif p.domain == "positive":
+            ax = [e + np.log(y_med) for e in EPOCH_LOG_FLOORS] + list(EPOCH_LOG_COEFFICIENTS)
+        elif p.domain == "unit":
+            ax = [-2.0, 0.0, 2.0]
+        else:
+            ax = []
+        if p.domain == "positive" and "median" in p.prior:
+            ax.append(float(np.log(p.prior["median"])))
+        if p.domain == "unit" and "mean" in p.prior:
+            ax.append(float(sm._to_u(p.prior["mean"], "unit")))
+        if p.domain == "real":
+            mu, sd = float(p.prior.get("mu", 0.0)), float(p.prior.get("sigma", 1.0 + y_sd))
+            ax += [mu - sd, mu, mu + sd]
+        axes.append(np.unique(np.round(np.asarray(ax, dtype=float), 12)))
+    names = [p.name for p in free]
+    if not axes:
+        return names, np.zeros((1, 0))
+    size = int(np.prod([len(a) for a in axes]))
+    if size <= max_points:
+        return names, np.array(list(product(*axes)), dtype=float)
+    from scipy.stats import qmc
+
+    lo = np.array([a.min() for a in axes])
+    hi = np.array([a.max() for a in axes])
+    unit = qmc.LatinHypercube(d=len(axes), seed=0).random(max_points)
+    return names, lo + unit * np.where(hi > lo, hi - lo, 0.0)
+
+
+def huber_fit(spec, table: pd.DataFrame, *, delta: float = 1e-3, n_starts: int = 32, seed: int | None = None,
+              max_grid: int = HUBER_MAX_GRID, starts: np.ndarray | None = None) -> dict[str, float]:
+    """Epoch AI's fit (Besiroglu et al. 2024): minimise the Huber loss (``delta``) of the log residuals from a
+    fixed grid of starting points (:func:`huber_grid`: theirs, exponents 0..2 and coefficients e^0..e^25, for
+    any law spec), keep the best. Deterministic: no random numbers (``seed`` is accepted and ignored).
+
+    Epoch run L-BFGS from each of their 4,500 starts; here the objective is evaluated at every grid point
+    (vectorised, a fraction of a second), and the ``n_starts`` best points are minimised by a trust-region
+    solver on the same objective (scipy's "huber" loss with ``f_scale = delta`` is exactly it), the best result
+    polished by L-BFGS as in Epoch's replication. Never worse than the best of ``n_starts`` points drawn at
+    random from the same grid, as it minimises from the grid's best ones (tests: simulated and real data).
+    ``starts`` (points x free parameters, unconstrained scales): minimise from these instead (comparisons)."""
     from scipy.optimize import least_squares, minimize
 
     from bayes_scaling.models import spec_model as sm
@@ -341,50 +415,48 @@ def huber_fit(spec, table: pd.DataFrame, *, delta: float = 1e-3, n_starts: int =
     data = sm.prepare(s, table)
     free = [p for p in s.parameters.values() if p.fixed is None]
     fixed = {p.name: p.fixed for p in s.parameters.values() if p.fixed is not None}
-    exps = s.exponents()
     y = np.log(data.target) if s.scale == "log" else data.target
-    y_scale = float(np.median(np.abs(data.target))) or 1.0
+
+    def residuals(U):
+        """Residuals of each row of ``U`` (points x parameters): points x runs; NaN where the law fails."""
+        U = np.atleast_2d(U)
+        vals = {**data.inputs, **fixed, **{p.name: sm._from_u(U[:, [k]], p.domain, np) for k, p in enumerate(free)}}
+        with np.errstate(all="ignore"):
+            f = np.asarray(s.formula.evaluate(vals, backend="numpy"), dtype=float)
+            r = (np.log(f) if s.scale == "log" else f) - y
+        return np.broadcast_to(r, (U.shape[0], len(y)))
+
+    def objective(U):
+        r = residuals(U)
+        a = np.abs(r)
+        h = np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))
+        return np.where(np.all(np.isfinite(r), axis=1), np.sum(h, axis=1), np.inf)
 
     def loss(u):
-        vals = {**data.inputs, **fixed, **{p.name: sm._from_u(ui, p.domain, np) for p, ui in zip(free, u, strict=True)}}
-        with np.errstate(all="ignore"):
-            f = np.asarray(s.formula.evaluate(vals, backend="numpy"), dtype=float)
-            r = (np.log(f) if s.scale == "log" else f) - y
-        if not np.all(np.isfinite(r)):
-            return 1e10
-        a = np.abs(r)
-        return float(np.sum(np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))))
-
-    axes = []
-    for p in free:
-        if p.domain == "positive" and p.name in exps:
-            axes.append(np.log([0.05, 0.5, 1.0, 1.5, 2.0]))
-        elif p.domain == "positive":
-            axes.append(np.array([0.0, 5.0, 10.0, 15.0, 20.0, 25.0]) + min(0.0, np.log(y_scale)))
-        elif p.domain == "unit":
-            axes.append(np.array([-2.0, 0.0, 2.0]))
-        else:
-            axes.append(np.array([-1.0, 0.0, 1.0]) * (1.0 + np.std(data.target)))
-    grid = list(product(*axes))
-    rng = np.random.default_rng(seed)
-    if len(grid) > n_starts:
-        grid = [grid[i] for i in rng.choice(len(grid), n_starts, replace=False)]
+        v = float(objective(u)[0])
+        return v if np.isfinite(v) else 1e10
 
     def resid(u):
-        vals = {**data.inputs, **fixed, **{p.name: sm._from_u(ui, p.domain, np) for p, ui in zip(free, u, strict=True)}}
-        with np.errstate(all="ignore"):
-            f = np.asarray(s.formula.evaluate(vals, backend="numpy"), dtype=float)
-            r = (np.log(f) if s.scale == "log" else f) - y
+        r = residuals(u)[0]
         return np.where(np.isfinite(r), r, 1e3)
 
-    # the same Huber objective from every start, by scipy's trust-region solver (its "huber" loss with
-    # f_scale = delta is exactly this objective; vectorised finite differences make it ~20x faster than
-    # L-BFGS from each start); the best start is then polished by L-BFGS as in Epoch's replication
+    def jac(u):
+        """Forward differences of :func:`resid`, all parameters in one vectorised evaluation."""
+        h = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(u))
+        R = residuals(np.vstack([u, u + np.diag(h)]))
+        R = np.where(np.isfinite(R), R, 1e3)
+        return ((R[1:] - R[0]) / h[:, None]).T
+
+    if starts is None:
+        _, grid = huber_grid(spec, table, max_points=max_grid)
+        values = np.concatenate([objective(grid[i:i + 512]) for i in range(0, len(grid), 512)])
+        order = np.lexsort((np.arange(len(values)), values))          # the best first; ties by position
+        starts = [grid[i] for i in order[:n_starts] if np.isfinite(values[i])]
     best, best_val = None, np.inf
-    for u0 in grid:
+    for u0 in starts:
         try:
-            res = least_squares(resid, np.array(u0, dtype=float), loss="huber", f_scale=delta, method="trf",
-                                max_nfev=200)
+            res = least_squares(resid, np.array(u0, dtype=float), jac=jac, loss="huber", f_scale=delta,
+                                method="trf", max_nfev=200)
         except (ValueError, FloatingPointError):
             continue
         val = loss(res.x)
@@ -399,6 +471,18 @@ def huber_fit(spec, table: pd.DataFrame, *, delta: float = 1e-3, n_starts: int =
     except (ValueError, FloatingPointError):
         pass
     return {p.name: float(sm._from_u(ui, p.domain, np)) for p, ui in zip(free, best, strict=True)}
+
+
+def huber_objective(spec, table: pd.DataFrame, values: dict[str, float], *, delta: float = 1e-3) -> float:
+    """The Huber objective of :func:`huber_fit` (sum over runs, ``delta`` on the log residuals) at ``values``."""
+    f = _point_predict(_ungrouped(spec), values, table)
+    y = pd.to_numeric(table[spec.target], errors="coerce").to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        r = np.log(f) - np.log(y) if spec.scale == "log" else f - y
+    if not np.all(np.isfinite(r)):
+        return np.inf
+    a = np.abs(r)
+    return float(np.sum(np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))))
 
 
 def _point_predict(spec, values: dict[str, float], table: pd.DataFrame) -> np.ndarray:
