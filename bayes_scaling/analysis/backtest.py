@@ -344,7 +344,8 @@ def huber_grid(spec, table: pd.DataFrame, *, max_points: int = HUBER_MAX_GRID) -
     and an array (points x parameters) on their unconstrained scales (log for positive, logit for unit).
 
     Per parameter an axis over its range (Epoch AI's grid where it applies): a positive exponent (a parameter
-    on the right of ``**``) :data:`EPOCH_EXPONENTS`, its prior's median added when the spec gives one; any
+    on the right of ``**``; a negative one: of its magnitude) :data:`EPOCH_EXPONENTS`, its prior's median added
+    when the spec gives one; any
     other positive parameter the logs :data:`EPOCH_LOG_FLOORS` (+ log of the target's median: a floor such as
     ``E`` or ``L_inf``) and :data:`EPOCH_LOG_COEFFICIENTS` (coefficients such as ``A`` and ``B``), its prior's
     median where given; a unit parameter the logits -2, 0, 2; a real one its prior's ``mu + sigma * (-1, 0, 1)``
@@ -365,16 +366,16 @@ def huber_grid(spec, table: pd.DataFrame, *, max_points: int = HUBER_MAX_GRID) -
     y_sd = float(np.std(data.target)) if len(data.target) > 1 else 1.0
     axes = []
     for p in free:
-        if p.domain == "positive" and p.name in exps:
+        if p.domain in ("positive", "negative") and p.name in exps:     # negative: the same grid of log(-x)
             ax = list(np.log(EPOCH_EXPONENTS))
-        elif p.domain == "positive":
+        elif p.domain in ("positive", "negative"):
             ax = [e + np.log(y_med) for e in EPOCH_LOG_FLOORS] + list(EPOCH_LOG_COEFFICIENTS)
         elif p.domain == "unit":
             ax = [-2.0, 0.0, 2.0]
         else:
             ax = []
-        if p.domain == "positive" and "median" in p.prior:
-            ax.append(float(np.log(p.prior["median"])))
+        if p.domain in ("positive", "negative") and "median" in p.prior:
+            ax.append(float(sm._to_u(p.prior["median"], p.domain)))
         if p.domain == "unit" and "mean" in p.prior:
             ax.append(float(sm._to_u(p.prior["mean"], "unit")))
         if p.domain == "real":
