@@ -404,9 +404,10 @@ def huber_fit(spec, table: pd.DataFrame, *, delta: float = 1e-3, n_starts: int =
 
     Epoch run L-BFGS from each of their 4,500 starts; here the objective is evaluated at every grid point
     (vectorised, a fraction of a second), and the ``n_starts`` best points are minimised by a trust-region
-    solver on the same objective (scipy's "huber" loss with ``f_scale = delta`` is exactly it), the best result
-    polished by L-BFGS as in Epoch's replication. Never worse than the best of ``n_starts`` points drawn at
-    random from the same grid, as it minimises from the grid's best ones (tests: simulated and real data).
+    solver on the same objective (scipy's "huber" loss with ``f_scale = delta`` is exactly it); the four best
+    ends are polished by L-BFGS as in Epoch's replication and restarted until they stop improving. On simulated
+    data and on every real set tried (Epoch's Chinchilla runs, Muennighoff's grid, Porian's 15 configurations)
+    it reached an objective no worse than the former best of 32 starts drawn at random (seeds 0-2 or 0-5).
     ``starts`` (points x free parameters, unconstrained scales): minimise from these instead (comparisons)."""
     from scipy.optimize import least_squares, minimize
 
@@ -453,24 +454,35 @@ def huber_fit(spec, table: pd.DataFrame, *, delta: float = 1e-3, n_starts: int =
         values = np.concatenate([objective(grid[i:i + 512]) for i in range(0, len(grid), 512)])
         order = np.lexsort((np.arange(len(values)), values))          # the best first; ties by position
         starts = [grid[i] for i in order[:n_starts] if np.isfinite(values[i])]
-    best, best_val = None, np.inf
-    for u0 in starts:
+    def local(u0):
         try:
             res = least_squares(resid, np.array(u0, dtype=float), jac=jac, loss="huber", f_scale=delta,
                                 method="trf", max_nfev=200)
         except (ValueError, FloatingPointError):
-            continue
+            return None, np.inf
         val = loss(res.x)
-        if np.isfinite(val) and val < best_val:
-            best, best_val = res.x, val
-    if best is None:
+        return (res.x, val) if np.isfinite(val) and val < 1e10 else (None, np.inf)
+
+    ends = sorted((r for r in map(local, starts) if r[0] is not None), key=lambda r: r[1])
+    if not ends:
         return {}
-    try:
-        res = minimize(loss, best, method="L-BFGS-B")
-        if np.isfinite(res.fun) and res.fun <= best_val:
-            best = res.x
-    except (ValueError, FloatingPointError):
-        pass
+    # the Huber loss with a small delta is nearly an absolute loss, with kinks where the solver may stop short:
+    # restart the few best ends until they stop improving, each polished by L-BFGS as in Epoch's replication
+    best, best_val = ends[0]
+    for u, val in ends[:4]:
+        for _ in range(6):
+            try:
+                pol = minimize(loss, u, method="L-BFGS-B")
+                if np.isfinite(pol.fun) and pol.fun < val:
+                    u, val = pol.x, float(pol.fun)
+            except (ValueError, FloatingPointError):
+                pass
+            u2, val2 = local(u)
+            if u2 is None or val2 >= val * (1 - 1e-12):
+                break
+            u, val = u2, val2
+        if val < best_val:
+            best, best_val = u, val
     return {p.name: float(sm._from_u(ui, p.domain, np)) for p, ui in zip(free, best, strict=True)}
 
 
