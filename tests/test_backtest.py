@@ -190,7 +190,8 @@ def test_huber_grid_deterministic_recovers_truth_never_worse_than_random_starts(
     assert abs(a["alpha_N"] - TRUTH["alpha_N"]) < 0.05 and abs(a["alpha_D"] - TRUTH["alpha_D"]) < 0.1
     assert abs(a["E"] - TRUTH["E"]) < 0.1
     new = huber_objective(spec, runs, a)
-    for seed in range(2):                                    # the former fit: best of 32 random starts
+    for seed in range(1):                                    # the former fit: best of 32 random starts (the
+        # slow test below: six seeds on real data)
         old = huber_objective(spec, runs, huber_fit(spec, runs, starts=_old_random_starts(spec, runs, seed)))
         assert new <= old * (1 + 1e-8) + 1e-15, (seed, new, old)
 
