@@ -23,7 +23,8 @@ because a Student-t noise with few degrees of freedom gives draws of the target 
 Point-fit baselines in the same run, on the same training rows: ``lsq`` (least squares on the likelihood's
 scale, multi-start: :func:`bayes_scaling.models.spec_model.point_fit`) and ``huber`` (Epoch AI's replication of
 Chinchilla: Huber loss with ``delta = 1e-3`` on the log residuals, minimised from Epoch's fixed grid of starting
-points, the best of them: :func:`huber_fit`, deterministic). They give a point prediction only (median error; no intervals).
+points, the best of them: :func:`huber_fit`, deterministic). They give a point prediction only (median error; no
+intervals).
 
 Convergence: each split's fit reports its worst R-hat, smallest bulk ESS and number of divergences
 (:func:`fit_diagnostics`) in the columns ``rhat_max``, ``ess_bulk_min`` and ``divergences`` of the bayes methods'
@@ -343,16 +344,14 @@ def huber_grid(spec, table: pd.DataFrame, *, max_points: int = HUBER_MAX_GRID) -
     """The deterministic grid of starting points of :func:`huber_fit`: the names of the spec's free parameters
     and an array (points x parameters) on their unconstrained scales (log for positive, logit for unit).
 
-    Per parameter an axis over its range (Epoch AI's grid where it applies): a positive exponent (a parameter
-    on the right of ``**``; a negative one: of its magnitude) :data:`EPOCH_EXPONENTS`, its prior's median added
-    when the spec gives one; any
-    other positive parameter the logs :data:`EPOCH_LOG_FLOORS` (+ log of the target's median: a floor such as
-    ``E`` or ``L_inf``) and :data:`EPOCH_LOG_COEFFICIENTS` (coefficients such as ``A`` and ``B``), its prior's
-    median where given; a unit parameter the logits -2, 0, 2; a real one its prior's ``mu + sigma * (-1, 0, 1)``
-    (default ``mu`` 0, ``sigma`` 1 + the target's sd) -- also for the logs of positive parameters when given.
-    The product of the axes when it has at most ``max_points`` points, else a Latin hypercube of
-    ``max_points`` points over the axes' ranges (seed 0, the axes' own values in the corners of no point:
-    deterministic, bounded). The same spec and table give the same grid every time.
+    Per parameter an axis over its range (Epoch AI's grid where it applies): an exponent (a parameter on the
+    right of ``**``; of a negative one, its magnitude) :data:`EPOCH_EXPONENTS`; any other positive (or negative)
+    parameter the logs :data:`EPOCH_LOG_FLOORS` (+ log of the target's median: a floor such as ``E`` or
+    ``L_inf``) and :data:`EPOCH_LOG_COEFFICIENTS` (coefficients such as ``A`` and ``B``); a unit parameter the
+    logits -2, 0, 2; a real one its prior's ``mu + sigma * (-1, 0, 1)`` (default ``mu`` 0, ``sigma`` 1 + the
+    target's sd); each with the spec's prior median (or mean) added where it gives one. The product of the
+    axes when it has at most ``max_points`` points, else a Latin hypercube of ``max_points`` points over the
+    axes' ranges (seed 0: deterministic, bounded). The same spec and table give the same grid every time.
     """
     from itertools import product
 
