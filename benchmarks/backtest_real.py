@@ -111,7 +111,8 @@ def main(argv=None) -> int:
               f"{r.loc['bayes(no discrepancy)', 'coverage90']:.2f} / nested "
               f"{r.loc['bayes+discrepancy', 'coverage90']:.2f}; err {r.loc['bayes', 'median_rel_error']:.4f} "
               f"(huber {r.loc['huber', 'median_rel_error']:.4f}); tau {r.loc['bayes+discrepancy', 'tau']:.3g} "
-              f"({time.time() - t:.0f} s)", flush=True)
+              f"(R-hat {r.loc['bayes', 'rhat_max']:.3f}, bulk ESS {r.loc['bayes', 'ess_bulk_min']:.0f}, "
+              f"{r.loc['bayes', 'divergences']:.0f} divergences; {time.time() - t:.0f} s)", flush=True)
     # one tau pooled over the nested backtests (training rows only) of all Porian configurations of a candidate
     for cand in cands:
         pr = [res for ds, _, c, res, _ in done if ds in ("porian", "lin") and c == cand]
@@ -134,6 +135,10 @@ def main(argv=None) -> int:
             r[f"coverage{lv}"] = g[f"cover{lv}"].mean()
             r[f"width{lv}"] = g[f"width{lv}"].median()
         r["lpd"], r["crps"] = g["lpd"].mean(), g["crps"].mean()
+        if "rhat_max" in g:        # the fits' convergence (bayes methods): worst R-hat and ESS, all divergences
+            fits = g.groupby(["config", "split"])[["rhat_max", "ess_bulk_min", "divergences"]].first()
+            r["rhat_max"], r["ess_bulk_min"] = fits["rhat_max"].max(), fits["ess_bulk_min"].min()
+            r["divergences"] = fits["divergences"].sum() if fits["divergences"].notna().any() else float("nan")
         summ.append(r)
     summ = pd.DataFrame(summ)
     summ.attrs["machine"] = f"{platform.machine()} {platform.processor()} Python {sys.version.split()[0]}"

@@ -93,7 +93,7 @@ def test_pytensor_solve_and_gradient_are_the_implicit_function_theorems():
 def test_m4_spec_parses_round_trips_and_names_its_parts():
     spec = builtin_spec("m4")
     assert isinstance(spec.formula, Equation) and spec.target == "L" and spec.inputs == ["x"]
-    assert spec.exponents() == {"alpha", "c"} and spec.parameters["c"].domain == "real"
+    assert spec.exponents() == {"alpha", "c"} and spec.parameters["c"].domain == "negative"
     d = spec.to_dict()
     assert d["law"]["equation"] == M4 and d["law"]["bracket"] == ["L_inf", "L_0"] and "formula" not in d["law"]
     again = LawSpec.from_dict(d)
@@ -105,6 +105,71 @@ def test_m4_spec_parses_round_trips_and_names_its_parts():
     design = pd.DataFrame({"x": np.geomspace(1, 1e6, 9)})
     L = simulate_law(spec, design, TRUTH, 0.0)["L"].to_numpy()
     np.testing.assert_allclose((L - 0.5) / (2.3 - L) ** 0.6, 30.0 * design["x"].to_numpy() ** -0.5, rtol=1e-12)
+
+
+def test_negative_domain_in_the_spec_engine():
+    """A parameter of domain "negative" (the exponent of a falling curve): sampled as log(-x), prior median < 0."""
+    from bayes_scaling.models import spec_model as sm
+
+    p = LawSpec.from_dict({"law": {"formula": "A * x**b", "target": "y"},
+                           "parameters": {"A": {}, "b": {"domain": "negative", "median": -0.4, "sigma": 0.5}}})
+    b = p.parameters["b"]
+    assert b.domain == "negative" and sm.unconstrained_name("b", "negative") == "log_neg_b"
+    np.testing.assert_allclose(sm._from_u(sm._to_u(-0.4, "negative"), "negative", np), -0.4)
+    data = pd.DataFrame({"x": [1.0, 10.0, 100.0], "y": [3.0, 1.2, 0.5]})
+    priors = sm.default_priors(p, sm.prepare(p, data))
+    assert priors["b"] == pytest.approx((np.log(0.4), 0.5))
+    # an exponent of domain negative without a prior: minus the positive exponents' default (median -0.3)
+    q = LawSpec.from_dict({"law": {"formula": "A * x**b", "target": "y"},
+                           "parameters": {"A": {}, "b": {"domain": "negative"}}})
+    assert sm.default_priors(q, sm.prepare(q, data))["b"] == pytest.approx((np.log(0.3), 1.0))
+    with pytest.raises(ConfigError, match="median must be < 0 for domain 'negative'"):
+        LawSpec.from_dict({"law": {"formula": "A * x**b", "target": "y"},
+                           "parameters": {"A": {}, "b": {"domain": "negative", "median": 0.5}}})
+    with pytest.raises(ConfigError, match="outside its domain 'negative'"):
+        LawSpec.from_dict({"law": {"formula": "A * x**b", "target": "y"},
+                           "parameters": {"A": {}, "b": {"domain": "negative", "fixed": 1.0}}})
+    assert LawSpec.from_dict(p.to_dict()).hash() == p.hash()
+
+
+@pytest.mark.parametrize("name", ["m4", "m4_error_rate"])
+def test_m4_priors_keep_the_law_falling_and_bounded(name):
+    """Every draw of the parameters from the priors (as the sampler sees them, on the unconstrained scales)
+    gives c < 0, so the curve falls with x; with L_inf < L_0 (the bracket: elsewhere no root, the sampler
+    rejects) the solved curve lies between them; the error-rate spec keeps L_0 in (0, 1)."""
+    from bayes_scaling.models import spec_model as sm
+
+    spec = builtin_spec(name)
+    truth = {**TRUTH, "L_inf": 0.2, "L_0": 0.9} if name == "m4_error_rate" else TRUTH
+    design = pd.DataFrame({"x": np.geomspace(1, 1e6, 15)})
+    data = simulate_law(spec, design, truth, 0.01, seed=4)
+    priors = sm.default_priors(spec, sm.prepare(spec, data))
+    rng = np.random.default_rng(0)
+    draws = {p.name: sm._from_u(rng.normal(*priors[p.name], size=(2000, 1)), p.domain, np)
+             for p in spec.parameters.values()}
+    assert np.all(draws["c"] < 0) and np.all(draws["beta"] > 0)
+    if name == "m4_error_rate":
+        assert np.all((draws["L_0"] > 0) & (draws["L_0"] < 1))
+    x = np.geomspace(1, 1e8, 30)[None, :]
+    L = spec.formula.evaluate({**draws, "x": x})
+    ok = (draws["L_inf"] < draws["L_0"])[:, 0]
+    assert ok.mean() > 0.5 and np.all(np.isnan(L[~ok]))
+    good = L[ok]
+    assert np.all(np.isfinite(good)) and np.all(np.diff(good, axis=1) <= 1e-12)      # falls with x, never rises
+    assert np.all((good >= draws["L_inf"][ok] - 1e-12) & (good <= draws["L_0"][ok] + 1e-12))
+
+
+def test_m4_point_fit_on_a_simulated_learning_curve_falls():
+    """The least-squares starting point of the priors (no sampling: fast) on a simulated error-rate curve keeps
+    c < 0 and L_inf < L_0 < 1, near the truth."""
+    from bayes_scaling.models import spec_model as sm
+
+    spec = builtin_spec("m4_error_rate")
+    truth = {**TRUTH, "L_inf": 0.2, "L_0": 0.9}
+    data = simulate_law(spec, pd.DataFrame({"x": np.geomspace(1, 1e6, 15)}), truth, 0.005, seed=5)
+    est = sm.point_fit(spec, sm.prepare(spec, data))
+    assert est["c"] < 0 and est["L_inf"] < est["L_0"] < 1
+    assert abs(est["c"] - truth["c"]) < 0.15 and abs(est["L_inf"] - truth["L_inf"]) < 0.05
 
 
 def _law(**law) -> dict:
@@ -221,3 +286,18 @@ def test_recovery_m4_learning_curves():
     pred = result.predict(design, kind="mean", ci_prob=0.9, discrepancy=0)
     true_L = simulate_law(spec, design, truth, 0.0)["L"].to_numpy()
     assert np.abs(np.log(pred["median"].to_numpy() / true_L)).max() < 0.01
+
+
+@pytest.mark.slow
+def test_recovery_m4_error_rate_every_draw_where_the_law_makes_sense():
+    """One simulated error-rate curve (20 points over x = 1 ... 1e6, 1% noise): every posterior draw of
+    ``m4_error_rate`` has c < 0 and L_inf < L_0 < 1, and the truth lies inside the 98% intervals."""
+    spec = builtin_spec("m4_error_rate")
+    truth = {**TRUTH, "L_inf": 0.2, "L_0": 0.9}
+    data = simulate_law(spec, pd.DataFrame({"x": np.geomspace(1, 1e6, 20)}), truth, 0.01, seed=6)
+    result = bs.fit(data, spec, seed=1, draws=300, tune=300, chains=2, warn=False, log_likelihood=False)
+    p = result.posterior
+    assert bool((p["c"] < 0).all()) and bool((p["L_inf"] < p["L_0"]).all()) and bool((p["L_0"] < 1).all())
+    from test_spec import _covered
+
+    assert _covered(result, truth) == []

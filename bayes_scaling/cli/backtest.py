@@ -86,7 +86,7 @@ def cmd_backtest(args) -> int:
 
     emit("backtest", res.table, backend=res.info.get("backend"), out=str(out))
     cols = ["split", "method", "n_test", "median_rel_error", "coverage50", "coverage90", "coverage95",
-            "width90", "lpd", "crps"]
+            "width90", "lpd", "crps", "rhat_max", "ess_bulk_min", "divergences"]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(res.table[[c for c in cols if c in res.table.columns]].to_string(index=False, float_format="%.4g"))
     print(f"backend: {res.info['backend']}; wrote {out}/backtest_summary.csv, backtest_points.csv, backtest.nc, "

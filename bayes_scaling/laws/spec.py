@@ -30,7 +30,8 @@ each model's around its family's, and each level has its own spread::
     by     = "model"
     within = "family"              # every model belongs to one family (checked on the data)
 
-Per parameter (all optional): ``domain`` (``"positive"`` default, ``"unit"`` for (0, 1), ``"real"``),
+Per parameter (all optional): ``domain`` (``"positive"`` default, ``"unit"`` for (0, 1), ``"real"``,
+``"negative"`` for (-inf, 0): e.g. the exponent of a falling learning curve, ``models/laws/m4.toml``),
 ``by`` (a group column), ``within`` (a coarser group column: two-level pooling), ``pooling`` (``"partial"``
 default, or ``"none"``), ``fixed``, the prior, ``spread``
 (between-group spread on the unconstrained scale, mean of a zero-avoiding Gamma(2) prior; default 0.5) and
@@ -45,13 +46,16 @@ expressions of the parameters and columns between which the equation has one roo
     bracket  = ["L_inf", "L_0"]
     target   = "L"
 
-Priors, in the units a user thinks in (the unconstrained scale is log for positive, logit for unit):
+Priors, in the units a user thinks in (the unconstrained scale is log for positive, logit for unit, ``log(-x)``
+for negative):
 
 - positive: ``median`` and ``sigma`` (sd of the log; LogNormal). Defaults: an *exponent* (a parameter on the
   right of ``**``) has median 0.3 and sigma 1 (95%: 0.04 to 2.1); any other positive parameter has sigma 3
   and a median that scales with the data: the least-squares value of the law on the data (fallback: the
   median of the target), so that a law for losses near 2 and one for data sizes near 1e12 both get sensible
   priors without edits;
+- negative: ``median`` (< 0) and ``sigma`` (sd of ``log(-x)``): minus a LogNormal. Defaults: an exponent
+  median -0.3 and sigma 1, any other negative parameter as a positive one, mirrored;
 - unit: ``mean`` (in (0, 1)) and ``sigma`` (sd of the logit). Default 0.5 and 1.5;
 - real: ``mu`` and ``sigma`` (Normal). Default: mu at the least-squares value, sigma 10 x (``|mu|`` + sd of target).
 
@@ -89,12 +93,13 @@ from bayes_scaling.laws.expr import Equation, Formula
 
 __all__ = ["LawSpec", "Parameter", "MODELS_DIR", "builtin_spec", "builtin_names"]
 
-DOMAINS = ("positive", "unit", "real")
+DOMAINS = ("positive", "unit", "real", "negative")
 POOLINGS = ("partial", "none")
 PARAMETERIZATIONS = ("auto", "centred", "non_centred")
 FAMILIES = ("normal", "student_t")
 SCALES = ("log", "identity")
-_PRIOR_KEYS = {"positive": ("median", "sigma"), "unit": ("mean", "sigma"), "real": ("mu", "sigma")}
+_PRIOR_KEYS = {"positive": ("median", "sigma"), "unit": ("mean", "sigma"), "real": ("mu", "sigma"),
+               "negative": ("median", "sigma")}
 _PARAM_KEYS = {"domain", "by", "within", "pooling", "fixed", "spread", "parameterization", "median", "mean", "mu", "sigma",
                "description"}
 #: The built-in specs, shipped inside the package (``bayes_scaling/specs``; the repository's ``models/`` points
@@ -157,7 +162,10 @@ class Parameter:
             raise ConfigError(f"{where}: prior key(s) {', '.join(sorted(unknown))} do not apply to domain "
                               f"{self.domain!r}; use {', '.join(keys)}")
         for k, v in self.prior.items():
-            self.prior[k] = _number(v, f"{where}: {k}", positive=k in ("sigma", "median"))
+            self.prior[k] = _number(v, f"{where}: {k}", positive=k == "sigma" or (k == "median"
+                                                                                  and self.domain != "negative"))
+        if self.domain == "negative" and self.prior.get("median", -1.0) >= 0:
+            raise ConfigError(f"{where}: median must be < 0 for domain 'negative', got {self.prior['median']!r}")
         if "mean" in self.prior and not 0 < self.prior["mean"] < 1:
             raise ConfigError(f"{where}: mean must be in (0, 1) for domain 'unit', got {self.prior['mean']!r}")
         if "sigma" in self.prior and not 1e-6 <= self.prior["sigma"] <= 1e3:
@@ -165,7 +173,7 @@ class Parameter:
                               "unconstrained scale a larger or smaller prior makes sampling impossible)")
 
     def _check_in_domain(self, value: float, what: str) -> None:
-        ok = {"positive": value > 0, "unit": 0 < value < 1, "real": True}[self.domain]
+        ok = {"positive": value > 0, "unit": 0 < value < 1, "real": True, "negative": value < 0}[self.domain]
         if not ok:
             raise ConfigError(f"parameter {self.name!r}: {what} {value!r} is outside its domain {self.domain!r}")
 

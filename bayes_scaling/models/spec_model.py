@@ -128,12 +128,14 @@ def parent_index(data: SpecData, by: str, within: str, what: str = "data") -> np
 
 
 def unconstrained_name(name: str, domain: str) -> str:
-    return {"positive": f"log_{name}", "unit": f"logit_{name}", "real": name}[domain]
+    return {"positive": f"log_{name}", "unit": f"logit_{name}", "real": name, "negative": f"log_neg_{name}"}[domain]
 
 
 def _to_u(value, domain):
     if domain == "positive":
         return np.log(value)
+    if domain == "negative":
+        return np.log(-np.asarray(value))
     if domain == "unit":
         return np.log(value) - np.log1p(-value)
     return value
@@ -142,6 +144,8 @@ def _to_u(value, domain):
 def _from_u(u, domain, m):
     if domain == "positive":
         return m.exp(u)
+    if domain == "negative":
+        return -m.exp(u)
     if domain == "unit":
         return 1.0 / (1.0 + m.exp(-u))
     return u
@@ -168,7 +172,7 @@ def point_fit(spec: LawSpec, data: SpecData, seed: int = 0) -> dict[str, float]:
         with np.errstate(all="ignore"):
             r = _on_scale(np.asarray(spec.formula.evaluate(vals, backend="numpy"), dtype=float), spec, np) - y
         r = np.where(np.isfinite(r), r, 1e3)
-        pen = [(ui - np.log(0.3)) * 0.05 if p.name in exps and p.domain == "positive" else ui * 1e-3
+        pen = [(ui - np.log(0.3)) * 0.05 if p.name in exps and p.domain in ("positive", "negative") else ui * 1e-3
                for p, ui in zip(free, u, strict=True)]
         return np.concatenate([r, pen])
 
@@ -176,9 +180,9 @@ def point_fit(spec: LawSpec, data: SpecData, seed: int = 0) -> dict[str, float]:
     for k in range(12):
         u0 = []
         for p in free:
-            if p.name in exps and p.domain == "positive":
+            if p.name in exps and p.domain in ("positive", "negative"):
                 u0.append(np.log(rng.uniform(0.05, 1.0)) if k else np.log(0.3))
-            elif p.domain == "positive":
+            elif p.domain in ("positive", "negative"):
                 u0.append(rng.uniform(-5.0, 25.0) if k else np.log(max(np.median(np.abs(data.target)), 1e-12)))
             elif p.domain == "unit":
                 u0.append(rng.uniform(-3.0, 3.0) if k else 0.0)
@@ -207,12 +211,13 @@ def default_priors(spec: LawSpec, data: SpecData, seed: int = 0) -> dict[str, tu
     for p in spec.parameters.values():
         if p.fixed is not None:
             continue
-        if p.domain == "positive":
+        if p.domain in ("positive", "negative"):
+            sign = -1.0 if p.domain == "negative" else 1.0     # negative: the prior of -x, a positive number
             if p.name in exps:
-                median, sigma = p.prior.get("median", 0.3), p.prior.get("sigma", 1.0)
+                median, sigma = sign * p.prior.get("median", sign * 0.3), p.prior.get("sigma", 1.0)
             else:
                 fallback = float(np.median(np.abs(data.target))) or 1.0
-                median = p.prior.get("median", point.get(p.name, fallback))
+                median = sign * p.prior.get("median", point.get(p.name, sign * fallback))
                 if not np.isfinite(median) or median <= 0:
                     median = fallback
                 sigma = p.prior.get("sigma", 3.0)
