@@ -1,13 +1,10 @@
-"""Sphinx configuration of the documentation site (``make docs``; README, Documentation).
+"""Sphinx configuration of the documentation site (``make docs``; docs/*.md are its pages).
 
 Besides the usual settings, this file writes the generated pages into ``docs/_generated/`` (not committed):
 
 - the API reference: one page per public module of the package (autodoc, from the docstrings), and one table per
   package of the names it exports (``__all__``), each linked to where it is defined;
 - the table of built-in law specs (``models/laws/*.toml``) for the law-spec reference.
-
-The README is the source of the getting-started, benchmark and limits pages: ``{include}`` directives take its
-sections (see :func:`_readme_for_docs`), so the numbers on the site are the README's.
 
 The notebooks (``docs/notebooks`` is a link to ``notebooks/``) are executed at build time by myst-nb and
 cached by jupyter-cache in ``docs/_build/.jupyter_cache/<key>``: the key hashes the package's sources and
@@ -60,7 +57,7 @@ html_last_updated_fmt = None
 
 # -- MyST and the notebooks ------------------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "colon_fence"]
-myst_heading_anchors = 3          # README links such as (#scaling-out-dask-clusters)
+myst_heading_anchors = 3          # links to headings of other pages, such as (benchmarks.md#performance)
 
 nb_execution_mode = "cache"
 nb_execution_timeout = 900        # per cell: a hang guard (each notebook takes about a minute on 2 cores)
@@ -127,7 +124,7 @@ nitpick_ignore_regex = [
 # exist); Sphinx's linkcheck builder is for external links, which CI cannot reach.
 
 # -- generated pages -------------------------------------------------------------------------------------------
-#: The packages whose exported names get a table (the public API, README "Example" and "Your own law").
+#: The packages whose exported names get a table (the public API of the examples in the README and the docs).
 PACKAGES = ["bayes_scaling", "bayes_scaling.data", "bayes_scaling.datasets", "bayes_scaling.laws",
             "bayes_scaling.analysis", "bayes_scaling.output"]
 #: Layers whose public (not underscore) modules get a page; the command line has its own reference (cli.md).
@@ -241,63 +238,6 @@ def _write_generated() -> None:
 
 _write_generated()
 
-# -- the README as a source of pages ---------------------------------------------------------------------------
-_README_HEADING = re.compile(r"^(#{2,3}) (.+)$", re.M)
-_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
-
-
-def _slug(heading: str) -> str:
-    """GitHub's (and MyST's) anchor of a heading."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
-def _readme_pages(readme: str) -> dict[str, str]:
-    """README heading slug -> the page that includes that section: every heading from a page's
-    ``:start-after: "<!-- readme: A -->"`` up to its ``:end-before: "<!-- readme: B -->"`` (or the end)."""
-    headings = [m.group(2) for m in _README_HEADING.finditer(readme)]
-    include = re.compile(r':start-after: "<!-- readme(?: body)?: (.+?) -->"\n'
-                         r'(?::end-before: "<!-- readme: (.+?) -->")?')
-    where: dict[str, str] = {}
-    for page in sorted(DOCS.glob("*.md")):
-        for start, end in include.findall(page.read_text()):
-            i = headings.index(start)
-            j = headings.index(end) if end else len(headings)
-            for h in headings[i:j]:
-                where[_slug(h)] = page.stem
-    return where
-
-
-def _readme_for_docs(app, relative_path: Path, parent_docname: str, content: list[str]) -> None:
-    """``include-read``: prepare the README for inclusion.
-
-    - a marker ``<!-- readme: HEADING -->`` before each ``##``/``###`` heading and ``<!-- readme body: HEADING
-      -->`` after it, for ``:start-after:`` and ``:end-before:``: a page takes a section by name, with its
-      heading or under a title of its own;
-    - links to the README's own headings point to the page that includes that section;
-    - links to files of the repository become downloads of those files.
-    """
-    if relative_path.name != "README.md" or relative_path.parent != Path(".."):
-        return
-    pages = _readme_pages(content[0])
-    text = _README_HEADING.sub(
-        lambda m: f"<!-- readme: {m.group(2)} -->\n{m.group(0)}\n<!-- readme body: {m.group(2)} -->", content[0])
-
-    def link(m: re.Match) -> str:
-        label, target = m.group(1), m.group(2)
-        if target.startswith("#"):
-            page = pages.get(target[1:])
-            if page is None:
-                raise ValueError(f"README link {target} points to a section that no page of docs/ includes")
-            return f"[{label}]({page}.md{target})"
-        if "://" in target or target.startswith("mailto:"):
-            return m.group(0)
-        if not (REPO / target).exists():
-            raise ValueError(f"README link to {target}: no such file in the repository")
-        return f"{{download}}`{label.strip('`')} <../{target}>`"
-
-    content[0] = _LINK.sub(link, text)
-
-
 # -- references inside the package's docstrings ---------------------------------------------------------------
 def _resolve_short_reference(app, env, node, contnode):
     """``missing-reference`` for Python objects: the docstrings name objects as a reader of their module would
@@ -383,7 +323,6 @@ def setup(app) -> None:
     from sphinx.ext.napoleon import _process_docstring
 
     app.connect("config-inited", _prune_caches)
-    app.connect("include-read", _readme_for_docs)
     app.connect("missing-reference", _resolve_short_reference)
     for listener in list(app.events.listeners["autodoc-process-docstring"]):
         if listener.handler is _process_docstring:
