@@ -139,7 +139,7 @@ def test_export_refuses_to_overwrite_its_input(fit_file, capsys):
     (["fit", EXAMPLE_CSV, "--out", "{tmp}/fit.csv"], "ending in .nc"),
     (["fit", EXAMPLE_CSV, "--out", "{tmp}/afile/fit.nc"], "is not a folder"),
     (["fit", EXAMPLE_CSV, "--out", "{tmp}"], "is a folder"),
-    (["fit", "{tmp}/runs.csv", "--out", "{tmp}/runs.csv"], "ending in .nc"),
+    (["fit", "{tmp}/runs.csv", "--out", "{tmp}/runs.csv"], "also an input"),   # the output plan, first
     (["export", "{fit}", "--format", "csv", "--out", "{tmp}/d.nc"], "ending in .csv"),
     (["predict", "{fit}", "--N", "1e8", "--D-F", "1e5", "--out", "{tmp}/p.txt"], "cannot tell the format"),
     (["report", "{fit}", "--out", "{tmp}/afile"], "is a file"),

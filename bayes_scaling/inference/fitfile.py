@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from os import PathLike
 from pathlib import Path
 
@@ -16,10 +17,28 @@ KINDS = {"transfer": "transfer fit", "scratch": "from-scratch loss-law fit", "jo
 FIT_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")
 
 
+def checksum_encoding(tree: xr.DataTree) -> dict[str, dict[str, dict]]:
+    """The ``encoding`` of :meth:`xarray.DataTree.to_netcdf` that stores every numeric array (the draws, the
+    data) with an HDF5 Fletcher-32 checksum: a flipped byte is then an error when the file is read, not a
+    silently different summary. (Scalars and empty arrays cannot be chunked, so they have none.)"""
+    import numpy as np
+
+    encoding: dict[str, dict[str, dict]] = {}
+    for node in tree.subtree:
+        group = {}
+        for name, var in node.dataset.variables.items():
+            if var.ndim >= 1 and var.size > 0 and np.issubdtype(var.dtype, np.number):
+                group[str(name)] = {"fletcher32": True}
+        if group:
+            encoding[node.path] = group
+    return encoding
+
+
 def write_tree(tree: xr.DataTree, path: str | PathLike, **groups: xr.Dataset) -> Path:
-    """Write ``tree`` plus the data ``groups`` (e.g. the input table) to ``path`` (h5netcdf), atomically: a
-    temporary file in the same folder, fsynced, then renamed, so an interrupted write never leaves a broken
-    file where a good one was."""
+    """Write ``tree`` plus the data ``groups`` (e.g. the input table) to ``path`` (h5netcdf, numeric arrays with
+    checksums: :func:`checksum_encoding`), atomically: a temporary file in the same folder, fsynced, then
+    renamed, so an interrupted write never leaves a broken file where a good one was, and a failed write (disk
+    full: EFBIG/ENOSPC) leaves no temporary file."""
     from bayes_scaling._atomic import atomic_path
 
     path = Path(path)
@@ -27,8 +46,30 @@ def write_tree(tree: xr.DataTree, path: str | PathLike, **groups: xr.Dataset) ->
     for name, ds in groups.items():
         tree[name] = xr.DataTree(ds)
     with atomic_path(path) as tmp:
-        tree.to_netcdf(tmp, engine="h5netcdf")
+        tree.to_netcdf(tmp, engine="h5netcdf", encoding=checksum_encoding(tree))
     return path
+
+
+@contextlib.contextmanager
+def _quiet_finalizers():
+    """Collect what a failed reader left (h5netcdf's ``File.__del__`` of a file it could not open raises
+    AttributeError) without printing it: the reader's error is reported once, as one line, and nothing follows
+    at exit. A ``KeyboardInterrupt`` in a finalizer still goes to the previous hook."""
+    import gc
+    import sys
+
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
 
 
 def read_tree(path: str | PathLike, kind: str | None = None, groups: tuple[str, ...] = (),
@@ -39,11 +80,17 @@ def read_tree(path: str | PathLike, kind: str | None = None, groups: tuple[str, 
     path = Path(path)
     if not path.is_file():
         raise FitFileError(f"fit file not found: {path}")
-    try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            tree = tree.load()
-    except Exception as exc:  # noqa: BLE001 - any reader failure is reported the same way
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    msg = None
+    with _quiet_finalizers():
+        try:
+            with xr.open_datatree(path, engine="h5netcdf") as tree:
+                tree = tree.load()
+        except Exception as exc:  # noqa: BLE001 - any reader failure is reported the same way
+            msg = str(exc).strip().strip("'\"").splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "filter returned failure" in msg or "checksum" in msg:
+                msg = f"a checksum does not match: the file is damaged ({msg})"
+        # the failed reader's half-opened file goes with the exception (above), here, not at exit
+    if msg is not None:
         raise FitFileError(f"cannot read {path} as a netCDF fit file: {msg}") from None
     found = tree.attrs.get("bayes_scaling_kind")
     missing = [g for g in groups if g not in tree.children]
@@ -95,10 +142,17 @@ def require_variables(tree: xr.DataTree, path: str | PathLike, names, group: str
                            f"{', '.join(names)}); the file is incomplete or was edited")
     for n in names:
         values = ds[n].values
+        if not np.issubdtype(values.dtype, np.number):
+            raise FitFileError(f"{path}: {what} {n!r} holds {values.dtype} values, not numbers: a damaged or "
+                               "edited file; refit")
         if np.issubdtype(values.dtype, np.floating) and np.isnan(values).any():
             bad = int(np.isnan(values).sum())
             raise FitFileError(f"{path}: {what} {n!r} has {bad} NaN draw(s) of {values.size}: a partial or "
                                "damaged posterior, not a fit; refit")
+        if np.issubdtype(values.dtype, np.floating) and np.isinf(values).any():
+            bad = int(np.isinf(values).sum())
+            raise FitFileError(f"{path}: {what} {n!r} has {bad} infinite draw(s) of {values.size}: a damaged "
+                               "or edited posterior, not a fit; refit")
 
 
 def without(tree: xr.DataTree, *groups: str) -> xr.DataTree:
