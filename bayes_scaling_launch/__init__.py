@@ -39,6 +39,8 @@ def main() -> int:
         if signal.getsignal(sig) is not signal.SIG_IGN:  # ignored on purpose (nohup, a background job): keep
             signal.signal(sig, _exit_now)
     sys.unraisablehook = _quiet_unraisable
+    if hasattr(signal, "SIGXFSZ"):  # a file past `ulimit -f`: the write fails (EFBIG, exit status 3), no kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         from bayes_scaling.cli import main as cli_main
     except KeyboardInterrupt:  # pragma: no cover - a handler of another library raised it

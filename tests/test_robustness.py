@@ -81,8 +81,8 @@ def test_fit_file_write_is_atomic(tmp_path, small_fit, monkeypatch):
     path = small_fit.save(tmp_path / "fit.nc")
     before = digest(path)
 
-    def broken(self, filepath, *args, **kwargs):  # writes part of a file, then dies
-        Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    def broken(self, filepath, *args, **kwargs):  # writes part of a file (in memory: fitfile.write_netcdf), dies
+        filepath.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(xr.DataTree, "to_netcdf", broken)

@@ -142,8 +142,24 @@ def plan_of(args) -> OutputPlan:
     return plan
 
 
+def check_arguments(args) -> None:
+    """The options every command shares, checked before the work, with the package's own wording: ``--seed``
+    (0 .. 2**32 - 1, not NumPy's message from deep inside a refit), and ``--draws``/``--tune``/``--chains``
+    (positive, ``--tune`` within its limit, the draws of one fit within the memory available:
+    :func:`bayes_scaling.inference.sampling.sampler_settings`; e.g. ``calibrate --draws 1e9``)."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1):
+        raise ValueError(f"--seed must be an integer from 0 to {2**32 - 1} (2**32 - 1), got {seed!r}")
+    numbers = [getattr(args, n, None) for n in ("draws", "tune", "chains")]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
+        from bayes_scaling.inference.sampling import sampler_settings
+
+        sampler_settings(*numbers, 0, False)
+
+
 def check_plan(args) -> OutputPlan:
-    """:meth:`OutputPlan.check` of the command's plan; returns the plan."""
+    """:func:`check_arguments`, then :meth:`OutputPlan.check` of the command's plan; returns the plan."""
+    check_arguments(args)
     plan = plan_of(args)
     plan.check()
     return plan

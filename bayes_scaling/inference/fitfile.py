@@ -38,15 +38,34 @@ def write_tree(tree: xr.DataTree, path: str | PathLike, **groups: xr.Dataset) ->
     """Write ``tree`` plus the data ``groups`` (e.g. the input table) to ``path`` (h5netcdf, numeric arrays with
     checksums: :func:`checksum_encoding`), atomically: a temporary file in the same folder, fsynced, then
     renamed, so an interrupted write never leaves a broken file where a good one was, and a failed write (disk
-    full: EFBIG/ENOSPC) leaves no temporary file."""
-    from bayes_scaling._atomic import atomic_path
-
+    full: EFBIG/ENOSPC) leaves no temporary file (:func:`write_netcdf`)."""
     path = Path(path)
     tree = tree.copy()
     for name, ds in groups.items():
         tree[name] = xr.DataTree(ds)
-    with atomic_path(path) as tmp:
-        tree.to_netcdf(tmp, engine="h5netcdf", encoding=checksum_encoding(tree))
+    return write_netcdf(tree, path, encoding=checksum_encoding(tree))
+
+
+def write_netcdf(obj: xr.DataTree | xr.Dataset, path: str | PathLike, **kwargs) -> Path:
+    """``obj.to_netcdf`` (h5netcdf) into memory, then the bytes to ``path`` atomically
+    (:func:`bayes_scaling._atomic.atomic_write`). HDF5 never writes to the disk itself: on a full disk or past
+    ``ulimit -f`` its failed writes used to end in a segmentation fault while closing the file; here the write
+    fails as an ``OSError`` (ENOSPC, EFBIG) of Python's own, the temporary file is removed and the earlier
+    file stays as it was. (SIGXFSZ is ignored by Python, so a file past the limit is EFBIG, not a kill.)"""
+    import io
+
+    from bayes_scaling._atomic import atomic_write
+
+    path = Path(path)
+    buffer = io.BytesIO()
+    obj.to_netcdf(buffer, engine="h5netcdf", **kwargs)
+    view = buffer.getbuffer()
+    try:
+        with atomic_write(path, "wb") as fh:
+            for start in range(0, len(view), 1 << 24):
+                fh.write(view[start:start + (1 << 24)])
+    finally:
+        view.release()
     return path
 
 
