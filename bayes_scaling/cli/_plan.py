@@ -61,6 +61,10 @@ class OutputPlan:
         out without losing an input, or the output folder cannot be written."""
         if self.folder is not None:
             check_folder(self.folder)
+        else:
+            for option, out in self.files:
+                if out.is_dir():
+                    raise OutputError(f"{option} {out} is a folder; expected a file name")
         for option, out in self.files:
             for src in self.inputs:
                 if same_file(out, src):

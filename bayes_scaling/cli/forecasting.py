@@ -126,11 +126,21 @@ def _sel_table(df: pd.DataFrame, sel: dict[str, str], path: str) -> pd.DataFrame
     return df
 
 
+def _which_var(path, names, what: str) -> str:
+    """The message when ``--var`` is needed (several candidates) or cannot help (none)."""
+    if not names:
+        return f"{path}: no draws to summarise (no {what}); expected a file from 'predict ... --out' or " \
+               "'forecast ... --out'"
+    return f"{path}: give --var, one of {', '.join(map(str, names))}"
+
+
 def read_draws(path: str, var: str | None, sel: dict[str, str]):
     """``(draws, var, outside)`` ready for :mod:`bayes_scaling.output.forecasting`."""
     from bayes_scaling.output.forecasting import summarise_outside
 
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"draws: {p} is a folder; expected a file of draws")
     if not p.is_file():
         raise DataError(f"draws: file not found: {p}")
     if p.suffix.lower() in (".nc", ".h5", ".netcdf"):
@@ -145,7 +155,7 @@ def read_draws(path: str, var: str | None, sel: dict[str, str]):
                  and {"chain", "draw"} <= set(ds[v].dims)]
         if var is None:
             if len(names) != 1:
-                raise DataError(f"{p}: give --var, one of {', '.join(map(str, names))}")
+                raise DataError(_which_var(p, names, "variables with chain and draw dimensions"))
             var = names[0]
         return ds, var, None
     if p.suffix.lower() == ".parquet":
@@ -160,7 +170,7 @@ def read_draws(path: str, var: str | None, sel: dict[str, str]):
         quantities = list(pd.unique(df["quantity"].astype(str)))
         if var is None:
             if len(quantities) != 1:
-                raise DataError(f"{p}: give --var, one of {', '.join(quantities)}")
+                raise DataError(_which_var(p, quantities, "quantities"))
             var = quantities[0]
         if var not in quantities:
             raise DataError(f"{p}: --var {var}: not among the quantities {', '.join(quantities)}")
@@ -176,7 +186,7 @@ def read_draws(path: str, var: str | None, sel: dict[str, str]):
                    and c not in ("chain", "draw") and not str(c).endswith(_SUFFIX)]
         if var is None:
             if len(numeric) != 1:
-                raise DataError(f"{p}: give --var, one of {', '.join(map(str, numeric))}")
+                raise DataError(_which_var(p, numeric, "numeric columns besides chain and draw"))
             var = numeric[0]
         if var not in df.columns:
             raise DataError(f"{p}: --var {var}: no such column ({', '.join(map(str, df.columns))})")

@@ -104,7 +104,7 @@ def read_table(source: str | PathLike | pd.DataFrame | dict, what: str = "table"
     else:
         path = Path(source)
         if path.is_dir():
-            raise DataError(f"{what}: {path} is a folder; expected a CSV file")
+            raise DataError(("" if what == str(path) else f"{what}: ") + f"{path} is a folder; expected a CSV file")
         if not path.is_file():
             raise DataError(f"{what}: file not found: {path}")
         header = _csv_header(path, what)

@@ -97,6 +97,8 @@ def read_tree(path: str | PathLike, kind: str | None = None, groups: tuple[str, 
     of another kind than ``kind`` (if given), lacks one of ``groups`` or of the attributes ``attrs``, or its
     ``posterior`` (when in ``groups``) has no ``chain``/``draw`` draws."""
     path = Path(path)
+    if path.is_dir():
+        raise FitFileError(f"{path} is a folder; expected a fit file")
     if not path.is_file():
         raise FitFileError(f"fit file not found: {path}")
     msg = None
