@@ -147,6 +147,7 @@ def _redeliver_swallowed_interrupts():
     come (a library catches it), :func:`main` still ends with the interrupt's status, never 0. Returns the
     previous hook and the list of recorded signal numbers."""
     import _thread
+    import threading
 
     previous = sys.unraisablehook
     swallowed: list[int] = []
@@ -156,7 +157,12 @@ def _redeliver_swallowed_interrupts():
         if isinstance(exc, KeyboardInterrupt):
             signum = int(getattr(exc, "signum", signal.SIGINT))
             swallowed.append(signum)
-            _thread.interrupt_main(signum)
+            # from another thread: called here, in the main thread, the interrupt would be raised inside this
+            # hook at once, and printed as "Exception ignored in sys.unraisablehook" and lost (as it was)
+            try:
+                threading.Thread(target=_thread.interrupt_main, args=(signum,), daemon=True).start()
+            except KeyboardInterrupt:  # pragma: no cover - another signal meanwhile: recorded above
+                pass
             return
         previous(unraisable)
 

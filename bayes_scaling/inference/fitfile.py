@@ -21,13 +21,11 @@ def checksum_encoding(tree: xr.DataTree) -> dict[str, dict[str, dict]]:
     """The ``encoding`` of :meth:`xarray.DataTree.to_netcdf` that stores every numeric array (the draws, the
     data) with an HDF5 Fletcher-32 checksum: a flipped byte is then an error when the file is read, not a
     silently different summary. (Scalars and empty arrays cannot be chunked, so they have none.)"""
-    import numpy as np
-
     encoding: dict[str, dict[str, dict]] = {}
     for node in tree.subtree:
         group = {}
         for name, var in node.dataset.variables.items():
-            if var.ndim >= 1 and var.size > 0 and np.issubdtype(var.dtype, np.number):
+            if var.ndim >= 1 and var.size > 0 and var.dtype.kind in "biufc":   # numbers, booleans
                 group[str(name)] = {"fletcher32": True}
         if group:
             encoding[node.path] = group
