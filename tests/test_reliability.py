@@ -152,7 +152,7 @@ def test_staged_folder_all_or_nothing(tmp_path_factory, names, fail_after, exc):
     failed = fail_after < len(names)
     try:
         with staged_folder(out) as stage:
-            assert stage.parent == out.parent and stage != out
+            assert stage.parent == out and stage.name.startswith(".out.")   # out exists: staged inside
             for i, n in enumerate(names):
                 if i == fail_after:
                     raise exc()
@@ -166,6 +166,18 @@ def test_staged_folder_all_or_nothing(tmp_path_factory, names, fail_after, exc):
         assert after["mine.txt"] == before["mine.txt"]
         assert all((out / n).read_text() == f"new {n}\n" for n in names)
     assert sorted(p.name for p in root.iterdir()) == ["out"]   # no temporary folder left
+
+
+def test_staged_folder_new_out_folder(tmp_path):
+    out = tmp_path / "new" / "out"
+    with pytest.raises(KeyboardInterrupt):
+        with staged_folder(out) as stage:
+            (stage / "a.csv").write_text("a\n")
+            raise KeyboardInterrupt
+    assert not out.exists() and list((tmp_path / "new").iterdir()) == []
+    with staged_folder(out) as stage:
+        (stage / "a.csv").write_text("a\n")
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv"] and list((tmp_path / "new").iterdir()) == [out]
 
 
 def test_staged_folder_refuses_to_replace_an_input_at_the_end(tmp_path):

@@ -9,7 +9,8 @@ outputs (``--out`` FILE, or the files a folder command writes into ``--out`` DIR
 * no output file may be one of the inputs (same resolved path or same inode), e.g. ``backtest
   DIR/backtest_points.csv --out DIR`` or ``report DIR/summary.csv --out DIR``.
 
-Folder commands write into a temporary folder next to ``--out`` (:func:`staged_folder`) and move the files into
+Folder commands write into a temporary folder (:func:`staged_folder`: a hidden folder in ``--out``, or next
+to it when ``--out`` does not exist yet) and move the files into
 ``--out`` only when all of them are written, with SIGINT/SIGTERM held back during the moves: an interrupt or an
 error leaves the files already in ``--out`` byte for byte as they were.
 """
@@ -186,18 +187,21 @@ def _signals_held() -> Iterator[None]:
 
 @contextlib.contextmanager
 def staged_folder(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
-    """Yield a temporary folder next to ``out`` to write a folder command's files into; when the block ends
+    """Yield a temporary folder (in ``out`` when it exists, else next to it) to write a folder command's files
+    into; when the block ends
     without an exception each file is moved into ``out`` (``os.replace``, signals held back meanwhile), so
     ``out`` gets all the new files or none; otherwise (an error, Ctrl-C, SIGTERM) the temporary folder is
     removed and ``out`` is left as it was. A file that would replace one of ``inputs`` is refused (an
     :class:`OutputError`, nothing moved)."""
     out = Path(os.path.abspath(out))
     check_folder(out)
+    # inside --out when it exists (its parent may not be writable: `--out .`), else next to it
+    where = out if out.is_dir() else out.parent
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+        where.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=where))
     except OSError as exc:
-        raise OutputError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc})") from None
+        raise OutputError(f"--out {out}: cannot write in {where} ({exc.strerror or exc})") from None
     try:
         yield stage
         names = sorted(p.name for p in stage.iterdir())
@@ -206,6 +210,12 @@ def staged_folder(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
                 if src is not None and (out / name).exists() and same_file(out / name, src):
                     raise overwrite_error("--out", out / name, src, out)
         with _signals_held():
+            if not out.exists() and where == out.parent:   # a new folder: one rename
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(stage, 0o777 & ~umask)   # mkdtemp's 0o700 -> an ordinary folder's permissions
+                os.replace(stage, out)
+                names = []
             out.mkdir(parents=True, exist_ok=True)
             for name in names:
                 src = stage / name

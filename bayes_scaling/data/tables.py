@@ -138,7 +138,7 @@ def _not_real_numbers(raw: pd.Series) -> np.ndarray:
     if api.is_bool_dtype(dt) or api.is_complex_dtype(dt) or api.is_datetime64_any_dtype(dt) \
             or api.is_timedelta64_dtype(dt) or isinstance(dt, pd.PeriodDtype):
         return np.flatnonzero(raw.notna().to_numpy())
-    if dt != object:
+    if not api.is_object_dtype(dt):
         return np.array([], dtype=int)
     odd = (bool, np.bool_, complex, np.complexfloating, datetime.date, datetime.time, datetime.timedelta,
            np.datetime64, np.timedelta64, pd.Period)
