@@ -115,8 +115,8 @@ def test_sigterm_while_exporting_keeps_earlier_file(tmp_path, fit_file, monkeypa
     assert main(["export", str(fit_file), "--out", str(out)]) == 0
     before = digest(out)
 
-    def killed(self, path, *args, **kwargs):
-        Path(path).write_bytes(b"\x89HDF half")
+    def killed(self, path, *args, **kwargs):   # path: the in-memory file of fitfile.write_netcdf
+        path.write(b"\x89HDF half")
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
 

@@ -146,10 +146,17 @@ def read_draws(path: str, var: str | None, sel: dict[str, str]):
     if p.suffix.lower() in (".nc", ".h5", ".netcdf"):
         import xarray as xr
 
-        try:
-            ds = xr.open_dataset(p, engine="h5netcdf").load()
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{p}: not a netCDF file of draws ({exc})") from None
+        from bayes_scaling.inference.fitfile import _quiet_finalizers
+
+        msg = None
+        with _quiet_finalizers():   # a damaged file: one line, and no h5netcdf traceback at exit
+            try:
+                with xr.open_dataset(p, engine="h5netcdf") as opened:
+                    ds = opened.load()
+            except (OSError, ValueError) as exc:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if msg is not None:
+            raise DataError(f"{p}: not a netCDF file of draws ({msg})")
         ds = _sel_dataset(ds, sel, path)
         names = [v for v in ds.data_vars if not str(v).endswith(_SUFFIX)
                  and {"chain", "draw"} <= set(ds[v].dims)]
