@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         if previous_int is not None:
             signal.signal(signal.SIGINT, previous_int)
         sys.unraisablehook = previous_hook
+        swallowed.append(0)   # a re-delivery still on its way is dropped (the status already says it)
 
 
 def _complete(parser) -> None:
@@ -152,6 +153,10 @@ def _redeliver_swallowed_interrupts():
     previous = sys.unraisablehook
     swallowed: list[int] = []
 
+    def _redeliver(signum: int) -> None:
+        if swallowed and swallowed[-1] > 0:   # not once main() has ended (it marks the list with 0)
+            _thread.interrupt_main(signum)
+
     def hook(unraisable):
         exc = unraisable.exc_value
         if isinstance(exc, KeyboardInterrupt):
@@ -160,7 +165,7 @@ def _redeliver_swallowed_interrupts():
             # from another thread: called here, in the main thread, the interrupt would be raised inside this
             # hook at once, and printed as "Exception ignored in sys.unraisablehook" and lost (as it was)
             try:
-                threading.Thread(target=_thread.interrupt_main, args=(signum,), daemon=True).start()
+                threading.Thread(target=_redeliver, args=(signum,), daemon=True).start()
             except KeyboardInterrupt:  # pragma: no cover - another signal meanwhile: recorded above
                 pass
             return
