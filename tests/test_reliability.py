@@ -557,3 +557,18 @@ def test_predict_at_refuses_what_would_not_fit_in_memory(tmp_path, fit_file, cap
     assert "predicting 1000 points from 600 draws would hold about" in line and "fewer points" in line
     monkeypatch.setattr(system, "available_memory", lambda: 10**12)
     assert main(["predict", str(fit_file), "--at", str(points), "--csv"]) == _exit.OK
+
+
+@pytest.mark.parametrize("name", ["NA", "None", "null"])
+def test_spec_fit_keeps_a_group_named_like_missing(tmp_path, name):
+    """Before: a corpus named ``NA`` in a spec fit's table was read as missing (an error, or a lost group)."""
+    from bayes_scaling.laws.spec import LawSpec
+    from bayes_scaling.models import spec_model as sm
+
+    spec = LawSpec.from_toml(Path(__file__).resolve().parents[1] / "models" / "laws" / "chinchilla_by_corpus.toml")
+    path = tmp_path / "runs.csv"
+    rows = [f"{c},{n:g},{d:g},{3 + 1e3 / n ** 0.3 + 1e3 / d ** 0.3:.4f}" for c in (name, "web")
+            for n in (1e7, 1e8, 1e9) for d in (1e9, 1e10)]
+    path.write_text(f"corpus,{','.join(spec.inputs)},{spec.target}\n" + "\n".join(rows) + "\n")
+    data = sm.prepare(spec, read_table(path, "data"))
+    assert name in str(data.labels)
