@@ -18,8 +18,9 @@ class DataError(BayesScalingError):
 
 
 class InputTypeError(DataError, TypeError):
-    """A table given as something other than a DataFrame, a dict of columns or the path of a CSV file (also a
-    ``TypeError``)."""
+    """An argument of the wrong type (also a ``TypeError``): a table given as something other than a DataFrame, a
+    dict of columns or the path of a CSV file; a fit file or model given as something other than a path or its
+    object. The message names what is accepted."""
 
 
 class ConfigError(BayesScalingError):

@@ -572,3 +572,19 @@ def test_spec_fit_keeps_a_group_named_like_missing(tmp_path, name):
     path.write_text(f"corpus,{','.join(spec.inputs)},{spec.target}\n" + "\n".join(rows) + "\n")
     data = sm.prepare(spec, read_table(path, "data"))
     assert name in str(data.labels)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda fit: bs.fit(_frame(), 3), "model: expected a LawSpec, a built-in name"),
+    (lambda fit: bs.fit_transfer(_frame(), model=3), "model: expected a ModelConfig or the path"),
+    (lambda fit: bs.load(3), "fit file: expected a path"),
+    (lambda fit: bs.load(None), "fit file: expected a path"),
+    (lambda fit: bs.predict(None, N=[1e8], D_F=[1e6]), "fit: expected a transfer fit"),
+    (lambda fit: bs.inference.fit.as_spec_fit(fit).predict(_frame()["N"]), "new data: expected a pandas DataFrame"),
+    (lambda fit: bs.inference.fit.as_spec_fit(fit).predict(np.ones((2, 3))), "got numpy.ndarray"),
+])
+def test_api_misuse_is_a_type_error_naming_what_is_accepted(small_fit, call, message):
+    """Before: pathlib's TypeError, or AttributeError from the internals."""
+    with pytest.raises(InputTypeError, match=message) as info:
+        call(small_fit)
+    assert isinstance(info.value, TypeError)

@@ -82,7 +82,7 @@ def as_frame(source, what: str = "table") -> pd.DataFrame:
             return pd.DataFrame(source)
         except (ValueError, TypeError) as exc:
             raise DataError(f"{what}: a dict of columns needs columns of one length ({exc})") from None
-    if "\n" in what or len(what) > 200:  # a caller's str(source) of an array or Series
+    if "\n" in what or len(what) > 200 or what == str(source):  # a caller's str(source) of what it was given
         what = "data"
     raise InputTypeError(f"{what}: expected {TABLE_TYPES}, got {type(source).__module__}."
                          f"{type(source).__qualname__}".replace("builtins.", ""))

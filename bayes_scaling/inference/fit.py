@@ -36,6 +36,11 @@ def _as_spec(model: LawSpec | str | PathLike | dict) -> LawSpec:
         return model
     if isinstance(model, dict):
         return LawSpec.from_dict(model)
+    if not isinstance(model, str | PathLike):
+        from bayes_scaling.errors import InputTypeError
+
+        raise InputTypeError(f"model: expected a LawSpec, a built-in name such as 'chinchilla', the path of a spec "
+                             f"file or a dict, got {type(model).__name__}")
     return builtin_spec(str(model))
 
 
@@ -340,10 +345,7 @@ class Fit(FitBase):
             tau = self.spec.discrepancy.tau
         else:
             tau = 0.0 if discrepancy is False else check_tau(discrepancy, "discrepancy")
-        table = new_data if isinstance(new_data, pd.DataFrame) else pd.DataFrame(new_data)
-        if len(table) == 0:
-            raise DataError("new data: the table is empty")
-        table = table.reset_index(drop=True)
+        table = read_table(new_data, "new data")   # a DataFrame, a dict of columns or a CSV path; else InputTypeError
         new = sm.prepare(self.spec, table, what="new data", labels=self.labels, target=False)
         self._check_points(new, len(table))
         rng = np.random.default_rng(self.seed if seed is None else seed)

@@ -94,6 +94,10 @@ def read_tree(path: str | PathLike, kind: str | None = None, groups: tuple[str, 
     """Load a fit file into memory; a :class:`FitFileError` naming the file when it is missing, unreadable,
     of another kind than ``kind`` (if given), lacks one of ``groups`` or of the attributes ``attrs``, or its
     ``posterior`` (when in ``groups``) has no ``chain``/``draw`` draws."""
+    if not isinstance(path, str | PathLike):
+        from bayes_scaling.errors import InputTypeError
+
+        raise InputTypeError(f"fit file: expected a path (str or os.PathLike), got {type(path).__name__}")
     path = Path(path)
     if path.is_dir():
         raise FitFileError(f"{path} is a folder; expected a fit file")
