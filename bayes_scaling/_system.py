@@ -48,6 +48,24 @@ def draws_memory(draws: int, chains: int, values_per_draw: int) -> int:
     return int(chains) * int(draws) * (max(int(values_per_draw), 0) + STATS_PER_DRAW) * 8
 
 
+#: arrays of points x draws float64 values a prediction holds at once (law values, noise, discrepancy, logs,
+#: the variance split, quantiles)
+PREDICTION_ARRAYS = 8
+
+
+def check_prediction_memory(points: int, draws: int, arrays: int = PREDICTION_ARRAYS) -> int:
+    """Refuse (a ValueError with the estimate) a prediction of ``points`` points from ``draws`` posterior draws
+    that would not fit in memory: points x draws x 8 bytes x ``arrays``, against the memory available now.
+    Returns the estimate in bytes."""
+    need = int(points) * int(draws) * 8 * int(arrays)
+    have = available_memory()
+    if have is not None and need > have:
+        raise ValueError(f"predicting {points} points from {draws} draws would hold about {_gb(need)} in memory "
+                         f"({arrays} arrays of points x draws numbers), more than the {_gb(have)} available; "
+                         "predict fewer points at a time")
+    return need
+
+
 def check_draws_memory(draws: int, chains: int, values_per_draw: int, *, log_likelihood: bool = False) -> int:
     """Refuse (a ValueError with the estimate) draws that would not fit in memory: the estimate of
     :func:`draws_memory`, times ``MEMORY_PEAK_FACTOR`` while converting and saving, against the memory available

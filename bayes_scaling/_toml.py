@@ -18,6 +18,8 @@ def read_toml(path: str | PathLike, what: str = "model file") -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder; expected a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:

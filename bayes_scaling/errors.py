@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["BayesScalingError", "DataError", "ConfigError", "FitFileError", "OutputError", "ConvergenceWarning",
+__all__ = ["BayesScalingError", "DataError", "InputTypeError", "ConfigError", "FitFileError", "OutputError",
+           "ConvergenceWarning",
            "ExclusionWarning", "IdentifiabilityWarning"]
 
 
@@ -14,6 +15,12 @@ class BayesScalingError(ValueError):
 
 class DataError(BayesScalingError):
     """An input table is unusable: names the column, the offending rows and what was expected."""
+
+
+class InputTypeError(DataError, TypeError):
+    """An argument of the wrong type (also a ``TypeError``): a table given as something other than a DataFrame, a
+    dict of columns or the path of a CSV file; a fit file or model given as something other than a path or its
+    object. The message names what is accepted."""
 
 
 class ConfigError(BayesScalingError):

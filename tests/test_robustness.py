@@ -81,8 +81,8 @@ def test_fit_file_write_is_atomic(tmp_path, small_fit, monkeypatch):
     path = small_fit.save(tmp_path / "fit.nc")
     before = digest(path)
 
-    def broken(self, filepath, *args, **kwargs):  # writes part of a file, then dies
-        Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    def broken(self, filepath, *args, **kwargs):  # writes part of a file (in memory: fitfile.write_netcdf), dies
+        filepath.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(xr.DataTree, "to_netcdf", broken)
@@ -115,8 +115,8 @@ def test_sigterm_while_exporting_keeps_earlier_file(tmp_path, fit_file, monkeypa
     assert main(["export", str(fit_file), "--out", str(out)]) == 0
     before = digest(out)
 
-    def killed(self, path, *args, **kwargs):
-        Path(path).write_bytes(b"\x89HDF half")
+    def killed(self, path, *args, **kwargs):   # path: the in-memory file of fitfile.write_netcdf
+        path.write(b"\x89HDF half")
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
 
@@ -139,7 +139,7 @@ def test_export_refuses_to_overwrite_its_input(fit_file, capsys):
     (["fit", EXAMPLE_CSV, "--out", "{tmp}/fit.csv"], "ending in .nc"),
     (["fit", EXAMPLE_CSV, "--out", "{tmp}/afile/fit.nc"], "is not a folder"),
     (["fit", EXAMPLE_CSV, "--out", "{tmp}"], "is a folder"),
-    (["fit", "{tmp}/runs.csv", "--out", "{tmp}/runs.csv"], "ending in .nc"),
+    (["fit", "{tmp}/runs.csv", "--out", "{tmp}/runs.csv"], "also an input"),   # the output plan, first
     (["export", "{fit}", "--format", "csv", "--out", "{tmp}/d.nc"], "ending in .csv"),
     (["predict", "{fit}", "--N", "1e8", "--D-F", "1e5", "--out", "{tmp}/p.txt"], "cannot tell the format"),
     (["report", "{fit}", "--out", "{tmp}/afile"], "is a file"),

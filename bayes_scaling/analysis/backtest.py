@@ -718,7 +718,7 @@ class BacktestResult:
         """One netCDF file: ``points`` and ``summary`` as groups, the settings as attributes."""
         import xarray as xr
 
-        from bayes_scaling._atomic import atomic_path
+        from bayes_scaling.inference.fitfile import write_netcdf
 
         def ds(frame):
             return xr.Dataset({str(c): ("row", frame[c].astype(str).to_numpy() if frame[c].dtype == object
@@ -726,9 +726,7 @@ class BacktestResult:
 
         tree = xr.DataTree.from_dict({"points": ds(self.points), "summary": ds(self.table)})
         tree.attrs["backtest"] = json.dumps(self.info, default=str)
-        with atomic_path(path) as tmp:
-            tree.to_netcdf(tmp)
-        return Path(path)
+        return write_netcdf(tree, path)   # in memory, then atomically (a full disk: an OSError)
 
     def plot_calibration(self, **kw):
         from bayes_scaling.output.plots import plot_calibration

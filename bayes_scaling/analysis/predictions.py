@@ -98,10 +98,20 @@ def _population(fit, seed) -> xr.Dataset:
         [c for c in ("pretraining",) if c in a.coords])
 
 
+def _check_transfer_fit(fit) -> None:
+    """A transfer fit (``bs.fit_transfer``, ``bs.load`` of one), or an :class:`InputTypeError` saying so."""
+    if not (hasattr(fit, "posterior") and hasattr(getattr(fit, "data", None), "pretraining")):
+        from bayes_scaling.errors import InputTypeError
+
+        raise InputTypeError(f"fit: expected a transfer fit (bs.fit_transfer, or bs.load of its file), got "
+                             f"{type(fit).__name__}")
+
+
 def parameters(fit, pretraining=None, *, seed: int | None = None) -> xr.Dataset:
     """Posterior draws of ``log_k``, ``k``, ``alpha``, ``beta`` and ``sigma`` (and ``nu``) per pre-training
     distribution, dims (``chain``, ``draw``, ``pretraining``); ``beta`` is broadcast over distributions.
     :data:`NEW` adds a new distribution drawn from the hierarchy (seeded by ``seed``)."""
+    _check_transfer_fit(fit)
     names = _names(fit, pretraining)
     post = fit.posterior
     known = [p for p in names if p != NEW]

@@ -1,7 +1,9 @@
 """The ``bayes-scaling`` command line.
 
-Each sub-module registers its sub-commands (``register(subparsers)``); errors become one line on stderr and
-exit status 2, never a traceback. Warnings (exclusions, convergence) are printed as ``warning: ...`` lines.
+Each sub-module registers its sub-commands (``register(subparsers)``); errors become one line on stderr, never a
+traceback, with the exit status of the one table in :mod:`bayes_scaling.cli._exit`. Before a command starts,
+its output plan is checked (:mod:`bayes_scaling.cli._plan`: no output replaces an input, the output folder is
+writable). Warnings (exclusions, convergence) are printed as ``warning: ...`` lines.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import signal
 import sys
 import warnings
 
+from bayes_scaling.cli import _exit
 from bayes_scaling.errors import BayesScalingError
 
 __all__ = ["main"]
 
-EXIT_USAGE = 2
+EXIT_USAGE = _exit.USAGE
 
 
 def _modules():
@@ -62,45 +65,62 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    _complete(parser)
-    args = parser.parse_args(argv)
-    warnings.showwarning = _warning_line
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    prefix = f"bayes-scaling {args.command}"
+    """Run one command; returns its exit status (:mod:`bayes_scaling.cli._exit`)."""
+    previous_int = _on_sigint()          # first: a Ctrl-C from here on ends in one line, status 130
     previous_term = _on_sigterm()
-    previous_hook = _redeliver_swallowed_interrupts()
-    from bayes_scaling.cli._output import session
-
+    previous_hook, swallowed = _redeliver_swallowed_interrupts()
+    prefix = "bayes-scaling"
     try:
+        parser = build_parser()
+        _complete(parser)
+        args = parser.parse_args(argv)
+        warnings.showwarning = _warning_line
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        prefix = f"bayes-scaling {args.command}"
+        from bayes_scaling.cli._output import session
+        from bayes_scaling.cli._plan import check_plan
+
+        check_plan(args)   # before any work: no output replaces an input; the --out folder is writable
         with session(args):   # --quiet, --json (cli/_output.py)
-            return int(args.func(args) or 0)
+            status = int(args.func(args) or 0)
+        if swallowed:   # a Ctrl-C that a library's finalizer caught: never an exit status 0
+            from bayes_scaling._interrupts import Interrupted
+
+            raise Interrupted(swallowed[0])
+        return status
     except BrokenPipeError:  # e.g. `bayes-scaling summary fit.nc --csv | head`
         sys.stderr.close()
-        return 0
+        return _exit.OK
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM (see _on_sigterm), or Interrupted from a sampler
         from bayes_scaling._interrupts import Interrupted
 
         if not isinstance(exc, Interrupted):
-            exc = Interrupted(signal.SIGINT)
+            exc = Interrupted(swallowed[0] if swallowed else signal.SIGINT)
         print(f"{prefix}: {exc}; stopped without saving partial results (files written before are "
               "unchanged)", file=sys.stderr)
         return exc.exit_status
     except (BayesScalingError, ValueError, OSError, ArithmeticError, MemoryError) as exc:
+        if _exit.is_write_failure(exc):
+            print(f"{prefix}: error: cannot write the output: {_one_line(exc)} (nothing was replaced)",
+                  file=sys.stderr)
+            return _exit.WRITE_FAILED
         print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return _exit.USAGE
     except BaseException as exc:  # noqa: BLE001 - the promise: one line, never a traceback
         if isinstance(exc, SystemExit) or os.environ.get("BAYES_SCALING_DEBUG"):
             raise
         # e.g. a Rust panic in the sampler (pyo3's PanicException is a BaseException)
         print(f"{prefix}: error: unexpected {type(exc).__name__}: {_one_line(exc)} (run with "
               "BAYES_SCALING_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
-        return EXIT_USAGE
+        return _exit.USAGE
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
         sys.unraisablehook = previous_hook
+        swallowed.append(0)   # a re-delivery still on its way is dropped (the status already says it)
 
 
 def _complete(parser) -> None:
@@ -122,22 +142,50 @@ def _one_line(exc: BaseException) -> str:
 
 def _redeliver_swallowed_interrupts():
     """A signal handler runs wherever the main thread is; when that is inside a callback whose exceptions Python
-    cannot propagate (JAX's garbage-collection callback, a ``__del__``), the Ctrl-C or SIGTERM would be printed
-    as "Exception ignored" and lost. This hook delivers such an interrupt again (``_thread.interrupt_main``), so
-    it ends the command at the next point where it can. Returns the previous hook."""
+    cannot propagate (JAX's garbage-collection callback, a ``__del__``, a module loading), the Ctrl-C or SIGTERM
+    would be printed as "Exception ignored" and lost. This hook records the signal and delivers it again
+    (``_thread.interrupt_main``), so it ends the command at the next point where it can; should that point never
+    come (a library catches it), :func:`main` still ends with the interrupt's status, never 0. Returns the
+    previous hook and the list of recorded signal numbers."""
     import _thread
+    import threading
 
     previous = sys.unraisablehook
+    swallowed: list[int] = []
+
+    def _redeliver(signum: int) -> None:
+        if swallowed and swallowed[-1] > 0:   # not once main() has ended (it marks the list with 0)
+            _thread.interrupt_main(signum)
 
     def hook(unraisable):
         exc = unraisable.exc_value
         if isinstance(exc, KeyboardInterrupt):
-            _thread.interrupt_main(getattr(exc, "signum", signal.SIGINT))
+            signum = int(getattr(exc, "signum", signal.SIGINT))
+            swallowed.append(signum)
+            # from another thread: called here, in the main thread, the interrupt would be raised inside this
+            # hook at once, and printed as "Exception ignored in sys.unraisablehook" and lost (as it was)
+            try:
+                threading.Thread(target=_redeliver, args=(signum,), daemon=True).start()
+            except KeyboardInterrupt:  # pragma: no cover - another signal meanwhile: recorded above
+                pass
             return
         previous(unraisable)
 
     sys.unraisablehook = hook
-    return previous
+    return previous, swallowed
+
+
+def _on_sigint():
+    """SIGINT raises ``KeyboardInterrupt`` (Python's default handler) for the command, unless it is ignored on
+    purpose (a background job); replaces the start-up handler of :mod:`bayes_scaling_launch`. Returns the
+    previous handler (None when unchanged)."""
+    try:
+        current = signal.getsignal(signal.SIGINT)
+        if current is signal.SIG_IGN or current is signal.default_int_handler:
+            return None
+        return signal.signal(signal.SIGINT, signal.default_int_handler)
+    except (ValueError, OSError, AttributeError):  # not the main thread
+        return None
 
 
 def _on_sigterm():

@@ -58,12 +58,9 @@ def cmd_backtest(args) -> int:
 
     from bayes_scaling.analysis.backtest import backtest, make_splits, parse_holdout
     from bayes_scaling.data.tables import read_table
-    from bayes_scaling.errors import OutputError
     from bayes_scaling.inference.fit import _as_spec
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; expected a folder")
+    out = Path(args.out)   # checked before this command started (cli/_plan.py)
     spec = _as_spec(args.model)
     table = read_table(args.data, "data")
     h = parse_holdout(args.holdout)
@@ -75,13 +72,15 @@ def cmd_backtest(args) -> int:
                    workers=args.workers, client=args.scheduler, progress=None)
     if args.tau is not None:
         res = res.rescore(args.tau, "bayes+discrepancy(tau)", seed=args.seed)
-    res.to_csv(out)
-    res.to_netcdf(out / "backtest.nc")
-    fig = res.plot_calibration()
     from bayes_scaling._atomic import atomic_path
+    from bayes_scaling.cli._plan import input_files, staged_folder
 
-    with atomic_path(out / "calibration.png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    with staged_folder(out, input_files(args)) as stage:   # all four files or none (cli/_plan.py)
+        res.to_csv(stage)
+        res.to_netcdf(stage / "backtest.nc")
+        fig = res.plot_calibration()
+        with atomic_path(stage / "calibration.png") as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
     from bayes_scaling.cli._output import emit
 
     emit("backtest", res.table, backend=res.info.get("backend"), out=str(out))

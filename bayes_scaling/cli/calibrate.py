@@ -54,9 +54,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise ValueError(f"--ranks-of ({args.n_rank}) cannot exceed --draws x --chains "
                          f"({args.draws * args.chains})")
     from bayes_scaling._atomic import atomic_path
-    from bayes_scaling.cli.transfer import check_out_dir
+    from bayes_scaling.cli._plan import input_files, staged_folder
 
-    check_out_dir(args.out)
     config = ModelConfig.from_toml(args.model) if args.model else ModelConfig()
     from bayes_scaling.inference.batch import BatchError
 
@@ -67,15 +66,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print_failures(exc)
         return 1
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     checks = res.checks(args.alpha)
-    with atomic_path(out / "ranks.csv") as tmp:
-        res.ranks.to_csv(tmp, index_label="simulation")
-    with atomic_path(out / "checks.csv") as tmp:
-        checks.to_csv(tmp)
-    fig = res.plot_ecdf(args.alpha)
-    with atomic_path(out / "sbc_ecdf.png") as tmp:
-        fig.savefig(tmp, dpi=110)
+    with staged_folder(out, input_files(args)) as stage:   # all three files or none (cli/_plan.py)
+        with atomic_path(stage / "ranks.csv") as tmp:
+            res.ranks.to_csv(tmp, index_label="simulation")
+        with atomic_path(stage / "checks.csv") as tmp:
+            checks.to_csv(tmp)
+        fig = res.plot_ecdf(args.alpha)
+        with atomic_path(stage / "sbc_ecdf.png") as tmp:
+            fig.savefig(tmp, dpi=110)
     table = pd.DataFrame({
         "uniformity p": checks["uniformity_p"].map(lambda v: f"{v:.3f}"),
         "ECDF dev / band": [f"{d:.3f} / {b:.3f}" for d, b in zip(checks["ecdf_max_dev"], checks["ecdf_band"],

@@ -126,26 +126,43 @@ def _sel_table(df: pd.DataFrame, sel: dict[str, str], path: str) -> pd.DataFrame
     return df
 
 
+def _which_var(path, names, what: str) -> str:
+    """The message when ``--var`` is needed (several candidates) or cannot help (none)."""
+    if not names:
+        return f"{path}: no draws to summarise (no {what}); expected a file from 'predict ... --out' or " \
+               "'forecast ... --out'"
+    return f"{path}: give --var, one of {', '.join(map(str, names))}"
+
+
 def read_draws(path: str, var: str | None, sel: dict[str, str]):
     """``(draws, var, outside)`` ready for :mod:`bayes_scaling.output.forecasting`."""
     from bayes_scaling.output.forecasting import summarise_outside
 
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"draws: {p} is a folder; expected a file of draws")
     if not p.is_file():
         raise DataError(f"draws: file not found: {p}")
     if p.suffix.lower() in (".nc", ".h5", ".netcdf"):
         import xarray as xr
 
-        try:
-            ds = xr.open_dataset(p, engine="h5netcdf").load()
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{p}: not a netCDF file of draws ({exc})") from None
+        from bayes_scaling.inference.fitfile import _quiet_finalizers
+
+        msg = None
+        with _quiet_finalizers():   # a damaged file: one line, and no h5netcdf traceback at exit
+            try:
+                with xr.open_dataset(p, engine="h5netcdf") as opened:
+                    ds = opened.load()
+            except (OSError, ValueError) as exc:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if msg is not None:
+            raise DataError(f"{p}: not a netCDF file of draws ({msg})")
         ds = _sel_dataset(ds, sel, path)
         names = [v for v in ds.data_vars if not str(v).endswith(_SUFFIX)
                  and {"chain", "draw"} <= set(ds[v].dims)]
         if var is None:
             if len(names) != 1:
-                raise DataError(f"{p}: give --var, one of {', '.join(map(str, names))}")
+                raise DataError(_which_var(p, names, "variables with chain and draw dimensions"))
             var = names[0]
         return ds, var, None
     if p.suffix.lower() == ".parquet":
@@ -160,7 +177,7 @@ def read_draws(path: str, var: str | None, sel: dict[str, str]):
         quantities = list(pd.unique(df["quantity"].astype(str)))
         if var is None:
             if len(quantities) != 1:
-                raise DataError(f"{p}: give --var, one of {', '.join(quantities)}")
+                raise DataError(_which_var(p, quantities, "quantities"))
             var = quantities[0]
         if var not in quantities:
             raise DataError(f"{p}: --var {var}: not among the quantities {', '.join(quantities)}")
@@ -176,7 +193,7 @@ def read_draws(path: str, var: str | None, sel: dict[str, str]):
                    and c not in ("chain", "draw") and not str(c).endswith(_SUFFIX)]
         if var is None:
             if len(numeric) != 1:
-                raise DataError(f"{p}: give --var, one of {', '.join(map(str, numeric))}")
+                raise DataError(_which_var(p, numeric, "numeric columns besides chain and draw"))
             var = numeric[0]
         if var not in df.columns:
             raise DataError(f"{p}: --var {var}: no such column ({', '.join(map(str, df.columns))})")

@@ -32,12 +32,17 @@ def cmd_report(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
-    from bayes_scaling.cli.transfer import check_out_dir
+    from pathlib import Path
+
+    from bayes_scaling.cli._plan import input_files, staged_folder
     from bayes_scaling.output.report import write_report
 
-    check_out_dir(args.out)
-    path = write_report(args.fit, args.out, compare=args.compare, seed=args.seed, draws=args.draws,
-                        tune=args.tune, chains=args.chains, backend=args.backend, ci_prob=args.ci)
-    files = sorted(p.name for p in path.parent.iterdir() if p.suffix in (".png", ".csv", ".html"))
-    print(f"wrote {path} and {', '.join(f for f in files if f != path.name)} in {path.parent}")
+    # every file into a temporary folder first (the refits come after the first tables): an interrupt or an
+    # error leaves --out as it was (cli/_plan.py)
+    with staged_folder(args.out, input_files(args)) as stage:
+        written = write_report(args.fit, stage, compare=args.compare, seed=args.seed, draws=args.draws,
+                               tune=args.tune, chains=args.chains, backend=args.backend, ci_prob=args.ci)
+        files = sorted(p.name for p in stage.iterdir() if p.suffix in (".png", ".csv", ".html"))
+    out = Path(args.out)
+    print(f"wrote {out / written.name} and {', '.join(f for f in files if f != written.name)} in {out}")
     return 0

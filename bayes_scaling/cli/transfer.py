@@ -65,13 +65,10 @@ def check_out(args, *inputs, suffixes=None, attr: str = "out"):
 
 
 def check_out_dir(path) -> Path:
-    """An output folder: refuse a path that is an existing file."""
-    from bayes_scaling.errors import OutputError
+    """An output folder: not a file, and writable (see cli/_plan.check_folder)."""
+    from bayes_scaling.cli._plan import check_folder
 
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"--out {path} is a file; expected a folder")
-    return path
+    return check_folder(path)
 
 
 def register(sub) -> None:
@@ -242,13 +239,22 @@ def cmd_demo(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from bayes_scaling.cli._plan import staged_folder
+
+    final = Path(args.out)
+    # every file into a temporary folder next to --out, moved there at the end (cli/_plan.py)
+    with staged_folder(final) as out:
+        _demo(args, out, final)
+    return 0
+
+
+def _demo(args, out: Path, final: Path) -> None:
+    """The demo's steps, writing into ``out`` (the staging folder of ``final``)."""
     from bayes_scaling._atomic import atomic_path, atomic_write
     from bayes_scaling.data.datasets import EXAMPLE_CSV, example_metadata
     from bayes_scaling.inference.sampling import fit_transfer
     from bayes_scaling.output.plots import plot_transfer
 
-    out = check_out_dir(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     meta = example_metadata()
     print(f"bundled data: {EXAMPLE_CSV.name}. {meta['description']}")
     from bayes_scaling.data.tables import TransferData
@@ -270,12 +276,11 @@ def cmd_demo(args) -> int:
     fig.tight_layout()
     with atomic_path(out / "transfer.png") as tmp:
         fig.savefig(tmp, dpi=120)
-    print(f"wrote {out / 'fit.nc'}, {out / 'summary.csv'}, {out / 'summary.txt'}, {out / 'transfer.png'}")
+    print(f"wrote {final / 'fit.nc'}, {final / 'summary.csv'}, {final / 'summary.txt'}, {final / 'transfer.png'}")
     if not args.skip_losses:
-        _demo_from_losses(args, out)
+        _demo_from_losses(args, out, final)
     if not args.skip_published:
-        _demo_published(args, out)
-    return 0
+        _demo_published(args, out, final)
 
 
 #: The demo's candidates: six of Lin et al.'s 30 models (the best at full data, OPT-1.3B, among them).
@@ -286,7 +291,7 @@ DEMO_LIN_MODELS = ["facebook/opt-1.3b", "t5-base", "MBZUAI/LaMini-GPT-1.5B", "gp
 DEMO_LIN_SAMPLER = {"draws": 1500, "tune": 600, "chains": 4}
 
 
-def _demo_published(args, out: Path) -> None:
+def _demo_published(args, out: Path, final: Path) -> None:
     """REAL bundled data (Lin et al. 2024, FLAN): choose a model to fine-tune from runs on at most 1/8 of the
     full set; P(best) and the predicted full-data loss per model, beside the actual losses."""
     from bayes_scaling._atomic import atomic_path
@@ -314,10 +319,10 @@ def _demo_published(args, out: Path) -> None:
     fig.tight_layout()
     with atomic_path(out / "selection_lin_flan.png") as tmp:
         fig.savefig(tmp, dpi=120)
-    print(f"wrote {out / 'selection_lin_flan.csv'}, {out / 'selection_lin_flan.png'}")
+    print(f"wrote {final / 'selection_lin_flan.csv'}, {final / 'selection_lin_flan.png'}")
 
 
-def _demo_from_losses(args, out: Path) -> None:
+def _demo_from_losses(args, out: Path, final: Path) -> None:
     """The whole path from raw losses: from-scratch law -> effective data (interpolation) -> low-data fit."""
     from bayes_scaling.analysis.effective import effective_data
     from bayes_scaling.data.datasets import FINETUNE_LOSSES_CSV, SCRATCH_LOSSES_CSV, losses_metadata
@@ -335,4 +340,4 @@ def _demo_from_losses(args, out: Path) -> None:
     fit = fit_transfer(data, **sampler)
     fit.save(out / "fit_from_losses.nc")
     _print_fit(fit, 0.94)
-    print(f"wrote {out / 'scratch_fit.nc'}, {out / 'transfer_from_losses.csv'}, {out / 'fit_from_losses.nc'}")
+    print(f"wrote {final / 'scratch_fit.nc'}, {final / 'transfer_from_losses.csv'}, {final / 'fit_from_losses.nc'}")

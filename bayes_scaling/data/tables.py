@@ -27,6 +27,24 @@ LABEL_COLUMNS = ("pretraining", "unit", "exclusion_reason", "regime", "flags", "
 _NA_VALUES = sorted(pd._libs.parsers.STR_NA_VALUES)
 
 
+def _text_columns(path: Path, header: list[str]) -> set[str]:
+    """The columns read as text: ``LABEL_COLUMNS``, and those with a value that is neither empty, nor a
+    number, nor a missing-value marker (their markers, e.g. a group ``NA``, are names)."""
+    text = {c for c in header if c.strip() in LABEL_COLUMNS}
+    raw = pd.read_csv(path, keep_default_na=False, na_values=[], dtype=str)
+    markers = set(_NA_VALUES) | {""}
+    for c in header:
+        if c in text or c not in raw.columns:
+            continue
+        values = raw[c].astype(str).str.strip()
+        others = values[~values.isin(markers)]
+        if others.empty or not values.isin(markers - {""}).any():
+            continue   # numbers (and markers) only, or no marker at all: pandas' own reading
+        if pd.to_numeric(others, errors="coerce").isna().any():
+            text.add(c)
+    return text
+
+
 def _csv_header(path: Path, what: str) -> list[str]:
     import csv
 
@@ -47,25 +65,54 @@ def _check_column_names(columns, what: str) -> None:
                         "expected each column once")
 
 
-def read_table(source: str | PathLike | pd.DataFrame, what: str = "table") -> pd.DataFrame:
-    """A DataFrame from a CSV path or a DataFrame (copied), indexed 0..n-1.
+#: what the package takes as a table, for the message refusing anything else
+TABLE_TYPES = "a pandas DataFrame, a dict of columns or the path of a CSV file"
 
-    A column name given twice is an error. In CSV files the label columns (``LABEL_COLUMNS``) are read as text,
-    so that a distribution named ``NA`` or ``None`` keeps its name; elsewhere pandas' missing-value markers
-    apply."""
+
+def as_frame(source, what: str = "table") -> pd.DataFrame:
+    """``source`` as a DataFrame when it is one or a dict of columns; an :class:`InputTypeError` (a
+    ``TypeError``) naming what is accepted for anything else (a Series, an array, a list, ...). Paths are for
+    :func:`read_table`."""
+    from bayes_scaling.errors import InputTypeError
+
     if isinstance(source, pd.DataFrame):
-        _check_column_names(source.columns, what)
-        df = source.copy()
+        return source
+    if isinstance(source, dict):
+        try:
+            return pd.DataFrame(source)
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{what}: a dict of columns needs columns of one length ({exc})") from None
+    if "\n" in what or len(what) > 200 or what == str(source):  # a caller's str(source) of what it was given
+        what = "data"
+    raise InputTypeError(f"{what}: expected {TABLE_TYPES}, got {type(source).__module__}."
+                         f"{type(source).__qualname__}".replace("builtins.", ""))
+
+
+def read_table(source: str | PathLike | pd.DataFrame | dict, what: str = "table") -> pd.DataFrame:
+    """A DataFrame from a CSV path, a DataFrame (copied) or a dict of columns, indexed 0..n-1; anything else
+    is an :class:`~bayes_scaling.errors.InputTypeError` (:func:`as_frame`).
+
+    A column name given twice is an error. In CSV files, text columns keep every value but an empty cell as it
+    is: the label columns (``LABEL_COLUMNS``) and any column with a value that is neither a number nor one of
+    pandas' missing-value markers (a group column of a law spec such as ``corpus``), so that a group named
+    ``NA`` or ``None`` keeps its name; only truly empty cells are missing there. In numeric columns pandas'
+    markers (``NA``, ``nan``, ``None``, ...) are missing values."""
+    if not isinstance(source, str | PathLike):
+        df = as_frame(source, what)
+        _check_column_names(df.columns, what)
+        df = df.copy()
     else:
         path = Path(source)
+        if path.is_dir():
+            raise DataError(("" if what == str(path) else f"{what}: ") + f"{path} is a folder; expected a CSV file")
         if not path.is_file():
             raise DataError(f"{what}: file not found: {path}")
         header = _csv_header(path, what)
         _check_column_names(header, what)
-        na = {c: _NA_VALUES for c in header if c.strip() not in LABEL_COLUMNS}
         try:
-            df = pd.read_csv(path, keep_default_na=False, na_values=na,
-                             dtype={c: str for c in header if c.strip() in LABEL_COLUMNS})
+            text = _text_columns(path, header)
+            na = {c: ([""] if c in text else _NA_VALUES) for c in header}
+            df = pd.read_csv(path, keep_default_na=False, na_values=na, dtype={c: str for c in text})
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
             raise DataError(f"{what}: cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
         df.columns = [str(c).strip() for c in df.columns]
@@ -81,9 +128,32 @@ def require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
                         f"expected {', '.join(columns)}; found {', '.join(map(str, df.columns)) or 'none'}")
 
 
+def _not_real_numbers(raw: pd.Series) -> np.ndarray:
+    """Row positions of booleans, complex numbers, dates and durations (which ``pd.to_numeric`` would turn into
+    1/0, drop the imaginary part of, or count in nanoseconds)."""
+    import datetime
+
+    dt = raw.dtype
+    api = pd.api.types
+    if api.is_bool_dtype(dt) or api.is_complex_dtype(dt) or api.is_datetime64_any_dtype(dt) \
+            or api.is_timedelta64_dtype(dt) or isinstance(dt, pd.PeriodDtype):
+        return np.flatnonzero(raw.notna().to_numpy())
+    if not api.is_object_dtype(dt):
+        return np.array([], dtype=int)
+    odd = (bool, np.bool_, complex, np.complexfloating, datetime.date, datetime.time, datetime.timedelta,
+           np.datetime64, np.timedelta64, pd.Period)
+    return np.array([i for i, v in enumerate(raw.to_numpy()) if isinstance(v, odd)], dtype=int)
+
+
 def check_numeric(df: pd.DataFrame, column: str, what: str, *, positive: bool = True) -> np.ndarray:
     """The column as finite floats (``> 0`` when ``positive``), or a DataError naming the bad rows."""
     raw = df[column]
+    odd = _not_real_numbers(raw)
+    if len(odd):
+        examples = ", ".join(repr(raw.iloc[i]) for i in odd[:3])
+        raise DataError(f"{what}: column {column!r} has values that are not real numbers at rows "
+                        f"{format_rows(odd)} ({examples}; booleans, complex numbers, dates and times are refused); "
+                        "expected numbers")
     values = pd.to_numeric(raw, errors="coerce")
     non_numeric = np.flatnonzero(values.isna().to_numpy() & raw.notna().to_numpy())
     if len(non_numeric):
@@ -143,14 +213,15 @@ class TransferData:
     @classmethod
     def from_csv(cls, path: str | PathLike, unit: str | None = None, *, warn: bool = True) -> TransferData:
         """Read and validate a CSV file (see the class docstring for the columns)."""
-        return cls.from_frame(read_table(path, what=str(path)), unit=unit, source=str(path), warn=warn)
+        what = str(path) if isinstance(path, str | PathLike) else "data"
+        return cls.from_frame(read_table(path, what=what), unit=unit, source=what, warn=warn)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame | dict, unit: str | None = None, *, source: str = "DataFrame",
                    warn: bool = True) -> TransferData:
         """Validate a DataFrame (or a dict of columns); raises :class:`DataError` on bad input."""
         what = source or "data"
-        df = read_table(pd.DataFrame(frame), what=what)
+        df = read_table(as_frame(frame, what if isinstance(frame, pd.DataFrame | dict) else "data"), what=what)
         require_columns(df, list(cls.REQUIRED), what)
         if "D_T" not in df.columns and "D_E" not in df.columns:
             raise DataError(f"{what}: needs a column 'D_T' (effective data transferred) or 'D_E' "

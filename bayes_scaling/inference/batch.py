@@ -138,8 +138,11 @@ def batch_client(client=None, *, scheduler: str | None = None, workers: int | No
         return
     from distributed import LocalCluster
 
+    # the workers ignore SIGINT (a Ctrl-C in the terminal reaches every process of the group: this process
+    # stops the command and closes the cluster, which ends them, without ~30 lines of traceback from each)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.CRITICAL)
+                           dashboard_address=None, silence_logs=logging.CRITICAL,
+                           preload=["bayes_scaling.inference._worker_preload"])
     try:
         with Client(cluster) as c:
             yield c

@@ -36,6 +36,11 @@ def _as_spec(model: LawSpec | str | PathLike | dict) -> LawSpec:
         return model
     if isinstance(model, dict):
         return LawSpec.from_dict(model)
+    if not isinstance(model, str | PathLike):
+        from bayes_scaling.errors import InputTypeError
+
+        raise InputTypeError(f"model: expected a LawSpec, a built-in name such as 'chinchilla', the path of a spec "
+                             f"file or a dict, got {type(model).__name__}")
     return builtin_spec(str(model))
 
 
@@ -191,6 +196,22 @@ class Fit(FitBase):
         """The fitted data's range of each input column."""
         return {c: (float(self.data[c].min()), float(self.data[c].max())) for c in self.spec.inputs}
 
+    def _check_points(self, new, n_points: int) -> None:
+        """Points to predict: an input that is positive throughout the fitted data must be positive (> 0) at
+        every point (a DataError naming the column and rows), and the prediction must fit in memory
+        (:func:`bayes_scaling._system.check_prediction_memory`)."""
+        from bayes_scaling._system import check_prediction_memory
+
+        for c, (lo, hi) in self.data_range().items():
+            values = np.asarray(new.inputs[c], dtype=float)
+            bad = np.flatnonzero(values <= 0)
+            if lo > 0 and len(bad):
+                raise DataError(f"new data: column {c!r} has values <= 0 at rows {format_rows(bad)} "
+                                f"({', '.join(f'{values[i]:g}' for i in bad[:3])}); the fitted data has {c} in "
+                                f"[{lo:.3g}, {hi:.3g}], all > 0")
+        post = self.posterior
+        check_prediction_memory(n_points, int(post.sizes.get("chain", 1)) * int(post.sizes.get("draw", 1)))
+
     def outside(self, points: pd.DataFrame) -> pd.DataFrame:
         """How far each point lies outside the fitted data: ``outside_<column>`` per input (and ``outside_C``,
         compute ``C = 6 N D``, for laws with N and D): orders of magnitude (log10) beyond the range for positive
@@ -324,11 +345,9 @@ class Fit(FitBase):
             tau = self.spec.discrepancy.tau
         else:
             tau = 0.0 if discrepancy is False else check_tau(discrepancy, "discrepancy")
-        table = new_data if isinstance(new_data, pd.DataFrame) else pd.DataFrame(new_data)
-        if len(table) == 0:
-            raise DataError("new data: the table is empty")
-        table = table.reset_index(drop=True)
+        table = read_table(new_data, "new data")   # a DataFrame, a dict of columns or a CSV path; else InputTypeError
         new = sm.prepare(self.spec, table, what="new data", labels=self.labels, target=False)
+        self._check_points(new, len(table))
         # one independent stream per source (common random numbers): the new groups' draws and the
         # discrepancy's z are the same for kind="mean" and kind="observation", so the two differ by the noise only
         streams = np.random.SeedSequence(self.seed if seed is None else seed).spawn(3)

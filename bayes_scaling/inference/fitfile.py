@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from os import PathLike
 from pathlib import Path
 
@@ -16,19 +17,76 @@ KINDS = {"transfer": "transfer fit", "scratch": "from-scratch loss-law fit", "jo
 FIT_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")
 
 
-def write_tree(tree: xr.DataTree, path: str | PathLike, **groups: xr.Dataset) -> Path:
-    """Write ``tree`` plus the data ``groups`` (e.g. the input table) to ``path`` (h5netcdf), atomically: a
-    temporary file in the same folder, fsynced, then renamed, so an interrupted write never leaves a broken
-    file where a good one was."""
-    from bayes_scaling._atomic import atomic_path
+def checksum_encoding(tree: xr.DataTree) -> dict[str, dict[str, dict]]:
+    """The ``encoding`` of :meth:`xarray.DataTree.to_netcdf` that stores every numeric array (the draws, the
+    data) with an HDF5 Fletcher-32 checksum: a flipped byte is then an error when the file is read, not a
+    silently different summary. (Scalars and empty arrays cannot be chunked, so they have none.)"""
+    encoding: dict[str, dict[str, dict]] = {}
+    for node in tree.subtree:
+        group = {}
+        for name, var in node.dataset.variables.items():
+            if var.ndim >= 1 and var.size > 0 and var.dtype.kind in "biufc":   # numbers, booleans
+                group[str(name)] = {"fletcher32": True}
+        if group:
+            encoding[node.path] = group
+    return encoding
 
+
+def write_tree(tree: xr.DataTree, path: str | PathLike, **groups: xr.Dataset) -> Path:
+    """Write ``tree`` plus the data ``groups`` (e.g. the input table) to ``path`` (h5netcdf, numeric arrays with
+    checksums: :func:`checksum_encoding`), atomically: a temporary file in the same folder, fsynced, then
+    renamed, so an interrupted write never leaves a broken file where a good one was, and a failed write (disk
+    full: EFBIG/ENOSPC) leaves no temporary file (:func:`write_netcdf`)."""
     path = Path(path)
     tree = tree.copy()
     for name, ds in groups.items():
         tree[name] = xr.DataTree(ds)
-    with atomic_path(path) as tmp:
-        tree.to_netcdf(tmp, engine="h5netcdf")
+    return write_netcdf(tree, path, encoding=checksum_encoding(tree))
+
+
+def write_netcdf(obj: xr.DataTree | xr.Dataset, path: str | PathLike, **kwargs) -> Path:
+    """``obj.to_netcdf`` (h5netcdf) into memory, then the bytes to ``path`` atomically
+    (:func:`bayes_scaling._atomic.atomic_write`). HDF5 never writes to the disk itself: on a full disk or past
+    ``ulimit -f`` its failed writes used to end in a segmentation fault while closing the file; here the write
+    fails as an ``OSError`` (ENOSPC, EFBIG) of Python's own, the temporary file is removed and the earlier
+    file stays as it was. (SIGXFSZ is ignored by Python, so a file past the limit is EFBIG, not a kill.)"""
+    import io
+
+    from bayes_scaling._atomic import atomic_write
+
+    path = Path(path)
+    buffer = io.BytesIO()
+    obj.to_netcdf(buffer, engine="h5netcdf", **kwargs)
+    view = buffer.getbuffer()
+    try:
+        with atomic_write(path, "wb") as fh:
+            for start in range(0, len(view), 1 << 24):
+                fh.write(view[start:start + (1 << 24)])
+    finally:
+        view.release()
     return path
+
+
+@contextlib.contextmanager
+def _quiet_finalizers():
+    """Collect what a failed reader left (h5netcdf's ``File.__del__`` of a file it could not open raises
+    AttributeError) without printing it: the reader's error is reported once, as one line, and nothing follows
+    at exit. A ``KeyboardInterrupt`` in a finalizer still goes to the previous hook."""
+    import gc
+    import sys
+
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
 
 
 def read_tree(path: str | PathLike, kind: str | None = None, groups: tuple[str, ...] = (),
@@ -36,14 +94,26 @@ def read_tree(path: str | PathLike, kind: str | None = None, groups: tuple[str, 
     """Load a fit file into memory; a :class:`FitFileError` naming the file when it is missing, unreadable,
     of another kind than ``kind`` (if given), lacks one of ``groups`` or of the attributes ``attrs``, or its
     ``posterior`` (when in ``groups``) has no ``chain``/``draw`` draws."""
+    if not isinstance(path, str | PathLike):
+        from bayes_scaling.errors import InputTypeError
+
+        raise InputTypeError(f"fit file: expected a path (str or os.PathLike), got {type(path).__name__}")
     path = Path(path)
+    if path.is_dir():
+        raise FitFileError(f"{path} is a folder; expected a fit file")
     if not path.is_file():
         raise FitFileError(f"fit file not found: {path}")
-    try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            tree = tree.load()
-    except Exception as exc:  # noqa: BLE001 - any reader failure is reported the same way
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    msg = None
+    with _quiet_finalizers():
+        try:
+            with xr.open_datatree(path, engine="h5netcdf") as tree:
+                tree = tree.load()
+        except Exception as exc:  # noqa: BLE001 - any reader failure is reported the same way
+            msg = str(exc).strip().strip("'\"").splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "filter returned failure" in msg or "checksum" in msg:
+                msg = f"a checksum does not match: the file is damaged ({msg})"
+        # the failed reader's half-opened file goes with the exception (above), here, not at exit
+    if msg is not None:
         raise FitFileError(f"cannot read {path} as a netCDF fit file: {msg}") from None
     found = tree.attrs.get("bayes_scaling_kind")
     missing = [g for g in groups if g not in tree.children]
@@ -95,10 +165,17 @@ def require_variables(tree: xr.DataTree, path: str | PathLike, names, group: str
                            f"{', '.join(names)}); the file is incomplete or was edited")
     for n in names:
         values = ds[n].values
+        if not np.issubdtype(values.dtype, np.number):
+            raise FitFileError(f"{path}: {what} {n!r} holds {values.dtype} values, not numbers: a damaged or "
+                               "edited file; refit")
         if np.issubdtype(values.dtype, np.floating) and np.isnan(values).any():
             bad = int(np.isnan(values).sum())
             raise FitFileError(f"{path}: {what} {n!r} has {bad} NaN draw(s) of {values.size}: a partial or "
                                "damaged posterior, not a fit; refit")
+        if np.issubdtype(values.dtype, np.floating) and np.isinf(values).any():
+            bad = int(np.isinf(values).sum())
+            raise FitFileError(f"{path}: {what} {n!r} has {bad} infinite draw(s) of {values.size}: a damaged "
+                               "or edited posterior, not a fit; refit")
 
 
 def without(tree: xr.DataTree, *groups: str) -> xr.DataTree:

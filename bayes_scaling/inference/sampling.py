@@ -410,10 +410,16 @@ def fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *,
     >>> fit.summary()[["parameter", "pretraining", "mean", "eti94_lb", "eti94_ub"]]   # doctest: +SKIP
     """
     if not isinstance(data, TransferData):
-        data = TransferData.from_frame(data) if isinstance(data, pd.DataFrame) else TransferData.from_csv(data)
+        data = TransferData.from_frame(data) if isinstance(data, pd.DataFrame | dict) else \
+            TransferData.from_csv(data)   # a path; anything else: InputTypeError (data.tables.as_frame)
     if model is not None and config is not None:
         raise ValueError("give model= or config= (the same argument), not both")
     model = model if model is not None else config
+    if model is not None and not isinstance(model, ModelConfig | str | PathLike):
+        from bayes_scaling.errors import InputTypeError
+
+        raise InputTypeError(f"model: expected a ModelConfig or the path of a TOML model file, got "
+                             f"{type(model).__name__}")
     config = model if isinstance(model, ModelConfig) else ModelConfig.from_toml(model) if model else ModelConfig()
     n_groups = len(data.pretraining)
     seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar,

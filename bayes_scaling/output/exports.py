@@ -205,10 +205,9 @@ def write_netcdf(obj, path: str | PathLike) -> Path:
         if ds[c].dtype == object:
             ds[c] = ds[c].astype(str)
     ds.attrs = {k: (str(v) if not isinstance(v, (int, float, str, list)) else v) for k, v in ds.attrs.items()}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-    return path
+    from bayes_scaling.inference.fitfile import write_netcdf
+
+    return write_netcdf(ds, path)   # in memory, then atomically: a full disk is an OSError, no SIGSEGV
 
 
 def export(obj, path: str | PathLike, *, format: str | None = None, layout: str = "long") -> Path:
