@@ -549,7 +549,9 @@ def test_joint_spec_recovers_the_bundled_synthetic_losses():
         pd.DataFrame({"N": sc["N"], "D": sc["D"], "loss": sc["loss"], "pretrained": 0, "pretraining": "scratch"}),
         pd.DataFrame({"N": ft["N"], "D": ft["D_F"], "loss": ft["loss"], "pretrained": 1,
                       "pretraining": ft["pretraining"]})])
-    result = fit(table, "joint_kaplan", seed=1, draws=500, tune=500, chains=2, warn=False)
+    # 1000 tuning steps: with 500 the step size of this slowly mixing model is adapted on too few draws, and
+    # whether a divergence or two appears then turns on the last bits of the arithmetic
+    result = fit(table, "joint_kaplan", seed=1, draws=500, tune=1000, chains=2, warn=False)
     truth = {**meta["law_params"], "beta": meta["truth"]["text"]["beta"],
              "k": {p: t["k"] for p, t in meta["truth"].items()},
              "alpha": {p: t["alpha"] for p, t in meta["truth"].items()}}
