@@ -260,9 +260,11 @@ class CompiledSampler:
         """nutpie NUTS: ``chains`` x ``draws`` draws after ``tune`` tuning steps; an ArviZ-style DataTree with
         ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data`` and ``constant_data``.
         ``coords`` replaces coordinate values of the model's dims (e.g. new labels, same length)."""
-        import nutpie
         import pandas as pd
 
+        from bayes_scaling.inference._nutpie_private import import_nutpie, raw_trace_supported, trace_to_tree
+
+        nutpie = import_nutpie()
         x0 = self.initial_point(0, jitter=False)
         shapes = [np.shape(v) for v in self._call_expand()(x0).values()]
         from bayes_scaling._system import check_draws_memory
@@ -290,6 +292,8 @@ class CompiledSampler:
                 self.engine = "public"
         if model is None:
             model = self._public_model()
+        # the raw trace, converted here (trace_to_tree): nutpie's conversion would load ArviZ (~2 s)
+        raw = self.engine != "public" and raw_trace_supported()
         t0 = time.perf_counter()
         # Ctrl-C / SIGTERM: a blocking nutpie.sample would convert and return the chains so far (slowly, for
         # long runs); here the sampler runs in the background and is cancelled (its draws discarded), and
@@ -298,13 +302,15 @@ class CompiledSampler:
             warnings.simplefilter("ignore", RuntimeWarning)
             running = nutpie.sample(model, draws=draws, tune=tune, chains=chains, cores=cores, seed=int(seed),
                                     progress_bar=progressbar, save_warmup=False, target_accept=target_accept,
-                                    blocking=False, **nuts_kwargs)
+                                    blocking=False, return_raw_trace=raw, **nuts_kwargs)
             try:
                 out = running.wait()
             except BaseException:
                 running.cancel()
                 raise
         elapsed = time.perf_counter() - t0
+        if raw:
+            out = trace_to_tree(running, out, index)
         if self.engine == "public":
             out = self._public_trace(out, coords)
         return self._to_tree(out, elapsed, tune, coords)
@@ -341,8 +347,9 @@ class CompiledSampler:
     def _public_model(self):
         """``nutpie.compile_pymc_model(model)``, compiled again only when a data shape changed; the current
         ``pm.Data`` values go in through ``with_data``."""
-        import nutpie
+        from bayes_scaling.inference._nutpie_private import import_nutpie
 
+        nutpie = import_nutpie()
         values = {v.name: np.asarray(_value(v)) for v in self.model.data_vars}
         key = tuple((n, v.shape) for n, v in sorted(values.items()))
         if self._public is None or self._public[0] != key:
