@@ -86,7 +86,7 @@ def _time_cli(args: list[str], env: dict | None = None) -> tuple[float, str]:
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"bayes-scaling {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("NUTS back end")), "")
+    line = next((ln[ln.index("NUTS back end"):] for ln in proc.stdout.splitlines() if "NUTS back end" in ln), "")
     return seconds, line
 
 

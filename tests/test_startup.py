@@ -92,13 +92,20 @@ def test_own_trace_conversion_equals_nutpies(monkeypatch):
     data = bs.load_example()
     sampler = compiled_transfer_sampler(data, bs.ModelConfig())
     ours = sampler.sample(**SMALL)
+    def unexpected(running, results, coords):
+        results.get_arrow_trace()          # taken before the failure: the fallback still has it
+        raise KeyError("a raw trace of another layout")
+
+    monkeypatch.setattr(_nutpie_private, "_trace_to_tree", unexpected)
+    fallback = sampler.sample(**SMALL)   # the raw trace handed back to nutpie's own conversion
     monkeypatch.setattr(_nutpie_private, "raw_trace_supported", lambda: False)
     theirs = sampler.sample(**SMALL)
     assert compiled.CompiledSampler.sample.__module__ == compiled.__name__
-    for group in ("posterior", "sample_stats", "log_likelihood"):
-        a, b = ours[group].to_dataset(), theirs[group].to_dataset()
-        xr.testing.assert_equal(a, b)
-        assert {k: v.dtype for k, v in a.variables.items()} == {k: v.dtype for k, v in b.variables.items()}
+    for other in (theirs, fallback):
+        for group in ("posterior", "sample_stats", "log_likelihood"):
+            a, b = ours[group].to_dataset(), other[group].to_dataset()
+            xr.testing.assert_equal(a, b)
+            assert {k: v.dtype for k, v in a.variables.items()} == {k: v.dtype for k, v in b.variables.items()}
 
 
 @needs_nutpie

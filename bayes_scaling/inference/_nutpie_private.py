@@ -143,14 +143,33 @@ def trace_to_tree(running, results, coords: dict):
     ``sample_stats`` (tuning draws left out), as nutpie's own conversion would give it: the arrays come from
     nutpie's ``_add_arrow_data``; ``coords`` (dim -> values) label the dims. Where anything differs from what
     this expects, nutpie converts the trace itself (with ArviZ; the same draws)."""
+    taken = _TakenTrace(results)  # nutpie hands the trace out once: kept for the fallback
     try:
-        return _trace_to_tree(running, results, coords)
+        return _trace_to_tree(running, taken, coords)
     except (AttributeError, KeyError, TypeError, ValueError, ImportError, AssertionError) as exc:
         try:
             running._return_raw_trace = False
-            return running._extract(results)
+            return running._extract(taken)
         except Exception:  # noqa: BLE001 - report the first failure
             raise PrivateAPIError(f"nutpie's raw trace: {type(exc).__name__}: {exc}") from exc
+
+
+class _TakenTrace:
+    """nutpie's raw trace (``PyTrace``), its Arrow batches taken once and kept (nutpie gives them out once)."""
+
+    def __init__(self, results):
+        self._results, self._batches = results, None
+
+    def is_arrow(self) -> bool:
+        return bool(self._results.is_arrow())
+
+    def is_zarr(self) -> bool:
+        return bool(self._results.is_zarr())
+
+    def get_arrow_trace(self):
+        if self._batches is None:
+            self._batches = self._results.get_arrow_trace()
+        return self._batches
 
 
 def _trace_to_tree(running, results, coords: dict):
