@@ -498,7 +498,8 @@ def _graph_cache_key(model, mode: str, log_likelihood: bool, shapes) -> str | No
     """A content address of what the compiled graphs are made from: the model's graph (every node's op and
     output types, every constant's bytes, every shared variable's name and type; free and observed variables
     with their value variables and transforms, deterministics, potentials), the shapes of the free variables,
-    what is traced, this module's source and the versions of the libraries that derive and rewrite the graph.
+    what is traced, this module's source, the versions of the libraries that derive and rewrite the graph and
+    PyTensor's flags that change the rewrites.
     ``None`` (not cached) where something describes itself by its address (no stable content)."""
     from importlib.metadata import version
 
@@ -509,6 +510,10 @@ def _graph_cache_key(model, mode: str, log_likelihood: bool, shapes) -> str | No
     parts = [_GRAPH_VERSION, mode, str(bool(log_likelihood)), repr([tuple(s) for s in shapes]),
              hashlib.sha256(Path(__file__).read_bytes()).hexdigest(), repr(getattr(model, "check_bounds", None))]
     parts += [f"{lib} {version(lib)}" for lib in ("pymc", "pytensor", "numba", "numpy")]
+    from pytensor import config  # the flags that change what the rewrites do
+
+    parts.append(repr([config.floatX, config.optimizer_including, config.optimizer_excluding,
+                       config.optimizer_requiring, config.on_opt_error]))
     ids: dict = {}
 
     def ident(v) -> str:
