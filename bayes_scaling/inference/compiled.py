@@ -11,7 +11,11 @@ cache nutpie's wrappers, which embed the data). :class:`CompiledSampler` instead
 3. hands the callbacks to nutpie's Rust NUTS, which calls them without the GIL (chains in parallel threads).
 
 A fresh process therefore loads machine code instead of compiling it, and a second fit in the same process
-with new data (``set_data``) reuses everything. Should step 2 fail (a Numba limitation), the sampler falls back
+with new data (``set_data``) reuses everything. Before step 1, the log density, its gradient and the trace are
+taken, already rewritten, from a content-addressed disk cache (:func:`graph_cache_dir`; key: the model's graph,
+the free variables' shapes, this module's source and the library versions) when an earlier process compiled the
+same model: building and rewriting them costs ~1.5 s, linking the cached graphs ~0.5 s. The same graphs are
+linked either way (same Numba functions, same draws). Should step 2 fail (a Numba limitation), the sampler falls back
 to calling the Numba functions from Python (~10 us a call more); should step 1 fail, to PyTensor's C back end.
 
 Step 3 needs nutpie's private API; it is confined to :mod:`bayes_scaling.inference._nutpie_private`. Where that
@@ -33,8 +37,10 @@ Same seed, same data, same settings: bit-identical draws, whatever ``cores`` (nu
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +49,7 @@ import xarray as xr
 from bayes_scaling._interrupts import stop_on_signals
 from bayes_scaling.inference._nutpie_private import PrivateAPIError, native_model, pyfunc_model
 
-__all__ = ["CompiledSampler", "LOGLIK_PREFIX"]
+__all__ = ["CompiledSampler", "LOGLIK_PREFIX", "GRAPH_CACHE_ENV", "graph_cache_dir"]
 
 LOGLIK_PREFIX = "__loglik__"
 _CFUNC_VERSION = "bayes_scaling-cfunc-1"
@@ -58,9 +64,11 @@ class CompiledSampler:
     Python in the sampling loop), ``"python"`` (fallback), or ``"public"`` (nutpie's public
     ``compile_pymc_model``: where its private API differs, see the module docstring); ``compile_seconds`` how
     long it took.
+    ``cache``: the folder of the disk cache of rewritten graphs (default :func:`graph_cache_dir`; ``False``: no
+    cache); ``graph_cache`` says whether it was ``"hit"``, a ``"miss"`` (then written) or ``"off"``.
     """
 
-    def __init__(self, model, *, mode: str = "NUMBA", log_likelihood: bool = True):
+    def __init__(self, model, *, mode: str = "NUMBA", log_likelihood: bool = True, cache=None):
         import pytensor.tensor as pt
         from pymc.pytensorf import compile as compile_pymc
         from pytensor.graph import clone_replace, rewrite_graph
@@ -83,34 +91,55 @@ class CompiledSampler:
         self._flat_names = [f"{n}_{i}" if s else n for n, s in zip(self._value_names, shapes, strict=True)
                             for i in range(int(np.prod(s, dtype=int)))]
 
-        logp = rewrite_graph(model.logp(), include=["canonicalize", "stabilize"])
-        grad = pt.concatenate([pt.as_tensor(g).ravel() for g in pt.grad(logp, value_vars)])
-        logp, grad = clone_replace([logp, grad], replace)
-
-        # the trace: free variables on their own scale, then deterministics, then the log-likelihood
-        wanted = [rv.name for rv in free] + [d.name for d in model.deterministics]
-        by_name = {v.name: v for v in model.unobserved_value_vars}
-        outs = [by_name[n] for n in wanted if n in by_name]
-        self._names = [o.name for o in outs]
-        if log_likelihood:
-            outs = outs + list(model.logp(vars=model.observed_RVs, sum=False))
-            self._names += [LOGLIK_PREFIX + rv.name for rv in model.observed_RVs]
-        outs = [pt.as_tensor(o).astype("float64") for o in clone_replace(outs, replace)]
-        self._dims = {n: tuple(model.named_vars_to_dims.get(n, ())) for n in self._names}
+        self._dims = {}
         for rv in model.observed_RVs:
             self._dims[LOGLIK_PREFIX + rv.name] = tuple(model.named_vars_to_dims.get(rv.name, ()))
+        # the rewritten graphs of an earlier compilation of the same model (same graph, same data shapes), from
+        # the disk cache: skips building the log density and its gradient and PyTensor's rewrites (~1.5 s)
+        folder = graph_cache_dir() if cache is None else (Path(cache) if cache else None)
+        key = _graph_cache_key(model, mode, log_likelihood, shapes) if folder and mode == "NUMBA" else None
+        cached = _load_graphs(folder / f"{key}.pkl", model) if key else None
+        self.graph_cache = "off" if key is None else "hit" if cached else "miss"
+        if cached:
+            x, logp_shared, logp_outs, expand_shared, outs, self._names = cached
+        else:
+            logp = rewrite_graph(model.logp(), include=["canonicalize", "stabilize"])
+            grad = pt.concatenate([pt.as_tensor(g).ravel() for g in pt.grad(logp, value_vars)])
+            logp_outs = clone_replace([logp, grad], replace)
+
+            # the trace: free variables on their own scale, then deterministics, then the log-likelihood
+            wanted = [rv.name for rv in free] + [d.name for d in model.deterministics]
+            by_name = {v.name: v for v in model.unobserved_value_vars}
+            outs = [by_name[n] for n in wanted if n in by_name]
+            self._names = [o.name for o in outs]
+            if log_likelihood:
+                outs = outs + list(model.logp(vars=model.observed_RVs, sum=False))
+                self._names += [LOGLIK_PREFIX + rv.name for rv in model.observed_RVs]
+            outs = [pt.as_tensor(o).astype("float64") for o in clone_replace(outs, replace)]
+        for n in self._names:
+            self._dims.setdefault(n, tuple(model.named_vars_to_dims.get(n, ())))
 
         with model, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.mode = mode
             try:
-                self._logp_fn = compile_pymc([x], [logp, grad], mode=mode, trust_input=True)
-                self._expand_fn = compile_pymc([x], outs, mode=mode, trust_input=True)
+                if cached:
+                    self._logp_fn = _compile_rewritten(x, logp_shared, logp_outs, mode)
+                    self._expand_fn = _compile_rewritten(x, expand_shared, outs, mode)
+                else:
+                    self._logp_fn = compile_pymc([x], logp_outs, mode=mode, trust_input=True)
+                    self._expand_fn = compile_pymc([x], outs, mode=mode, trust_input=True)
+                    if key:
+                        _save_graphs(folder / f"{key}.pkl", model, [self._logp_fn, self._expand_fn], self._names)
             except Exception:  # noqa: BLE001 - an op without a Numba implementation: use the C back end
                 if mode == "FAST_RUN":
                     raise
                 self.mode = "FAST_RUN"
-                self._logp_fn = compile_pymc([x], [logp, grad], mode="FAST_RUN", trust_input=True)
+                self.graph_cache = "off"
+                if cached:  # the graphs from scratch (rewritten for Numba, not for C)
+                    self.__init__(model, mode="FAST_RUN", log_likelihood=log_likelihood, cache=False)
+                    return
+                self._logp_fn = compile_pymc([x], logp_outs, mode="FAST_RUN", trust_input=True)
                 self._expand_fn = compile_pymc([x], outs, mode="FAST_RUN", trust_input=True)
         self._logp_shared = list(self._logp_fn.get_shared())
         self._expand_shared = list(self._expand_fn.get_shared())
@@ -260,9 +289,11 @@ class CompiledSampler:
         """nutpie NUTS: ``chains`` x ``draws`` draws after ``tune`` tuning steps; an ArviZ-style DataTree with
         ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data`` and ``constant_data``.
         ``coords`` replaces coordinate values of the model's dims (e.g. new labels, same length)."""
-        import nutpie
         import pandas as pd
 
+        from bayes_scaling.inference._nutpie_private import import_nutpie, raw_trace_supported, trace_to_tree
+
+        nutpie = import_nutpie()
         x0 = self.initial_point(0, jitter=False)
         shapes = [np.shape(v) for v in self._call_expand()(x0).values()]
         from bayes_scaling._system import check_draws_memory
@@ -290,6 +321,8 @@ class CompiledSampler:
                 self.engine = "public"
         if model is None:
             model = self._public_model()
+        # the raw trace, converted here (trace_to_tree): nutpie's conversion would load ArviZ (~2 s)
+        raw = self.engine != "public" and raw_trace_supported()
         t0 = time.perf_counter()
         # Ctrl-C / SIGTERM: a blocking nutpie.sample would convert and return the chains so far (slowly, for
         # long runs); here the sampler runs in the background and is cancelled (its draws discarded), and
@@ -298,13 +331,15 @@ class CompiledSampler:
             warnings.simplefilter("ignore", RuntimeWarning)
             running = nutpie.sample(model, draws=draws, tune=tune, chains=chains, cores=cores, seed=int(seed),
                                     progress_bar=progressbar, save_warmup=False, target_accept=target_accept,
-                                    blocking=False, **nuts_kwargs)
+                                    blocking=False, return_raw_trace=raw, **nuts_kwargs)
             try:
                 out = running.wait()
             except BaseException:
                 running.cancel()
                 raise
         elapsed = time.perf_counter() - t0
+        if raw:
+            out = trace_to_tree(running, out, index)
         if self.engine == "public":
             out = self._public_trace(out, coords)
         return self._to_tree(out, elapsed, tune, coords)
@@ -341,8 +376,9 @@ class CompiledSampler:
     def _public_model(self):
         """``nutpie.compile_pymc_model(model)``, compiled again only when a data shape changed; the current
         ``pm.Data`` values go in through ``with_data``."""
-        import nutpie
+        from bayes_scaling.inference._nutpie_private import import_nutpie
 
+        nutpie = import_nutpie()
         values = {v.name: np.asarray(_value(v)) for v in self.model.data_vars}
         key = tuple((n, v.shape) for n, v in sorted(values.items()))
         if self._public is None or self._public[0] != key:
@@ -438,6 +474,188 @@ def _initial_point_fn(model):
     fn = make_initial_point_fn(model=model, jitter_rvs=set(), return_transformed=True)
     return lambda: fn(0)
 
+
+# ---- the disk cache of rewritten graphs ------------------------------------------------------------------
+
+#: environment variable: the folder of the graph cache, or "off"
+GRAPH_CACHE_ENV = "BAYES_SCALING_GRAPH_CACHE"
+_GRAPH_VERSION = "bayes_scaling-graphs-1"
+
+
+def graph_cache_dir() -> Path | None:
+    """The folder of the disk cache of rewritten log-density graphs: ``$BAYES_SCALING_GRAPH_CACHE`` (``off``:
+    none), else ``bayes_scaling_graphs`` in PyTensor's compile folder (beside the Numba and C caches, so that
+    ``PYTENSOR_FLAGS=base_compiledir=...`` moves them all)."""
+    value = os.environ.get(GRAPH_CACHE_ENV)
+    if value is not None:
+        return None if value.strip().lower() in ("", "0", "off", "false", "no") else Path(value)
+    from pytensor import config
+
+    return Path(config.compiledir) / "bayes_scaling_graphs"
+
+
+def _graph_cache_key(model, mode: str, log_likelihood: bool, shapes) -> str | None:
+    """A content address of what the compiled graphs are made from: the model's graph (every node's op and
+    output types, every constant's bytes, every shared variable's name and type; free and observed variables
+    with their value variables and transforms, deterministics, potentials), the shapes of the free variables,
+    what is traced, this module's source, the versions of the libraries that derive and rewrite the graph and
+    PyTensor's flags that change the rewrites.
+    ``None`` (not cached) where something describes itself by its address (no stable content)."""
+    from importlib.metadata import version
+
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import toposort
+    from pytensor.tensor.sharedvar import SharedVariable
+
+    parts = [_GRAPH_VERSION, mode, str(bool(log_likelihood)), repr([tuple(s) for s in shapes]),
+             hashlib.sha256(Path(__file__).read_bytes()).hexdigest(), repr(getattr(model, "check_bounds", None))]
+    parts += [f"{lib} {version(lib)}" for lib in ("pymc", "pytensor", "numba", "numpy")]
+    from pytensor import config  # the flags that change what the rewrites do
+
+    parts.append(repr([config.floatX, config.optimizer_including, config.optimizer_excluding,
+                       config.optimizer_requiring, config.on_opt_error]))
+    ids: dict = {}
+
+    def ident(v) -> str:
+        if v in ids:
+            return ids[v]
+        if isinstance(v, Constant):
+            data = np.asarray(v.data)
+            content = repr(v.data) if data.dtype == object else hashlib.sha256(data.tobytes()).hexdigest()
+            desc = f"const {v.type} {data.dtype} {data.shape} {content}"
+        elif isinstance(v, SharedVariable):
+            desc = f"shared {v.name} {v.type}"
+        else:
+            desc = f"input {v.name} {v.type}"
+        ids[v] = f"v{len(ids)}"
+        parts.append(f"{ids[v]} = {desc}")
+        return ids[v]
+
+    rvs = {"free": model.free_RVs, "observed": model.observed_RVs}
+    values = [model.rvs_to_values[rv] for group in rvs.values() for rv in group]
+    outputs = [*model.free_RVs, *model.observed_RVs, *model.deterministics, *model.potentials, *values]
+    for node in toposort(outputs):
+        op = node.op
+        props = repr(op._props_dict()) if getattr(op, "__props__", None) is not None else str(op)
+        ins = [ident(i) for i in node.inputs]
+        for o in node.outputs:
+            ids[o] = f"v{len(ids)}"
+        parts.append(f"{[ids[o] for o in node.outputs]} = {type(op).__module__}.{type(op).__qualname__}"
+                     f"{props}({', '.join(ins)}) -> {[str(o.type) for o in node.outputs]}")
+    for group, variables in rvs.items():
+        for rv in variables:
+            t = model.rvs_to_transforms.get(rv)
+            tdesc = None if t is None else (f"{type(t).__module__}.{type(t).__qualname__}",
+                                            sorted((k, repr(v)) for k, v in vars(t).items() if k != "__doc__"))
+            parts.append(f"{group} {rv.name} {ident(rv)} value {ident(model.rvs_to_values[rv])} "
+                         f"{model.rvs_to_values[rv].name} transform {tdesc}")
+    parts += [f"deterministic {d.name} {ident(d)}" for d in model.deterministics]
+    parts += [f"potential {ident(p)}" for p in model.potentials]
+    text = "\n".join(parts)
+    if " at 0x" in text:  # an object described by its address: no content to key on
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _model_shared(model) -> dict:
+    """The model's shared variables (``pm.Data`` containers, mutable dimension lengths) by name."""
+    from pytensor.tensor.sharedvar import SharedVariable
+
+    out = {}
+    for v in [*model.data_vars, *model.dim_lengths.values()]:
+        if isinstance(v, SharedVariable) and v.name:
+            out.setdefault(v.name, v)
+    return out
+
+
+def _strip_output_copies(fgraph) -> list:
+    from pytensor.compile.ops import DeepCopyOp
+
+    return [o.owner.inputs[0] if o.owner is not None and isinstance(o.owner.op, DeepCopyOp) else o
+            for o in fgraph.outputs]
+
+
+def _save_graphs(path: Path, model, fns, names) -> None:
+    """The rewritten graphs of ``fns`` (compiled PyTensor functions of one input, the point, and the model's
+    shared variables) to ``path``; written atomically; nothing when a graph has another shared input."""
+    import pickle
+    import sys
+
+    shared = _model_shared(model)
+    graphs = []
+    for fn in fns:
+        fgraph = fn.maker.fgraph
+        inputs = list(fgraph.inputs)
+        if any(shared.get(v.name) is not v for v in inputs[1:]):
+            return
+        graphs.append((inputs, _strip_output_copies(fgraph)))
+    limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(max(limit, 100_000))
+        blob = pickle.dumps({"version": _GRAPH_VERSION, "graphs": graphs, "names": list(names)},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - an op that does not pickle: no cache for this model
+        return
+    finally:
+        sys.setrecursionlimit(limit)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full disk: the cache is an optimisation
+        pass
+
+
+def _load_graphs(path: Path, model):
+    """``(point input, logp outputs, trace outputs, trace names)`` from the cache, their shared inputs replaced
+    by the model's own (by name; same type), or ``None`` when missing, unreadable or not matching."""
+    import pickle
+    import sys
+
+    from pytensor.graph.replace import clone_replace
+
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(max(limit, 100_000))
+        saved = pickle.loads(blob)
+    except Exception:  # noqa: BLE001 - truncated, or from another version: rebuilt and rewritten
+        return None
+    finally:
+        sys.setrecursionlimit(limit)
+    if not isinstance(saved, dict) or saved.get("version") != _GRAPH_VERSION:
+        return None
+    shared = _model_shared(model)
+    (x, *logp_shared), logp_outs = saved["graphs"][0]
+    (x2, *expand_shared), outs = saved["graphs"][1]
+    replace = {x2: x}
+    for v in [*logp_shared, *expand_shared]:
+        own = shared.get(v.name)
+        if own is None or own.type != v.type:
+            return None
+        replace[v] = own
+    cloned = clone_replace([*logp_outs, *outs], replace)
+    return (x, [replace[v] for v in logp_shared], list(cloned[:len(logp_outs)]),
+            [replace[v] for v in expand_shared], list(cloned[len(logp_outs):]), list(saved["names"]))
+
+
+def _compile_rewritten(x, shared: list, outputs: list, mode: str):
+    """A PyTensor function of graphs already rewritten for ``mode``, linked without rewriting them again; its
+    inputs the point ``x`` and the ``shared`` variables in their order at the first compilation (so Numba finds
+    the same function in its cache)."""
+    from pytensor.compile.io import In
+    from pytensor.compile.maker import FunctionMaker
+    from pytensor.compile.mode import Mode, get_mode
+
+    inputs = [In(variable=x, strict=False)]
+    inputs += [In(variable=v, value=v.container, mutable=False, borrow=True, shared=True) for v in shared]
+    maker = FunctionMaker(inputs, outputs, Mode(linker=get_mode(mode).linker, optimizer=None),
+                          accept_inplace=True, on_unused_input="ignore", trust_input=True)
+    return maker.create()
 
 try:
     from numba.core import cgutils as _cgutils
