@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,18 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes (tests that a file was left byte-for-byte as it was)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def one_error_line(err: str) -> str:
+    """The one error line of a command (``warning:`` lines, e.g. excluded rows, may come before it)."""
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +48,16 @@ def small_fit(example_data):
     import bayes_scaling as bs
 
     return bs.fit_transfer(example_data, seed=2, draws=300, tune=300, chains=2, warn=False)
+
+
+@pytest.fixture
+def default_signals():
+    """These tests signal their own process and start from SIGINT/SIGTERM at their defaults. A run started in the
+    background (``cmd &`` from a script) ignores SIGINT, and test workers (pytest-xdist) inherit that; the
+    handlers are put back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)

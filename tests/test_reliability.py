@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import gc
-import hashlib
 import os
 import resource
 import shutil
@@ -33,24 +32,17 @@ from bayes_scaling.data.datasets import EXAMPLE_CSV
 from bayes_scaling.data.tables import read_table
 from bayes_scaling.errors import DataError, FitFileError, InputTypeError, OutputError
 from bayes_scaling.inference.fitfile import read_tree
+from conftest import digest, one_error_line
 
 EXE = str(Path(sys.executable).with_name("bayes-scaling"))
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                            HealthCheck.too_slow])
 
 
-def digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
 
 def digests(folder: Path) -> dict[str, str]:
     return {p.name: digest(p) for p in sorted(Path(folder).iterdir()) if p.is_file()}
 
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if not line.startswith("warning: ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -209,16 +201,6 @@ def test_interrupted_report_leaves_the_old_files(tmp_path, fit_file, capsys, mon
     assert f"interrupted by {signal.Signals(sig).name}" in line and "unchanged" in line
     assert digests(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
-
-
-@pytest.fixture
-def default_signals():
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    yield
-    for s, handler in saved.items():
-        signal.signal(s, handler)
 
 
 # ---- 3. damaged fit files -----------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ input tables, resources. Each test names the class of the issue it covers."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -32,25 +31,17 @@ from bayes_scaling.errors import (
 )
 from bayes_scaling.inference.fitfile import read_tree, write_tree
 from bayes_scaling.models.transfer import ModelConfig
+from conftest import digest, one_error_line
 
 EXE = str(Path(sys.executable).with_name("bayes-scaling"))
 FAST = ["--draws", "100", "--tune", "100", "--chains", "2"]
 
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary files of the atomic writer left in ``folder``."""
     return sorted(p.name for p in Path(folder).iterdir() if ".tmp" in p.name)
 
-
-def one_error_line(err: str) -> str:
-    """The one error line (``warning:`` lines, e.g. excluded rows, may come before it)."""
-    lines = [line for line in err.strip().splitlines() if not line.startswith("warning: ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -169,17 +160,6 @@ def test_check_output_same_file_through_another_name(tmp_path):
 # ---- 1. interrupts ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def default_signals():
-    """These tests signal their own process and start from SIGINT/SIGTERM at their defaults. A run started in the
-    background (``cmd &`` from a script) ignores SIGINT, and test workers (pytest-xdist) inherit that; the
-    handlers are put back afterwards."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    yield
-    for s, handler in saved.items():
-        signal.signal(s, handler)
 
 
 @pytest.mark.usefixtures("default_signals")
