@@ -123,10 +123,9 @@ def parse_holdout(text: str) -> Holdout:
         if not col.isidentifier():
             raise ConfigError(f"holdout {text!r}: expected 'rolling:COLUMN' with a column name, got {col!r}")
         return Holdout(text=text, rolling=col, columns=frozenset({col}))
-    try:
-        node = ast.parse(text, mode="eval").body
-    except SyntaxError as exc:
-        raise ConfigError(f"holdout {text!r} is not valid: {exc.msg} at column {exc.offset}") from None
+    from bayes_scaling.laws.expr import parse_expression
+
+    node = parse_expression(text, "holdout")
     names: set[str] = set()
     tree = _check_bool(node, text, names)
     return Holdout(text=text, tree=tree, columns=frozenset(names))
