@@ -84,6 +84,10 @@ def test_holdout_limits():
         parse_holdout("(" * 300 + "N > 1" + ")" * 300)
     with pytest.raises(ConfigError, match="holdout .*deep"):
         parse_holdout(" & ".join(["(N > 1)"] * 400))
+    with pytest.raises(ConfigError, match="holdout .*of 400 digits"):
+        parse_holdout("N > " + "9" * 400)
+    with pytest.raises(ConfigError, match="holdout .*not a finite number"):
+        parse_holdout("N > 1e999")
     with pytest.raises(ConfigError, match="holdout .*characters"):
         parse_holdout("N > " + "1" * 20000)
 
