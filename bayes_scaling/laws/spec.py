@@ -85,8 +85,6 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws.discrepancy import Discrepancy
 from bayes_scaling.laws.expr import Equation, Formula
