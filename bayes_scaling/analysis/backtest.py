@@ -123,10 +123,9 @@ def parse_holdout(text: str) -> Holdout:
         if not col.isidentifier():
             raise ConfigError(f"holdout {text!r}: expected 'rolling:COLUMN' with a column name, got {col!r}")
         return Holdout(text=text, rolling=col, columns=frozenset({col}))
-    try:
-        node = ast.parse(text, mode="eval").body
-    except SyntaxError as exc:
-        raise ConfigError(f"holdout {text!r} is not valid: {exc.msg} at column {exc.offset}") from None
+    from bayes_scaling.laws.expr import parse_expression
+
+    node = parse_expression(text, "holdout")
     names: set[str] = set()
     tree = _check_bool(node, text, names)
     return Holdout(text=text, tree=tree, columns=frozenset(names))
@@ -175,6 +174,11 @@ def _check_value(node, text, names):
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return ("str", node.value)
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        from bayes_scaling.laws.validate import is_finite_number
+
+        if not is_finite_number(node.value):
+            shown = str(node.value) if len(str(node.value)) <= 30 else f"of {len(str(node.value))} digits"
+            raise ConfigError(f"holdout {text[:80]!r}: the number {shown} is not a finite number")
         return ("num", float(node.value))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         inner = _check_value(node.operand, text, names)

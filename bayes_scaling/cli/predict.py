@@ -29,7 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("fit", help="FIT.nc written by 'bayes-scaling fit'")
     p.add_argument("--pretraining", nargs="+", default=None, metavar="P",
                    help="pre-training distribution(s) (default: all in the fit); 'new' for a new distribution "
-                        "drawn from the hierarchy")
+                        "drawn from the hierarchy ('new (population)' when the fit has one named 'new')")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--ci", type=probability, default=0.9, help="interval probability (default 0.9: 5-95%%)")
     p.add_argument("--csv", action="store_true", help="print the interval table as CSV")
@@ -95,12 +95,16 @@ def register(sub) -> None:
 # ---- helpers ---------------------------------------------------------------------------------------------
 
 
-def _names(args):
+def _names(args, fit=None):
+    """The ``--pretraining`` names: ``new`` is a new distribution drawn from the population (:data:`NEW`),
+    unless the fit has a distribution named ``new``: then it is that one, and the population is
+    ``"new (population)"`` (a label that data cannot use: :meth:`TransferData.from_frame`)."""
     from bayes_scaling.analysis.predictions import NEW
 
     if args.pretraining is None:
         return None
-    names = [NEW if p in ("new", NEW) else p for p in args.pretraining]
+    real_new = fit is not None and "new" in tuple(getattr(fit, "pretraining", ()))
+    names = [NEW if p == NEW or (p == "new" and not real_new) else p for p in args.pretraining]
     repeated = sorted({p for p in names if names.count(p) > 1})
     if repeated:
         from bayes_scaling.errors import BayesScalingError
@@ -241,8 +245,11 @@ def _tau(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (np.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    from bayes_scaling.laws.discrepancy import MAX_TAU
+
+    if not (np.isfinite(value) and 0 <= value <= MAX_TAU):
+        raise argparse.ArgumentTypeError(f"expected a finite number in [0, {MAX_TAU:g}] (per decade on the log "
+                                         f"target), got {text!r}")
     return value
 
 
@@ -267,7 +274,7 @@ def cmd_predict(args) -> int:
     fit = load_fit(args.fit)
     if args.no_discrepancy and args.tau:
         raise BayesScalingError("give --tau or --no-discrepancy, not both")
-    ds = predict(fit, N=args.N, D_F=args.D_F, pretraining=_names(args), noise=args.noise, seed=args.seed,
+    ds = predict(fit, N=args.N, D_F=args.D_F, pretraining=_names(args, fit), noise=args.noise, seed=args.seed,
                  discrepancy=0.0 if args.no_discrepancy or args.tau is None else args.tau)
     quantities = ["D_T", "D_E", "multiplier", "fraction"]
     table = interval_table(ds, quantities, args.ci, ["pretraining", "N", "D_F"])
@@ -302,7 +309,7 @@ def cmd_forecast(args) -> int:
     _names(args)
     _check_out(args)
     fit = load_fit(args.fit)
-    kw = dict(pretraining=_names(args), compute_per_example=args.compute_per_example, seed=args.seed,
+    kw = dict(pretraining=_names(args, fit), compute_per_example=args.compute_per_example, seed=args.seed,
               discrepancy=args.tau)
     N = args.N if args.N is not None else _read_draws(args.N_draws, "N")
     R = args.D_req if args.D_req is not None else _read_draws(args.D_req_draws, "D_req")
@@ -346,7 +353,7 @@ def cmd_export(args) -> int:
     _names(args)
     _check_out(args)
     fit = load_fit(args.fit)
-    path = export(fit_draws(fit, pretraining=_names(args), seed=args.seed), args.out, format=args.format,
+    path = export(fit_draws(fit, pretraining=_names(args, fit), seed=args.seed), args.out, format=args.format,
                   layout=args.layout)
     print(f"wrote {path}")
     return 0

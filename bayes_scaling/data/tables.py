@@ -228,6 +228,13 @@ class TransferData:
                             f"(effective data; then D_T = D_E - D_F); found {', '.join(map(str, df.columns))}")
         unit = _resolve_unit(df, unit, what)
         df["pretraining"] = check_labels(df, "pretraining", what)
+        from bayes_scaling.analysis.predictions import NEW
+
+        taken = np.flatnonzero(df["pretraining"].to_numpy() == NEW)
+        if len(taken):
+            raise DataError(f"{what}: column 'pretraining' is {NEW!r} at rows {format_rows(taken)}; that label is "
+                            "reserved for a new distribution drawn from the population (predictions); rename "
+                            "the distribution")
         df["N"] = check_numeric(df, "N", what)
         df["D_F"] = check_numeric(df, "D_F", what)
         if "D_E" in df.columns:
@@ -350,7 +357,7 @@ def _resolve_unit(df: pd.DataFrame, unit: str | None, what: str) -> str:
     if "unit" in df.columns:
         units = pd.unique(df["unit"].astype(str))
         if len(units) != 1:
-            raise DataError(f"{what}: column 'unit' mixes {', '.join(units)}; expected one unit for all rows")
+            raise DataError(f"{what}: column 'unit' mixes {', '.join(map(str, units))}; expected one unit for all rows")
         if unit is not None and unit != units[0]:
             raise DataError(f"{what}: column 'unit' says {units[0]!r} but unit={unit!r} was given")
         unit = str(units[0])

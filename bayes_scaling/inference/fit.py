@@ -25,6 +25,7 @@ from bayes_scaling.errors import ConfigError, DataError, FitFileError, format_ro
 from bayes_scaling.inference.base import FitBase
 from bayes_scaling.inference.fitfile import read_tree, require_variables, without, write_tree
 from bayes_scaling.laws.spec import LawSpec, builtin_spec
+from bayes_scaling.laws.validate import check_on_data
 from bayes_scaling.models import spec_model as sm
 
 __all__ = ["Fit", "fit", "load"]
@@ -98,6 +99,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
     priors = sm.default_priors(spec, prepared)
     sm.check_solvable(spec, prepared, priors)     # a law given as an equation: a root on every row
+    check_on_data(spec, prepared, priors, str(data) if isinstance(data, str | PathLike) else "data")
     noise = sm.noise_prior(spec, prepared)
     param = sm.choose_parameterization(spec, prepared, priors)
     coords = {g: list(v) for g, v in prepared.labels.items()}

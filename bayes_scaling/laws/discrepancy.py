@@ -99,11 +99,20 @@ class Discrepancy:
         return f"Discrepancy(tau={self.tau:g})"
 
 
+#: The largest ``tau`` accepted: a factor exp(10) (about 22000) per decade is no discrepancy but an overflow
+#: (``exp(tau * d * z)`` of a prediction's draws is infinite beyond it).
+MAX_TAU = 10.0
+
+
 def check_tau(tau: Any, what: str = "discrepancy") -> float:
-    """``tau`` as a float >= 0 (ConfigError otherwise)."""
-    if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(tau) or tau < 0:
+    """``tau`` as a float in [0, :data:`MAX_TAU`] (ConfigError otherwise)."""
+    from bayes_scaling.laws.validate import is_finite_number
+
+    if not is_finite_number(tau) or tau < 0:
         raise ConfigError(f"{what} must be a number >= 0 (per decade outside the data; 0: off), got {tau!r}")
+    if tau > MAX_TAU:
+        raise ConfigError(f"{what} = {tau!r} is beyond {MAX_TAU:g} per decade on the log target (a factor "
+                          f"exp({MAX_TAU:g}) per decade): the intervals would overflow; typical values are 0.01-0.2")
     return float(tau)
 
 

@@ -39,7 +39,16 @@ import numpy as np
 
 from bayes_scaling.errors import ConfigError
 
-__all__ = ["Formula", "Equation", "FUNCTIONS", "BISECTION_STEPS"]
+__all__ = ["Formula", "Equation", "FUNCTIONS", "BISECTION_STEPS", "MAX_LENGTH", "MAX_DEPTH", "MAX_CONSTANT",
+           "parse_expression"]
+
+#: The longest expression text (characters) the parser takes (formulas, bracket ends, holdout conditions).
+MAX_LENGTH = 10_000
+#: The deepest nesting (parentheses, operators, calls) the parser takes.
+MAX_DEPTH = 200
+#: The largest magnitude of a number in a formula (and of a fixed value or prior location): beyond it the law's
+#: value overflows or loses all precision long before the sampler sees it.
+MAX_CONSTANT = 1e100
 
 #: Function name -> number of arguments.
 FUNCTIONS: dict[str, int] = {
@@ -83,10 +92,7 @@ class Formula:
         """Parse and check ``text``; a :class:`ConfigError` names what is not allowed and where."""
         if not isinstance(text, str) or not text.strip():
             raise ConfigError(f"formula must be a non-empty string, got {text!r}")
-        try:
-            node = ast.parse(text.strip(), mode="eval").body
-        except SyntaxError as exc:
-            raise ConfigError(f"formula {text!r} is not valid: {exc.msg} at column {exc.offset}") from None
+        node = parse_expression(text.strip(), "formula")
         names: set[str] = set()
         tree = _check(node, text, names)
         return cls(text=text.strip(), tree=tree, names=frozenset(names))
@@ -193,6 +199,10 @@ class Equation:
             if isinstance(end, bool) or not isinstance(end, (str, int, float)):
                 raise ConfigError(f"equation {text!r}: each end of the bracket must be an expression (text) or "
                                   f"a number, got {end!r}")
+            if not isinstance(end, str) and (not np.isfinite(end) or abs(end) > MAX_CONSTANT):
+                raise ConfigError(f"equation {text!r}: bracket end {end!r} is not a finite number within "
+                                  f"{MAX_CONSTANT:g} in magnitude; give finite ends (an expression of the "
+                                  "parameters and columns, or a number)")
             f = Formula.parse(end if isinstance(end, str) else repr(float(end)))
             if target in f.names:
                 raise ConfigError(f"equation {text!r}: the bracket end {f.text!r} uses the target {target!r}; "
@@ -307,14 +317,60 @@ def _bisection_step(lo, hi, s_lo, F, m):
     return m.where(keep_hi, mid, lo), m.where(keep_hi, hi, mid)
 
 
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 80 else repr(text[:60] + "...") + f" ({len(text)} characters)"
+
+
+def parse_expression(text: str, what: str = "formula") -> ast.AST:
+    """``ast.parse(text, mode="eval").body`` within limits: at most :data:`MAX_LENGTH` characters and
+    :data:`MAX_DEPTH` levels of nesting; a :class:`ConfigError` (never a RecursionError or MemoryError) says
+    which limit and where (``what``: "formula", "holdout", ...)."""
+    if len(text) > MAX_LENGTH:
+        raise ConfigError(f"{what} {_shown(text)} is {len(text)} characters long; at most {MAX_LENGTH} are "
+                          "allowed")
+    level = deepest = 0
+    for ch in text:               # parentheses first: CPython's own limit would give a puzzling message
+        level += ch in "([{"
+        level -= ch in ")]}"
+        deepest = max(deepest, level)
+    if deepest > MAX_DEPTH:
+        raise ConfigError(f"{what} {_shown(text)} nests parentheses {deepest} deep; at most {MAX_DEPTH} levels "
+                          "are allowed")
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError as exc:
+        raise ConfigError(f"{what} {_shown(text)} is not valid: {exc.msg} at column {exc.offset}") from None
+    except (RecursionError, MemoryError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"{what} {_shown(text)} is too deeply nested or too long to parse "
+                          f"({type(exc).__name__}); at most {MAX_DEPTH} levels and {MAX_LENGTH} characters") from None
+    stack = [(node, 1)]
+    while stack:                  # iterative: the depth check itself must not recurse
+        n, d = stack.pop()
+        if d > MAX_DEPTH:
+            raise ConfigError(f"{what} {_shown(text)} nests operations more than {MAX_DEPTH} deep (e.g. a long "
+                              f"chain of + or **); at most {MAX_DEPTH} levels are allowed: split it or use "
+                              "parentheses to balance it")
+        stack.extend((c, d + 1) for c in ast.iter_child_nodes(n)
+                     if not isinstance(c, (ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context)))
+    return node
+
+
 def _check(node: ast.AST, text: str, names: set[str]):
     """The whitelisted tree as nested tuples: ('num', v) | ('name', n) | ('neg', x) | (op, a, b) |
     ('call', f, args)."""
-    where = f"formula {text!r}"
+    where = f"formula {_shown(text)}"
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise ConfigError(f"{where}: only numbers are allowed as constants, got {node.value!r}")
-        return ("num", float(node.value))
+        try:
+            value = float(node.value)
+        except OverflowError:
+            value = float("inf")
+        if not np.isfinite(value) or abs(value) > MAX_CONSTANT:
+            shown = str(node.value) if len(str(node.value)) <= 30 else f"of {len(str(node.value))} digits"
+            raise ConfigError(f"{where}: the number {shown} is not finite or beyond {MAX_CONSTANT:g} in magnitude; "
+                              "rescale the law (e.g. give the inputs in other units)")
+        return ("num", value)
     if isinstance(node, ast.Name):
         if node.id in FUNCTIONS:
             raise ConfigError(f"{where}: {node.id} is a function; call it as {node.id}(...)")

@@ -85,11 +85,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws.discrepancy import Discrepancy
 from bayes_scaling.laws.expr import Equation, Formula
+from bayes_scaling.laws.validate import check_parameter, check_spec, is_finite_number
 
 __all__ = ["LawSpec", "Parameter", "MODELS_DIR", "builtin_spec", "builtin_names"]
 
@@ -108,7 +107,7 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "specs"
 
 
 def _number(value: Any, what: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+    if not isinstance(value, (int, float)) or not is_finite_number(value):
         raise ConfigError(f"{what} must be a finite number, got {value!r}")
     if positive and value <= 0:
         raise ConfigError(f"{what} must be > 0, got {value!r}")
@@ -164,6 +163,7 @@ class Parameter:
         for k, v in self.prior.items():
             self.prior[k] = _number(v, f"{where}: {k}", positive=k == "sigma" or (k == "median"
                                                                                   and self.domain != "negative"))
+        check_parameter(self)
         if self.domain == "negative" and self.prior.get("median", -1.0) >= 0:
             raise ConfigError(f"{where}: median must be < 0 for domain 'negative', got {self.prior['median']!r}")
         if "mean" in self.prior and not 0 < self.prior["mean"] < 1:
@@ -288,6 +288,7 @@ class LawSpec:
             for col in (p.by, p.within):
                 if col is not None and col in self.formula.names:
                     raise ConfigError(f"parameter {p.name!r}: group column {col!r} is also used in the formula")
+        check_spec(self)      # names the model builder uses, magnitudes of constants (laws/validate.py)
 
     # ---- structure --------------------------------------------------------------------------------------
     @property

@@ -98,8 +98,10 @@ def merge_priors(defaults: dict[str, dict[str, float]], priors: dict | None) -> 
         if unknown:
             raise ConfigError(f"prior {name!r}: unknown parameter(s) {', '.join(sorted(unknown))}; "
                               f"expected {', '.join(defaults[name])}")
+        from bayes_scaling.laws.validate import is_finite_number
+
         for key, value in params.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            if not isinstance(value, (int, float)) or not is_finite_number(value):
                 raise ConfigError(f"prior {name!r}: {key} must be a finite number, got {value!r}")
             if key != "mu" and value <= 0:
                 raise ConfigError(f"prior {name!r}: {key} must be > 0, got {value!r}")
