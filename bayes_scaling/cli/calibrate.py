@@ -24,7 +24,7 @@ def register(sub) -> None:
                     "an existing cluster with --scheduler; the same seed gives the same ranks either way.")
     p.add_argument("--sims", type=positive_int, default=100, help="number of simulations (default 100)")
     p.add_argument("--out", default="sbc-output", help="output directory (default sbc-output)")
-    cmdoptions.seed(p, "of the simulations and their fits (same ranks)")
+    cmdoptions.seed(p, "of the simulations and their fits")
     cmdoptions.sampler(p, draws=400, tune=400, chains=2, what="per fit", with_seed=False, with_backend=False)
     p.add_argument("--ranks-of", type=positive_int, default=99, dest="n_rank",
                    help="thinned draws each rank is taken among (default 99: ranks 0..99)")

@@ -149,11 +149,10 @@ def cluster(p: argparse.ArgumentParser, what: str, workers: int | None = None) -
     """``--scheduler`` and ``--workers``: where a batch command's ``what`` (plural: "runs", "simulations",
     "splits") run (bayes_scaling.inference.batch); ``workers``: the default (None: one per CPU core)."""
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER_HELP)
-    default = (f"one per CPU core, at most one per {what[:-1]}" if workers is None else
-               f"{workers}" + (": in this process" if workers == 1 else ""))
+    default = (f"one per CPU core, at most one per {what[:-1]}; 1: run in this process, no cluster" if workers is None
+               else f"{workers}" + (": in this process, no cluster" if workers == 1 else "; 1: in this process"))
     p.add_argument("--workers", type=positive_int, default=workers, metavar="W",
-                   help=f"worker processes of the local cluster (default {default}); 1: run in this process, "
-                        "no cluster")
+                   help=f"worker processes of the local cluster (default {default})")
 
 
 def add_common_options(parser: argparse.ArgumentParser, name: str) -> None:
