@@ -57,7 +57,7 @@ def _demo(args, out: Path, final: Path) -> None:
               + ", ".join(f"{p}: k={t['k']:.3g}, alpha={t['alpha']}, beta={t['beta']}"
                           for p, t in meta["truth"].items()), file=fh)
         print_fit(fit, cmdoptions.CI, out=fh)
-    fig = plot_transfer(fit)
+    fig = plot_transfer(fit, ci_prob=cmdoptions.CI)
     fig.suptitle(f"SYNTHETIC bundled data: D_T against D_F with {100 * cmdoptions.CI:g}% posterior bands", fontsize=10)
     fig.tight_layout()
     with atomic_path(out / "transfer.png") as tmp:
