@@ -23,7 +23,7 @@ import pandas as pd
 def main(argv=None) -> int:
     import bayes_scaling as bs
     from bayes_scaling.analysis.selection import select_model
-    from bayes_scaling.cli.transfer import DEMO_LIN_MODELS, DEMO_LIN_SAMPLER
+    from bayes_scaling.cli.demo import DEMO_LIN_MODELS, DEMO_LIN_SAMPLER
 
     argv = sys.argv[1:] if argv is None else argv
     warnings.filterwarnings("ignore")

@@ -101,3 +101,46 @@ def test_console_script_in_a_fresh_process(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr and "'N' must be > 0" in res.stderr
     res = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and "bayes-scaling" in res.stdout
+
+
+# ---- the shared options (cli/cmdoptions.py) and the module layout ---------------------------------------------
+def _leaf_parsers(parser, prefix=()):
+    import argparse
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield " ".join(prefix), parser
+    for a in subs:
+        for name, child in a.choices.items():
+            yield from _leaf_parsers(child, (*prefix, name))
+
+
+def test_shared_options_have_one_default_everywhere():
+    """--ci, --seed, the sampler's options: the same type and default in every command that takes them."""
+    from bayes_scaling.cli import build_parser, cmdoptions
+
+    leaves = dict(_leaf_parsers(build_parser()))
+    with_ci = {n for n, p in leaves.items() if "--ci" in p._option_string_actions}
+    with_seed = {n for n, p in leaves.items() if "--seed" in p._option_string_actions}
+    assert {"fit", "summary", "fit-scratch", "fit-joint", "effective-data", "predict", "forecast", "best",
+            "report"} <= with_ci
+    assert {"fit", "demo", "predict", "forecast", "export", "best", "report", "calibrate", "backtest"} <= with_seed
+    for name in with_ci:
+        action = leaves[name]._option_string_actions["--ci"]
+        assert action.default == cmdoptions.CI == 0.94 and action.type is cmdoptions.probability, name
+    for name in with_seed:
+        assert leaves[name]._option_string_actions["--seed"].default == cmdoptions.SEED == 1, name
+    for name, p in leaves.items():
+        for opt in ("--draws", "--tune", "--chains", "--workers"):
+            if opt in p._option_string_actions:
+                assert p._option_string_actions[opt].type is cmdoptions.positive_int, (name, opt)
+        if "--backend" in p._option_string_actions:
+            assert tuple(p._option_string_actions["--backend"].choices) == cmdoptions.BACKENDS, name
+
+
+def test_each_command_in_the_module_named_after_it():
+    from bayes_scaling.cli import build_parser
+
+    for name, p in _leaf_parsers(build_parser()):
+        module = p.get_default("func").__module__
+        assert module == f"bayes_scaling.cli.{name.split()[0].replace('-', '_')}", (name, module)

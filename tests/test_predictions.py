@@ -152,7 +152,7 @@ def test_cli_predict(small_fit, tmp_path, capsys):
     assert main(["predict", str(path), "--N", "4e7", "1e11", "--D-F", "3e5", "--pretraining", "text", "new",
                  "--out", str(tmp_path / "draws.csv")]) == 0
     out = capsys.readouterr().out
-    assert "multiplier median [90%]" in out and "new (population)" in out and "+2.00" in out
+    assert "multiplier median [94%]" in out and "new (population)" in out and "+2.00" in out
     assert (tmp_path / "draws.csv").is_file()
     assert main(["predict", str(path), "--N", "4e7", "--D-F", "3e5", "--csv"]) == 0
     header = capsys.readouterr().out.splitlines()[0]

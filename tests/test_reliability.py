@@ -335,7 +335,7 @@ def test_ctrl_c_while_starting(fit_file, delay):
 def test_an_interrupt_a_library_swallows_still_ends_the_command(monkeypatch, capsys, fit_file):
     """A Ctrl-C raised inside a finalizer goes to the unraisable hook; re-delivered, it may be caught by a
     library; the command still ends with status 130, never 0."""
-    import bayes_scaling.cli.transfer as transfer
+    import bayes_scaling.cli.summary as summary_command
 
     class Finalizer:
         def __del__(self):
@@ -349,7 +349,7 @@ def test_an_interrupt_a_library_swallows_still_ends_the_command(monkeypatch, cap
             pass
         return 0
 
-    monkeypatch.setattr(transfer, "cmd_summary", summary)
+    monkeypatch.setattr(summary_command, "cmd_summary", summary)
     assert main(["summary", str(fit_file)]) == 130
     assert "interrupted by SIGINT" in one_error_line(capsys.readouterr().err)
 

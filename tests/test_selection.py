@@ -138,7 +138,7 @@ def test_selection_spec_is_lins_law_reparameterized():
 
 
 def _demo_runs():
-    from bayes_scaling.cli.transfer import DEMO_LIN_MODELS
+    from bayes_scaling.cli.demo import DEMO_LIN_MODELS
 
     runs = bs.datasets.load_lin("flan")
     return runs[runs["model"].isin(DEMO_LIN_MODELS)].reset_index(drop=True)

@@ -125,11 +125,18 @@ def test_discrepancy_tau_in_a_sane_range(tau):
 def test_cli_tau_in_a_sane_range():
     import argparse
 
-    from bayes_scaling.cli.predict import _tau
+    from bayes_scaling.cli import build_parser
+    from bayes_scaling.cli.cmdoptions import tau
 
-    assert _tau("0.1") == 0.1
+    assert tau("0.1") == 0.1
     with pytest.raises(argparse.ArgumentTypeError, match=r"\[0, 10\]"):
-        _tau("1e300")
+        tau("1e300")
+    # every --tau of the command line is this option
+    parser = build_parser()
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        for action in sub._actions:
+            if "--tau" in action.option_strings:
+                assert action.type is tau, name
 
 
 def test_likelihood_constants_in_a_sane_range():

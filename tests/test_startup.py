@@ -62,7 +62,7 @@ def test_fit_path_loads_no_arviz_matplotlib_jax_or_distributed():
         import importlib, sys, types
         import bayes_scaling as bs
         from bayes_scaling.cli import build_parser
-        from bayes_scaling.cli.transfer import cmd_fit
+        from bayes_scaling.cli.fit import cmd_fit
         from bayes_scaling.inference.sampling import fit_transfer
         from bayes_scaling._lazy import pending
         fit = fit_transfer(bs.load_example(), draws=30, tune=30, chains=1, seed=1, warn=False)

@@ -1,6 +1,9 @@
 """The ``bayes-scaling`` command line.
 
-Each sub-module registers its sub-commands (``register(subparsers)``); errors become one line on stderr, never a
+Each sub-command lives in the module named after it (``fit`` in ``cli/fit.py``, ``fit-scratch`` in
+``cli/fit_scratch.py``, ...), which registers it (``register(subparsers)``) with the options shared by several
+commands from :mod:`bayes_scaling.cli.cmdoptions` (one ``--ci``, one ``--seed``, the sampler's options; helpers in
+``cli/_common.py``); heavy imports happen inside the command functions. Errors become one line on stderr, never a
 traceback, with the exit status of the one table in :mod:`bayes_scaling.cli._exit`. Before a command starts,
 its output plan is checked (:mod:`bayes_scaling.cli._plan`: no output replaces an input, the output folder is
 writable). Warnings (exclusions, convergence) are printed as ``warning: ...`` lines.
@@ -24,10 +27,27 @@ EXIT_USAGE = _exit.USAGE
 
 
 def _modules():
-    from bayes_scaling.cli import backtest, best, calibrate, experiment, predict, report, scratch, transfer
-    from bayes_scaling.cli import forecasting as quantiles  # quantiles, platform CDFs
+    """The command modules, one per sub-command (``cli/<command>.py``), in the order of ``--help``."""
+    from bayes_scaling.cli import (
+        backtest,
+        best,
+        calibrate,
+        demo,
+        effective_data,
+        experiment,
+        export,
+        fit,
+        fit_joint,
+        fit_scratch,
+        forecast,
+        predict,
+        quantiles,
+        report,
+        summary,
+    )
 
-    return [transfer, scratch, predict, quantiles, report, calibrate, experiment, backtest, best]
+    return [fit, summary, demo, fit_scratch, effective_data, fit_joint, predict, forecast, export, quantiles, report,
+            calibrate, experiment, backtest, best]
 
 
 #: what argparse takes for a negative number (so that ``--N -1e8`` reaches the option's check and is refused
@@ -53,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for mod in _modules():
         mod.register(sub)
-    from bayes_scaling.cli._output import add_common_options
+    from bayes_scaling.cli.cmdoptions import add_common_options
 
     for name, child in sub.choices.items():   # --quiet everywhere, --json where a table is printed
         add_common_options(child, name)

@@ -1,4 +1,4 @@
-"""``--json`` and ``--quiet`` for every command.
+"""``--json`` and ``--quiet`` for every command (the options: :func:`bayes_scaling.cli.cmdoptions.add_common_options`).
 
 ``--quiet`` (every command): no progress bars (``bayes_scaling._progress``); they never show when stderr is not
 a terminal anyway. ``--json`` (the commands that print a table, :data:`JSON_COMMANDS`): stdout carries one JSON
@@ -17,32 +17,13 @@ from contextlib import contextmanager, redirect_stdout
 import numpy as np
 import pandas as pd
 
-__all__ = ["JSON_COMMANDS", "active", "add_common_options", "emit", "session", "to_jsonable"]
+__all__ = ["JSON_COMMANDS", "active", "emit", "session", "to_jsonable"]
 
 #: commands that print a table, and so take --json
 JSON_COMMANDS = frozenset({"fit", "summary", "predict", "forecast", "best", "calibrate", "backtest",
                            "fit-scratch", "fit-joint", "effective-data", "quantiles"})
 
 _DOC: list[dict] = []
-
-
-def add_common_options(parser, name: str) -> None:
-    """``--quiet`` on every leaf command and ``--json`` on those of :data:`JSON_COMMANDS` (recursively)."""
-    import argparse
-
-    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if subs:
-        for a in subs:
-            for child_name, child in a.choices.items():
-                add_common_options(child, f"{name} {child_name}")
-        return
-    opts = parser._option_string_actions
-    if "--quiet" not in opts:
-        parser.add_argument(*(["--quiet"] if "-q" in opts else ["--quiet", "-q"]), action="store_true", help="no progress bars (they show only on a "
-                            "terminal anyway)")
-    if name.split()[0] in JSON_COMMANDS and "--json" not in opts:
-        parser.add_argument("--json", action="store_true", help="machine-readable output: one JSON document on "
-                            "stdout (tables as lists of records); the human lines go to stderr")
 
 
 def to_jsonable(value):

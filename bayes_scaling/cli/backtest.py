@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from bayes_scaling.cli import cmdoptions
+
 __all__ = ["register"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def register(sub) -> None:
@@ -33,23 +24,17 @@ def register(sub) -> None:
                    help="held-out runs: a condition such as 'C > 9e19', 'N >= 1e9', '(N > 1e9) & (D > 1e11)', or "
                         "'rolling:COLUMN' (each of the largest values of COLUMN left out in turn)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--rolling-steps", type=_positive_int, default=3, help="rolling splits: how many of the "
+    p.add_argument("--rolling-steps", type=cmdoptions.positive_int, default=3, help="rolling splits: how many of the "
                    "largest values to leave out in turn (default 3)")
     p.add_argument("--discrepancy", choices=["nested", "none"], default="nested",
                    help="also score predictions widened by a discrepancy calibrated by nested backtests inside "
                         "the training runs (default nested)")
-    p.add_argument("--tau", type=float, default=None, metavar="TAU",
+    p.add_argument("--tau", type=cmdoptions.tau, default=None, metavar="TAU",
                    help="also score the predictions widened by a discrepancy of TAU per order of magnitude outside "
                         "the data (e.g. a tau pooled over other data sets' backtests; method "
                         "'bayes+discrepancy(tau)')")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--draws", type=_positive_int, default=500, help="NUTS draws per chain (default 500)")
-    p.add_argument("--tune", type=_positive_int, default=500, help="NUTS tuning steps (default 500)")
-    p.add_argument("--chains", type=_positive_int, default=2, help="chains (default 2)")
-    p.add_argument("--backend", choices=["auto", "nutpie", "pymc", "numpyro"], default="auto")
-    p.add_argument("--workers", type=_positive_int, default=1,
-                   help="splits in parallel on a local Dask cluster of W workers (default 1: in this process)")
-    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    cmdoptions.sampler(p, draws=500, tune=500, chains=2, what="of each fit")
+    cmdoptions.cluster(p, "splits", workers=1)
     p.set_defaults(func=cmd_backtest)
 
 

@@ -3,7 +3,7 @@ corpus) is best at a stated point, as posterior probabilities, with the distance
 
 from __future__ import annotations
 
-from bayes_scaling.cli.transfer import probability
+from bayes_scaling.cli import cmdoptions
 
 __all__ = ["register"]
 
@@ -23,11 +23,11 @@ def register(sub) -> None:
                    help="the best group has the highest target (e.g. effective data D_T); default: lowest")
     p.add_argument("--noise", action="store_true",
                    help="compare new runs (observation noise included) instead of the law's values")
-    p.add_argument("--ci", type=probability, default=0.9, help="interval probability (default 0.9)")
-    p.add_argument("--tau", type=float, default=None, metavar="TAU",
+    cmdoptions.ci(p, "interval probability")
+    p.add_argument("--tau", type=cmdoptions.tau, default=None, metavar="TAU",
                    help="the law's discrepancy per decade outside the data, in the intervals and p_best_discrepancy "
                         "(default: the law spec's, 0.059 unless it says otherwise; 0: none)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    cmdoptions.seed(p)
     p.add_argument("--out", default=None, help="write the table as CSV")
     p.set_defaults(func=cmd_best)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayes_scaling.cli._cluster import add_cluster_arguments, print_failures
-from bayes_scaling.cli.transfer import positive_int
+from bayes_scaling.cli import cmdoptions
+from bayes_scaling.cli._common import print_failures
+from bayes_scaling.cli.cmdoptions import positive_int
 
 __all__ = ["register"]
 
@@ -23,13 +24,11 @@ def register(sub) -> None:
                     "an existing cluster with --scheduler; the same seed gives the same ranks either way.")
     p.add_argument("--sims", type=positive_int, default=100, help="number of simulations (default 100)")
     p.add_argument("--out", default="sbc-output", help="output directory (default sbc-output)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same ranks")
-    p.add_argument("--draws", type=positive_int, default=400, help="draws per chain per fit (default 400)")
-    p.add_argument("--tune", type=positive_int, default=400, help="tuning steps per chain (default 400)")
-    p.add_argument("--chains", type=positive_int, default=2, help="chains per fit (default 2)")
+    cmdoptions.seed(p, "of the simulations and their fits")
+    cmdoptions.sampler(p, draws=400, tune=400, chains=2, what="per fit", with_seed=False, with_backend=False)
     p.add_argument("--ranks-of", type=positive_int, default=99, dest="n_rank",
                    help="thinned draws each rank is taken among (default 99: ranks 0..99)")
-    add_cluster_arguments(p, "simulations")
+    cmdoptions.cluster(p, "simulations")
     p.add_argument("--processes", type=positive_int, dest="workers", help=argparse.SUPPRESS)  # the old name
     p.add_argument("--model", default=None, help="TOML model file (priors, likelihood) to calibrate")
     p.add_argument("--alpha", type=float, default=0.01,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from bayes_scaling.cli._cluster import add_cluster_arguments, print_failures
+from bayes_scaling.cli import cmdoptions
+from bayes_scaling.cli._common import print_failures
 from bayes_scaling.errors import ConfigError
 
 
@@ -25,7 +26,7 @@ def register(sub) -> None:
     r.add_argument("--smoke", action="store_true",
                    help="the built-in smoke sweep (2 tiny models, 18 runs of a few steps; under a minute on 2 cores); "
                         "cannot be combined with --config")
-    add_cluster_arguments(r, "runs")
+    cmdoptions.cluster(r, "runs")
     r.set_defaults(func=cmd_run)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bayes_scaling.cli.transfer import positive_int, probability
+from bayes_scaling.cli import cmdoptions
 
 __all__ = ["register"]
 
@@ -18,13 +18,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output directory (created if missing)")
     p.add_argument("--no-compare", dest="compare", action="store_false",
                    help="skip the variant comparison (no refits; faster)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the refits and predictive checks (default 1)")
-    p.add_argument("--draws", type=positive_int, default=500, help="draws per chain of the refits (default 500)")
-    p.add_argument("--tune", type=positive_int, default=500, help="tuning steps of the refits (default 500)")
-    p.add_argument("--chains", type=positive_int, default=2, help="chains of the refits (default 2)")
-    p.add_argument("--backend", default=None, choices=["auto", "pymc", "nutpie", "numpyro"],
-                   help="NUTS back end of the refits (default: the fit's)")
-    p.add_argument("--ci", type=probability, default=0.94, help="credible interval probability (default 0.94)")
+    cmdoptions.seed(p, "of the refits and predictive checks")
+    cmdoptions.sampler(p, draws=500, tune=500, chains=2, backend=None, what="of the refits", with_seed=False)
+    cmdoptions.ci(p)
     p.set_defaults(func=cmd_report)
 
 

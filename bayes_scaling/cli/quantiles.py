@@ -8,7 +8,6 @@ the distance outside the data is read from the ``*_orders_outside`` coordinates/
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,31 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_scaling.cli import cmdoptions
 from bayes_scaling.errors import BayesScalingError, DataError
 
 __all__ = ["register", "read_draws"]
 
 _SUFFIX = "_orders_outside"
-
-
-def _probs(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability, got {text!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"a probability must be in (0, 1), got {text!r}")
-    return v
-
-
-def _finite(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return v
 
 
 def register(sub) -> None:
@@ -57,14 +37,14 @@ def register(sub) -> None:
     p.add_argument("--var", default=None, help="the quantity (e.g. multiplier, D_F, saving; default: the only one)")
     p.add_argument("--sel", nargs="+", default=[], metavar="KEY=VALUE",
                    help="select one point, e.g. pretraining=text N=4e7 D_F=3e5")
-    p.add_argument("--probs", nargs="+", type=_probs, default=None, metavar="P",
+    p.add_argument("--probs", nargs="+", type=cmdoptions.probability, default=None, metavar="P",
                    help="quantile probabilities (default 0.01 0.05 0.1 0.25 0.5 0.75 0.9 0.95 0.99)")
-    p.add_argument("--cdf", nargs=2, type=_finite, default=None, metavar=("LOWER", "UPPER"),
+    p.add_argument("--cdf", nargs=2, type=cmdoptions.finite, default=None, metavar=("LOWER", "UPPER"),
                    help="also the 201-point CDF over the question's range [LOWER, UPPER]")
     p.add_argument("--log", action="store_true", help="with --cdf: a log-scale question")
     p.add_argument("--closed-lower", action="store_true", help="with --cdf: the lower bound is closed")
     p.add_argument("--closed-upper", action="store_true", help="with --cdf: the upper bound is closed")
-    p.add_argument("--outside", type=_finite, default=None,
+    p.add_argument("--outside", type=cmdoptions.finite, default=None,
                    help="orders of magnitude outside the data, when the draws do not record it")
     p.add_argument("--out", default=None, help="write .json (quantiles, and the CDF with --cdf) or .csv (the "
                    "CDF's x, cdf with --cdf; otherwise the quantiles)")
