@@ -191,7 +191,7 @@ def test_cli_new_addresses_a_real_distribution_named_new():
     import argparse
 
     from bayes_scaling.analysis.predictions import NEW
-    from bayes_scaling.cli.predict import _names
+    from bayes_scaling.cli._common import pretraining_names as _names
 
     class FakeFit:
         pretraining = ("new", "text")
