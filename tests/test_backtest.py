@@ -315,8 +315,9 @@ def test_cli_bad_input_one_line(tmp_path, capsys):
     out = tmp_path / "out"
     cases = [("Q > 1", "unknown column(s) Q"), ("C > 1e40", "empty test set"), ("C > 0", "empty training set"),
              ("os.system('x')", "Call is not a condition"), ("rolling:Z", "unknown column Z")]
-    rc = main(["backtest", str(csv), "--holdout", "C > 1e20", "--out", str(out), "--tau", "-1"])
-    assert rc == 2 and "--tau must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:     # every --tau is one option (cli.cmdoptions.tau), checked by argparse
+        main(["backtest", str(csv), "--holdout", "C > 1e20", "--out", str(out), "--tau", "-1"])
+    assert stop.value.code == 2 and "--tau: expected a finite number in [0, 10]" in capsys.readouterr().err
     for holdout, message in cases:
         rc = main(["backtest", str(csv), "--model", "chinchilla", "--holdout", holdout, "--out", str(out)])
         err = capsys.readouterr().err
