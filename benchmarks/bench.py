@@ -32,7 +32,7 @@ import numpy as np
 
 from bayes_scaling._system import cpu_model
 
-SECTIONS = ("cli", "refit", "ess", "backends", "chinchilla", "spec", "scale", "sbc", "cluster")
+SECTIONS = ("cli", "refit", "ess", "backends", "chinchilla", "spec", "groups", "scale", "sbc", "cluster")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -389,6 +389,44 @@ def bench_spec(rows: list, quick: bool) -> None:
                  f"min bulk ESS {base_ess:.0f} in {base_s:.1f} s, R-hat {base_rhat:.3f}, divergences {base_div}"))
     rows.append(("hierarchical Chinchilla ESS/s ratio (ours / baseline)",
                  f"{(ours_ess / ours_s) / (base_ess / base_s):.0f}x", ">= 10x", "same run, same machine"))
+
+
+def many_groups_table(groups: int = 200, runs: int = 3, seed: int = 0):
+    """``groups`` pre-training distributions x ``runs`` fine-tuned runs of the transfer law (the issue's table)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(groups):
+        log_k, alpha = rng.normal(10.0, 1.0), rng.normal(0.2, 0.05)
+        for _ in range(runs):
+            N, D_F = 10 ** rng.uniform(5, 9), 10 ** rng.uniform(5, 8)
+            rows.append({"pretraining": f"d{g:03d}", "N": N, "D_F": D_F,
+                         "D_T": np.exp(log_k + alpha * np.log(D_F) + 0.38 * np.log(N) + rng.normal(0, 0.15))})
+    return pd.DataFrame(rows)
+
+
+def bench_groups(rows: list, quick: bool) -> None:
+    """Many small groups: `fit_transfer` (whitened form) against the `transfer` spec on 200 distributions x 3 runs,
+    1 chain x 20 draws (20 tuning), in this process; each timed twice, the second with its compiled model cached."""
+    import bayes_scaling as bs
+
+    table = many_groups_table()
+    kw = {"seed": 1, "chains": 1, "draws": 20, "tune": 20, "progressbar": False, "warn": False}
+    times = {}
+    for name, fit in (("fit_transfer", lambda: bs.fit_transfer(table, **kw)),
+                      ("spec", lambda: bs.fit(table, "transfer", **kw))):
+        t = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            fit()
+            t.append(time.perf_counter() - t0)
+        times[name] = t
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    rows.append(("200 distributions x 3 runs, 1 chain x 20 draws: `fit_transfer` (first / compiled model cached)",
+                 f"{times['fit_transfer'][0]:.1f} / {times['fit_transfer'][1]:.1f} s", "-",
+                 f"`bs.fit(table, \"transfer\")` in the same run: {times['spec'][0]:.1f} / {times['spec'][1]:.1f} s; "
+                 f"load average {load:.1f}"))
 
 
 def bench_scale(rows: list, quick: bool) -> None:

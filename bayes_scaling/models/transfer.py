@@ -377,46 +377,93 @@ def _whitened_locations(P: int, x_F, x_N, p_idx, y, sigma, *, top, spreads):
     ``theta = R'^-1 (R^-1 b + u)``, ``u ~ Normal(0, I)`` (``u_whitened``); a ``pm.Potential`` adds the prior of
     ``theta`` and ``log |d theta / d u| = -sum log diag R`` and takes out ``u``'s own normal density, so the joint
     density is exactly the centred model's. Returns ``((h_0, h_1, h_2), [g_0, g_1, (g_2)])``.
+
+    ``Q`` is block arrowhead: the groups do not share a data column, so each group's ``J`` locations couple only
+    with each other (a J x J block per group) and with the three population locations. With the groups ordered
+    first, ``R`` has no fill-in: P small Cholesky factors (closed form, vectorised over the groups), the coupling
+    ``W_p = R_p^-1 B_p'`` and the 3 x 3 Schur complement ``S = C - sum_p W_p' W_p``. Every step costs O(P)
+    (a dense K x K Cholesky, K = 3 + J P, cost O(P^3) per gradient: 200 groups did not finish a 20-draw fit in
+    120 s). The ordering changes which ``u`` maps to which ``theta``, not the density of ``theta``.
     """
     import pymc as pm
     import pytensor.tensor as pt
-    from pytensor.tensor.linalg import cholesky, solve_triangular
 
     J = len(spreads)  # grouped parameters: a, alpha (and beta)
-    K = 3 + J * P
-    onehot = pt.eq(p_idx[:, None], pt.arange(P)[None, :]).astype("float64")
-    n = y.shape[0]
-    cols = [pt.zeros((n, 2)), (pt.zeros((n, 1)) if J == 3 else x_N[:, None]), onehot, onehot * x_F[:, None]]
-    if J == 3:
-        cols.append(onehot * x_N[:, None])
-    X = pt.concatenate(cols, axis=1)
-    # prior precision: each link g_j[p] ~ Normal(h_j, s_j) adds (g - h)^2 / s_j^2 (a fixed pattern / s_j^2)
+    inv_var = 1.0 / sigma**2
+
+    def per_group(v):  # sum of v over the runs of each group (length P)
+        return pt.inc_subtensor(pt.zeros(P)[p_idx], v)
+
+    Z = [pt.ones_like(x_F), x_F] + ([x_N] if J == 3 else [])  # each group's own data columns
+    # per-group block D_p = Z_p' Z_p / sigma^2 + diag(1 / s_j^2), its right-hand side Z_p' y / sigma^2
+    D = [[per_group(Z[k] * Z[m]) * inv_var + (1.0 / spreads[k] ** 2 if k == m else 0.0) for m in range(k + 1)]
+         for k in range(J)]
+    b_g = [per_group(Z[k] * y) * inv_var for k in range(J)]
+    # coupling B_p (3 x J) of the population locations with group p: the links -1/s_j^2, and for a shared beta
+    # the data column x_N of h_2
+    zero = pt.zeros(P)
+    B = [[(zero - 1.0 / spreads[r] ** 2) if r == k else zero for k in range(J)] for r in range(J)]
+    if J == 2:
+        B.append([per_group(x_N * Z[k]) * inv_var for k in range(J)])
     top_prec = [1.0 / sd**2 for _, sd in top]
-    Q0 = pt.diag(pt.concatenate([pt.stack(top_prec), pt.zeros(J * P)]))
-    b0 = pt.concatenate([pt.stack([m * w for (m, _), w in zip(top, top_prec, strict=True)]), pt.zeros(J * P)])
-    for j, s_j in enumerate(spreads):
-        pattern = np.zeros((K, K))
-        idx = 3 + j * P + np.arange(P)
-        pattern[j, j] = P
-        pattern[idx, idx] = 1.0
-        pattern[j, idx] = pattern[idx, j] = -1.0
-        Q0 = Q0 + pattern / s_j**2
-    Q = Q0 + X.T @ X / sigma**2
-    b = b0 + X.T @ y / sigma**2
-    R = cholesky(Q, lower=True)
+    C = [top_prec[r] + (P / spreads[r] ** 2 if r < J else 0.0) for r in range(3)]
+    b_h = [m * w for (m, _), w in zip(top, top_prec, strict=True)]
+    if J == 2:
+        C[2] = C[2] + pt.sum(x_N**2) * inv_var
+        b_h[2] = b_h[2] + pt.sum(x_N * y) * inv_var
+    L = _small_cholesky(D)                                        # P factors at once (vectors of length P)
+    W = [_forward(L, B[r]) for r in range(3)]                     # W[r][k]: column r of W_p = R_p^-1 B_p'
+    S = [[(C[r] if r == q else 0.0) - sum(pt.sum(W[r][k] * W[q][k]) for k in range(J)) for q in range(r + 1)]
+         for r in range(3)]
+    LS = _small_cholesky(S)
     # one coordinate per location (groups by index: a compiled model is refitted on other labels)
     labels = ["a_mu", "alpha_mu", "beta_mu" if J == 3 else "beta"] + \
         [f"{g}[{p}]" for g in ("a", "alpha", "beta")[:J] for p in range(P)]
     pm.modelcontext(None).add_coord("location", labels)
+    # forward: R v = b (+ u);  back: R' theta = v
     u = pm.Normal("u_whitened", 0.0, 1.0, dims="location")
-    theta = solve_triangular(R.T, solve_triangular(R, b, lower=True) + u, lower=False)
-    h = [theta[j] for j in range(3)]
-    groups = [theta[3 + j * P: 3 + (j + 1) * P] for j in range(J)]
+    u_h = [u[r] for r in range(3)]
+    u_g = [u[3 + k * P: 3 + (k + 1) * P] for k in range(J)]
+    y_g = _forward(L, b_g)
+    y_h = _forward(LS, [b_h[r] - sum(pt.sum(W[r][k] * y_g[k]) for k in range(J)) for r in range(3)])
+    h = _backward(LS, [y_h[r] + u_h[r] for r in range(3)])
+    groups = _backward(L, [y_g[k] + u_g[k] - sum(W[r][k] * h[r] for r in range(3)) for k in range(J)])
     prior = sum(_normal_logp(h[j], m, sd) for j, (m, sd) in enumerate(top))
     prior = prior + sum(_normal_logp(groups[j], h[j], s_j) for j, s_j in enumerate(spreads))
-    log_jac = -pt.sum(pt.log(pt.diag(R)))
+    log_jac = -sum(pt.sum(pt.log(L[k][k])) for k in range(J)) - sum(pt.log(LS[r][r]) for r in range(3))
     pm.Potential("whitening", prior + log_jac - _normal_logp(u, 0.0, 1.0))
     return h, groups
+
+
+def _small_cholesky(A):
+    """Lower Cholesky factor of a small symmetric matrix given as its lower triangle ``A[i][k]`` (k <= i),
+    unrolled: the entries may be vectors (a batch of matrices, elementwise)."""
+    import pytensor.tensor as pt
+
+    n = len(A)
+    L = [[None] * n for _ in range(n)]
+    for i in range(n):
+        for k in range(i + 1):
+            s = A[i][k] - sum(L[i][m] * L[k][m] for m in range(k))
+            L[i][k] = pt.sqrt(s) if i == k else s / L[k][k]
+    return L
+
+
+def _forward(L, b):
+    """``L x = b`` for a lower factor from :func:`_small_cholesky`."""
+    x = []
+    for i in range(len(L)):
+        x.append((b[i] - sum(L[i][m] * x[m] for m in range(i))) / L[i][i])
+    return x
+
+
+def _backward(L, b):
+    """``L' x = b`` for a lower factor from :func:`_small_cholesky`."""
+    n = len(L)
+    x = [None] * n
+    for i in reversed(range(n)):
+        x[i] = (b[i] - sum(L[m][i] * x[m] for m in range(i + 1, n))) / L[i][i]
+    return x
 
 
 def _group(name: str, mu, sigma, parameterization: str):
