@@ -61,63 +61,40 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0 (e.g. ``4e7``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+def _number_type(name: str, expected, ok, doc: str):
+    """An argparse type: a finite float for which ``ok(value)`` holds, else "expected <expected>, got ...";
+    ``expected`` is a text or a function giving it (read when needed)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and ok(value)):
+            what = expected() if callable(expected) else expected
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    parse.__name__ = parse.__qualname__ = name
+    parse.__doc__ = doc
+    return parse
 
 
-def probability(text: str) -> float:
-    """argparse type: a probability in (0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1), got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1), got {text!r}")
-    return value
-
-
-def nonnegative(text: str) -> float:
-    """argparse type: a finite number >= 0 (e.g. a discrepancy ``--tau``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def tau(text: str) -> float:
-    """argparse type of every ``--tau`` (the discrepancy per decade outside the data, on the log target): a finite
-    number in ``[0, MAX_TAU]``."""
+def _max_tau() -> float:
     from bayes_scaling.laws.discrepancy import MAX_TAU
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and 0 <= value <= MAX_TAU):
-        raise argparse.ArgumentTypeError(f"expected a finite number in [0, {MAX_TAU:g}] (per decade on the log "
-                                         f"target), got {text!r}")
-    return value
+    return MAX_TAU
 
 
-def finite(text: str) -> float:
-    """argparse type: a finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+positive_float = _number_type("positive_float", "a finite number > 0", lambda v: v > 0,
+                              "argparse type: a finite number > 0 (e.g. ``4e7``).")
+probability = _number_type("probability", "a probability in (0, 1)", lambda v: 0 < v < 1,
+                           "argparse type: a probability in (0, 1).")
+nonnegative = _number_type("nonnegative", "a finite number >= 0", lambda v: v >= 0,
+                           "argparse type: a finite number >= 0.")
+tau = _number_type("tau", lambda: f"a finite number in [0, {_max_tau():g}] (per decade on the log target)",
+                   lambda v: 0 <= v <= _max_tau(),
+                   "argparse type of every ``--tau`` (the discrepancy per decade outside the data, on the log "
+                   "target): a finite number in ``[0, MAX_TAU]``.")
+finite = _number_type("finite", "a finite number", lambda v: True, "argparse type: a finite number.")
 
 
 # ---- builders ------------------------------------------------------------------------------------------------
