@@ -15,7 +15,7 @@ has the same type, check and default:
 * where batches run: ``--scheduler``, ``--workers`` (:func:`cluster`).
 * ``--quiet`` on every command, ``--json`` on those that print a table (:func:`add_common_options`).
 
-The argparse types (:func:`positive_int`, :func:`positive_float`, :func:`probability`, :func:`nonnegative`,
+The argparse types (:func:`positive_int`, :func:`positive_float`, :func:`probability`, :func:`tau`,
 :func:`finite`) refuse bad values with one line (exit status 2). Nothing heavy is imported here.
 """
 
@@ -25,8 +25,8 @@ import argparse
 import math
 
 __all__ = ["BACKENDS", "CHAINS", "CI", "DRAWS", "SEED", "SCHEDULER_HELP", "TUNE", "add_common_options", "ci",
-           "cluster", "finite", "log_likelihood", "nonnegative", "positive_float", "positive_int", "probability",
-           "sampler", "seed"]
+           "cluster", "finite", "log_likelihood", "positive_float", "positive_int", "probability",
+           "sampler", "seed", "tau"]
 
 #: the default of every ``--ci``: the probability of the equal-tailed intervals printed (``Fit.summary``'s)
 CI = 0.94
@@ -88,8 +88,6 @@ positive_float = _number_type("positive_float", "a finite number > 0", lambda v:
                               "argparse type: a finite number > 0 (e.g. ``4e7``).")
 probability = _number_type("probability", "a probability in (0, 1)", lambda v: 0 < v < 1,
                            "argparse type: a probability in (0, 1).")
-nonnegative = _number_type("nonnegative", "a finite number >= 0", lambda v: v >= 0,
-                           "argparse type: a finite number >= 0.")
 tau = _number_type("tau", lambda: f"a finite number in [0, {_max_tau():g}] (per decade on the log target)",
                    lambda v: 0 <= v <= _max_tau(),
                    "argparse type of every ``--tau`` (the discrepancy per decade outside the data, on the log "
