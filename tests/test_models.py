@@ -15,6 +15,26 @@ def test_models_transfer_toml_holds_the_defaults():
     assert cfg.priors == DEFAULT_PRIORS
 
 
+def test_transfer_priors_are_read_from_the_law_spec(tmp_path):
+    """The transfer law's priors are written once (specs/laws/transfer.toml); the transfer model reads them, and
+    an edit of the law spec reaches it."""
+    from bayes_scaling.laws.spec import LawSpec, builtin_spec
+    from bayes_scaling.models.transfer import priors_from_spec
+
+    assert DEFAULT_PRIORS == {
+        "log_k": {"mu": 10.0, "sigma": 4.0}, "alpha": {"mu": 0.25, "sigma": 0.25},
+        "beta": {"mu": 0.4, "sigma": 0.4}, "log_k_spread": {"sigma": 1.5}, "alpha_spread": {"sigma": 0.1},
+        "beta_spread": {"sigma": 0.1}, "sigma": {"sigma": 1.0}, "nu": {"alpha": 2.0, "beta": 0.1}}
+    doc = builtin_spec("transfer").to_dict()
+    doc["parameters"]["beta"].update(mu=0.38, sigma=0.05)
+    doc["likelihood"]["sigma"] = 0.5
+    edited = priors_from_spec(LawSpec.from_dict(doc))
+    assert edited["beta"] == {"mu": 0.38, "sigma": 0.05} and edited["sigma"] == {"sigma": 0.5}
+    doc["parameters"]["alpha"] = {"by": "pretraining"}             # positive, default prior: no Normal(mu, sigma)
+    with pytest.raises(ConfigError, match="parameter 'alpha' needs domain 'real' and mu and sigma"):
+        priors_from_spec(LawSpec.from_dict(doc))
+
+
 def test_toml_round_trip_and_override(tmp_path):
     cfg = ModelConfig(likelihood="student_t", variant="separate_beta", priors={"beta": {"sigma": 0.1}})
     path = tmp_path / "m.toml"

@@ -498,23 +498,22 @@ def load(path: str | PathLike) -> Any:
 
 
 def as_spec_fit(fit: Any) -> Fit:
-    """A law-spec view of a fit: a :class:`Fit` as it is, a transfer fit (``TransferFit``) as the transfer law
-    ``D_T = k[p] * D_F**alpha[p] * N**beta`` with its posterior draws (known pre-training distributions
-    only). Other kinds: a :class:`FitFileError`."""
+    """A law-spec view of a fit: a :class:`Fit` as it is, a transfer fit (``TransferFit``) as the built-in
+    transfer law (``D_T = k[p] * D_F**alpha[p] * N**beta``, ``specs/laws/transfer.toml``) with its posterior
+    draws, k and alpha separate per distribution (known pre-training distributions only). Other kinds: a :class:`FitFileError`."""
     if isinstance(fit, Fit):
         return fit
     from bayes_scaling.inference.sampling import TransferFit
 
     if not isinstance(fit, TransferFit):
         raise FitFileError(f"{type(fit).__name__} has no law-spec view; use its own methods (e.g. .loss)")
-    from bayes_scaling.laws.discrepancy import Discrepancy
-    from bayes_scaling.laws.spec import Parameter
+    import dataclasses
 
-    spec = LawSpec(formula="k * D_F**alpha * N**beta", target="D_T", name="transfer",
-                   family=fit.config.likelihood, scale="log",
-                   discrepancy=Discrepancy(0.0, "none calibrated for the transfer law (README, Backtests)"),
-                   parameters=[Parameter("k", by="pretraining", pooling="none"),
-                               Parameter("alpha", by="pretraining", pooling="none"), Parameter("beta")])
+    # the built-in transfer law (specs/laws/transfer.toml), each distribution's draws as they are: separate
+    # (the transfer model's population is placed at the data's centre, not the spec's)
+    law = builtin_spec("transfer")
+    spec = dataclasses.replace(law, family=fit.config.likelihood, parameters=[
+        dataclasses.replace(p, pooling="none") if p.by is not None else p for p in law.parameters.values()])
     post = fit.posterior
     keep = [v for v in ("k", "alpha", "beta", "sigma", "nu") if v in post]
     posterior = post[keep]

@@ -47,7 +47,7 @@ import numpy as np
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws import formulas as laws
 
-__all__ = ["ModelConfig", "DEFAULT_PRIORS", "build_transfer_model", "prior_parameterization"]
+__all__ = ["ModelConfig", "DEFAULT_PRIORS", "build_transfer_model", "prior_parameterization", "priors_from_spec"]
 
 LIKELIHOODS = ("normal", "student_t")
 PARAMETERIZATIONS = ("auto", "whitened", "centred", "non_centred")
@@ -56,25 +56,55 @@ PARAMETERIZATIONS = ("auto", "whitened", "centred", "non_centred")
 CENTRED_MAX_SE_RATIO = 0.12
 VARIANTS = ("shared_beta", "separate_beta", "pooled")
 
-#: Default priors: Normal(mu, sigma) for locations, HalfNormal(sigma) for the noise, Gamma(2, 2/sigma) for
-#: the between-distribution spreads, Gamma(alpha, beta) for nu.
-DEFAULT_PRIORS: dict[str, dict[str, float]] = {
-    # population mean of log k (natural log; k in units of data): e^10 ~ 2e4, +-2 sd covers 7e0 .. 7e7
-    "log_k": {"mu": 10.0, "sigma": 4.0},
-    # population mean of alpha: Table 1 has 0.18 and 0.096
-    "alpha": {"mu": 0.25, "sigma": 0.25},
-    # beta (shared): Table 1 has 0.38
-    "beta": {"mu": 0.4, "sigma": 0.4},
-    # between-distribution spread of log D_T at the centre, of alpha (and of beta in the separate_beta
-    # variant): Gamma(2, 2 / sigma), i.e. mean sigma, zero-avoiding (see _spread)
-    "log_k_spread": {"sigma": 1.5},
-    "alpha_spread": {"sigma": 0.1},
-    "beta_spread": {"sigma": 0.1},
-    # observation noise of log D_T (HalfNormal scale); 0.3 means about +-30% scatter
-    "sigma": {"sigma": 1.0},
-    # Student-t degrees of freedom (Gamma(alpha, beta), mean 20), only for likelihood = "student_t"
-    "nu": {"alpha": 2.0, "beta": 0.1},
-}
+def priors_from_spec(spec) -> dict[str, dict[str, float]]:
+    """The transfer model's priors from the transfer law spec (``specs/laws/transfer.toml``, the one place they
+    are written): Normal(mu, sigma) for the population locations (``log_k``: the log of ``k``'s median and
+    its sigma; ``alpha``, ``beta``: real-domain parameters' mu and sigma), Gamma(2, 2/sigma) for the spreads
+    across distributions (each parameter's ``spread``; ``log_k_spread`` is applied at the data's centre),
+    HalfNormal(sigma) for the noise (``[likelihood] sigma``), Gamma(alpha, beta) for nu (``nu_alpha``,
+    ``nu_beta``). A ConfigError names what the spec lacks.
+
+    >>> from bayes_scaling.laws.spec import builtin_spec
+    >>> priors_from_spec(builtin_spec("transfer"))["log_k"]
+    {'mu': 10.0, 'sigma': 4.0}
+    """
+    pars = spec.parameters
+    missing = [n for n in ("k", "alpha", "beta") if n not in pars]
+    if missing:
+        raise ConfigError(f"transfer law spec {spec.name!r}: no parameter(s) {', '.join(missing)}")
+    need = {"k": ("positive", ("median", "sigma")), "alpha": ("real", ("mu", "sigma")),
+            "beta": ("real", ("mu", "sigma"))}
+    for name, (domain, keys) in need.items():
+        p = pars[name]
+        if p.domain != domain or not set(keys) <= set(p.prior):
+            raise ConfigError(f"transfer law spec {spec.name!r}: parameter {name!r} needs domain {domain!r} and "
+                              f"{' and '.join(keys)} (the transfer model's Normal prior)")
+    if spec.sigma is None:
+        raise ConfigError(f"transfer law spec {spec.name!r}: [likelihood] needs sigma (the noise prior)")
+    k, alpha, beta = pars["k"], pars["alpha"], pars["beta"]
+    return {
+        "log_k": {"mu": float(np.log(k.prior["median"])), "sigma": k.prior["sigma"]},
+        "alpha": {"mu": alpha.prior["mu"], "sigma": alpha.prior["sigma"]},
+        "beta": {"mu": beta.prior["mu"], "sigma": beta.prior["sigma"]},
+        "log_k_spread": {"sigma": k.spread},
+        "alpha_spread": {"sigma": alpha.spread},
+        "beta_spread": {"sigma": beta.spread},
+        "sigma": {"sigma": float(spec.sigma)},
+        "nu": {"alpha": spec.nu_alpha, "beta": spec.nu_beta},
+    }
+
+
+def _default_priors() -> dict[str, dict[str, float]]:
+    from bayes_scaling.laws.spec import builtin_spec
+
+    return priors_from_spec(builtin_spec("transfer"))
+
+
+#: Default priors, read from the transfer law spec (:func:`priors_from_spec`): Normal(mu, sigma) for locations,
+#: HalfNormal(sigma) for the noise, Gamma(2, 2/sigma) for the between-distribution spreads, Gamma(alpha, beta)
+#: for nu. On the built-in spec: log_k Normal(10, 4), alpha Normal(0.25, 0.25), beta Normal(0.4, 0.4), spreads
+#: 1.5 (log D_T at the centre), 0.1 (alpha), 0.1 (beta), sigma 1, nu Gamma(2, 0.1).
+DEFAULT_PRIORS: dict[str, dict[str, float]] = _default_priors()
 
 
 #: sane bounds of prior parameters: |mu| <= PRIOR_LOCATION_MAX, and every scale/shape/rate in
@@ -125,7 +155,8 @@ class ModelConfig:
     >>> cfg.priors["beta"], cfg.priors["alpha"]
     ({'mu': 0.38, 'sigma': 0.1}, {'mu': 0.25, 'sigma': 0.25})
 
-    ``priors`` given here override the defaults entry by entry (see ``models/transfer.toml``).
+    ``priors`` given here override the defaults (:data:`DEFAULT_PRIORS`, from ``models/laws/transfer.toml``) entry by
+    entry (see ``models/transfer.toml``).
     """
 
     likelihood: str = "normal"
