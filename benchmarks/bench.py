@@ -294,7 +294,7 @@ def bench_backends(rows: list, quick: bool) -> None:
 def bench_chinchilla(rows: list, quick: bool) -> None:
     path = SHARED_DATA / "chinchilla_epoch_svg_extracted.csv"
     try:
-        from bayes_scaling.models import losslaws
+        from bayes_scaling.inference import scratch as losslaws
     except ImportError:
         rows.append(("Chinchilla loss law", "skipped", "-", "bayes_scaling.models.losslaws not available"))
         return

@@ -218,7 +218,8 @@ def test_a_saved_scratch_fit_file(tmp_path):
 
     import pandas as pd
 
-    from bayes_scaling.models.losslaws import LossLawConfig, ScratchFit
+    from bayes_scaling.inference.scratch import ScratchFit
+    from bayes_scaling.models.losslaws import LossLawConfig
 
     post = xr.Dataset({k: (("chain", "draw"), np.full((2, 3), v)) for k, v in {**EPOCH, "sigma": 0.01}.items()},
                       coords={"chain": [0, 1], "draw": np.arange(3)})

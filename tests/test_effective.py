@@ -26,7 +26,8 @@ from bayes_scaling.data.datasets import (
 from bayes_scaling.data.simulate import KAPLAN_WEBTEXT2, simulate_losses
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import DataError, ExclusionWarning
-from bayes_scaling.models.losslaws import LossLawConfig, ScratchFit, converged_data
+from bayes_scaling.inference.scratch import ScratchFit
+from bayes_scaling.models.losslaws import LossLawConfig, converged_data
 
 
 def exact_fit(scratch: pd.DataFrame, params=KAPLAN_WEBTEXT2, law: str = "kaplan", draws: int = 4) -> ScratchFit:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from _mc import inside
+from bayes_scaling.analysis.joint import compare_with_two_stage, comparison_table
 from bayes_scaling.analysis.predictions import predict
 from bayes_scaling.data.simulate import simulate_losses
 from bayes_scaling.errors import DataError, FitFileError
-from bayes_scaling.models.joint import compare_with_two_stage, comparison_table, fit_joint, load_joint_fit
+from bayes_scaling.inference.joint import fit_joint, load_joint_fit
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_joint_bad_input(sim):
 @pytest.mark.slow
 def test_compare_with_two_stage_one_seed():
     """Both approaches produce intervals for every parameter; the joint intervals are narrower on average
-    (seeded; the numbers over 10 seeds are in the output of python -m bayes_scaling.models.joint, see the README)."""
+    (seeded; the numbers over 10 seeds are in the output of python -m bayes_scaling.analysis.joint, see the README)."""
     res = compare_with_two_stage([0], draws=300, tune=300, chains=2)
     assert set(res["approach"]) == {"joint", "two-stage"} and len(res) == 10
     table = comparison_table(res)

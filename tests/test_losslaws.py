@@ -12,14 +12,13 @@ import pytest
 from _mc import inside
 from bayes_scaling.data.simulate import EPOCH_CHINCHILLA, KAPLAN_WEBTEXT2, simulate_losses
 from bayes_scaling.errors import ConfigError, DataError, FitFileError
+from bayes_scaling.inference.scratch import fit_scratch, load_scratch_fit
 from bayes_scaling.models.losslaws import (
     LossLawConfig,
     _centres,
     converged_data,
-    fit_scratch,
     law_loss,
     law_parameters,
-    load_scratch_fit,
     read_epoch_chinchilla,
     read_scratch,
 )

@@ -359,8 +359,9 @@ def _fake(kind: str, post: dict, attrs: dict, **groups) -> xr.DataTree:
 
 
 def test_scratch_and_joint_fit_files_are_checked(tmp_path):
-    from bayes_scaling.models.joint import load_joint_fit
-    from bayes_scaling.models.losslaws import LossLawConfig, load_scratch_fit
+    from bayes_scaling.inference.joint import load_joint_fit
+    from bayes_scaling.inference.scratch import load_scratch_fit
+    from bayes_scaling.models.losslaws import LossLawConfig
 
     cfg = json.dumps(LossLawConfig().to_dict())
     runs = xr.Dataset({"N": ("scratch_run", [1e6, 1e7]), "D": ("scratch_run", [1e8, 1e9]),

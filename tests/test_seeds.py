@@ -21,11 +21,10 @@ from bayes_scaling.analysis.seeds import (
 )
 from bayes_scaling.data.simulate import KAPLAN_WEBTEXT2, simulate_seeds
 from bayes_scaling.errors import DataError
+from bayes_scaling.inference.scratch import ScratchFit, fit_scratch
 from bayes_scaling.models.losslaws import (
     LossLawConfig,
-    ScratchFit,
     build_loss_model,
-    fit_scratch,
     read_scratch,
     replicate_cells,
 )
@@ -186,7 +185,7 @@ def test_joint_with_seeds_recovers_truth_and_seed_noise():
     """Known truth (Kaplan law, Table 1 transfer, 3 seeds; seed noise 0.01 from scratch and 0.015 fine-tuned,
     misfit 0.003): the 95% intervals hold alpha, log k, beta and both seed noises; the implied noise of log D_E
     includes the seed noise; no divergences."""
-    from bayes_scaling.models.joint import fit_joint
+    from bayes_scaling.inference.joint import fit_joint
 
     sc, ft, meta = simulate_seeds(21, n_seeds=3, sigma_seed=0.01, sigma_seed_finetune=0.015)
     fit = fit_joint(sc, ft, law="kaplan", seed=4, draws=500, tune=500, chains=2, progressbar=False, warn=False)

@@ -52,7 +52,7 @@ from bayes_scaling.analysis.predictions import data_range, orders_outside, param
 from bayes_scaling.errors import BayesScalingError, FitFileError
 from bayes_scaling.inference.fitfile import read_tree
 from bayes_scaling.laws import formulas as laws
-from bayes_scaling.models.losslaws import (  # parameters of each from-scratch loss law, as named in laws.py
+from bayes_scaling.laws.formulas import (  # parameters of each from-scratch loss law, as named in laws.py
     LAW_PARAMETERS,
     law_inverse,
     law_loss,
@@ -187,7 +187,7 @@ def _from_posterior(law: str, post: xr.Dataset, what: str) -> LossLaw:
 def _from_file(path: Path) -> LossLaw:
     tree = read_tree(path)
     if tree.attrs.get("bayes_scaling_kind") == "scratch":   # written by losslaws.ScratchFit.save: its reader
-        from bayes_scaling.models.losslaws import load_scratch_fit
+        from bayes_scaling.inference.scratch import load_scratch_fit
 
         return loss_law(load_scratch_fit(path))
     law = tree.attrs.get("law")

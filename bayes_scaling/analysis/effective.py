@@ -9,7 +9,7 @@
   interpolation of log D as a function of log loss**. A loss below the lowest (above the highest) knot is out of
   range: ``D_E`` would exceed the largest (fall below the smallest) measured D. Such rows are never
   extrapolated: ``D_E`` holds the bound, ``out_of_range`` says which side, and the row is excluded.
-- ``"law"``: the closed-form inverse of a fitted :class:`~bayes_scaling.models.losslaws.ScratchFit`, draw by draw
+- ``"law"``: the closed-form inverse of a fitted :class:`~bayes_scaling.inference.scratch.ScratchFit`, draw by draw
   (by default of ``loss * exp(-e)``, ``e`` ~ the fitted noise of log loss (for a law fitted to several seeds, the
   misfit and one run's seed noise: ``sqrt(sigma**2 + sigma_seed(N)**2)``), so that the measurement noise of the
   fine-tuned loss is in the interval too: without it, 90% intervals covered the true D_E of only ~20% of
@@ -39,39 +39,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_scaling.data.tables import (
-    TransferData,
-    _resolve_unit,
-    check_labels,
-    check_numeric,
-    read_table,
-    require_columns,
-)
+from bayes_scaling.data.finetune import LOW_FRACTION, REGIME_REASONS, exclude_non_low, read_finetune, regime
+from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import DataError, ExclusionWarning, format_rows
-from bayes_scaling.models.losslaws import ScratchFit, fit_scratch, read_scratch
+from bayes_scaling.inference.scratch import ScratchFit, fit_scratch
+from bayes_scaling.models.losslaws import read_scratch
 
-__all__ = ["METHODS", "LOW_FRACTION", "MonotoneCurve", "EffectiveData", "effective_data", "read_finetune",
-           "monotone_curve", "regime", "exclude_non_low", "restrict_to_low_data", "ossification_report"]
+__all__ = ["METHODS", "LOW_FRACTION", "REGIME_REASONS", "MonotoneCurve", "EffectiveData", "effective_data",
+           "read_finetune", "monotone_curve", "regime", "exclude_non_low", "restrict_to_low_data",
+           "ossification_report"]
 
 METHODS = ("interpolate", "law")
-#: low-data regime: D_F <= LOW_FRACTION * D(N) (Hernandez et al. 2021)
-LOW_FRACTION = 0.1
-REGIME_REASONS = {
-    "medium": "medium-data regime: 0.1 D(N) < D_F <= D(N) (the transfer law holds for D_F <= 0.1 D(N))",
-    "high": "high-data regime: D_F > D(N) (the transfer law holds for D_F <= 0.1 D(N))",
-}
-
-
-def read_finetune(source: str | PathLike | pd.DataFrame, what: str | None = None) -> pd.DataFrame:
-    """Validate a table of fine-tuned runs: ``pretraining``, ``N``, ``D_F``, ``loss`` (> 0, finite)."""
-    what = what or (str(source) if not isinstance(source, pd.DataFrame) else "fine-tuned runs")
-    df = read_table(source, what=what)
-    require_columns(df, ["pretraining", "N", "D_F", "loss"], what)
-    df["pretraining"] = check_labels(df, "pretraining", what)
-    for col in ("N", "D_F", "loss"):
-        df[col] = check_numeric(df, col, what)
-    df["unit"] = _resolve_unit(df, None, what)
-    return df
 
 
 # ---- the measured curves ---------------------------------------------------------------------------------
@@ -150,30 +128,6 @@ def _match_N(scratch_N: np.ndarray, finetune: pd.DataFrame, what: str) -> np.nda
 
 
 # ---- regimes --------------------------------------------------------------------------------------------
-
-
-def regime(D_F, D_N, low: float = LOW_FRACTION) -> np.ndarray:
-    """``"low"`` (``D_F <= low * D(N)``), ``"medium"`` (``<= D(N)``) or ``"high"``.
-
-    >>> regime([1e5, 5e7, 2e8], 1e8).tolist()
-    ['low', 'medium', 'high']
-    """
-    D_F, D_N = np.broadcast_arrays(np.asarray(D_F, float), np.asarray(D_N, float))
-    return np.where(D_F <= low * D_N, "low", np.where(D_F <= D_N, "medium", "high")).astype(object)
-
-
-def exclude_non_low(table: pd.DataFrame, column: str = "regime") -> pd.DataFrame:
-    """A copy of ``table`` (columns ``column``, ``excluded``, ``exclusion_reason``) with its medium- and
-    high-data runs excluded for their reason (:data:`REGIME_REASONS`); runs already excluded keep their reason.
-    The one low-data filter: :func:`restrict_to_low_data`, :meth:`EffectiveData.transfer_table` and the joint
-    model use it."""
-    t = table.copy()
-    labels = t[column].astype(str).to_numpy()
-    for name in ("medium", "high"):
-        mask = (labels == name) & ~t["excluded"].to_numpy(bool)
-        t.loc[mask, "excluded"] = True
-        t.loc[mask, "exclusion_reason"] = REGIME_REASONS[name]
-    return t
 
 
 def restrict_to_low_data(data: TransferData, column: str = "regime") -> TransferData:
@@ -264,7 +218,7 @@ def effective_data(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFram
 
     ``scratch``: from-scratch runs ``N, D, loss``; ``finetune``: ``pretraining, N, D_F, loss``. ``method``:
     ``"interpolate"`` or ``"law"`` (module docstring). The regimes need a law: ``scratch_fit`` (fitted with
-    :func:`~bayes_scaling.models.losslaws.fit_scratch`) or, when None, one is fitted here (``law``, ``seed``,
+    :func:`~bayes_scaling.inference.scratch.fit_scratch`) or, when None, one is fitted here (``law``, ``seed``,
     ``fit_kwargs``). Out-of-range rows are excluded with a reason (``ExclusionWarning`` when ``warn``).
     Method ``law`` with ``noise=True`` (default) treats each fine-tuned loss as a noisy measurement of the law's
     mean loss: draw by draw it inverts ``loss * exp(-e)``, ``e ~ Normal(0, sigma)`` (the fitted noise of log

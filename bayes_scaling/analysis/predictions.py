@@ -19,14 +19,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_scaling.data.tables import NEW  # label of a new distribution drawn from the population
 from bayes_scaling.errors import BayesScalingError
 from bayes_scaling.laws import formulas as laws
 
 __all__ = ["NEW", "predict", "parameters", "has_hierarchy", "data_range", "orders_outside", "extrapolation",
            "exchange_rate", "crossover", "crossover_probability", "positive_grid"]
-
-#: Label of a new pre-training distribution drawn from the population (the hierarchy), not from the data.
-NEW = "new (population)"
 
 SAMPLE_DIMS = ("chain", "draw")
 

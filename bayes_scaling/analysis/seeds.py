@@ -46,7 +46,8 @@ from bayes_scaling.analysis.effective import EffectiveData, effective_data, read
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import DataError
 from bayes_scaling.inference.sampling import Diagnostics, TransferFit, fit_transfer
-from bayes_scaling.models.losslaws import ScratchFit, read_scratch, replicate_cells
+from bayes_scaling.inference.scratch import ScratchFit
+from bayes_scaling.models.losslaws import read_scratch, replicate_cells
 
 __all__ = ["SCRATCH_KEYS", "FINETUNE_KEYS", "seed_noise", "cell_means", "SeedPropagation", "effective_data_seeds",
            "ImputedTransferFit", "fit_transfer_seeds", "leave_one_size_out", "ossified_runs", "ossification_table",

@@ -37,7 +37,7 @@ def cmd_effective(args) -> int:
     import pandas as pd
 
     from bayes_scaling.analysis.effective import effective_data
-    from bayes_scaling.models.losslaws import load_scratch_fit
+    from bayes_scaling.inference.scratch import load_scratch_fit
 
     check_out(args, args.scratch, args.finetune, args.scratch_fit, suffixes=(".csv",))
     fit = load_scratch_fit(args.scratch_fit) if args.scratch_fit else None

@@ -5,6 +5,7 @@ from bayes_scaling._lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(["TransferData", "read_table"], "tables"),
+    **dict.fromkeys(["read_finetune", "regime"], "finetune"),
     **dict.fromkeys(["simulate_transfer", "simulate_losses", "simulate_law", "TABLE1"], "simulate"),
 }
 __all__ = sorted(_EXPORTS)

@@ -112,7 +112,7 @@ def simulate_losses(seed: int = 0, *, law: str = "kaplan", law_params: dict[str,
     >>> len(scratch), len(finetune), meta["law"]
     (48, 34, 'kaplan')
     """
-    from bayes_scaling.models.losslaws import converged_data, law_loss
+    from bayes_scaling.laws.formulas import converged_data, law_loss
 
     rng = np.random.default_rng(seed)
     truth = truth or TABLE1

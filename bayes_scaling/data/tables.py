@@ -22,6 +22,9 @@ UNITS = ("tokens", "characters", "bytes", "examples")
 
 
 #: columns that hold names, read as text: ``NA``, ``None``, ``null`` there are names, not missing values
+#: Label of a new pre-training distribution drawn from the population (the hierarchy), not from the data
+#: (:func:`bayes_scaling.analysis.predictions.predict`); reserved: no input table may use it.
+NEW = "new (population)"
 LABEL_COLUMNS = ("pretraining", "unit", "exclusion_reason", "regime", "flags", "out_of_range", "source")
 #: what counts as missing in the other (numeric) columns (pandas' defaults)
 _NA_VALUES = sorted(pd._libs.parsers.STR_NA_VALUES)
@@ -228,8 +231,6 @@ class TransferData:
                             f"(effective data; then D_T = D_E - D_F); found {', '.join(map(str, df.columns))}")
         unit = _resolve_unit(df, unit, what)
         df["pretraining"] = check_labels(df, "pretraining", what)
-        from bayes_scaling.analysis.predictions import NEW
-
         taken = np.flatnonzero(df["pretraining"].to_numpy() == NEW)
         if len(taken):
             raise DataError(f"{what}: column 'pretraining' is {NEW!r} at rows {format_rows(taken)}; that label is "

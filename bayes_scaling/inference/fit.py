@@ -467,11 +467,11 @@ def load(path: str | PathLike) -> Any:
 
         return load_fit(path)
     if kind == "scratch":
-        from bayes_scaling.models.losslaws import load_scratch_fit
+        from bayes_scaling.inference.scratch import load_scratch_fit
 
         return load_scratch_fit(path)
     if kind == "joint":
-        from bayes_scaling.models.joint import load_joint_fit
+        from bayes_scaling.inference.joint import load_joint_fit
 
         return load_joint_fit(path)
     if kind != "spec":

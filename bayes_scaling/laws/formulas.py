@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from bayes_scaling.errors import ConfigError
+
 __all__ = [
     "log_transfer",
     "log_k_from_centre",
@@ -35,6 +37,11 @@ __all__ = [
     "chinchilla_optimal_exponent",
     "isoflop_parabola",
     "observation_noise",
+    "LOSS_LAWS",
+    "LAW_PARAMETERS",
+    "law_loss",
+    "law_inverse",
+    "converged_data",
 ]
 
 
@@ -224,3 +231,48 @@ def observation_noise(value, sigma, rng, *, nu=None, log: bool = True):
     z = rng.standard_t(np.broadcast_to(nu, value.shape)) if nu is not None else rng.standard_normal(value.shape)
     eps = np.asarray(sigma) * z
     return value * np.exp(eps) if log else value + eps
+
+
+# ---- the from-scratch loss laws by name ------------------------------------------------------------------
+
+#: the from-scratch loss laws evaluated by name (:func:`law_loss`)
+LOSS_LAWS = ("chinchilla", "kaplan")
+#: natural parameters of each law, in the order of the signatures above
+LAW_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "chinchilla": ("E", "A", "B", "alpha_N", "alpha_D"),
+    "kaplan": ("N_c", "D_c", "alpha_N", "alpha_D"),
+}
+
+#: law -> (L(N, D), its inverse in D), both above, taking the parameters of LAW_PARAMETERS by name.
+_LAW_FUNCTIONS = {"chinchilla": (chinchilla_loss, chinchilla_inverse),
+                  "kaplan": (kaplan_loss, kaplan_inverse)}
+
+
+def _law(law: str, params: dict[str, Any], which: int):
+    if law not in _LAW_FUNCTIONS:
+        raise ConfigError(f"law {law!r} is not one of {', '.join(LOSS_LAWS)}")
+    return _LAW_FUNCTIONS[law][which], {k: params[k] for k in LAW_PARAMETERS[law]}
+
+
+def law_loss(law: str, N, D, params: dict[str, Any]):
+    """``L(N, D)`` of ``law`` with natural ``params`` (numpy, xarray or pytensor)."""
+    fn, kw = _law(law, params, 0)
+    return fn(N, D, **kw)
+
+
+def law_inverse(law: str, loss, N, params: dict[str, Any]):
+    """``D`` such that ``L(N, D) = loss`` (closed form; ``inf`` where the loss is at or below ``L(N, inf)``)."""
+    fn, kw = _law(law, params, 1)
+    return fn(loss, N, **kw)
+
+
+def converged_data(law: str, N, params: dict[str, Any], within: float = 0.01):
+    """``D(N)``: the data a from-scratch model of size ``N`` needs to get within ``within`` (1%) of its
+    infinite-data loss: ``D(N) = L^{-1}((1 + within) * L(N, inf), N)`` (Hernandez et al. 2021, regimes).
+
+    >>> p = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}   # Kaplan, WebText2
+    >>> f"{converged_data('kaplan', 1e6, p):.2e}"
+    '3.08e+08'
+    """
+    L_inf = law_loss(law, N, np.inf, params)
+    return law_inverse(law, (1.0 + within) * L_inf, N, params)

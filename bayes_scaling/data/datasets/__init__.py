@@ -47,7 +47,7 @@ def example_metadata() -> dict:
 
 def load_scratch_losses():
     """SYNTHETIC raw losses of from-scratch runs (``N, D, loss``; Kaplan law, WebText2 values, seeded):
-    the input of :func:`bayes_scaling.models.losslaws.fit_scratch`. Generating parameters: :func:`losses_metadata`.
+    the input of :func:`bayes_scaling.fit_scratch`. Generating parameters: :func:`losses_metadata`.
 
     >>> load_scratch_losses()[["N", "D", "loss"]].shape
     (48, 3)
