@@ -328,6 +328,18 @@ def test_transfer_spec_agrees_with_the_transfer_model(example_data):
         ratio = a.std(("chain", "draw")) / sd
         assert 0.75 < float(ratio.min()) and float(ratio.max()) < 1.3, name
     assert spec_fit.diagnostics.divergences == 0
+    # the spec's derived quantities (D_E, multiplier, fraction) agree with bs.predict on the transfer fit, by the
+    # same measure (on the log scale: medians within 0.35 of the transfer fit's posterior sd)
+    from bayes_scaling.analysis.predictions import predict
+
+    N, D_F = [1e7, 3e8], [1e5, 1e7]
+    points = pd.DataFrame([{"pretraining": p, "N": n, "D_F": d} for p in old.pretraining for n in N for d in D_F])
+    new_ds, old_ds = spec_fit.derived(points), predict(old, N=N, D_F=D_F)
+    for name in ("D_E", "multiplier", "fraction"):
+        for i, row in points.iterrows():
+            a = np.log(new_ds[name].isel(point=i).values.ravel())
+            b = np.log(old_ds[name].sel(pretraining=row["pretraining"], N=row["N"], D_F=row["D_F"]).values.ravel())
+            assert abs(np.median(a) - np.median(b)) < 0.35 * b.std(), (name, dict(row))
 
 
 # ---- predictions ------------------------------------------------------------------------------------------

@@ -391,6 +391,53 @@ class Fit(FitBase):
         out["tau"] = tau
         return pd.concat([out, split], axis=1)
 
+    def derived(self, points: pd.DataFrame | dict, kind: str = "mean", *, ci_prob: float | None = None,
+                seed: int | None = None, discrepancy: float | bool | None = None) -> xr.Dataset | pd.DataFrame:
+        """Posterior draws of the spec's derived quantities (its ``[derived]`` table) at ``points``, with the
+        target's predictions they are computed from.
+
+        Each draw evaluates every derived formula (in dependency order) on the points' inputs, the draw's
+        parameters and the draw's predicted target (:meth:`predict` with the same ``kind``, ``seed`` and
+        ``discrepancy``): for the transfer law, ``D_E = D_F + D_T``, ``multiplier = D_E / D_F``,
+        ``fraction = D_T / D_E`` per draw.
+
+        Returns:
+            the :meth:`predict` Dataset with one more variable per derived quantity (``chain``, ``draw``,
+            ``point``); with ``ci_prob``, a DataFrame with one row per point and quantity (the target first):
+            the points' columns, ``quantity``, ``median``, ``lo``, ``hi`` (equal-tailed ``ci_prob`` interval).
+
+        >>> fit.derived(pd.DataFrame({"pretraining": ["text"], "N": [1e8], "D_F": [1e6]}), ci_prob=0.9)  # doctest: +SKIP
+        """
+        if not self.spec.derived:
+            raise ConfigError(f"law {self.spec.name!r} declares no derived quantities (a [derived] table of "
+                              "name = \"formula\")")
+        if ci_prob is not None and not 0 < ci_prob < 1:
+            raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
+        ds = self.predict(points, kind, seed=seed, discrepancy=discrepancy)
+        table = read_table(points, "new data")
+        new = sm.prepare(self.spec, table, what="new data", labels=self.labels, target=False)
+        # the new groups' draws of predict (its first stream), so that the parameters match its target's draws
+        rng_groups = np.random.default_rng(np.random.SeedSequence(self.seed if seed is None else seed).spawn(3)[0])
+        params = self._param_draws(new, rng_groups)
+        target = self.spec.target
+        C, D = ds.sizes["chain"], ds.sizes["draw"]
+        values = {**{c: v[None, :] for c, v in new.inputs.items()}, **params,
+                  target: ds[target].values.reshape(C * D, new.n)}
+        for name in self.spec.derived_order:
+            v = np.asarray(self.spec.derived[name].evaluate(values, backend="numpy"), dtype=float)
+            values[name] = np.broadcast_to(v, (C * D, new.n))
+            ds[name] = (("chain", "draw", "point"), values[name].reshape(C, D, new.n))
+        if ci_prob is None:
+            return ds
+        q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
+        frames = []
+        for name in [target, *self.spec.derived]:
+            lo, med, hi = np.nanquantile(values[name], q, axis=0)
+            out = table.reset_index(drop=True).copy()
+            out["quantity"], out["median"], out["lo"], out["hi"] = name, med, lo, hi
+            frames.append(out)
+        return pd.concat(frames, ignore_index=True)
+
     def _repr_html_(self) -> str:
         """A fit in Jupyter: the law, each parameter's sharing and prior, the diagnostics and the summary
         (:meth:`summary` with its default interval)."""

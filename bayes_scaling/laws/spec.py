@@ -63,6 +63,16 @@ The noise: ``[likelihood] sigma`` is the HalfNormal scale of the noise sd (defau
 likelihood's scale), ``nu`` the Student-t degrees of freedom prior as ``nu_alpha``, ``nu_beta`` (Gamma; default
 2, 0.1: mean 20).
 
+Derived quantities (optional): named formulas of the inputs, the parameters, the target and each other, computed
+per posterior draw at new points by :meth:`bayes_scaling.inference.fit.Fit.derived` (the target's draws are the
+predictions'; checked when the spec is read: unknown names, cycles, and names taken by a column or parameter are
+errors)::
+
+    [derived]
+    D_E        = "D_F + D_T"          # effective data (models/laws/transfer.toml)
+    multiplier = "D_E / D_F"
+    fraction   = "D_T / D_E"
+
 The discrepancy (optional; :mod:`bayes_scaling.laws.discrepancy`): the law's error per decade outside the fitted
 data, on the log target, added to every prediction (``Fit.predict``)::
 
@@ -88,7 +98,13 @@ from typing import Any
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws.discrepancy import Discrepancy
 from bayes_scaling.laws.expr import Equation, Formula
-from bayes_scaling.laws.validate import check_parameter, check_spec, is_finite_number
+from bayes_scaling.laws.validate import (
+    check_parameter,
+    check_spec,
+    derived_order,
+    is_finite_number,
+    parse_derived,
+)
 
 __all__ = ["LawSpec", "Parameter", "MODELS_DIR", "builtin_spec", "builtin_names"]
 
@@ -250,6 +266,8 @@ class LawSpec:
     #: the law's discrepancy outside the data (``tau`` per decade; default
     #: :data:`~bayes_scaling.laws.discrepancy.DEFAULT_TAU`)
     discrepancy: Discrepancy | float | dict | None = None
+    #: named derived quantities, name -> formula (text or parsed), in the order given (``[derived]``)
+    derived: dict[str, str | Formula] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.discrepancy is None:
@@ -282,6 +300,9 @@ class LawSpec:
         if not self.parameters:
             raise ConfigError(f"formula {self.formula.text!r}: no parameters declared; add [parameters.NAME] "
                               "tables for the names to fit")
+        if not isinstance(self.derived, dict):
+            raise ConfigError(f"[derived] must be a table of name = \"formula\", got {self.derived!r}")
+        self.derived = {name: parse_derived(name, f) for name, f in self.derived.items()}
         if self.target in self.formula.names:
             raise ConfigError(f"target {self.target!r} appears in the formula {self.formula.text!r}")
         for p in self.parameters.values():
@@ -295,6 +316,11 @@ class LawSpec:
     def inputs(self) -> list[str]:
         """Input columns: the formula's names that are not parameters (sorted)."""
         return sorted(self.formula.names - set(self.parameters))
+
+    @property
+    def derived_order(self) -> list[str]:
+        """The derived quantities in an order that evaluates each after the ones it uses."""
+        return derived_order(self)
 
     @property
     def groups(self) -> list[str]:
@@ -341,10 +367,10 @@ class LawSpec:
     def from_dict(cls, doc: dict[str, Any]) -> LawSpec:
         if not isinstance(doc, dict):
             raise ConfigError(f"a law spec must be a table, got {doc!r}")
-        unknown = set(doc) - {"law", "likelihood", "parameters", "discrepancy"}
+        unknown = set(doc) - {"law", "likelihood", "parameters", "discrepancy", "derived"}
         if unknown:
             raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}; expected [law], [likelihood], "
-                              "[parameters.NAME], [discrepancy]")
+                              "[parameters.NAME], [discrepancy], [derived]")
         law, lik, params = doc.get("law"), doc.get("likelihood", {}), doc.get("parameters", {})
         for sec, val in (("law", law), ("likelihood", lik), ("parameters", params)):
             if not isinstance(val, dict):
@@ -378,7 +404,8 @@ class LawSpec:
                    family=lik.get("family", "normal"), scale=lik.get("scale", "log"), sigma=lik.get("sigma"),
                    nu_alpha=lik.get("nu_alpha", 2.0), nu_beta=lik.get("nu_beta", 0.1),
                    parameters=[Parameter.from_dict(n, d) for n, d in params.items()],
-                   discrepancy=Discrepancy.from_dict(doc["discrepancy"]) if "discrepancy" in doc else None)
+                   discrepancy=Discrepancy.from_dict(doc["discrepancy"]) if "discrepancy" in doc else None,
+                   derived=doc.get("derived", {}))
 
     def to_dict(self) -> dict[str, Any]:
         law: dict[str, Any] = {"name": self.name, "formula": self.formula.text, "target": self.target}
@@ -397,6 +424,8 @@ class LawSpec:
         out = {"law": law, "likelihood": lik, "parameters": {n: p.to_dict() for n, p in self.parameters.items()}}
         if self.discrepancy != Discrepancy():     # the default is left out (and out of the hash)
             out["discrepancy"] = self.discrepancy.to_dict()
+        if self.derived:                          # absent: left out (the hash of a spec without them is unchanged)
+            out["derived"] = {n: f.text for n, f in self.derived.items()}
         return out
 
     def to_toml(self) -> str:
@@ -410,6 +439,8 @@ class LawSpec:
             lines += ["", f"[parameters.{n}]", *[f"{k} = {val(v)}" for k, v in p.items()]]
         if "discrepancy" in d:
             lines += ["", "[discrepancy]", *[f"{k} = {val(v)}" for k, v in d["discrepancy"].items()]]
+        if "derived" in d:
+            lines += ["", "[derived]", *[f"{k} = {val(v)}" for k, v in d["derived"].items()]]
         return "\n".join(lines) + "\n"
 
     def hash(self) -> str:

@@ -29,7 +29,8 @@ import numpy as np
 from bayes_scaling.errors import ConfigError, DataError, format_rows
 from bayes_scaling.laws.expr import MAX_CONSTANT
 
-__all__ = ["is_finite_number", "RESERVED", "internal_names", "check_parameter", "check_spec", "check_on_data", "MIN_EFFECT"]
+__all__ = ["is_finite_number", "RESERVED", "internal_names", "check_parameter", "check_spec", "check_on_data", "MIN_EFFECT",
+           "parse_derived", "check_derived", "derived_order"]
 
 #: Names the model or its posterior uses for itself, and what for.
 RESERVED: dict[str, str] = {
@@ -130,6 +131,73 @@ def check_spec(spec) -> None:
                     ("likelihood nu_beta", spec.nu_beta)):
         if v is not None:
             _magnitude(v, what, allow_zero=False)
+    check_derived(spec, {**kinds, **{n: "internal variable" for n in internal}})
+
+
+def parse_derived(name: Any, formula: Any):
+    """One ``[derived]`` entry: ``name`` an identifier, ``formula`` a formula (text or parsed)."""
+    from bayes_scaling.laws.expr import Formula
+
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"[derived]: name {name!r} is not a valid name (letters, digits, _; not starting with a "
+                          "digit)")
+    if isinstance(formula, Formula):
+        return formula
+    if not isinstance(formula, str):
+        raise ConfigError(f"[derived] {name}: expected a formula as a string, got {formula!r}")
+    try:
+        return Formula.parse(formula)
+    except ConfigError as exc:
+        raise ConfigError(f"[derived] {name}: {exc}") from None
+
+
+def check_derived(spec, taken: dict[str, str]) -> None:
+    """The derived quantities' names are new (not a column, parameter, reserved or internal name: ``taken``,
+    name -> what it is), each formula uses only inputs, parameters, the target and other derived quantities,
+    and none depends on itself (a cycle). A :class:`ConfigError` names the quantity."""
+    derived = spec.derived
+    for name in derived:
+        if name in RESERVED:
+            raise ConfigError(f"[derived] {name}: the name is reserved ({RESERVED[name]}); rename it")
+        if "__" in name:
+            raise ConfigError(f"[derived] {name}: names with a double underscore are reserved; rename it")
+        if name in taken:
+            raise ConfigError(f"[derived] {name}: the name is already the {taken[name]} {name!r}; a derived "
+                              "quantity needs a new name")
+    known = set(spec.inputs) | set(spec.parameters) | {spec.target} | set(derived)
+    for name, f in derived.items():
+        unknown = sorted(f.names - known)
+        if unknown:
+            raise ConfigError(f"[derived] {name} = {f.text!r}: unknown name(s) {', '.join(unknown)}; a derived "
+                              f"quantity may use the inputs ({', '.join(spec.inputs) or 'none'}), the parameters "
+                              f"({', '.join(spec.parameters)}), the target {spec.target!r} and other derived "
+                              "quantities")
+    derived_order(spec)
+
+
+def derived_order(spec) -> list[str]:
+    """The derived quantities sorted so that each comes after those it uses; a :class:`ConfigError` names a
+    cycle (``a -> b -> a``)."""
+    derived = spec.derived
+    order: list[str] = []
+    state: dict[str, int] = {}      # 1: being visited, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = path[path.index(name):] + [name]
+            raise ConfigError(f"[derived]: {' -> '.join(cycle)} is a cycle (each needs the other); define one of "
+                              "them from the inputs, parameters or target")
+        state[name] = 1
+        for dep in sorted(derived[name].names & set(derived)):
+            visit(dep, path + [name])
+        state[name] = 2
+        order.append(name)
+
+    for name in derived:
+        visit(name, [])
+    return order
 
 
 def _natural(loc: float, domain: str) -> float:

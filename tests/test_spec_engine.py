@@ -1,0 +1,80 @@
+"""Engine features any law spec can use: derived quantities, exclusion rules with their reasons, and the
+seed-noise likelihood of replicate runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_scaling.errors import ConfigError
+from bayes_scaling.inference.fit import as_spec_fit
+from bayes_scaling.laws.spec import LawSpec, builtin_spec
+
+TRANSFER = {"law": {"formula": "k * D_F**alpha * N**beta", "target": "D_T"},
+            "parameters": {"k": {"by": "pretraining"}, "alpha": {}, "beta": {}}}
+
+# ---- derived quantities -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("derived, message", [
+    ({"a": "b + 1", "b": "a * 2"}, r"\[derived\]: a -> b -> a is a cycle"),
+    ({"D_E": "D_F + D_X"}, r"\[derived\] D_E = 'D_F \+ D_X': unknown name\(s\) D_X"),
+    ({"alpha": "D_F"}, r"\[derived\] alpha: the name is already the parameter 'alpha'"),
+    ({"N": "D_F"}, r"\[derived\] N: the name is already the input column 'N'"),
+    ({"D_T": "D_F"}, r"\[derived\] D_T: the name is already the target column 'D_T'"),
+    ({"pretraining": "D_F"}, r"\[derived\] pretraining: the name is already the group column"),
+    ({"log_k": "D_F"}, r"\[derived\] log_k: the name is already the internal variable"),
+    ({"sigma": "D_F"}, r"\[derived\] sigma: the name is reserved"),
+    ({"x": "D_F +"}, r"\[derived\] x: formula 'D_F \+' is not valid"),
+    ({"x": 3}, r"\[derived\] x: expected a formula as a string"),
+])
+def test_derived_quantities_are_checked_when_the_spec_is_read(derived, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        LawSpec.from_dict({**TRANSFER, "derived": derived})
+    path = tmp_path / "bad.toml"
+    path.write_text(LawSpec.from_dict(TRANSFER).to_toml() + "\n[derived]\n"
+                    + "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in derived.items()) + "\n")
+    with pytest.raises(ConfigError) as err:                      # from a file: one line that names it
+        LawSpec.from_toml(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+def test_derived_quantities_round_trip_and_order():
+    spec = LawSpec.from_dict({**TRANSFER, "derived": {"fraction": "D_T / D_E", "D_E": "D_F + D_T"}})
+    assert spec.derived_order == ["D_E", "fraction"]          # each after what it uses
+    again = LawSpec.from_dict(spec.to_dict())
+    assert again.to_dict() == spec.to_dict() and again.hash() == spec.hash()
+    assert LawSpec.from_dict(TRANSFER).hash() != spec.hash()
+    assert "derived" not in LawSpec.from_dict(TRANSFER).to_dict()   # a spec without them: hash unchanged
+
+
+def test_transfer_derived_quantities_equal_the_transfer_path_on_the_same_draws(small_fit):
+    """The built-in transfer spec's D_E, multiplier and fraction on a transfer fit's draws are those of
+    bs.predict (analysis.predictions) on the same fit: one formula evaluator, the same numbers."""
+    from bayes_scaling.analysis.predictions import predict
+
+    N, D_F = [1e7, 3e8], [1e5, 1e7]
+    points = pd.DataFrame([{"pretraining": p, "N": n, "D_F": d} for p in small_fit.pretraining for n in N
+                           for d in D_F])
+    ds = as_spec_fit(small_fit).derived(points)
+    old = predict(small_fit, N=N, D_F=D_F)
+    for name in ("D_T", "D_E", "multiplier", "fraction"):
+        for i, row in points.iterrows():
+            a = ds[name].isel(point=i).values
+            b = old[name].sel(pretraining=row["pretraining"], N=row["N"], D_F=row["D_F"]).values
+            np.testing.assert_allclose(a, b, rtol=1e-10, err_msg=name)
+    table = as_spec_fit(small_fit).derived(points, ci_prob=0.9)
+    assert list(table["quantity"].unique()) == ["D_T", "D_E", "multiplier", "fraction"]
+    assert (table["lo"] <= table["median"]).all() and (table["median"] <= table["hi"]).all()
+    frac = table[table["quantity"] == "fraction"]
+    assert ((frac["lo"] > 0) & (frac["hi"] < 1)).all()
+
+
+def test_derived_needs_a_derived_table(small_fit):
+    spec = builtin_spec("chinchilla")
+    assert not spec.derived
+    fit = as_spec_fit(small_fit)
+    fit.spec = LawSpec.from_dict({k: v for k, v in fit.spec.to_dict().items() if k != "derived"})
+    with pytest.raises(ConfigError, match="declares no derived quantities"):
+        fit.derived(pd.DataFrame({"pretraining": ["text"], "N": [1e7], "D_F": [1e5]}))
