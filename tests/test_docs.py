@@ -102,8 +102,8 @@ def test_every_builtin_spec_uses_only_documented_keys():
             if name == "parameters":
                 for p, keys in table.items():
                     assert set(keys) <= params, (path.name, p, set(keys) - params)
-            elif name == "derived":       # its keys are the quantities' own names; the table is documented
-                assert "### `[derived]`" in (REPO / "docs" / "law_spec.md").read_text(), path.name
+            elif name in ("derived", "exclude"):   # keys: the quantities' names, the rules; the table is documented
+                assert f"### `[{name}]`" in (REPO / "docs" / "law_spec.md").read_text(), path.name
             else:
                 assert set(table) <= sections[name], (path.name, name, set(table) - sections[name])
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_scaling.errors import ConfigError
+import bayes_scaling as bs
+from bayes_scaling.errors import ConfigError, DataError, ExclusionWarning
 from bayes_scaling.inference.fit import as_spec_fit
 from bayes_scaling.laws.spec import LawSpec, builtin_spec
 
@@ -78,3 +79,62 @@ def test_derived_needs_a_derived_table(small_fit):
     fit.spec = LawSpec.from_dict({k: v for k, v in fit.spec.to_dict().items() if k != "derived"})
     with pytest.raises(ConfigError, match="declares no derived quantities"):
         fit.derived(pd.DataFrame({"pretraining": ["text"], "N": [1e7], "D_F": [1e5]}))
+
+
+# ---- exclusion rules with their reasons ---------------------------------------------------------------------
+
+
+def test_exclusion_rules_are_checked_and_round_trip(tmp_path):
+    spec = LawSpec.from_dict({**TRANSFER, "exclude": {"D_T <= 0": "no transfer measured",
+                                                      'regime != "low"': "outside the low-data regime"}})
+    again = LawSpec.from_toml(_write(tmp_path / "s.toml", spec.to_toml()))
+    assert again.exclude == spec.exclude and again.hash() == spec.hash()
+    for exclude, message in [({"D_T <=": "x"}, r"\[exclude\] condition 'D_T <=' is not valid"),
+                             ({"D_T + 1": "x"}, r"\[exclude\] condition 'D_T \+ 1': BinOp is not a condition"),
+                             ({"D_T <= 0": ""}, r"\[exclude\] 'D_T <= 0': the reason must be a non-empty string")]:
+        with pytest.raises(ConfigError, match=message):
+            LawSpec.from_dict({**TRANSFER, "exclude": exclude})
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_exclusions_name_rows_and_reasons():
+    spec = LawSpec.from_dict({**TRANSFER, "exclude": {"D_T <= 0": "no transfer measured",
+                                                      'regime != "low"': "outside the low-data regime"}})
+    table = pd.DataFrame({"pretraining": ["a"] * 4, "N": [1e6] * 4, "D_F": [1e5, 1e6, 1e7, 1e8],
+                          "D_T": [2e5, -1.0, 3e5, -2.0], "regime": ["low", "low", "high", "high"]})
+    kept, out = spec.exclusions(table)
+    assert kept["D_F"].tolist() == [1e5] and out["row"].tolist() == [1, 2, 3]
+    # the first rule a row meets gives its reason, with the rule
+    assert out["reason"].tolist() == ["no transfer measured (D_T <= 0)",
+                                      'outside the low-data regime (regime != "low")',
+                                      "no transfer measured (D_T <= 0)"]
+    with pytest.raises(DataError, match=r"data: the exclusion rule 'regime != \"low\"' needs "
+                                                    r"column\(s\) regime"):
+        spec.exclusions(table.drop(columns="regime"))
+
+
+@pytest.mark.filterwarnings("ignore::bayes_scaling.errors.ConvergenceWarning")
+def test_transfer_spec_excludes_what_fit_transfer_excludes(example_data, tmp_path):
+    """The transfer spec's D_T <= 0 rule leaves out the rows bs.TransferData excludes (the bundled data's four
+    ossified runs), warns, and keeps them with their reason in fit.excluded (also after save and load)."""
+    from bayes_scaling.inference.fit import fit, load
+
+    raw = example_data.table[["pretraining", "N", "D_F", "D_T"]].reset_index(drop=True)
+    with pytest.warns(ExclusionWarning, match=r"excluded 4 of 102 rows from the fit: D_T <= 0 \(ossification: no "
+                                              r"positive transfer\) \(D_T <= 0\): 4 row\(s\) \[98, 99, 100, 101\]"):
+        result = fit(raw, "transfer", seed=1, draws=50, tune=50, chains=1, warn=True)
+    expected = np.flatnonzero(example_data.table["excluded"].to_numpy(bool))
+    assert result.excluded["row"].tolist() == expected.tolist() == [98, 99, 100, 101]
+    assert (result.excluded["D_T"] <= 0).all() and len(result.data) == example_data.n_used
+    assert set(result.excluded["reason"]) == {"D_T <= 0 (ossification: no positive transfer) (D_T <= 0)"}
+    again = load(result.save(tmp_path / "fit.nc"))
+    pd.testing.assert_frame_equal(again.excluded, result.excluded)
+    # the transfer fit's own exclusions read the same through its law-spec view
+    old = bs.fit_transfer(example_data, seed=1, draws=30, tune=30, chains=1, warn=False)
+    assert as_spec_fit(old).excluded["row"].tolist() == expected.tolist()
+    with pytest.raises(DataError, match="every row is excluded by the spec's \\[exclude\\] rules"):
+        fit(raw.assign(D_T=-1.0), "transfer", seed=1, draws=20, tune=20, chains=1, warn=False)

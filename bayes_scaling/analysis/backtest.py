@@ -54,7 +54,6 @@ into one ``tau``, and :meth:`BacktestResult.rescore` scores a backtest with it.
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,6 +66,7 @@ import pandas as pd
 
 from bayes_scaling.errors import ConfigError, DataError
 from bayes_scaling.laws.discrepancy import distance_outside, widen
+from bayes_scaling.laws.expr import eval_condition, parse_condition
 
 __all__ = ["Holdout", "parse_holdout", "Split", "make_splits", "crps_draws", "log_density_draws",
            "interval_scores", "distance_outside", "fit_diagnostics", "DIAGNOSTIC_COLUMNS", "huber_fit", "huber_grid",
@@ -74,9 +74,6 @@ __all__ = ["Holdout", "parse_holdout", "Split", "make_splits", "crps_draws", "lo
 
 #: nominal levels of the predictive intervals that are scored
 LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
-
-_CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
-
 
 # ---- the holdout expression ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ class Holdout:
         if unknown:
             raise ConfigError(f"holdout {self.text!r}: unknown column(s) {', '.join(unknown)}; the data's columns "
                               f"are {', '.join(map(str, table.columns))}")
-        out = np.asarray(_eval_holdout(self.tree, table), dtype=bool)
+        out = np.asarray(eval_condition(self.tree, table, "holdout"), dtype=bool)
         return np.broadcast_to(out, (len(table),)).copy()
 
     @property
@@ -123,100 +120,8 @@ def parse_holdout(text: str) -> Holdout:
         if not col.isidentifier():
             raise ConfigError(f"holdout {text!r}: expected 'rolling:COLUMN' with a column name, got {col!r}")
         return Holdout(text=text, rolling=col, columns=frozenset({col}))
-    from bayes_scaling.laws.expr import parse_expression
-
-    node = parse_expression(text, "holdout")
-    names: set[str] = set()
-    tree = _check_bool(node, text, names)
-    return Holdout(text=text, tree=tree, columns=frozenset(names))
-
-
-def _bad(text, node, why: str):
-    raise ConfigError(f"holdout {text!r}: {why} ({ast.unparse(node)!r}); use comparisons of columns with "
-                      "numbers or quoted labels (> >= < <= == !=), joined by & | ~ and parentheses")
-
-
-def _check_bool(node, text, names):
-    if isinstance(node, ast.BoolOp):
-        op = "&" if isinstance(node.op, ast.And) else "|"
-        parts = [_check_bool(v, text, names) for v in node.values]
-        out = parts[0]
-        for p in parts[1:]:
-            out = (op, out, p)
-        return out
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
-        op = "&" if isinstance(node.op, ast.BitAnd) else "|"
-        return (op, _check_bool(node.left, text, names), _check_bool(node.right, text, names))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.Invert)):
-        return ("~", _check_bool(node.operand, text, names))
-    if isinstance(node, ast.Compare):
-        items = [_check_value(v, text, names) for v in [node.left, *node.comparators]]
-        if not any(i[0] == "col" for i in items):
-            _bad(text, node, "a comparison must involve a column")
-        parts = []
-        for op, a, b in zip(node.ops, items[:-1], items[1:], strict=True):
-            if type(op) not in _CMP:
-                _bad(text, node, f"operator {type(op).__name__} is not allowed")
-            if "str" in (a[0], b[0]) and type(op) not in (ast.Eq, ast.NotEq):
-                _bad(text, node, "labels can only be compared with == or !=")
-            parts.append(("cmp", _CMP[type(op)], a, b))
-        out = parts[0]
-        for p in parts[1:]:
-            out = ("&", out, p)
-        return out
-    _bad(text, node, f"{type(node).__name__} is not a condition")
-
-
-def _check_value(node, text, names):
-    if isinstance(node, ast.Name):
-        names.add(node.id)
-        return ("col", node.id)
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return ("str", node.value)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        from bayes_scaling.laws.validate import is_finite_number
-
-        if not is_finite_number(node.value):
-            shown = str(node.value) if len(str(node.value)) <= 30 else f"of {len(str(node.value))} digits"
-            raise ConfigError(f"holdout {text[:80]!r}: the number {shown} is not a finite number")
-        return ("num", float(node.value))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        inner = _check_value(node.operand, text, names)
-        if inner[0] != "num":
-            _bad(text, node, "a sign applies to numbers only")
-        return ("num", -inner[1] if isinstance(node.op, ast.USub) else inner[1])
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
-        _bad(text, node, "& and | bind tighter than comparisons; put each comparison in parentheses, "
-                         "e.g. (N < 2) | (C >= 5e20), or use and/or")
-    _bad(text, node, f"{type(node).__name__} is not a column, a number or a quoted label")
-
-
-def _eval_holdout(t, table: pd.DataFrame):
-    kind = t[0]
-    if kind == "~":
-        return ~np.asarray(_eval_holdout(t[1], table), dtype=bool)
-    if kind in ("&", "|"):
-        a = np.asarray(_eval_holdout(t[1], table), dtype=bool)
-        b = np.asarray(_eval_holdout(t[2], table), dtype=bool)
-        return a & b if kind == "&" else a | b
-    _, op, a, b = t
-
-    def val(v):
-        if v[0] == "col":
-            s = table[v[1]]
-            other = b if v is a else a
-            if other[0] == "str":
-                return s.astype(str).to_numpy()
-            x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-            if np.isnan(x).any() and not s.isna().any():
-                raise DataError(f"holdout: column {v[1]!r} is not numeric; compare it with a quoted label")
-            return x
-        return v[1]
-
-    x, y = val(a), val(b)
-    with np.errstate(invalid="ignore"):
-        return {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
-                "==": np.equal, "!=": np.not_equal}[op](x, y)
+    tree, names = parse_condition(text, "holdout")
+    return Holdout(text=text, tree=tree, columns=names)
 
 
 # ---- splits -----------------------------------------------------------------------------------------------

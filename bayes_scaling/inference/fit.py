@@ -88,7 +88,8 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
     )
 
     spec = _as_spec(model)
-    table = read_table(data, "data")
+    what = str(data) if isinstance(data, str | PathLike) else "data"
+    table, excluded = _apply_exclusions(spec, read_table(data, "data"), what, warn)
     prepared = sm.prepare(spec, table)
     sm.check_identifiable(spec, prepared)
     seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar)
@@ -119,10 +120,39 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         spec_hash=spec.hash(), backend=ran, seed=int(seed), tune=int(tune), target_accept=float(target_accept),
         priors=json.dumps(priors), noise_prior=float(noise), parameterization=json.dumps(param),
         labels=json.dumps(prepared.labels))
+    if len(excluded):
+        tree.attrs["excluded"] = excluded.to_json(orient="split", index=False)
     result = Fit(tree, prepared.table, spec)
     if warn:
         result.diagnostics.warn(stacklevel=2)
     return result
+
+
+def _apply_exclusions(spec: LawSpec, table: pd.DataFrame, what: str, warn: bool) -> tuple[pd.DataFrame,
+                                                                                          pd.DataFrame]:
+    """The spec's ``[exclude]`` rules on the data (:meth:`LawSpec.exclusions`): the kept rows, and the excluded
+    ones with their reasons, reported by an :class:`~bayes_scaling.errors.ExclusionWarning` (``warn``); every row
+    excluded: a DataError."""
+    import warnings
+
+    from bayes_scaling.errors import ExclusionWarning
+
+    kept, excluded = spec.exclusions(table, what)
+    if not len(excluded):
+        return kept, excluded
+    report = exclusion_report(excluded, len(table))
+    if not len(kept):
+        raise DataError(f"{what}: every row is excluded by the spec's [exclude] rules: {report}")
+    if warn:
+        warnings.warn(f"{what}: {report}", ExclusionWarning, stacklevel=3)
+    return kept, excluded
+
+
+def exclusion_report(excluded: pd.DataFrame, n: int) -> str:
+    """One line: how many of ``n`` rows were excluded, and which rows for each reason."""
+    parts = [f"{reason}: {len(g)} row(s) [{format_rows(g['row'].to_numpy())}]"
+             for reason, g in excluded.groupby("reason", sort=False)]
+    return f"excluded {len(excluded)} of {n} rows from the fit: " + "; ".join(parts)
 
 
 class Fit(FitBase):
@@ -143,6 +173,17 @@ class Fit(FitBase):
     @property
     def labels(self) -> dict[str, list[str]]:
         return json.loads(self.tree.attrs.get("labels", "{}"))
+
+    @property
+    def excluded(self) -> pd.DataFrame:
+        """The input rows the spec's ``[exclude]`` rules left out: ``row`` (position in the input table), the
+        row's columns and ``reason``; empty when none was."""
+        text = self.tree.attrs.get("excluded")
+        if not text:
+            return pd.DataFrame(columns=["row", *self.data.columns, "reason"])
+        from io import StringIO
+
+        return pd.read_json(StringIO(text), orient="split")
 
     @property
     def priors(self) -> dict[str, tuple[float, float]]:
@@ -570,6 +611,13 @@ def as_spec_fit(fit: Any) -> Fit:
     tree.attrs.update(bayes_scaling_kind="spec", spec=json.dumps(spec.to_dict()), spec_hash=spec.hash(),
                       backend=fit.backend, seed=fit.seed, parameterization="{}",
                       labels=json.dumps({"pretraining": fit.pretraining}))
+    table = fit.data.table.reset_index(drop=True)
+    out = table["excluded"].to_numpy(bool)
+    if out.any():     # the transfer data's own exclusions, as the spec's rules report them
+        ex = table.loc[out, [c for c in ("pretraining", "N", "D_F", "D_T") if c in table.columns]].copy()
+        ex.insert(0, "row", np.flatnonzero(out))
+        ex["reason"] = table.loc[out, "exclusion_reason"].astype(str).to_numpy()
+        tree.attrs["excluded"] = ex.reset_index(drop=True).to_json(orient="split", index=False)
     return Fit(tree, fit.data.used.reset_index(drop=True), spec)
 
 

@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from bayes_scaling.errors import ConfigError
+from bayes_scaling.errors import ConfigError, DataError
 
-__all__ = ["Formula", "Equation", "FUNCTIONS", "BISECTION_STEPS", "MAX_LENGTH", "MAX_DEPTH", "MAX_CONSTANT",
+__all__ = ["Formula", "Equation", "parse_condition", "eval_condition", "FUNCTIONS", "BISECTION_STEPS", "MAX_LENGTH", "MAX_DEPTH", "MAX_CONSTANT",
            "parse_expression"]
 
 #: The longest expression text (characters) the parser takes (formulas, bracket ends, holdout conditions).
@@ -418,3 +418,125 @@ def _eval(t, values, fns):
     if kind == "/":
         return a / b
     return a ** b
+
+
+# ---- conditions: comparisons of columns, for holdouts and exclusion rules -----------------------------------
+
+_CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+def parse_condition(text: str, what: str = "condition") -> tuple[Any, frozenset[str]]:
+    """Parse a condition on a table's columns: comparisons (``> >= < <= == !=``) of a column with a number or a
+    quoted label (or another column), joined by ``& | ~`` (or ``and or not``) and parentheses, e.g.
+    ``(C > 9e19) & (N >= 1e9)`` or ``regime != "low"``. Returns the checked tree and the columns it names; a
+    :class:`ConfigError` starting with ``what`` and the text says what is not allowed.
+
+    >>> tree, columns = parse_condition("D_T <= 0")
+    >>> sorted(columns)
+    ['D_T']
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"{what} must be a non-empty condition such as 'D_T <= 0', got {text!r}")
+    text = text.strip()
+    node = parse_expression(text, what)
+    names: set[str] = set()
+    tree = _check_bool(node, text, names, what)
+    return tree, frozenset(names)
+
+
+def eval_condition(tree: Any, table, what: str = "condition") -> np.ndarray:
+    """The rows of ``table`` (a DataFrame) where the condition from :func:`parse_condition` holds; a column
+    compared with a number must be numeric (a :class:`DataError` names it)."""
+    return _eval_condition(tree, table, what)
+
+
+def _bad(text, node, why: str, what: str = "condition"):
+    raise ConfigError(f"{what} {text!r}: {why} ({ast.unparse(node)!r}); use comparisons of columns with "
+                      "numbers or quoted labels (> >= < <= == !=), joined by & | ~ and parentheses")
+
+
+def _check_bool(node, text, names, what):
+    if isinstance(node, ast.BoolOp):
+        op = "&" if isinstance(node.op, ast.And) else "|"
+        parts = [_check_bool(v, text, names, what) for v in node.values]
+        out = parts[0]
+        for p in parts[1:]:
+            out = (op, out, p)
+        return out
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
+        op = "&" if isinstance(node.op, ast.BitAnd) else "|"
+        return (op, _check_bool(node.left, text, names, what), _check_bool(node.right, text, names, what))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.Invert)):
+        return ("~", _check_bool(node.operand, text, names, what))
+    if isinstance(node, ast.Compare):
+        items = [_check_value(v, text, names, what) for v in [node.left, *node.comparators]]
+        if not any(i[0] == "col" for i in items):
+            _bad(text, node, "a comparison must involve a column", what)
+        parts = []
+        for op, a, b in zip(node.ops, items[:-1], items[1:], strict=True):
+            if type(op) not in _CMP:
+                _bad(text, node, f"operator {type(op).__name__} is not allowed", what)
+            if "str" in (a[0], b[0]) and type(op) not in (ast.Eq, ast.NotEq):
+                _bad(text, node, "labels can only be compared with == or !=", what)
+            parts.append(("cmp", _CMP[type(op)], a, b))
+        out = parts[0]
+        for p in parts[1:]:
+            out = ("&", out, p)
+        return out
+    _bad(text, node, f"{type(node).__name__} is not a condition", what)
+
+
+def _check_value(node, text, names, what):
+    if isinstance(node, ast.Name):
+        names.add(node.id)
+        return ("col", node.id)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return ("str", node.value)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        try:
+            finite = bool(np.isfinite(float(node.value)))
+        except OverflowError:
+            finite = False
+        if not finite:
+            shown = str(node.value) if len(str(node.value)) <= 30 else f"of {len(str(node.value))} digits"
+            raise ConfigError(f"{what} {text[:80]!r}: the number {shown} is not a finite number")
+        return ("num", float(node.value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _check_value(node.operand, text, names, what)
+        if inner[0] != "num":
+            _bad(text, node, "a sign applies to numbers only", what)
+        return ("num", -inner[1] if isinstance(node.op, ast.USub) else inner[1])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
+        _bad(text, node, "& and | bind tighter than comparisons; put each comparison in parentheses, "
+                         "e.g. (N < 2) | (C >= 5e20), or use and/or", what)
+    _bad(text, node, f"{type(node).__name__} is not a column, a number or a quoted label", what)
+
+
+def _eval_condition(t, table, what):
+    kind = t[0]
+    if kind == "~":
+        return ~np.asarray(_eval_condition(t[1], table, what), dtype=bool)
+    if kind in ("&", "|"):
+        a = np.asarray(_eval_condition(t[1], table, what), dtype=bool)
+        b = np.asarray(_eval_condition(t[2], table, what), dtype=bool)
+        return a & b if kind == "&" else a | b
+    _, op, a, b = t
+
+    def val(v):
+        if v[0] == "col":
+            s = table[v[1]]
+            other = b if v is a else a
+            if other[0] == "str":
+                return s.astype(str).to_numpy()
+            import pandas as pd
+
+            x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+            if np.isnan(x).any() and not s.isna().any():
+                raise DataError(f"{what}: column {v[1]!r} is not numeric; compare it with a quoted label")
+            return x
+        return v[1]
+
+    x, y = val(a), val(b)
+    with np.errstate(invalid="ignore"):
+        return {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+                "==": np.equal, "!=": np.not_equal}[op](x, y)

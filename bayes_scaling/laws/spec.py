@@ -73,6 +73,15 @@ errors)::
     multiplier = "D_E / D_F"
     fraction   = "D_T / D_E"
 
+Exclusion rules (optional): conditions on the data's columns (:func:`~bayes_scaling.laws.expr.parse_condition`),
+each with its reason. Rows that meet one are left out of the fit when the data are read, and reported (an
+``ExclusionWarning`` and ``fit.excluded``: the rows, their position in the input and the first rule's reason),
+never dropped silently::
+
+    [exclude]
+    "D_T <= 0" = "ossification: no positive transfer (D_T <= 0 has no log)"
+    'regime != "low"' = "outside the low-data regime, where the transfer law holds"
+
 The discrepancy (optional; :mod:`bayes_scaling.laws.discrepancy`): the law's error per decade outside the fitted
 data, on the log target, added to every prediction (``Fit.predict``)::
 
@@ -97,7 +106,7 @@ from typing import Any
 
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws.discrepancy import Discrepancy
-from bayes_scaling.laws.expr import Equation, Formula
+from bayes_scaling.laws.expr import Equation, Formula, eval_condition, parse_condition
 from bayes_scaling.laws.validate import (
     check_parameter,
     check_spec,
@@ -268,6 +277,8 @@ class LawSpec:
     discrepancy: Discrepancy | float | dict | None = None
     #: named derived quantities, name -> formula (text or parsed), in the order given (``[derived]``)
     derived: dict[str, str | Formula] = field(default_factory=dict)
+    #: exclusion rules, condition -> reason (``[exclude]``), applied in order when the data are read
+    exclude: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.discrepancy is None:
@@ -303,6 +314,13 @@ class LawSpec:
         if not isinstance(self.derived, dict):
             raise ConfigError(f"[derived] must be a table of name = \"formula\", got {self.derived!r}")
         self.derived = {name: parse_derived(name, f) for name, f in self.derived.items()}
+        if not isinstance(self.exclude, dict):
+            raise ConfigError(f"[exclude] must be a table of \"condition\" = \"reason\", got {self.exclude!r}")
+        for cond, reason in self.exclude.items():
+            parse_condition(cond, "[exclude] condition")
+            if not isinstance(reason, str) or not reason.strip():
+                raise ConfigError(f"[exclude] {cond!r}: the reason must be a non-empty string (it is reported for "
+                                  f"every row the rule excludes), got {reason!r}")
         if self.target in self.formula.names:
             raise ConfigError(f"target {self.target!r} appears in the formula {self.formula.text!r}")
         for p in self.parameters.values():
@@ -367,10 +385,10 @@ class LawSpec:
     def from_dict(cls, doc: dict[str, Any]) -> LawSpec:
         if not isinstance(doc, dict):
             raise ConfigError(f"a law spec must be a table, got {doc!r}")
-        unknown = set(doc) - {"law", "likelihood", "parameters", "discrepancy", "derived"}
+        unknown = set(doc) - {"law", "likelihood", "parameters", "discrepancy", "derived", "exclude"}
         if unknown:
             raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}; expected [law], [likelihood], "
-                              "[parameters.NAME], [discrepancy], [derived]")
+                              "[parameters.NAME], [discrepancy], [derived], [exclude]")
         law, lik, params = doc.get("law"), doc.get("likelihood", {}), doc.get("parameters", {})
         for sec, val in (("law", law), ("likelihood", lik), ("parameters", params)):
             if not isinstance(val, dict):
@@ -405,7 +423,7 @@ class LawSpec:
                    nu_alpha=lik.get("nu_alpha", 2.0), nu_beta=lik.get("nu_beta", 0.1),
                    parameters=[Parameter.from_dict(n, d) for n, d in params.items()],
                    discrepancy=Discrepancy.from_dict(doc["discrepancy"]) if "discrepancy" in doc else None,
-                   derived=doc.get("derived", {}))
+                   derived=doc.get("derived", {}), exclude=doc.get("exclude", {}))
 
     def to_dict(self) -> dict[str, Any]:
         law: dict[str, Any] = {"name": self.name, "formula": self.formula.text, "target": self.target}
@@ -426,6 +444,8 @@ class LawSpec:
             out["discrepancy"] = self.discrepancy.to_dict()
         if self.derived:                          # absent: left out (the hash of a spec without them is unchanged)
             out["derived"] = {n: f.text for n, f in self.derived.items()}
+        if self.exclude:
+            out["exclude"] = dict(self.exclude)
         return out
 
     def to_toml(self) -> str:
@@ -441,7 +461,42 @@ class LawSpec:
             lines += ["", "[discrepancy]", *[f"{k} = {val(v)}" for k, v in d["discrepancy"].items()]]
         if "derived" in d:
             lines += ["", "[derived]", *[f"{k} = {val(v)}" for k, v in d["derived"].items()]]
+        if "exclude" in d:
+            lines += ["", "[exclude]", *[f"{val(k)} = {val(v)}" for k, v in d["exclude"].items()]]
         return "\n".join(lines) + "\n"
+
+    def exclusions(self, table, what: str = "data"):
+        """Apply the ``[exclude]`` rules to ``table``: ``(kept, excluded)``, the rows no rule meets (index
+        reset) and the others with ``row`` (their position in ``table``) and ``reason`` (the first rule each
+        meets). A rule naming a column ``table`` lacks: a :class:`~bayes_scaling.errors.DataError` naming it.
+
+        >>> spec = builtin_spec("transfer")
+        >>> import pandas as pd
+        >>> kept, out = spec.exclusions(pd.DataFrame({"pretraining": ["a", "a"], "N": [1e6, 1e6],
+        ...                                           "D_F": [1e5, 1e6], "D_T": [2e5, -1e4]}))
+        >>> len(kept), out["row"].tolist()
+        (1, [1])
+        """
+        import numpy as np
+        import pandas as pd
+
+        from bayes_scaling.errors import DataError
+
+        reason = np.full(len(table), None, dtype=object)
+        for cond, why in self.exclude.items():
+            tree, columns = parse_condition(cond, "[exclude] condition")
+            missing = sorted(columns - set(map(str, table.columns)))
+            if missing:
+                raise DataError(f"{what}: the exclusion rule {cond!r} needs column(s) {', '.join(missing)}; the "
+                                f"columns are {', '.join(map(str, table.columns))}")
+            hit = np.broadcast_to(np.asarray(eval_condition(tree, table, f"{what}: exclusion rule {cond!r}"),
+                                             dtype=bool), (len(table),))
+            reason[hit & (reason == None)] = f"{why} ({cond})"  # noqa: E711  (elementwise)
+        out = reason != None  # noqa: E711
+        excluded = table.loc[out].copy()
+        excluded.insert(0, "row", np.flatnonzero(out))
+        excluded["reason"] = reason[out].astype(str)
+        return table.loc[~out].reset_index(drop=True), pd.DataFrame(excluded).reset_index(drop=True)
 
     def hash(self) -> str:
         """A short hash of the spec, stored in fit files."""
