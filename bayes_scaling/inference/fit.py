@@ -47,7 +47,7 @@ def _as_spec(model: LawSpec | str | PathLike | dict) -> LawSpec:
 
 def _structure(spec: LawSpec, data: sm.SpecData, param: dict[str, str], log_likelihood: bool) -> tuple:
     return (spec.hash(), tuple((g, len(v)) for g, v in data.labels.items()), tuple(sorted(param.items())),
-            log_likelihood)
+            log_likelihood, data.n_cells)
 
 
 def _sampler(spec, data, priors, param, noise, log_likelihood):
@@ -195,7 +195,7 @@ class Fit(FitBase):
         for p in self.spec.parameters.values():
             if p.fixed is None:   # a two-level parameter: its families' locations after its models'
                 names += [p.name] + ([f"{p.name}_{p.within}"] if p.within else [])
-        names += ["sigma"]
+        names += ["sigma"] + (["sigma_seed"] if self.spec.replicates else [])
         return names + (["nu"] if self.spec.family == "student_t" else [])
 
     @property
@@ -521,11 +521,14 @@ class Fit(FitBase):
 
 
 def _add_noise(f: np.ndarray, spec: LawSpec, post: xr.Dataset, rng: np.random.Generator) -> np.ndarray:
-    """A new observation: the law's value with the likelihood's noise, on its scale (``laws``' noise model)."""
+    """A new observation: the law's value with the likelihood's noise, on its scale (``laws``' noise model); with
+    replicate runs, a new run of a new configuration: ``sqrt(sigma**2 + sigma_seed**2)``."""
     from bayes_scaling.laws.formulas import observation_noise
 
     S = f.shape[0]
     sigma = post["sigma"].values.reshape(S, 1)
+    if "sigma_seed" in post:
+        sigma = np.sqrt(sigma**2 + post["sigma_seed"].values.reshape(S, 1) ** 2)
     nu = post["nu"].values.reshape(S, 1) if spec.family == "student_t" else None
     return observation_noise(f, sigma, rng, nu=nu, log=spec.scale == "log")
 

@@ -82,6 +82,14 @@ never dropped silently::
     "D_T <= 0" = "ossification: no positive transfer (D_T <= 0 has no log)"
     'regime != "low"' = "outside the low-data regime, where the transfer law holds"
 
+Replicate runs (optional): with ``[likelihood] replicates = true``, rows that share every input and group
+column are runs of one configuration (``c``) with other seeds; they share a run-level term and scatter by a seed
+noise (:mod:`bayes_scaling.models.spec_model`)::
+
+    y[c, s] = f(x_c) + delta_c + e[c, s],   delta_c ~ Normal(0, sigma),   e[c, s] ~ Normal(0, sigma_seed)
+
+on the likelihood's scale; ``seed_sigma`` is the HalfNormal scale of ``sigma_seed`` (default: that of ``sigma``).
+
 The discrepancy (optional; :mod:`bayes_scaling.laws.discrepancy`): the law's error per decade outside the fitted
 data, on the log target, added to every prediction (``Fit.predict``)::
 
@@ -279,6 +287,10 @@ class LawSpec:
     derived: dict[str, str | Formula] = field(default_factory=dict)
     #: exclusion rules, condition -> reason (``[exclude]``), applied in order when the data are read
     exclude: dict[str, str] = field(default_factory=dict)
+    #: replicate runs (rows sharing every input and group column) share a run-level term, plus a seed noise
+    replicates: bool = False
+    #: HalfNormal scale of the seed noise ``sigma_seed`` (None: that of the noise ``sigma``)
+    seed_sigma: float | None = None
 
     def __post_init__(self) -> None:
         if self.discrepancy is None:
@@ -303,6 +315,12 @@ class LawSpec:
             raise ConfigError(f"likelihood scale {self.scale!r} is not one of {', '.join(SCALES)}")
         if self.sigma is not None:
             self.sigma = _number(self.sigma, "likelihood sigma", positive=True)
+        if not isinstance(self.replicates, bool):
+            raise ConfigError(f"likelihood replicates must be true or false, got {self.replicates!r}")
+        if self.seed_sigma is not None:
+            if not self.replicates:
+                raise ConfigError("likelihood seed_sigma applies with replicates = true only")
+            self.seed_sigma = _number(self.seed_sigma, "likelihood seed_sigma", positive=True)
         self.nu_alpha = _number(self.nu_alpha, "likelihood nu_alpha", positive=True)
         self.nu_beta = _number(self.nu_beta, "likelihood nu_beta", positive=True)
         unused = sorted(set(self.parameters) - self.formula.names)
@@ -406,10 +424,10 @@ class LawSpec:
         bad = set(law) - {"name", "formula", "equation", "bracket", "target", "description", "reference"}
         if bad:
             raise ConfigError(f"[law]: unknown key(s) {', '.join(sorted(bad))}")
-        bad = set(lik) - {"family", "scale", "sigma", "nu_alpha", "nu_beta"}
+        bad = set(lik) - {"family", "scale", "sigma", "nu_alpha", "nu_beta", "replicates", "seed_sigma"}
         if bad:
             raise ConfigError(f"[likelihood]: unknown key(s) {', '.join(sorted(bad))}; expected family, scale, "
-                              "sigma, nu_alpha, nu_beta")
+                              "sigma, nu_alpha, nu_beta, replicates, seed_sigma")
         for sec, d, keys in (("law", law, ("name", "formula", "equation", "target", "description", "reference")),
                              ("likelihood", lik, ("family", "scale"))):
             for k in keys:
@@ -421,6 +439,7 @@ class LawSpec:
                    description=law.get("description", ""), reference=law.get("reference", ""),
                    family=lik.get("family", "normal"), scale=lik.get("scale", "log"), sigma=lik.get("sigma"),
                    nu_alpha=lik.get("nu_alpha", 2.0), nu_beta=lik.get("nu_beta", 0.1),
+                   replicates=lik.get("replicates", False), seed_sigma=lik.get("seed_sigma"),
                    parameters=[Parameter.from_dict(n, d) for n, d in params.items()],
                    discrepancy=Discrepancy.from_dict(doc["discrepancy"]) if "discrepancy" in doc else None,
                    derived=doc.get("derived", {}), exclude=doc.get("exclude", {}))
@@ -439,6 +458,10 @@ class LawSpec:
             lik["sigma"] = self.sigma
         if self.family == "student_t":
             lik.update(nu_alpha=self.nu_alpha, nu_beta=self.nu_beta)
+        if self.replicates:
+            lik["replicates"] = True
+            if self.seed_sigma is not None:
+                lik["seed_sigma"] = self.seed_sigma
         out = {"law": law, "likelihood": lik, "parameters": {n: p.to_dict() for n, p in self.parameters.items()}}
         if self.discrepancy != Discrepancy():     # the default is left out (and out of the hash)
             out["discrepancy"] = self.discrepancy.to_dict()
@@ -450,7 +473,7 @@ class LawSpec:
 
     def to_toml(self) -> str:
         def val(v):
-            return json.dumps(v) if isinstance(v, (str, list)) else repr(v)
+            return json.dumps(v) if isinstance(v, (str, list, bool)) else repr(v)
 
         d = self.to_dict()
         lines = ["[law]", *[f"{k} = {val(v)}" for k, v in d["law"].items()], "", "[likelihood]",

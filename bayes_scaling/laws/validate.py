@@ -39,6 +39,8 @@ RESERVED: dict[str, str] = {
     "row": "the dimension of the data rows",
     "chain": "the posterior's chain dimension",
     "draw": "the posterior's draw dimension",
+    "sigma_seed": "the seed noise sd of replicate runs",
+    "cell": "the dimension of the replicate runs' configurations",
 }
 #: A parameter must change the law's value by at least this much (relative) on some row when it moves by 1%.
 MIN_EFFECT = 1e-10

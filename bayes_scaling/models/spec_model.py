@@ -21,6 +21,17 @@ defaults, some of which scale with the data). Inputs, group indices, the target 
 scale enter through ``pm.Data``: a compiled model is refitted on new data of the same structure without
 recompiling.
 
+Replicate runs (``[likelihood] replicates = true``): the rows that share every input and group column are one
+configuration ``c`` with ``n_c`` runs (seeds) ``y[c, s]`` on the likelihood's scale::
+
+    y[c, s] = f(x_c) + delta_c + e[c, s],   delta_c ~ Normal(0, sigma),   e[c, s] ~ Normal(0, sigma_seed)
+
+whose likelihood factorises exactly into the cell mean with its standard error,
+``ybar_c ~ Normal(f(x_c), sqrt(sigma**2 + sigma_seed**2 / n_c))`` (the observed variable, dims ``cell``), and the
+within-cell scatter, ``SS_c / sigma_seed**2 ~ chi2(n_c - 1)`` (a Potential). ``sigma_seed ~ HalfNormal``. With
+the Student-t family the cell mean is Student-t and the scatter stays normal (as
+:func:`bayes_scaling.models.losslaws.replicate_likelihood`, whose seed noise also varies with N).
+
 Parameterization (``"auto"``): centred where every group of the parameter's column has at least
 :data:`CENTRED_MIN_ROWS` rows that the parameter enters (the data pin each group, and the non-centred form would
 turn that into a curved ridge), non-centred otherwise (few informative rows: the centred form is a funnel).
@@ -57,6 +68,23 @@ class SpecData:
     index: dict[str, np.ndarray] = field(default_factory=dict)
     #: ``(by, within)`` -> the index of each ``by`` group's ``within`` group (two-level pooling; -1: none)
     parents: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    #: replicate runs (spec ``replicates``): each row's configuration (cell) index, else None
+    cell: np.ndarray | None = None
+
+    @property
+    def n_cells(self) -> int:
+        return 0 if self.cell is None else int(self.cell.max()) + 1 if len(self.cell) else 0
+
+    def cell_table(self, spec: LawSpec) -> dict[str, np.ndarray]:
+        """Per cell: ``first`` (a row of it), ``n`` (runs), ``mean`` and ``ss`` (sum of squared deviations) of the
+        target on the likelihood's scale."""
+        y = _on_scale(self.target, spec, np)
+        k = self.n_cells
+        n = np.bincount(self.cell, minlength=k).astype(float)
+        mean = np.bincount(self.cell, weights=y, minlength=k) / n
+        ss = np.bincount(self.cell, weights=(y - mean[self.cell]) ** 2, minlength=k)
+        first = np.array([np.flatnonzero(self.cell == c)[0] for c in range(k)], dtype=np.int64)
+        return {"first": first, "n": n, "mean": mean, "ss": ss}
 
     @property
     def n(self) -> int:
@@ -91,7 +119,30 @@ def prepare(spec: LawSpec, table: pd.DataFrame, *, what: str = "data", labels: d
     out = SpecData(table=table.reset_index(drop=True), inputs=inputs, target=y, labels=out_labels, index=index)
     for by, within in nestings(spec):
         out.parents[(by, within)] = parent_index(out, by, within, what)
+    if spec.replicates and target:
+        out.cell = replicate_cells(out, spec, what)
     return out
+
+
+def replicate_cells(data: SpecData, spec: LawSpec, what: str = "data") -> np.ndarray:
+    """Each row's configuration: rows with the same value in every input and group column share one (in order
+    of first appearance). A :class:`DataError` when replicates exist but all have the same target (copies of one
+    run carry no seed noise)."""
+    from bayes_scaling.errors import format_rows
+
+    keys = pd.DataFrame({**{c: data.inputs[c] for c in spec.inputs}, **{g: data.index[g] for g in spec.groups}})
+    cell = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy(dtype=np.int64) if len(keys.columns) \
+        else np.zeros(data.n, dtype=np.int64)
+    counts = np.bincount(cell)
+    if (counts > 1).any():
+        y = data.target
+        mean = np.bincount(cell, weights=y) / counts
+        if np.all(np.abs(y - mean[cell]) <= 1e-12 * np.abs(y)):
+            rows = np.flatnonzero(counts[cell] > 1)
+            raise DataError(f"{what}: the replicate runs (same {', '.join(spec.inputs + spec.groups)}) at rows "
+                            f"{format_rows(rows)} all have identical {spec.target!r} values; expected runs with "
+                            "different seeds (copies of one run carry no seed noise)")
+    return cell
 
 
 def nestings(spec: LawSpec) -> list[tuple[str, str]]:
@@ -373,12 +424,38 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
         f = spec.formula.evaluate({**inputs, **row_values}, backend="pytensor")
         mu = _on_scale(f, spec, pt)
         sigma = pm.HalfNormal("sigma", pm.Data("prior__sigma__scale", noise_scale))
-        if spec.family == "student_t":
+        if data.cell is not None:
+            _replicate_likelihood(spec, data, mu, sigma, noise_scale)
+        elif spec.family == "student_t":
             nu = pm.Gamma("nu", spec.nu_alpha, spec.nu_beta)
             pm.StudentT(spec.target, nu=nu, mu=mu, sigma=sigma, observed=obs, dims="row")
         else:
             pm.Normal(spec.target, mu=mu, sigma=sigma, observed=obs, dims="row")
     return model
+
+
+def _replicate_likelihood(spec: LawSpec, data: SpecData, mu, sigma, noise_scale: float) -> None:
+    """Inside a model: the replicate runs' likelihood (module docstring), the cell means observed (dims ``cell``),
+    the within-cell scatter a Potential."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    t = data.cell_table(spec)
+    model = pm.modelcontext(None)
+    model.add_coord("cell", np.arange(data.n_cells))
+    first = pm.Data("cell__first", t["first"], dims="cell")
+    n = pm.Data("cell__n", t["n"], dims="cell")
+    ss = pm.Data("cell__ss", t["ss"], dims="cell")
+    obs = pm.Data("observed__cell_mean", t["mean"], dims="cell")
+    scale = spec.seed_sigma if spec.seed_sigma is not None else noise_scale
+    sigma_seed = pm.HalfNormal("sigma_seed", pm.Data("prior__sigma_seed__scale", scale))
+    sd = pt.sqrt(sigma**2 + sigma_seed**2 / n)
+    if spec.family == "student_t":
+        nu = pm.Gamma("nu", spec.nu_alpha, spec.nu_beta)
+        pm.StudentT(spec.target, nu=nu, mu=mu[first], sigma=sd, observed=obs, dims="cell")
+    else:
+        pm.Normal(spec.target, mu=mu[first], sigma=sd, observed=obs, dims="cell")
+    pm.Potential(spec.target + "_seed_scatter", pt.sum(-(n - 1) * pt.log(sigma_seed) - ss / (2 * sigma_seed**2)))
 
 
 def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float) -> dict[str, Any]:
@@ -391,4 +468,9 @@ def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float) -> di
         vals[f"prior__{name}__loc"] = loc
         vals[f"prior__{name}__scale"] = scale
     vals["prior__sigma__scale"] = noise_scale
+    if data.cell is not None:
+        t = data.cell_table(spec)
+        vals.update({"cell__first": t["first"], "cell__n": t["n"], "cell__ss": t["ss"],
+                     "observed__cell_mean": t["mean"],
+                     "prior__sigma_seed__scale": spec.seed_sigma if spec.seed_sigma is not None else noise_scale})
     return vals
