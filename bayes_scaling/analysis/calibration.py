@@ -386,8 +386,8 @@ def frozen_spec(model, data: pd.DataFrame | None = None):
 
     >>> from bayes_scaling.laws.spec import builtin_spec
     >>> s = frozen_spec(builtin_spec("kaplan").to_dict() | {"likelihood": {"sigma": 0.05}})
-    >>> s.parameters["alpha_N"].prior, s.sigma
-    ({'median': 0.08, 'sigma': 1.0}, 0.05)
+    >>> round(s.parameters["alpha_N"].prior["median"], 12), s.parameters["alpha_N"].prior["sigma"], s.sigma
+    (0.08, 1.0, 0.05)
     """
     from bayes_scaling.errors import ConfigError
     from bayes_scaling.laws.spec import LawSpec

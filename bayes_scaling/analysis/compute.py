@@ -170,7 +170,7 @@ def loss_law(source, params: dict | None = None, *, data: pd.DataFrame | None = 
     >>> law = loss_law(builtin_spec("chinchilla"), {"A": 482, "B": 2085, "E": 1.817, "alpha_N": 0.348,
     ...                                             "alpha_D": 0.366})
     >>> round(float(law.loss(7e10, 1.4e12, law.flat_params())[0]), 4)
-    1.9362
+    1.9728
     """
     if data is not None:
         from dataclasses import replace
