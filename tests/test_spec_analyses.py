@@ -184,6 +184,8 @@ def test_spec_loss_law_reproduces_the_named_law():
     np.testing.assert_allclose(a["N_opt"].values, b["N_opt"].values, rtol=1e-9)
     np.testing.assert_allclose(a["loss"].values, b["loss"].values, rtol=1e-12)
     np.testing.assert_allclose(a["N_opt"].values.ravel(), closed_form_N_opt(BUDGETS), rtol=1e-5)
+    np.testing.assert_allclose(closed_form_N_opt(BUDGETS), laws.chinchilla_optimal_N(
+        BUDGETS, TRUTH["A"], TRUTH["B"], TRUTH["alpha_N"], TRUTH["alpha_D"]), rtol=1e-12)
     # the numerical inverse in D matches the closed form
     p = spec_law.flat_params()
     D = spec_law.data_needed(np.array([2.3, 2.5]), np.array([1e9, 1e9]), {k: v[0] for k, v in p.items()})
@@ -232,6 +234,25 @@ def test_spec_loss_law_per_group_and_with_other_inputs():
         loss_law(dc, p)
     with pytest.raises(BayesScalingError, match="not of N and D"):
         loss_law(builtin_spec("m4"), {})
+
+
+def test_spec_loss_law_with_pre_training_matches_the_named_law(t1_small):
+    """Fine-tuned optima, the smallest model and the compute saved (which inverts the law in D numerically
+    for a spec) agree with the named Chinchilla law's closed forms."""
+    from bayes_scaling.analysis.compute import compute_frontier, compute_saved, smallest_model
+
+    spec_law = loss_law(builtin_spec("chinchilla"), TRUTH)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EdgeWarning)
+        a = compute_frontier(spec_law, t1_small, [1e18, 1e20], seed=0)
+        b = compute_frontier("chinchilla", t1_small, [1e18, 1e20], params=TRUTH, seed=0)
+        np.testing.assert_allclose(a["N_opt"].values, b["N_opt"].values, rtol=1e-8)
+        a = compute_saved(spec_law, t1_small, [1e18], seed=0)
+        b = compute_saved("chinchilla", t1_small, [1e18], params=TRUTH, seed=0)
+    np.testing.assert_allclose(a["C_scratch"].values, b["C_scratch"].values, rtol=1e-6)
+    a = smallest_model(spec_law, t1_small, 2.6, 1e8, seed=0)
+    b = smallest_model("chinchilla", t1_small, 2.6, 1e8, params=TRUTH, seed=0)
+    np.testing.assert_allclose(a["N_min"].values, b["N_min"].values, rtol=1e-8)
 
 
 @pytest.fixture(scope="module")
