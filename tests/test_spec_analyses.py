@@ -135,6 +135,35 @@ def test_spec_sbc_detects_a_prior_other_than_the_fitted_one():
     assert res.ranks["sigma"].mean() > 0.75 * 49
 
 
+@needs_nutpie
+@pytest.mark.slow     # ~45 s on 2 shared cores
+def test_spec_sbc_of_the_builtin_chinchilla_on_runs():
+    """The built-in Chinchilla spec (Student-t noise, data-scaled default priors frozen on simulated runs):
+    40 simulations pass every check; measured at seed 7: one fit of 40 with a divergent transition."""
+    res = run_spec_sbc("chinchilla", 40, data=runs(), draws=200, tune=300, n_rank=49, seed=7)
+    checks = res.checks()
+    assert checks["passed"].all(), checks
+    assert (res.divergences > 0).sum() <= 4, res.divergences
+
+
+@needs_nutpie
+@pytest.mark.slow     # ~80 s on 2 shared cores
+def test_spec_sbc_of_a_pooled_spec():
+    """chinchilla_by_corpus on two corpora (E, A, B partially pooled): the group-level structure is drawn from
+    its priors too, every group's parameter and each population's location and spread is ranked; 30
+    simulations pass (measured at seed 1: 6 fits of 30 with one divergent transition each)."""
+    spec = builtin_spec("chinchilla_by_corpus")
+    truth = {"E": {"g1": 1.8, "g2": 2.0}, "A": {"g1": 400.0, "g2": 600.0}, "B": {"g1": 2000.0, "g2": 1500.0},
+             "alpha": 0.34, "beta": 0.3}
+    data = simulate_law(spec, default_design(spec), truth, 0.02, seed=1)
+    res = run_spec_sbc(spec, 30, data=data, draws=200, tune=300, n_rank=49, seed=1)
+    assert list(res.ranks.columns)[:4] == ["E[g1]", "E[g2]", "log_E_mu", "log_E_sigma"]
+    assert {"alpha", "beta", "sigma", "nu", "B[g2]", "log_B_sigma"} <= set(res.ranks.columns)
+    checks = res.checks()
+    assert checks["passed"].all(), checks
+    assert (res.divergences > 0).sum() <= 12, res.divergences
+
+
 def test_spec_sbc_bad_arguments():
     with pytest.raises(ValueError, match="n_rank"):
         run_spec_sbc(CHINCHILLA_TIGHT, 5, draws=10, chains=1, n_rank=99)
@@ -250,9 +279,12 @@ def test_spec_loss_law_with_pre_training_matches_the_named_law(t1_small):
         a = compute_saved(spec_law, t1_small, [1e18], seed=0)
         b = compute_saved("chinchilla", t1_small, [1e18], params=TRUTH, seed=0)
     np.testing.assert_allclose(a["C_scratch"].values, b["C_scratch"].values, rtol=1e-6)
-    a = smallest_model(spec_law, t1_small, 2.6, 1e8, seed=0)
-    b = smallest_model("chinchilla", t1_small, 2.6, 1e8, params=TRUTH, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EdgeWarning)     # some draws never reach 2.6 with this little data
+        a = smallest_model(spec_law, t1_small, 2.6, 1e8, seed=0)
+        b = smallest_model("chinchilla", t1_small, 2.6, 1e8, params=TRUTH, seed=0)
     np.testing.assert_allclose(a["N_min"].values, b["N_min"].values, rtol=1e-8)
+    assert np.isfinite(a["N_min"].values).any()
 
 
 @pytest.fixture(scope="module")

@@ -187,7 +187,8 @@ def loss_law(source, params: dict | None = None, *, data: pd.DataFrame | None = 
         laws_ = spec_loss_laws(source, group=group, at=at, seed=seed)
         if len(laws_) > 1:
             raise BayesScalingError(f"{source.spec.name!r} varies by {', '.join(source.spec.groups)}: choose the "
-                                    f"group (group=...; one of {', '.join(laws_)}), or use spec_loss_laws")
+                                    f"group, loss_law(fit, group=...) with one of {', '.join(laws_)} (or "
+                                    "spec_loss_laws(fit): one law per group)")
         return next(iter(laws_.values()))
     if _is_law_spec(source) or (isinstance(source, str) and params is not None and source not in LAW_PARAMETERS
                                 and _builtin_spec_name(source)):
