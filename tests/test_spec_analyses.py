@@ -339,7 +339,7 @@ def test_solve_law_matches_the_closed_form_inverse():
     want = (draws["A"] / (2.2 - draws["E"] - draws["B"] / 1e11 ** draws["alpha_D"])) ** (1 / draws["alpha_N"])
     np.testing.assert_allclose(n, want, rtol=1e-8)
     # a loss below E is never reached: counted, warned, listed
-    with pytest.warns(NoSolutionWarning, match="4 of 8 draw"):
+    with pytest.warns(NoSolutionWarning, match=r"4 of 8 \(posterior draws x groups x targets\)"):
         low = solve_law(fit, "D", [1.5, 2.1], at={"N": 1e10})
     assert int(low["solved"].sel(target=1.5).sum()) == 0 and low.attrs["n_status_1"] == 4
     table = unsolved(low)

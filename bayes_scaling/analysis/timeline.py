@@ -387,7 +387,8 @@ def solve_law(fit, solve: str, target, at: dict[str, float] | None = None, *, gr
                      seed="" if seed is None else int(seed))
     if n_bad:
         why = "; ".join(f"{n}: {why}" for why, n in counts.items() if n)
-        warnings.warn(f"solve_law: {n_bad} of {ok.size} draw(s) have no solution for {solve} in "
+        warnings.warn(f"solve_law: {n_bad} of {ok.size} (posterior draws x groups x targets) have no solution for "
+                      f"{solve} in "
                       f"[{lo:.4g}, {hi:.4g}] and are NaN ({why}); see the status variable and unsolved()",
                       NoSolutionWarning, stacklevel=2)
     return out

@@ -132,6 +132,7 @@ def _name_values(items: list[str], option: str) -> dict[str, str]:
 def cmd_solve(args) -> int:
     """``forecast FIT.nc --solve INPUT --target Y [Y ...] --at NAME=VALUE ...``: any fit."""
     import math
+    import warnings
 
     from bayes_scaling.analysis.timeline import solve_law
     from bayes_scaling.errors import BayesScalingError
@@ -171,7 +172,9 @@ def cmd_solve(args) -> int:
                    bounds=tuple(args.bounds) if args.bounds else None, seed=args.seed)
     x = args.solve
     keys = [k for k in ("group", "target") if k in ds.dims]
-    table = interval_table(ds, [x, f"{x}_orders_outside"], args.ci, keys)
+    with warnings.catch_warnings():    # a scenario no draw solves: NaN, counted in the unsolved column
+        warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
+        table = interval_table(ds, [x, f"{x}_orders_outside"], args.ci, keys)
     counts = (ds["status"] != 0).sum(("chain", "draw")).to_dataframe(name="unsolved").reset_index()
     table = table.merge(counts[keys + ["unsolved"]], on=keys)
     table = table.rename(columns={f"{x}_orders_outside": f"{x}_outside"}).drop(
