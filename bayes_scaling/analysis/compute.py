@@ -15,7 +15,7 @@ on the per-draw parameters that :meth:`Fit.predict <bayes_scaling.inference.fit.
 optimum is numerical for every law; its inverse in ``D`` (:meth:`LossLaw.data_needed`) is a bracketed root::
 
     fit = bs.fit(runs, "chinchilla_by_corpus")
-    scratch_optimum(fit, [1e21, 1e23])                        # dims chain, draw, group (each corpus), C
+    scratch_optimum(fit, [1e21, 1e23])                        # dims chain, draw, corpus, C
     finetune_optimum(loss_law(fit, group="c4"), transfer_fit, [1e18])
     scratch_optimum(bs.fit(runs, "data_constrained"), [1e21], at={"U_D": 1e11})
 
