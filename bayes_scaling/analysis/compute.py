@@ -7,6 +7,18 @@ with attribute ``law`` and a ``posterior`` group) or as given parameters::
 
     law = loss_law("chinchilla", {"A": 482, "B": 2085, "E": 1.817, "alpha_N": 0.348, "alpha_D": 0.366})
 
+Or it is any law spec whose formula has the inputs ``N`` and ``D`` (others held fixed with ``at=``): a fitted
+:class:`~bayes_scaling.inference.fit.Fit` (``chinchilla``, ``chinchilla_by_corpus`` per corpus,
+``data_constrained`` at a given ``U_D``, a user's own spec), or a :class:`~bayes_scaling.laws.spec.LawSpec`
+with given parameters. The spec's one formula is evaluated (:meth:`~bayes_scaling.laws.expr.Formula.evaluate`,
+on the per-draw parameters that :meth:`Fit.predict <bayes_scaling.inference.fit.Fit.predict>` uses), so the
+optimum is numerical for every law; its inverse in ``D`` (:meth:`LossLaw.data_needed`) is a bracketed root::
+
+    fit = bs.fit(runs, "chinchilla_by_corpus")
+    scratch_optimum(fit, [1e21, 1e23])                        # dims chain, draw, corpus, C
+    finetune_optimum(loss_law(fit, group="c4"), transfer_fit, [1e18])
+    scratch_optimum(bs.fit(runs, "data_constrained"), [1e21], at={"U_D": 1e11})
+
 Training compute is ``C = 6 N D`` (:func:`laws.training_compute`); fine-tuning compute ``C_F = 6 N D_F``
 excludes the pre-training compute, as in Hernandez et al. (2021). With pre-training, a model of size ``N``
 fine-tuned on ``D_F`` reaches the loss of a from-scratch model trained on ``D_E = D_F + k D_F**alpha N**beta``
@@ -39,9 +51,10 @@ search interval are flagged (``at_edge``) and counted in the attributes, never s
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,8 +71,8 @@ from bayes_scaling.laws.formulas import (  # parameters of each from-scratch los
     law_loss,
 )
 
-__all__ = ["LAW_PARAMETERS", "SCRATCH", "LossLaw", "loss_law", "scratch_optimum", "finetune_optimum",
-           "compute_frontier", "smallest_model", "compute_saved", "EdgeWarning", "UnitWarning"]
+__all__ = ["LAW_PARAMETERS", "SCRATCH", "LossLaw", "loss_law", "spec_loss_laws", "scratch_optimum",
+           "finetune_optimum", "compute_frontier", "smallest_model", "compute_saved", "EdgeWarning", "UnitWarning"]
 
 
 #: Label of the from-scratch rows in :func:`compute_frontier` and :func:`smallest_model`.
@@ -67,6 +80,7 @@ SCRATCH = "none (from scratch)"
 
 N_MIN = 1.0       # smallest model size searched
 N_MAX = 1e20      # largest model size searched where the budget does not bound it
+D_MAX = 1e30      # largest data size searched by the numerical inverse of a spec's law in D
 
 
 class EdgeWarning(UserWarning):
@@ -82,13 +96,22 @@ class UnitWarning(UserWarning):
 
 @dataclass(frozen=True)
 class LossLaw:
-    """A from-scratch loss law: its name and draws of its parameters (dims ``chain``, ``draw``)."""
+    """A from-scratch loss law: its name and draws of its parameters (dims ``chain``, ``draw``).
+
+    A named law (``law`` in :data:`LAW_PARAMETERS`) is evaluated by :mod:`bayes_scaling.laws`; a law spec
+    (``spec`` set) by its formula, with the inputs other than ``N`` and ``D`` at the values ``at``."""
 
     law: str
     params: xr.Dataset
     unit: str = ""          # unit of D (tokens, characters, ...); "" when unknown (given parameters)
     #: the fitted runs (columns N and D), for the distance outside the data; None for given parameters
     data: pd.DataFrame | None = None
+    #: the law spec whose formula is the law (None: the named law ``law``)
+    spec: Any = None
+    #: the spec's other inputs, held fixed
+    at: dict[str, float] = field(default_factory=dict)
+    #: the discrepancy per decade outside the data (None: the default, DEFAULT_TAU)
+    tau: float | None = None
 
     @property
     def n_draws(self) -> int:
@@ -96,35 +119,80 @@ class LossLaw:
 
     def flat_params(self, index: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Parameters as 1-d arrays over the flattened draws (optionally re-indexed)."""
-        out = {k: flat(self.params[k]).astype(float) for k in LAW_PARAMETERS[self.law]}
+        names = LAW_PARAMETERS[self.law] if self.spec is None else list(self.params.data_vars)
+        out = {k: flat(self.params[k]).astype(float) for k in names}
         return out if index is None else {k: v[index] for k, v in out.items()}
 
     def loss(self, N, D, p: dict):
-        return law_loss(self.law, N, D, p)
+        """``L(N, D)`` with the parameters ``p`` (arrays that broadcast against ``N`` and ``D``)."""
+        if self.spec is None:
+            return law_loss(self.law, N, D, p)
+        with np.errstate(all="ignore"):
+            return self.spec.formula.evaluate({**self.at, **p, "N": N, "D": D}, backend="numpy")
 
     def data_needed(self, loss, N, p: dict):
-        """Data a from-scratch model of size N needs to reach ``loss`` (inf where unreachable)."""
-        return law_inverse(self.law, loss, N, p)
+        """Data a from-scratch model of size N needs to reach ``loss`` (inf where unreachable).
+
+        A law spec: the root in ``log D`` of ``L(N, D) = loss`` for ``D`` in ``[1, D_MAX]`` (the law must
+        decrease in D there): 1 where the loss is reached already at ``D = 1``, inf where not by ``D_MAX``."""
+        if self.spec is None:
+            return law_inverse(self.law, loss, N, p)
+        names = list(p)
+        loss, N, *values = np.broadcast_arrays(np.asarray(loss, float), np.asarray(N, float),
+                                               *(np.asarray(v, float) for v in p.values()))
+
+        def g(u, L, N, *vals):
+            return self.loss(N, np.exp(u), dict(zip(names, vals, strict=True))) - L
+
+        u, status = _root_decreasing(g, np.zeros(loss.shape), np.full(loss.shape, np.log(D_MAX)),
+                                     (loss, N, *values))
+        return np.where(status == 2, np.inf, np.exp(u))
 
 
-def loss_law(source, params: dict | None = None, *, data: pd.DataFrame | None = None) -> LossLaw:
+def loss_law(source, params: dict | None = None, *, data: pd.DataFrame | None = None,
+             group: str | dict[str, str] | None = None, at: dict[str, float] | None = None,
+             seed: int | None = None) -> LossLaw:
     """A :class:`LossLaw` from a fitted posterior (``.law`` and ``.posterior``; its ``.data``, the fitted runs,
     are kept when they have columns N and D), a netCDF file, a LossLaw, or a law name and a dict of scalars /
     1-d arrays of draws (all of one length; scalars are repeated). ``data``: the runs the law was fitted to
     (columns N and D), for the distance outside the data (module docstring).
 
+    A law spec with inputs ``N`` and ``D``: a fitted :class:`~bayes_scaling.inference.fit.Fit` (its runs kept,
+    its spec's discrepancy ``tau``), or a :class:`~bayes_scaling.laws.spec.LawSpec` (or a built-in spec's name)
+    with ``params``. ``group``: the group of a spec with group columns (a label, or ``{column: label}``; a label
+    the fit has not seen draws a new group of a pooled parameter, seeded by ``seed``); ``at``: values of the
+    spec's other inputs. :func:`spec_loss_laws` gives one law per group.
+
     >>> law = loss_law("chinchilla", {"A": 482, "B": 2085, "E": 1.817, "alpha_N": 0.348, "alpha_D": 0.366})
     >>> law.law, law.n_draws
     ('chinchilla', 1)
+    >>> from bayes_scaling.laws.spec import builtin_spec
+    >>> law = loss_law(builtin_spec("chinchilla"), {"A": 482, "B": 2085, "E": 1.817, "alpha_N": 0.348,
+    ...                                             "alpha_D": 0.366})
+    >>> round(float(law.loss(7e10, 1.4e12, law.flat_params())[0]), 4)
+    1.9728
     """
     if data is not None:
         from dataclasses import replace
 
         if not isinstance(data, pd.DataFrame) or not {"N", "D"} <= set(data.columns) or not len(data):
             raise BayesScalingError("data: the fitted runs, a table with columns N and D")
-        return replace(loss_law(source, params), data=data[["N", "D"]].reset_index(drop=True))
+        return replace(loss_law(source, params, group=group, at=at, seed=seed),
+                       data=data[["N", "D"]].reset_index(drop=True))
     if isinstance(source, LossLaw):
         return source
+    if _is_spec_fit(source):
+        if params is not None:
+            raise BayesScalingError("params: give parameters with a law spec, not with a fit (its posterior has them)")
+        laws_ = spec_loss_laws(source, group=group, at=at, seed=seed)
+        if len(laws_) > 1:
+            raise BayesScalingError(f"{source.spec.name!r} varies by {', '.join(source.spec.groups)}: choose the "
+                                    f"group, loss_law(fit, group=...) with one of {', '.join(laws_)} (or "
+                                    "spec_loss_laws(fit): one law per group)")
+        return next(iter(laws_.values()))
+    if _is_law_spec(source) or (isinstance(source, str) and params is not None and source not in LAW_PARAMETERS
+                                and _builtin_spec_name(source)):
+        return _from_spec_params(source, params, group, at)
     if isinstance(source, str) and source in LAW_PARAMETERS:
         return _from_params(source, params)
     if params is not None:
@@ -145,6 +213,138 @@ def loss_law(source, params: dict | None = None, *, data: pd.DataFrame | None = 
     return LossLaw(out.law, out.params, unit if isinstance(unit, str) else "", runs)
 
 
+def _is_spec_fit(source) -> bool:
+    from bayes_scaling.inference.fit import Fit
+
+    return isinstance(source, Fit)
+
+
+def _is_law_spec(source) -> bool:
+    from bayes_scaling.laws.spec import LawSpec
+
+    return isinstance(source, LawSpec)
+
+
+def _builtin_spec_name(name: str) -> bool:
+    from bayes_scaling.laws.spec import builtin_names
+
+    return name in builtin_names()
+
+
+def _check_spec_inputs(spec, at: dict | None) -> dict[str, float]:
+    """The spec's inputs are N, D and those given in ``at`` (numbers): else a BayesScalingError."""
+    at = dict(at or {})
+    if not {"N", "D"} <= set(spec.inputs):
+        raise BayesScalingError(f"{spec.name!r} is a law of {', '.join(spec.inputs)}, not of N and D: compute-"
+                                "optimal sizes need a loss law with inputs N (parameters) and D (data)")
+    missing = [c for c in spec.inputs if c not in ("N", "D") and c not in at]
+    extra = [c for c in at if c not in spec.inputs or c in ("N", "D")]
+    if missing or extra:
+        raise BayesScalingError(f"{spec.name!r}: give the inputs other than N and D with at={{...}}"
+                                + (f"; missing {', '.join(missing)}" if missing else "")
+                                + (f"; not an input held fixed: {', '.join(extra)}" if extra else ""))
+    out = {}
+    for c, v in at.items():
+        try:
+            out[c] = float(v)
+        except (TypeError, ValueError):
+            raise BayesScalingError(f"at: {c} must be a number, got {v!r}") from None
+        if not np.isfinite(out[c]):
+            raise BayesScalingError(f"at: {c} must be finite, got {v!r}")
+    return out
+
+
+def _group_rows(spec, group, labels: dict[str, list[str]] | None) -> pd.DataFrame:
+    """The group columns of one row per group: ``group`` (a label, or {column: label}), or every label of the
+    fit (``labels``) when None."""
+    cols = spec.groups
+    if not cols:
+        if group is not None:
+            raise BayesScalingError(f"{spec.name!r} has no group columns; leave out group")
+        return pd.DataFrame(index=[0])
+    if group is None:
+        if labels is None:
+            raise BayesScalingError(f"{spec.name!r} varies by {', '.join(cols)}: give group=...")
+        if len(cols) > 1:
+            raise BayesScalingError(f"{spec.name!r} varies by {', '.join(cols)}: give group={{column: label}}")
+        return pd.DataFrame({cols[0]: list(labels[cols[0]])})
+    if not isinstance(group, dict):
+        if len(cols) > 1:
+            raise BayesScalingError(f"{spec.name!r} varies by {', '.join(cols)}: give group={{column: label}}")
+        group = {cols[0]: group}
+    missing = [c for c in cols if c not in group]
+    if missing or set(group) - set(cols):
+        raise BayesScalingError(f"group: expected a label for each of {', '.join(cols)}, got {group!r}")
+    return pd.DataFrame({c: [str(group[c])] for c in cols})
+
+
+def _group_name(row: pd.Series, cols: list[str]) -> str:
+    return str(row[cols[0]]) if len(cols) == 1 else ", ".join(f"{c}={row[c]}" for c in cols)
+
+
+def spec_loss_laws(fit, *, group: str | dict[str, str] | None = None, at: dict[str, float] | None = None,
+                   seed: int | None = None) -> dict[str, LossLaw]:
+    """One :class:`LossLaw` per group of a fitted law spec with inputs ``N`` and ``D`` (a
+    :class:`~bayes_scaling.inference.fit.Fit`): each group's parameter draws, as
+    :meth:`Fit.predict <bayes_scaling.inference.fit.Fit.predict>` takes them (a new label of a pooled parameter:
+    drawn from its population, seeded), keyed by the group's label (``""`` for a spec without groups).
+    ``group``: one group only; ``at``: the values of the spec's other inputs.
+
+    >>> laws = spec_loss_laws(bs.fit(runs, "chinchilla_by_corpus"))       # doctest: +SKIP
+    >>> list(laws)                                                        # doctest: +SKIP
+    ['c4', 'pile']
+    """
+    from bayes_scaling.models import spec_model as sm
+
+    spec = fit.spec
+    fixed = _check_spec_inputs(spec, at)
+    rows = _group_rows(spec, group, fit.labels)
+    table = rows.assign(N=1.0, D=1.0, **fixed)
+    new = sm.prepare(spec, table, what="group", labels=fit.labels, target=False)
+    draws = fit._param_draws(new, np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3]))
+    post = fit.posterior
+    C, Dn = post.sizes["chain"], post.sizes["draw"]
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values}
+    runs = fit.data[["N", "D"]].reset_index(drop=True)
+    tau = float(spec.discrepancy.tau)
+    out = {}
+    for i in range(len(rows)):
+        ds = xr.Dataset({k: (("chain", "draw"), np.asarray(v[:, i], dtype=float).reshape(C, Dn))
+                         for k, v in draws.items()}, coords=coords)
+        bad = [k for k in ds.data_vars if not np.isfinite(ds[k].values).all()]
+        if bad:
+            raise BayesScalingError(f"{spec.name!r}: parameter(s) {', '.join(bad)} have non-finite draws")
+        name = _group_name(rows.iloc[i], spec.groups) if spec.groups else ""
+        out[name] = LossLaw(spec.name, ds, "", runs, spec, fixed, tau)
+    return out
+
+
+def _from_spec_params(source, params: dict | None, group, at) -> LossLaw:
+    """A spec's law with given parameter values (scalars or 1-d arrays of draws of one length)."""
+    from bayes_scaling.laws.spec import builtin_spec
+
+    spec = source if _is_law_spec(source) else builtin_spec(source)
+    fixed = _check_spec_inputs(spec, at)
+    if group is not None:
+        raise BayesScalingError("group: give each parameter's value for the group instead (params)")
+    names = [p.name for p in spec.parameters.values() if p.fixed is None]
+    params = dict(params or {})
+    missing = [n for n in names if n not in params]
+    extra = [n for n in params if n not in spec.parameters]
+    if missing or extra:
+        raise BayesScalingError(f"{spec.name!r} needs parameters {', '.join(names)}"
+                                + (f"; missing {', '.join(missing)}" if missing else "")
+                                + (f"; unknown {', '.join(extra)}" if extra else ""))
+    for p in spec.parameters.values():
+        if p.fixed is not None:
+            params[p.name] = p.fixed
+    ds = _params_dataset(spec.name, params)
+    bad = [n for n in ds.data_vars if not np.isfinite(ds[n].values).all()]
+    if bad:
+        raise BayesScalingError(f"{spec.name!r}: parameter(s) {', '.join(map(str, bad))} must be finite")
+    return LossLaw(spec.name, ds, "", None, spec, fixed, None)
+
+
 def _from_params(law: str, params: dict | None) -> LossLaw:
     names = LAW_PARAMETERS[law]
     params = dict(params or {})
@@ -154,6 +354,12 @@ def _from_params(law: str, params: dict | None) -> LossLaw:
         raise BayesScalingError(f"{law} loss law needs parameters {', '.join(names)}"
                                 + (f"; missing {', '.join(missing)}" if missing else "")
                                 + (f"; unknown {', '.join(extra)}" if extra else ""))
+    return _checked(law, _params_dataset(law, params), "given parameters")
+
+
+def _params_dataset(law: str, params: dict) -> xr.Dataset:
+    """Scalars / 1-d arrays of draws of one length (scalars repeated) as a dataset with dims chain, draw."""
+    names = list(params)
     arrays = {}
     for n in names:
         try:
@@ -169,7 +375,7 @@ def _from_params(law: str, params: dict | None) -> LossLaw:
     S = lengths.pop() if lengths else 1
     ds = xr.Dataset({n: (("chain", "draw"), np.broadcast_to(v, (S,)).reshape(1, S).copy())
                      for n, v in arrays.items()}, coords={"chain": [0], "draw": np.arange(S)})
-    return _checked(law, ds, "given parameters")
+    return ds
 
 
 def _from_posterior(law: str, post: xr.Dataset, what: str) -> LossLaw:
@@ -319,7 +525,8 @@ def _scratch(law: LossLaw, p: dict, C: np.ndarray):
 
 
 def scratch_optimum(law, C, params: dict | None = None, *, discrepancy: float | None = None,
-                    seed: int | None = None) -> xr.Dataset:
+                    seed: int | None = None, group: str | dict[str, str] | None = None,
+                    at: dict[str, float] | None = None) -> xr.Dataset:
     """Posterior of the compute-optimal model size trained from scratch, ``argmin_N L(N, C / (6N))``.
 
     Returns ``N_opt``, ``D_opt = C / (6 N_opt)``, ``loss`` (the loss frontier) and ``at_edge``; dims ``chain``,
@@ -327,15 +534,31 @@ def scratch_optimum(law, C, params: dict | None = None, *, discrepancy: float | 
     :func:`laws.chinchilla_optimal_N`. When the law knows its fitted runs (module docstring): the distance of
     each optimum outside them (``N_orders_outside``, ``D_orders_outside``, ``C_orders_outside``, ``outside``,
     per draw), ``loss`` with the law's discrepancy (``discrepancy``: ``tau`` per decade; None: the default
-    0.059; 0: off; seeded by ``seed``), ``loss_without_discrepancy``, and per budget the coordinates
-    ``share_parameters``, ``share_discrepancy`` of the loss's log-scale variance (their sum is 1).
+    0.059, or a fitted spec's own ``[discrepancy] tau``; 0: off; seeded by ``seed``), ``loss_without_discrepancy``,
+    and per budget the coordinates ``share_parameters``, ``share_discrepancy`` of the loss's log-scale variance
+    (their sum is 1).
+
+    ``law`` may be a fitted law spec of ``N`` and ``D`` (:func:`loss_law`; ``at``: its other inputs): per
+    draw the same minimisation of the spec's formula. A spec with a group column gives one optimum per group
+    (a dimension named after the column, ``group`` for several columns), or the one ``group``.
 
     >>> ds = scratch_optimum("chinchilla", [1e21, 1e23], {"A": 482, "B": 2085, "E": 1.817, "alpha_N": 0.348,
     ...                                                      "alpha_D": 0.366})
     >>> [f"{v:.3g}" for v in ds["N_opt"].values.ravel()]
     ['2.78e+09', '2.95e+10']
+    >>> scratch_optimum(bs.fit(runs, "chinchilla_by_corpus"), [1e21])["N_opt"].dims     # doctest: +SKIP
+    ('chain', 'draw', 'corpus', 'C')
     """
-    law = loss_law(law, params)
+    if _is_spec_fit(law) and law.spec.groups and group is None:
+        laws_ = spec_loss_laws(law, at=at, seed=seed)
+        dim = law.spec.groups[0] if len(law.spec.groups) == 1 else "group"
+        parts = [scratch_optimum(one, C, discrepancy=discrepancy, seed=seed) for one in laws_.values()]
+        out = xr.concat(parts, dim=xr.DataArray(list(laws_), dims=dim), coords="different", compat="equals",
+                        combine_attrs="drop_conflicts")
+        out.attrs["n_at_edge"] = int(sum(p.attrs["n_at_edge"] for p in parts))
+        dims = [d for d in ("chain", "draw", dim, "C") if d in out.dims]
+        return out.transpose(*dims)
+    law = loss_law(law, params, group=group, at=at, seed=seed)
     C = _budgets(C, "C")
     N, D, loss, edge = _scratch(law, law.flat_params(), C)
     like = law.params
@@ -355,7 +578,8 @@ def _with_law_discrepancy(ds: xr.Dataset, law: LossLaw, N: np.ndarray, D: np.nda
         ds["outside"] = xr.full_like(ds["loss"], np.nan, dtype=float)
         ds.attrs.update(tau=0.0, discrepancy="none: the loss law has no fitted runs, so no distance outside them")
         return ds
-    tau = DEFAULT_TAU if discrepancy is None else check_tau(discrepancy, "discrepancy")
+    default = DEFAULT_TAU if law.tau is None else law.tau
+    tau = default if discrepancy is None else check_tau(discrepancy, "discrepancy")
     pts = pd.DataFrame({"N": N.ravel(), "D": D.ravel()})
     where = outside_table(law.data, pts, ["N", "D"])
     for c in where.columns:

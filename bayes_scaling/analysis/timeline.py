@@ -19,10 +19,23 @@ as many values as posterior draws paired in order; otherwise resampled with the 
 
 >>> fc = forecast(fit, N=1.75e11, D_req=np.random.default_rng(0).lognormal(np.log(1e12), 1, 4000), seed=1)  # doctest: +SKIP
 >>> fc["saving"].quantile([0.05, 0.5, 0.95], dim=("chain", "draw"))       # doctest: +SKIP
+
+**Any law** (:func:`solve_law`): given a fit of any law spec (or a transfer fit, as its law
+``D_T = k D_F**alpha N**beta``), a target value ``y*`` of the law's output and the other inputs, the value of one
+named input ``x`` with ``f(x; theta) = y*`` per posterior draw, e.g. the data ``D`` that reaches a loss of 2.1 at
+``N = 1e9`` under a Chinchilla fit. Per draw the law is evaluated on a grid over the search interval (log-spaced
+for an input that is positive in the data); it must be monotone there (else ``status`` 2: no unique solution),
+reach ``y*`` (else ``status`` 1: e.g. a loss below the irreducible loss) and be finite (else ``status`` 3);
+the grid interval where it crosses ``y*`` brackets the root, which SciPy's bracketing root finder
+(``find_root``) finds to machine precision. Unsolved draws are NaN, counted and reported, never dropped.
+
+>>> sol = solve_law(fit, "D", 2.1, at={"N": 1e9})                                        # doctest: +SKIP
+>>> sol["D"].quantile([0.05, 0.5, 0.95], dim=("chain", "draw"))                          # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -34,7 +47,20 @@ from bayes_scaling.analysis.predictions import data_range, orders_outside, param
 from bayes_scaling.errors import format_rows
 from bayes_scaling.laws import formulas as laws
 
-__all__ = ["solve_D_F", "forecast", "forecast_grid", "unsolved", "NoSolutionWarning"]
+__all__ = ["solve_D_F", "forecast", "forecast_grid", "unsolved", "solve_law", "SOLVE_STATUS", "NoSolutionWarning"]
+
+#: ``status`` of :func:`solve_law`: code -> reason
+SOLVE_STATUS: dict[int, str] = {
+    0: "solved",
+    1: "the law does not reach the target within the search interval",
+    2: "the law is not monotone in the input over the search interval (no unique solution)",
+    3: "the law is not finite over the search interval",
+}
+#: points of the grid on which :func:`solve_law` checks monotonicity and brackets the root
+SOLVE_GRID = 64
+#: the default search interval of :func:`solve_law` extends the data's range by this many decades (or, for an
+#: input not positive throughout the data, by this many times its width) on each side
+SOLVE_WIDEN = 6.0
 
 
 class NoSolutionWarning(UserWarning):
@@ -164,9 +190,15 @@ def forecast(fit, *, N, D_req, pretraining=None, compute_per_example=None, seed:
 
 
 def unsolved(result: xr.Dataset) -> pd.DataFrame:
-    """The draws of a :func:`forecast` (or :func:`forecast_grid`) result without a solution: chain, draw,
-    pretraining (and scenario), the aligned inputs and the reason. Empty when every draw was solved."""
+    """The draws of a :func:`forecast` (or :func:`forecast_grid`, :func:`solve_law`) result without a solution:
+    chain, draw, pretraining (and scenario), the aligned inputs and the reason. Empty when every draw was
+    solved."""
     bad = ~result["solved"]
+    if "status" in result:       # solve_law: the reason per draw
+        df = result["status"].to_dataframe(name="status").reset_index()
+        df = df[df["status"] != 0].reset_index(drop=True)
+        df["reason"] = df["status"].map(SOLVE_STATUS)
+        return df
     df = bad.to_dataframe(name="unsolved").reset_index()
     df = df[df["unsolved"]].drop(columns="unsolved")
     inputs = [v for v in ("N", "D_req") if v in result.data_vars]
@@ -201,4 +233,162 @@ def forecast_grid(fit, *, N, D_req, pretraining=None, compute_per_example=None,
     if caught:
         warnings.warn(f"forecast_grid: {out.attrs['n_unsolved']} draw(s) x scenarios have no unique solution "
                       "(NaN; see the solved variable)", NoSolutionWarning, stacklevel=2)
+    return out
+
+
+# ---- any law ---------------------------------------------------------------------------------------------
+
+
+def _solve_groups(fit, group) -> pd.DataFrame:
+    """One row of group columns per group to solve for: ``group`` (a label, or {column: label}), else the
+    combinations of the fit's data."""
+    from bayes_scaling.errors import BayesScalingError
+
+    cols = fit.spec.groups
+    if not cols:
+        if group is not None:
+            raise BayesScalingError(f"{fit.spec.name!r} has no group columns; leave out the group")
+        return pd.DataFrame(index=[0])
+    if group is None:
+        return fit.data[cols].astype(str).drop_duplicates().sort_values(cols).reset_index(drop=True)
+    if not isinstance(group, dict):
+        if len(cols) > 1:
+            raise BayesScalingError(f"{fit.spec.name!r} varies by {', '.join(cols)}: give the group as "
+                                    "{column: label}")
+        group = {cols[0]: group}
+    if set(group) != set(cols):
+        raise BayesScalingError(f"group: expected a label for each of {', '.join(cols)}, got {group!r}")
+    return pd.DataFrame({c: [str(group[c])] for c in cols})
+
+
+def solve_law(fit, solve: str, target, at: dict[str, float] | None = None, *, group=None,
+              bounds: tuple[float, float] | None = None, seed: int | None = None) -> xr.Dataset:
+    """Posterior of the input ``solve`` at which the law reaches ``target``: per draw, ``x`` with
+    ``f(x, at; theta) = target`` (module docstring: grid, monotonicity check, bracketed root).
+
+    Args:
+        fit: a fitted law spec (:class:`~bayes_scaling.inference.fit.Fit`) or a transfer fit (its law
+            ``D_T = k D_F**alpha N**beta``, :func:`~bayes_scaling.inference.fit.as_spec_fit`).
+        solve: the input column to solve for (one of the spec's inputs).
+        target: the value(s) of the law's output (a number or a list: dimension ``target``).
+        at: the values of the other inputs (numbers).
+        group: one group of a spec with group columns (a label or ``{column: label}``; a label the fit has not
+            seen draws a new group of a pooled parameter, seeded by ``seed``); default: every group of the fit
+            (dimension ``group``).
+        bounds: the search interval of ``solve``; default: the data's range widened by :data:`SOLVE_WIDEN`
+            decades on each side (by that many widths for an input not positive throughout the data).
+
+    Returns:
+        A dataset with dims ``chain``, ``draw``, (``group``), ``target``: the solution (named ``solve``, NaN
+        where unsolved), ``solved``, ``status`` (:data:`SOLVE_STATUS`) and ``<solve>_orders_outside`` (the
+        distance outside the fitted data: orders of magnitude, + above); attributes ``n_unsolved``, the count
+        per reason, ``equation``, ``bounds``. Unsolved draws raise a :class:`NoSolutionWarning` with the
+        counts; :func:`unsolved` lists them.
+
+    >>> sol = solve_law(fit, "D", [2.1, 2.3], at={"N": 1e9})             # doctest: +SKIP
+    >>> int(sol.attrs["n_unsolved"])                                     # doctest: +SKIP
+    0
+    """
+    from scipy.optimize.elementwise import find_root
+
+    from bayes_scaling.errors import BayesScalingError
+    from bayes_scaling.inference.fit import as_spec_fit
+    from bayes_scaling.laws.discrepancy import signed_outside
+    from bayes_scaling.models import spec_model as sm
+
+    fit = as_spec_fit(fit)
+    spec = fit.spec
+    if solve not in spec.inputs:
+        raise BayesScalingError(f"cannot solve for {solve!r}: the inputs of {spec.name!r} "
+                                f"({spec.target} = {spec.formula.text}) are {', '.join(spec.inputs)}")
+    at = dict(at or {})
+    missing = [c for c in spec.inputs if c != solve and c not in at]
+    extra = [c for c in at if c not in spec.inputs or c == solve]
+    if missing or extra:
+        raise BayesScalingError(f"give the value of every input of {spec.name!r} other than {solve}"
+                                + (f"; missing {', '.join(missing)}" if missing else "")
+                                + (f"; not another input: {', '.join(extra)}" if extra else ""))
+    fixed = {c: float(as_draws(v, c, positive=False)[0]) if np.ndim(v) == 0 else np.nan for c, v in at.items()}
+    bad = [c for c, v in fixed.items() if not np.isfinite(v)]
+    if bad:
+        raise BayesScalingError(f"at: {', '.join(bad)} must be one finite number each")
+    targets = as_draws(target, "target", positive=False)
+    data_x = fit.data[solve].to_numpy(dtype=float)
+    positive = bool(np.all(data_x > 0))
+    if bounds is None:
+        lo_d, hi_d = float(data_x.min()), float(data_x.max())
+        if positive:
+            lo, hi = lo_d / 10**SOLVE_WIDEN, hi_d * 10**SOLVE_WIDEN
+        else:
+            w = (hi_d - lo_d) or 1.0
+            lo, hi = lo_d - SOLVE_WIDEN * w, hi_d + SOLVE_WIDEN * w
+    else:
+        lo, hi = (float(b) for b in bounds)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi) or (positive and lo <= 0):
+            raise BayesScalingError(f"bounds must be finite with low < high{' and low > 0' if positive else ''} "
+                                    f"({solve} is positive in the data: solved on the log scale), got {bounds!r}")
+    rows = _solve_groups(fit, group)
+    table = rows.assign(**fixed, **{solve: 1.0})
+    new = sm.prepare(spec, table, what="group", labels=fit.labels, target=False)
+    params = fit._param_draws(new, np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3]))  # (S, G)
+    names = list(params)
+    S, G, T = next(iter(params.values())).shape[0], len(rows), len(targets)
+    shape = (S, G, T)
+    vals = [np.broadcast_to(params[n][:, :, None], shape) for n in names]
+    tgt = np.broadcast_to(targets[None, None, :], shape)
+    to_x = np.exp if positive else (lambda u: u)
+    from_x = np.log if positive else (lambda x: x)
+
+    def law(u, *v):
+        with np.errstate(all="ignore"):
+            f = spec.formula.evaluate({**fixed, **dict(zip(names, v, strict=True)), solve: to_x(u)},
+                                      backend="numpy")
+        return np.asarray(f, dtype=float) * np.ones(np.shape(u))
+
+    grid = np.linspace(from_x(lo), from_x(hi), SOLVE_GRID)
+    f = law(np.broadcast_to(grid, shape + (SOLVE_GRID,)), *(v[..., None] for v in vals))   # (S, G, T, K)
+    finite = np.isfinite(f).all(axis=-1)
+    step = np.diff(f, axis=-1)
+    monotone = (step >= 0).all(axis=-1) | (step <= 0).all(axis=-1)
+    r = f - tgt[..., None]
+    cross = (np.sign(r[..., :-1]) * np.sign(r[..., 1:]) <= 0)                           # (S, G, T, K-1)
+    reached = cross.any(axis=-1)
+    k = np.argmax(cross, axis=-1)
+    status = np.where(~finite, 3, np.where(~monotone, 2, np.where(~reached, 1, 0)))
+    ok = status == 0
+    a, b = grid[k], grid[k + 1]
+
+    def resid(u, t, *v):
+        return law(u, *v) - t
+
+    with np.errstate(all="ignore"):
+        res = find_root(resid, (a, b), args=(tgt, *vals))
+    ok &= res.success
+    status = np.where((status == 0) & ~res.success, 3, status)
+    x = np.where(ok, to_x(np.where(ok, res.x, 0.0)), np.nan)
+    dims = ("group", "target")
+    gnames = [", ".join(f"{c}={r[c]}" for c in spec.groups) if len(spec.groups) > 1 else
+              (str(r[spec.groups[0]]) if spec.groups else "") for _, r in rows.iterrows()]
+    coords = {"group": gnames, "target": targets}
+    like = fit.posterior
+    out = xr.Dataset({solve: unflat(x, like, dims, coords), "solved": unflat(ok, like, dims, coords),
+                      "status": unflat(status, like, dims, coords)})
+    out[f"{solve}_orders_outside"] = unflat(signed_outside(x, data_x).reshape(x.shape), like, dims, coords)
+    if not spec.groups:
+        out = out.squeeze("group", drop=True)
+    counts = {SOLVE_STATUS[c]: int((status == c).sum()) for c in (1, 2, 3)}
+    n_bad = int((~ok).sum())
+    shown = ", ".join(f"{c} = {v:g}" for c, v in fixed.items())
+    out.attrs.update(n_unsolved=n_bad, **{f"n_status_{c}": int((status == c).sum()) for c in (1, 2, 3)},
+                     equation=f"{spec.target}({solve}{', ' + shown if shown else ''}) = target, "
+                              f"{spec.target} = {spec.formula.text}",
+                     law=spec.name, solve=solve, target_name=spec.target, bounds=[lo, hi],
+                     scale="log" if positive else "linear", at=json.dumps(fixed),
+                     seed="" if seed is None else int(seed))
+    if n_bad:
+        why = "; ".join(f"{n}: {why}" for why, n in counts.items() if n)
+        warnings.warn(f"solve_law: {n_bad} of {ok.size} (posterior draws x groups x targets) have no solution for "
+                      f"{solve} in "
+                      f"[{lo:.4g}, {hi:.4g}] and are NaN ({why}); see the status variable and unsolved()",
+                      NoSolutionWarning, stacklevel=2)
     return out

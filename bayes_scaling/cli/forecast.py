@@ -1,4 +1,6 @@
-"""``bayes-scaling forecast``: target-task data needed with pre-training (D_F + k D_F^alpha N^beta = D_req)."""
+"""``bayes-scaling forecast``: target-task data needed with pre-training (D_F + k D_F^alpha N^beta = D_req); or,
+with ``--solve``, the input at which any fitted law reaches a target value (``forecast FIT --solve D --target 2.1
+--at N=1e9``)."""
 
 from __future__ import annotations
 
@@ -26,8 +28,23 @@ def register(sub) -> None:
                        description="Posterior of D_F, the saving D_req / D_F and (with --compute-per-example) "
                                    "the compute saved, for every (N, D_req) scenario or for draws of N and "
                                    "D_req from another model (--N-draws / --D-req-draws; aligned draw by draw, "
-                                   "resampled with the seed when the numbers of draws differ).")
+                                   "resampled with the seed when the numbers of draws differ). With --solve "
+                                   "(any fit): per posterior draw, the value of one input at which the law "
+                                   "reaches --target, the other inputs at --at, e.g. --solve D --target 2.1 --at "
+                                   "N=1e9 (the law must be monotone in the input over the search interval; draws "
+                                   "without a solution are counted, not dropped).")
     posterior_args(p)
+    p.add_argument("--solve", default=None, metavar="INPUT",
+                   help="any fit: the input column to solve the law for (e.g. D)")
+    p.add_argument("--target", nargs="+", type=cmdoptions.finite, default=None, metavar="Y",
+                   help="with --solve: the value(s) of the law's output to reach (e.g. a loss of 2.1)")
+    p.add_argument("--at", nargs="*", default=[], metavar="NAME=VALUE", dest="at_values",
+                   help="with --solve: the other inputs, e.g. N=1e9")
+    p.add_argument("--group", nargs="+", default=None, metavar="[COLUMN=]LABEL",
+                   help="with --solve: one group of a law with group columns (default: every group of the fit)")
+    p.add_argument("--bounds", nargs=2, type=cmdoptions.finite, default=None, metavar=("LOW", "HIGH"),
+                   help="with --solve: the search interval of the input (default: the data's range widened by "
+                        "6 decades each side)")
     p.add_argument("--N", nargs="+", type=cmdoptions.positive_float, default=None, help="model size(s) (scenarios)")
     p.add_argument("--D-req", dest="D_req", nargs="+", type=cmdoptions.positive_float, default=None,
                    help="data the target task needs from scratch (scenarios)")
@@ -49,6 +66,12 @@ def cmd_forecast(args) -> int:
     from bayes_scaling.inference.sampling import load_fit
     from bayes_scaling.output.exports import export
 
+    solve_options = [o for o, v in (("--target", args.target), ("--at", args.at_values), ("--group", args.group),
+                                    ("--bounds", args.bounds)) if v]
+    if args.solve is not None:
+        return cmd_solve(args)
+    if solve_options:
+        raise BayesScalingError(f"{', '.join(solve_options)} go with --solve INPUT")
     for given, draws, flag in ((args.N, args.N_draws, "--N"), (args.D_req, args.D_req_draws, "--D-req")):
         if (given is None) == (draws is None):
             raise BayesScalingError(f"give exactly one of {flag} and {flag}-draws")
@@ -90,3 +113,91 @@ def cmd_forecast(args) -> int:
     if args.out:
         print(f"wrote {export(ds, args.out)}", file=sys.stderr)
     return 0
+
+
+def _name_values(items: list[str], option: str) -> dict[str, str]:
+    from bayes_scaling.errors import BayesScalingError
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise BayesScalingError(f"{option} expects NAME=VALUE, got {item!r}")
+        if name.strip() in out:
+            raise BayesScalingError(f"{option} names {name.strip()!r} more than once")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def cmd_solve(args) -> int:
+    """``forecast FIT.nc --solve INPUT --target Y [Y ...] --at NAME=VALUE ...``: any fit."""
+    import math
+    import warnings
+
+    from bayes_scaling.analysis.timeline import solve_law
+    from bayes_scaling.errors import BayesScalingError
+    from bayes_scaling.inference.fit import as_spec_fit, load
+    from bayes_scaling.output.exports import export
+
+    transfer_only = [o for o, v in (("--N", args.N), ("--D-req", args.D_req), ("--N-draws", args.N_draws),
+                                    ("--D-req-draws", args.D_req_draws),
+                                    ("--compute-per-example", args.compute_per_example),
+                                    ("--pretraining", args.pretraining)) if v is not None]
+    if transfer_only:
+        raise BayesScalingError(f"--solve takes the other inputs from --at; leave out {', '.join(transfer_only)}")
+    if args.tau:
+        raise BayesScalingError("--tau applies to the transfer forecast; --solve gives the parameters' uncertainty")
+    if not args.target:
+        raise BayesScalingError("--solve needs --target Y (the value of the law's output to reach)")
+    at = {}
+    for name, text in _name_values(args.at_values, "--at").items():
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise BayesScalingError(f"--at {name}={text}: expected a finite number")
+        at[name] = value
+    group = None
+    if args.group:
+        pairs = [g for g in args.group if "=" in g]
+        if pairs and len(pairs) != len(args.group):
+            raise BayesScalingError("--group takes one LABEL, or COLUMN=LABEL for each group column")
+        group = _name_values(args.group, "--group") if pairs else args.group[0]
+        if not pairs and len(args.group) > 1:
+            raise BayesScalingError("--group takes one LABEL, or COLUMN=LABEL for each group column")
+    check_draws_out(args)
+    fit = as_spec_fit(load(args.fit))
+    ds = solve_law(fit, args.solve, args.target, at, group=group,
+                   bounds=tuple(args.bounds) if args.bounds else None, seed=args.seed)
+    x = args.solve
+    keys = [k for k in ("group", "target") if k in ds.dims]
+    with warnings.catch_warnings():    # a scenario no draw solves: NaN, counted in the unsolved column
+        warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
+        table = interval_table(ds, [x, f"{x}_orders_outside"], args.ci, keys)
+    counts = (ds["status"] != 0).sum(("chain", "draw")).to_dataframe(name="unsolved").reset_index()
+    table = table.merge(counts[keys + ["unsolved"]], on=keys)
+    table = table.rename(columns={f"{x}_orders_outside": f"{x}_outside"}).drop(
+        columns=[f"{x}_orders_outside_lo", f"{x}_orders_outside_hi"])
+    from bayes_scaling.cli._output import emit
+
+    emit("intervals", table, ci_prob=args.ci, solve=x, equation=ds.attrs["equation"], bounds=ds.attrs["bounds"],
+         n_unsolved=ds.attrs["n_unsolved"])
+    if not args.csv:
+        lo, hi = ds.attrs["bounds"]
+        reasons = "; ".join(f"{ds.attrs[f'n_status_{c}']} {why}" for c, why in _reasons().items()
+                            if ds.attrs[f"n_status_{c}"])
+        print(f"{x} solving {ds.attrs['equation']}; per posterior draw, searched in [{lo:.4g}, {hi:.4g}] "
+              f"({ds.attrs['scale']} scale); {x}_outside = distance outside the fitted data (median over draws; "
+              f"orders of magnitude for a positive input); unsolved = draws without a solution (NaN, not dropped)"
+              + (f": {reasons}" if reasons else ""))
+    print_table(table, [x], args.ci, args.csv, [f"{x}_outside", "unsolved"])
+    if args.out:
+        print(f"wrote {export(ds, args.out)}", file=sys.stderr)
+    return 0
+
+
+def _reasons() -> dict[int, str]:
+    from bayes_scaling.analysis.timeline import SOLVE_STATUS
+
+    return {c: why for c, why in SOLVE_STATUS.items() if c}
