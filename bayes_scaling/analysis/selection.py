@@ -213,8 +213,9 @@ def power_phase_spec(D_ref: float, *, group: str = "model", size: str = "D", tar
     line (Lin et al. 2024, Algorithm 1) with a posterior for every prediction, and P(best); with
     ``slope="pooled"``, partially pooled (centred, population mean Normal(0, 1), spread ``Gamma(2, 2 / 0.1)``),
     a model's slope drawn toward the others' (``within``: both parameters in two levels, as
-    :func:`selection_spec`). Both converge on Lin et al.'s 30 models x 3 targets x 7 budgets (R-hat <= 1.01, no
-    divergence: docs/validation.md); pooling the slopes scored slightly lower there (Pearson r 0.005-0.01 below).
+    :func:`selection_spec`). The default converges on Lin et al.'s 30 models x 3 targets x 7 budgets (R-hat <=
+    1.01, no divergence: docs/validation.md); pooled slopes, tried on two of those cells, scored lower in Pearson r
+    (by 0.006).
 
     >>> power_phase_spec(25600).formula.text
     'L1 / (D / 25600)**beta'
