@@ -157,6 +157,8 @@ def test_power_phase_spec_is_the_rectified_law_past_its_bend():
         power_phase_spec(6400, slope="shared")
     with pytest.raises(ValueError, match="zero_shot=True"):
         select_model(_tiny_runs(), max_D=400, target_D=800, zero_shot=True)
+    with pytest.raises(ValueError, match="not a selection_spec fit"):
+        lin_parameters(type("F", (), {"posterior": {"L1": None, "beta": None}, "spec": spec})())
 
 
 def _demo_runs():

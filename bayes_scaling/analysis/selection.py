@@ -248,6 +248,10 @@ def lin_parameters(fit, D_ref: float | None = None) -> pd.DataFrame:
     :func:`selection_spec` (``E = f L1``, ``D_l = D_ref**beta (1 - f) L1 / s``, ``B = ((1 - f) L1 + s) D_l``);
     ``D_ref`` is read from the fit's formula when not given."""
     post = fit.posterior
+    missing = [v for v in ("L1", "s", "beta", "f") if v not in post]
+    if missing:
+        raise ValueError(f"not a selection_spec fit (no {', '.join(missing)} in its posterior): lin_parameters reads "
+                         "the whole-curve fit, select_model(..., window='all')")
     if D_ref is None:
         m = re.search(r"/ ([0-9.e+]+)\)\*\*beta", fit.spec.formula.text)
         if not m:
@@ -410,7 +414,9 @@ class ModelSelection:
     ``target_D`` beyond the model's own runs), ``n_runs`` (runs fitted), and ``actual`` when the data hold the
     loss at ``target_D`` (kept out of the fit). ``metrics``: ``pearson``, ``relative_accuracy``,
     ``actual_best``, ``p_best_of_actual_best`` (and ``p_best_discrepancy_of_actual_best``), ``coverage``
-    (fraction of actual losses inside [lo, hi]); NaN without actual losses. ``held_out``: the runs not fitted (above ``max_D``, and D = 0 unless ``zero_shot``).
+    (fraction of actual losses inside [lo, hi]); NaN without actual losses. ``held_out``: the runs not fitted
+    (above ``max_D``, D = 0 unless ``zero_shot``, and with ``window="power_phase"`` those before each model's
+    power phase).
     ``converged``: max R-hat <= :data:`RHAT_MAX` and no divergence (``diagnostics``: the fit's
     :class:`~bayes_scaling.inference.sampling.Diagnostics`); when False, ``p_best`` is not to be trusted (the
     chains disagree about it) and :func:`select_model` has warned."""
