@@ -479,8 +479,10 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
             ``p_best_discrepancy``, each model's prediction with its own discrepancy draw, from the same
             predictive distributions as the intervals) or ``"law"`` (``p_best``, the law taken as exact outside
             the runs). Chosen on Lin et al.'s held-out full-data runs (README, "Choosing a model to fine-tune").
-        within: with the default model, pool each parameter in two levels: the candidates within this column's
-            groups (``"family"`` in Lin et al.'s data), those across all (:func:`selection_spec`).
+        within: with the default model, pool in two levels: the candidates within this column's groups
+            (``"family"`` in Lin et al.'s data), those across all; with ``window="power_phase"`` the level ``L1``
+            (the slopes stay per model: :func:`power_phase_spec`), with ``window="all"`` every parameter
+            (:func:`selection_spec`).
         fit_kwargs: passed to :func:`bayes_scaling.fit` (``draws``, ``tune``, ``chains``, ...).
 
     Returns:
