@@ -1,16 +1,19 @@
-"""Lin et al. (2024) Table 1 with a Bayesian column (issue 11): choose the model to fine-tune from small runs.
+"""Lin et al. (2024) Table 1 with a Bayesian column: choose the model to fine-tune from small runs.
 
     python benchmarks/lin_selection.py OUT [--targets flan wmt19 gigaword] [--ratios 8 16 ...] [--draws 1000]
-                                           [--tune 1000] [--chains 4] [--published PATH]
+                                           [--tune 1000] [--chains 4] [--window power_phase|all] [--published PATH]
     python benchmarks/lin_selection.py OUT --combine     # OUT/table1.csv from the per-target files
 
-For each target and budget ratio 1/r, the rectified law (partially pooled across the 30 models, in the
-parameterization of ``bs.analysis.selection.selection_spec``) is fitted to the runs with 0 < D <= 1,638,400 / r,
-and each model's loss at 1,638,400 is predicted (``bs.analysis.select_model``). The sampler settings default to
-``bs.fit``'s (1000 draws x 4 chains after 1000 tuning steps); each row records the fit's max R-hat, min bulk ESS,
-divergences and ``converged`` (R-hat <= 1.01, no divergence): report only converged rows. Writes OUT/<target>_<r>.csv (per model: P(best), predicted loss, predictive
-interval, actual), OUT/table1_<target>.csv (Pearson correlation and relative accuracy beside Lin et al.'s AtS and
-baselines) and, with --combine, OUT/table1.csv. Uses the bundled data (offline); the published values come from
+For each target and budget ratio 1/r, ``bs.analysis.select_model`` fits the runs with 0 < D <= 1,638,400 / r
+(by default each model's power-phase runs, as Lin et al.'s AtS chooses them, with the partially pooled power law
+``bs.analysis.selection.power_phase_spec``; ``--window all``: every run, the whole rectified law) and predicts
+each model's loss at 1,638,400. In the same run: Lin et al.'s AtS recomputed from the data
+(``baseline_selection(..., "ats")``), their other baselines, and their published Table 1 values. The sampler
+settings default to ``bs.fit``'s (1000 draws x 4 chains after 1000 tuning steps); each row records the fit's max
+R-hat, min bulk ESS, divergences and ``converged`` (R-hat <= 1.01, no divergence). Writes OUT/<target>_<r>.csv
+(per model: P(best), predicted loss, predictive interval, actual), OUT/table1_<target>.csv (Pearson correlation
+and relative accuracy beside AtS and the baselines) and, with --combine, OUT/table1.csv (and a summary of Bayes
+minus published AtS). Uses the bundled data (offline); the published values come from
 ../shared/data/lin2024_finetuning/published_selection_table1.tex when it is there.
 """
 
@@ -39,6 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--published", default=str(PUBLISHED))
+    ap.add_argument("--window", default="power_phase", choices=["power_phase", "all"])
     ap.add_argument("--combine", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -48,13 +52,15 @@ def main(argv=None) -> int:
         table = pd.concat(parts, ignore_index=True)
         table.to_csv(out / "table1.csv", index=False)
         print(table.to_string(index=False))
+        _summary(table)
         return 0
     published = args.published if Path(args.published).is_file() else None
     data = bs.datasets.load_lin()
     for t in args.targets:
         t0 = time.time()
         table, sels = lin_table1(data, targets=[t], ratios=args.ratios, published=published, seed=args.seed,
-                                 draws=args.draws, tune=args.tune, chains=args.chains, warn=False)
+                                 draws=args.draws, tune=args.tune, chains=args.chains, warn=False,
+                                 window=args.window)
         diag = {}
         for (tt, r), sel in sels.items():
             sel.table.to_csv(out / f"{tt}_{r}.csv", index=False)
@@ -70,7 +76,17 @@ def main(argv=None) -> int:
         table.insert(3, "seconds", (time.time() - t0) / len(args.ratios))
         print(f"{t}: {time.time() - t0:.0f} s")
         print(table.to_string(index=False), flush=True)
+        _summary(table)
     return 0
+
+
+def _summary(table: pd.DataFrame) -> None:
+    """Per target and metric: Bayes minus AtS (recomputed, and published when there), worst and mean."""
+    cols = [c for c in ("ats", "published_ats") if c in table.columns]
+    for (t, metric), g in table.groupby(["target", "metric"], sort=False):
+        parts = [f"{c}: min {(g['bayes'] - g[c]).min():+.3f}, mean {(g['bayes'] - g[c]).mean():+.3f}" for c in cols]
+        print(f"{t} {metric}: Bayes minus " + "; ".join(parts) + f"; max R-hat {g['max_rhat'].max():.4f}, "
+              f"min ESS {g['min_ess_bulk'].min():.0f}, divergences {int(g['divergences'].sum())}")
 
 
 if __name__ == "__main__":

@@ -3,18 +3,30 @@
 The task of Lin et al. (2024), "Selecting Large Language Model to Fine-tune via Rectified Scaling Law" (ICML,
 arXiv:2402.02314): each candidate model is fine-tuned on small subsets only, of at most ``max_D`` examples (their
 budget ratio ``gamma = max_D / target_D``, 1/8 ... 1/512 of the full 1,638,400 examples), and the loss each model
-would reach after fine-tuning on all ``target_D`` examples is predicted. Here the prediction is Bayesian: one
-fit of the rectified law
+would reach after fine-tuning on all ``target_D`` examples is predicted. Their law,
 
-    L(D) = B[m] / (D_l[m] + D**beta[m]) + E[m]
+    L(D) = B[m] / (D_l[m] + D**beta[m]) + E[m],
 
-fitted to the runs with ``0 < D <= max_D``; its posterior gives, per model, the predicted loss at ``target_D``
+has a pre-power phase (``D**beta`` comparable to ``D_l``) and a power phase, where ``log L`` falls on a straight
+line in ``log D`` until the floor ``E`` is felt. Their method, AtS (Accept then Stop), finds each model's power
+phase from its largest runs down (:func:`power_phase`) and extrapolates the line through those runs. Here the
+prediction is Bayesian, on the same runs by default (``window="power_phase"``): one fit of the power law
+
+    L(D) = L1[m] / (D / D_ref)**beta[m]                 (:func:`power_phase_spec`)
+
+to every model's power-phase runs with ``L1`` and ``beta`` partially pooled across models (a model with three
+runs borrows its slope from the others'); its posterior gives, per model, the predicted loss at ``target_D``
 with a predictive interval, and the posterior probability that the model is the best (lowest loss;
-:func:`bayes_scaling.analysis.best.best_group`). The model selected is the one most probably best.
+:func:`bayes_scaling.analysis.best.best_group`). The model selected is the one most probably best. These fits
+converge on all of Lin et al.'s runs (R-hat <= 1.01, no divergence: docs/validation.md).
 
-The law is fitted in a parameterization whose parameters the runs identify (:func:`selection_spec`), not in
-Lin et al.'s (B, D_l, beta, E): on runs that have not flattened (every budget of Table 1) the floor E is barely
-constrained by the data, and in Lin et al.'s parameterization B, D_l, beta and E all move with it, a curved
+``window="all"`` fits the whole rectified law to every run with ``0 < D <= max_D`` instead (the floor ``E``
+then set by its prior, as the runs of Table 1's budgets have not flattened); it predicts worse on Lin et al.'s
+data, and its 30-model fits do not reach R-hat 1.01.
+
+With ``window="all"`` the law is fitted in a parameterization whose parameters the runs identify
+(:func:`selection_spec`), not in Lin et al.'s (B, D_l, beta, E): on runs that have not flattened (every budget
+of Table 1) the floor E is barely constrained by the data, and in Lin et al.'s parameterization B, D_l, beta and E all move with it, a curved
 ridge per model that NUTS did not cross (FLAN, 30 models: max R-hat 2.1 at 1/8, bulk ESS < 10). Here, with
 ``D_ref`` the geometric centre of the fitted runs' D range and ``x = D / D_ref``::
 
@@ -37,9 +49,10 @@ Their two metrics (their code: ``src/draw.py``, ``selection_performance``), acro
 - ``relative_accuracy``: where the selected model's actual loss lies between the worst and the best model's,
   ``RelAcc = (L_worst - L_selected) / (L_worst - L_best)`` (1: the best model was selected; 0: the worst).
 
-Their baselines (Table 1) need no fit: ``zero_shot`` (rank by the loss before fine-tuning, D = 0), ``subtuning``
-(rank by the loss at ``max_D``), ``model_size`` (rank by parameter count, largest first; its Pearson feature is
-``log(size)``): :func:`baseline_selection`.
+Their methods of Table 1 need no Bayesian fit: ``ats`` (the line through each model's power phase; reproduces
+their AtS column), ``zero_shot`` (rank by the loss before fine-tuning, D = 0), ``subtuning`` (rank by the loss
+at ``max_D``), ``model_size`` (rank by parameter count, largest first; its Pearson feature is ``log(size)``):
+:func:`baseline_selection`.
 
 >>> sel = select_model(bs.datasets.load_lin("flan"), ratio=8, seed=1)     # doctest: +SKIP
 >>> sel.table.head(3)                                                      # doctest: +SKIP
@@ -60,15 +73,20 @@ import pandas as pd
 from bayes_scaling.errors import ConvergenceWarning, DataError, format_rows
 
 __all__ = ["pearson_correlation", "relative_accuracy", "baseline_selection", "select_model", "ModelSelection",
-           "lin_table1", "read_lin_table1", "selection_spec", "lin_parameters", "LIN_FULL_D", "LIN_RATIOS",
-           "BASELINES", "RHAT_MAX"]
+           "lin_table1", "read_lin_table1", "selection_spec", "power_phase", "power_phase_spec", "lin_parameters",
+           "LIN_FULL_D", "LIN_RATIOS", "BASELINES", "WINDOWS", "RHAT_MAX"]
 
 #: Lin et al.'s full fine-tuning set: 1,638,400 examples (200 * 2**13).
 LIN_FULL_D = 1_638_400
 #: Their budget ratios: the runs used have at most LIN_FULL_D / ratio examples (Table 1: 1/8 ... 1/512).
 LIN_RATIOS = (8, 16, 32, 64, 128, 256, 512)
-#: Their selection baselines (Table 1 columns ZeroShot, SubTuning, ModelSize).
-BASELINES = ("zero_shot", "subtuning", "model_size")
+#: Their selection methods that need no Bayesian fit (Table 1 columns AtS, ZeroShot, SubTuning, ModelSize).
+BASELINES = ("ats", "zero_shot", "subtuning", "model_size")
+#: ``select_model(window=...)``: which of each model's runs are fitted (:func:`power_phase`, or all).
+WINDOWS = ("power_phase", "all")
+#: AtS's phase-transition test (Lin et al.'s code, ``src/model_select.py``): start from the ``k`` largest runs,
+#: and stop adding smaller ones at the first lying more than ``delta`` residual standard deviations off the line.
+ATS_K, ATS_DELTA = 3, 5.0
 #: ``select_model(rank_by=...)``: the column of P(best) that orders the candidates.
 RANK_COLUMNS = {"discrepancy": "p_best_discrepancy", "law": "p_best"}
 #: A selection whose fit has a larger R-hat (or any divergence) has not converged: its P(best) is not reported
@@ -131,11 +149,109 @@ def selection_spec(D_ref: float, *, group: str = "model", size: str = "D", targe
                   "description": "the floor E as a fraction of L1"}}})
 
 
+def _power_window(D: np.ndarray, y: np.ndarray, k: int = ATS_K, delta: float = ATS_DELTA) -> int:
+    """How many of the largest runs (``D`` ascending) are in the power phase, by AtS's test (:func:`power_phase`)."""
+    lx, ly = np.log(D), np.log(y)
+    n = len(lx)
+    if n <= k:
+        return n
+    p = k
+    for p in range(k, n):
+        slope, icpt = np.polyfit(lx[-p:], ly[-p:], 1)
+        sd = np.std(ly[-p:] - (slope * lx[-p:] + icpt))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.abs(ly[-p - 1] - (slope * lx[-p - 1] + icpt)) / sd
+        if not z <= delta:
+            break
+    return p
+
+
+def power_phase(data: pd.DataFrame, *, max_D: float, group: str = "model", size: str = "D", target: str = "loss",
+                k: int = ATS_K, delta: float = ATS_DELTA) -> np.ndarray:
+    """The runs in each model's *power phase*, as Lin et al.'s AtS chooses them (their ``src/model_select.py``):
+    a boolean per row of ``data``, True for the runs with ``0 < D <= max_D`` that AtS would fit.
+
+    Past the pre-power phase the rectified law ``B / (D_l + D**beta) + E`` is a straight line in
+    ``(log D, log L)`` (``D**beta >> D_l``, and on these budgets ``E`` is not yet felt). Per model, with its runs
+    ``D_1 < ... < D_n``: the line through the ``p`` largest (``p = k`` first) predicts ``log L`` at the next
+    smaller run; the run is accepted, and ``p`` grows by one, while its residual is at most ``delta`` times the
+    standard deviation of the line's residuals, ``|log L_j - line(log D_j)| <= delta * sd``; the first run that
+    fails stops the walk. As in their code the smallest run is never accepted when every test passes (``p`` stops
+    at ``n - 1``), and a model with at most ``k`` runs keeps them all.
+
+    >>> runs = pd.DataFrame({"model": "m", "D": 200.0 * 2 ** np.arange(6), "loss": [9, 5, 4.02, 3.58, 3.25, 2.91]})
+    >>> power_phase(runs, max_D=6400).astype(int).tolist()     # 5 lies far above the line through the rest
+    [0, 0, 1, 1, 1, 1]
+    >>> runs.loc[2, "loss"] = 4.1                              # now so does 4.1
+    >>> power_phase(runs, max_D=6400).astype(int).tolist()
+    [0, 0, 0, 1, 1, 1]
+    """
+    if not (isinstance(k, int | np.integer) and k >= 2):
+        raise ValueError(f"k must be an integer >= 2 (a line needs two runs), got {k!r}")
+    if not delta > 0:
+        raise ValueError(f"delta must be > 0, got {delta!r}")
+    data = _check_runs(data, group, size, target)
+    mask = np.zeros(len(data), dtype=bool)
+    cand = data[(data[size] > 0) & (data[size] <= max_D)].sort_values(size, kind="stable")
+    for _, rows in cand.groupby(cand[group].astype(str), sort=False):
+        p = _power_window(rows[size].to_numpy(float), rows[target].to_numpy(float), k, delta)
+        mask[rows.index[len(rows) - p:]] = True
+    return mask
+
+
+def power_phase_spec(D_ref: float, *, group: str = "model", size: str = "D", target: str = "loss",
+                     slope: str = "separate", within: str | None = None):
+    """The law :func:`select_model` fits to each model's power-phase runs (:func:`power_phase`) by default:
+    Lin et al.'s rectified law where ``D**beta >> D_l`` and the floor is not yet felt, a power law
+
+        ``L(D) = L1 / (D / D_ref)**beta``        (``log L = log L1 - beta log(D / D_ref)``)
+
+    with noise normal on ``log L`` (one scale for all models). ``L1[m]``, the loss at ``D_ref``, is partially
+    pooled by ``group`` (centred; LogNormal population prior around the least-squares value, sd 1 on the log
+    scale). The slope ``beta[m]`` (real: a loss may also rise) is, with ``slope="separate"`` (default), each
+    model's own, prior Normal(0, 1) (flat over the slopes of Lin et al.'s runs, 0.007 to 0.3): AtS's per-model
+    line (Lin et al. 2024, Algorithm 1) with a posterior for every prediction, and P(best); with
+    ``slope="pooled"``, partially pooled (centred, population mean Normal(0, 1), spread ``Gamma(2, 2 / 0.1)``),
+    a model's slope drawn toward the others' (``within``: both parameters in two levels, as
+    :func:`selection_spec`). The default converges on Lin et al.'s 30 models x 3 targets x 7 budgets (R-hat <=
+    1.01, no divergence: docs/validation.md); pooled slopes, tried on two of those cells, scored lower in Pearson r
+    (by 0.006).
+
+    >>> power_phase_spec(25600).formula.text
+    'L1 / (D / 25600)**beta'
+    """
+    from bayes_scaling.laws.spec import LawSpec
+
+    if not (np.isfinite(D_ref) and D_ref > 0):
+        raise ValueError(f"D_ref must be a positive number, got {D_ref!r}")
+    if slope not in ("separate", "pooled"):
+        raise ValueError(f"slope must be 'separate' or 'pooled', got {slope!r}")
+    nest = {"within": within} if within is not None else {}
+    beta = ({"by": group, "pooling": "none"} if slope == "separate" else
+            {"by": group, **nest, "spread": 0.1, "parameterization": "centred"})
+    return LawSpec.from_dict({
+        "law": {"name": "rectified_finetuning_power_phase", "target": target,
+                "formula": f"L1 / ({size} / {D_ref:g})**beta",
+                "description": "Lin et al. 2024 rectified fine-tuning law in its power phase (D**beta >> D_l, "
+                               "floor not reached): a power law per model",
+                "reference": "Lin et al. 2024, arXiv:2402.02314, eq. 3 and Algorithm 1 (AtS)"},
+        "likelihood": {"family": "normal", "scale": "log"},
+        "parameters": {
+            "L1": {"by": group, **nest, "sigma": 1.0, "parameterization": "centred",
+                   "description": f"loss after fine-tuning on D_ref = {D_ref:g} examples"},
+            "beta": {**beta, "domain": "real", "mu": 0.0, "sigma": 1.0,
+                     "description": "the power-phase slope: -d log L / d log D"}}})
+
+
 def lin_parameters(fit, D_ref: float | None = None) -> pd.DataFrame:
     """Posterior medians (and 90% intervals) of Lin et al.'s ``B, D_l, beta, E`` per model from a fit of
     :func:`selection_spec` (``E = f L1``, ``D_l = D_ref**beta (1 - f) L1 / s``, ``B = ((1 - f) L1 + s) D_l``);
     ``D_ref`` is read from the fit's formula when not given."""
     post = fit.posterior
+    missing = [v for v in ("L1", "s", "beta", "f") if v not in post]
+    if missing:
+        raise ValueError(f"not a selection_spec fit (no {', '.join(missing)} in its posterior): lin_parameters reads "
+                         "the whole-curve fit, select_model(..., window='all')")
     if D_ref is None:
         m = re.search(r"/ ([0-9.e+]+)\)\*\*beta", fit.spec.formula.text)
         if not m:
@@ -238,8 +354,10 @@ def baseline_selection(data: pd.DataFrame, method: str, *, max_D: float, target_
                        model_size: str = "size") -> dict:
     """One of Lin et al.'s selection baselines, with its metrics when the actual losses at ``target_D`` are there.
 
-    ``method``: ``"zero_shot"`` (feature: the loss at D = 0, lowest selected), ``"subtuning"`` (the loss at
-    ``max_D``, lowest selected) or ``"model_size"`` (feature ``log(size)``, largest selected).
+    ``method``: ``"ats"`` (their Accept-then-Stop: per model, the least-squares line in ``(log D, log L)``
+    through its :func:`power_phase` runs, extrapolated to ``target_D``; feature: that predicted loss, lowest
+    selected), ``"zero_shot"`` (the loss at D = 0, lowest selected), ``"subtuning"`` (the loss at ``max_D``,
+    lowest selected) or ``"model_size"`` (feature ``log(size)``, largest selected).
 
     Returns:
         ``{"feature": Series by model, "selected": model, "pearson": r, "relative_accuracy": RelAcc}``, the
@@ -251,7 +369,18 @@ def baseline_selection(data: pd.DataFrame, method: str, *, max_D: float, target_
         raise ValueError(f"method must be one of {', '.join(BASELINES)}, got {method!r}")
     data = _check_runs(data, group, size, target)
     keys = data[group].astype(str)
-    if method == "model_size":
+    if method == "ats":
+        fitted = power_phase(data, max_D=max_D, group=group, size=size, target=target)
+        pred = {}
+        for m, rows in data[fitted].groupby(keys[fitted]):
+            slope, icpt = np.polyfit(np.log(rows[size].to_numpy(float)), np.log(rows[target].to_numpy(float)), 1)
+            pred[m] = float(np.exp(slope * np.log(target_D) + icpt))
+        missing = sorted(set(keys) - set(pred))
+        if missing:
+            raise DataError(f"ats: no run with 0 < {size} <= {max_D:g} for {', '.join(missing)}")
+        feature = pd.Series(pred)
+        selected = feature.idxmin()
+    elif method == "model_size":
         if model_size not in data.columns:
             raise DataError(f"data: the model_size baseline needs a column {model_size!r} (parameters)")
         sizes = data.groupby(keys)[model_size].first().astype(float)
@@ -285,7 +414,9 @@ class ModelSelection:
     ``target_D`` beyond the model's own runs), ``n_runs`` (runs fitted), and ``actual`` when the data hold the
     loss at ``target_D`` (kept out of the fit). ``metrics``: ``pearson``, ``relative_accuracy``,
     ``actual_best``, ``p_best_of_actual_best`` (and ``p_best_discrepancy_of_actual_best``), ``coverage``
-    (fraction of actual losses inside [lo, hi]); NaN without actual losses. ``held_out``: the runs not fitted (above ``max_D``, and D = 0 unless ``zero_shot``).
+    (fraction of actual losses inside [lo, hi]); NaN without actual losses. ``held_out``: the runs not fitted
+    (above ``max_D``, D = 0 unless ``zero_shot``, and with ``window="power_phase"`` those before each model's
+    power phase).
     ``converged``: max R-hat <= :data:`RHAT_MAX` and no divergence (``diagnostics``: the fit's
     :class:`~bayes_scaling.inference.sampling.Diagnostics`); when False, ``p_best`` is not to be trusted (the
     chains disagree about it) and :func:`select_model` has warned."""
@@ -316,7 +447,8 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
                  target_D: float = LIN_FULL_D, model=None, group: str = "model",
                  size: str = "D", target: str = "loss", zero_shot: bool = False, ci_prob: float = 0.9,
                  seed: int | None = None, min_runs: int = 3, require_converged: bool = False,
-                 within: str | None = None, rank_by: str = "discrepancy", **fit_kwargs) -> ModelSelection:
+                 within: str | None = None, rank_by: str = "discrepancy", window: str = "power_phase",
+                 **fit_kwargs) -> ModelSelection:
     """Predict each candidate's loss after fine-tuning on ``target_D`` examples from its runs with at most
     ``max_D`` examples, and the posterior probability that each is the best.
 
@@ -327,13 +459,17 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
         max_D: the largest fine-tuning set used; or ``ratio``: ``max_D = target_D / ratio`` (Lin et al.'s
             budget 1/ratio).
         target_D: the full fine-tuning set size to predict at (Lin et al.: 1,638,400).
-        model: the law spec; default (None) Lin et al.'s law in the parameterization that converges,
-            :func:`selection_spec` with ``D_ref`` the geometric centre of the fitted runs' D range (module
-            docstring). Any spec mapping ``size`` to ``target`` with ``group`` among its group columns works, e.g.
+        window: which runs with ``0 < D <= max_D`` are fitted: ``"power_phase"`` (default; each model's runs in
+            its power phase, :func:`power_phase`, as Lin et al.'s AtS) or ``"all"``.
+        model: the law spec; default (None) with ``window="power_phase"`` the partially pooled power law
+            :func:`power_phase_spec`, with ``window="all"`` the whole rectified law in the parameterization
+            :func:`selection_spec` (module docstring); ``D_ref`` the geometric centre of the fitted runs' D
+            range. Any spec mapping ``size`` to ``target`` with ``group`` among its group columns works, e.g.
             ``"rectified_finetuning"`` (Lin et al.'s own parameterization: on these data its chains do not
             converge).
-        zero_shot: also fit the runs at D = 0 (the loss before fine-tuning); Lin et al.'s AtS leaves them out, and
-            on their data the zero-shot losses lie far off the law (module docstring).
+        zero_shot: also fit the runs at D = 0 (the loss before fine-tuning; only with ``window="all"``); Lin et
+            al.'s AtS leaves them out, and on their data the zero-shot losses lie far off the law (module
+            docstring).
         require_converged: raise (a :class:`RuntimeError`) instead of warning when the fit has not converged
             (max R-hat > :data:`RHAT_MAX` or any divergence). Either way an unconverged selection says so
             (``converged`` False, ``metrics["converged"]``).
@@ -343,8 +479,10 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
             ``p_best_discrepancy``, each model's prediction with its own discrepancy draw, from the same
             predictive distributions as the intervals) or ``"law"`` (``p_best``, the law taken as exact outside
             the runs). Chosen on Lin et al.'s held-out full-data runs (README, "Choosing a model to fine-tune").
-        within: with the default model, pool each parameter in two levels: the candidates within this column's
-            groups (``"family"`` in Lin et al.'s data), those across all (:func:`selection_spec`).
+        within: with the default model, pool in two levels: the candidates within this column's groups
+            (``"family"`` in Lin et al.'s data), those across all; with ``window="power_phase"`` the level ``L1``
+            (the slopes stay per model: :func:`power_phase_spec`), with ``window="all"`` every parameter
+            (:func:`selection_spec`).
         fit_kwargs: passed to :func:`bayes_scaling.fit` (``draws``, ``tune``, ``chains``, ...).
 
     Returns:
@@ -360,6 +498,11 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
 
     if rank_by not in RANK_COLUMNS:
         raise ValueError(f"rank_by must be one of {', '.join(RANK_COLUMNS)}, got {rank_by!r}")
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
+    if zero_shot and window != "all":
+        raise ValueError("zero_shot=True fits the runs at D = 0, which lie before any power phase: "
+                         "use window='all'")
     if (max_D is None) == (ratio is None):
         raise ValueError("give exactly one of max_D and ratio")
     if ratio is not None:
@@ -371,9 +514,16 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
     data = _check_runs(data, group, size, target)
     keys = data[group].astype(str)
     fitted = (data[size] <= max_D) & ((data[size] > 0) | zero_shot)
+    counts = data[fitted].groupby(keys[fitted]).size().reindex(sorted(set(keys)), fill_value=0)
+    few = counts[counts < min_runs]
+    if len(few):
+        raise DataError(f"too few runs with 0 < {size} <= {max_D:g} (expected at least {min_runs} per {group}): "
+                        + ", ".join(f"{m} ({n})" for m, n in few.items()))
+    if window == "power_phase":
+        fitted = pd.Series(power_phase(data, max_D=max_D, group=group, size=size, target=target), index=data.index)
     if model is None:
-        model = selection_spec(_reference_D(data.loc[fitted, size]), group=group, size=size, target=target,
-                               within=within)
+        make = power_phase_spec if window == "power_phase" else selection_spec
+        model = make(_reference_D(data.loc[fitted, size]), group=group, size=size, target=target, within=within)
     spec = _as_spec(model)
     if group not in spec.groups:
         raise DataError(f"the law's group columns are {spec.groups or 'none'}; expected {group!r} among them")
@@ -382,17 +532,13 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
                         f"{spec.target!r}")
     used = data[fitted].reset_index(drop=True)
     counts = used.groupby(used[group].astype(str)).size().reindex(sorted(set(keys)), fill_value=0)
-    few = counts[counts < min_runs]
-    if len(few):
-        raise DataError(f"too few runs with 0 < {size} <= {max_D:g} (expected at least {min_runs} per {group}): "
-                        + ", ".join(f"{m} ({n})" for m, n in few.items()))
     result = fit_law(used, spec, seed=seed, **fit_kwargs)
     diag = result.diagnostics
     converged = diag.r_hat_max <= RHAT_MAX and diag.divergences == 0
     if not converged:
         msg = (f"select_model: the fit has NOT converged ({diag}); P(best) and the selection are unreliable: the "
                "chains disagree. Run more tune/draws or chains (defaults: 1000 x 4) and check the parameterization "
-               "(the default model converges on 6 of Lin et al.'s models, not yet on all 30: README)")
+               "(the default, window='power_phase', converges on all of Lin et al.'s runs: docs/validation.md)")
         if require_converged:
             raise RuntimeError(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=2)
@@ -437,13 +583,13 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
                           diagnostics=diag)
 
 
-_TEX_METHODS = {"AtS": "AtS", "ZeroShot": "zero_shot", "SubTuning": "subtuning", "ModelSize": "model_size"}
+_TEX_METHODS = {"AtS": "ats", "ZeroShot": "zero_shot", "SubTuning": "subtuning", "ModelSize": "model_size"}
 _TEX_METRICS = {"PearCorr": "pearson", "RelAcc": "relative_accuracy"}
 
 
 def read_lin_table1(path: str | Path) -> pd.DataFrame:
     """Lin et al.'s Table 1 (their LaTeX, ``published_selection_table1.tex``) as a long table: ``target``
-    (flan | wmt19 | gigaword), ``method`` (AtS, zero_shot, subtuning, model_size), ``metric`` (pearson |
+    (flan | wmt19 | gigaword), ``method`` (ats, zero_shot, subtuning, model_size), ``metric`` (pearson |
     relative_accuracy), ``ratio`` (8 ... 512), ``value`` (a fraction: their percentages / 100)."""
     rows = []
     header = None
@@ -471,7 +617,7 @@ def lin_table1(data: pd.DataFrame, *, targets=("flan", "wmt19", "gigaword"), rat
                target_D: float = LIN_FULL_D, published: str | Path | None = None, seed: int = 1,
                **select_kwargs) -> tuple[pd.DataFrame, dict]:
     """Lin et al.'s Table 1 with a Bayesian column: for each target and budget ratio, :func:`select_model`'s
-    Pearson correlation and relative accuracy, beside their baselines computed here (zero_shot, subtuning,
+    Pearson correlation and relative accuracy, beside their methods computed here (ats, zero_shot, subtuning,
     model_size) and, with ``published`` (the path of their .tex table), their published values.
 
     Args:

@@ -11,8 +11,9 @@ __all__ = ["plot_selection"]
 
 def plot_selection(selection, *, models: list[str] | None = None, max_models: int = 8, n_grid: int = 50,
                    axes=None):
-    """Left: each model's runs (filled: fitted, ``D <= max_D``; hollow: held out, never fitted), the posterior
-    median of the law with its ``ci_prob`` band of a new run's loss from the smallest run out to ``target_D``,
+    """Left: each model's runs (filled: fitted; hollow: not fitted, beyond ``max_D`` or before the power phase),
+    the posterior median of the law with its ``ci_prob`` band of a new run's loss from the smallest fitted run out
+    to ``target_D``,
     and the predictive interval at ``target_D`` (bar). Right: P(best) per model, the selection's ranking column
     (bars: ``p_best_discrepancy`` by default; ticks: ``p_best``, the law alone), the actual best, when known,
     marked with a star.
