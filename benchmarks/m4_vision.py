@@ -68,6 +68,36 @@ def one_curve(d, task: str, model: str, *, draws: int, tune: int, seed: int = 1)
             "coverage90": float(np.mean((lo <= y) & (y <= hi))), "width90": float(np.mean(hi - lo))}
 
 
+def calibrate_tau(d, chosen: list[tuple[str, str]]) -> float:
+    """The discrepancy ``tau`` (per decade beyond the fitted x) that makes the least-squares extrapolation errors
+    of the ``chosen`` curves most likely: ``log y - log f ~ Normal(0, s**2 + (tau d)**2)`` at each held-out point
+    (``s`` the curve's residual sd, ``d`` = log10(x / max fitted x)), each curve weighted equally."""
+    from scipy.optimize import minimize_scalar
+
+    from bayes_scaling.laws.spec import builtin_spec
+    from bayes_scaling.models.m4 import least_squares_fit, solve
+
+    spec = builtin_spec("m4_error_rate")
+    parts = []
+    for task, model in chosen:
+        fit_rows, test = split(d, task, model)
+        lsq = least_squares_fit(spec, fit_rows["x"].to_numpy(), fit_rows["L"].to_numpy())
+        pred = solve(spec, {"x": test["x"].to_numpy(), **{k: lsq[k] for k in ("L_inf", "L_0", "alpha", "beta", "c")}})
+        e = np.log(test["L"].to_numpy()) - np.log(pred)
+        dist = np.maximum(np.log10(test["x"].to_numpy() / fit_rows["x"].max()), 0.0)
+        parts.append((e, dist, lsq["sigma"]))
+
+    def nll(log_tau):
+        tau = np.exp(log_tau)
+        out = 0.0
+        for e, dist, s in parts:
+            v = s**2 + (tau * dist) ** 2
+            out += np.mean(0.5 * np.log(v) + 0.5 * e**2 / v)
+        return out
+
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(1e-4), np.log(10.0)), method="bounded").x))
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--half", choices=("decide", "confirm", "all"), default="decide")
@@ -75,9 +105,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--out", default=None, help="also write the table as CSV")
+    ap.add_argument("--calibrate", action="store_true", help="only print the discrepancy tau of the half's "
+                    "least-squares extrapolation errors (calibrate_tau)")
     args = ap.parse_args(argv)
     d, all_curves = curves()
     chosen = {"decide": all_curves[0::2], "confirm": all_curves[1::2], "all": all_curves}[args.half]
+    if args.calibrate:
+        print(f"tau per decade ({args.half} half, {len(chosen)} curves): {calibrate_tau(d, chosen):.4f}")
+        return pd.DataFrame()
     chosen = chosen[: args.limit] if args.limit else chosen
     rows = []
     for task, model in chosen:
