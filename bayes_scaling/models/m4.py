@@ -73,7 +73,11 @@ def check_m4(spec: LawSpec) -> None:
 
 
 def _sigmoid(t, m):
-    return 1.0 / (1.0 + m.exp(-t))
+    if m is np:
+        from scipy.special import expit
+
+        return expit(t)
+    return m.sigmoid(t)
 
 
 def _bracketed_root(G, zero, m):
@@ -178,8 +182,8 @@ def least_squares_fit(spec: LawSpec, x: np.ndarray, y: np.ndarray, *, starts: in
     rng = np.random.default_rng(seed)
 
     def resid(v):
-        th = natural(np.append(v, 0.0), log_x_ref, unit)
         with np.errstate(all="ignore"):
+            th = natural(np.append(v, 0.0), log_x_ref, unit)
             f = solve(spec, {"x": x, **{k: th[k] for k in _LAW}})
             r = _on_scale(np.asarray(f, float), spec) - target
         return np.where(np.isfinite(r), r, 1e3)
