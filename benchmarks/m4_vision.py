@@ -69,11 +69,30 @@ def one_curve(d, task: str, model: str, *, draws: int, tune: int, seed: int = 1)
 
 
 def calibrate_tau(d, chosen: list[tuple[str, str]]) -> float:
-    """The discrepancy ``tau`` (per decade beyond the fitted x) that makes the least-squares extrapolation errors
-    of the ``chosen`` curves most likely: ``log y - log f ~ Normal(0, s**2 + (tau d)**2)`` at each held-out point
-    (``s`` the curve's residual sd, ``d`` = log10(x / max fitted x)), each curve weighted equally."""
-    from scipy.optimize import minimize_scalar
+    """The discrepancy ``tau`` (per decade beyond the fitted x) at which 90% intervals
+    ``log f +- 1.645 sqrt(s**2 + (tau d)**2)`` of the least-squares fits of the ``chosen`` curves cover 90% of
+    their held-out points, averaged over curves (``s``: the curve's residual sd, ``d`` = log10(x / max fitted
+    x)). The coverage of the whole held-out part of a curve, not a likelihood: one curve's errors are a smooth
+    trend, not independent draws, and a few curves with large errors would otherwise set ``tau`` for all."""
+    from scipy.optimize import brentq
 
+    parts = _lsq_errors(d, chosen)
+    return float(np.exp(brentq(lambda lt: _coverage(parts, np.exp(lt)) - 0.9, np.log(1e-4), np.log(10.0),
+                               xtol=1e-3)))
+
+
+def lsq_coverage(d, chosen: list[tuple[str, str]], tau: float) -> float:
+    """The least-squares 90% intervals' mean coverage of the held-out points at ``tau`` (as :func:`calibrate_tau`)."""
+    return _coverage(_lsq_errors(d, chosen), tau)
+
+
+def _coverage(parts, tau: float) -> float:
+    z90 = 1.6448536269514722
+    return float(np.mean([np.mean(np.abs(e) <= z90 * np.sqrt(s**2 + (tau * dist) ** 2)) for e, dist, s in parts]))
+
+
+def _lsq_errors(d, chosen):
+    """Per curve: the held-out log errors of the least-squares fit, their decades beyond the fitted x, its sd."""
     from bayes_scaling.laws.spec import builtin_spec
     from bayes_scaling.models.m4 import least_squares_fit, solve
 
@@ -86,16 +105,7 @@ def calibrate_tau(d, chosen: list[tuple[str, str]]) -> float:
         e = np.log(test["L"].to_numpy()) - np.log(pred)
         dist = np.maximum(np.log10(test["x"].to_numpy() / fit_rows["x"].max()), 0.0)
         parts.append((e, dist, lsq["sigma"]))
-
-    def nll(log_tau):
-        tau = np.exp(log_tau)
-        out = 0.0
-        for e, dist, s in parts:
-            v = s**2 + (tau * dist) ** 2
-            out += np.mean(0.5 * np.log(v) + 0.5 * e**2 / v)
-        return out
-
-    return float(np.exp(minimize_scalar(nll, bounds=(np.log(1e-4), np.log(10.0)), method="bounded").x))
+    return parts
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -105,6 +115,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--out", default=None, help="also write the table as CSV")
+    ap.add_argument("--check-tau", type=float, default=None, help="only print the least-squares 90%% coverage "
+                    "of the half's held-out points at this tau (lsq_coverage)")
     ap.add_argument("--calibrate", action="store_true", help="only print the discrepancy tau of the half's "
                     "least-squares extrapolation errors (calibrate_tau)")
     args = ap.parse_args(argv)
@@ -112,6 +124,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     chosen = {"decide": all_curves[0::2], "confirm": all_curves[1::2], "all": all_curves}[args.half]
     if args.calibrate:
         print(f"tau per decade ({args.half} half, {len(chosen)} curves): {calibrate_tau(d, chosen):.4f}")
+        return pd.DataFrame()
+    if args.check_tau is not None:
+        print(f"least-squares 90% coverage at tau {args.check_tau} ({args.half} half, {len(chosen)} curves): "
+              f"{lsq_coverage(d, chosen, args.check_tau):.3f}")
         return pd.DataFrame()
     chosen = chosen[: args.limit] if args.limit else chosen
     rows = []
