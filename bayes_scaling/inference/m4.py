@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from os import PathLike
+
 import numpy as np
 import pandas as pd
 
