@@ -88,6 +88,13 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
     )
 
     spec = _as_spec(model)
+    from bayes_scaling.models.m4 import is_m4
+
+    if is_m4(spec) and resolve_backend(backend) == "nutpie":   # one M4 learning curve: its whitened basis
+        from bayes_scaling.inference.m4 import fit_m4
+
+        return fit_m4(data, spec, seed=seed, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
+                      cores=cores, progressbar=progressbar, warn=warn, log_likelihood=log_likelihood)
     what = str(data) if isinstance(data, str | PathLike) else "data"
     table, excluded = _apply_exclusions(spec, read_table(data, "data"), what, warn)
     prepared = sm.prepare(spec, table)
