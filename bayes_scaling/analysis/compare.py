@@ -57,7 +57,7 @@ from bayes_scaling.models.transfer import VARIANTS, ModelConfig
 
 __all__ = ["VARIANTS", "PARETO_K_MAX", "SHARINGS", "VariantComparison", "SharingEvidence", "BetaEvidence",
            "log_likelihood", "loo", "pareto_k_table", "fit_variants", "compare_fits", "compare_variants",
-           "sharing_variants", "fit_specs", "compare_sharing", "sharing_evidence", "beta_evidence", "contrasts",
+           "sharing_variants", "sharing_alternatives", "fit_specs", "compare_sharing", "sharing_evidence", "beta_evidence", "contrasts",
            "target_difference"]
 
 #: Pareto k above which a PSIS-LOO term is unreliable (Vehtari et al. 2024).
@@ -311,6 +311,42 @@ def sharing_variants(spec: LawSpec | str | PathLike | dict, parameter: str,
         doc = spec.to_dict()
         doc["parameters"][parameter] = _with_sharing(p, sharing, by, value).to_dict()
         out[label] = LawSpec.from_dict(doc)
+    return out
+
+
+def sharing_alternatives(spec: LawSpec | str | PathLike | dict,
+                         parameters: list[str] | None = None) -> dict[str, LawSpec]:
+    """Copies of ``spec`` with one parameter's sharing changed each: a parameter that varies by a group column
+    becomes shared (label ``"<name> shared"``); a shared parameter becomes partially pooled by the spec's group
+    column when it has exactly one (``"<name> pooled by <column>"``); fixed parameters stay. ``parameters``:
+    only these (each must be free; a shared one needs the spec to have one group column).
+
+    >>> list(sharing_alternatives("chinchilla_by_corpus"))
+    ['E shared', 'A shared', 'B shared', 'alpha pooled by corpus', 'beta pooled by corpus']
+    """
+    from bayes_scaling.inference.fit import _as_spec
+
+    spec = _as_spec(spec)
+    names = list(spec.parameters) if parameters is None else list(parameters)
+    unknown = [n for n in names if n not in spec.parameters]
+    if unknown:
+        raise ConfigError(f"parameter(s) {', '.join(map(repr, unknown))} are not in the spec {spec.name!r} "
+                          f"(parameters: {', '.join(spec.parameters)})")
+    out = {}
+    for name in names:
+        p = spec.parameters[name]
+        if p.sharing == "fixed":
+            if parameters is not None:
+                raise ConfigError(f"parameter {name!r} is fixed; its sharing cannot be compared")
+            continue
+        if p.by is not None:
+            out[f"{name} shared"] = sharing_variants(spec, name, ["shared"])["shared"]
+        elif len(spec.groups) == 1:
+            by = spec.groups[0]
+            out[f"{name} pooled by {by}"] = sharing_variants(spec, name, ["pooled"], by=by)["pooled"]
+        elif parameters is not None:
+            raise ConfigError(f"parameter {name!r} is shared and the spec has {len(spec.groups) or 'no'} group "
+                              "column(s): there is no one column to let it vary by")
     return out
 
 
