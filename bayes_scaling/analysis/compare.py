@@ -257,10 +257,10 @@ def _parse_choice(choice: Any) -> tuple[str, float | None, str]:
 
 
 def _with_sharing(p: Parameter, sharing: str, by: str | None, value: float | None) -> Parameter:
-    """``p`` shared as ``sharing`` (across ``by``), its domain and prior kept."""
+    """``p`` shared as ``sharing`` (across ``by``), its domain and prior kept (a fixed parameter has none)."""
     base = dict(name=p.name, domain=p.domain, prior=dict(p.prior), spread=p.spread, description=p.description)
     if sharing == "fixed":
-        return Parameter(**base, fixed=value)
+        return Parameter(**{**base, "prior": {}}, fixed=value)
     if sharing == "shared":
         return Parameter(**base)
     same_column = p.by == by
@@ -281,7 +281,8 @@ def sharing_variants(spec: LawSpec | str | PathLike | dict, parameter: str,
     - a number ``v`` or ``"fixed=v"`` (label ``"fixed=v"``): fixed at ``v``.
 
     ``by`` defaults to the parameter's own group column, else the spec's only one. Domain, prior and every
-    other parameter stay as they are (:mod:`bayes_scaling.laws.spec`).
+    other parameter stay as they are (:mod:`bayes_scaling.laws.spec`); a parameter of a variant that is free
+    keeps its prior.
 
     >>> list(sharing_variants("chinchilla_by_corpus", "beta", ["shared", "separate", 0.28]))
     ['shared', 'separate', 'fixed=0.28']
