@@ -321,3 +321,11 @@ def test_contrasts_between_groups_of_a_spec_fit():
         target_difference(fit, at.assign(corpus="c1"))
     with pytest.raises(BayesScalingError, match="by='eval' is not a group column"):
         contrasts(fit, by="eval")
+
+
+def test_doctests():
+    import doctest
+
+    from bayes_scaling.analysis import compare
+
+    assert doctest.testmod(compare).failed == 0
