@@ -1,11 +1,14 @@
-"""Posterior predictive checks, coverage, LOO-PIT and the prior predictive check."""
+"""Posterior predictive checks, coverage, LOO-PIT (transfer fits and law-spec fits) and the prior predictive check."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from _spec_fits import SIGMA
+from _spec_fits import shared_truth as spec_shared_truth
 from _transfer_fits import shared_truth
 
+from _mc import quantile_mcse
 from bayes_scaling.analysis.checks import (
     coverage,
     loo_pit,
@@ -106,9 +109,6 @@ def test_bad_arguments(fit):
 
 # ---- any law spec -----------------------------------------------------------------------------------------
 
-from _spec_fits import SIGMA  # noqa: E402
-from _spec_fits import shared_truth as spec_shared_truth  # noqa: E402
-
 
 @pytest.fixture(scope="module")
 def spec_fit():
@@ -134,8 +134,6 @@ def test_spec_ppc_is_the_distribution_of_predict_observation(spec_fit):
     """One noise model: the replicated observations of the model's likelihood and Fit.predict(kind="observation")
     (without the discrepancy, which is 0 inside the data anyway) give the same intervals at the fitted rows, up to
     Monte Carlo error."""
-    from _mc import quantile_mcse
-
     ppc = posterior_predictive_check(spec_fit, ci_probs=(0.9,), seed=3)
     pred = spec_fit.predict(spec_fit.data, kind="observation", ci_prob=0.9, seed=5, discrepancy=0)
     n_draws = spec_fit.posterior.sizes["chain"] * spec_fit.posterior.sizes["draw"]

@@ -1,4 +1,5 @@
-"""PSIS-LOO comparison of variants, the beta question, Pareto-k naming, and contrasts between distributions."""
+"""PSIS-LOO comparison of variants and of the sharing of a law-spec parameter, the beta question, Pareto-k naming,
+and contrasts between groups (transfer fits and law-spec fits)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _spec_fits import SEPARATE_TRUTH, SHARED_TRUTH, SPEC
+from _spec_fits import separate_truth as spec_separate_truth
+from _spec_fits import shared_truth as spec_shared_truth
 from _transfer_fits import SETTINGS, separate_truth, shared_truth
 
 import bayes_scaling as bs
+from _mc import draws_inside
 from bayes_scaling import laws
 from bayes_scaling.analysis.compare import (
     beta_evidence,
@@ -17,10 +22,17 @@ from bayes_scaling.analysis.compare import (
     compare_variants,
     contrasts,
     fit_variants,
+    loo,
     pareto_k_table,
+    sharing_alternatives,
+    sharing_evidence,
+    sharing_variants,
+    target_difference,
 )
 from bayes_scaling.data.simulate import TABLE1, simulate_transfer
-from bayes_scaling.errors import BayesScalingError
+from bayes_scaling.errors import BayesScalingError, ConfigError
+from bayes_scaling.inference.fit import Fit
+from bayes_scaling.laws.spec import builtin_spec
 
 
 def test_table_is_tidy_and_ranked():
@@ -147,20 +159,6 @@ def test_errors():
 
 # ---- any law spec: PSIS-LOO, sharing of a parameter, contrasts between groups ------------------------------
 
-from _mc import draws_inside  # noqa: E402
-from _spec_fits import SEPARATE_TRUTH, SHARED_TRUTH, SPEC, separate_truth  # noqa: E402
-from _spec_fits import shared_truth as spec_shared_truth  # noqa: E402
-
-from bayes_scaling.analysis.compare import (  # noqa: E402
-    loo,
-    sharing_alternatives,
-    sharing_evidence,
-    sharing_variants,
-    target_difference,
-)
-from bayes_scaling.errors import ConfigError  # noqa: E402
-from bayes_scaling.inference.fit import Fit  # noqa: E402
-from bayes_scaling.laws.spec import builtin_spec  # noqa: E402
 
 
 def test_loo_prefers_shared_beta_when_it_is_shared():
@@ -201,7 +199,7 @@ def _ess(fit):
 def test_loo_prefers_separate_beta_when_it_differs():
     """beta truly separate (0.25 vs 0.31): separate ranks first and the shared variant loses by many standard
     errors; the posterior difference of the betas covers the truth."""
-    _, cmp = separate_truth()
+    _, cmp = spec_separate_truth()
     t = cmp.table.set_index("variant")
     assert t.loc["separate", "rank"] == 0, str(cmp)
     shared = t.loc["shared"]
@@ -287,7 +285,7 @@ def test_pareto_k_rows_name_the_spec_data():
 
 def test_compare_fits_refuses_other_observations():
     _, a = spec_shared_truth()
-    _, b = separate_truth()
+    _, b = spec_separate_truth()
     with pytest.raises(BayesScalingError, match="different observations"):
         compare_fits({"x": a.fits["shared"], "y": b.fits["shared"]})
     with pytest.raises(BayesScalingError, match="different data"):
