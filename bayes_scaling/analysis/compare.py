@@ -45,7 +45,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from bayes_scaling.analysis._fits import check_kind, observed
+from bayes_scaling.analysis._fits import build_model, check_kind, observed
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import BayesScalingError, ConfigError
 from bayes_scaling.inference.fit import Fit
@@ -57,8 +57,8 @@ from bayes_scaling.models.transfer import VARIANTS, ModelConfig
 
 __all__ = ["VARIANTS", "PARETO_K_MAX", "SHARINGS", "VariantComparison", "SharingEvidence", "BetaEvidence",
            "log_likelihood", "loo", "pareto_k_table", "fit_variants", "compare_fits", "compare_variants",
-           "sharing_variants", "sharing_alternatives", "fit_specs", "compare_sharing", "sharing_evidence", "beta_evidence", "contrasts",
-           "target_difference"]
+           "sharing_variants", "sharing_alternatives", "fit_specs", "compare_sharing", "sharing_evidence",
+           "beta_evidence", "contrasts", "target_difference"]
 
 #: Pareto k above which a PSIS-LOO term is unreliable (Vehtari et al. 2024).
 PARETO_K_MAX = 0.7
@@ -73,8 +73,6 @@ def log_likelihood(fit: AnyFit) -> xr.DataTree:
     """The fit's DataTree with a ``log_likelihood`` group: the pointwise log density of each observation per
     draw (``log p(y_i | theta)`` on the likelihood's scale), as sampled (``bs.fit(..., log_likelihood=True)``,
     the default) or, when the fit was drawn without it, computed now from the rebuilt model."""
-    from bayes_scaling.analysis._fits import build_model
-
     check_kind(fit, "log_likelihood")
     tree = fit.tree
     if "log_likelihood" in tree.children:
@@ -242,7 +240,7 @@ def _parse_choice(choice: Any) -> tuple[str, float | None, str]:
     number or ``"fixed=VALUE"`` (fixed at VALUE)."""
     if isinstance(choice, (int, float, np.integer, np.floating)) and not isinstance(choice, bool):
         return "fixed", float(choice), f"fixed={float(choice):g}"
-    if isinstance(choice, str) and choice in ("shared", "pooled", "separate"):
+    if isinstance(choice, str) and choice in SHARINGS[:3]:
         return choice, None, choice
     if isinstance(choice, str) and choice.startswith("fixed"):
         _, _, text = choice.partition("=")
