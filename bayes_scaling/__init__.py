@@ -40,7 +40,7 @@ _EXPORTS = {
     "fit_joint": "inference.joint",
     "effective_data": "analysis.effective",
     "predict": "analysis.predictions",
-    "compare_variants": "analysis.compare",
+    **dict.fromkeys(["compare_variants", "compare_sharing"], "analysis.compare"),
     **dict.fromkeys(["data", "models", "inference", "analysis", "output", "cli"], ""),
     "datasets": "__datasets__",
 }
@@ -63,6 +63,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "__version__", "fit", "load", "Fit", "LawSpec", "Parameter", "fit_transfer", "TransferData", "ModelConfig",
-    "load_example", "fit_scratch", "fit_joint", "effective_data", "predict", "compare_variants", "datasets",
+    "load_example", "fit_scratch", "fit_joint", "effective_data", "predict", "compare_variants", "compare_sharing",
+    "datasets",
     "laws", "errors", "data", "models", "inference", "analysis", "output",
 ]

@@ -1,4 +1,5 @@
-"""PSIS-LOO comparison of variants, the beta question, Pareto-k naming, and contrasts between distributions."""
+"""PSIS-LOO comparison of variants and of the sharing of a law-spec parameter, the beta question, Pareto-k naming,
+and contrasts between groups (transfer fits and law-spec fits)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _spec_fits import SEPARATE_TRUTH, SHARED_TRUTH, SPEC
+from _spec_fits import separate_truth as spec_separate_truth
+from _spec_fits import shared_truth as spec_shared_truth
 from _transfer_fits import SETTINGS, separate_truth, shared_truth
 
 import bayes_scaling as bs
+from _mc import draws_inside
 from bayes_scaling import laws
 from bayes_scaling.analysis.compare import (
     beta_evidence,
@@ -17,10 +22,17 @@ from bayes_scaling.analysis.compare import (
     compare_variants,
     contrasts,
     fit_variants,
+    loo,
     pareto_k_table,
+    sharing_alternatives,
+    sharing_evidence,
+    sharing_variants,
+    target_difference,
 )
 from bayes_scaling.data.simulate import TABLE1, simulate_transfer
-from bayes_scaling.errors import BayesScalingError
+from bayes_scaling.errors import BayesScalingError, ConfigError
+from bayes_scaling.inference.fit import Fit
+from bayes_scaling.laws.spec import builtin_spec
 
 
 def test_table_is_tidy_and_ranked():
@@ -143,3 +155,175 @@ def test_errors():
     with pytest.raises(BayesScalingError, match="separate_beta"):
         beta_evidence(compare_fits({k: cmp.fits[k] for k in ("shared_beta", "pooled")}))
     assert isinstance(cmp.table, pd.DataFrame) and "variant" in str(cmp)
+
+
+# ---- any law spec: PSIS-LOO, sharing of a parameter, contrasts between groups ------------------------------
+
+
+
+def test_loo_prefers_shared_beta_when_it_is_shared():
+    """beta truly shared: the shared variant ranks first, ahead of separate betas by more than the standard
+    error of the difference (the separate variant pays for its extra parameter), and far ahead of beta fixed at a
+    wrong value; the separate variant's beta[c1] - beta[c2] is compatible with 0."""
+    _, cmp = spec_shared_truth()
+    t = cmp.table.set_index("variant")
+    assert t.loc["shared", "rank"] == 0, str(cmp)
+    sep = t.loc["separate"]
+    assert sep["elpd_diff"] < -sep["dse"] < 0, str(cmp)
+    wrong = t.loc["fixed=0.4"]
+    assert wrong["elpd_diff"] < -4 * wrong["dse"] and wrong["elpd_diff"] < -10, str(cmp)
+    assert cmp.parameter == "beta" and cmp.by == "corpus" and "sharing of beta across corpus" in str(cmp)
+    assert cmp.pareto.empty or set(cmp.pareto.columns) >= {"variant", "row", "corpus", "N", "D", "loss"}
+    ev = sharing_evidence(cmp)
+    assert (ev.shared, ev.varying, ev.by) == ("shared", "separate", "corpus")
+    assert ev.elpd_diff < 0 and ev.p_varying_better < 0.5
+    row = ev.differences.iloc[0]
+    assert (row["A"], row["B"], row["quantity"]) == ("c1", "c2", "beta_A - beta_B")
+    assert draws_inside(_beta_diff(cmp.fits["separate"]), 0.0, 0.94, ess=_ess(cmp.fits["separate"]))
+    assert "elpd(separate) - elpd(shared)" in str(ev) and "beta[c1] - beta[c2]" in str(ev)
+    # the variants' specs: only beta changed
+    shared, fixed = cmp.fits["shared"].spec, cmp.fits["fixed=0.4"].spec
+    assert shared.hash() == SPEC.hash() and fixed.parameters["beta"].fixed == 0.4 and "beta" not in \
+        cmp.fits["fixed=0.4"].posterior
+
+
+def _beta_diff(fit):
+    post = fit.posterior["beta"]
+    return (post.sel(corpus="c1") - post.sel(corpus="c2")).values.ravel()
+
+
+def _ess(fit):
+    return float(fit.summary().query("parameter == 'beta'")["ess_tail"].min())
+
+
+def test_loo_prefers_separate_beta_when_it_differs():
+    """beta truly separate (0.25 vs 0.31): separate ranks first and the shared variant loses by many standard
+    errors; the posterior difference of the betas covers the truth."""
+    _, cmp = spec_separate_truth()
+    t = cmp.table.set_index("variant")
+    assert t.loc["separate", "rank"] == 0, str(cmp)
+    shared = t.loc["shared"]
+    assert shared["elpd_diff"] < -4 * shared["dse"] and shared["elpd_diff"] < -10, str(cmp)
+    ev = sharing_evidence(cmp, "beta")
+    assert ev.elpd_diff > 4 * ev.dse and ev.p_varying_better > 0.99
+    truth = SEPARATE_TRUTH["beta"]["c1"] - SEPARATE_TRUTH["beta"]["c2"]
+    fit = cmp.fits["separate"]
+    assert draws_inside(_beta_diff(fit), truth, 0.94, ess=_ess(fit)), ev.differences
+    assert ev.differences.iloc[0]["p_gt_0"] < 0.01
+
+
+def test_sharing_variants_change_one_parameter_only():
+    spec = builtin_spec("chinchilla_by_corpus")
+    v = sharing_variants(spec, "beta", ["shared", "pooled", "separate", 0.3, "fixed=0.25"])
+    assert list(v) == ["shared", "pooled", "separate", "fixed=0.3", "fixed=0.25"]
+    assert [v[k].parameters["beta"].sharing for k in v] == ["shared", "pooled", "separate", "fixed", "fixed"]
+    assert v["pooled"].parameters["beta"].by == "corpus" and v["fixed=0.25"].parameters["beta"].fixed == 0.25
+    for s in v.values():
+        others = {n: p.to_dict() for n, p in s.parameters.items() if n != "beta"}
+        assert others == {n: p.to_dict() for n, p in spec.parameters.items() if n != "beta"}
+        assert (s.formula.text, s.target, s.family, s.scale) == (spec.formula.text, spec.target, spec.family,
+                                                                  spec.scale)
+    # E varies by corpus already: pooled/separate keep its column; the prior of a parameter is kept
+    e = sharing_variants(spec, "E", ["separate", "shared"])
+    assert e["separate"].parameters["E"].by == "corpus" and e["shared"].parameters["E"].by is None
+    assert sharing_variants("kaplan", "alpha_N", ["shared", 0.1])["shared"].parameters["alpha_N"].prior == \
+        {"median": 0.08}
+    assert list(sharing_alternatives(spec)) == ["E shared", "A shared", "B shared", "alpha pooled by corpus",
+                                                "beta pooled by corpus"]
+    assert list(sharing_alternatives(spec, ["beta"])) == ["beta pooled by corpus"]
+    assert sharing_alternatives("chinchilla") == {}          # no group column: nothing to vary by
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    (("gamma", ["shared"]), {}, "not in the spec"),
+    (("beta", ["fixed"]), {}, "fixed=0.28"),
+    (("beta", ["somewhat"]), {}, "not one of shared, pooled, separate"),
+    (("beta", ["shared", "shared"]), {}, "twice"),
+    (("beta", "shared"), {}, "expected a list"),
+    (("beta", [-0.2]), {}, "outside its domain"),
+])
+def test_sharing_variants_errors(args, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        sharing_variants("chinchilla_by_corpus", *args, **kwargs)
+
+
+def test_sharing_variants_need_a_column_when_there_is_none_or_several():
+    with pytest.raises(ConfigError, match="no group column"):
+        sharing_variants("chinchilla", "alpha_N", ["separate"])
+    crossed = bs.LawSpec.from_dict({"law": {"formula": "E + A / N**alpha", "target": "loss"},
+                                    "parameters": {"E": {"by": "eval"}, "A": {"by": "corpus"}, "alpha": {}}})
+    with pytest.raises(ConfigError, match="eval, corpus; name the column"):
+        sharing_variants(crossed, "alpha", ["pooled"])
+    assert sharing_variants(crossed, "alpha", ["pooled"], by="eval")["pooled"].parameters["alpha"].by == "eval"
+    with pytest.raises(ConfigError, match="fixed"):
+        sharing_alternatives(bs.LawSpec.from_dict({"law": {"formula": "E + A / N**alpha", "target": "loss"},
+                                                   "parameters": {"E": {"by": "g"}, "A": {}, "alpha":
+                                                                  {"fixed": 0.3}}}), ["alpha"])
+
+
+def test_loo_of_a_spec_fit_computed_after_the_fact():
+    """A fit drawn without the pointwise log-likelihood gets it from the rebuilt model: the same PSIS-LOO."""
+    _, cmp = spec_shared_truth()
+    fit = cmp.fits["shared"]
+    bare = Fit(fit.tree.copy(), fit.data, fit.spec)
+    del bare.tree["log_likelihood"]
+    assert "log_likelihood" not in bare.tree.children
+    a, b = loo(fit), loo(bare)
+    assert b.elpd == pytest.approx(a.elpd, rel=1e-9) and b.se == pytest.approx(a.se, rel=1e-9)
+    np.testing.assert_allclose(np.asarray(b.pareto_k), np.asarray(a.pareto_k), rtol=1e-9)
+
+
+def test_pareto_k_rows_name_the_spec_data():
+    data, cmp = spec_shared_truth()
+    every = pareto_k_table(cmp.fits["shared"], threshold=-np.inf)
+    assert len(every) == len(data) and list(every.columns) == ["row", "corpus", "D", "N", "loss", "pareto_k"]
+    by_row = every.set_index("row").sort_index()
+    for c in ("corpus", "N", "D", "loss"):
+        assert (by_row[c].to_numpy() == data[c].to_numpy()).all(), c
+    assert (every["pareto_k"].diff().dropna() <= 0).all()        # worst first
+
+
+def test_compare_fits_refuses_other_observations():
+    _, a = spec_shared_truth()
+    _, b = spec_separate_truth()
+    with pytest.raises(BayesScalingError, match="different observations"):
+        compare_fits({"x": a.fits["shared"], "y": b.fits["shared"]})
+    with pytest.raises(BayesScalingError, match="different data"):
+        compare_fits({"x": a.fits["shared"], "transfer": shared_truth()[2].fits["shared_beta"]})
+    with pytest.raises(BayesScalingError, match="'pooled'"):
+        sharing_evidence(a, varying="pooled")
+
+
+def test_contrasts_between_groups_of_a_spec_fit():
+    """E[c1] - E[c2] and the loss difference at a point cover the truth; A-B and B-A mirror each other."""
+    _, cmp = spec_shared_truth()
+    fit = cmp.fits["shared"]
+    con = contrasts(fit, ci_prob=0.98).set_index("quantity")
+    assert set(con.index) == {"E_A - E_B", "E_A / E_B", "P(E_A > E_B)"}
+    e = SHARED_TRUTH["E"]
+    assert con.loc["E_A - E_B", "eti_lb"] < e["c1"] - e["c2"] < con.loc["E_A - E_B", "eti_ub"]
+    assert con.loc["P(E_A > E_B)", "mean"] < 0.05       # c1's E is lower (1.8 vs 2.0)
+    at = pd.DataFrame({"N": [1e8, 1e9], "D": [1e10, 1e11]})
+    diff = target_difference(fit, at, [("c1", "c2")], ci_prob=0.98)
+    true = bs.data.simulate_law(SPEC, at.assign(corpus="c1"), SHARED_TRUTH, 0.0)["loss"].to_numpy() - \
+        bs.data.simulate_law(SPEC, at.assign(corpus="c2"), SHARED_TRUTH, 0.0)["loss"].to_numpy()
+    assert ((diff["eti_lb"] < true) & (true < diff["eti_ub"])).all(), (diff, true)
+    assert (diff["p_A_lower"] > 0.95).all() and list(diff.columns[:4]) == ["A", "B", "N", "D"]
+    back = target_difference(fit, at, [("c2", "c1")])
+    np.testing.assert_allclose(back["median"], -target_difference(fit, at, [("c1", "c2")])["median"])
+    full = contrasts(fit, at=at)
+    assert full["quantity"].str.startswith("loss_A - loss_B at N=1e+08").any()
+    with pytest.raises(BayesScalingError, match="two different groups of 'corpus'"):
+        contrasts(fit, pairs=[("c1", "c3")])
+    with pytest.raises(BayesScalingError, match="leave out the column 'corpus'"):
+        target_difference(fit, at.assign(corpus="c1"))
+    with pytest.raises(BayesScalingError, match="by='eval' is not a group column"):
+        contrasts(fit, by="eval")
+
+
+def test_doctests():
+    import doctest
+
+    from bayes_scaling.analysis import compare
+
+    assert doctest.testmod(compare).failed == 0

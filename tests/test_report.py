@@ -61,3 +61,58 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fit file not found" in err[0]
+
+
+# ---- a law-spec fit ---------------------------------------------------------------------------------------
+
+SPEC_FILES = ("report.html", "summary.csv", "coverage.csv", "loo.csv", "contrasts.csv", "comparison.csv",
+              "pareto_k.csv", "law.png", "ppc.png", "compare.png")
+
+
+@pytest.fixture(scope="module")
+def spec_fit_file(tmp_path_factory):
+    """Chinchilla on two corpora with beta truly separate, fitted separate (tests/_spec_fits.py)."""
+    from _spec_fits import separate_truth
+
+    return separate_truth()[1].fits["separate"].save(tmp_path_factory.mktemp("specfit") / "fit.nc")
+
+
+def test_report_of_a_spec_fit(spec_fit_file, tmp_path, capsys):
+    """`bayes-scaling report` on a law-spec fit file: exit 0, every file, and the comparison of sharing ranks the
+    fit as fitted (beta separate, the truth) ahead of beta shared by many standard errors."""
+    import pandas as pd
+
+    out = tmp_path / "rep"
+    assert main(["report", str(spec_fit_file), "--out", str(out), "--sharing", "beta", "--seed", "2",
+                 "--draws", "200", "--tune", "200"]) == 0
+    assert "report.html" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted(SPEC_FILES)
+    page = (out / "report.html").read_text()
+    assert len(_images(page)) == 3 and "Posterior summary" in page and "eti94_lb" in page
+    assert "chinchilla_two_corpora" in page and "Comparison of sharing" in page and "divergences" in page
+    cmp = pd.read_csv(out / "comparison.csv").set_index("variant")
+    assert list(cmp.index) == ["as fitted", "beta shared"]
+    assert cmp.loc["beta shared", "elpd_diff"] < -4 * cmp.loc["beta shared", "dse"]
+    loo = pd.read_csv(out / "loo.csv").iloc[0]
+    assert loo["n"] == 50 and loo["elpd_loo"] == pytest.approx(cmp.loc["as fitted", "elpd"])
+    cov = pd.read_csv(out / "coverage.csv")
+    assert list(cov["nominal"]) == [0.5, 0.9] and (cov["n"] == 50).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["parameter"]) >= {"E", "A", "B", "alpha", "beta", "sigma"}
+    assert set(pd.read_csv(out / "contrasts.csv")["quantity"]) >= {"E_A - E_B", "beta_A - beta_B"}
+
+
+def test_report_of_a_spec_fit_without_comparison(spec_fit_file, tmp_path):
+    out = tmp_path / "rep"
+    assert main(["report", str(spec_fit_file), "--out", str(out), "--no-compare"]) == 0
+    assert not (out / "comparison.csv").exists() and (out / "ppc.png").is_file() and (out / "loo.csv").is_file()
+    assert "Skipped (--no-compare)" in (out / "report.html").read_text()
+
+
+def test_report_sharing_errors(spec_fit_file, fit_file, tmp_path, capsys):
+    assert main(["report", str(spec_fit_file), "--out", str(tmp_path / "a"), "--sharing", "gamma"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'gamma'" in err[0] and "not in the spec" in err[0]
+    assert not (tmp_path / "a" / "report.html").exists()
+    assert main(["report", str(fit_file), "--out", str(tmp_path / "b"), "--sharing", "beta"]) == 2
+    assert "law-spec fits" in capsys.readouterr().err

@@ -1,13 +1,21 @@
-"""Posterior and prior predictive checks of the transfer model.
+"""Posterior and prior predictive checks: of any law-spec fit (:class:`~bayes_scaling.inference.fit.Fit`) and of
+the transfer model.
 
-- :func:`posterior_predictive_check`: per observed run, the observed ``D_T`` against the posterior predictive
-  median and central intervals (replicated ``log D_T`` drawn from the fitted model, noise included).
+- :func:`posterior_predictive_check`: per observation, the observed target against the posterior predictive
+  median and central intervals (replicated values of the model's observed variable drawn from the fitted model,
+  noise included: ``log y`` for a likelihood on the log scale, ``log D_T`` for the transfer model).
 - :func:`coverage`: the share of observations inside the 50% and 90% central intervals, in-sample (posterior
   predictive) and leave-one-out (from LOO-PIT), against the nominal level. On a well-specified model the
   LOO coverage is close to nominal; in-sample coverage is slightly above it.
 - :func:`loo_pit`: LOO-PIT values ``P(y_rep_i <= y_i | y_-i)`` (PSIS-LOO weighted), uniform under a
   calibrated model; a Kolmogorov-Smirnov distance to the uniform summarises the departure.
-- :func:`prior_predictive_check`: what the priors alone say about k, alpha, beta and D_T at the observed runs.
+- :func:`prior_predictive_check`: what the priors alone say about k, alpha, beta and D_T at the observed runs
+  (the transfer model).
+
+The replicated values come from the model's own observed variable (``pm.sample_posterior_predictive`` on the
+model rebuilt from the fit: :mod:`bayes_scaling.analysis._fits`), the same likelihood whose pointwise density
+PSIS-LOO uses; for a law-spec fit they follow the distribution of ``Fit.predict(kind="observation")`` at the
+fitted rows (tested).
 
 >>> ppc = posterior_predictive_check(fit, seed=1)     # doctest: +SKIP
 >>> coverage(fit, seed=1)                            # doctest: +SKIP
@@ -26,8 +34,10 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from bayes_scaling.analysis._fits import build_model, observed
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import BayesScalingError
+from bayes_scaling.inference.fit import Fit
 from bayes_scaling.inference.sampling import TransferFit
 from bayes_scaling.models.transfer import ModelConfig, build_transfer_model, prior_parameterization
 
@@ -36,6 +46,7 @@ __all__ = ["posterior_predictive", "posterior_predictive_check", "coverage", "lo
 
 SAMPLE_DIMS = ("chain", "draw")
 _PPC_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+AnyFit = Fit | TransferFit
 
 
 @contextmanager
@@ -52,19 +63,21 @@ def _quiet_pymc():
         log.setLevel(level)
 
 
-def posterior_predictive(fit: TransferFit, seed: int = 0) -> xr.DataTree:
-    """A copy of the fit's DataTree with a ``posterior_predictive`` group (replicated ``log_D_T`` per posterior
-    draw, seeded) and a ``log_likelihood`` group. Cached per fit and seed."""
+def posterior_predictive(fit: AnyFit, seed: int = 0) -> xr.DataTree:
+    """A copy of the fit's DataTree with a ``posterior_predictive`` group (replicated observed variable per
+    posterior draw, seeded: ``log_D_T`` for a transfer fit, the spec's target on the likelihood's scale for a
+    law-spec fit) and a ``log_likelihood`` group. Cached per fit and seed."""
     cache = _PPC_CACHE.setdefault(fit, {})
     if seed in cache:
         return cache[seed]
     import pymc as pm
 
-    model = fit.build_model()
+    var = observed(fit).var
+    model = build_model(fit)
     tree = fit.tree.copy()
     with model, warnings.catch_warnings(), _quiet_pymc():
         warnings.filterwarnings("ignore", category=UserWarning)
-        pp = pm.sample_posterior_predictive(tree, var_names=["log_D_T"], random_seed=seed, progressbar=False)
+        pp = pm.sample_posterior_predictive(tree, var_names=[var], random_seed=seed, progressbar=False)
         if "log_likelihood" not in tree.children:
             tree = pm.compute_log_likelihood(tree, progressbar=False)
     tree["posterior_predictive"] = pp["posterior_predictive"]
@@ -72,43 +85,45 @@ def posterior_predictive(fit: TransferFit, seed: int = 0) -> xr.DataTree:
     return tree
 
 
-def _run_table(fit: TransferFit) -> pd.DataFrame:
-    used = fit.data.used
-    return pd.DataFrame({"row": used.index.to_numpy(), "pretraining": used["pretraining"].to_numpy(),
-                         "N": used["N"].to_numpy(float), "D_F": used["D_F"].to_numpy(float),
-                         "D_T": used["D_T"].to_numpy(float)})
+def _replicated(fit: AnyFit, seed: int) -> np.ndarray:
+    """Replicated observed variable, shape (observations, samples)."""
+    var = observed(fit).var
+    rep = posterior_predictive(fit, seed)["posterior_predictive"][var]
+    dim = next(d for d in rep.dims if d not in SAMPLE_DIMS)
+    return rep.stack(sample=SAMPLE_DIMS).transpose(dim, "sample").values
 
 
-def posterior_predictive_check(fit: TransferFit, *, ci_probs: tuple[float, ...] = (0.5, 0.9),
+def posterior_predictive_check(fit: AnyFit, *, ci_probs: tuple[float, ...] = (0.5, 0.9),
                                seed: int = 0) -> pd.DataFrame:
-    """Observed against predicted ``D_T`` for every run used in the fit.
+    """Observed against predicted target for every observation of the fit.
 
-    Columns: ``row`` (of the data table), ``pretraining``, ``N``, ``D_F``, ``D_T`` (observed), ``D_T_median``
-    (posterior predictive median), ``lb{P}``/``ub{P}`` (central ``P``% interval of replicated D_T, noise
-    included) and ``inside{P}`` for each ``P`` in ``ci_probs``, and ``z`` = (log D_T - mean) / sd of the
-    replicated log D_T.
+    Columns: ``row`` (of the data table), the group columns, the inputs and the observed target (a transfer
+    fit: ``pretraining``, ``N``, ``D_F``, ``D_T``), ``<target>_median`` (posterior predictive median),
+    ``lb{P}``/``ub{P}`` (central ``P``% interval of a replicated observation, noise included) and ``inside{P}``
+    for each ``P`` in ``ci_probs``, and ``z`` = (y - mean) / sd of the replicated values, on the likelihood's
+    scale (``log y`` for a log-scale likelihood).
 
-    >>> posterior_predictive_check(fit, seed=1)[["row", "D_T", "D_T_median", "lb90", "ub90"]]   # doctest: +SKIP
+    >>> posterior_predictive_check(fit, seed=1)[["row", "loss", "loss_median", "lb90", "ub90"]]   # doctest: +SKIP
     """
     _check_probs(ci_probs)
-    rep = posterior_predictive(fit, seed)["posterior_predictive"]["log_D_T"]
-    draws = rep.stack(sample=SAMPLE_DIMS).transpose("run", "sample").values
-    out = _run_table(fit)
-    log_obs = np.log(out["D_T"].to_numpy())
-    out["D_T_median"] = np.exp(np.median(draws, axis=1))
+    obs = observed(fit)
+    draws = _replicated(fit, seed)
+    out = obs.rows.copy()
+    y = obs.values
+    out[f"{obs.target}_median"] = obs.from_scale(np.median(draws, axis=1))
     for p in ci_probs:
         lo, hi = np.quantile(draws, [(1 - p) / 2, 1 - (1 - p) / 2], axis=1)
         tag = f"{100 * p:g}"
-        out[f"lb{tag}"], out[f"ub{tag}"] = np.exp(lo), np.exp(hi)
-        out[f"inside{tag}"] = (log_obs >= lo) & (log_obs <= hi)
-    out["z"] = (log_obs - draws.mean(axis=1)) / draws.std(axis=1, ddof=1)
-    out.attrs.update(unit=fit.data.unit, seed=seed)
+        out[f"lb{tag}"], out[f"ub{tag}"] = obs.from_scale(lo), obs.from_scale(hi)
+        out[f"inside{tag}"] = (y >= lo) & (y <= hi)
+    out["z"] = (y - draws.mean(axis=1)) / draws.std(axis=1, ddof=1)
+    out.attrs.update(unit=obs.unit, seed=seed, target=obs.target, log=obs.log, groups=list(obs.groups))
     return out
 
 
 @dataclass
 class LooPit:
-    """LOO-PIT values per run (``table``: row, pretraining, N, D_F, D_T, pit) and the Kolmogorov-Smirnov
+    """LOO-PIT values per observation (``table``: row, groups, inputs, target, pit) and the Kolmogorov-Smirnov
     distance of their distribution to Uniform(0, 1) with its p-value (approximate: LOO-PIT values are
     slightly dependent)."""
 
@@ -121,25 +136,27 @@ class LooPit:
         return self.table["pit"].to_numpy()
 
 
-def loo_pit(fit: TransferFit, *, seed: int = 0) -> LooPit:
-    """LOO-PIT of ``log D_T`` (``arviz.loo_pit`` on the seeded posterior predictive)."""
+def loo_pit(fit: AnyFit, *, seed: int = 0) -> LooPit:
+    """LOO-PIT of the observed variable (``arviz.loo_pit`` on the seeded posterior predictive):
+    ``pit_i = sum_s w_is 1[y_rep_is <= y_i]`` with the PSIS-LOO weights ``w_is`` of observation ``i``."""
     import arviz as az
 
+    obs = observed(fit)
     tree = posterior_predictive(fit, seed)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Pp]areto.*|.*[Ee]stimated shape.*")
-        pit = az.loo_pit(tree, var_names=["log_D_T"])["log_D_T"].values
-    table = _run_table(fit).assign(pit=pit)
+        pit = az.loo_pit(tree, var_names=[obs.var])[obs.var].values
+    table = obs.rows.assign(pit=pit)
     ks = stats.kstest(pit, "uniform")
     return LooPit(table, float(ks.statistic), float(ks.pvalue))
 
 
-def coverage(fit: TransferFit, *, ci_probs: tuple[float, ...] = (0.5, 0.9), seed: int = 0) -> pd.DataFrame:
-    """Share of observed runs inside the central intervals, against the nominal level.
+def coverage(fit: AnyFit, *, ci_probs: tuple[float, ...] = (0.5, 0.9), seed: int = 0) -> pd.DataFrame:
+    """Share of observations inside the central intervals, against the nominal level.
 
-    One row per level: ``nominal``, ``n`` (runs), ``in_sample`` (posterior predictive intervals, which saw the
-    run), ``loo`` (leave-one-out intervals: LOO-PIT within ``[(1-P)/2, 1-(1-P)/2]``) and ``binomial_se``
-    = sqrt(P (1-P) / n), the sampling error of a coverage share under a calibrated model.
+    One row per level: ``nominal``, ``n`` (observations), ``in_sample`` (posterior predictive intervals, which
+    saw the observation), ``loo`` (leave-one-out intervals: LOO-PIT within ``[(1-P)/2, 1-(1-P)/2]``) and
+    ``binomial_se`` = sqrt(P (1-P) / n), the sampling error of a coverage share under a calibrated model.
 
     >>> coverage(fit, seed=1)        # doctest: +SKIP
        nominal   n  in_sample   loo  binomial_se

@@ -30,11 +30,12 @@ from bayes_scaling.errors import OutputError
 
 __all__ = ["FOLDER_OUTPUTS", "OutputPlan", "check_plan", "plan_of", "staged_folder"]
 
-#: the files each folder command writes into ``--out`` (report: some only with the comparison or contrasts)
+#: the files each folder command writes into ``--out`` (report: some only with the comparison or contrasts, some
+#: only for a law-spec or a transfer fit)
 FOLDER_OUTPUTS: dict[str, tuple[str, ...]] = {
     "report": ("report.html", "summary.csv", "coverage.csv", "contrasts.csv", "comparison.csv", "pareto_k.csv",
-               "transfer.png", "transfer_fraction.png", "posteriors.png", "ppc.png", "prior_predictive.png",
-               "compare.png"),
+               "loo.csv", "transfer.png", "transfer_fraction.png", "posteriors.png", "ppc.png", "prior_predictive.png",
+               "law.png", "compare.png"),
     "backtest": ("backtest_summary.csv", "backtest_points.csv", "backtest.nc", "calibration.png"),
     "calibrate": ("ranks.csv", "checks.csv", "sbc_ecdf.png"),
     "demo": ("fit.nc", "summary.csv", "summary.txt", "transfer.png", "scratch_fit.nc", "transfer_from_losses.csv",

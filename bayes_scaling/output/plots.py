@@ -142,12 +142,14 @@ def plot_posteriors(fit, *, truth: dict | None = None, ci_prob: float = 0.94):
 
 
 def plot_ppc(fit, *, ci_prob: float = 0.9, seed: int = 0):
-    """Posterior predictive check (left) and LOO-PIT (right), from :mod:`bayes_scaling.analysis.checks`.
+    """Posterior predictive check (left) and LOO-PIT (right), from :mod:`bayes_scaling.analysis.checks`, for a
+    law-spec fit or a transfer fit.
 
-    Left: predicted D_T (posterior predictive median with its central ``ci_prob`` interval, noise included)
-    against observed D_T, log-log, with the 1:1 line; runs outside their interval are ringed in red and the
-    coverage shares (in-sample and leave-one-out) are printed. Right: ECDF of the LOO-PIT values minus the
-    uniform ECDF with a 95% simultaneous band (Dvoretzky-Kiefer-Wolfowitz); a calibrated model stays inside.
+    Left: predicted target (posterior predictive median with its central ``ci_prob`` interval, noise included)
+    against the observed target (log-log for a likelihood on the log scale), one colour per group of the first
+    group column, with the 1:1 line; observations outside their interval are ringed in red and the coverage
+    shares (in-sample and leave-one-out) are printed. Right: ECDF of the LOO-PIT values minus the uniform ECDF
+    with a 95% simultaneous band (Dvoretzky-Kiefer-Wolfowitz); a calibrated model stays inside.
     """
     import matplotlib.pyplot as plt
 
@@ -157,22 +159,27 @@ def plot_ppc(fit, *, ci_prob: float = 0.9, seed: int = 0):
     ppc = posterior_predictive_check(fit, ci_probs=(ci_prob,), seed=seed)
     pit = loo_pit(fit, seed=seed)
     cov = coverage(fit, ci_probs=(ci_prob,), seed=seed).iloc[0]
-    unit = fit.data.unit
+    y, unit, log = ppc.attrs["target"], ppc.attrs["unit"], ppc.attrs["log"]
+    group = ppc.attrs["groups"][0] if ppc.attrs["groups"] else None
+    in_unit = f" ({unit})" if unit else ""
     cmap = plt.get_cmap("tab10")
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for i, name in enumerate(fit.pretraining):
-        s = ppc[ppc["pretraining"] == name]
-        yerr = np.vstack([s["D_T_median"] - s[f"lb{tag}"], s[f"ub{tag}"] - s["D_T_median"]])
-        ax.errorbar(s["D_T"], s["D_T_median"], yerr=yerr, fmt="o", ms=3.5, color=cmap(i), ecolor=cmap(i),
-                    elinewidth=0.8, alpha=0.8, label=name)
+    keys = list(dict.fromkeys(ppc[group])) if group else [None]
+    for i, name in enumerate(keys):
+        s = ppc if name is None else ppc[ppc[group] == name]
+        yerr = np.vstack([s[f"{y}_median"] - s[f"lb{tag}"], s[f"ub{tag}"] - s[f"{y}_median"]])
+        ax.errorbar(s[y], s[f"{y}_median"], yerr=yerr, fmt="o", ms=3.5, color=cmap(i % 10), ecolor=cmap(i % 10),
+                    elinewidth=0.8, alpha=0.8, label=None if name is None or i >= 10 else str(name))
     out = ppc[~ppc[f"inside{tag}"]]
-    ax.scatter(out["D_T"], out["D_T_median"], s=70, facecolor="none", edgecolor="red", lw=1.2, zorder=4,
+    ax.scatter(out[y], out[f"{y}_median"], s=70, facecolor="none", edgecolor="red", lw=1.2, zorder=4,
                label=f"outside its {tag}% interval ({len(out)})")
-    lim = [min(ppc["D_T"].min(), ppc[f"lb{tag}"].min()) / 1.5, max(ppc["D_T"].max(), ppc[f"ub{tag}"].max()) * 1.5]
+    lo_v, hi_v = min(ppc[y].min(), ppc[f"lb{tag}"].min()), max(ppc[y].max(), ppc[f"ub{tag}"].max())
+    lim = [lo_v / 1.5, hi_v * 1.5] if log else [lo_v - 0.05 * (hi_v - lo_v), hi_v + 0.05 * (hi_v - lo_v)]
     ax.plot(lim, lim, color="0.3", lw=1, ls="--", label="predicted = observed")
-    ax.set(xscale="log", yscale="log", xlim=lim, ylim=lim, xlabel=f"observed D_T ({unit})",
-           ylabel=f"predicted D_T ({unit}): median, {tag}% interval",
-           title="posterior predictive check of D_T")
+    scale = "log" if log else "linear"
+    ax.set(xscale=scale, yscale=scale, xlim=lim, ylim=lim, xlabel=f"observed {y}{in_unit}",
+           ylabel=f"predicted {y}{in_unit}: median, {tag}% interval",
+           title=f"posterior predictive check of {y}")
     ax.text(0.98, 0.03, f"coverage of the {tag}% intervals:\nin-sample {cov['in_sample']:.0%}, "
             f"leave-one-out {cov['loo']:.0%}\n(nominal {ci_prob:.0%} +- {cov['binomial_se']:.0%} binomial SE)",
             transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
@@ -187,7 +194,8 @@ def plot_ppc(fit, *, ci_prob: float = 0.9, seed: int = 0):
     ax2.fill_between(grid, -eps, eps, color="0.85", label="95% band for a calibrated model (DKW)")
     ax2.plot(grid, ecdf - grid, color="C0", lw=1.8, label="LOO-PIT ECDF - uniform")
     ax2.axhline(0, color="0.3", lw=0.8)
-    ax2.set(xlim=(0, 1), xlabel="LOO-PIT value  P(replicated log D_T <= observed | other runs)",
+    on_scale = f"log {y}" if log else y
+    ax2.set(xlim=(0, 1), xlabel=f"LOO-PIT value  P(replicated {on_scale} <= observed | other rows)",
             ylabel="ECDF difference", title=f"LOO-PIT (KS distance {pit.ks_statistic:.3f}, "
                                              f"p = {pit.ks_pvalue:.2f}; n = {n})")
     ax2.set_ylim(-max(2 * eps, 1.2 * np.max(np.abs(ecdf - grid))), max(2 * eps, 1.2 * np.max(np.abs(ecdf - grid))))
