@@ -541,6 +541,59 @@ def test_predict_at_refuses_what_would_not_fit_in_memory(tmp_path, fit_file, cap
     assert main(["predict", str(fit_file), "--at", str(points), "--csv"]) == _exit.OK
 
 
+def test_predict_grid_refuses_what_would_not_fit_in_memory(fit_file, capsys, monkeypatch):
+    """Before: ``predict --N (1000 values) --D-F (1000 values)`` computed for minutes, then ran out of memory.
+    Now the grid's size (distributions x N x D_F x draws x 8 bytes x the arrays held at once) is checked first:
+    one line with the estimate and the options that cut it."""
+    import bayes_scaling._system as system
+
+    grid = [f"{v:.4g}" for v in np.logspace(6, 12, 100)]
+    monkeypatch.setattr(system, "available_memory", lambda: 10**8)   # 100 MB left
+    assert main(["predict", str(fit_file), "--N", *grid, "--D-F", *grid]) == _exit.USAGE
+    line = one_error_line(capsys.readouterr().err)
+    need = 2 * 100 * 100 * 600 * 8 * system.GRID_ARRAYS
+    assert f"predicting 20000 points from 600 draws would hold about {need / 1e9:.3g} GB" in line
+    assert "0.1 GB available" in line and "--N, --D-F, --pretraining" in line
+    with pytest.raises(ValueError, match="fewer N, D_F"):
+        bs.predict(bs.load(fit_file), N=np.logspace(6, 12, 100), D_F=np.logspace(6, 12, 100))
+    monkeypatch.setattr(system, "available_memory", lambda: 10**12)
+    assert main(["predict", str(fit_file), "--N", *grid[:3], "--D-F", *grid[:3], "--csv"]) == _exit.OK
+
+
+@pytest.mark.parametrize("values, shown", [([True, 2e6], "True"), (pd.Series([1e6, False]), "False"),
+                                           ([1e6 + 1j], "(1000000+1j)"), ([pd.Timestamp("2024-01-01")], "Timestamp"),
+                                           (["1e6"], "'1e6'"), ([None], "None")])
+def test_predict_grid_refuses_values_that_are_not_real_numbers(small_fit, values, shown):
+    """Before: ``bs.predict(fit, N=[True], ...)`` predicted at N = 1."""
+    with pytest.raises(bs.errors.BayesScalingError, match="not booleans, complex numbers, dates or text") as info:
+        bs.predict(small_fit, N=values, D_F=[1e6])
+    assert shown in str(info.value) and "\n" not in str(info.value)
+
+
+@SETTINGS
+@given(rows=st.integers(1, 40), columns=st.integers(1, 30),
+       holes=st.sampled_from([0.0, 0.05, 0.5, 1.0]), infinite=st.booleans(), rounded=st.booleans(),
+       q=st.one_of(st.floats(0, 1), st.lists(st.floats(0, 1), min_size=1, max_size=5)), axis=st.sampled_from([0, 1]),
+       seed=st.integers(0, 2**32 - 1))
+def test_quantiles_of_many_points_are_numpys(rows, columns, holes, infinite, rounded, q, axis, seed):
+    """The vectorized quantiles (predictions of many points: 60 s -> about 1 s for 100,000 points) give
+    ``np.nanquantile``'s numbers bit for bit: NaN holes, infinities, ties, columns of NaN only, any q."""
+    from bayes_scaling._numeric import nanquantile
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, columns)) * 10.0 ** rng.integers(-3, 4)
+    x = np.round(x) if rounded else x
+    x[rng.random(x.shape) < holes] = np.nan
+    if infinite:
+        x[rng.random(x.shape) < 0.1] = np.inf
+        x[rng.random(x.shape) < 0.05] = -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # NumPy's "All-NaN slice"
+        expected = np.nanquantile(x, q, axis=axis)
+    got = nanquantile(x, q, axis=axis)
+    assert got.shape == expected.shape and np.array_equal(got, expected, equal_nan=True)
+
+
 @pytest.mark.parametrize("name", ["NA", "None", "null"])
 def test_spec_fit_keeps_a_group_named_like_missing(tmp_path, name):
     """Before: a corpus named ``NA`` in a spec fit's table was read as missing (an error, or a lost group)."""
