@@ -298,6 +298,31 @@ def test_fit_on_a_full_disk(tmp_path, small_fit, capsys, monkeypatch, file_size_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc"]
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="POSIX file size limits")
+@pytest.mark.parametrize("command", ["fit", "export"])
+def test_full_disk_in_a_process_of_its_own(tmp_path, fit_file, command):
+    """Fault injection, as a user meets it: the command in a process of its own whose files may not grow past
+    100 kB (``ulimit -f``, RLIMIT_FSIZE set in the child). Before: SIGSEGV while HDF5 closed the file. Now:
+    status 3 and one line, the earlier ``--out`` byte for byte, no temporary file beside it."""
+    out = tmp_path / ("fit.nc" if command == "fit" else "draws.csv")
+    out.write_bytes(b"an earlier output\n")
+    argv = {"fit": [EXE, "fit", str(EXAMPLE_CSV), "--out", str(out), "--draws", "200", "--tune", "100",
+                    "--chains", "2", "-q"],
+            "export": [EXE, "export", str(fit_file), "--out", str(out)]}[command]
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    limit = 100 * 1024 if hard == resource.RLIM_INFINITY else min(100 * 1024, hard)
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+
+    done = subprocess.run(argv, capture_output=True, text=True, preexec_fn=small_files, timeout=600)
+    assert done.returncode == _exit.WRITE_FAILED, done.stderr
+    line = one_error_line(done.stderr)
+    assert "cannot write the output" in line and "File too large" in line
+    assert out.read_bytes() == b"an earlier output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
 @pytest.mark.parametrize("code, status", [(errno.ENOSPC, 3), (errno.EFBIG, 3), (errno.EIO, 3),
                                           (errno.ENOENT, 2), (errno.EACCES, 2)])
 def test_write_failures_have_their_own_status(monkeypatch, capsys, fit_file, tmp_path, code, status):
@@ -329,6 +354,119 @@ def test_ctrl_c_while_starting(fit_file, delay):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted by SIGINT" in one_error_line(err)
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler of its own for ``sig`` (Linux: ``SigCgt`` in /proc/PID/status)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def _signal_fit_at(tmp_path: Path, sig: int, delay: float) -> tuple[subprocess.CompletedProcess, Path, str]:
+    """``bayes-scaling fit`` over an earlier fit file, ``sig`` sent ``delay`` s after the executable has installed
+    its handlers (SIGTERM: after the start, whatever is running then). Returns the run, the output, its digest."""
+    out = tmp_path / "fit.nc"
+    out.write_bytes(b"an earlier fit file\n" * 1000)
+    before = digest(out)
+    proc = subprocess.Popen([EXE, "fit", str(EXAMPLE_CSV), "--out", str(out), "--draws", "100", "--tune", "100",
+                             "--chains", "2", "--seed", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=_sigint_default)
+    started = time.monotonic()
+    if sig == signal.SIGINT:   # Python's own start-up comes first (see below); then the package's code runs
+        while not _catches(proc.pid, signal.SIGTERM) and proc.poll() is None and time.monotonic() - started < 60:
+            time.sleep(0.001)
+    time.sleep(delay)
+    proc.send_signal(sig)
+    out_text, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out_text, err), out, before
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="Linux /proc shows a process's handlers")
+@pytest.mark.parametrize("seed", range(4))
+def test_signals_at_random_moments_keep_the_earlier_output(tmp_path, seed):
+    """SIGINT or SIGTERM at a random moment of ``bayes-scaling fit`` (half of them in the first second, while
+    the libraries load; the others up to the end of the fit and its writing): status 130 or 143 and one line,
+    no traceback, the earlier ``--out`` byte for byte and no temporary file; or, when the fit had finished
+    first, status 0 and a fit file that loads. SIGTERM may come from the process's first instant (before
+    Python's own start-up, the signal's default ends it: status -15, which a shell reports as 143). SIGINT is
+    sent once the executable's first lines have run: in the few milliseconds before, Python's start-up (its
+    ``site`` module) turns it into its own "Fatal Python error" traceback, before any code of the package."""
+    import random
+
+    rng = random.Random(seed)
+    sig = (signal.SIGINT, signal.SIGTERM)[seed % 2]
+    delay = rng.uniform(0, 1.0) if seed < 2 else rng.uniform(0, 15.0)
+    done, out, before = _signal_fit_at(tmp_path, sig, delay)
+    err = done.stderr
+    assert "Traceback" not in err and "Fatal Python error" not in err, err
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "fit.nc")
+    assert leftovers == [], leftovers
+    if done.returncode == 0:   # the fit was done first
+        assert bs.load(out).posterior.sizes["draw"] == 100
+        return
+    status = 128 + int(sig)
+    assert done.returncode in (status, -int(sig)), (done.returncode, err)
+    if done.returncode == status:
+        assert f"interrupted by {signal.Signals(sig).name}" in one_error_line(err)
+    else:
+        assert err.strip() == "", err
+    assert digest(out) == before
+
+
+_SLOW_EXIT = """
+import atexit, sys, time
+import bayes_scaling.cli as cli
+from bayes_scaling_launch import main
+command = cli.main
+
+class Library:   # torn down with the modules, after the interpreter has reset the signal handlers
+    def __del__(self):
+        if PHASE == "teardown":
+            print("tearing down", file=sys.stderr, flush=True)
+            time.sleep(3)
+
+def run(argv=None):
+    status = command(argv)
+    if PHASE == "atexit":   # a library's exit handler that takes its time
+        atexit.register(lambda: (print("exiting", file=sys.stderr, flush=True), time.sleep(60)))
+    return status
+
+PHASE = sys.argv.pop(1)
+cli.main = run
+cli.library = Library()
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("phase", ["atexit", "teardown"])
+def test_a_signal_once_the_command_is_done_keeps_its_status(fit_file, phase, sig):
+    """Before: a signal while the interpreter exited (thread joins, the libraries' exit handlers, tearing the
+    modules down: seconds after a fit) ended the process with status 130/143 (the output already written) or
+    killed it. Now the command's status stands: at once during the exit handlers, after the teardown in it."""
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_EXIT, phase, "summary", str(fit_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
+    mark = proc.stderr.readline().strip()
+    assert mark == ("exiting" if phase == "atexit" else "tearing down"), mark + proc.stderr.read()
+    start = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == _exit.OK, err
+    assert "Traceback" not in err and "interrupted" not in err, err
+    assert "beta" in out   # the summary was printed in full
+    assert time.monotonic() - start < 30
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="Linux /proc shows a process's handlers")
+@pytest.mark.parametrize("seed", range(4, 30))
+def test_signals_at_many_more_random_moments(tmp_path, seed):
+    test_signals_at_random_moments_keep_the_earlier_output(tmp_path, seed)
 
 
 @pytest.mark.usefixtures("default_signals")
