@@ -626,6 +626,56 @@ def test_odd_values_in_numeric_columns_are_refused(rows, value, column):
     assert shown.startswith(", ".join(str(r) for r in sorted(rows)) + " (")
 
 
+def _entry_points(fit) -> dict:
+    """Every API entry point that takes a table: the table it takes, its numeric columns, and the call."""
+    from bayes_scaling.analysis.effective import read_finetune
+    from bayes_scaling.inference.fit import as_spec_fit
+    from bayes_scaling.models.losslaws import read_scratch
+
+    scratch, finetune = bs.datasets.load_scratch_losses(), bs.datasets.load_finetune_losses()
+    quick = dict(draws=10, tune=10, chains=1, seed=1)
+    return {
+        "fit": (bs.datasets.load_corpora(), ["N", "D", "loss"], lambda t: bs.fit(t, "chinchilla_by_corpus", **quick)),
+        "fit_transfer": (_frame(), ["N", "D_F", "D_T"], lambda t: bs.fit_transfer(t, **quick)),
+        "TransferData": (_frame(), ["N", "D_F", "D_T"], lambda t: bs.TransferData.from_frame(t, warn=False)),
+        "fit_scratch": (scratch, ["N", "D", "loss"], lambda t: bs.fit_scratch(t, **quick)),
+        "fit_joint scratch": (scratch, ["N", "D", "loss"], lambda t: bs.fit_joint(t, finetune, **quick)),
+        "fit_joint finetune": (finetune, ["N", "D_F", "loss"], lambda t: bs.fit_joint(scratch, t, **quick)),
+        "effective_data scratch": (scratch, ["N", "D", "loss"], lambda t: bs.effective_data(t, finetune)),
+        "effective_data finetune": (finetune, ["N", "D_F", "loss"], lambda t: bs.effective_data(scratch, t)),
+        "read_scratch": (scratch, ["N", "D", "loss"], read_scratch),
+        "read_finetune": (finetune, ["N", "D_F", "loss"], read_finetune),
+        "Fit.predict": (_frame()[["pretraining", "N", "D_F"]], ["N", "D_F"], lambda t: as_spec_fit(fit).predict(t)),
+    }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_entry_point_checks_its_tables_alike(small_fit, data):
+    """One checker behind every entry point (``bs.fit``, ``fit_transfer``, ``fit_scratch``, ``fit_joint``,
+    ``effective_data``, ``Fit.predict``, the readers): a boolean, complex number, date, text, NaN or infinity in
+    a numeric column, in a DataFrame or a dict of arrays, is a one-line DataError naming the column and the
+    rows, before any sampling."""
+    entries = _entry_points(small_fit)
+    name = data.draw(st.sampled_from(sorted(entries)), label="entry point")
+    table, columns, call = entries[name]
+    column = data.draw(st.sampled_from(columns), label="column")
+    value = data.draw(st.one_of(ODD, st.sampled_from([np.nan, np.inf, -np.inf, "many"])), label="value")
+    rows = data.draw(st.lists(st.integers(0, len(table) - 1), min_size=1, max_size=4, unique=True), label="rows")
+    as_dict = data.draw(st.booleans(), label="as a dict of arrays")
+    table = table.astype({column: object})
+    for r in rows:
+        table.at[r, column] = value
+    given_table = {c: table[c].to_numpy() for c in table.columns} if as_dict else table
+    with pytest.raises(DataError, match=rf"column '{column}' has (values that are not real numbers|non-numeric "
+                                        rf"values|missing or infinite values) at rows") as info:
+        call(given_table)
+    message = str(info.value)
+    assert "\n" not in message and "array(" not in message and "{" not in message, message
+    assert message.split("at rows ")[1].startswith(", ".join(str(r) for r in sorted(rows)))
+
+
 @pytest.mark.parametrize("dtype_value", [True, 1 + 1j, pd.Timestamp("2024-01-01")])
 def test_a_whole_column_of_odd_values_is_refused(dtype_value):
     df = _frame()

@@ -46,6 +46,7 @@ from bayes_scaling.data.tables import (
     check_numeric,
     read_table,
     require_columns,
+    source_name,
 )
 from bayes_scaling.errors import DataError, ExclusionWarning, format_rows
 from bayes_scaling.models.losslaws import ScratchFit, fit_scratch, read_scratch
@@ -64,7 +65,7 @@ REGIME_REASONS = {
 
 def read_finetune(source: str | PathLike | pd.DataFrame, what: str | None = None) -> pd.DataFrame:
     """Validate a table of fine-tuned runs: ``pretraining``, ``N``, ``D_F``, ``loss`` (> 0, finite)."""
-    what = what or (str(source) if not isinstance(source, pd.DataFrame) else "fine-tuned runs")
+    what = what or source_name(source, "fine-tuned runs")
     df = read_table(source, what=what)
     require_columns(df, ["pretraining", "N", "D_F", "loss"], what)
     df["pretraining"] = check_labels(df, "pretraining", what)
@@ -278,7 +279,7 @@ def effective_data(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFram
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
     sc = read_scratch(scratch, duplicates=duplicates)
     ft = read_finetune(finetune)
-    what_ft = str(finetune) if not isinstance(finetune, pd.DataFrame) else "fine-tuned runs"
+    what_ft = source_name(finetune, "fine-tuned runs")
     unit_s, unit_f = sc["unit"].iloc[0], ft["unit"].iloc[0]
     if unit_s != unit_f:
         raise DataError(f"the from-scratch runs count data in {unit_s} but the fine-tuned runs in {unit_f}; "
