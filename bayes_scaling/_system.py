@@ -48,21 +48,26 @@ def draws_memory(draws: int, chains: int, values_per_draw: int) -> int:
     return int(chains) * int(draws) * (max(int(values_per_draw), 0) + STATS_PER_DRAW) * 8
 
 
-#: arrays of points x draws float64 values a prediction holds at once (law values, noise, discrepancy, logs,
-#: the variance split, quantiles)
-PREDICTION_ARRAYS = 8
+#: arrays of points x draws float64 values a prediction at points holds at once (law values, noise,
+#: discrepancy, logs, the variance split, quantiles): measured 9.2 (``predict --at``, 20,000 to 100,000 points
+#: x 200 draws, peak resident memory), 10.9 with ``--noise``
+PREDICTION_ARRAYS = 12
+#: the same for a transfer fit's grid (:func:`bayes_scaling.analysis.predictions.predict` and its interval
+#: table): measured 5.9 (``predict --N ... --D-F ...``, 3,200 to 45,000 points x 200 draws), with or without noise
+GRID_ARRAYS = 8
 
 
-def check_prediction_memory(points: int, draws: int, arrays: int = PREDICTION_ARRAYS) -> int:
-    """Refuse (a ValueError with the estimate) a prediction of ``points`` points from ``draws`` posterior draws
-    that would not fit in memory: points x draws x 8 bytes x ``arrays``, against the memory available now.
-    Returns the estimate in bytes."""
+def check_prediction_memory(points: int, draws: int, arrays: int = PREDICTION_ARRAYS,
+                            hint: str = "predict fewer points at a time") -> int:
+    """Refuse (a ValueError with the estimate and ``hint``, how to cut it) a prediction of ``points`` points from
+    ``draws`` posterior draws that would not fit in memory: points x draws x 8 bytes x ``arrays``, against the
+    memory available now. Returns the estimate in bytes."""
     need = int(points) * int(draws) * 8 * int(arrays)
     have = available_memory()
     if have is not None and need > have:
         raise ValueError(f"predicting {points} points from {draws} draws would hold about {_gb(need)} in memory "
                          f"({arrays} arrays of points x draws numbers), more than the {_gb(have)} available; "
-                         "predict fewer points at a time")
+                         f"{hint}")
     return need
 
 

@@ -16,13 +16,18 @@ import sys
 __all__ = ["main"]
 
 
+#: True while the modules load (nothing is written then); the command's own handlers take over from there
+_starting = True
+
+
 def _exit_now(signum, frame):  # nothing is written while the modules load: stop at once, one line
     try:
         name = signal.Signals(signum).name
     except ValueError:  # pragma: no cover
         name = f"signal {signum}"
+    what = " while starting; nothing was written" if _starting else ""
     try:
-        os.write(2, f"bayes-scaling: interrupted by {name} while starting; nothing was written\n".encode())
+        os.write(2, f"bayes-scaling: interrupted by {name}{what}\n".encode())
     finally:
         os._exit(128 + signum)
 
@@ -33,16 +38,49 @@ def _quiet_unraisable(unraisable):  # a Ctrl-C raised inside a finalizer while t
     sys.__unraisablehook__(unraisable)
 
 
+def _finished(status: int) -> None:
+    """The command is done, its files written or not and its status decided; the interpreter's own exit (thread
+    joins, ``atexit`` handlers, then tearing down the libraries: seconds) follows. A SIGINT or SIGTERM from
+    here on ends the process at once with the command's status: never a status of 130/143 after the output
+    was written (the interpreter's exit resets a Python handler to the default action, which killed the process
+    with the signal), nor a traceback of a library's exit handler."""
+    def done(signum, frame):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed pipe, a write the signal interrupted
+                pass
+        os._exit(status)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, done)
+
+
+def _ignore_signals() -> None:
+    """The last ``atexit`` step (registered first): the interpreter then resets Python's handlers to the
+    default action while it tears the libraries down; ignored signals stay ignored."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def main() -> int:
     """Install the start-up handlers, then run :func:`bayes_scaling.cli.main`."""
+    import atexit
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(sig) is not signal.SIG_IGN:  # ignored on purpose (nohup, a background job): keep
             signal.signal(sig, _exit_now)
     sys.unraisablehook = _quiet_unraisable
     if hasattr(signal, "SIGXFSZ"):  # a file past `ulimit -f`: the write fails (EFBIG, exit status 3), no kill
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    atexit.register(_ignore_signals)   # before any library registers its own: it runs after them
     try:
         from bayes_scaling.cli import main as cli_main
     except KeyboardInterrupt:  # pragma: no cover - a handler of another library raised it
         _exit_now(signal.SIGINT, None)
-    return cli_main()
+    global _starting
+    _starting = False   # from here the command's handlers are installed (its first step) and put back
+    status = cli_main()
+    _finished(status)
+    return status

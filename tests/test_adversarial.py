@@ -3,6 +3,7 @@ a valid object or the package's own one-line error, never another exception (iss
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import tomllib
@@ -11,11 +12,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import bayes_scaling as bs
-from bayes_scaling.errors import BayesScalingError, ConfigError, DataError
+from bayes_scaling.errors import BayesScalingError, ConfigError, DataError, FitFileError
 from bayes_scaling.models.transfer import DEFAULT_PRIORS, ModelConfig
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -166,3 +167,103 @@ def test_toml_shapes_that_are_valid_toml_but_not_configs(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ConfigError, match="m.toml"):  # ... but not a model file
         ModelConfig.from_toml(path)
+
+
+# ---- damaged fit files: every read ends, with the fit or one error ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fit_bytes(tmp_path_factory, small_fit):
+    """A small fit file's bytes (ending with the package's digest line) and the tree it holds."""
+    from bayes_scaling.inference.fitfile import read_tree
+
+    path = tmp_path_factory.mktemp("damage") / "fit.nc"
+    small_fit.save(path)
+    return path.read_bytes(), read_tree(path)
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float):
+    """End the test process with the stacks printed should the block hang (a read stuck in the HDF5 library
+    holds Python's lock: no exception, signal or pytest timeout could stop it; faulthandler's thread can)."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(seconds, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _same_fit(tree, original) -> bool:
+    post, ref = tree["posterior"].to_dataset(), original["posterior"].to_dataset()
+    return tree.attrs == original.attrs and set(post.data_vars) == set(ref.data_vars) and all(
+        np.array_equal(post[v].values, ref[v].values, equal_nan=True) for v in ref.data_vars)
+
+
+FILLS = {"zeros": lambda n, _: bytes(n), "ones": lambda n, _: b"\xff" * n, "random": lambda n, r: r.randbytes(n)}
+
+
+@settings(max_examples=24, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@example(offset=768, length=64, fill="zeros", digest=True)     # a zeroed heap of dimension lists: HDF5 looped
+@example(offset=768, length=64, fill="zeros", digest=False)    # forever in that read, holding Python's lock
+@given(offset=st.one_of(st.integers(0, 12_000), st.integers(0, 10**7)), length=st.sampled_from([1, 8, 64, 512]),
+       fill=st.sampled_from(sorted(FILLS)), digest=st.booleans())
+def test_damaged_fit_file_read_ends_with_the_fit_or_one_error(tmp_path_factory, monkeypatch, fit_bytes, offset,
+                                                               length, fill, digest):
+    """Bytes overwritten anywhere (mostly in the HDF5 metadata, the first 12 kB): the read ends within seconds.
+    With the file's digest (every file this version writes) it is the fit itself when no byte changed, else
+    the one error "a checksum does not match"; without it (an older file) it is a fit or a FitFileError,
+    never a hang (the structure is read first in a separate process with a time limit) or another exception."""
+    import random
+    import time
+
+    from bayes_scaling.inference import fitfile
+
+    raw, original = fit_bytes
+    if not digest:
+        raw = raw[:-fitfile.DIGEST_SIZE]
+    offset %= len(raw)
+    damaged = bytearray(raw)
+    damaged[offset:offset + length] = FILLS[fill](len(damaged[offset:offset + length]), random.Random(offset))
+    path = tmp_path_factory.mktemp("damaged") / "fit.nc"
+    path.write_bytes(bytes(damaged))
+    monkeypatch.setattr(fitfile, "STRUCTURE_TIMEOUT", 5.0)
+    start = time.monotonic()
+    try:
+        with watchdog(120):
+            tree = fitfile.read_tree(path)
+    except FitFileError as exc:
+        tree = None
+        assert str(path) in str(exc) and "\n" not in str(exc)
+        if digest:
+            assert bytes(damaged) != raw and "a checksum does not match" in str(exc)
+    assert time.monotonic() - start < 30
+    if digest and tree is not None:
+        assert bytes(damaged) == raw and _same_fit(tree, original)
+
+
+def test_damaged_fit_file_at_the_command_line(tmp_path, fit_bytes):
+    """The case that hung: 64 zero bytes at offset 768 of a file without the digest (``summary`` in a process
+    of its own, as a user runs it): exit status 2, one line naming the file, within the time limit."""
+    import subprocess
+    import sys
+    import time
+
+    from bayes_scaling.inference.fitfile import DIGEST_SIZE
+
+    raw = bytearray(fit_bytes[0][:-DIGEST_SIZE])
+    raw[768:832] = bytes(64)
+    path = tmp_path / "fit.nc"
+    path.write_bytes(bytes(raw))
+    command = ("import sys; from bayes_scaling.inference import fitfile; fitfile.STRUCTURE_TIMEOUT = 5.0; "
+               "from bayes_scaling_launch import main; sys.exit(main())")   # the executable, a shorter limit
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", command, "summary", str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr and str(path) in lines[0], done.stderr
+    assert "did not end within 5 s" in lines[0]
+    assert time.monotonic() - start < 60

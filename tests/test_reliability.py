@@ -298,6 +298,31 @@ def test_fit_on_a_full_disk(tmp_path, small_fit, capsys, monkeypatch, file_size_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc"]
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="POSIX file size limits")
+@pytest.mark.parametrize("command", ["fit", "export"])
+def test_full_disk_in_a_process_of_its_own(tmp_path, fit_file, command):
+    """Fault injection, as a user meets it: the command in a process of its own whose files may not grow past
+    100 kB (``ulimit -f``, RLIMIT_FSIZE set in the child). Before: SIGSEGV while HDF5 closed the file. Now:
+    status 3 and one line, the earlier ``--out`` byte for byte, no temporary file beside it."""
+    out = tmp_path / ("fit.nc" if command == "fit" else "draws.csv")
+    out.write_bytes(b"an earlier output\n")
+    argv = {"fit": [EXE, "fit", str(EXAMPLE_CSV), "--out", str(out), "--draws", "200", "--tune", "100",
+                    "--chains", "2", "-q"],
+            "export": [EXE, "export", str(fit_file), "--out", str(out)]}[command]
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    limit = 100 * 1024 if hard == resource.RLIM_INFINITY else min(100 * 1024, hard)
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+
+    done = subprocess.run(argv, capture_output=True, text=True, preexec_fn=small_files, timeout=600)
+    assert done.returncode == _exit.WRITE_FAILED, done.stderr
+    line = one_error_line(done.stderr)
+    assert "cannot write the output" in line and "File too large" in line
+    assert out.read_bytes() == b"an earlier output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
 @pytest.mark.parametrize("code, status", [(errno.ENOSPC, 3), (errno.EFBIG, 3), (errno.EIO, 3),
                                           (errno.ENOENT, 2), (errno.EACCES, 2)])
 def test_write_failures_have_their_own_status(monkeypatch, capsys, fit_file, tmp_path, code, status):
@@ -329,6 +354,119 @@ def test_ctrl_c_while_starting(fit_file, delay):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted by SIGINT" in one_error_line(err)
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler of its own for ``sig`` (Linux: ``SigCgt`` in /proc/PID/status)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def _signal_fit_at(tmp_path: Path, sig: int, delay: float) -> tuple[subprocess.CompletedProcess, Path, str]:
+    """``bayes-scaling fit`` over an earlier fit file, ``sig`` sent ``delay`` s after the executable has installed
+    its handlers (SIGTERM: after the start, whatever is running then). Returns the run, the output, its digest."""
+    out = tmp_path / "fit.nc"
+    out.write_bytes(b"an earlier fit file\n" * 1000)
+    before = digest(out)
+    proc = subprocess.Popen([EXE, "fit", str(EXAMPLE_CSV), "--out", str(out), "--draws", "100", "--tune", "100",
+                             "--chains", "2", "--seed", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=_sigint_default)
+    started = time.monotonic()
+    if sig == signal.SIGINT:   # Python's own start-up comes first (see below); then the package's code runs
+        while not _catches(proc.pid, signal.SIGTERM) and proc.poll() is None and time.monotonic() - started < 60:
+            time.sleep(0.001)
+    time.sleep(delay)
+    proc.send_signal(sig)
+    out_text, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out_text, err), out, before
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="Linux /proc shows a process's handlers")
+@pytest.mark.parametrize("seed", range(4))
+def test_signals_at_random_moments_keep_the_earlier_output(tmp_path, seed):
+    """SIGINT or SIGTERM at a random moment of ``bayes-scaling fit`` (half of them in the first second, while
+    the libraries load; the others up to the end of the fit and its writing): status 130 or 143 and one line,
+    no traceback, the earlier ``--out`` byte for byte and no temporary file; or, when the fit had finished
+    first, status 0 and a fit file that loads. SIGTERM may come from the process's first instant (before
+    Python's own start-up, the signal's default ends it: status -15, which a shell reports as 143). SIGINT is
+    sent once the executable's first lines have run: in the few milliseconds before, Python's start-up (its
+    ``site`` module) turns it into its own "Fatal Python error" traceback, before any code of the package."""
+    import random
+
+    rng = random.Random(seed)
+    sig = (signal.SIGINT, signal.SIGTERM)[seed % 2]
+    delay = rng.uniform(0, 1.0) if seed < 2 else rng.uniform(0, 15.0)
+    done, out, before = _signal_fit_at(tmp_path, sig, delay)
+    err = done.stderr
+    assert "Traceback" not in err and "Fatal Python error" not in err, err
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "fit.nc")
+    assert leftovers == [], leftovers
+    if done.returncode == 0:   # the fit was done first
+        assert bs.load(out).posterior.sizes["draw"] == 100
+        return
+    status = 128 + int(sig)
+    assert done.returncode in (status, -int(sig)), (done.returncode, err)
+    if done.returncode == status:
+        assert f"interrupted by {signal.Signals(sig).name}" in one_error_line(err)
+    else:
+        assert err.strip() == "", err
+    assert digest(out) == before
+
+
+_SLOW_EXIT = """
+import atexit, sys, time
+import bayes_scaling.cli as cli
+from bayes_scaling_launch import main
+command = cli.main
+
+class Library:   # torn down with the modules, after the interpreter has reset the signal handlers
+    def __del__(self):
+        if PHASE == "teardown":
+            print("tearing down", file=sys.stderr, flush=True)
+            time.sleep(3)
+
+def run(argv=None):
+    status = command(argv)
+    if PHASE == "atexit":   # a library's exit handler that takes its time
+        atexit.register(lambda: (print("exiting", file=sys.stderr, flush=True), time.sleep(60)))
+    return status
+
+PHASE = sys.argv.pop(1)
+cli.main = run
+cli.library = Library()
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("phase", ["atexit", "teardown"])
+def test_a_signal_once_the_command_is_done_keeps_its_status(fit_file, phase, sig):
+    """Before: a signal while the interpreter exited (thread joins, the libraries' exit handlers, tearing the
+    modules down: seconds after a fit) ended the process with status 130/143 (the output already written) or
+    killed it. Now the command's status stands: at once during the exit handlers, after the teardown in it."""
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_EXIT, phase, "summary", str(fit_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
+    mark = proc.stderr.readline().strip()
+    assert mark == ("exiting" if phase == "atexit" else "tearing down"), mark + proc.stderr.read()
+    start = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == _exit.OK, err
+    assert "Traceback" not in err and "interrupted" not in err, err
+    assert "beta" in out   # the summary was printed in full
+    assert time.monotonic() - start < 30
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="Linux /proc shows a process's handlers")
+@pytest.mark.parametrize("seed", range(4, 30))
+def test_signals_at_many_more_random_moments(tmp_path, seed):
+    test_signals_at_random_moments_keep_the_earlier_output(tmp_path, seed)
 
 
 @pytest.mark.usefixtures("default_signals")
@@ -488,6 +626,56 @@ def test_odd_values_in_numeric_columns_are_refused(rows, value, column):
     assert shown.startswith(", ".join(str(r) for r in sorted(rows)) + " (")
 
 
+def _entry_points(fit) -> dict:
+    """Every API entry point that takes a table: the table it takes, its numeric columns, and the call."""
+    from bayes_scaling.analysis.effective import read_finetune
+    from bayes_scaling.inference.fit import as_spec_fit
+    from bayes_scaling.models.losslaws import read_scratch
+
+    scratch, finetune = bs.datasets.load_scratch_losses(), bs.datasets.load_finetune_losses()
+    quick = dict(draws=10, tune=10, chains=1, seed=1)
+    return {
+        "fit": (bs.datasets.load_corpora(), ["N", "D", "loss"], lambda t: bs.fit(t, "chinchilla_by_corpus", **quick)),
+        "fit_transfer": (_frame(), ["N", "D_F", "D_T"], lambda t: bs.fit_transfer(t, **quick)),
+        "TransferData": (_frame(), ["N", "D_F", "D_T"], lambda t: bs.TransferData.from_frame(t, warn=False)),
+        "fit_scratch": (scratch, ["N", "D", "loss"], lambda t: bs.fit_scratch(t, **quick)),
+        "fit_joint scratch": (scratch, ["N", "D", "loss"], lambda t: bs.fit_joint(t, finetune, **quick)),
+        "fit_joint finetune": (finetune, ["N", "D_F", "loss"], lambda t: bs.fit_joint(scratch, t, **quick)),
+        "effective_data scratch": (scratch, ["N", "D", "loss"], lambda t: bs.effective_data(t, finetune)),
+        "effective_data finetune": (finetune, ["N", "D_F", "loss"], lambda t: bs.effective_data(scratch, t)),
+        "read_scratch": (scratch, ["N", "D", "loss"], read_scratch),
+        "read_finetune": (finetune, ["N", "D_F", "loss"], read_finetune),
+        "Fit.predict": (_frame()[["pretraining", "N", "D_F"]], ["N", "D_F"], lambda t: as_spec_fit(fit).predict(t)),
+    }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_entry_point_checks_its_tables_alike(small_fit, data):
+    """One checker behind every entry point (``bs.fit``, ``fit_transfer``, ``fit_scratch``, ``fit_joint``,
+    ``effective_data``, ``Fit.predict``, the readers): a boolean, complex number, date, text, NaN or infinity in
+    a numeric column, in a DataFrame or a dict of arrays, is a one-line DataError naming the column and the
+    rows, before any sampling."""
+    entries = _entry_points(small_fit)
+    name = data.draw(st.sampled_from(sorted(entries)), label="entry point")
+    table, columns, call = entries[name]
+    column = data.draw(st.sampled_from(columns), label="column")
+    value = data.draw(st.one_of(ODD, st.sampled_from([np.nan, np.inf, -np.inf, "many"])), label="value")
+    rows = data.draw(st.lists(st.integers(0, len(table) - 1), min_size=1, max_size=4, unique=True), label="rows")
+    as_dict = data.draw(st.booleans(), label="as a dict of arrays")
+    table = table.astype({column: object})
+    for r in rows:
+        table.at[r, column] = value
+    given_table = {c: table[c].to_numpy() for c in table.columns} if as_dict else table
+    with pytest.raises(DataError, match=rf"column '{column}' has (values that are not real numbers|non-numeric "
+                                        rf"values|missing or infinite values) at rows") as info:
+        call(given_table)
+    message = str(info.value)
+    assert "\n" not in message and "array(" not in message and "{" not in message, message
+    assert message.split("at rows ")[1].startswith(", ".join(str(r) for r in sorted(rows)))
+
+
 @pytest.mark.parametrize("dtype_value", [True, 1 + 1j, pd.Timestamp("2024-01-01")])
 def test_a_whole_column_of_odd_values_is_refused(dtype_value):
     df = _frame()
@@ -539,6 +727,59 @@ def test_predict_at_refuses_what_would_not_fit_in_memory(tmp_path, fit_file, cap
     assert "predicting 1000 points from 600 draws would hold about" in line and "fewer points" in line
     monkeypatch.setattr(system, "available_memory", lambda: 10**12)
     assert main(["predict", str(fit_file), "--at", str(points), "--csv"]) == _exit.OK
+
+
+def test_predict_grid_refuses_what_would_not_fit_in_memory(fit_file, capsys, monkeypatch):
+    """Before: ``predict --N (1000 values) --D-F (1000 values)`` computed for minutes, then ran out of memory.
+    Now the grid's size (distributions x N x D_F x draws x 8 bytes x the arrays held at once) is checked first:
+    one line with the estimate and the options that cut it."""
+    import bayes_scaling._system as system
+
+    grid = [f"{v:.4g}" for v in np.logspace(6, 12, 100)]
+    monkeypatch.setattr(system, "available_memory", lambda: 10**8)   # 100 MB left
+    assert main(["predict", str(fit_file), "--N", *grid, "--D-F", *grid]) == _exit.USAGE
+    line = one_error_line(capsys.readouterr().err)
+    need = 2 * 100 * 100 * 600 * 8 * system.GRID_ARRAYS
+    assert f"predicting 20000 points from 600 draws would hold about {need / 1e9:.3g} GB" in line
+    assert "0.1 GB available" in line and "--N, --D-F, --pretraining" in line
+    with pytest.raises(ValueError, match="fewer N, D_F"):
+        bs.predict(bs.load(fit_file), N=np.logspace(6, 12, 100), D_F=np.logspace(6, 12, 100))
+    monkeypatch.setattr(system, "available_memory", lambda: 10**12)
+    assert main(["predict", str(fit_file), "--N", *grid[:3], "--D-F", *grid[:3], "--csv"]) == _exit.OK
+
+
+@pytest.mark.parametrize("values, shown", [([True, 2e6], "True"), (pd.Series([1e6, False]), "False"),
+                                           ([1e6 + 1j], "(1000000+1j)"), ([pd.Timestamp("2024-01-01")], "Timestamp"),
+                                           (["1e6"], "'1e6'"), ([None], "None")])
+def test_predict_grid_refuses_values_that_are_not_real_numbers(small_fit, values, shown):
+    """Before: ``bs.predict(fit, N=[True], ...)`` predicted at N = 1."""
+    with pytest.raises(bs.errors.BayesScalingError, match="not booleans, complex numbers, dates or text") as info:
+        bs.predict(small_fit, N=values, D_F=[1e6])
+    assert shown in str(info.value) and "\n" not in str(info.value)
+
+
+@SETTINGS
+@given(rows=st.integers(1, 40), columns=st.integers(1, 30),
+       holes=st.sampled_from([0.0, 0.05, 0.5, 1.0]), infinite=st.booleans(), rounded=st.booleans(),
+       q=st.one_of(st.floats(0, 1), st.lists(st.floats(0, 1), min_size=1, max_size=5)), axis=st.sampled_from([0, 1]),
+       seed=st.integers(0, 2**32 - 1))
+def test_quantiles_of_many_points_are_numpys(rows, columns, holes, infinite, rounded, q, axis, seed):
+    """The vectorized quantiles (predictions of many points: 60 s -> about 1 s for 100,000 points) give
+    ``np.nanquantile``'s numbers bit for bit: NaN holes, infinities, ties, columns of NaN only, any q."""
+    from bayes_scaling._numeric import nanquantile
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, columns)) * 10.0 ** rng.integers(-3, 4)
+    x = np.round(x) if rounded else x
+    x[rng.random(x.shape) < holes] = np.nan
+    if infinite:
+        x[rng.random(x.shape) < 0.1] = np.inf
+        x[rng.random(x.shape) < 0.05] = -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # NumPy's "All-NaN slice"
+        expected = np.nanquantile(x, q, axis=axis)
+    got = nanquantile(x, q, axis=axis)
+    assert got.shape == expected.shape and np.array_equal(got, expected, equal_nan=True)
 
 
 @pytest.mark.parametrize("name", ["NA", "None", "null"])

@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayes_scaling._numeric import nanquantile
 from bayes_scaling.errors import ConfigError, DataError
 from bayes_scaling.laws.discrepancy import distance_outside, widen
 from bayes_scaling.laws.expr import eval_condition, parse_condition
@@ -206,7 +207,7 @@ def interval_scores(draws: np.ndarray, y: np.ndarray, levels: Sequence[float] = 
     out: dict[str, np.ndarray] = {"median": np.nanmedian(draws, axis=0)}
     for p in levels:
         tag = f"{100 * p:g}"
-        lo, hi = np.nanquantile(draws, [(1 - p) / 2, (1 + p) / 2], axis=0)
+        lo, hi = nanquantile(draws, [(1 - p) / 2, (1 + p) / 2], axis=0)
         out[f"lo{tag}"], out[f"hi{tag}"] = lo, hi
         out[f"cover{tag}"] = (y >= lo) & (y <= hi)
         out[f"width{tag}"] = (hi - lo) / np.abs(out["median"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayes_scaling._numeric import nanquantile
 from bayes_scaling.errors import DataError
 
 __all__ = ["best_group"]
@@ -95,7 +96,7 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
     p_best = _p_best(law, lower_is_better)                                  # point, group
     p_disc = _p_best(flat, lower_is_better)
     q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
-    lo, _, hi = np.nanquantile(flat, q, axis=0)
+    lo, _, hi = nanquantile(flat, q, axis=0)
     med = np.nanmedian(law, axis=0)   # the discrepancy is centred: it leaves the median
     overall = fit.outside(grid)["outside"].to_numpy()
     by_group = np.zeros(len(grid))

@@ -40,7 +40,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_scaling.data.finetune import LOW_FRACTION, REGIME_REASONS, exclude_non_low, read_finetune, regime
-from bayes_scaling.data.tables import TransferData
+from bayes_scaling.data.tables import TransferData, source_name
 from bayes_scaling.errors import DataError, ExclusionWarning, format_rows
 from bayes_scaling.inference.scratch import ScratchFit, fit_scratch
 from bayes_scaling.models.losslaws import read_scratch
@@ -232,7 +232,7 @@ def effective_data(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFram
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
     sc = read_scratch(scratch, duplicates=duplicates)
     ft = read_finetune(finetune)
-    what_ft = str(finetune) if not isinstance(finetune, pd.DataFrame) else "fine-tuned runs"
+    what_ft = source_name(finetune, "fine-tuned runs")
     unit_s, unit_f = sc["unit"].iloc[0], ft["unit"].iloc[0]
     if unit_s != unit_f:
         raise DataError(f"the from-scratch runs count data in {unit_s} but the fine-tuned runs in {unit_f}; "

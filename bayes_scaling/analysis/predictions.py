@@ -15,6 +15,8 @@ A pre-training distribution *not in the data* is predicted from the hierarchy un
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -35,9 +37,17 @@ SAMPLE_DIMS = ("chain", "draw")
 def positive_grid(values, name: str) -> xr.DataArray:
     """A 1-d grid of finite positive numbers as a DataArray along dimension ``name`` (clear error otherwise)."""
     try:
-        arr = np.atleast_1d(np.asarray(values, dtype=float))
+        items = np.atleast_1d(np.asarray(values, dtype=object))
     except (TypeError, ValueError):
-        raise BayesScalingError(f"{name} must be a number or a 1-d list of numbers, got {values!r}") from None
+        raise BayesScalingError(f"{name} must be a number or a 1-d list of numbers, got {_shown(values)}") from None
+    odd = [i for i, v in enumerate(items.ravel()) if isinstance(v, bool | np.bool_ | complex | np.complexfloating)
+           or not isinstance(v, numbers.Real)]
+    if odd:
+        v = items.ravel()[odd[0]]
+        raise BayesScalingError(f"{name} must be a number or a 1-d list of real numbers (not booleans, complex "
+                                f"numbers, dates or text); got {_shown(v)} at position(s) "
+                                f"{', '.join(map(str, odd[:8]))}")
+    arr = items.astype(float)
     if arr.ndim != 1 or len(arr) == 0:
         raise BayesScalingError(f"{name} must be a number or a non-empty 1-d list of numbers")
     bad = ~(np.isfinite(arr) & (arr > 0))
@@ -46,6 +56,11 @@ def positive_grid(values, name: str) -> xr.DataArray:
         raise BayesScalingError(f"{name} must be finite and > 0; got {shown} (at position(s) "
                                 f"{', '.join(map(str, np.flatnonzero(bad)[:8]))})")
     return xr.DataArray(arr, dims=name, coords={name: arr})
+
+
+def _shown(values) -> str:
+    text = " ".join(repr(values).split())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _names(fit, pretraining) -> list[str]:
@@ -196,12 +211,20 @@ def predict(fit, *, N, D_F, pretraining=None, noise: bool = False, seed: int | N
     al.'s synthetic). The coordinates ``share_parameters``, ``share_noise``, ``share_discrepancy`` (per
     ``pretraining``, ``N``, ``D_F``) split the log-scale variance of ``D_T`` either way.
 
+    A grid whose draws (distributions x N x D_F points x posterior draws) would not fit in the memory available
+    is refused before any is computed, with the estimate (:func:`bayes_scaling._system.check_prediction_memory`).
+
     >>> pred = predict(fit, N=[1e7, 1e8], D_F=np.logspace(5, 8, 10))     # doctest: +SKIP
     >>> pred["multiplier"].quantile([0.03, 0.5, 0.97], dim=("chain", "draw"))   # doctest: +SKIP
     """
+    from bayes_scaling._system import GRID_ARRAYS, check_prediction_memory
+
     N_ = positive_grid(N, "N")
     D_F_ = positive_grid(D_F, "D_F")
     par = parameters(fit, pretraining, seed=seed)
+    check_prediction_memory(par.sizes["pretraining"] * len(N_) * len(D_F_), par.sizes["chain"] * par.sizes["draw"],
+                            GRID_ARRAYS, hint="give fewer N, D_F or pre-training values at a time (--N, --D-F, "
+                            "--pretraining)")
     log_D_T = laws.log_transfer(par["log_k"], par["alpha"], par["beta"], np.log(D_F_), np.log(N_))
     log_D_T = log_D_T.transpose("chain", "draw", "pretraining", "N", "D_F")
     D_T = np.exp(log_D_T)

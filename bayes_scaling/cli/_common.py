@@ -164,12 +164,19 @@ def fmt_number(v: float) -> str:
 def interval_table(ds, quantities: list[str], ci: float, keys: list[str]) -> pd.DataFrame:
     """One row per grid point: for each quantity its median and equal-tailed ``ci`` interval (columns
     ``<q>``, ``<q>_lo``, ``<q>_hi``), plus ``n_nan`` where some draws have no value."""
+    import xarray as xr
+
+    from bayes_scaling._numeric import nanquantile
+
     lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
     out = None
     for q in quantities:
         da = ds[q]
-        with np.errstate(all="ignore"):
-            qs = da.quantile([lo, 0.5, hi], dim=("chain", "draw"), skipna=True)
+        other = [d for d in da.dims if d not in ("chain", "draw")]
+        draws = da.transpose("chain", "draw", *other).values.reshape(-1, *(da.sizes[d] for d in other))
+        with np.errstate(all="ignore"):   # xarray's quantile: NumPy's nanquantile, one point at a time
+            qs = xr.DataArray(nanquantile(draws, [lo, 0.5, hi], axis=0), dims=("quantile", *other),
+                              coords={"quantile": [lo, 0.5, hi], **{d: da[d].values for d in other}})
         df = qs.to_dataframe(name=q).reset_index().pivot_table(index=[k for k in keys if k in qs.dims],
                                                                columns="quantile", values=q, dropna=False)
         df.columns = [f"{q}_lo", q, f"{q}_hi"]

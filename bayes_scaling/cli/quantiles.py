@@ -126,13 +126,17 @@ def read_draws(path: str, var: str | None, sel: dict[str, str]):
     if p.suffix.lower() in (".nc", ".h5", ".netcdf"):
         import xarray as xr
 
-        from bayes_scaling.inference.fitfile import _quiet_finalizers
+        from bayes_scaling.errors import FitFileError
+        from bayes_scaling.inference.fitfile import _quiet_finalizers, check_readable
 
         msg = None
         with _quiet_finalizers():   # a damaged file: one line, and no h5netcdf traceback at exit
             try:
+                check_readable(p)   # never a hang in the HDF5 library
                 with xr.open_dataset(p, engine="h5netcdf") as opened:
                     ds = opened.load()
+            except FitFileError as exc:
+                msg = str(exc).split(" as a netCDF fit file: ", 1)[-1]
             except (OSError, ValueError) as exc:
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if msg is not None:

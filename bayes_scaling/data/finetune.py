@@ -13,7 +13,14 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.data.tables import _resolve_unit, check_labels, check_numeric, read_table, require_columns
+from bayes_scaling.data.tables import (
+    _resolve_unit,
+    check_labels,
+    check_numeric,
+    read_table,
+    require_columns,
+    source_name,
+)
 
 __all__ = ["LOW_FRACTION", "REGIME_REASONS", "read_finetune", "regime", "exclude_non_low"]
 
@@ -27,7 +34,7 @@ REGIME_REASONS = {
 
 def read_finetune(source: str | PathLike | pd.DataFrame, what: str | None = None) -> pd.DataFrame:
     """Validate a table of fine-tuned runs: ``pretraining``, ``N``, ``D_F``, ``loss`` (> 0, finite)."""
-    what = what or (str(source) if not isinstance(source, pd.DataFrame) else "fine-tuned runs")
+    what = what or source_name(source, "fine-tuned runs")
     df = read_table(source, what=what)
     require_columns(df, ["pretraining", "N", "D_F", "loss"], what)
     df["pretraining"] = check_labels(df, "pretraining", what)

@@ -16,7 +16,7 @@ import xarray as xr
 
 from bayes_scaling.errors import DataError, ExclusionWarning, IdentifiabilityWarning, format_rows
 
-__all__ = ["TransferData", "read_table", "check_numeric"]
+__all__ = ["TransferData", "read_table", "check_numeric", "source_name"]
 
 UNITS = ("tokens", "characters", "bytes", "examples")
 
@@ -70,6 +70,12 @@ def _check_column_names(columns, what: str) -> None:
 
 #: what the package takes as a table, for the message refusing anything else
 TABLE_TYPES = "a pandas DataFrame, a dict of columns or the path of a CSV file"
+
+
+def source_name(source, default: str) -> str:
+    """How messages name a table: its path when it is a file, else ``default`` (e.g. "from-scratch runs"),
+    never the repr of a DataFrame or a dict of arrays."""
+    return str(source) if isinstance(source, str | PathLike) else default
 
 
 def as_frame(source, what: str = "table") -> pd.DataFrame:
@@ -216,7 +222,7 @@ class TransferData:
     @classmethod
     def from_csv(cls, path: str | PathLike, unit: str | None = None, *, warn: bool = True) -> TransferData:
         """Read and validate a CSV file (see the class docstring for the columns)."""
-        what = str(path) if isinstance(path, str | PathLike) else "data"
+        what = source_name(path, "data")
         return cls.from_frame(read_table(path, what=what), unit=unit, source=what, warn=warn)
 
     @classmethod

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_scaling import __version__
+from bayes_scaling._numeric import nanquantile
 from bayes_scaling.data.tables import read_table
 from bayes_scaling.errors import ConfigError, DataError, FitFileError, format_rows
 from bayes_scaling.inference.base import FitBase
@@ -432,7 +433,7 @@ class Fit(FitBase):
         if not 0 < ci_prob < 1:
             raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
         flat = f.reshape(-1, new.n)
-        lo, med, hi = np.nanquantile(flat, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], axis=0)
+        lo, med, hi = nanquantile(flat, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], axis=0)
         out = table.copy()
         out["median"], out["lo"], out["hi"] = med, lo, hi
         out = pd.concat([out, where], axis=1)

@@ -21,6 +21,7 @@ import xarray as xr
 
 from bayes_scaling import __version__
 from bayes_scaling.data.finetune import LOW_FRACTION, exclude_non_low, read_finetune, regime
+from bayes_scaling.data.tables import source_name
 from bayes_scaling.errors import DataError, ExclusionWarning, FitFileError
 from bayes_scaling.inference.base import FitBase
 from bayes_scaling.inference.fitfile import read_tree, require_variables, without, write_tree
@@ -159,8 +160,7 @@ def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | s
     ft["exclusion_reason"] = ""
     if low_only:
         ft = exclude_non_low(ft)
-    data = JointData(sc, ft, str(sc["unit"].iloc[0]), source=str(finetune) if not isinstance(
-        finetune, pd.DataFrame) else "DataFrame")
+    data = JointData(sc, ft, str(sc["unit"].iloc[0]), source=source_name(finetune, "DataFrame"))
     if data.n_used == 0:
         raise DataError(f"fine-tuned runs: none is in the low-data regime (D_F <= {low:g} D(N)); "
                         f"{data.exclusion_report()}; pass low_only=False to fit them anyway")

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayes_scaling._numeric import nanquantile
 from bayes_scaling.errors import ConfigError
 
 __all__ = ["DEFAULT_TAU", "DEFAULT_SOURCE", "Discrepancy", "distance_columns", "signed_outside", "outside_table",
@@ -204,7 +205,7 @@ def widen(draws: np.ndarray, dist: np.ndarray, tau: float, rng: np.random.Genera
 def robust_sd(log_draws: np.ndarray) -> np.ndarray:
     """Half the width of the central 68.27% interval of each column (the sd for a normal; finite for
     Student-t draws without a variance)."""
-    lo, hi = np.nanquantile(log_draws, _Q, axis=0)
+    lo, hi = nanquantile(log_draws, _Q, axis=0)
     return (hi - lo) / 2
 
 

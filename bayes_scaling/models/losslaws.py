@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.data.tables import _resolve_unit, check_numeric, read_table, require_columns
+from bayes_scaling.data.tables import _resolve_unit, check_numeric, read_table, require_columns, source_name
 from bayes_scaling.errors import (
     ConfigError,
     DataError,
@@ -172,7 +172,7 @@ def read_scratch(source: str | PathLike | pd.DataFrame, *, duplicates: str = "er
     """
     if duplicates not in ("error", "mean"):
         raise ValueError(f"duplicates={duplicates!r}: expected 'error' or 'mean'")
-    what = what or (str(source) if not isinstance(source, pd.DataFrame) else "from-scratch runs")
+    what = what or source_name(source, "from-scratch runs")
     df = read_table(source, what=what)
     require_columns(df, ["N", "D", "loss"], what)
     for col in ("N", "D", "loss"):

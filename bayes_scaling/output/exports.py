@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_scaling._atomic import atomic_path
+from bayes_scaling._numeric import nanquantile
 from bayes_scaling.analysis.predictions import parameters
 from bayes_scaling.errors import BayesScalingError
 
@@ -127,7 +128,7 @@ def quantile_table(obj, q=(0.05, 0.5, 0.95), *, log10: str | bool | list[str] = 
         n_ok = np.isfinite(stacked).sum(axis=0)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: reported by n_nan
-            qs = np.nanquantile(np.where(np.isfinite(stacked), stacked, np.nan), q, axis=0)
+            qs = nanquantile(np.where(np.isfinite(stacked), stacked, np.nan), q, axis=0)
         index = pd.MultiIndex.from_product([da[d].values for d in other], names=other) if other else [()]
         for j, key in enumerate(index):
             row = {"quantity": str(name), "scale": "log10" if use_log else "linear"}
