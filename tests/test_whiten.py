@@ -132,6 +132,11 @@ def test_no_mode_falls_back_or_refuses(monkeypatch):
     monkeypatch.setattr(W, "inverse_hessian_factor", lambda H, clip=False: None)
     choice = W.whiten_sampler(sampler, "auto")
     assert choice.method == "none" and "not positive definite" in choice.reason
-    assert np.allclose(sampler._affine["shift"].get_value(), sampler.initial_point(0, jitter=False))
+    assert np.allclose(sampler._affine["shift"].get_value(), 0.0) and np.allclose(sampler._start, sampler.initial_point(0, jitter=False))
     with pytest.raises(ConfigError, match="whiten='laplace'"):
         W.whiten_sampler(sampler, "laplace")
+    # the fallback samples x itself: the same draws as an unwhitened fit, bit for bit
+    kw = dict(seed=5, draws=30, tune=30, chains=1, warn=False)
+    auto, plain = bs.fit(runs, "chinchilla", **kw), bs.fit(runs, "chinchilla", whiten="none", **kw)
+    assert auto.tree.attrs["whitening"] == "none"
+    assert np.array_equal(auto.posterior["alpha_N"].values, plain.posterior["alpha_N"].values)

@@ -69,7 +69,8 @@ class CompiledSampler:
     ``affine``: NUTS samples ``z`` with the unconstrained point ``x = shift + factor @ z`` (a linear change of
     variables: the same posterior; :meth:`set_affine` sets ``shift`` and ``factor`` without recompiling, e.g. a
     Laplace whitening, :mod:`bayes_scaling.inference.whiten`); the chains start at ``z = 0`` (``x = shift``),
-    jittered. Until :meth:`set_affine`: ``shift`` the model's initial point, ``factor`` the identity.
+    jittered, unless :meth:`set_affine` says otherwise. Until then: ``shift`` the model's initial point,
+    ``factor`` the identity.
     """
 
     def __init__(self, model, *, mode: str = "NUMBA", log_likelihood: bool = True, cache=None,
@@ -104,6 +105,7 @@ class CompiledSampler:
                 "mask": pytensor.shared(np.zeros(n), name="__affine_mask__")}
             dy = pt.dot(A["factor"], x)
             point = A["shift"] + dy + pt.dot(A["shear"], pt.expm1(A["mask"] * dy))
+            self._start = np.zeros(n)
         replace = {v: point[offsets[i]:offsets[i + 1]].reshape(shapes[i]).astype(v.dtype)
                    for i, v in enumerate(value_vars)}
         self._flat_names = [f"{n}_{i}" if s else n for n, s in zip(self._value_names, shapes, strict=True)
@@ -195,7 +197,7 @@ class CompiledSampler:
             pm.set_data(values, coords=coords)
 
     def set_affine(self, shift: np.ndarray, factor: np.ndarray, shear: np.ndarray | None = None,
-                   mask: np.ndarray | None = None) -> None:
+                   mask: np.ndarray | None = None, start: np.ndarray | None = None) -> None:
         """For an ``affine`` sampler: NUTS samples ``z``, with the unconstrained point ::
 
             x = y + shear @ expm1(mask * (y - shift)),   y = shift + factor @ z
@@ -203,7 +205,7 @@ class CompiledSampler:
         ``factor`` (n x n) invertible; ``mask`` (0/1, default none) marks coordinates that enter the others through
         ``exp`` (log exponents); ``shear`` (default 0) is nonzero only in the columns of masked coordinates and
         the rows of unmasked ones, so the map's Jacobian determinant is ``det(factor)``, a constant: the same
-        posterior in any coordinates. The chains start at ``z = 0`` (``x = shift``), jittered."""
+        posterior in any coordinates. The chains start at ``z = start`` (default 0: ``x = shift``), jittered."""
         if not self.affine:
             raise ValueError("set_affine: this sampler was compiled without affine=True")
         n = self.n_dim
@@ -221,6 +223,7 @@ class CompiledSampler:
         A["factor"].set_value(np.ascontiguousarray(factor))
         A["shear"].set_value(np.ascontiguousarray(shear))
         A["mask"].set_value(mask)
+        self._start = np.zeros(n) if start is None else np.asarray(start, dtype=float).reshape(n)
 
     def logp_and_gradient(self):
         """``x -> (log density, gradient)`` of the compiled model (for an ``affine`` sampler: in ``z``)."""
@@ -351,7 +354,7 @@ class CompiledSampler:
         from bayes_scaling.inference._nutpie_private import import_nutpie, raw_trace_supported, trace_to_tree
 
         nutpie = import_nutpie()
-        x0 = np.zeros(self.n_dim) if self.affine else self.initial_point(0, jitter=False)
+        x0 = self._start if self.affine else self.initial_point(0, jitter=False)
         shapes = [np.shape(v) for v in self._call_expand()(x0).values()]
         from bayes_scaling._system import check_draws_memory
 

@@ -15,13 +15,14 @@ or central differences of the compiled gradient (:func:`hessian_from_gradient`; 
 :func:`whiten_sampler` chooses per fit (``whiten="auto"``): Laplace whitening when the sampler was compiled in the
 affine form (at most :data:`MAX_DIMENSION` unconstrained parameters: the dense ``K x K`` factor costs ``K**2`` a
 gradient), the optimiser converged and the Hessian at the mode is positive definite and finite with a condition
-number below :data:`MAX_CONDITION`; otherwise the model's own coordinates (``x = x0 + z``, with nutpie's low-rank
-mass matrix adaptation). The choice and its reason are recorded in the fit's attributes (``whitening``,
+number below :data:`MAX_CONDITION`; otherwise the model's own coordinates (``x = z``, the same arithmetic and draws
+as unwhitened, with nutpie's low-rank mass matrix adaptation). The choice and its reason are recorded in the fit's attributes (``whitening``,
 ``whitening_reason``, ``adaptation``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,9 +53,12 @@ class Whitening:
     adaptation: str
     shift: np.ndarray | None = None
     factor: np.ndarray | None = None
+    seconds: float = 0.0
 
-    def attrs(self) -> dict[str, str]:
-        return {"whitening": self.method, "whitening_reason": self.reason, "adaptation": self.adaptation}
+    def attrs(self) -> dict[str, str | float]:
+        """``whitening``, ``whitening_reason``, ``adaptation`` and ``whitening_seconds`` (mode and Hessian)."""
+        return {"whitening": self.method, "whitening_reason": self.reason, "adaptation": self.adaptation,
+                "whitening_seconds": float(self.seconds)}
 
 
 def find_mode(logp_grad: LogpGrad, x0: np.ndarray, restarts: int = 3) -> tuple[np.ndarray, float, np.ndarray]:
@@ -179,6 +183,7 @@ def whiten_sampler(sampler, whiten: str = "auto", exponents=()) -> Whitening:
         return Whitening("none", "switched off (whiten='none')", plain)
     if not getattr(sampler, "affine", False):
         return Whitening("none", f"{sampler.n_dim} unconstrained parameters (whitened up to {MAX_DIMENSION})", plain)
+    t0 = time.perf_counter()
     x0 = sampler.initial_point(0, jitter=False)
     sampler.set_affine(np.zeros(sampler.n_dim), np.eye(sampler.n_dim))   # z = x while the mode is sought
     ip = sampler._initial_point_fn()
@@ -189,10 +194,11 @@ def whiten_sampler(sampler, whiten: str = "auto", exponents=()) -> Whitening:
             from bayes_scaling.errors import ConfigError
 
             raise ConfigError(f"whiten='laplace': {reason}; use whiten='auto' or 'none'")
-        sampler.set_affine(x0, np.eye(sampler.n_dim))   # the model's own coordinates, from its initial point
-        return Whitening("none", reason, plain)
+        # the model's own coordinates (x = z, the same arithmetic as unwhitened), from its initial point
+        sampler.set_affine(np.zeros(sampler.n_dim), np.eye(sampler.n_dim), start=x0)
+        return Whitening("none", reason, plain, seconds=time.perf_counter() - t0)
     sampler.set_affine(m, L, S, mask * S.any(axis=0))
-    return Whitening("laplace", reason, "diag", m, L)
+    return Whitening("laplace", reason, "diag", m, L, seconds=time.perf_counter() - t0)
 
 
 def compiled_sampler(model, log_likelihood: bool = True):
