@@ -397,7 +397,13 @@ def bench_spec(rows: list, quick: bool) -> None:
 
 # ---- Laplace whitening of law-spec fits (bayes_scaling.inference.whiten) ---------------------------------
 
-WHITEN_DRAWS = {"draws": 300, "tune": 300, "chains": 2}
+WHITEN_DRAWS = {"draws": 200, "tune": 200, "chains": 2}
+
+
+def _row(rows: list, row: tuple) -> None:
+    """Add a row and print it at once (a long section's rows survive an interrupted run)."""
+    rows.append(row)
+    print("| " + " | ".join(row) + " |", file=sys.stderr, flush=True)
 
 
 def builtin_spec_data() -> dict:
@@ -410,15 +416,17 @@ def builtin_spec_data() -> dict:
     from bayes_scaling.laws.spec import builtin_spec
     from bayes_scaling.models.losslaws import read_epoch_chinchilla, read_scratch
 
-    out = {"transfer": (bs.load_example().used[["pretraining", "N", "D_F", "D_T"]], "bundled transfer runs")}
-    scratch = read_scratch(bs.datasets.SCRATCH_LOSSES_CSV)
-    out["kaplan"] = (scratch, "bundled from-scratch losses")
+    out = {}
     epoch = SHARED_DATA / "chinchilla_epoch_svg_extracted.csv"
     if epoch.is_file():
         runs, _ = read_epoch_chinchilla(epoch, warn=False)
         out["chinchilla"] = (runs, "Epoch AI's 240 runs")
-        out["chinchilla_robust"] = (runs, "Epoch AI's 240 runs")
     out["chinchilla_by_corpus"] = (bs.datasets.load_corpora(), "bundled corpora, 3 x 36 runs")
+    out["transfer"] = (bs.load_example().used[["pretraining", "N", "D_F", "D_T"]], "bundled transfer runs")
+    scratch = read_scratch(bs.datasets.SCRATCH_LOSSES_CSV)
+    out["kaplan"] = (scratch, "bundled from-scratch losses")
+    if epoch.is_file():
+        out["chinchilla_robust"] = (runs, "Epoch AI's 240 runs")
     ft = pd.read_csv(bs.datasets.FINETUNE_LOSSES_CSV)
     ft = ft[ft["true_D_T"] > 0]
     out["joint_kaplan"] = (pd.concat([
@@ -520,11 +528,48 @@ def _importtime(args: list[str], out: Path) -> str:
 def bench_whiten(rows: list, quick: bool) -> None:
     """Laplace whitening of law-spec fits: every built-in spec on its data, unwhitened (``whiten="none"``: nutpie's
     low-rank mass matrix, target_accept 0.99) against the default (whitened where defined: target_accept 0.9),
-    and PyMC's default NUTS on the same model; 2 chains x 300 draws (300 tuning) each. ESS/s: the slowest
-    parameter's bulk ESS over the sampling time (whitened: plus the mode and Hessian)."""
+    and PyMC's default NUTS on the same model; 2 chains x 200 draws (200 tuning) each. ESS/s: the slowest
+    parameter's bulk ESS over the sampling time (whitened: plus the mode and Hessian). First a simulated
+    Lin-sized fit (4 x 1000 draws) and the fresh-process command line (``python -X importtime`` breakdown in
+    ``benchmarks/importtime_fit_*.txt`` where a target is missed)."""
     import bayes_scaling as bs
 
     kw = dict(WHITEN_DRAWS, seed=1, warn=False, progressbar=False)
+    # a Lin-sized problem: 30 groups x 20 runs, three partially pooled parameters
+    from bayes_scaling.laws.spec import LawSpec
+
+    table, spec = lin_sized_table(), LawSpec.from_dict(LIN_SIZED_SPEC)
+    for whiten in ("none", "auto"):
+        bs.fit(table, spec, whiten=whiten, **{**kw, "draws": 20, "tune": 20})
+    stats = {}
+    for whiten in ("none", "auto"):
+        t0 = time.perf_counter()
+        f = bs.fit(table, spec, whiten=whiten, **{**kw, "draws": 1000, "tune": 1000, "chains": 4})
+        stats[whiten] = (time.perf_counter() - t0, _spec_fit_stats(f), f.tree.attrs["whitening"])
+    (t_p, p, _), (t_w, w, how) = stats["none"], stats["auto"]
+    _row(rows, ("30 groups x 20 runs, E, A, alpha partially pooled (simulated, Lin-sized), 4 x 1000 draws, "
+                "compiled model cached", f"{t_p:.1f} -> {t_w:.1f} s", "-",
+                f"{how}; steps/draw {p['steps']:.1f} -> {w['steps']:.1f}; ESS/s {p['ess'] / p['s']:.0f} -> "
+                f"{w['ess'] / w['s']:.0f}; min bulk ESS {p['ess']:.0f} -> {w['ess']:.0f}; divergences "
+                f"{p['div']} -> {w['div']}"))
+    # fresh-process command line, warm caches
+    from bayes_scaling.data.datasets import CORPORA_CSV, EXAMPLE_CSV
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "fit.nc")
+        for label, args, target, tag in (
+                ("`bayes-scaling fit` (transfer, bundled data)", ["fit", str(EXAMPLE_CSV), "--out", out], 3.0,
+                 "transfer"),
+                ("`bayes-scaling fit --model chinchilla_by_corpus` (bundled corpora data)",
+                 ["fit", str(CORPORA_CSV), "--model", "chinchilla_by_corpus", "--out", out], 4.0, "by_corpus")):
+            _time_cli(args)   # warm the caches
+            times = [_time_cli(args) for _ in range(3)]
+            best = min(t for t, _ in times)
+            detail = times[0][1].replace("|", "/")
+            if best > target:
+                detail += "; " + _importtime(args, REPO / "benchmarks" / f"importtime_fit_{tag}.txt")
+            _row(rows, (f"{label}, fresh process, warm caches (best of 3)", f"{best:.2f} s", f"<= {target:g} s",
+                        detail))
     for name, (table, what) in builtin_spec_data().items():
         try:
             bs.fit(table, name, whiten="none", **{**kw, "draws": 20, "tune": 20})  # compile both forms first
@@ -533,7 +578,7 @@ def bench_whiten(rows: list, quick: bool) -> None:
             white_fit = bs.fit(table, name, **kw)
             white = _spec_fit_stats(white_fit)
         except Exception as exc:  # noqa: BLE001 - report and carry on
-            rows.append((f"spec `{name}` ({what})", "error", "-", f"{type(exc).__name__}: {str(exc)[:150]}"))
+            _row(rows, (f"spec `{name}` ({what})", "error", "-", f"{type(exc).__name__}: {str(exc)[:150]}"))
             continue
         base = None
         if not quick:
@@ -552,43 +597,8 @@ def bench_whiten(rows: list, quick: bool) -> None:
             e_b = base["ess"] / base["s"]
             detail += (f"; PyMC NUTS: {base['steps']:.1f} steps/draw, ESS/s {e_b:.1f} (ESS {base['ess']:.0f} in "
                        f"{base['s']:.1f} s, divergences {base['div']}); whitened / PyMC {e_w / e_b:.0f}x")
-        rows.append((f"spec `{name}` ({what}): ESS/s unwhitened -> default", f"{e_p:.0f} -> {e_w:.0f} /s",
-                     ">= 10x PyMC", detail))
-    # a Lin-sized problem: 30 groups x 20 runs, three partially pooled parameters
-    from bayes_scaling.laws.spec import LawSpec
-
-    table, spec = lin_sized_table(), LawSpec.from_dict(LIN_SIZED_SPEC)
-    for whiten in ("none", "auto"):
-        bs.fit(table, spec, whiten=whiten, **{**kw, "draws": 20, "tune": 20})
-    stats = {}
-    for whiten in ("none", "auto"):
-        t0 = time.perf_counter()
-        f = bs.fit(table, spec, whiten=whiten, **{**kw, "draws": 1000, "tune": 1000, "chains": 4})
-        stats[whiten] = (time.perf_counter() - t0, _spec_fit_stats(f), f.tree.attrs["whitening"])
-    (t_p, p, _), (t_w, w, how) = stats["none"], stats["auto"]
-    rows.append(("30 groups x 20 runs, E, A, alpha partially pooled (simulated, Lin-sized), 4 x 1000 draws, "
-                 "compiled model cached", f"{t_p:.1f} -> {t_w:.1f} s", "-",
-                 f"{how}; steps/draw {p['steps']:.1f} -> {w['steps']:.1f}; ESS/s {p['ess'] / p['s']:.0f} -> "
-                 f"{w['ess'] / w['s']:.0f}; min bulk ESS {p['ess']:.0f} -> {w['ess']:.0f}; divergences "
-                 f"{p['div']} -> {w['div']}"))
-    # fresh-process command line, warm caches
-    from bayes_scaling.data.datasets import CORPORA_CSV, EXAMPLE_CSV
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = str(Path(tmp) / "fit.nc")
-        for label, args, target, tag in (
-                ("`bayes-scaling fit` (transfer, bundled data)", ["fit", str(EXAMPLE_CSV), "--out", out], 3.0,
-                 "transfer"),
-                ("`bayes-scaling fit --model chinchilla_by_corpus` (bundled corpora data)",
-                 ["fit", str(CORPORA_CSV), "--model", "chinchilla_by_corpus", "--out", out], 4.0, "by_corpus")):
-            _time_cli(args)   # warm the caches
-            times = [_time_cli(args) for _ in range(3)]
-            best = min(t for t, _ in times)
-            detail = times[0][1].replace("|", "/")
-            if best > target:
-                detail += "; " + _importtime(args, REPO / "benchmarks" / f"importtime_fit_{tag}.txt")
-            rows.append((f"{label}, fresh process, warm caches (best of 3)", f"{best:.2f} s", f"<= {target:g} s",
-                         detail))
+        _row(rows, (f"spec `{name}` ({what}): ESS/s unwhitened -> default", f"{e_p:.0f} -> {e_w:.0f} /s",
+                    ">= 10x PyMC", detail))
 
 
 def many_groups_table(groups: int = 200, runs: int = 3, seed: int = 0):
