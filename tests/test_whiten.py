@@ -140,3 +140,30 @@ def test_no_mode_falls_back_or_refuses(monkeypatch):
     auto, plain = bs.fit(runs, "chinchilla", **kw), bs.fit(runs, "chinchilla", whiten="none", **kw)
     assert auto.tree.attrs["whitening"] == "none"
     assert np.array_equal(auto.posterior["alpha_N"].values, plain.posterior["alpha_N"].values)
+
+
+def test_affine_form_goes_through_the_graph_cache(tmp_path):
+    """The affine form's rewritten graphs are cached on disk apart from the plain form's, and the cached
+    sampler computes the same log density once its change of variables is set."""
+    from bayes_scaling.inference.compiled import CompiledSampler
+
+    runs = _chinchilla_runs()
+    spec = builtin_spec("chinchilla")
+    data = sm.prepare(spec, runs)
+    priors = sm.default_priors(spec, data)
+
+    def build():
+        return sm.build_spec_model(spec, data, priors, {}, sm.noise_prior(spec, data))
+
+    first = CompiledSampler(build(), affine=True, cache=tmp_path, log_likelihood=False)
+    second = CompiledSampler(build(), affine=True, cache=tmp_path, log_likelihood=False)
+    plain = CompiledSampler(build(), cache=tmp_path, log_likelihood=False)
+    assert (first.graph_cache, second.graph_cache, plain.graph_cache) == ("miss", "hit", "miss")
+    rng = np.random.default_rng(3)
+    M = rng.normal(size=(7, 7))
+    shift, factor, z = rng.normal(size=7), np.eye(7) + 0.1 * np.tril(M), rng.normal(size=7)
+    for s in (first, second):
+        s.set_affine(shift, factor)
+    a, b = first.logp_and_gradient()(z), second.logp_and_gradient()(z)
+    assert a[0] == b[0] and np.array_equal(a[1], b[1])
+    assert np.isclose(a[0], plain.logp_and_gradient()(shift + factor @ z)[0])
