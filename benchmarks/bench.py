@@ -9,7 +9,11 @@ Sections (``--only``): ``cli`` (fresh-process ``bayes-scaling fit`` on the bundl
 cache switched off and PyMC's sampler; the transfer fit stage by stage), ``refit`` (warm refit in the same process), ``ess`` (effective samples per second vs the baseline),
 ``backends`` (pymc / nutpie / numpyro side by side), ``chinchilla`` (the from-scratch loss law on Epoch AI's
 Chinchilla runs vs a plain-PyMC version), ``spec`` (a hierarchical Chinchilla law spec, 3 corpora x 90 runs:
-fresh-process ``bayes-scaling fit --model``, and ESS/s against the same model written plainly in PyMC), ``scale`` (10,000 runs, 20 pre-training distributions), ``sbc``
+fresh-process ``bayes-scaling fit --model``, and ESS/s against the same model written plainly in PyMC), ``whiten``
+(every built-in law spec on its bundled or example data: leapfrog steps a draw and ESS/s unwhitened, Laplace-
+whitened and with PyMC's own NUTS on the same model; a simulated 30 groups x 20 runs fit with three partially
+pooled parameters; fresh-process ``bayes-scaling fit`` wall times, with a ``python -X importtime`` breakdown
+written to ``benchmarks/`` when a target is missed), ``scale`` (10,000 runs, 20 pre-training distributions), ``sbc``
 (simulation-based calibration, 100 simulations), ``cluster`` (SBC and the smoke sweep, serial against a local
 Dask cluster of 2 workers; overhead per task; the 32-worker estimate). ``--quick``: no cold-cache run, no plain-PyMC baselines of
 the loss law, 30 SBC simulations, 2,000 runs for the scale test.
@@ -32,7 +36,7 @@ import numpy as np
 
 from bayes_scaling._system import cpu_model
 
-SECTIONS = ("cli", "refit", "ess", "backends", "chinchilla", "spec", "groups", "scale", "sbc", "cluster")
+SECTIONS = ("cli", "refit", "ess", "backends", "chinchilla", "spec", "whiten", "groups", "scale", "sbc", "cluster")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -389,6 +393,212 @@ def bench_spec(rows: list, quick: bool) -> None:
                  f"min bulk ESS {base_ess:.0f} in {base_s:.1f} s, R-hat {base_rhat:.3f}, divergences {base_div}"))
     rows.append(("hierarchical Chinchilla ESS/s ratio (ours / baseline)",
                  f"{(ours_ess / ours_s) / (base_ess / base_s):.0f}x", ">= 10x", "same run, same machine"))
+
+
+# ---- Laplace whitening of law-spec fits (bayes_scaling.inference.whiten) ---------------------------------
+
+WHITEN_DRAWS = {"draws": 200, "tune": 200, "chains": 2}
+
+
+def _row(rows: list, row: tuple) -> None:
+    """Add a row and print it at once (a long section's rows survive an interrupted run)."""
+    rows.append(row)
+    print("| " + " | ".join(row) + " |", file=sys.stderr, flush=True)
+
+
+def builtin_spec_data() -> dict:
+    """Each built-in law spec and its data (as in the tests): ``name -> (table, what)``; bundled tables where
+    the package has them, Epoch AI's runs from the shared data folder, simulated runs otherwise."""
+    import pandas as pd
+
+    import bayes_scaling as bs
+    from bayes_scaling.data.simulate import simulate_law
+    from bayes_scaling.laws.spec import builtin_spec
+    from bayes_scaling.models.losslaws import read_epoch_chinchilla, read_scratch
+
+    out = {}
+    epoch = SHARED_DATA / "chinchilla_epoch_svg_extracted.csv"
+    if epoch.is_file():
+        runs, _ = read_epoch_chinchilla(epoch, warn=False)
+        out["chinchilla"] = (runs, "Epoch AI's 240 runs")
+    out["chinchilla_by_corpus"] = (bs.datasets.load_corpora(), "bundled corpora, 3 x 36 runs")
+    out["transfer"] = (bs.load_example().used[["pretraining", "N", "D_F", "D_T"]], "bundled transfer runs")
+    scratch = read_scratch(bs.datasets.SCRATCH_LOSSES_CSV)
+    out["kaplan"] = (scratch, "bundled from-scratch losses")
+    if epoch.is_file():
+        out["chinchilla_robust"] = (runs, "Epoch AI's 240 runs")
+    ft = pd.read_csv(bs.datasets.FINETUNE_LOSSES_CSV)
+    ft = ft[ft["true_D_T"] > 0]
+    out["joint_kaplan"] = (pd.concat([
+        pd.DataFrame({"N": scratch["N"], "D": scratch["D"], "loss": scratch["loss"], "pretrained": 0,
+                      "pretraining": "scratch"}),
+        pd.DataFrame({"N": ft["N"], "D": ft["D_F"], "loss": ft["loss"], "pretrained": 1,
+                      "pretraining": ft["pretraining"]})]), "bundled from-scratch and fine-tuned losses")
+    mu = {"A": 521.0, "B": 1488.0, "E": 1.87, "alpha": 0.353, "beta": 0.353, "RD_star": 15.4, "RN_star": 5.3}
+    rows = [(N, U, U * ep) for N in np.geomspace(2e7, 9e9, 8) for U in np.geomspace(1e8, 1e11, 5)
+            for ep in (1, 2, 4, 8, 16, 40)]
+    design = pd.DataFrame(rows, columns=["N", "U_D", "D"])
+    out["data_constrained"] = (simulate_law(builtin_spec("data_constrained"), design, mu, 0.01, seed=1),
+                               "simulated at Muennighoff's published values, 240 runs")
+    lin = bs.datasets.load_lin("flan")
+    lin = lin[lin["D"] > 0].reset_index(drop=True)
+    out["rectified_finetuning"] = (lin, f"bundled Lin et al. FLAN, {lin['model'].nunique()} models, {len(lin)} runs")
+    out["rectified_finetuning_by_family"] = (lin, "bundled Lin et al. FLAN")
+    out["synthetic_to_real"] = (bs.datasets.load_mikami(), "bundled Mikami et al.")
+    m4 = {"L_0": 2.3, "alpha": 0.6, "c": -0.5, "L_inf": 0.4, "beta": 25.0}
+    x = pd.DataFrame({"x": np.geomspace(1, 1e6, 25)})
+    out["m4"] = (simulate_law(builtin_spec("m4"), x, m4, 0.01, seed=4), "simulated learning curve, 25 points")
+    out["m4_error_rate"] = (simulate_law(builtin_spec("m4_error_rate"), pd.DataFrame({"x": np.geomspace(1, 1e6, 20)}),
+                                         {**m4, "L_inf": 0.2, "L_0": 0.9}, 0.01, seed=6),
+                            "simulated error-rate curve, 20 points")
+    return out
+
+
+def _spec_fit_stats(fit) -> dict:
+    """Leapfrog steps a draw, the slowest parameter's bulk ESS, sampling seconds (+ the whitening's), divergences."""
+    from bayes_scaling.inference.sampling import diagnose
+
+    post = fit.posterior
+    names = [v for v in fit.parameter_names() if v in post]
+    d = diagnose(fit.tree, names)
+    seconds = float(post.attrs["sampling_time"]) + float(fit.tree.attrs.get("whitening_seconds", 0.0))
+    return {"steps": float(fit.tree["sample_stats"]["n_steps"].mean()), "ess": d.ess_bulk_min, "s": seconds,
+            "div": d.divergences, "names": names}
+
+
+def _pymc_plain(name: str, table, seed: int = 1) -> dict:
+    """The same PyMC model as ``bs.fit`` builds, sampled by ``pm.sample`` with its default NUTS (same draws)."""
+    import pymc as pm
+
+    from bayes_scaling.inference.fit import _as_spec
+    from bayes_scaling.inference.sampling import diagnose
+    from bayes_scaling.models import spec_model as sm
+
+    spec = _as_spec(name)
+    data = sm.prepare(spec, table.reset_index(drop=True))
+    priors = sm.default_priors(spec, data)
+    model = sm.build_spec_model(spec, data, priors, sm.choose_parameterization(spec, data, priors),
+                                sm.noise_prior(spec, data))
+    with model:
+        tree = pm.sample(random_seed=seed, nuts_sampler="pymc", progressbar=False, compute_convergence_checks=False,
+                         **WHITEN_DRAWS)
+    post = tree["posterior"].to_dataset()
+    names = [p.name for p in spec.parameters.values() if p.fixed is None and p.name in post] + ["sigma"] + \
+        (["nu"] if "nu" in post else [])
+    d = diagnose(tree, names)
+    return {"steps": float(tree["sample_stats"]["n_steps"].mean()), "ess": d.ess_bulk_min,
+            "s": float(post.attrs.get("sampling_time", np.nan)), "div": d.divergences}
+
+
+def lin_sized_table(groups: int = 30, runs: int = 20, seed: int = 0):
+    """``groups`` x ``runs`` simulated runs of ``y = E + A x**-alpha``, E, A and alpha varying by group around a
+    population (the size of Lin et al.'s fits: 30 models x ~20 fine-tuning sizes)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(groups):
+        E, A, alpha = (c * np.exp(s * rng.normal()) for c, s in ((1.5, 0.1), (20.0, 0.3), (0.4, 0.1)))
+        for x in np.geomspace(1e2, 1e5, runs):
+            rows.append({"group": f"g{g:02d}", "x": x, "y": (E + A * x ** -alpha) * np.exp(0.01 * rng.normal())})
+    return pd.DataFrame(rows)
+
+
+LIN_SIZED_SPEC = {"law": {"formula": "E + A * x**(-alpha)", "target": "y"},
+                  "parameters": {"E": {"by": "group"}, "A": {"by": "group"}, "alpha": {"by": "group"}}}
+
+
+def _importtime(args: list[str], out: Path) -> str:
+    """``python -X importtime -m bayes_scaling ARGS`` in a fresh process, its report written to ``out``; the
+    five slowest top-level imports (cumulative) as text."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "bayes_scaling", *args], capture_output=True,
+                          text=True)
+    out.write_text(proc.stderr)
+    top = []
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        top_level = parts[-1].startswith(" ") and not parts[-1].startswith("  ")
+        if len(parts) == 3 and top_level and parts[1].strip().isdigit():
+            top.append((int(parts[1]), parts[2].strip()))
+    top.sort(reverse=True)
+    total = sum(t for t, _ in top)
+    return f"imports {total / 1e6:.2f} s, slowest: " + ", ".join(f"{n} {t / 1e6:.2f} s" for t, n in top[:5])
+
+
+def bench_whiten(rows: list, quick: bool) -> None:
+    """Laplace whitening of law-spec fits: every built-in spec on its data, unwhitened (``whiten="none"``: nutpie's
+    low-rank mass matrix, target_accept 0.99) against the default (whitened where defined: target_accept 0.9),
+    and PyMC's default NUTS on the same model; 2 chains x 200 draws (200 tuning) each. ESS/s: the slowest
+    parameter's bulk ESS over the sampling time (whitened: plus the mode and Hessian). First a simulated
+    Lin-sized fit (4 x 1000 draws) and the fresh-process command line (``python -X importtime`` breakdown in
+    ``benchmarks/importtime_fit_*.txt`` where a target is missed)."""
+    import bayes_scaling as bs
+
+    kw = dict(WHITEN_DRAWS, seed=1, warn=False, progressbar=False)
+    # a Lin-sized problem: 30 groups x 20 runs, three partially pooled parameters
+    from bayes_scaling.laws.spec import LawSpec
+
+    table, spec = lin_sized_table(), LawSpec.from_dict(LIN_SIZED_SPEC)
+    for whiten in ("none", "auto"):
+        bs.fit(table, spec, whiten=whiten, **{**kw, "draws": 20, "tune": 20})
+    stats = {}
+    for whiten in ("none", "auto"):
+        t0 = time.perf_counter()
+        f = bs.fit(table, spec, whiten=whiten, **{**kw, "draws": 1000, "tune": 1000, "chains": 4})
+        stats[whiten] = (time.perf_counter() - t0, _spec_fit_stats(f), f.tree.attrs["whitening"])
+    (t_p, p, _), (t_w, w, how) = stats["none"], stats["auto"]
+    _row(rows, ("30 groups x 20 runs, E, A, alpha partially pooled (simulated, Lin-sized), 4 x 1000 draws, "
+                "compiled model cached", f"{t_p:.1f} -> {t_w:.1f} s", "-",
+                f"{how}; steps/draw {p['steps']:.1f} -> {w['steps']:.1f}; ESS/s {p['ess'] / p['s']:.0f} -> "
+                f"{w['ess'] / w['s']:.0f}; min bulk ESS {p['ess']:.0f} -> {w['ess']:.0f}; divergences "
+                f"{p['div']} -> {w['div']}"))
+    # fresh-process command line, warm caches
+    from bayes_scaling.data.datasets import CORPORA_CSV, EXAMPLE_CSV
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "fit.nc")
+        for label, args, target, tag in (
+                ("`bayes-scaling fit` (transfer, bundled data)", ["fit", str(EXAMPLE_CSV), "--out", out], 3.0,
+                 "transfer"),
+                ("`bayes-scaling fit --model chinchilla_by_corpus` (bundled corpora data)",
+                 ["fit", str(CORPORA_CSV), "--model", "chinchilla_by_corpus", "--out", out], 4.0, "by_corpus")):
+            _time_cli(args)   # warm the caches
+            times = [_time_cli(args) for _ in range(3)]
+            best = min(t for t, _ in times)
+            detail = times[0][1].replace("|", "/")
+            if best > target:
+                detail += "; " + _importtime(args, REPO / "benchmarks" / f"importtime_fit_{tag}.txt")
+            _row(rows, (f"{label}, fresh process, warm caches (best of 3)", f"{best:.2f} s", f"<= {target:g} s",
+                        detail))
+    for name, (table, what) in builtin_spec_data().items():
+        try:
+            bs.fit(table, name, whiten="none", **{**kw, "draws": 20, "tune": 20})  # compile both forms first
+            bs.fit(table, name, **{**kw, "draws": 20, "tune": 20})
+            plain = _spec_fit_stats(bs.fit(table, name, whiten="none", **kw))
+            white_fit = bs.fit(table, name, **kw)
+            white = _spec_fit_stats(white_fit)
+        except Exception as exc:  # noqa: BLE001 - report and carry on
+            _row(rows, (f"spec `{name}` ({what})", "error", "-", f"{type(exc).__name__}: {str(exc)[:150]}"))
+            continue
+        base = None
+        if not quick:
+            try:
+                base = _pymc_plain(name, table)
+            except Exception as exc:  # noqa: BLE001
+                base = {"error": f"{type(exc).__name__}: {str(exc)[:100]}"}
+        e_p, e_w = plain["ess"] / plain["s"], white["ess"] / white["s"]
+        how = white_fit.tree.attrs["whitening"]
+        detail = (f"{how} ({white_fit.tree.attrs['whitening_reason']}); steps/draw {plain['steps']:.1f} -> "
+                  f"{white['steps']:.1f}; ESS/s {e_p:.0f} -> {e_w:.0f} ({e_w / e_p:.1f}x); min bulk ESS "
+                  f"{plain['ess']:.0f} -> {white['ess']:.0f}; divergences {plain['div']} -> {white['div']}")
+        if base is not None and "error" in base:
+            detail += f"; PyMC: {base['error']}"
+        elif base is not None:
+            e_b = base["ess"] / base["s"]
+            detail += (f"; PyMC NUTS: {base['steps']:.1f} steps/draw, ESS/s {e_b:.1f} (ESS {base['ess']:.0f} in "
+                       f"{base['s']:.1f} s, divergences {base['div']}); whitened / PyMC {e_w / e_b:.0f}x")
+        _row(rows, (f"spec `{name}` ({what}): ESS/s unwhitened -> default", f"{e_p:.0f} -> {e_w:.0f} /s",
+                    ">= 10x PyMC", detail))
 
 
 def many_groups_table(groups: int = 200, runs: int = 3, seed: int = 0):

@@ -41,3 +41,11 @@ def draws_inside(draws: np.ndarray, value: float, ci_prob: float, ess: float | N
     lo, hi = np.quantile(x, [p, 1 - p])
     m = k * quantile_mcse(x.std(ddof=1), len(x) if ess is None else ess, p)
     return lo - m <= value <= hi + m
+
+
+def means_agree(a: np.ndarray, b: np.ndarray, ess_a: float, ess_b: float, k: float = K) -> bool:
+    """Whether two posterior means of one quantity (draws ``a``, ``b``, bulk ESS ``ess_a``, ``ess_b``) agree
+    within ``k`` Monte Carlo standard errors of their difference, ``sqrt(sd_a**2 / ess_a + sd_b**2 / ess_b)``."""
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    se = np.sqrt(a.var(ddof=1) / max(float(ess_a), 1.0) + b.var(ddof=1) / max(float(ess_b), 1.0))
+    return abs(a.mean() - b.mean()) <= k * se

@@ -66,9 +66,16 @@ class CompiledSampler:
     long it took.
     ``cache``: the folder of the disk cache of rewritten graphs (default :func:`graph_cache_dir`; ``False``: no
     cache); ``graph_cache`` says whether it was ``"hit"``, a ``"miss"`` (then written) or ``"off"``.
+    ``affine``: NUTS samples ``z`` with the unconstrained point ``x = shift + factor @ z`` (a linear change of
+    variables: the same posterior; :meth:`set_affine` sets ``shift`` and ``factor`` without recompiling, e.g. a
+    Laplace whitening, :mod:`bayes_scaling.inference.whiten`); the chains start at ``z = 0`` (``x = shift``),
+    jittered, unless :meth:`set_affine` says otherwise. Until then: ``shift`` the model's initial point,
+    ``factor`` the identity.
     """
 
-    def __init__(self, model, *, mode: str = "NUMBA", log_likelihood: bool = True, cache=None):
+    def __init__(self, model, *, mode: str = "NUMBA", log_likelihood: bool = True, cache=None,
+                 affine: bool = False):
+        import pytensor
         import pytensor.tensor as pt
         from pymc.pytensorf import compile as compile_pymc
         from pytensor.graph import clone_replace, rewrite_graph
@@ -86,7 +93,20 @@ class CompiledSampler:
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.n_dim = int(offsets[-1])
         x = pt.TensorType("float64", shape=(self.n_dim,))("_unconstrained_point")
-        replace = {v: x[offsets[i]:offsets[i + 1]].reshape(shapes[i]).astype(v.dtype)
+        self.affine = bool(affine)
+        self._affine: dict[str, Any] = {}
+        point = x
+        if self.affine:   # x = y + shear expm1(mask (y - shift)), y = shift + factor z; shared: set without recompiling
+            n = self.n_dim
+            A = self._affine = {
+                "shift": pytensor.shared(self.initial_point(0, jitter=False), name="__affine_shift__"),
+                "factor": pytensor.shared(np.eye(n), name="__affine_factor__"),
+                "shear": pytensor.shared(np.zeros((n, n)), name="__affine_shear__"),
+                "mask": pytensor.shared(np.zeros(n), name="__affine_mask__")}
+            dy = pt.dot(A["factor"], x)
+            point = A["shift"] + dy + pt.dot(A["shear"], pt.expm1(A["mask"] * dy))
+            self._start = np.zeros(n)
+        replace = {v: point[offsets[i]:offsets[i + 1]].reshape(shapes[i]).astype(v.dtype)
                    for i, v in enumerate(value_vars)}
         self._flat_names = [f"{n}_{i}" if s else n for n, s in zip(self._value_names, shapes, strict=True)
                             for i in range(int(np.prod(s, dtype=int)))]
@@ -97,8 +117,9 @@ class CompiledSampler:
         # the rewritten graphs of an earlier compilation of the same model (same graph, same data shapes), from
         # the disk cache: skips building the log density and its gradient and PyTensor's rewrites (~1.5 s)
         folder = graph_cache_dir() if cache is None else (Path(cache) if cache else None)
-        key = _graph_cache_key(model, mode, log_likelihood, shapes) if folder and mode == "NUMBA" else None
-        cached = _load_graphs(folder / f"{key}.pkl", model) if key else None
+        key = _graph_cache_key(model, mode, log_likelihood, shapes, self.affine) \
+            if folder and mode == "NUMBA" else None
+        cached = _load_graphs(folder / f"{key}.pkl", model, self._affine) if key else None
         self.graph_cache = "off" if key is None else "hit" if cached else "miss"
         if cached:
             x, logp_shared, logp_outs, expand_shared, outs, self._names = cached
@@ -106,6 +127,10 @@ class CompiledSampler:
             logp = rewrite_graph(model.logp(), include=["canonicalize", "stabilize"])
             grad = pt.concatenate([pt.as_tensor(g).ravel() for g in pt.grad(logp, value_vars)])
             logp_outs = clone_replace([logp, grad], replace)
+            if self.affine:   # the gradient in z: J' times the gradient in x, J = (I + shear diag(mask e^..)) factor
+                A, g = self._affine, logp_outs[1]
+                gy = g + A["mask"] * pt.exp(A["mask"] * dy) * pt.dot(A["shear"].T, g)
+                logp_outs = [logp_outs[0], pt.dot(A["factor"].T, gy)]
 
             # the trace: free variables on their own scale, then deterministics, then the log-likelihood
             wanted = [rv.name for rv in free] + [d.name for d in model.deterministics]
@@ -130,14 +155,16 @@ class CompiledSampler:
                     self._logp_fn = compile_pymc([x], logp_outs, mode=mode, trust_input=True)
                     self._expand_fn = compile_pymc([x], outs, mode=mode, trust_input=True)
                     if key:
-                        _save_graphs(folder / f"{key}.pkl", model, [self._logp_fn, self._expand_fn], self._names)
+                        _save_graphs(folder / f"{key}.pkl", model, [self._logp_fn, self._expand_fn], self._names,
+                                     self._affine)
             except Exception:  # noqa: BLE001 - an op without a Numba implementation: use the C back end
                 if mode == "FAST_RUN":
                     raise
                 self.mode = "FAST_RUN"
                 self.graph_cache = "off"
                 if cached:  # the graphs from scratch (rewritten for Numba, not for C)
-                    self.__init__(model, mode="FAST_RUN", log_likelihood=log_likelihood, cache=False)
+                    self.__init__(model, mode="FAST_RUN", log_likelihood=log_likelihood, cache=False,
+                                  affine=affine)
                     return
                 self._logp_fn = compile_pymc([x], logp_outs, mode="FAST_RUN", trust_input=True)
                 self._expand_fn = compile_pymc([x], outs, mode="FAST_RUN", trust_input=True)
@@ -145,7 +172,7 @@ class CompiledSampler:
         self._expand_shared = list(self._expand_fn.get_shared())
         self._shared = list(dict.fromkeys(self._logp_shared + self._expand_shared))
         self._numba = self.mode == "NUMBA" and hasattr(self._logp_fn.vm, "jit_fn")
-        x0 = self.initial_point(0, jitter=False)
+        x0 = np.zeros(self.n_dim) if self.affine else self.initial_point(0, jitter=False)
         # first calls: Numba loads (or, cold, compiles) the machine code now, not inside the sampler
         self._call_logp()(x0)
         self._call_expand()(x0)
@@ -168,6 +195,39 @@ class CompiledSampler:
 
         with self.model:
             pm.set_data(values, coords=coords)
+
+    def set_affine(self, shift: np.ndarray, factor: np.ndarray, shear: np.ndarray | None = None,
+                   mask: np.ndarray | None = None, start: np.ndarray | None = None) -> None:
+        """For an ``affine`` sampler: NUTS samples ``z``, with the unconstrained point ::
+
+            x = y + shear @ expm1(mask * (y - shift)),   y = shift + factor @ z
+
+        ``factor`` (n x n) invertible; ``mask`` (0/1, default none) marks coordinates that enter the others through
+        ``exp`` (log exponents); ``shear`` (default 0) is nonzero only in the columns of masked coordinates and
+        the rows of unmasked ones, so the map's Jacobian determinant is ``det(factor)``, a constant: the same
+        posterior in any coordinates. The chains start at ``z = start`` (default 0: ``x = shift``), jittered."""
+        if not self.affine:
+            raise ValueError("set_affine: this sampler was compiled without affine=True")
+        n = self.n_dim
+        shift, factor = np.asarray(shift, dtype=float), np.asarray(factor, dtype=float)
+        shear = np.zeros((n, n)) if shear is None else np.asarray(shear, dtype=float)
+        mask = np.zeros(n) if mask is None else np.asarray(mask, dtype=float)
+        if shift.shape != (n,) or factor.shape != (n, n) or shear.shape != (n, n) or mask.shape != (n,):
+            raise ValueError(f"set_affine: expected shift and mask ({n},), factor and shear ({n}, {n}); got "
+                             f"{shift.shape}, {mask.shape}, {factor.shape}, {shear.shape}")
+        on = mask != 0
+        if not np.all(np.isin(mask, (0.0, 1.0))) or np.any(shear[:, ~on]) or np.any(shear[on, :]):
+            raise ValueError("set_affine: mask must be 0/1 and shear nonzero only in masked columns and unmasked rows")
+        A = self._affine
+        A["shift"].set_value(shift)
+        A["factor"].set_value(np.ascontiguousarray(factor))
+        A["shear"].set_value(np.ascontiguousarray(shear))
+        A["mask"].set_value(mask)
+        self._start = np.zeros(n) if start is None else np.asarray(start, dtype=float).reshape(n)
+
+    def logp_and_gradient(self):
+        """``x -> (log density, gradient)`` of the compiled model (for an ``affine`` sampler: in ``z``)."""
+        return self._call_logp()
 
     def initial_point(self, seed: int, jitter: bool = True) -> np.ndarray:
         """The model's initial point on the unconstrained scale, jittered by U(-1, 1) (as PyMC does)."""
@@ -294,7 +354,7 @@ class CompiledSampler:
         from bayes_scaling.inference._nutpie_private import import_nutpie, raw_trace_supported, trace_to_tree
 
         nutpie = import_nutpie()
-        x0 = self.initial_point(0, jitter=False)
+        x0 = self._start if self.affine else self.initial_point(0, jitter=False)
         shapes = [np.shape(v) for v in self._call_expand()(x0).values()]
         from bayes_scaling._system import check_draws_memory
 
@@ -494,7 +554,7 @@ def graph_cache_dir() -> Path | None:
     return Path(config.compiledir) / "bayes_scaling_graphs"
 
 
-def _graph_cache_key(model, mode: str, log_likelihood: bool, shapes) -> str | None:
+def _graph_cache_key(model, mode: str, log_likelihood: bool, shapes, affine: bool = False) -> str | None:
     """A content address of what the compiled graphs are made from: the model's graph (every node's op and
     output types, every constant's bytes, every shared variable's name and type; free and observed variables
     with their value variables and transforms, deterministics, potentials), the shapes of the free variables,
@@ -507,7 +567,7 @@ def _graph_cache_key(model, mode: str, log_likelihood: bool, shapes) -> str | No
     from pytensor.graph.traversal import toposort
     from pytensor.tensor.sharedvar import SharedVariable
 
-    parts = [_GRAPH_VERSION, mode, str(bool(log_likelihood)), repr([tuple(s) for s in shapes]),
+    parts = [_GRAPH_VERSION, mode, str(bool(log_likelihood)), repr([tuple(s) for s in shapes]), f"affine {affine}",
              hashlib.sha256(Path(__file__).read_bytes()).hexdigest(), repr(getattr(model, "check_bounds", None))]
     parts += [f"{lib} {version(lib)}" for lib in ("pymc", "pytensor", "numba", "numpy")]
     from pytensor import config  # the flags that change what the rewrites do
@@ -575,13 +635,13 @@ def _strip_output_copies(fgraph) -> list:
             for o in fgraph.outputs]
 
 
-def _save_graphs(path: Path, model, fns, names) -> None:
+def _save_graphs(path: Path, model, fns, names, extra: dict | None = None) -> None:
     """The rewritten graphs of ``fns`` (compiled PyTensor functions of one input, the point, and the model's
     shared variables) to ``path``; written atomically; nothing when a graph has another shared input."""
     import pickle
     import sys
 
-    shared = _model_shared(model)
+    shared = _model_shared(model) | {v.name: v for v in (extra or {}).values()}
     graphs = []
     for fn in fns:
         fgraph = fn.maker.fgraph
@@ -607,7 +667,7 @@ def _save_graphs(path: Path, model, fns, names) -> None:
         pass
 
 
-def _load_graphs(path: Path, model):
+def _load_graphs(path: Path, model, extra: dict | None = None):
     """``(point input, logp outputs, trace outputs, trace names)`` from the cache, their shared inputs replaced
     by the model's own (by name; same type), or ``None`` when missing, unreadable or not matching."""
     import pickle
@@ -629,7 +689,7 @@ def _load_graphs(path: Path, model):
         sys.setrecursionlimit(limit)
     if not isinstance(saved, dict) or saved.get("version") != _GRAPH_VERSION:
         return None
-    shared = _model_shared(model)
+    shared = _model_shared(model) | {v.name: v for v in (extra or {}).values()}
     (x, *logp_shared), logp_outs = saved["graphs"][0]
     (x2, *expand_shared), outs = saved["graphs"][1]
     replace = {x2: x}

@@ -51,20 +51,27 @@ def _structure(spec: LawSpec, data: sm.SpecData, param: dict[str, str], log_like
             log_likelihood, data.n_cells)
 
 
-def _sampler(spec, data, priors, param, noise, log_likelihood):
+def _sampler(spec, data, priors, param, noise, log_likelihood, whiten="none"):
     from bayes_scaling.inference.compiled import CompiledSampler
     from bayes_scaling.inference.sampling import cached_sampler
+    from bayes_scaling.inference.whiten import compiled_sampler
 
-    return cached_sampler(
-        ("spec", *_structure(spec, data, param, log_likelihood)),
-        lambda: CompiledSampler(sm.build_spec_model(spec, data, priors, param, noise), log_likelihood=log_likelihood),
+    if whiten == "none":
+        return cached_sampler(
+            ("spec", *_structure(spec, data, param, log_likelihood)),
+            lambda: CompiledSampler(sm.build_spec_model(spec, data, priors, param, noise),
+                                    log_likelihood=log_likelihood),
+            lambda s: s.set_data(sm.data_values(spec, data, priors, noise), coords={"row": np.arange(data.n)}))
+    return cached_sampler(   # compiled in the affine form (inference.whiten) when the dimension allows
+        ("spec", "affine", *_structure(spec, data, param, log_likelihood)),
+        lambda: compiled_sampler(sm.build_spec_model(spec, data, priors, param, noise), log_likelihood),
         lambda s: s.set_data(sm.data_values(spec, data, priors, noise), coords={"row": np.arange(data.n)}))
 
 
 def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | dict = "transfer", *,
         seed: int | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4, backend: str = "auto",
         target_accept: float | None = None, cores: int | None = None, progressbar: bool | None = None,
-        warn: bool = True, log_likelihood: bool = True) -> Fit:
+        warn: bool = True, log_likelihood: bool = True, whiten: str = "auto") -> Fit:
     """Fit the law ``model`` (a :class:`LawSpec`, a spec file, or a built-in name such as ``"chinchilla"``)
     to ``data`` (a DataFrame or CSV path) by NUTS.
 
@@ -72,9 +79,15 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         data: one row per run, with the formula's input columns, the target and the group columns.
         model: the law spec.
         seed: makes the result reproducible (a fresh seed is drawn and recorded when None).
-        draws, tune, chains: NUTS settings; ``target_accept`` defaults to 0.95 (0.99 on nutpie).
+        draws, tune, chains: NUTS settings; ``target_accept`` defaults to 0.95 (0.99 on nutpie, 0.9 there for a
+            whitened fit).
         backend: ``"auto"`` (nutpie's compiled sampler, else PyMC), ``"nutpie"``, ``"pymc"``, ``"numpyro"``.
         log_likelihood: keep the pointwise log-likelihood (for LOO); chains x draws x rows floats.
+        whiten: nutpie only: ``"auto"`` samples ``z`` with ``x = m + L z`` (``m`` the mode of the unconstrained
+            parameters, ``L L' = H^-1`` the Laplace covariance) where that approximation is defined and the
+            dimension small, else the model's own coordinates; ``"laplace"`` always (an error where undefined);
+            ``"none"`` never. The same posterior either way (:mod:`bayes_scaling.inference.whiten`); the choice
+            is in ``fit.tree.attrs["whitening"]`` and ``["whitening_reason"]``.
 
     Returns:
         A :class:`Fit`. R-hat > 1.01, ESS < 400 or any divergence warns with what to do.
@@ -102,6 +115,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
     sm.check_identifiable(spec, prepared)
     seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar)
     ran = resolve_backend(backend)
+    accept_by_default = target_accept is None
     if target_accept is None:
         target_accept = DEFAULT_TARGET_ACCEPT[ran]
     if not 0 < target_accept < 1:
@@ -112,17 +126,27 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
     noise = sm.noise_prior(spec, prepared)
     param = sm.choose_parameterization(spec, prepared, priors)
     coords = {g: list(v) for g, v in prepared.labels.items()}
+    from bayes_scaling.inference.whiten import WHITEN_CHOICES, WHITENED_TARGET_ACCEPT, whiten_sampler
+
+    if whiten not in WHITEN_CHOICES:
+        raise ValueError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
     if ran == "nutpie":
-        sampler = _sampler(spec, prepared, priors, param, noise, log_likelihood)
+        sampler = _sampler(spec, prepared, priors, param, noise, log_likelihood, whiten)
+        choice = whiten_sampler(sampler, whiten, exponents=sm.exponent_variables(spec, param))
+        if accept_by_default and choice.method == "laplace":
+            target_accept = WHITENED_TARGET_ACCEPT
         tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
                               progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains),
-                              coords=coords, adaptation="low_rank")
+                              coords=coords, adaptation=choice.adaptation)
         tree.attrs["backend"] = ran
+        tree.attrs.update(choice.attrs() if sampler.engine != "public" else
+                          {"whitening": "none", "whitening_reason": "nutpie's public path samples the model itself"})
     else:
         pm_model = sm.build_spec_model(spec, prepared, priors, param, noise)
         tree = sample_nuts(pm_model, draws=draws, tune=tune, chains=chains, seed=seed, backend=ran,
                            target_accept=target_accept, progressbar=progressbar, cores=cores,
                            log_likelihood=log_likelihood)
+        tree.attrs.update(whitening="none", whitening_reason=f"back end {ran}")
     tree.attrs.update(
         bayes_scaling_kind="spec", bayes_scaling_version=__version__, spec=json.dumps(spec.to_dict()),
         spec_hash=spec.hash(), backend=ran, seed=int(seed), tune=int(tune), target_accept=float(target_accept),

@@ -429,7 +429,8 @@ def laplace_whitening(build, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     PyTensor's default (Numba) compilation of the second derivative added 35 s."""
     from pytensor.compile.mode import Mode
     from pytensor.gradient import jacobian
-    from scipy.optimize import minimize
+
+    from bayes_scaling.models.laplace import find_mode, inverse_hessian_factor
 
     K = len(spec)
     m0 = spec_start(spec)
@@ -437,40 +438,12 @@ def laplace_whitening(build, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     z_var = model.rvs_to_values[model["z"]]
     dlogp = model.dlogp(vars=[model["z"]])
     fn = model.compile_fn([model.logp(), dlogp], point_fn=False)  # one compilation for both
-    cache: dict = {}
-
-    def both(z):
-        key = z.tobytes()
-        if key not in cache:
-            cache.clear()
-            lp, dlp = fn(**{z_var.name: z})
-            cache[key] = (float(lp), np.asarray(dlp, float))
-        return cache[key]
-
-    def f(z):
-        v = -both(z)[0]
-        return v if np.isfinite(v) else 1e300
-
-    def g(z):
-        return -both(z)[1]
-
-    z = np.zeros(K)
-    for _ in range(3):
-        res = minimize(f, z, jac=g, method="L-BFGS-B")
-        if np.allclose(res.x, z, atol=1e-8):
-            break
-        z = res.x
+    z, _, _ = find_mode(lambda v: fn(**{z_var.name: v}), np.zeros(K))
     m = m0 + z
     hessian = model.compile_fn(jacobian(dlogp, z_var, vectorize=True), point_fn=False,
                                mode=Mode(linker="py", optimizer=None))
     H = -np.asarray(hessian(**{z_var.name: z}), float)  # of -log p: positive definite at a strict mode
-    H = 0.5 * (H + H.T)
-    vals, vecs = np.linalg.eigh(H)
-    if not np.all(np.isfinite(vals)):
-        return m, np.eye(K)
-    vals = np.clip(vals, 1e-8 * max(vals.max(), 1e-12) + 1e-12, None)
-    cov = (vecs / vals) @ vecs.T
-    return m, np.linalg.cholesky(0.5 * (cov + cov.T))
+    return m, inverse_hessian_factor(H, clip=True)
 
 
 def build_loss_model(df: pd.DataFrame, config: LossLawConfig, centres: dict[str, float] | None = None,

@@ -474,3 +474,20 @@ def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float) -> di
                      "observed__cell_mean": t["mean"],
                      "prior__sigma_seed__scale": spec.seed_sigma if spec.seed_sigma is not None else noise_scale})
     return vals
+
+
+def exponent_variables(spec: LawSpec, parameterization: dict[str, str]) -> list[str]:
+    """The free variables of :func:`build_spec_model` that are the log of an exponent (``alpha = exp(u)``, or
+    ``-exp(u)``): a shared, separate or centred exponent's ``u`` and a pooled one's location ``u_mu``."""
+    out = []
+    for p in spec.parameters.values():
+        if p.fixed is not None or p.name not in spec.exponents() or p.domain not in ("positive", "negative"):
+            continue
+        uname = unconstrained_name(p.name, p.domain)
+        if p.sharing != "pooled":
+            out.append(uname)
+        else:
+            out.append(f"{uname}_mu")
+            if parameterization.get(p.name) == "centred" and p.within is None:
+                out.append(uname)
+    return out

@@ -1,0 +1,147 @@
+"""Laplace whitening: NUTS on a posterior made nearly standard normal by a linear change of variables.
+
+With ``m`` the posterior mode of the unconstrained parameters ``x`` and ``H`` the Hessian of ``-log p`` there, the
+Laplace approximation is ``x ~ Normal(m, H^-1)``. Writing ``x = m + L z`` with ``L L' = H^-1`` (a Cholesky
+factor), NUTS samples ``z``, whose posterior is close to ``Normal(0, I)`` whatever the correlations of ``x``::
+
+    p_z(z) = p_x(m + L z) |det L|          (|det L| constant: the same posterior, only the geometry changes)
+
+so the sampler's step size fits every direction at once and trees stay shallow (Chinchilla law on Epoch AI's
+240 runs: ~30 leapfrog steps a draw unwhitened with nutpie's low-rank mass matrix, a handful whitened; numbers in
+``docs/benchmarks.md``). The mode is found by L-BFGS (:func:`find_mode`) from the model's initial point; the
+Hessian is exact where the caller has it (the loss laws, :func:`bayes_scaling.models.losslaws.laplace_whitening`)
+or central differences of the compiled gradient (:func:`hessian_from_gradient`; ``2 K`` gradient calls).
+
+:func:`whiten_sampler` chooses per fit (``whiten="auto"``): Laplace whitening when the sampler was compiled in the
+affine form (at most :data:`MAX_DIMENSION` unconstrained parameters: the dense ``K x K`` factor costs ``K**2`` a
+gradient), the optimiser converged and the Hessian at the mode is positive definite and finite with a condition
+number below :data:`MAX_CONDITION`; otherwise the model's own coordinates (``x = z``, the same arithmetic and draws
+as unwhitened, with nutpie's low-rank mass matrix adaptation). The choice and its reason are recorded in the fit's attributes (``whitening``,
+``whitening_reason``, ``adaptation``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayes_scaling.models.laplace import (
+    MAX_CONDITION,
+    LogpGrad,
+    find_mode,
+    hessian_from_gradient,
+    inverse_hessian_factor,
+)
+
+__all__ = ["MAX_DIMENSION", "MAX_CONDITION", "WHITEN_CHOICES", "WHITENED_TARGET_ACCEPT", "compiled_sampler", "laplace", "Whitening", "find_mode", "hessian_from_gradient",
+           "inverse_hessian_factor", "whiten_sampler"]
+
+#: the largest number of unconstrained parameters whitened (a dense factor: K**2 flops a gradient)
+MAX_DIMENSION = 400
+#: the default target acceptance rate of a whitened fit (nearly standard normal: no need for nutpie's 0.99)
+WHITENED_TARGET_ACCEPT = 0.9
+#: ``whiten`` settings of :func:`whiten_sampler` and ``bs.fit``
+WHITEN_CHOICES = ("auto", "laplace", "none")
+
+@dataclass
+class Whitening:
+    """The choice: ``method`` ``"laplace"`` (``x = shift + factor z``) or ``"none"``; ``reason`` in words;
+    ``adaptation``: nutpie's mass-matrix adaptation to use on top."""
+
+    method: str
+    reason: str
+    adaptation: str
+    shift: np.ndarray | None = None
+    factor: np.ndarray | None = None
+    seconds: float = 0.0
+
+    def attrs(self) -> dict[str, str | float]:
+        """``whitening``, ``whitening_reason``, ``adaptation`` and ``whitening_seconds`` (mode and Hessian)."""
+        return {"whitening": self.method, "whitening_reason": self.reason, "adaptation": self.adaptation,
+                "whitening_seconds": float(self.seconds)}
+
+
+def laplace(logp_grad: LogpGrad, x0: np.ndarray, mask: np.ndarray | None = None) -> tuple:
+    """The mode ``m``, the shear ``S`` and the factor ``L`` of the Laplace approximation (:func:`find_mode`,
+    :func:`hessian_from_gradient`, :func:`inverse_hessian_factor`), or ``(None, None, None, why not)``.
+
+    ``mask`` marks log exponents ``l`` (``alpha = exp(l)``): the other coordinates are taken relative to their
+    regression on ``alpha`` (not on ``l``), ``x = y + S expm1(mask (y - m))`` with ``S = Cov(x, l) Cov(l, l)^-1``
+    in the columns of ``l`` (the Laplace covariance; 0 elsewhere), and ``L`` whitens ``y``. A coefficient and its
+    exponent lie on the ridge ``log A - alpha log x_c = const`` (``x_c``: the data's centre), straight in
+    ``alpha``, bent in ``l``; the shear straightens it, as the centred coefficients of the loss laws do."""
+    m, lp, grad = find_mode(logp_grad, x0)
+    if not np.isfinite(lp) or not np.all(np.isfinite(m)):
+        return None, None, None, "no finite mode found"
+    H = hessian_from_gradient(logp_grad, m)
+    L = inverse_hessian_factor(H)
+    for _ in range(3):   # Newton steps polish what L-BFGS left (its tolerance is on log p, not on the gradient)
+        if L is None or np.max(np.abs(L.T @ grad)) <= 1e-3:
+            break
+        x = m + L @ (L.T @ grad)
+        lp_x, grad_x = logp_grad(x)
+        if not np.isfinite(lp_x) or lp_x < lp:
+            break
+        m, lp, grad = x, float(lp_x), np.asarray(grad_x, dtype=float)
+        H = hessian_from_gradient(logp_grad, m)
+        L = inverse_hessian_factor(H)
+    if L is None:
+        return None, None, None, "the Hessian at the mode is not positive definite (a ridge, a funnel or a boundary)"
+    # the gradient must be small on the posterior's own scale (a mode, not a slope)
+    if np.max(np.abs(L.T @ grad)) > 1e-2:
+        return None, None, None, "the optimiser did not converge to a mode"
+    K = len(m)
+    S = np.zeros((K, K))
+    on = np.zeros(K, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if on.any() and not on.all():
+        cov = L @ L.T
+        S[:, on] = np.linalg.solve(cov[np.ix_(on, on)], cov[on, :]).T
+        S[on, :] = 0.0
+        J = np.eye(K) + S                    # dx/dy at the mode
+        L = inverse_hessian_factor(J.T @ H @ J)
+        if L is None:
+            return None, None, None, "the Hessian at the mode is not positive definite after the shear"
+    how = f", exponents sheared ({int(on.sum())})" if S.any() else ""
+    return m, S, L, f"Laplace approximation at the mode ({K} unconstrained parameters{how})"
+
+
+def whiten_sampler(sampler, whiten: str = "auto", exponents=()) -> Whitening:
+    """Set the change of variables of a :class:`~bayes_scaling.inference.compiled.CompiledSampler` (its data
+    already set) and return the choice (module docstring). ``whiten``: ``"auto"``, ``"laplace"`` (an error where
+    the Laplace approximation is not defined) or ``"none"``. ``exponents``: names of the model's free variables
+    that are log exponents (sheared, :func:`laplace`)."""
+    if whiten not in WHITEN_CHOICES:
+        raise ValueError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
+    plain = "low_rank"
+    if whiten == "none":
+        return Whitening("none", "switched off (whiten='none')", plain)
+    if not getattr(sampler, "affine", False):
+        return Whitening("none", f"{sampler.n_dim} unconstrained parameters (whitened up to {MAX_DIMENSION})", plain)
+    t0 = time.perf_counter()
+    x0 = sampler.initial_point(0, jitter=False)
+    sampler.set_affine(np.zeros(sampler.n_dim), np.eye(sampler.n_dim))   # z = x while the mode is sought
+    ip = sampler._initial_point_fn()
+    mask = np.concatenate([np.full(int(np.size(ip[n])), float(n in set(exponents))) for n in sampler._value_names])
+    m, S, L, reason = laplace(sampler.logp_and_gradient(), x0, mask)
+    if m is None:
+        if whiten == "laplace":
+            from bayes_scaling.errors import ConfigError
+
+            raise ConfigError(f"whiten='laplace': {reason}; use whiten='auto' or 'none'")
+        # the model's own coordinates (x = z, the same arithmetic as unwhitened), from its initial point
+        sampler.set_affine(np.zeros(sampler.n_dim), np.eye(sampler.n_dim), start=x0)
+        return Whitening("none", reason, plain, seconds=time.perf_counter() - t0)
+    sampler.set_affine(m, L, S, mask * S.any(axis=0))
+    return Whitening("laplace", reason, "diag", m, L, seconds=time.perf_counter() - t0)
+
+
+def compiled_sampler(model, log_likelihood: bool = True):
+    """A :class:`~bayes_scaling.inference.compiled.CompiledSampler` of ``model``, in the affine form when it has
+    at most :data:`MAX_DIMENSION` unconstrained parameters (then :func:`whiten_sampler` can whiten it)."""
+    from bayes_scaling.inference.compiled import CompiledSampler, _initial_point_fn
+
+    ip = _initial_point_fn(model)()
+    n_dim = sum(int(np.size(v)) for v in ip.values())
+    return CompiledSampler(model, log_likelihood=log_likelihood, affine=n_dim <= MAX_DIMENSION)
