@@ -376,9 +376,10 @@ def _needs_target(spec) -> list[str]:
 
 def frozen_spec(model, data: pd.DataFrame | None = None):
     """The spec with every free parameter's prior and the noise prior explicit: the values that
-    :func:`bayes_scaling.inference.fit.fit` computes on ``data`` (:func:`bayes_scaling.models.spec_model.
-    default_priors`; ``(m, s)`` on the unconstrained scale becomes ``median = exp(m)``, ``mean = 1 / (1 +
-    exp(-m))`` or ``mu = m``, and ``sigma = s``). Fitting the frozen spec to any data uses the same priors.
+    :func:`bayes_scaling.inference.fit.fit` computes on ``data``
+    (:func:`bayes_scaling.models.spec_model.default_priors`; ``(m, s)`` on the unconstrained scale becomes
+    ``median = exp(m)``, ``mean = 1 / (1 + exp(-m))`` or ``mu = m``, and ``sigma = s``). Fitting the frozen spec
+    to any data uses the same priors.
 
     ``data``: a table with the spec's input, group and target columns; without the target (or without
     ``data``) only priors that do not scale with the data can be frozen: a

@@ -90,6 +90,21 @@ def _csv(df: pd.DataFrame, path: Path) -> None:
         df.to_csv(tmp, index=False)
 
 
+def _coverage_section(fit, out: Path, seed: int, add, what: str) -> None:
+    """In-sample and leave-one-out coverage (``coverage.csv``) and the LOO-PIT test, for any fit."""
+    from bayes_scaling.analysis import checks
+
+    cov = checks.coverage(fit, ci_probs=(0.5, 0.9), seed=seed)
+    _csv(cov, out / "coverage.csv")
+    pit = checks.loo_pit(fit, seed=seed)
+    add(f"<p>Share of the observed {what} inside their central predictive intervals (in-sample: posterior "
+        "predictive; loo: leave-one-out, from LOO-PIT). A calibrated model is within about two binomial "
+        "standard errors of nominal.</p>")
+    add(_table(cov))
+    add(f"<p>LOO-PIT against Uniform(0, 1): Kolmogorov-Smirnov distance {pit.ks_statistic:.3f}, "
+        f"p = {pit.ks_pvalue:.2f} (approximate).</p>")
+
+
 def _figure(fig, out: Path, name: str, caption: str) -> str:
     import matplotlib.pyplot as plt
 
@@ -202,15 +217,7 @@ def _write(fit, out, *, source, compare, seed, draws, tune, chains, backend, ci_
 
     # ---- checks -------------------------------------------------------------------------------------
     add("<h2>Posterior and prior predictive checks</h2>")
-    cov = checks.coverage(fit, ci_probs=(0.5, 0.9), seed=seed)
-    _csv(cov, out / "coverage.csv")
-    pit = checks.loo_pit(fit, seed=seed)
-    add("<p>Share of the observed runs inside their central predictive intervals (in-sample: posterior "
-        "predictive; loo: leave-one-out, from LOO-PIT). A calibrated model is within about two binomial "
-        "standard errors of nominal.</p>")
-    add(_table(cov))
-    add(f"<p>LOO-PIT against Uniform(0, 1): Kolmogorov-Smirnov distance {pit.ks_statistic:.3f}, "
-        f"p = {pit.ks_pvalue:.2f} (approximate).</p>")
+    _coverage_section(fit, out, seed, add, "runs")
     own_pareto = cmp_mod.pareto_k_table(fit)
     if len(own_pareto):
         add(f"<p class=\"bad\">{len(own_pareto)} run(s) with PSIS-LOO Pareto k &gt; 0.7 (influential; LOO "
@@ -306,7 +313,6 @@ def _write_spec(fit: Fit, out, *, source, compare, sharing, seed, draws, tune, c
 
     import matplotlib.pyplot as plt
 
-    from bayes_scaling.analysis import checks
     from bayes_scaling.analysis import compare as cmp_mod
     from bayes_scaling.errors import ConvergenceWarning
     from bayes_scaling.laws.expr import Equation
@@ -373,15 +379,7 @@ def _write_spec(fit: Fit, out, *, source, compare, sharing, seed, draws, tune, c
 
     # ---- checks and LOO ---------------------------------------------------------------------------------
     add("<h2>Posterior predictive checks and PSIS-LOO</h2>")
-    cov = checks.coverage(fit, ci_probs=(0.5, 0.9), seed=seed)
-    _csv(cov, out / "coverage.csv")
-    pit = checks.loo_pit(fit, seed=seed)
-    add("<p>Share of the observed rows inside their central predictive intervals (in-sample: posterior "
-        "predictive; loo: leave-one-out, from LOO-PIT). A calibrated model is within about two binomial "
-        "standard errors of nominal.</p>")
-    add(_table(cov))
-    add(f"<p>LOO-PIT against Uniform(0, 1): Kolmogorov-Smirnov distance {pit.ks_statistic:.3f}, "
-        f"p = {pit.ks_pvalue:.2f} (approximate).</p>")
+    _coverage_section(fit, out, seed, add, "rows")
     own = cmp_mod.loo(fit)
     own_pareto = cmp_mod.pareto_k_table(fit, loo_result=own)
     k = np.asarray(own.pareto_k).ravel()
