@@ -105,6 +105,31 @@ def _coverage_section(fit, out: Path, seed: int, add, what: str) -> None:
         f"p = {pit.ks_pvalue:.2f} (approximate).</p>")
 
 
+#: the columns of a PSIS-LOO comparison shown in a report
+_COMPARISON_COLUMNS = ["variant", "rank", "elpd", "se", "elpd_diff", "dse", "p_worse", "p_loo", "weight",
+                       "n_pareto_k_bad", "max_pareto_k", "divergences", "r_hat_max", "ess_bulk_min"]
+
+
+def _comparison_section(comparison, refits: dict, out: Path, add, what: str, groups: tuple,
+                        note: str = "") -> None:
+    """A PSIS-LOO comparison of a fit and its refits (``comparison.csv``, ``pareto_k.csv``): the table, the
+    observations (``what``: run or row, named by ``groups``) with Pareto k > 0.7, and refits that did not converge."""
+    _csv(comparison.table, out / "comparison.csv")
+    _csv(comparison.pareto, out / "pareto_k.csv")
+    add(_table(comparison.table[_COMPARISON_COLUMNS], left=("variant",)))
+    add(f'<p class="note">elpd: expected log predictive density of a left-out {what} (higher is better), se its '
+        "standard error; elpd_diff: difference to the best variant, dse its standard error; p_worse: "
+        f"P(worse than the best), normal approximation; p_loo: effective number of parameters.{note}</p>")
+    if len(comparison.pareto):
+        add(f'<p class="bad">{what.capitalize()}s with Pareto k &gt; 0.7:</p>'
+            + _table(comparison.pareto, left=("variant", *groups)))
+    for name, f in refits.items():
+        d = f.diagnostics
+        if not d.ok:
+            add(f'<p class="bad">refit {html.escape(name)}: {html.escape(str(d))}. Its LOO estimate is rougher; '
+                "rerun the report with more --draws/--tune to tighten it.</p>")
+
+
 def _figure(fig, out: Path, name: str, caption: str) -> str:
     import matplotlib.pyplot as plt
 
@@ -259,27 +284,12 @@ def _write(fit, out, *, source, compare, seed, draws, tune, chains, backend, ci_
                                           chains=chains, backend=backend, progressbar=progressbar)
         fits = {cfg.variant: fit, **refits}
         comparison = cmp_mod.compare_fits({v: fits[v] for v in VARIANTS})
-        _csv(comparison.table, out / "comparison.csv")
-        _csv(comparison.pareto, out / "pareto_k.csv")
         add(f"<p>The variant <b>{html.escape(cfg.variant)}</b> is the fit above; "
             f"{html.escape(', '.join(others))} were refitted on the same runs with the same priors "
             f"({chains} chains &times; {draws} draws, {tune} tuning steps, seed {seed}, back end "
             f"{html.escape(refits[others[0]].backend)}). shared_beta: one beta for every distribution (the paper's "
             "model); separate_beta: beta per distribution; pooled: one k, alpha, beta for all.</p>")
-        cols = ["variant", "rank", "elpd", "se", "elpd_diff", "dse", "p_worse", "p_loo", "weight",
-                "n_pareto_k_bad", "max_pareto_k", "divergences", "r_hat_max", "ess_bulk_min"]
-        add(_table(comparison.table[cols], left=("variant",)))
-        add('<p class="note">elpd: expected log predictive density of a left-out run (higher is better), se its '
-            "standard error; elpd_diff: difference to the best variant, dse its standard error; p_worse: "
-            "P(worse than the best), normal approximation; p_loo: effective number of parameters.</p>")
-        if len(comparison.pareto):
-            add("<p class=\"bad\">Runs with Pareto k &gt; 0.7:</p>" + _table(comparison.pareto,
-                                                                             left=("variant", "pretraining")))
-        for v in others:
-            d = refits[v].diagnostics
-            if not d.ok:
-                add(f'<p class="bad">refit of {html.escape(v)}: {html.escape(str(d))}. The LOO estimates of this '
-                    "variant are rougher; rerun the report with more --draws/--tune to tighten them.</p>")
+        _comparison_section(comparison, refits, out, add, "run", ("pretraining",))
         ev = cmp_mod.beta_evidence(comparison, ci_prob=ci_prob)
         add("<h3>Does beta depend on the pre-training data?</h3>")
         add(f"<p>elpd(separate_beta) &minus; elpd(shared_beta) = <b>{ev.elpd_diff:+.2f} &plusmn; {ev.dse:.2f}</b> "
@@ -423,27 +433,13 @@ def _write_spec(fit: Fit, out, *, source, compare, sharing, seed, draws, tune, c
             refits = cmp_mod.fit_specs(data, alternatives, seed=seed, draws=draws, tune=tune, chains=chains,
                                        backend=backend, progressbar=progressbar, warn=False)
         comparison = cmp_mod.compare_fits({"as fitted": fit, **refits})
-        _csv(comparison.table, out / "comparison.csv")
-        _csv(comparison.pareto, out / "pareto_k.csv")
         add(f"<p>The fit above (<b>as fitted</b>) against the same law with one parameter's sharing changed, "
             f"each refitted on the same rows with the same priors ({chains} chains &times; {draws} draws, {tune} "
             f"tuning steps, seed {seed}, back end {esc(next(iter(refits.values())).backend)}). shared: one value "
             "for every row; pooled: a value per group, partially pooled.</p>")
-        cols = ["variant", "rank", "elpd", "se", "elpd_diff", "dse", "p_worse", "p_loo", "weight",
-                "n_pareto_k_bad", "max_pareto_k", "divergences", "r_hat_max", "ess_bulk_min"]
-        add(_table(comparison.table[cols], left=("variant",)))
-        add('<p class="note">elpd: expected log predictive density of a left-out row (higher is better), se its '
-            "standard error; elpd_diff: difference to the best variant, dse its standard error; p_worse: "
-            "P(worse than the best), normal approximation; p_loo: effective number of parameters. A difference "
-            "within about two dse of 0 (or under 4 in absolute value) does not prefer either sharing.</p>")
-        if len(comparison.pareto):
-            add('<p class="bad">Rows with Pareto k &gt; 0.7:</p>'
-                + _table(comparison.pareto, left=("variant", *spec.groups)))
-        for name, f in refits.items():
-            d = f.diagnostics
-            if not d.ok:
-                add(f'<p class="bad">refit {esc(name)}: {esc(str(d))}. Its LOO estimate is rougher; rerun the report '
-                    "with more --draws/--tune to tighten it.</p>")
+        _comparison_section(comparison, refits, out, add, "row", tuple(spec.groups),
+                            " A difference within about two dse of 0 (or under 4 in absolute value) does not prefer "
+                            "either sharing.")
         add(_figure(plots.plot_compare(comparison), out, "compare",
                     "PSIS-LOO elpd differences of the fit as fitted and its variants of sharing."))
 
