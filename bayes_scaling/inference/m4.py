@@ -52,23 +52,13 @@ def _with_point(spec: LawSpec, point: dict[str, float]) -> LawSpec:
 
 
 def laplace(logp_grad, u0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mode ``m`` of a log density (``logp_grad(u) -> (logp, gradient)``) by L-BFGS from ``u0``, and the
-    Cholesky factor ``R`` of the inverse of ``-Hessian`` there (central differences of the gradient,
-    symmetrised; eigenvalues clipped where it is not positive definite)."""
-    from scipy.optimize import minimize
+    """The mode ``m`` of a log density (``logp_grad(u) -> (logp, gradient)``) by L-BFGS from ``u0``
+    (:func:`~bayes_scaling.models.laplace.find_mode`), and the Cholesky factor ``R`` of the inverse of ``-Hessian``
+    there (central differences of the gradient, symmetrised; eigenvalues clipped where it is not positive
+    definite)."""
+    from bayes_scaling.models.laplace import find_mode
 
-    def f(u):
-        lp, g = logp_grad(u)
-        if not np.isfinite(lp):
-            return 1e300, np.zeros_like(u)
-        return -lp, -g
-
-    u = np.asarray(u0, float)
-    for _ in range(3):
-        res = minimize(f, u, jac=True, method="L-BFGS-B")
-        if np.allclose(res.x, u, atol=1e-8):
-            break
-        u = res.x
+    u = find_mode(logp_grad, u0)[0]
     K, h = len(u), 1e-4
     H = np.empty((K, K))
     for i in range(K):
