@@ -279,8 +279,9 @@ def test_recovery_m4_learning_curves():
     from bayes_scaling.inference.fit import _sampler
     from bayes_scaling.models import spec_model as sm
 
-    prepared = sm.prepare(spec, data)
-    sampler = _sampler(spec, prepared, result.priors, result.parameterization, result.tree.attrs["noise_prior"], True)
+    plan = sm.plan(spec, data)
+    assert plan.priors == result.priors and plan.parameterization == result.parameterization
+    sampler = _sampler(plan, True)
     assert sampler.engine == "cfunc" and sampler.mode == "NUMBA"
     # predictions at the data solve the equation: the median curve is within the noise of the truth
     pred = result.predict(design, kind="mean", ci_prob=0.9, discrepancy=0)

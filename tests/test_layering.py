@@ -94,3 +94,94 @@ def test_the_walk_finds_an_upward_import_inside_a_function(tmp_path):
                                           ("bayes_scaling.analysis.effective", 4)])
 def test_layer_ranks(module, rank):
     assert _layer(module) == rank
+
+
+def _follow(spec, action) -> list[tuple[str, list[str]]]:
+    """The modules of this package that ``spec`` enters while ``action()`` runs, in order: a call whose
+    arguments hold ``spec`` (not as ``self``: the spec's own methods are the spec's) enters its module unless a
+    frame of that module is already on the stack (a module calling lower layers and going on has not been
+    left). Each entry: ``(module, the functions that received the spec there)``."""
+    import sys
+
+    entries: list[tuple[str, list[str]]] = []
+
+    def on_stack(frame, module: str) -> bool:
+        frame = frame.f_back
+        while frame is not None:
+            if frame.f_globals.get("__name__") == module:
+                return True
+            frame = frame.f_back
+        return False
+
+    def profile(frame, event, arg):
+        if event != "call":
+            return
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith("bayes_scaling"):
+            return
+        code = frame.f_code
+        names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+        if not any(frame.f_locals.get(n) is spec for n in names if n != "self"):
+            return
+        if entries and entries[-1][0] == module:
+            if code.co_name not in entries[-1][1]:
+                entries[-1][1].append(code.co_name)
+        elif not on_stack(frame, module):
+            entries.append((module, [code.co_name]))
+
+    sys.setprofile(profile)
+    try:
+        action()
+    finally:
+        sys.setprofile(None)
+    return entries
+
+
+def _reentered(entries) -> dict[str, int]:
+    from collections import Counter
+
+    return {m: n for m, n in Counter(m for m, _ in entries).items() if n > 1}
+
+
+def test_a_spec_enters_each_module_once_from_fit_to_the_saved_file(tmp_path):
+    """Following a spec from ``bs.fit`` to the saved file: ``inference.fit`` hands it down once to the models
+    (one plan: data, priors, parameterization, checks), and no module is entered twice."""
+    import warnings
+
+    import bayes_scaling as bs
+    from bayes_scaling.laws.spec import builtin_spec
+
+    spec = builtin_spec("chinchilla_by_corpus")
+    runs = bs.datasets.load_corpora()
+
+    def fit_and_save():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = bs.fit(runs, spec, seed=1, draws=30, tune=30, chains=1, progressbar=False)
+        fit.save(tmp_path / "fit.nc")
+
+    entries = _follow(spec, fit_and_save)
+    assert (tmp_path / "fit.nc").exists()
+    modules = [m for m, _ in entries]
+    assert modules[0] == "bayes_scaling.inference.fit" and "bayes_scaling.models.spec_model" in modules
+    assert _reentered(entries) == {}, entries
+
+
+def test_following_a_spec_finds_a_module_entered_twice():
+    """The tracer itself: preparing, checking in laws and then setting priors from outside re-enters the models."""
+    import bayes_scaling as bs
+    from bayes_scaling.laws.spec import builtin_spec
+    from bayes_scaling.laws.validate import check_on_data
+    from bayes_scaling.models import spec_model as sm
+
+    spec = builtin_spec("chinchilla_by_corpus")
+    runs = bs.datasets.load_corpora()
+
+    def piecewise():
+        data = sm.prepare(spec, runs)
+        priors = sm.default_priors(spec, data)
+        check_on_data(spec, data, priors)
+        sm.noise_prior(spec, data)
+
+    assert _reentered(_follow(spec, piecewise)) == {"bayes_scaling.models.spec_model": 2}
+    assert _reentered(_follow(spec, lambda: sm.plan(spec, runs))) == {}

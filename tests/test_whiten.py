@@ -30,11 +30,9 @@ def _chinchilla_runs(seed: int = 0) -> pd.DataFrame:
 
 def _prepared_sampler(runs: pd.DataFrame, name: str = "chinchilla"):
     spec = builtin_spec(name)
-    data = sm.prepare(spec, runs)
-    priors = sm.default_priors(spec, data)
-    param = sm.choose_parameterization(spec, data, priors)
-    sampler = fit_module._sampler(spec, data, priors, param, sm.noise_prior(spec, data), False, "auto")
-    return spec, param, sampler
+    plan = sm.plan(spec, runs)
+    sampler = fit_module._sampler(plan, False, "auto")
+    return spec, plan.parameterization, sampler
 
 
 def test_inverse_hessian_factor_and_refusals():

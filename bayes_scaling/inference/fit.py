@@ -26,7 +26,6 @@ from bayes_scaling.errors import ConfigError, DataError, FitFileError, format_ro
 from bayes_scaling.inference.base import FitBase
 from bayes_scaling.inference.fitfile import read_tree, require_variables, without, write_tree
 from bayes_scaling.laws.spec import LawSpec, builtin_spec
-from bayes_scaling.laws.validate import check_on_data
 from bayes_scaling.models import spec_model as sm
 
 __all__ = ["Fit", "fit", "load"]
@@ -46,26 +45,20 @@ def _as_spec(model: LawSpec | str | PathLike | dict) -> LawSpec:
     return builtin_spec(str(model))
 
 
-def _structure(spec: LawSpec, data: sm.SpecData, param: dict[str, str], log_likelihood: bool) -> tuple:
-    return (spec.hash(), tuple((g, len(v)) for g, v in data.labels.items()), tuple(sorted(param.items())),
-            log_likelihood, data.n_cells)
-
-
-def _sampler(spec, data, priors, param, noise, log_likelihood, whiten="none"):
+def _sampler(plan: sm.ModelPlan, log_likelihood: bool, whiten: str = "none"):
+    """The compiled sampler of ``plan``'s model, from this process's cache when one of the same structure was
+    compiled before (then only the data's values change)."""
     from bayes_scaling.inference.compiled import CompiledSampler
     from bayes_scaling.inference.sampling import cached_sampler
     from bayes_scaling.inference.whiten import compiled_sampler
 
+    refit = lambda s: s.set_data(plan.values(), coords={"row": np.arange(plan.data.n)})  # noqa: E731
     if whiten == "none":
-        return cached_sampler(
-            ("spec", *_structure(spec, data, param, log_likelihood)),
-            lambda: CompiledSampler(sm.build_spec_model(spec, data, priors, param, noise),
-                                    log_likelihood=log_likelihood),
-            lambda s: s.set_data(sm.data_values(spec, data, priors, noise), coords={"row": np.arange(data.n)}))
+        return cached_sampler(("spec", *plan.structure(log_likelihood)),
+                              lambda: CompiledSampler(plan.build(), log_likelihood=log_likelihood), refit)
     return cached_sampler(   # compiled in the affine form (inference.whiten) when the dimension allows
-        ("spec", "affine", *_structure(spec, data, param, log_likelihood)),
-        lambda: compiled_sampler(sm.build_spec_model(spec, data, priors, param, noise), log_likelihood),
-        lambda s: s.set_data(sm.data_values(spec, data, priors, noise), coords={"row": np.arange(data.n)}))
+        ("spec", "affine", *plan.structure(log_likelihood)),
+        lambda: compiled_sampler(plan.build(), log_likelihood), refit)
 
 
 def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | dict = "transfer", *,
@@ -111,8 +104,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
                       cores=cores, progressbar=progressbar, warn=warn, log_likelihood=log_likelihood)
     what = str(data) if isinstance(data, str | PathLike) else "data"
     table, excluded = _apply_exclusions(spec, read_table(data, "data"), what, warn)
-    prepared = sm.prepare(spec, table)
-    sm.check_identifiable(spec, prepared)
+    plan = sm.plan(spec, table, what=what)     # the spec's one way down: data, priors, parameterization, checks
     seed, progressbar = sampler_settings(draws, tune, chains, seed, progressbar)
     ran = resolve_backend(backend)
     accept_by_default = target_accept is None
@@ -120,19 +112,15 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         target_accept = DEFAULT_TARGET_ACCEPT[ran]
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
-    priors = sm.default_priors(spec, prepared)
-    sm.check_solvable(spec, prepared, priors)     # a law given as an equation: a root on every row
-    check_on_data(spec, prepared, priors, str(data) if isinstance(data, str | PathLike) else "data")
-    noise = sm.noise_prior(spec, prepared)
-    param = sm.choose_parameterization(spec, prepared, priors)
+    prepared, priors, param = plan.data, plan.priors, plan.parameterization
     coords = {g: list(v) for g, v in prepared.labels.items()}
     from bayes_scaling.inference.whiten import WHITEN_CHOICES, WHITENED_TARGET_ACCEPT, whiten_sampler
 
     if whiten not in WHITEN_CHOICES:
         raise ValueError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
     if ran == "nutpie":
-        sampler = _sampler(spec, prepared, priors, param, noise, log_likelihood, whiten)
-        choice = whiten_sampler(sampler, whiten, exponents=sm.exponent_variables(spec, param))
+        sampler = _sampler(plan, log_likelihood, whiten)
+        choice = whiten_sampler(sampler, whiten, exponents=plan.exponents)
         if accept_by_default and choice.method == "laplace":
             target_accept = WHITENED_TARGET_ACCEPT
         tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
@@ -142,15 +130,14 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         tree.attrs.update(choice.attrs() if sampler.engine != "public" else
                           {"whitening": "none", "whitening_reason": "nutpie's public path samples the model itself"})
     else:
-        pm_model = sm.build_spec_model(spec, prepared, priors, param, noise)
-        tree = sample_nuts(pm_model, draws=draws, tune=tune, chains=chains, seed=seed, backend=ran,
+        tree = sample_nuts(plan.build(), draws=draws, tune=tune, chains=chains, seed=seed, backend=ran,
                            target_accept=target_accept, progressbar=progressbar, cores=cores,
                            log_likelihood=log_likelihood)
         tree.attrs.update(whitening="none", whitening_reason=f"back end {ran}")
     tree.attrs.update(
         bayes_scaling_kind="spec", bayes_scaling_version=__version__, spec=json.dumps(spec.to_dict()),
         spec_hash=spec.hash(), backend=ran, seed=int(seed), tune=int(tune), target_accept=float(target_accept),
-        priors=json.dumps(priors), noise_prior=float(noise), parameterization=json.dumps(param),
+        priors=json.dumps(priors), noise_prior=float(plan.noise), parameterization=json.dumps(param),
         labels=json.dumps(prepared.labels))
     if len(excluded):
         tree.attrs["excluded"] = excluded.to_json(orient="split", index=False)

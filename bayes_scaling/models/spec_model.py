@@ -49,8 +49,8 @@ from bayes_scaling.data.tables import check_labels, check_numeric, require_colum
 from bayes_scaling.errors import ConfigError, DataError
 from bayes_scaling.laws.spec import LawSpec
 
-__all__ = ["SpecData", "prepare", "default_priors", "choose_parameterization", "build_spec_model",
-           "CENTRED_MIN_ROWS", "unconstrained_name"]
+__all__ = ["SpecData", "ModelPlan", "plan", "prepare", "default_priors", "choose_parameterization",
+           "build_spec_model", "CENTRED_MIN_ROWS", "unconstrained_name"]
 
 #: A pooled parameter is centred when every group has at least this many rows.
 CENTRED_MIN_ROWS = 10
@@ -490,4 +490,54 @@ def exponent_variables(spec: LawSpec, parameterization: dict[str, str]) -> list[
             out.append(f"{uname}_mu")
             if parameterization.get(p.name) == "centred" and p.within is None:
                 out.append(uname)
+    return out
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """Everything the sampler needs from a spec and its data, made in one pass by :func:`plan`: the prepared
+    data, each free parameter's prior ``(location, scale)`` on its unconstrained scale, the noise prior's scale,
+    the parameterization of each pooled parameter and the exponents' unconstrained variables (for the
+    whitening's shear). :meth:`build` makes the PyMC model and :meth:`values` its ``pm.Data`` values (to refit a
+    compiled model on this data)."""
+
+    spec: LawSpec
+    data: SpecData
+    priors: dict[str, tuple[float, float]]
+    noise: float
+    parameterization: dict[str, str]
+    exponents: list[str]
+
+    def build(self):
+        """The PyMC model (:func:`build_spec_model`)."""
+        return build_spec_model(self.spec, self.data, self.priors, self.parameterization, self.noise)
+
+    def values(self) -> dict[str, Any]:
+        """The ``pm.Data`` values of :meth:`build`'s model for this data (:func:`data_values`)."""
+        return data_values(self.spec, self.data, self.priors, self.noise)
+
+    def structure(self, log_likelihood: bool) -> tuple:
+        """What a compiled model depends on besides the data's values: the spec, the groups, the
+        parameterization, the pointwise log-likelihood, the number of replicate cells."""
+        return (self.spec.hash(), tuple((g, len(v)) for g, v in self.data.labels.items()),
+                tuple(sorted(self.parameterization.items())), log_likelihood, self.data.n_cells)
+
+
+def plan(spec: LawSpec, table: pd.DataFrame, *, what: str = "data") -> ModelPlan:
+    """Prepare ``table`` for ``spec`` and choose the model around it, checking as it goes: the data
+    (:func:`prepare`), that each parameter is identifiable, the priors scaled to the data
+    (:func:`default_priors`), that a law given as an equation has a root on every row, the noise prior, the
+    parameterization (:func:`choose_parameterization`), and last the law at the prior medians on every row
+    (:func:`bayes_scaling.laws.validate.check_on_data`). Bad data or specs: a ``DataError``/``ConfigError``
+    naming the column and rows."""
+    from bayes_scaling.laws.validate import check_on_data
+
+    data = prepare(spec, table, what=what)
+    check_identifiable(spec, data)
+    priors = default_priors(spec, data)
+    check_solvable(spec, data, priors)
+    noise = noise_prior(spec, data)
+    param = choose_parameterization(spec, data, priors)
+    out = ModelPlan(spec, data, priors, noise, param, exponent_variables(spec, param))
+    check_on_data(spec, data, priors, what)
     return out
