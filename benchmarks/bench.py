@@ -140,42 +140,68 @@ t0 = time.perf_counter()
 import sys
 from bayes_scaling.cli import build_parser
 t_cli = time.perf_counter()
-from bayes_scaling.data.tables import TransferData
-from bayes_scaling.inference.sampling import compiled_transfer_sampler
-from bayes_scaling.inference.compiled import CompiledSampler
+import os
+from bayes_scaling.data.tables import read_table
+from bayes_scaling.inference import fit as engine
 from bayes_scaling.inference._nutpie_private import import_nutpie
-from bayes_scaling.models.transfer import ModelConfig
+from bayes_scaling.inference.whiten import whiten_sampler, WHITENED_TARGET_ACCEPT
+from bayes_scaling.models import spec_model as sm
 import pymc
 import_nutpie()
 t_imp = time.perf_counter()
-data = TransferData.from_csv(sys.argv[1], warn=False)
+spec = engine._as_spec(sys.argv[2])
+table, _ = engine._apply_exclusions(spec, read_table(sys.argv[1], "data"), "data", False)
 t_data = time.perf_counter()
-sampler = compiled_transfer_sampler(data, ModelConfig())
+plan = sm.plan(spec, table)
+t_plan = time.perf_counter()
+sampler = engine._sampler(plan, True, "auto")
 t_load = time.perf_counter()
-tree = sampler.sample(draws=1000, tune=1000, chains=4, seed=1, target_accept=0.99, cores=4)
+choice = whiten_sampler(sampler, "auto", exponents=plan.exponents)
+t_whiten = time.perf_counter()
+tree = sampler.sample(draws=1000, tune=1000, chains=4, seed=1, cores=min(4, os.cpu_count() or 1),
+                      target_accept=WHITENED_TARGET_ACCEPT if choice.method == "laplace" else 0.99,
+                      coords={g: list(v) for g, v in plan.data.labels.items()}, adaptation=choice.adaptation)
 t_sample = time.perf_counter()
-from bayes_scaling.inference.sampling import TransferFit
-fit = TransferFit(tree, data, ModelConfig())
+tree.attrs.update(bayes_scaling_kind="spec", spec=__import__("json").dumps(spec.to_dict()), spec_hash=spec.hash(),
+                  backend="nutpie", seed=1, priors=__import__("json").dumps(plan.priors),
+                  labels=__import__("json").dumps(plan.data.labels))
+fit = engine.Fit(tree, plan.data.table, spec)
 fit.summary(); str(fit.diagnostics)
 t_summary = time.perf_counter()
-from bayes_scaling.inference.fitfile import write_tree
-write_tree(tree, sys.argv[2], transfer_data=data.to_dataset())
+fit.save(sys.argv[3])
 t_save = time.perf_counter()
-print(t_cli - t0, t_imp - t_cli, t_data - t_imp, t_load - t_data, t_sample - t_load, t_summary - t_sample,
-      t_save - t_summary, sampler.graph_cache)
+print(t_cli - t0, t_imp - t_cli, t_data - t_imp, t_plan - t_data, t_load - t_plan, t_whiten - t_load,
+      t_sample - t_whiten, t_summary - t_sample, t_save - t_summary, sampler.graph_cache, choice.method)
 """
 
+#: the stages the driver times, in its order
+STAGE_NAMES = ["imports: Python, NumPy, pandas (+pyarrow), xarray, the command line",
+               "imports: PyMC, PyTensor, Numba, nutpie (ArviZ deferred)", "read the CSV, the spec's exclusions",
+               "plan: check the data, default priors (least-squares start), parameterization",
+               "load the compiled model (graph cache {cache}, Numba cache)", "whitening: mode and Hessian ({method})",
+               "sampling (4 x 2000 steps)", "summary and diagnostics", "write the fit file"]
 
-def _stages(csv: Path, out: Path, env: dict | None = None) -> list:
-    """The stages of ``bayes-scaling fit`` on the transfer data in a fresh process (seconds, and the graph
-    cache's state): the command line's imports, the fit path's imports, reading the data, loading the compiled
-    model, sampling, summary and diagnostics, writing the fit file."""
-    proc = subprocess.run([sys.executable, "-c", _STAGES_DRIVER, str(csv), str(out)], capture_output=True,
+
+def _stages(csv: Path, spec: str, out: Path, env: dict | None = None) -> list:
+    """The stages of a spec fit (``bayes-scaling fit CSV --model SPEC``) in a fresh process: seconds for each of
+    :data:`STAGE_NAMES`, then the graph cache's state and the whitening chosen."""
+    proc = subprocess.run([sys.executable, "-c", _STAGES_DRIVER, str(csv), spec, str(out)], capture_output=True,
                           text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"stages driver failed: {proc.stderr.strip()[-500:]}")
-    *times, cache = proc.stdout.split()[-8:]
-    return [float(t) for t in times] + [cache]
+    *times, cache, method = proc.stdout.split()[-(len(STAGE_NAMES) + 2):]
+    return [float(t) for t in times] + [cache, method]
+
+
+def stage_table(csv: Path, spec: str, repeat: int) -> tuple[float, str]:
+    """The best of ``repeat`` fresh-process stage runs: the sum, and each stage's seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _stages(csv, spec, Path(tmp) / "warm.nc")   # warm the caches
+        runs = [_stages(csv, spec, Path(tmp) / "stages.nc") for _ in range(repeat)]
+    n = len(STAGE_NAMES)
+    best = min(runs, key=lambda st: sum(st[:n]))
+    names = [s.format(cache=best[n], method=best[n + 1]) for s in STAGE_NAMES]
+    return sum(best[:n]), "; ".join(f"{name} {t:.2f} s" for name, t in zip(names, best[:n], strict=True))
 
 
 def bench_cli(rows: list, quick: bool) -> None:
@@ -211,15 +237,10 @@ def bench_cli(rows: list, quick: bool) -> None:
         pymc_s = min(t for t, _ in times)
         rows.append(("`bayes-scaling fit --backend pymc` (transfer; fresh process, warm caches)", f"{pymc_s:.2f} s",
                      "-", f"baseline: the nutpie row is {pymc_s / _warm_transfer_seconds(rows):.1f}x faster; {times[0][1]}"))
-        stages = [_stages(EXAMPLE_CSV, Path(tmp) / "stages.nc") for _ in range(repeat)]
-        best_run = min(stages, key=lambda st: sum(st[:7]))
-        names = ["imports: Python, NumPy, pandas (+pyarrow), xarray, the command line",
-                 "imports: PyMC, PyTensor, Numba, nutpie (ArviZ deferred)", "read and check the CSV",
-                 f"load the compiled model (graph cache {best_run[7]}, Numba cache)", "sampling (4 x 2000 steps)",
-                 "summary and diagnostics", "write the fit file (xarray imports Dask and distributed here)"]
-        detail = "; ".join(f"{n} {t:.2f} s" for n, t in zip(names, best_run[:7], strict=True))
-        rows.append((f"fresh `fit` (transfer) stage by stage (best of {repeat}; sum)", f"{sum(best_run[:7]):.2f} s",
-                     "-", detail))
+    for label, csv, name in (("transfer", EXAMPLE_CSV, "transfer"),
+                             ("chinchilla_by_corpus", CORPORA_CSV, "chinchilla_by_corpus")):
+        total, detail = stage_table(csv, name, repeat)
+        rows.append((f"fresh `fit` ({label}) stage by stage (best of {repeat}; sum)", f"{total:.2f} s", "-", detail))
 
 
 def _warm_transfer_seconds(rows: list) -> float:
