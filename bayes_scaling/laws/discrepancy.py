@@ -2,7 +2,7 @@
 
 A fitted law is more certain of itself than it deserves outside its data: the law's form is an assumption there.
 Every prediction of a law spec therefore carries a **discrepancy** that grows with the distance ``d`` outside
-the data (issue 12; calibrated by backtests, README "Backtests")::
+the data (calibrated by backtests, README "Backtests")::
 
     log y_pred = log f(x; theta) [+ noise] + delta,      delta ~ Normal(0, (tau * d(x))**2)
 
