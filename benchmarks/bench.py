@@ -141,25 +141,21 @@ import sys
 from bayes_scaling.cli import build_parser
 t_cli = time.perf_counter()
 from bayes_scaling.data.tables import TransferData
-from bayes_scaling.inference.sampling import compiled_transfer_sampler
+from bayes_scaling.inference.sampling import _COMPILED, _fit_transfer
 from bayes_scaling.inference.compiled import CompiledSampler
 from bayes_scaling.inference._nutpie_private import import_nutpie
-from bayes_scaling.models.transfer import ModelConfig
 import pymc
 import_nutpie()
 t_imp = time.perf_counter()
 data = TransferData.from_csv(sys.argv[1], warn=False)
 t_data = time.perf_counter()
-sampler = compiled_transfer_sampler(data, ModelConfig())
-t_load = time.perf_counter()
-tree = sampler.sample(draws=1000, tune=1000, chains=4, seed=1, target_accept=0.99, cores=4)
+fit = _fit_transfer(data, seed=1, progressbar=False, warn=False)   # the engine: load the compiled model, sample
 t_sample = time.perf_counter()
-from bayes_scaling.inference.sampling import TransferFit
-fit = TransferFit(tree, data, ModelConfig())
+sampler = next(reversed(_COMPILED.values()))
+t_load = t_sample - float(fit.posterior.attrs.get("sampling_time", 0.0))
 fit.summary(); str(fit.diagnostics)
 t_summary = time.perf_counter()
-from bayes_scaling.inference.fitfile import write_tree
-write_tree(tree, sys.argv[2], transfer_data=data.to_dataset())
+fit.save(sys.argv[2])
 t_save = time.perf_counter()
 print(t_cli - t0, t_imp - t_cli, t_data - t_imp, t_load - t_data, t_sample - t_load, t_summary - t_sample,
       t_save - t_summary, sampler.graph_cache)
@@ -232,9 +228,10 @@ def _warm_transfer_seconds(rows: list) -> float:
 
 def bench_refit(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
+    from bayes_scaling.inference.sampling import _fit_transfer
 
     data = bs.load_example()
-    bs.fit_transfer(data, seed=1, warn=False)
+    _fit_transfer(data, seed=1, warn=False)
     times = []
     rng = np.random.default_rng(0)
     for i in range(5):
@@ -242,7 +239,7 @@ def bench_refit(rows: list, quick: bool) -> None:
         df["D_T"] *= np.exp(rng.normal(0, 0.05, len(df)))  # new measurements, same shape
         new = bs.TransferData.from_frame(df, warn=False)
         t0 = time.perf_counter()
-        fit = bs.fit_transfer(new, seed=10 + i, warn=False)
+        fit = _fit_transfer(new, seed=10 + i, warn=False)
         times.append(time.perf_counter() - t0)
     d = fit.diagnostics
     rows.append(("warm refit in the same process (new data, same shape; median of 5)",
@@ -252,11 +249,12 @@ def bench_refit(rows: list, quick: bool) -> None:
 
 def bench_ess(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
+    from bayes_scaling.inference.sampling import _fit_transfer
 
     data = bs.load_example()
-    bs.fit_transfer(data, seed=1, warn=False)  # compiled model ready: time sampling + summary only
+    _fit_transfer(data, seed=1, warn=False)  # compiled model ready: time sampling + summary only
     t0 = time.perf_counter()
-    fit = bs.fit_transfer(data, seed=1, warn=False)
+    fit = _fit_transfer(data, seed=1, warn=False)
     ours_s = time.perf_counter() - t0
     ours_ess, ours_rhat, ours_div = _min_ess(fit.tree, TRANSFER_VARS)
     base_s, tree = _baseline_fit(baseline_transfer_model(data), seed=1)
@@ -278,16 +276,17 @@ def bench_ess(rows: list, quick: bool) -> None:
 
 def bench_backends(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
+    from bayes_scaling.inference.sampling import _fit_transfer
     from bayes_scaling.inference.sampling import available_backends, clear_compiled_cache
 
     data = bs.load_example()
     for backend in available_backends():
         clear_compiled_cache()
         t0 = time.perf_counter()
-        fit = bs.fit_transfer(data, seed=1, backend=backend, warn=False)
+        fit = _fit_transfer(data, seed=1, backend=backend, warn=False)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        fit = bs.fit_transfer(data, seed=1, backend=backend, warn=False)
+        fit = _fit_transfer(data, seed=1, backend=backend, warn=False)
         second = time.perf_counter() - t0
         ess, rhat, div = _min_ess(fit.tree, TRANSFER_VARS)
         rows.append((f"back end `{backend}`: bundled data, 4 x 1000 draws",
@@ -620,11 +619,12 @@ def bench_groups(rows: list, quick: bool) -> None:
     """Many small groups: `fit_transfer` (whitened form) against the `transfer` spec on 200 distributions x 3 runs,
     1 chain x 20 draws (20 tuning), in this process; each timed twice, the second with its compiled model cached."""
     import bayes_scaling as bs
+    from bayes_scaling.inference.sampling import _fit_transfer
 
     table = many_groups_table()
     kw = {"seed": 1, "chains": 1, "draws": 20, "tune": 20, "progressbar": False, "warn": False}
     times = {}
-    for name, fit in (("fit_transfer", lambda: bs.fit_transfer(table, **kw)),
+    for name, fit in (("fit_transfer", lambda: _fit_transfer(table, **kw)),
                       ("spec", lambda: bs.fit(table, "transfer", **kw))):
         t = []
         for _ in range(2):
@@ -641,6 +641,7 @@ def bench_groups(rows: list, quick: bool) -> None:
 
 def bench_scale(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
+    from bayes_scaling.inference.sampling import _fit_transfer
 
     n_dist, (n_N, n_D) = 20, ((10, 10) if quick else (25, 20))  # 20 x 25 x 20 = 10,000 runs
     rng = np.random.default_rng(20)
@@ -650,7 +651,7 @@ def bench_scale(rows: list, quick: bool) -> None:
                                  sigma=0.2, n_ossified=0)
     data = bs.TransferData.from_frame(df, warn=False)
     t0 = time.perf_counter()
-    fit = bs.fit_transfer(data, seed=1, warn=False, log_likelihood=False)
+    fit = _fit_transfer(data, seed=1, warn=False, log_likelihood=False)
     s = time.perf_counter() - t0
     d = fit.diagnostics
     rows.append((f"scale: {data.n_used:,} runs, {n_dist} pre-training distributions (incl. compile)",
