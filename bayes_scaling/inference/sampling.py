@@ -378,8 +378,9 @@ class TransferFit(Fit):
             return write_tree(self.tree, path, transfer_data=self.data.to_dataset())
         from bayes_scaling.inference.fit import _frame_to_dataset
 
-        return write_tree(self.tree, path, spec_data=_frame_to_dataset(self.table),
-                          transfer_data=self.data.to_dataset())
+        tree = self.tree.copy()      # the spec that reads these draws (the pooled view where there is no population)
+        tree.attrs.update(spec=json.dumps(self.spec.to_dict()), spec_hash=self.spec.hash())
+        return write_tree(tree, path, spec_data=_frame_to_dataset(self.table), transfer_data=self.data.to_dataset())
 
 
 def load_fit(path: str | PathLike) -> TransferFit:
