@@ -276,8 +276,7 @@ def bench_ess(rows: list, quick: bool) -> None:
 
 def bench_backends(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
-    from bayes_scaling.inference.sampling import _fit_transfer
-    from bayes_scaling.inference.sampling import available_backends, clear_compiled_cache
+    from bayes_scaling.inference.sampling import _fit_transfer, available_backends, clear_compiled_cache
 
     data = bs.load_example()
     for backend in available_backends():

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 import bayes_scaling as bs
-from bayes_scaling.inference.sampling import _fit_transfer
 from bayes_scaling.analysis import seeds as S
+from bayes_scaling.inference.sampling import _fit_transfer
 
 
 def load(source: str | None, include: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:

@@ -622,9 +622,8 @@ def test_transfer_files_of_version_0_2_load_as_fits(name, tmp_path):
     summary, predict and derived read their draws per distribution; a new distribution is drawn from their
     population (at the data's centre) by analysis.predictions, and is an error for Fit.predict; saved again,
     they load the same."""
-    from conftest import REPO
-
     from bayes_scaling.analysis.predictions import NEW, predict
+    from conftest import REPO
 
     old = load(REPO / "tests" / "data" / f"{name}.nc")
     assert type(old).__name__ == "TransferFit" and isinstance(old, Fit) and not old.from_engine

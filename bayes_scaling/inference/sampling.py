@@ -1,13 +1,15 @@
-"""Fitting by NUTS, convergence diagnostics, and the saved result (a netCDF ``xarray.DataTree``).
+"""Fitting by NUTS, convergence diagnostics, the transfer fit (:class:`TransferFit`, a
+:class:`~bayes_scaling.inference.fit.Fit` of the built-in transfer law; :func:`fit_transfer` wraps the engine
+:func:`bayes_scaling.fit`), and the saved result (a netCDF ``xarray.DataTree``).
 
 NUTS back ends (``backend=``):
 
 - ``"auto"`` (default): ``"nutpie"`` when nutpie is installed, else ``"pymc"``. The back end that ran is
   recorded in the fit (``fit.backend``, the file's ``backend`` attribute) and printed by the CLI.
 - ``"nutpie"``: nutpie's Rust NUTS on the log density compiled by PyTensor's Numba back end
-  (:class:`~bayes_scaling.inference.compiled.CompiledSampler`): the compiled code is cached on disk, and the compiled
-  transfer model is kept in the process and refitted by swapping its ``pm.Data`` (new data of the same
-  number of pre-training distributions: no recompilation). Its speed against PyMC's sampler: the README's
+  (:class:`~bayes_scaling.inference.compiled.CompiledSampler`): the compiled code is cached on disk, and each
+  compiled model (:func:`cached_sampler`) is kept in the process and refitted by swapping its ``pm.Data`` (new
+  data of the same structure: no recompilation). Its speed against PyMC's sampler: the README's
   benchmark table (``python benchmarks/bench.py``).
 - ``"pymc"``: PyMC's own NUTS (``pm.sample(nuts_sampler="pymc")``).
 - ``"numpyro"``: JAX NUTS through PyMC (``pip install 'bayes_scaling[numpyro]'``); chains run ``"vectorized"``
@@ -30,13 +32,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_scaling import __version__
 from bayes_scaling._interrupts import stop_on_signals
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import ConfigError, ConvergenceWarning, FitFileError
 from bayes_scaling.inference.fit import Fit
-from bayes_scaling.laws.spec import LawSpec
 from bayes_scaling.inference.fitfile import json_attr, read_tree, require_variables, without, write_tree
+from bayes_scaling.laws.spec import LawSpec
 from bayes_scaling.models.transfer import (
     ModelConfig,
     build_transfer_model,
