@@ -41,7 +41,7 @@ from bayes_scaling.laws.spec import LawSpec
 from bayes_scaling.models.transfer import (
     ModelConfig,
     build_transfer_model,
-    engine_whiten,
+    engine_form,
     parameter_names,
     resolve_parameterization,
     transfer_spec,
@@ -352,9 +352,10 @@ class TransferFit(Fit):
                                         centre=self.centre, parameterization=self.parameterization or None)
         from bayes_scaling.models import spec_model as sm
 
-        spec = transfer_spec(self.config, len(self.pretraining))   # the spec fitted (not the pooled view)
-        prepared = sm.prepare(spec, self.table, labels=self.labels)
-        return sm.build_spec_model(spec, prepared, self.priors, self.parameterization,
+        # the spec that reads the draws: the one fitted, or (no population: k, alpha stored per distribution)
+        # its view with each distribution's own values; the same likelihood given the draws
+        prepared = sm.prepare(self.spec, self.table, labels=self.labels)
+        return sm.build_spec_model(self.spec, prepared, self.priors, self.parameterization,
                                    float(self.tree.attrs["noise_prior"]))
 
     def summary(self, ci_prob: float | None = None, var_names: list[str] | None = None) -> pd.DataFrame:
@@ -515,11 +516,12 @@ def _fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *,
                                          log_likelihood=log_likelihood)
     if target_accept is None:   # 0.99 on nutpie (the engine's whitened 0.9: 1-3 divergences in 4,000 draws of the
         target_accept = DEFAULT_TARGET_ACCEPT[resolve_backend(backend)]     # bundled data, 0 at 0.95 and 0.99)
-    spec = transfer_spec(config, n_groups)
+    form, whiten = engine_form(data.arrays(), n_groups, config)
+    spec = transfer_spec(config, n_groups, form=form)
     result = engine(data.used[["pretraining", "N", "D_F", "D_T"]].reset_index(drop=True), spec, seed=seed,
                     draws=draws, tune=tune, chains=chains, backend=backend, target_accept=target_accept,
                     cores=cores, progressbar=progressbar, warn=False, log_likelihood=log_likelihood,
-                    whiten=engine_whiten(config))
+                    whiten=whiten)
     tree = _as_transfer_posterior(result.tree, data, config)
     arrays = data.arrays()
     centre = (float(np.mean(arrays["log_D_F"])), float(np.mean(arrays["log_N"])))
