@@ -318,10 +318,6 @@ class TransferFit(Fit):
         return ex.reset_index(drop=True)
 
     @property
-    def priors(self) -> dict[str, tuple[float, float]]:
-        return {k: tuple(v) for k, v in json.loads(self.tree.attrs.get("priors", "{}")).items()}
-
-    @property
     def centre(self) -> tuple[float, float]:
         """Means of log D_F and log N over the runs used (the old transfer model's centre)."""
         return float(self.tree.attrs["centre_log_D_F"]), float(self.tree.attrs["centre_log_N"])
@@ -420,12 +416,6 @@ def load_fit(path: str | PathLike) -> TransferFit:
                            f"data's {list(data.pretraining)}")
     return TransferFit(without(tree, *[g for g in ("transfer_data", "spec_data") if g in tree.children]), data,
                        config, spec)
-
-
-def _diagnostic_vars(tree: xr.DataTree) -> list[str]:
-    post = tree["posterior"].to_dataset()
-    skip = {"k"}  # a monotone function of log_k: same ranks, same diagnostics
-    return [v for v in post.data_vars if v not in skip]
 
 
 #: the most tuning steps per chain (beyond, a fit would not end in any useful time)
