@@ -253,9 +253,10 @@ def _warm_transfer_seconds(rows: list) -> float:
 
 def bench_refit(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
+    from bayes_scaling.inference.sampling import _fit_transfer
 
     data = bs.load_example()
-    bs.fit_transfer(data, seed=1, warn=False)
+    _fit_transfer(data, seed=1, warn=False)
     times = []
     rng = np.random.default_rng(0)
     for i in range(5):
@@ -263,7 +264,7 @@ def bench_refit(rows: list, quick: bool) -> None:
         df["D_T"] *= np.exp(rng.normal(0, 0.05, len(df)))  # new measurements, same shape
         new = bs.TransferData.from_frame(df, warn=False)
         t0 = time.perf_counter()
-        fit = bs.fit_transfer(new, seed=10 + i, warn=False)
+        fit = _fit_transfer(new, seed=10 + i, warn=False)
         times.append(time.perf_counter() - t0)
     d = fit.diagnostics
     rows.append(("warm refit in the same process (new data, same shape; median of 5)",
@@ -273,11 +274,12 @@ def bench_refit(rows: list, quick: bool) -> None:
 
 def bench_ess(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
+    from bayes_scaling.inference.sampling import _fit_transfer
 
     data = bs.load_example()
-    bs.fit_transfer(data, seed=1, warn=False)  # compiled model ready: time sampling + summary only
+    _fit_transfer(data, seed=1, warn=False)  # compiled model ready: time sampling + summary only
     t0 = time.perf_counter()
-    fit = bs.fit_transfer(data, seed=1, warn=False)
+    fit = _fit_transfer(data, seed=1, warn=False)
     ours_s = time.perf_counter() - t0
     ours_ess, ours_rhat, ours_div = _min_ess(fit.tree, TRANSFER_VARS)
     base_s, tree = _baseline_fit(baseline_transfer_model(data), seed=1)
@@ -299,16 +301,16 @@ def bench_ess(rows: list, quick: bool) -> None:
 
 def bench_backends(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
-    from bayes_scaling.inference.sampling import available_backends, clear_compiled_cache
+    from bayes_scaling.inference.sampling import _fit_transfer, available_backends, clear_compiled_cache
 
     data = bs.load_example()
     for backend in available_backends():
         clear_compiled_cache()
         t0 = time.perf_counter()
-        fit = bs.fit_transfer(data, seed=1, backend=backend, warn=False)
+        fit = _fit_transfer(data, seed=1, backend=backend, warn=False)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        fit = bs.fit_transfer(data, seed=1, backend=backend, warn=False)
+        fit = _fit_transfer(data, seed=1, backend=backend, warn=False)
         second = time.perf_counter() - t0
         ess, rhat, div = _min_ess(fit.tree, TRANSFER_VARS)
         rows.append((f"back end `{backend}`: bundled data, 4 x 1000 draws",
@@ -641,11 +643,12 @@ def bench_groups(rows: list, quick: bool) -> None:
     """Many small groups: `fit_transfer` (whitened form) against the `transfer` spec on 200 distributions x 3 runs,
     1 chain x 20 draws (20 tuning), in this process; each timed twice, the second with its compiled model cached."""
     import bayes_scaling as bs
+    from bayes_scaling.inference.sampling import _fit_transfer
 
     table = many_groups_table()
     kw = {"seed": 1, "chains": 1, "draws": 20, "tune": 20, "progressbar": False, "warn": False}
     times = {}
-    for name, fit in (("fit_transfer", lambda: bs.fit_transfer(table, **kw)),
+    for name, fit in (("fit_transfer", lambda: _fit_transfer(table, **kw)),
                       ("spec", lambda: bs.fit(table, "transfer", **kw))):
         t = []
         for _ in range(2):
@@ -662,6 +665,7 @@ def bench_groups(rows: list, quick: bool) -> None:
 
 def bench_scale(rows: list, quick: bool) -> None:
     import bayes_scaling as bs
+    from bayes_scaling.inference.sampling import _fit_transfer
 
     n_dist, (n_N, n_D) = 20, ((10, 10) if quick else (25, 20))  # 20 x 25 x 20 = 10,000 runs
     rng = np.random.default_rng(20)
@@ -671,7 +675,7 @@ def bench_scale(rows: list, quick: bool) -> None:
                                  sigma=0.2, n_ossified=0)
     data = bs.TransferData.from_frame(df, warn=False)
     t0 = time.perf_counter()
-    fit = bs.fit_transfer(data, seed=1, warn=False, log_likelihood=False)
+    fit = _fit_transfer(data, seed=1, warn=False, log_likelihood=False)
     s = time.perf_counter() - t0
     d = fit.diagnostics
     rows.append((f"scale: {data.n_used:,} runs, {n_dist} pre-training distributions (incl. compile)",

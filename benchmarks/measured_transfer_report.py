@@ -30,6 +30,7 @@ import pandas as pd
 
 import bayes_scaling as bs
 from bayes_scaling.analysis import seeds as S
+from bayes_scaling.inference.sampling import _fit_transfer
 
 
 def load(source: str | None, include: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
 
     # ---- alpha and beta -----------------------------------------------------------------------------------------
     full = S.fit_transfer_seeds(prop, seed=args.seed, warn=False)
-    plain = bs.fit_transfer(prop.transfer_data(), seed=args.seed, warn=False)
+    plain = _fit_transfer(prop.transfer_data(), seed=args.seed, warn=False)
     divergences["transfer, seed noise propagated (all imputations)"] = full.diagnostics.divergences
     divergences["transfer, seed-averaged runs"] = plain.diagnostics.divergences
     rows = []
@@ -143,7 +144,7 @@ def main(argv=None) -> int:
     used_N = sorted(base.table.loc[~base.table["excluded"].astype(bool), "N"].unique())
     if len(used_N) >= 4:
         drop = base.table["N"].isin(used_N[:2]).to_numpy()
-        two = bs.fit_transfer(base.with_exclusions(drop, "left out: the two smallest sizes"), seed=args.seed,
+        two = _fit_transfer(base.with_exclusions(drop, "left out: the two smallest sizes"), seed=args.seed,
                               warn=False)
         divergences["without the two smallest sizes"] = two.diagnostics.divergences
         b2 = two.posterior["beta"].values.ravel()

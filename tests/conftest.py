@@ -36,18 +36,19 @@ def example_data():
 
 @pytest.fixture(scope="session")
 def example_fit(example_data):
-    """The bundled data fitted with the default settings (4 chains x 1000 draws), seed 1."""
-    import bayes_scaling as bs
+    """The bundled data fitted with the default settings (4 chains x 1000 draws), seed 1 (fit_transfer's engine
+    path, without its FutureWarning)."""
+    from bayes_scaling.inference.sampling import _fit_transfer
 
-    return bs.fit_transfer(example_data, seed=1)
+    return _fit_transfer(example_data, seed=1)
 
 
 @pytest.fixture(scope="session")
 def small_fit(example_data):
     """A quick fit of the bundled data (2 chains x 300 draws) for tests that need any posterior."""
-    import bayes_scaling as bs
+    from bayes_scaling.inference.sampling import _fit_transfer
 
-    return bs.fit_transfer(example_data, seed=2, draws=300, tune=300, chains=2, warn=False)
+    return _fit_transfer(example_data, seed=2, draws=300, tune=300, chains=2, warn=False)
 
 
 @pytest.fixture

@@ -114,6 +114,26 @@ def test_full_sbc_100_simulations():
     assert (res.divergences > 0).sum() <= 3, res.divergences
 
 
+@pytest.mark.slow
+@needs_nutpie
+def test_fit_transfer_model_sbc_100_simulations():
+    """The model fit_transfer draws (the transfer law spec of its default ModelConfig, by bs.fit at its
+    target_accept 0.99) on the transfer SBC's design (2 distributions x 4 N x 4 D_F): 100 simulations, 2 x 400
+    draws each, ranks among 99 draws; at most 5 fits of 100 with a divergence."""
+    from bayes_scaling.analysis.calibration import SBCDesign, run_spec_sbc
+    from bayes_scaling.models.transfer import transfer_spec
+
+    design = SBCDesign()
+    arrays = design.arrays()
+    table = pd.DataFrame({"pretraining": np.asarray(design.pretraining)[arrays["p_idx"]],
+                          "N": np.exp(arrays["log_N"]), "D_F": np.exp(arrays["log_D_F"])})
+    res = run_spec_sbc(transfer_spec(ModelConfig(), len(design.pretraining)), 100, data=table, seed=2026,
+                       target_accept=0.99)
+    checks = res.checks()
+    assert checks["passed"].all(), checks
+    assert (res.divergences > 0).sum() <= 5, res.divergences
+
+
 @needs_nutpie
 def test_calibrate_command(tmp_path, capsys):
     from bayes_scaling.cli import main

@@ -41,13 +41,13 @@ def test_ppc_table(fit):
 
 
 def test_ppc_is_seeded(fit):
-    a = posterior_predictive(fit, seed=7)["posterior_predictive"]["log_D_T"].values
+    a = posterior_predictive(fit, seed=7)["posterior_predictive"][fit.observed_name].values
     assert posterior_predictive(fit, seed=7) is posterior_predictive(fit, seed=7)   # cached
     from bayes_scaling.analysis import checks
 
     checks._PPC_CACHE.clear()
-    b = posterior_predictive(fit, seed=7)["posterior_predictive"]["log_D_T"].values
-    c = posterior_predictive(fit, seed=8)["posterior_predictive"]["log_D_T"].values
+    b = posterior_predictive(fit, seed=7)["posterior_predictive"][fit.observed_name].values
+    c = posterior_predictive(fit, seed=8)["posterior_predictive"][fit.observed_name].values
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 

@@ -53,7 +53,7 @@ def test_seed_reproducibility_for_every_backend(example_data, backend):
     assert not np.array_equal(a.posterior["beta"].values, c.posterior["beta"].values)
     for group in ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"):
         assert group in a.tree.children, group
-    assert a.tree["log_likelihood"]["log_D_T"].shape == (2, 60, example_data.n_used)
+    assert a.tree["log_likelihood"]["D_T"].shape == (2, 60, example_data.n_used)
 
 
 @needs_nutpie
@@ -87,8 +87,8 @@ def test_refit_reuses_the_compiled_model_and_equals_a_fresh_fit(example_data):
 def test_refit_with_another_number_of_runs(example_data):
     subset = bs.TransferData.from_frame(example_data.used.drop(columns=["D_E"]).iloc[::2], warn=False)
     fit = bs.fit_transfer(subset, seed=3, backend="nutpie", **SMALL)
-    assert fit.tree["log_likelihood"]["log_D_T"].sizes["run"] == subset.n_used
-    assert fit.tree["observed_data"]["log_D_T"].size == subset.n_used
+    assert fit.tree["log_likelihood"]["D_T"].sizes["row"] == subset.n_used
+    assert fit.tree["observed_data"]["D_T"].size == subset.n_used
 
 
 @needs_nutpie

@@ -312,14 +312,44 @@ def test_default_priors_scale_with_the_data():
 # ---- the built-in transfer law as a spec: today's results ---------------------------------------------------
 
 
-def test_transfer_spec_agrees_with_the_transfer_model(example_data):
-    """Same law and data, priors placed differently (the transfer model pools log D_T at the data's centre):
-    posterior medians agree within a small fraction of a posterior sd."""
+def _transfer_model_fit(data, seed: int, draws: int, chains: int):
+    """The bundled data drawn from the earlier transfer model (models.transfer.build_transfer_model: the population
+    placed at the data's centre, exact whitening), as fit_transfer drew it before it became a wrapper of bs.fit."""
+    import json
+
+    from bayes_scaling.inference.sampling import TransferFit, compiled_transfer_sampler
+    from bayes_scaling.models.transfer import ModelConfig
+
+    config = ModelConfig()
+    sampler = compiled_transfer_sampler(data, config)
+    tree = sampler.sample(draws=draws, tune=draws, chains=chains, seed=seed, target_accept=0.99, progressbar=False,
+                          cores=chains, coords={"pretraining": list(data.pretraining)})
+    c_F, c_N = sampler.model.centre
+    tree.attrs.update(seed=seed, backend="nutpie", centre_log_D_F=c_F, centre_log_N=c_N,
+                      config=json.dumps(config.to_dict()), config_hash=config.hash(),
+                      parameterization=json.dumps(sampler.model.parameterization))
+    return TransferFit(tree, data, config)
+
+
+def test_fit_transfer_wrapper_agrees_with_the_transfer_model(example_data):
+    """fit_transfer's acceptance test: the wrapper (the transfer law spec drawn by bs.fit) against the earlier
+    transfer model it replaces, on the bundled data. Same law, priors placed differently (the transfer model pools
+    log D_T at the data's centre, the spec log k): posterior medians agree within a small fraction of a posterior
+    sd, sds within 25-30%; the wrapper gives bs.fit's draws exactly (at its target_accept, 0.99 on nutpie) and
+    warns that it is a wrapper."""
     table = example_data.used[["pretraining", "N", "D_F", "D_T"]]
-    spec_fit = fit(table, "transfer", seed=1, draws=1000, tune=1000, chains=2, warn=False)
-    old = bs.fit_transfer(example_data, seed=1, draws=1000, tune=1000, chains=2, warn=False)
+    with pytest.warns(FutureWarning, match=re.escape('bs.fit(data, "transfer", ...)')):
+        new = bs.fit_transfer(example_data, seed=1, draws=1000, tune=1000, chains=2, warn=False)
+    assert type(new).__name__ == "TransferFit" and isinstance(new, Fit)
+    engine = fit(table, "transfer", seed=1, draws=1000, tune=1000, chains=2, warn=False, target_accept=0.99)
+    for name in ("k", "alpha", "beta", "sigma"):    # the same numbers as bs.fit
+        np.testing.assert_array_equal(new.posterior[name].transpose("chain", "draw", ...).values,
+                                      engine.posterior[name].sel(pretraining=new.pretraining).values
+                                      if "pretraining" in engine.posterior[name].dims
+                                      else engine.posterior[name].values)
+    old = _transfer_model_fit(example_data, seed=1, draws=1000, chains=2)
     for name in ("k", "alpha", "beta"):
-        a, b = spec_fit.posterior[name], old.posterior[name]
+        a, b = new.posterior[name], old.posterior[name]
         if name == "k":
             a, b = np.log(a), np.log(b)
         sd = b.std(("chain", "draw"))
@@ -327,14 +357,14 @@ def test_transfer_spec_agrees_with_the_transfer_model(example_data):
         assert float((diff / sd).max()) < 0.35, name
         ratio = a.std(("chain", "draw")) / sd
         assert 0.75 < float(ratio.min()) and float(ratio.max()) < 1.3, name
-    assert spec_fit.diagnostics.divergences == 0
-    # the spec's derived quantities (D_E, multiplier, fraction) agree with bs.predict on the transfer fit, by the
-    # same measure (on the log scale: medians within 0.35 of the transfer fit's posterior sd)
+    assert new.diagnostics.divergences == 0
+    # the spec's derived quantities (D_E, multiplier, fraction) of the wrapper's fit agree with bs.predict on the
+    # transfer model's draws, by the same measure (log scale: medians within 0.35 of the transfer model's sd)
     from bayes_scaling.analysis.predictions import predict
 
     N, D_F = [1e7, 3e8], [1e5, 1e7]
     points = pd.DataFrame([{"pretraining": p, "N": n, "D_F": d} for p in old.pretraining for n in N for d in D_F])
-    new_ds, old_ds = spec_fit.derived(points), predict(old, N=N, D_F=D_F)
+    new_ds, old_ds = new.derived(points), predict(old, N=N, D_F=D_F)
     for name in ("D_E", "multiplier", "fraction"):
         for i, row in points.iterrows():
             a = np.log(new_ds[name].isel(point=i).values.ravel())
@@ -583,6 +613,36 @@ def test_files_written_by_version_0_1_load(kind, cls):
     assert type(result).__name__ == cls
     assert result.tree.attrs["bayes_scaling_version"] == "0.1.0"
     assert len(result.summary()) > 0
+
+
+@pytest.mark.parametrize("name", ["v0.2_transfer", "v0.2_transfer_separate_beta"])
+def test_transfer_files_of_version_0_2_load_as_fits(name, tmp_path):
+    """tests/data/v0.2_transfer*.nc were written by bayes_scaling 0.2.0 (fit_transfer's own transfer model, 2
+    chains x 40 draws; the second separate_beta with the Student-t likelihood). They load as a TransferFit, a Fit:
+    summary, predict and derived read their draws per distribution; a new distribution is drawn from their
+    population (at the data's centre) by analysis.predictions, and is an error for Fit.predict; saved again,
+    they load the same."""
+    from bayes_scaling.analysis.predictions import NEW, predict
+    from conftest import REPO
+
+    old = load(REPO / "tests" / "data" / f"{name}.nc")
+    assert type(old).__name__ == "TransferFit" and isinstance(old, Fit) and not old.from_engine
+    assert old.tree.attrs["bayes_scaling_version"] == "0.2.0" and old.observed_name == "log_D_T"
+    table = old.summary(0.9)
+    assert set(table["pretraining"]) == {"text", "text+code", ""} and "eti90_lb" in table
+    pts = pd.DataFrame({"pretraining": ["text", "text+code"], "N": [1e8, 1e8], "D_F": [1e6, 1e6]})
+    ds = old.predict(pts)
+    post = old.posterior
+    for i, p in enumerate(pts["pretraining"]):   # tau = 0 inside the data: the law at each draw
+        beta = post["beta"].sel(pretraining=p) if "pretraining" in post["beta"].dims else post["beta"]
+        law = post["k"].sel(pretraining=p) * 1e6 ** post["alpha"].sel(pretraining=p) * 1e8 ** beta
+        np.testing.assert_allclose(ds["D_T"].isel(point=i).values, law.transpose("chain", "draw").values, rtol=1e-9)
+    assert set(old.derived(pts, ci_prob=0.9)["quantity"]) == {"D_T", "D_E", "multiplier", "fraction"}
+    with pytest.raises(DataError, match="not seen"):
+        old.predict(pd.DataFrame({"pretraining": ["speech"], "N": [1e8], "D_F": [1e6]}))
+    assert np.isfinite(predict(old, N=[1e8], D_F=[1e6], pretraining=[NEW], seed=1)["D_T"].values).all()
+    again = load(old.save(tmp_path / "again.nc"))
+    pd.testing.assert_frame_equal(again.summary(), old.summary())
 
 
 def test_fit_shows_as_a_table_in_jupyter(pooled_fit):

@@ -3,7 +3,7 @@ law-spec fit (:class:`~bayes_scaling.inference.fit.Fit`) alike: the observed var
 the ``log_likelihood`` and ``posterior_predictive`` groups and its scale), a table naming each observation, and
 the PyMC model the fit was drawn from (rebuilt from what the fit records: data, priors, parameterization).
 
-- transfer: the observed variable is ``log_D_T`` (``log D_T ~ Normal/StudentT(log(k D_F**alpha N**beta), sigma)``),
+- transfer: the observed variable is ``D_T`` (``log_D_T`` in files of versions 0.1 and 0.2) (``log D_T ~ Normal/StudentT(log(k D_F**alpha N**beta), sigma)``),
   one observation per run used (excluded runs skipped), named by ``row``, ``pretraining``, ``N``, ``D_F``, ``D_T``;
 - law spec: the observed variable is the spec's target (``log y`` or ``y`` by the likelihood's scale:
   :mod:`bayes_scaling.models.spec_model`), one observation per row of the data, named by ``row``, the group
@@ -71,7 +71,7 @@ def observed(fit) -> Observed:
         rows = pd.DataFrame({"row": used.index.to_numpy(), "pretraining": used["pretraining"].to_numpy(),
                              "N": used["N"].to_numpy(float), "D_F": used["D_F"].to_numpy(float),
                              "D_T": used["D_T"].to_numpy(float)})
-        return Observed("log_D_T", "D_T", True, rows, ("pretraining",), fit.data.unit)
+        return Observed(fit.observed_name, "D_T", True, rows, ("pretraining",), fit.data.unit)
     spec, data = fit.spec, fit.data
     cols = [c for c in dict.fromkeys([*spec.groups, *spec.inputs, spec.target])]
     rows = pd.concat([pd.DataFrame({"row": np.arange(len(data))}), data[cols].reset_index(drop=True)], axis=1)

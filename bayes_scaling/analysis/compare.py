@@ -50,7 +50,7 @@ from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import BayesScalingError, ConfigError
 from bayes_scaling.inference.fit import Fit
 from bayes_scaling.inference.fit import fit as fit_spec
-from bayes_scaling.inference.sampling import TransferFit, fit_transfer
+from bayes_scaling.inference.sampling import TransferFit, _fit_transfer
 from bayes_scaling.laws import formulas as laws
 from bayes_scaling.laws.spec import LawSpec, Parameter
 from bayes_scaling.models.transfer import VARIANTS, ModelConfig
@@ -126,7 +126,7 @@ def fit_variants(data: TransferData, *, variants: tuple[str, ...] | list[str] = 
     for v in variants:
         cfg = ModelConfig(likelihood=base.likelihood, variant=v, parameterization=base.parameterization,
                           priors=base.priors)
-        fits[v] = fit_transfer(data, config=cfg, seed=seed, draws=draws, tune=tune, chains=chains,
+        fits[v] = _fit_transfer(data, config=cfg, seed=seed, draws=draws, tune=tune, chains=chains,
                                backend=backend, target_accept=target_accept, progressbar=progressbar, warn=warn)
     return fits
 

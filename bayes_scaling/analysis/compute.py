@@ -215,8 +215,9 @@ def loss_law(source, params: dict | None = None, *, data: pd.DataFrame | None = 
 
 def _is_spec_fit(source) -> bool:
     from bayes_scaling.inference.fit import Fit
+    from bayes_scaling.inference.sampling import TransferFit
 
-    return isinstance(source, Fit)
+    return isinstance(source, Fit) and not isinstance(source, TransferFit)   # a transfer law is no loss law
 
 
 def _is_law_spec(source) -> bool:

@@ -30,7 +30,7 @@ def compare_with_two_stage(seeds, *, method: str = "interpolate", law: str = "ka
     from bayes_scaling.analysis.effective import effective_data
     from bayes_scaling.data.simulate import simulate_losses
     from bayes_scaling.inference.joint import fit_joint
-    from bayes_scaling.inference.sampling import fit_transfer
+    from bayes_scaling.inference.sampling import _fit_transfer
     from bayes_scaling.inference.scratch import fit_scratch
 
     rows = []
@@ -42,7 +42,7 @@ def compare_with_two_stage(seeds, *, method: str = "interpolate", law: str = "ka
             warnings.simplefilter("ignore")
             sf = fit_scratch(sc, law=law, seed=seed, **kw)
             eff = effective_data(sc, ft, method=method, scratch_fit=sf, warn=False)
-            tf = fit_transfer(eff.to_transfer_data(low_only=True), seed=seed, draws=draws, tune=tune,
+            tf = _fit_transfer(eff.to_transfer_data(low_only=True), seed=seed, draws=draws, tune=tune,
                               chains=chains, progressbar=False, warn=False)
             jf = fit_joint(sc, ft, law=law, seed=seed, warn=False, **kw)
         for approach, fit in (("two-stage", tf), ("joint", jf)):

@@ -45,7 +45,7 @@ import xarray as xr
 from bayes_scaling.analysis.effective import EffectiveData, effective_data, read_finetune
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import DataError
-from bayes_scaling.inference.sampling import Diagnostics, TransferFit, fit_transfer
+from bayes_scaling.inference.sampling import Diagnostics, TransferFit, _fit_transfer
 from bayes_scaling.inference.scratch import ScratchFit
 from bayes_scaling.models.losslaws import read_scratch, replicate_cells
 
@@ -287,13 +287,13 @@ def fit_transfer_seeds(prop: SeedPropagation, *, seed: int = 1, draws: int = 250
     """
     base = prop.transfer_data(None, low_only=low_only)
     if not prop.imputations:
-        return fit_transfer(base, seed=seed, chains=chains, warn=warn, **kwargs)
+        return _fit_transfer(base, seed=seed, chains=chains, warn=warn, **kwargs)
     posts, stats, diags = [], [], []
     config = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i in range(prop.n_imputations):
-            f = fit_transfer(prop.transfer_data(i, low_only=low_only), seed=seed + i, draws=draws, chains=chains,
+            f = _fit_transfer(prop.transfer_data(i, low_only=low_only), seed=seed + i, draws=draws, chains=chains,
                              warn=False, log_likelihood=False, **kwargs)
             config = f.config
             diags.append(f.diagnostics)
@@ -338,7 +338,7 @@ def leave_one_size_out(prop: SeedPropagation, *, full: TransferFit | None = None
         left = data.table.loc[~data.table["excluded"].astype(bool), "N"]
         if data.n_used < 4 or left.nunique() < 2:  # beta needs two sizes
             continue
-        f = fit_transfer(data, seed=seed, warn=False, **kwargs)
+        f = _fit_transfer(data, seed=seed, warn=False, **kwargs)
         x = f.posterior["beta"].values.ravel()
         m = float(np.median(x))
         l2, h2 = eti(x, ci_prob)

@@ -38,7 +38,7 @@ def _demo(args, out: Path, final: Path) -> None:
     """The demo's steps, writing into ``out`` (the staging folder of ``final``)."""
     from bayes_scaling._atomic import atomic_path, atomic_write
     from bayes_scaling.data.datasets import EXAMPLE_CSV, example_metadata
-    from bayes_scaling.inference.sampling import fit_transfer
+    from bayes_scaling.inference.sampling import _fit_transfer
     from bayes_scaling.output.plots import plot_transfer
 
     meta = example_metadata()
@@ -46,7 +46,7 @@ def _demo(args, out: Path, final: Path) -> None:
     from bayes_scaling.data.tables import TransferData
 
     data = TransferData.from_csv(EXAMPLE_CSV)
-    fit = fit_transfer(data, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
+    fit = _fit_transfer(data, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
                        backend=args.backend)
     fit.save(out / "fit.nc")
     print_fit(fit, cmdoptions.CI)
@@ -111,7 +111,7 @@ def _demo_from_losses(args, out: Path, final: Path) -> None:
     """The whole path from raw losses: from-scratch law -> effective data (interpolation) -> low-data fit."""
     from bayes_scaling.analysis.effective import effective_data
     from bayes_scaling.data.datasets import FINETUNE_LOSSES_CSV, SCRATCH_LOSSES_CSV, losses_metadata
-    from bayes_scaling.inference.sampling import fit_transfer
+    from bayes_scaling.inference.sampling import _fit_transfer
     from bayes_scaling.inference.scratch import fit_scratch
     from bayes_scaling.models.losslaws import read_scratch
 
@@ -123,7 +123,7 @@ def _demo_from_losses(args, out: Path, final: Path) -> None:
     eff = effective_data(SCRATCH_LOSSES_CSV, FINETUNE_LOSSES_CSV, method="interpolate", scratch_fit=scratch)
     eff.to_csv(out / "transfer_from_losses.csv")
     data = eff.to_transfer_data(low_only=True, warn=True)
-    fit = fit_transfer(data, **sampler)
+    fit = _fit_transfer(data, **sampler)
     fit.save(out / "fit_from_losses.nc")
     print_fit(fit, cmdoptions.CI)
     print(f"wrote {final / 'scratch_fit.nc'}, {final / 'transfer_from_losses.csv'}, {final / 'fit_from_losses.nc'}")

@@ -44,7 +44,7 @@ def cmd_fit(args) -> int:
     from bayes_scaling.data.tables import TransferData
     from bayes_scaling.inference.fit import is_law_spec
     from bayes_scaling.inference.fitfile import FIT_SUFFIXES
-    from bayes_scaling.inference.sampling import fit_transfer, resolve_backend
+    from bayes_scaling.inference.sampling import _fit_transfer, resolve_backend
     from bayes_scaling.laws.spec import builtin_names
 
     builtin = bool(args.model) and not Path(args.model).exists() and args.model in builtin_names()
@@ -55,7 +55,7 @@ def cmd_fit(args) -> int:
     data = TransferData.from_csv(args.data, unit=args.unit)
     print(f"sampling {args.chains} chains x {args.draws} draws ({args.tune} tuning) with "
           f"{resolve_backend(args.backend)}; Ctrl-C stops without saving", flush=True)
-    fit = fit_transfer(data, config=config, seed=args.seed, draws=args.draws, tune=args.tune,
+    fit = _fit_transfer(data, config=config, seed=args.seed, draws=args.draws, tune=args.tune,
                        chains=args.chains, backend=args.backend, log_likelihood=args.log_likelihood)
     path = fit.save(args.out)
     print_fit(fit, args.ci)

@@ -26,11 +26,11 @@ def cmd_summary(args) -> int:
     emit_fit(fit, args.ci)
     if args.csv:
         fit.summary(args.ci).to_csv(sys.stdout, index=False)
+    elif isinstance(fit, TransferFit):
+        print_fit(fit, args.ci)
     elif isinstance(fit, Fit):
         print(repr(fit))
         print_spec_fit(fit, args.ci)
-    elif isinstance(fit, TransferFit):
-        print_fit(fit, args.ci)
     else:   # from-scratch and joint fits: their own summary table
         print(repr(fit), fit.summary(args.ci).to_string(index=False), sep="\n")
     return 0

@@ -190,6 +190,11 @@ class Fit(FitBase):
 
     # ---- accessors (posterior, backend, seed, parameterization: FitBase) -------------------------------
     @property
+    def table(self) -> pd.DataFrame:
+        """The fitted rows (the spec's columns), as the methods of :class:`Fit` read them."""
+        return self.data
+
+    @property
     def labels(self) -> dict[str, list[str]]:
         return json.loads(self.tree.attrs.get("labels", "{}"))
 
@@ -199,7 +204,7 @@ class Fit(FitBase):
         row's columns and ``reason``; empty when none was."""
         text = self.tree.attrs.get("excluded")
         if not text:
-            return pd.DataFrame(columns=["row", *self.data.columns, "reason"])
+            return pd.DataFrame(columns=["row", *self.table.columns, "reason"])
         from io import StringIO
 
         return pd.read_json(StringIO(text), orient="split")
@@ -256,7 +261,7 @@ class Fit(FitBase):
     # ---- predictions -----------------------------------------------------------------------------------
     def data_range(self) -> dict[str, tuple[float, float]]:
         """The fitted data's range of each input column."""
-        return {c: (float(self.data[c].min()), float(self.data[c].max())) for c in self.spec.inputs}
+        return {c: (float(self.table[c].min()), float(self.table[c].max())) for c in self.spec.inputs}
 
     def _check_points(self, new, n_points: int) -> None:
         """Points to predict: an input that is positive throughout the fitted data must be positive (> 0) at
@@ -282,7 +287,7 @@ class Fit(FitBase):
         """
         from bayes_scaling.laws.discrepancy import outside_table
 
-        return outside_table(self.data, points, self.spec.inputs)
+        return outside_table(self.table, points, self.spec.inputs)
 
     def _param_draws(self, new: sm.SpecData, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Per-row parameter values, shape (samples, rows); a new group of a pooled parameter gets draws from
@@ -350,7 +355,7 @@ class Fit(FitBase):
     @functools.cached_property
     def _parents(self) -> dict[tuple[str, str], np.ndarray]:
         """The fitted data's ``(by, within)`` -> each ``by`` group's ``within`` index (prepared once per fit)."""
-        return sm.prepare(self.spec, self.data, labels=self.labels).parents
+        return sm.prepare(self.spec, self.table, labels=self.labels).parents
 
     def _check_parents(self, new: sm.SpecData, p) -> None:
         """New rows of a group the fit has seen must name the same ``within`` group as the fitted data."""
@@ -520,7 +525,7 @@ class Fit(FitBase):
         summary = table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
         return (f"<div><b>Fit</b> of <code>{esc(spec.name or '')}</code>: <code>{esc(spec.target)} ~ "
                 f"{esc(law)}</code> ({esc(spec.family)} noise on the {esc(spec.scale)} scale)<br>"
-                f"{len(self.data)} rows; {p.sizes['chain']} chains x {p.sizes['draw']} draws; back end "
+                f"{len(self.table)} rows; {p.sizes['chain']} chains x {p.sizes['draw']} draws; back end "
                 f"{esc(str(self.backend))}, seed {self.seed}<br>"
                 f"<span style='color:{colour}'>{esc(str(diag))}</span>"
                 "<table><tr><th>parameter</th><th>domain</th><th>sharing</th><th>prior</th>"
@@ -536,7 +541,7 @@ class Fit(FitBase):
     def save(self, path: str | PathLike) -> Path:
         """One netCDF file with the draws, sample stats, the data table, the spec and its hash, priors, seed
         and back end; :func:`load` reads it with nothing else."""
-        return write_tree(self.tree, path, spec_data=_frame_to_dataset(self.data))
+        return write_tree(self.tree, path, spec_data=_frame_to_dataset(self.table))
 
 
 def _add_noise(f: np.ndarray, spec: LawSpec, post: xr.Dataset, rng: np.random.Generator) -> np.ndarray:
@@ -572,7 +577,7 @@ def load(path: str | PathLike) -> Any:
     """
     tree = read_tree(path)
     kind = tree.attrs.get("bayes_scaling_kind")
-    if kind == "transfer":
+    if kind == "transfer" or (kind == "spec" and "transfer_data" in tree.children):   # a TransferFit
         from bayes_scaling.inference.sampling import load_fit
 
         return load_fit(path)
@@ -608,39 +613,11 @@ def load(path: str | PathLike) -> Any:
 
 
 def as_spec_fit(fit: Any) -> Fit:
-    """A law-spec view of a fit: a :class:`Fit` as it is, a transfer fit (``TransferFit``) as the built-in
-    transfer law (``D_T = k[p] * D_F**alpha[p] * N**beta``, ``specs/laws/transfer.toml``) with its posterior
-    draws, k and alpha separate per distribution (known pre-training distributions only). Other kinds: a :class:`FitFileError`."""
+    """A law-spec view of a fit: a :class:`Fit` (a transfer fit, ``TransferFit``, is one: the built-in transfer
+    law ``D_T = k[p] * D_F**alpha[p] * N**beta``) as it is; other kinds: a :class:`FitFileError`."""
     if isinstance(fit, Fit):
         return fit
-    from bayes_scaling.inference.sampling import TransferFit
-
-    if not isinstance(fit, TransferFit):
-        raise FitFileError(f"{type(fit).__name__} has no law-spec view; use its own methods (e.g. .loss)")
-    import dataclasses
-
-    # the built-in transfer law (specs/laws/transfer.toml), each distribution's draws as they are: separate
-    # (the transfer model's population is placed at the data's centre, not the spec's)
-    law = builtin_spec("transfer")
-    spec = dataclasses.replace(law, family=fit.config.likelihood, parameters=[
-        dataclasses.replace(p, pooling="none") if p.by is not None else p for p in law.parameters.values()])
-    post = fit.posterior
-    keep = [v for v in ("k", "alpha", "beta", "sigma", "nu") if v in post]
-    posterior = post[keep]
-    if "pretraining" in posterior["beta"].dims:
-        raise FitFileError("a separate-beta transfer fit has no law-spec view (beta varies by distribution)")
-    tree = xr.DataTree.from_dict({"posterior": posterior})
-    tree.attrs.update(bayes_scaling_kind="spec", spec=json.dumps(spec.to_dict()), spec_hash=spec.hash(),
-                      backend=fit.backend, seed=fit.seed, parameterization="{}",
-                      labels=json.dumps({"pretraining": fit.pretraining}))
-    table = fit.data.table.reset_index(drop=True)
-    out = table["excluded"].to_numpy(bool)
-    if out.any():     # the transfer data's own exclusions, as the spec's rules report them
-        ex = table.loc[out, [c for c in ("pretraining", "N", "D_F", "D_T") if c in table.columns]].copy()
-        ex.insert(0, "row", np.flatnonzero(out))
-        ex["reason"] = table.loc[out, "exclusion_reason"].astype(str).to_numpy()
-        tree.attrs["excluded"] = ex.reset_index(drop=True).to_json(orient="split", index=False)
-    return Fit(tree, fit.data.used.reset_index(drop=True), spec)
+    raise FitFileError(f"{type(fit).__name__} has no law-spec view; use its own methods (e.g. .loss)")
 
 
 def is_law_spec(path: str | PathLike) -> bool:

@@ -47,7 +47,8 @@ import numpy as np
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws import formulas as laws
 
-__all__ = ["ModelConfig", "DEFAULT_PRIORS", "build_transfer_model", "prior_parameterization", "priors_from_spec"]
+__all__ = ["ModelConfig", "DEFAULT_PRIORS", "build_transfer_model", "prior_parameterization", "priors_from_spec",
+           "transfer_spec", "engine_form"]
 
 LIKELIHOODS = ("normal", "student_t")
 PARAMETERIZATIONS = ("auto", "whitened", "centred", "non_centred")
@@ -505,6 +506,64 @@ def _group(name: str, mu, sigma, parameterization: str):
         return pm.Normal(name, mu, sigma, dims="pretraining")
     z = pm.Normal(f"z_{name}", 0.0, 1.0, dims="pretraining")
     return pm.Deterministic(name, mu + sigma * z, dims="pretraining")
+
+
+def transfer_spec(config: ModelConfig, n_groups: int, *, view: bool = False, form: str | None = None):
+    """The transfer law spec (``specs/laws/transfer.toml``) that ``config`` states, for data with ``n_groups``
+    pre-training distributions: the law ``D_T = k[p] * D_F**alpha[p] * N**beta`` with ``config``'s priors
+    (``log k ~ Normal(log_k.mu, log_k.sigma)``, ``alpha``, ``beta ~ Normal(mu, sigma)``, the spreads
+    ``Gamma(2, 2 / spread)`` of log k, alpha and beta across distributions, ``sigma ~ HalfNormal``, ``nu ~
+    Gamma``), its likelihood as the family, and its variant as the sharing: ``shared_beta`` (k and alpha pooled
+    by ``pretraining``, beta shared), ``separate_beta`` (beta pooled by ``pretraining`` too), ``pooled`` or one
+    distribution (all shared). ``form`` (``"centred"``/``"non_centred"``; default ``config.parameterization``
+    where it is one of them, else the spec's ``"auto"``) applies to every pooled parameter; the engine's
+    ``whiten`` argument says how to sample (:func:`engine_form`).
+
+    ``view=True``: the spec that reads a transfer posterior whose k, alpha (and a separate beta) are stored per
+    distribution, each distribution's draws as they are (``pooling = "none"``): fits without a population to
+    draw a new distribution from (the pooled variant, one distribution, files of version 0.1 and 0.2).
+    """
+    import dataclasses
+
+    from bayes_scaling.laws.spec import builtin_spec
+
+    law = builtin_spec("transfer")
+    pri = config.priors
+    hierarchical = n_groups > 1 and config.variant != "pooled"
+    by_group = {"k": hierarchical or view, "alpha": hierarchical or view,
+                "beta": config.variant == "separate_beta" and (hierarchical or view)}
+    prior = {"k": {"median": float(np.exp(pri["log_k"]["mu"])), "sigma": pri["log_k"]["sigma"]},
+             "alpha": {"mu": pri["alpha"]["mu"], "sigma": pri["alpha"]["sigma"]},
+             "beta": {"mu": pri["beta"]["mu"], "sigma": pri["beta"]["sigma"]}}
+    spread = {"k": pri["log_k_spread"]["sigma"], "alpha": pri["alpha_spread"]["sigma"],
+              "beta": pri["beta_spread"]["sigma"]}
+    if form is None:
+        form = config.parameterization if config.parameterization in ("centred", "non_centred") else "auto"
+    params = []
+    for p in law.parameters.values():
+        grouped = by_group.get(p.name, False)
+        params.append(dataclasses.replace(
+            p, by="pretraining" if grouped else None, pooling="none" if view and grouped else "partial",
+            prior=dict(prior[p.name]), spread=spread[p.name], parameterization=form if grouped else "auto"))
+    return dataclasses.replace(law, family=config.likelihood, sigma=pri["sigma"]["sigma"],
+                               nu_alpha=pri["nu"]["alpha"], nu_beta=pri["nu"]["beta"], parameters=params)
+
+
+def engine_form(arrays: dict[str, np.ndarray], n_groups: int, config: ModelConfig) -> tuple[str, str]:
+    """How the engine draws the transfer spec of ``config`` from these data: the pooled parameters' form and the
+    engine's ``whiten``. ``"auto"``: :func:`resolve_parameterization`'s test (every distribution pins its
+    parameters: centred, whitening as the engine chooses; else non-centred in the model's own coordinates: on
+    weakly pinned data, the 6 imputation fits of tests/test_seeds.py's design at 0.99, 2 x 200 draws: centred 5
+    divergences (in 2 fits), non-centred 0, non-centred with the engine's Laplace whitening 1); ``"whitened"``: the engine's
+    Laplace whitening (``"laplace"``); ``"centred"``/``"non_centred"``: that form, unwhitened."""
+    if config.parameterization == "whitened":
+        return "auto", "laplace"
+    if config.parameterization in ("centred", "non_centred"):
+        return config.parameterization, "none"
+    if n_groups < 2 or config.variant == "pooled":
+        return "auto", "auto"
+    chosen = set(resolve_parameterization(arrays, n_groups, config).values())
+    return ("centred", "auto") if chosen == {"centred"} else ("non_centred", "none")
 
 
 def parameter_names(config: ModelConfig) -> list[str]:

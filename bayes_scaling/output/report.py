@@ -163,7 +163,7 @@ def write_report(fit: Fit | TransferFit | str | PathLike, out: str | PathLike, *
         source = "" if isinstance(fit, (Fit, TransferFit)) else str(fit)
         if source:
             fit = load(fit)
-        if isinstance(fit, Fit):
+        if isinstance(fit, Fit) and not isinstance(fit, TransferFit):
             return _write_spec(fit, out, source=source, compare=compare, sharing=sharing, seed=seed, draws=draws,
                                tune=tune, chains=chains, backend=backend, ci_prob=ci_prob, progressbar=progressbar)
         if not isinstance(fit, TransferFit):
