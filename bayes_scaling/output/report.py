@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_scaling._interval import CI_PROB
 from bayes_scaling import __version__
 from bayes_scaling._atomic import atomic_path, write_bytes, write_text
 from bayes_scaling.errors import ConfigError, FitFileError
@@ -145,7 +146,7 @@ def _figure(fig, out: Path, name: str, caption: str) -> str:
 
 def write_report(fit: Fit | TransferFit | str | PathLike, out: str | PathLike, *, compare: bool = True,
                  seed: int = 1, draws: int = 500, tune: int = 500, chains: int = 2, backend: str | None = None,
-                 ci_prob: float = 0.94, progressbar: bool = False, sharing: list[str] | None = None) -> Path:
+                 ci_prob: float = CI_PROB, progressbar: bool = False, sharing: list[str] | None = None) -> Path:
     """Write figures, CSV tables and ``report.html`` for ``fit`` (a law-spec or transfer fit, or the path of a
     saved one) into ``out``; return the path of the HTML page. ``seed``, ``draws``, ``tune``, ``chains`` and
     ``backend`` (default: the fit's) set the refits of the comparison and the seeded predictive checks;
