@@ -670,3 +670,21 @@ def test_fit_shows_as_a_table_in_jupyter(pooled_fit):
     for name in ("E", "alpha", "A", "sigma"):
         assert f"<td>{name}</td>" in page
     assert "94% interval" in page and str(pooled_fit.seed) in page
+
+
+def test_a_loss_law_fit_is_a_scratch_fit(tmp_path):
+    """bs.fit of the built-in Kaplan spec (and bs.load of its file) gives a ScratchFit with the loss law's
+    accessors; a spec with a group column stays a plain Fit."""
+    from bayes_scaling.inference.scratch import ScratchFit, loss_law_of
+    from bayes_scaling.models.losslaws import read_scratch
+
+    runs = read_scratch(bs.datasets.SCRATCH_LOSSES_CSV)
+    result = fit(runs, "kaplan", seed=1, **FAST)
+    assert type(result) is ScratchFit and result.law == "kaplan" and result.unit == str(runs["unit"].iloc[0])
+    L = result.loss(1e8, 1e10)
+    np.testing.assert_allclose(result.inverse(L.values[0, 0], 1e8).values[0, 0], 1e10, rtol=1e-8)
+    back = load(result.save(tmp_path / "k.nc"))
+    assert type(back) is ScratchFit
+    np.testing.assert_array_equal(back.posterior["N_c"].values, result.posterior["N_c"].values)
+    assert loss_law_of(builtin_spec("chinchilla_by_corpus")) is None
+    assert loss_law_of(builtin_spec("chinchilla")) == "chinchilla"

@@ -157,7 +157,9 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         tree.attrs["seed_centre"] = sm.seed_centre(spec, prepared)
     if len(excluded):
         tree.attrs["excluded"] = excluded.to_json(orient="split", index=False)
-    result = Fit(tree, prepared.table, spec)
+    from bayes_scaling.inference.scratch import as_scratch_fit
+
+    result = as_scratch_fit(Fit(tree, prepared.table, spec))   # a from-scratch loss law: a ScratchFit
     if warn:
         result.diagnostics.warn(stacklevel=2)
     return result
@@ -607,12 +609,9 @@ def load(path: str | PathLike) -> Any:
         raise FitFileError(f"{path}: the posterior lacks parameter(s) {', '.join(absent)}")
     require_variables(tree, path, [p.name for p in spec.parameters.values() if p.fixed is None] + ["sigma"])
     data = _dataset_to_frame(tree["spec_data"].to_dataset())
-    result = Fit(without(tree, "spec_data"), data, spec)
-    if tree.attrs.get("fit_class") == "scratch":    # a from-scratch loss law (inference.scratch): its accessors
-        from bayes_scaling.inference.scratch import ScratchFit
+    from bayes_scaling.inference.scratch import as_scratch_fit
 
-        return ScratchFit.from_spec_fit(result)
-    return result
+    return as_scratch_fit(Fit(without(tree, "spec_data"), data, spec))   # a loss law: a ScratchFit
 
 
 def as_spec_fit(fit: Any) -> Fit:

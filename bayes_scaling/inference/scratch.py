@@ -13,8 +13,7 @@ with, for runs of one ``(N, D)`` trained with several seeds, the seed-noise like
 
 >>> import bayes_scaling as bs
 >>> from bayes_scaling.data.datasets import load_scratch_losses
->>> fit = bs.fit(load_scratch_losses(), model="kaplan", seed=1)          # doctest: +SKIP
->>> fit = fit_scratch(load_scratch_losses(), law="kaplan", seed=1)      # the same, as a ScratchFit  # doctest: +SKIP
+>>> fit = bs.fit(load_scratch_losses(), model="kaplan", seed=1)          # a ScratchFit  # doctest: +SKIP
 >>> fit.inverse(3.5, 1e8)          # draws of the data a 1e8-parameter model needs to reach loss 3.5  # doctest: +SKIP
 """
 
@@ -51,7 +50,7 @@ from bayes_scaling.models.losslaws import (
     seed_noise_scale,
 )
 
-__all__ = ["ScratchFit", "fit_scratch", "load_scratch_fit", "loss_law_spec"]
+__all__ = ["ScratchFit", "as_scratch_fit", "fit_scratch", "load_scratch_fit", "loss_law_of", "loss_law_spec"]
 
 #: the loss-law priors a spec can carry: the exponents' LogNormal(mu, sigma) (a parameter's median exp(mu) and
 #: sigma), the noise's HalfNormal scale and the Student-t degrees of freedom's Gamma(alpha, beta)
@@ -220,14 +219,42 @@ class ScratchFit(Fit):
         tree.attrs.update(bayes_scaling_kind="scratch", config=json.dumps(self.config.to_dict()), law=self.law)
         return write_tree(tree, path, scratch_data=_frame_to_dataset(self.data, "scratch_run"))
 
-    @classmethod
-    def from_spec_fit(cls, fit: Fit) -> ScratchFit:
-        """A law-spec fit of a loss law (written by :meth:`save`) as a :class:`ScratchFit`."""
-        try:
-            config = LossLawConfig.from_dict(json.loads(fit.tree.attrs["config"]))
-        except (KeyError, ValueError, TypeError, AttributeError, ConfigError) as exc:
-            raise FitFileError(f"a from-scratch loss-law fit without a valid configuration ({exc})") from None
-        return cls(fit.tree, fit.data, config, fit.spec)
+
+
+def loss_law_of(spec: LawSpec) -> str | None:
+    """``"kaplan"`` or ``"chinchilla"`` where ``spec`` is that built-in loss law (its formula of ``N`` and ``D``,
+    target ``loss`` on the log scale, every parameter shared and free), else None."""
+    if spec.target != "loss" or spec.scale != "log" or spec.groups:
+        return None
+    if any(p.fixed is not None for p in spec.parameters.values()):
+        return None
+    for law in LAW_PARAMETERS:
+        builtin = builtin_spec(law)
+        if spec.formula.text == builtin.formula.text and set(spec.parameters) == set(builtin.parameters):
+            return law
+    return None
+
+
+def as_scratch_fit(fit: Fit) -> Fit:
+    """A law-spec fit of a from-scratch loss law (:func:`loss_law_of`) as a :class:`ScratchFit` (the same draws,
+    with ``.loss``, ``.inverse``, ``.converged_data``, ``.seed_noise``); any other fit as it is.
+    :func:`bayes_scaling.fit` and :func:`bayes_scaling.load` return their loss-law fits so."""
+    if isinstance(fit, ScratchFit) or type(fit) is not Fit:
+        return fit
+    law = loss_law_of(fit.spec)
+    if law is None:
+        return fit
+    attrs = fit.tree.attrs
+    try:
+        config = LossLawConfig.from_dict(json.loads(attrs["config"])) if "config" in attrs else \
+            LossLawConfig(law=law, likelihood=fit.spec.family)
+    except (ValueError, TypeError, AttributeError, ConfigError) as exc:
+        raise FitFileError(f"a from-scratch loss-law fit with an invalid configuration ({exc})") from None
+    if "config" not in attrs:
+        unit = str(fit.data["unit"].iloc[0]) if "unit" in fit.data.columns and len(fit.data) else "tokens"
+        attrs.update(fit_class="scratch", config=json.dumps(config.to_dict()), law=law, unit=unit,
+                     centres=json.dumps({"c_N": float(np.mean(np.log(fit.data["N"].to_numpy(float))))}))
+    return ScratchFit(fit.tree, fit.data, config, fit.spec)
 
 
 def load_scratch_fit(path: str | PathLike) -> ScratchFit:
@@ -236,7 +263,7 @@ def load_scratch_fit(path: str | PathLike) -> ScratchFit:
     if tree.attrs.get("bayes_scaling_kind") == "spec":
         from bayes_scaling.inference.fit import load
 
-        fit = load(path)
+        fit = as_scratch_fit(load(path))
         if not isinstance(fit, ScratchFit):
             raise FitFileError(f"{path}: a law-spec fit, not a from-scratch loss-law fit; read it with bs.load")
         return fit
@@ -285,7 +312,7 @@ def fit_scratch(data: pd.DataFrame | str | PathLike, *, law: str = "chinchilla",
     df = read_scratch(data, duplicates=duplicates)
     replicated = replicate_cells(df, ("N", "D"), what="from-scratch runs").replicated
     warnings.warn(f"fit_scratch is deprecated and will be removed: use {_replacement(config, replicated)}, the "
-                  "same fit (a law-spec Fit)", FutureWarning, stacklevel=2)
+                  "same fit (a ScratchFit)", FutureWarning, stacklevel=2)
     return _fit_scratch(df, config=config, seed=seed, draws=draws, tune=tune, chains=chains, backend=backend,
                         target_accept=target_accept, cores=cores, progressbar=progressbar, warn=warn,
                         duplicates=duplicates, stacklevel=3)
@@ -309,11 +336,8 @@ def _fit_scratch(data: pd.DataFrame | str | PathLike, *, law: str = "chinchilla"
     spec = loss_law_spec(config, replicates=replicated)
     result = fit_spec(df, spec, seed=seed, draws=draws, tune=tune, chains=chains, backend=backend,
                       target_accept=target_accept, cores=cores, progressbar=progressbar, warn=False)
-    tree = result.tree
-    tree.attrs.update(fit_class="scratch", config=json.dumps(config.to_dict()), law=config.law,
-                      unit=str(df["unit"].iloc[0]),
-                      centres=json.dumps({"c_N": float(np.mean(np.log(df["N"].to_numpy(float))))}))
-    fit = ScratchFit(tree, result.data, config, result.spec)
+    result.tree.attrs["config"] = json.dumps(config.to_dict())    # the priors as given
+    fit = ScratchFit(result.tree, result.data, config, result.spec)
     if warn:
         fit.diagnostics.warn(stacklevel=stacklevel)
     return fit
