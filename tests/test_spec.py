@@ -524,7 +524,13 @@ def _former_loss_law_fit(runs: pd.DataFrame, law: str, seed: int, draws: int, tu
     """The posterior of the former ``fit_scratch``: the loss-law model of models/losslaws.py (centred,
     Laplace-whitened, PyMC's graph), sampled by NUTS as 0.2 did."""
     from bayes_scaling.inference.sampling import sample_nuts
-    from bayes_scaling.models.losslaws import LossLawConfig, _centres, build_loss_model, laplace_whitening, loss_spec
+    from bayes_scaling.models.losslaws import (
+        LossLawConfig,
+        _centres,
+        build_loss_model,
+        laplace_whitening,
+        loss_spec,
+    )
 
     config = LossLawConfig(law=law)
     centres = _centres(runs)

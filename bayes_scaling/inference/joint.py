@@ -149,9 +149,12 @@ def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | s
     >>> fit = fit_joint("scratch.csv", "finetune.csv", law="kaplan", seed=1)     # doctest: +SKIP
     >>> fit.summary()[["parameter", "pretraining", "median", "eti94_lb", "eti94_ub"]]   # doctest: +SKIP
     """
+    other = (config.law if config else law) != "kaplan"
     warnings.warn("fit_joint is deprecated and will be removed: use bs.fit(runs, model=\"joint_kaplan\") on one "
                   "table of the from-scratch and the low-data fine-tuned runs (columns N, D, loss, pretrained = 0 "
-                  "or 1, pretraining), the joint loss-space model as a law spec", FutureWarning, stacklevel=2)
+                  "or 1, pretraining), the joint loss-space model as a law spec (one noise scale for both kinds of "
+                  "runs)" + ("; for another loss law, a copy of specs/laws/joint_kaplan.toml with its formula"
+                             if other else ""), FutureWarning, stacklevel=2)
     return _fit_joint(scratch, finetune, law=law, likelihood=likelihood, config=config,
                       transfer_config=transfer_config, low_only=low_only, low=low, seed=seed, draws=draws,
                       tune=tune, chains=chains, backend=backend, target_accept=target_accept, cores=cores,

@@ -31,8 +31,8 @@ import pandas as pd
 import xarray as xr
 
 from bayes_scaling import __version__
-from bayes_scaling._interval import CI_PROB
 from bayes_scaling._interrupts import stop_on_signals
+from bayes_scaling._interval import CI_PROB
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import ConfigError, ConvergenceWarning, FitFileError
 from bayes_scaling.inference.base import FitBase

@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_scaling import __version__
 from bayes_scaling._interval import CI_PROB
 from bayes_scaling.errors import ConfigError, DataError, FitFileError
 from bayes_scaling.inference.fit import Fit
