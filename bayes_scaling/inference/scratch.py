@@ -152,6 +152,8 @@ class ScratchFit(Fit):
         return [v for v in ("sigma_seed", "seed_slope") if v in self.posterior]
 
     def parameter_names(self) -> list[str]:
+        if not self.legacy:
+            return super().parameter_names()
         names = self.parameters + ["sigma"] + (["nu"] if self.config.likelihood == "student_t" else [])
         return names + self._seed_vars()
 
