@@ -36,7 +36,7 @@ _EXPORTS = {
     **dict.fromkeys(["fit", "load", "Fit"], "inference.fit"),
     **dict.fromkeys(["fit_transfer"], "inference.sampling"),
     "ModelConfig": "models.transfer",
-    "fit_scratch": "inference.scratch",
+    **dict.fromkeys(["fit_scratch", "loss_law_spec"], "inference.scratch"),
     "fit_joint": "inference.joint",
     "effective_data": "analysis.effective",
     "predict": "analysis.predictions",
@@ -63,7 +63,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "__version__", "fit", "load", "Fit", "LawSpec", "Parameter", "fit_transfer", "TransferData", "ModelConfig",
-    "load_example", "fit_scratch", "fit_joint", "effective_data", "predict", "compare_variants", "compare_sharing",
+    "load_example", "fit_scratch", "loss_law_spec", "fit_joint", "effective_data", "predict", "compare_variants", "compare_sharing",
     "datasets",
     "laws", "errors", "data", "models", "inference", "analysis", "output",
 ]

@@ -320,21 +320,21 @@ def bench_backends(rows: list, quick: bool) -> None:
 
 def bench_chinchilla(rows: list, quick: bool) -> None:
     path = SHARED_DATA / "chinchilla_epoch_svg_extracted.csv"
-    try:
-        from bayes_scaling.inference import scratch as losslaws
-    except ImportError:
-        rows.append(("Chinchilla loss law", "skipped", "-", "bayes_scaling.models.losslaws not available"))
-        return
+    import bayes_scaling as bs
+    from bayes_scaling.inference.scratch import loss_law_spec
+    from bayes_scaling.models import losslaws
+
     if not path.is_file():
         rows.append(("Chinchilla loss law", "skipped", "-", f"{path} not found"))
         return
     runs, _ = losslaws.read_epoch_chinchilla(path, warn=False)
-    fit = losslaws.fit_scratch(runs, law="chinchilla", seed=1, backend="auto", warn=False)  # compiles
+    spec = loss_law_spec("chinchilla", likelihood="normal")     # what fit_scratch(law="chinchilla") fits
+    fit = bs.fit(runs, spec, seed=1, backend="auto", warn=False)  # compiles
     t0 = time.perf_counter()
-    fit = losslaws.fit_scratch(runs, law="chinchilla", seed=2, backend="auto", warn=False)
+    fit = bs.fit(runs, spec, seed=2, backend="auto", warn=False)
     s = time.perf_counter() - t0
     d = fit.diagnostics
-    rows.append(("Chinchilla law, Epoch AI's 240 runs: `fit_scratch` (warm)", f"{s:.1f} s", "<= 10 s",
+    rows.append(("Chinchilla law, Epoch AI's 240 runs: `bs.fit` (normal noise, warm)", f"{s:.1f} s", "<= 10 s",
                  f"min bulk ESS {d.ess_bulk_min:.0f}, divergences {d.divergences}, R-hat {d.r_hat_max:.3f}"))
     if quick:
         return

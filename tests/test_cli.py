@@ -42,7 +42,7 @@ def test_summary_and_csv(fitted, capsys):
     assert code == 0 and "94% ETI" in stdout
     code, stdout, _ = run(["summary", fitted, "--csv"], capsys)
     assert code == 0
-    assert stdout.splitlines()[0].startswith("parameter,pretraining,mean,sd")
+    assert stdout.splitlines()[0].startswith("parameter,by,group,pretraining,mean,sd")   # every fit's summary
 
 
 def test_student_t_and_model_file(tmp_path, capsys):

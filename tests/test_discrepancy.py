@@ -82,6 +82,34 @@ def test_one_implementation_of_the_distance(misfit):
     pts = pd.DataFrame({"N": [1e8, 1e10, 3e9], "D": [1e10, 1e10, 1e12]})
     np.testing.assert_allclose(misfit.outside(pts)["outside"], distance_outside(misfit.data, pts, ["D", "N"]))
     np.testing.assert_allclose(best._outside(misfit.data, ["D", "N"], pts), misfit.outside(pts)["outside"])
+    np.testing.assert_allclose(backtest._distance(misfit, pts), misfit.outside(pts)["outside"])
+
+
+def test_the_distance_functions_agree():
+    """One formula (outside_range) behind Fit.outside / outside_table, signed_outside, the transfer predictions'
+    orders_outside and extrapolation table: the same numbers for the same data and points."""
+    from types import SimpleNamespace
+
+    from bayes_scaling.analysis import predictions
+    from bayes_scaling.laws.discrepancy import outside_range
+
+    used = pd.DataFrame({"N": [1e6, 3e7, 1e9], "D_F": [1e5, 1e6, 1e8]})
+    pts = pd.DataFrame({"N": [1e5, 1e8, 1.75e11, 2e9], "D_F": [300.0, 1e7, 1e9, 1e5]})
+    table = outside_table(used, pts, ["N", "D_F"])
+    for c in ("N", "D_F"):
+        lo, hi = used[c].min(), used[c].max()
+        np.testing.assert_allclose(predictions.orders_outside(pts[c].to_numpy(), lo, hi), table[f"outside_{c}"])
+        np.testing.assert_allclose(signed_outside(pts[c], used[c]), table[f"outside_{c}"])
+        np.testing.assert_allclose(outside_range(np.log10(pts[c].to_numpy()), lo, hi, log10=True),
+                                   table[f"outside_{c}"])
+    fake = SimpleNamespace(data=SimpleNamespace(used=used))
+    ext = predictions.extrapolation(fake, N=pts["N"].to_numpy(), D_F=pts["D_F"].to_numpy())
+    np.testing.assert_allclose(ext["orders_outside"], np.r_[table["outside_N"], table["outside_D_F"]])
+    np.testing.assert_allclose(table["outside"], np.abs(table[["outside_N", "outside_D_F"]]).max(axis=1))
+    import xarray as xr
+
+    da = xr.DataArray(pts["N"].to_numpy(), dims="N")
+    np.testing.assert_allclose(predictions.orders_outside(da, 1e6, 1e9).values, table["outside_N"])
 
 
 # ---- the spec's [discrepancy] ------------------------------------------------------------------------------------

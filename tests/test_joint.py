@@ -12,6 +12,9 @@ from bayes_scaling.data.simulate import simulate_losses
 from bayes_scaling.errors import DataError, FitFileError
 from bayes_scaling.inference.joint import fit_joint, load_joint_fit
 
+#: these tests exercise the deprecated wrappers fit_scratch / fit_joint (their FutureWarning is tested in test_spec)
+pytestmark = pytest.mark.filterwarnings("ignore:fit_(scratch|joint) is deprecated:FutureWarning")
+
 
 @pytest.fixture(scope="module")
 def sim():
@@ -124,3 +127,22 @@ def test_cli_fit_joint(tmp_path, capsys):
     assert load_joint_fit(out).pretraining == ["text", "text+code"]
     ran = load_joint_fit(out).backend  # the back end that ran, not the requested "auto"
     assert ran in ("nutpie", "pymc") and f"NUTS back end: {ran}, seed 1;" in text
+
+
+def test_fit_joint_is_deprecated_and_names_its_replacement(sim):
+    """fit_joint warns (FutureWarning) with the bs.fit call of the joint spec; the package's own callers (the CLI,
+    analysis.joint) use the implementation without the warning."""
+    import warnings
+
+    from bayes_scaling.errors import DataError
+    from bayes_scaling.inference.joint import _fit_joint
+
+    scratch, finetune, _ = sim
+    bad = scratch.assign(loss=-1.0)
+    with pytest.warns(FutureWarning, match=r'use bs\.fit\(runs, model="joint_kaplan"\)'):
+        with pytest.raises(DataError, match="loss"):
+            fit_joint(bad, finetune, law="kaplan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        with pytest.raises(DataError, match="loss"):
+            _fit_joint(bad, finetune, law="kaplan")

@@ -23,6 +23,9 @@ from bayes_scaling.models.losslaws import (
     read_scratch,
 )
 
+#: these tests exercise the deprecated wrappers fit_scratch / fit_joint (their FutureWarning is tested in test_spec)
+pytestmark = pytest.mark.filterwarnings("ignore:fit_(scratch|joint) is deprecated:FutureWarning")
+
 REPO = Path(__file__).resolve().parents[1]
 CHINCHILLA_CSV = REPO.parent / "shared" / "data" / "chinchilla_epoch_svg_extracted.csv"
 #: Epoch AI's 95% bootstrap intervals (Besiroglu et al. 2024; ../shared/reference/transfer-scaling.md)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 
 import numpy as np
+import pandas as pd
 import pytest
 from _table1 import CENTRE, table1_fit
 
@@ -182,3 +183,32 @@ def test_separate_beta_new_distribution_and_student_t_noise():
     eps = (np.log(pred["D_T"].values.ravel()) - np.log(laws.transfer(1e6, 1e8, 1.9e4, 0.18, 0.38))) / 0.15
     assert np.mean(np.abs(eps) > 3) > 0.03            # Normal: 0.0027; t(3): 0.058
     assert np.median(np.abs(eps)) == pytest.approx(0.765, abs=0.06)   # median |t_3|
+
+
+def test_one_predict_for_every_fit(t1):
+    """bs.predict: a law-spec Fit's predictions are Fit.predict's (the same kinds); a transfer fit's
+    kind="observation" is its noise=True; a wrong kind or argument set is a clear error."""
+    import warnings
+
+    import bayes_scaling as bs
+
+    a = predict(t1, N=1e8, D_F=1e6, kind="observation", seed=3)
+    b = predict(t1, N=1e8, D_F=1e6, noise=True, seed=3)
+    np.testing.assert_array_equal(a["D_T"].values, b["D_T"].values)
+    assert a.attrs["noise"] == 1 and predict(t1, N=1e8, D_F=1e6).attrs["noise"] == 0
+    with pytest.raises(ValueError, match="kind must be 'mean' or 'observation'"):
+        predict(t1, N=1e8, D_F=1e6, kind="noise")
+    with pytest.raises(ValueError, match="grid N x D_F"):
+        predict(t1, pd.DataFrame({"N": [1e8], "D_F": [1e6]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec_fit = bs.fit(pd.DataFrame({"x": np.logspace(0, 2, 12), "y": 2.0 * np.logspace(0, 2, 12) ** 0.5
+                                        * np.exp(np.random.default_rng(0).normal(0, 0.02, 12))}),
+                          {"law": {"formula": "a * x**b", "target": "y"}, "parameters": {"a": {}, "b": {}}},
+                          seed=1, draws=100, tune=100, chains=1, progressbar=False)
+    points = pd.DataFrame({"x": [5.0, 1e3]})
+    for kind in ("mean", "observation"):
+        pd.testing.assert_frame_equal(bs.predict(spec_fit, points, kind, ci_prob=0.9, seed=2),
+                                      spec_fit.predict(points, kind, ci_prob=0.9, seed=2))
+    with pytest.raises(ValueError, match="predicts at points"):
+        bs.predict(spec_fit, N=1e8, D_F=1e6)

@@ -29,6 +29,9 @@ from bayes_scaling.models.losslaws import (
     replicate_cells,
 )
 
+#: these tests exercise the deprecated wrappers fit_scratch / fit_joint (their FutureWarning is tested in test_spec)
+pytestmark = pytest.mark.filterwarnings("ignore:fit_(scratch|joint) is deprecated:FutureWarning")
+
 
 def exact_fit(scratch: pd.DataFrame, params=KAPLAN_WEBTEXT2, draws: int = 4) -> ScratchFit:
     """A ScratchFit whose every draw is the truth (regimes without sampling)."""

@@ -550,18 +550,75 @@ def test_parameter_objects_build_the_same_spec_as_toml():
 # ---- the built-in loss laws as specs: today's results -----------------------------------------------------
 
 
-def test_kaplan_spec_agrees_with_fit_scratch():
-    """The bundled (synthetic, Kaplan-law) from-scratch losses: the spec engine and the loss-law model agree."""
+def _former_loss_law_fit(runs: pd.DataFrame, law: str, seed: int, draws: int, tune: int, chains: int):
+    """The posterior of the former ``fit_scratch``: the loss-law model of models/losslaws.py (centred,
+    Laplace-whitened, PyMC's graph), sampled by NUTS as 0.2 did."""
+    from bayes_scaling.inference.sampling import sample_nuts
+    from bayes_scaling.models.losslaws import (
+        LossLawConfig,
+        _centres,
+        build_loss_model,
+        laplace_whitening,
+        loss_spec,
+    )
+
+    config = LossLawConfig(law=law)
+    centres = _centres(runs)
+    m, L = laplace_whitening(lambda m0, L0: build_loss_model(runs, config, centres, m0, L0)[0],
+                             loss_spec(config, centres))
+    model, _ = build_loss_model(runs, config, centres, m, L)
+    return sample_nuts(model, draws=draws, tune=tune, chains=chains, seed=seed, backend="auto", target_accept=0.9,
+                       progressbar=False, log_likelihood=False)["posterior"].to_dataset()
+
+
+def test_fit_scratch_wrapper_agrees_with_the_former_loss_law_model():
+    """Acceptance of the wrapper: the bundled (synthetic, Kaplan-law) from-scratch losses; ``fit_scratch`` (now
+    ``bs.fit`` of the built-in Kaplan spec, with a FutureWarning naming that call) and the former loss-law model
+    agree (the tolerances of the spec engine's agreement test it replaces)."""
     from bayes_scaling.models.losslaws import read_scratch
 
     runs = read_scratch(bs.datasets.SCRATCH_LOSSES_CSV)
-    old = bs.fit_scratch(runs, law="kaplan", seed=1, draws=1000, tune=1000, chains=2, warn=False)
-    new = fit(runs, "kaplan", seed=1, draws=1000, tune=1000, chains=2, warn=False)
+    with pytest.warns(FutureWarning, match=r"use bs\.fit\(runs, model='kaplan'\)"):
+        new = bs.fit_scratch(runs, law="kaplan", seed=1, draws=1000, tune=1000, chains=2, warn=False)
+    assert isinstance(new, Fit) and type(new).__name__ == "ScratchFit"
+    old = _former_loss_law_fit(runs, "kaplan", seed=1, draws=1000, tune=1000, chains=2)
     assert new.diagnostics.divergences == 0
     for name in ("N_c", "D_c", "alpha_N", "alpha_D", "sigma"):
-        a, b = np.log(new.posterior[name].values.ravel()), np.log(old.posterior[name].values.ravel())
+        a, b = np.log(new.posterior[name].values.ravel()), np.log(old[name].values.ravel())
         assert abs(np.median(a) - np.median(b)) < 0.3 * b.std(), name
         assert 0.75 < a.std() / b.std() < 1.3, name
+
+
+def test_fit_scratch_draws_are_those_of_bs_fit():
+    """The wrapper is ``bs.fit`` of :func:`loss_law_spec`: the same seed, the same draws; no FutureWarning from
+    the package's own callers (the CLI's fit-scratch, effective_data)."""
+    from bayes_scaling.inference.scratch import _fit_scratch
+    from bayes_scaling.models.losslaws import read_scratch
+
+    runs = read_scratch(bs.datasets.SCRATCH_LOSSES_CSV)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        wrapped = _fit_scratch(runs, law="chinchilla", seed=2, **FAST)
+        spec_fit = fit(runs, bs.loss_law_spec("chinchilla", likelihood="normal"), seed=2, **FAST)
+    assert wrapped.spec.family == "normal" and wrapped.spec.hash() == spec_fit.spec.hash()
+    for name in ("E", "A", "B", "alpha_N", "alpha_D", "sigma"):
+        np.testing.assert_array_equal(wrapped.posterior[name].values, spec_fit.posterior[name].values)
+    pd.testing.assert_frame_equal(wrapped.summary(), spec_fit.summary())
+
+
+def test_loss_law_spec_maps_priors_or_says_what_cannot():
+    from bayes_scaling.models.losslaws import LossLawConfig
+
+    spec = bs.loss_law_spec(LossLawConfig(law="kaplan", priors={"alpha_N": {"mu": -2.0, "sigma": 0.5},
+                                                                "sigma": {"sigma": 0.1}}))
+    assert spec.parameters["alpha_N"].prior == pytest.approx({"median": np.exp(-2.0), "sigma": 0.5})
+    assert spec.parameters["alpha_D"].prior == builtin_spec("kaplan").parameters["alpha_D"].prior
+    assert spec.sigma == 0.1 and spec.family == "normal" and not spec.replicates
+    rep = bs.loss_law_spec("chinchilla", likelihood="student_t", replicates=True)
+    assert rep.replicates and rep.seed_slope == "N" and rep.family == "student_t"
+    with pytest.raises(ConfigError, match=r"prior\(s\) a_c, w .*no law-spec form"):
+        bs.loss_law_spec(LossLawConfig(law="kaplan", priors={"w": {"mu": 1.0, "sigma": 1.0},
+                                                             "a_c": {"mu": 0.0, "sigma": 1.0}}))
 
 
 def test_chinchilla_spec_on_epoch_runs_inside_their_intervals():
@@ -643,6 +700,32 @@ def test_transfer_files_of_version_0_2_load_as_fits(name, tmp_path):
     assert np.isfinite(predict(old, N=[1e8], D_F=[1e6], pretraining=[NEW], seed=1)["D_T"].values).all()
     again = load(old.save(tmp_path / "again.nc"))
     pd.testing.assert_frame_equal(again.summary(), old.summary())
+def test_every_fit_class_has_the_one_summary(pooled_fit):
+    """Fit, TransferFit, ScratchFit and JointFit: the same columns for the same interval, and one default
+    interval (94%) for every summary and the command line's --ci."""
+    import inspect
+
+    from bayes_scaling._interval import CI_PROB
+    from bayes_scaling.cli import cmdoptions
+    from conftest import REPO
+
+    fits = [pooled_fit] + [load(REPO / "tests" / "data" / f"v0.1_{k}.nc") for k in ("transfer", "scratch", "joint")]
+    assert [type(f).__name__ for f in fits] == ["Fit", "TransferFit", "ScratchFit", "JointFit"]
+    columns = ["parameter", "by", "group", "pretraining", "mean", "sd", "median", "eti90_lb", "eti90_ub", "ess_bulk",
+               "ess_tail", "r_hat"]
+    for f in fits:
+        table = f.summary(0.9)
+        assert list(table.columns) == columns, type(f).__name__
+        assert inspect.signature(type(f).summary).parameters["ci_prob"].default == CI_PROB == cmdoptions.CI == 0.94
+        assert "eti94_lb" in f.summary().columns
+        row = table.iloc[0]
+        x = f.posterior[row["parameter"]]
+        if row["by"]:
+            x = x.sel({row["by"]: row["group"]})
+        np.testing.assert_allclose([row["eti90_lb"], row["median"], row["eti90_ub"]],
+                                   np.quantile(x.values.ravel(), [0.05, 0.5, 0.95]))
+    grouped = fits[1].summary(0.9).query("parameter == 'k'")
+    assert (grouped["by"] == "pretraining").all() and (grouped["pretraining"] == grouped["group"]).all()
 
 
 def test_fit_shows_as_a_table_in_jupyter(pooled_fit):
@@ -651,3 +734,21 @@ def test_fit_shows_as_a_table_in_jupyter(pooled_fit):
     for name in ("E", "alpha", "A", "sigma"):
         assert f"<td>{name}</td>" in page
     assert "94% interval" in page and str(pooled_fit.seed) in page
+
+
+def test_a_loss_law_fit_is_a_scratch_fit(tmp_path):
+    """bs.fit of the built-in Kaplan spec (and bs.load of its file) gives a ScratchFit with the loss law's
+    accessors; a spec with a group column stays a plain Fit."""
+    from bayes_scaling.inference.scratch import ScratchFit, loss_law_of
+    from bayes_scaling.models.losslaws import read_scratch
+
+    runs = read_scratch(bs.datasets.SCRATCH_LOSSES_CSV)
+    result = fit(runs, "kaplan", seed=1, **FAST)
+    assert type(result) is ScratchFit and result.law == "kaplan" and result.unit == str(runs["unit"].iloc[0])
+    L = result.loss(1e8, 1e10)
+    np.testing.assert_allclose(result.inverse(L.values[0, 0], 1e8).values[0, 0], 1e10, rtol=1e-8)
+    back = load(result.save(tmp_path / "k.nc"))
+    assert type(back) is ScratchFit
+    np.testing.assert_array_equal(back.posterior["N_c"].values, result.posterior["N_c"].values)
+    assert loss_law_of(builtin_spec("chinchilla_by_corpus")) is None
+    assert loss_law_of(builtin_spec("chinchilla")) == "chinchilla"

@@ -45,6 +45,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from bayes_scaling._interval import CI_PROB
 from bayes_scaling.analysis._fits import build_model, check_kind, observed
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import BayesScalingError, ConfigError
@@ -437,7 +438,7 @@ def _group_dim(da: xr.DataArray, what: str) -> str:
 
 
 def sharing_evidence(comparison: VariantComparison, parameter: str | None = None, *, shared: str | None = None,
-                     varying: str | None = None, ci_prob: float = 0.94) -> SharingEvidence:
+                     varying: str | None = None, ci_prob: float = CI_PROB) -> SharingEvidence:
     """Answer "does ``parameter`` depend on the group?" with numbers and their uncertainty, from a comparison
     holding a variant where it is shared (``shared``, default ``"shared"``) and one where it varies by group
     (``varying``, default ``"separate"``, else ``"pooled"``): ``elpd(varying) - elpd(shared)`` with its standard
@@ -480,7 +481,7 @@ def sharing_evidence(comparison: VariantComparison, parameter: str | None = None
     return SharingEvidence(parameter, by, shared, varying, diff, dse, p_better, pd.DataFrame(rows), ci_prob, note)
 
 
-def beta_evidence(comparison: VariantComparison, ci_prob: float = 0.94) -> SharingEvidence:
+def beta_evidence(comparison: VariantComparison, ci_prob: float = CI_PROB) -> SharingEvidence:
     """Answer "does beta depend on the pre-training data?" for the transfer law: :func:`sharing_evidence` of
     beta, ``shared_beta`` against ``separate_beta`` (both needed in ``comparison``)."""
     missing = [v for v in ("shared_beta", "separate_beta") if v not in comparison.fits]
@@ -502,7 +503,7 @@ def _describe(x: np.ndarray, ci_prob: float) -> dict[str, float]:
                 "eti_ub": float(np.quantile(x, hi))}
 
 
-def contrasts(fit: AnyFit, pairs: list[tuple[str, str]] | None = None, ci_prob: float = 0.94, *,
+def contrasts(fit: AnyFit, pairs: list[tuple[str, str]] | None = None, ci_prob: float = CI_PROB, *,
               by: str | None = None, at: pd.DataFrame | None = None) -> pd.DataFrame:
     """Posterior contrasts between groups A and B, one tidy table (columns ``A``, ``B``, ``quantity``, ``kind``
     (difference, ratio, crossover, probability), ``mean``, ``sd``, ``median``, ``eti_lb``, ``eti_ub``: the
@@ -586,7 +587,7 @@ def _check_pairs(pairs, names: list[str], by: str) -> list[tuple[str, str]]:
 
 
 def target_difference(fit: Fit, at: pd.DataFrame | dict, pairs: list[tuple[str, str]] | None = None, *,
-                      by: str | None = None, ci_prob: float = 0.94) -> pd.DataFrame:
+                      by: str | None = None, ci_prob: float = CI_PROB) -> pd.DataFrame:
     """The law's value for group A minus group B at each point of ``at`` (the other inputs and group columns):
     ``y_A - y_B = f(x; theta_A) - f(x; theta_B)``, draw by draw (:meth:`Fit.predict`, ``kind="mean"``, without
     the discrepancy: parameter uncertainty only).
@@ -623,7 +624,7 @@ def target_difference(fit: Fit, at: pd.DataFrame | dict, pairs: list[tuple[str, 
 
 
 def _transfer_contrasts(fit: TransferFit, pairs: list[tuple[str, str]] | None = None,
-                        ci_prob: float = 0.94) -> pd.DataFrame:
+                        ci_prob: float = CI_PROB) -> pd.DataFrame:
     """Posterior contrasts between pre-training distributions A and B of a transfer fit, one tidy table.
 
     One row per (A, B, quantity): ``k_A / k_B``, ``log k_A - log k_B``, ``alpha_A - alpha_B``,

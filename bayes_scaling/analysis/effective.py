@@ -39,10 +39,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_scaling._interval import CI_PROB
 from bayes_scaling.data.finetune import LOW_FRACTION, REGIME_REASONS, exclude_non_low, read_finetune, regime
 from bayes_scaling.data.tables import TransferData, source_name
 from bayes_scaling.errors import DataError, ExclusionWarning, format_rows
-from bayes_scaling.inference.scratch import ScratchFit, fit_scratch
+from bayes_scaling.inference.scratch import ScratchFit, _fit_scratch
 from bayes_scaling.models.losslaws import read_scratch
 
 __all__ = ["METHODS", "LOW_FRACTION", "REGIME_REASONS", "MonotoneCurve", "EffectiveData", "effective_data",
@@ -211,7 +212,7 @@ class EffectiveData:
 
 def effective_data(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | str | PathLike, *,
                    method: str = "interpolate", scratch_fit: ScratchFit | None = None, law: str = "chinchilla",
-                   ci_prob: float = 0.94, within: float = 0.01, low: float = LOW_FRACTION,
+                   ci_prob: float = CI_PROB, within: float = 0.01, low: float = LOW_FRACTION,
                    duplicates: str = "error", seed: int | None = 1, fit_kwargs: dict | None = None,
                    noise: bool = True, warn: bool = True) -> EffectiveData:
     """Effective data ``D_E`` (and ``D_T = D_E - D_F``, regime, flags) for every fine-tuned run.
@@ -238,7 +239,7 @@ def effective_data(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFram
         raise DataError(f"the from-scratch runs count data in {unit_s} but the fine-tuned runs in {unit_f}; "
                         "D and D_F must be in the same unit")
     if scratch_fit is None:
-        scratch_fit = fit_scratch(sc, law=law, seed=seed, duplicates=duplicates, **(fit_kwargs or {}))
+        scratch_fit = _fit_scratch(sc, law=law, seed=seed, duplicates=duplicates, **(fit_kwargs or {}))
     out = ft[["pretraining", "N", "D_F", "loss"]].copy()
     out["method"] = method
     flags: list[list[str]] = [[] for _ in range(len(ft))]

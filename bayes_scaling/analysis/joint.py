@@ -29,9 +29,9 @@ def compare_with_two_stage(seeds, *, method: str = "interpolate", law: str = "ka
     """
     from bayes_scaling.analysis.effective import effective_data
     from bayes_scaling.data.simulate import simulate_losses
-    from bayes_scaling.inference.joint import fit_joint
+    from bayes_scaling.inference.joint import _fit_joint as fit_joint
     from bayes_scaling.inference.sampling import _fit_transfer
-    from bayes_scaling.inference.scratch import fit_scratch
+    from bayes_scaling.inference.scratch import _fit_scratch as fit_scratch
 
     rows = []
     kw = {"draws": draws, "tune": tune, "chains": chains, "progressbar": False}

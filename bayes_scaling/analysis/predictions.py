@@ -161,17 +161,16 @@ def data_range(fit) -> dict[str, tuple[float, float]]:
 
 def orders_outside(values, low: float, high: float, *, log10: bool = False):
     """Orders of magnitude outside ``[low, high]``: ``log10(x / high)`` above it (> 0), ``log10(x / low)``
-    below it (< 0), 0 inside. Works on numbers, numpy arrays and DataArrays (``log10=True``: ``values`` are
-    already log10 x, e.g. where x underflows).
+    below it (< 0), 0 inside; :func:`bayes_scaling.laws.discrepancy.outside_range`, the one formula of the
+    distance outside the data (numbers, numpy arrays and DataArrays; ``log10=True``: ``values`` are already
+    log10 x, e.g. where x underflows).
 
     >>> float(orders_outside(1e12, 1e5, 1e9)), float(orders_outside(1e6, 1e5, 1e9)), float(orders_outside(1e3, 1e5, 1e9))
     (3.0, 0.0, -2.0)
     """
-    lo, hi = np.log10(low), np.log10(high)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = values if log10 else np.log10(values)
-    where = xr.where if isinstance(values, xr.DataArray) else np.where
-    return where(x > hi, x - hi, where(x < lo, x - lo, 0.0))
+    from bayes_scaling.laws.discrepancy import outside_range
+
+    return outside_range(values, low, high, log10=log10)
 
 
 def extrapolation(fit, *, N=None, D_F=None) -> pd.DataFrame:
@@ -195,9 +194,17 @@ def extrapolation(fit, *, N=None, D_F=None) -> pd.DataFrame:
 # ---- predictions -----------------------------------------------------------------------------------------
 
 
-def predict(fit, *, N, D_F, pretraining=None, noise: bool = False, seed: int | None = None,
-            discrepancy: float = 0.0) -> xr.Dataset:
-    """Posterior of ``D_T``, ``D_E``, the multiplier ``D_E / D_F`` and the fraction ``D_T / D_E`` on a grid.
+def predict(fit, new_data: pd.DataFrame | dict | None = None, kind: str = "mean", *, N=None, D_F=None,
+            pretraining=None, noise: bool | None = None, seed: int | None = None, discrepancy: float | None = None,
+            ci_prob: float | None = None) -> xr.Dataset | pd.DataFrame:
+    """Posterior predictions of any fit, one entry point: a law-spec fit (:class:`~bayes_scaling.inference.fit.Fit`)
+    at the points ``new_data`` is :meth:`Fit.predict <bayes_scaling.inference.fit.Fit.predict>` (``kind``,
+    ``ci_prob``, ``seed``, ``discrepancy``: the spec's by default); a transfer fit on the grid ``N`` x ``D_F``
+    is described below. ``kind`` is ``"mean"`` (the law's value) or ``"observation"`` (a new run: with the
+    fitted noise) for both; ``noise=True`` is the transfer grid's older name of ``kind="observation"``.
+
+    Transfer fits: the posterior of ``D_T``, ``D_E``, the multiplier ``D_E / D_F`` and the fraction ``D_T / D_E``
+    on a grid.
 
     ``D_T = k * D_F**alpha * N**beta`` evaluated draw by draw (the mean function), or with ``noise=True`` times
     ``exp(eps)``, ``eps`` the fitted observation noise of log D_T (Normal or Student-t; the posterior predictive).
@@ -219,7 +226,24 @@ def predict(fit, *, N, D_F, pretraining=None, noise: bool = False, seed: int | N
     >>> pred["multiplier"].quantile([0.03, 0.5, 0.97], dim=("chain", "draw"))   # doctest: +SKIP
     """
     from bayes_scaling._system import GRID_ARRAYS, check_prediction_memory
+    from bayes_scaling.inference.fit import Fit
 
+    if kind not in ("mean", "observation"):
+        raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
+    if isinstance(fit, Fit):
+        if new_data is None or N is not None or D_F is not None or pretraining is not None or noise is not None:
+            raise ValueError("a law-spec fit predicts at points: pass new_data (a table of its input and group "
+                             "columns) and kind, not N=, D_F=, pretraining= or noise=")
+        return fit.predict(new_data, kind, ci_prob=ci_prob, seed=seed, discrepancy=discrepancy)
+    if new_data is not None or ci_prob is not None:
+        raise ValueError("a transfer fit predicts on the grid N x D_F: pass N= and D_F= (draws, no ci_prob)")
+    if N is None or D_F is None:
+        raise ValueError("predict: a transfer fit needs N= and D_F= (the grid)")
+    if noise is None:
+        noise = kind == "observation"
+    elif bool(noise) != (kind == "observation") and kind == "observation":
+        raise ValueError("noise=False contradicts kind='observation'; pass one of them")
+    discrepancy = 0.0 if discrepancy is None else discrepancy
     N_ = positive_grid(N, "N")
     D_F_ = positive_grid(D_F, "D_F")
     par = parameters(fit, pretraining, seed=seed)

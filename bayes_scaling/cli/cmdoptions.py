@@ -24,12 +24,14 @@ from __future__ import annotations
 import argparse
 import math
 
+from bayes_scaling._interval import CI_PROB
+
 __all__ = ["BACKENDS", "CHAINS", "CI", "DRAWS", "SEED", "SCHEDULER_HELP", "TUNE", "add_common_options", "ci",
            "cluster", "finite", "log_likelihood", "positive_float", "positive_int", "probability",
            "sampler", "seed", "tau"]
 
 #: the default of every ``--ci``: the probability of the equal-tailed intervals printed (``Fit.summary``'s)
-CI = 0.94
+CI = CI_PROB
 #: the default of every ``--seed``: same seed, same draws
 SEED = 1
 #: the sampler's defaults for one fit (``fit``, ``fit-scratch``, ``effective-data``, ``fit-joint``, ``demo``)

@@ -112,7 +112,7 @@ def _demo_from_losses(args, out: Path, final: Path) -> None:
     from bayes_scaling.analysis.effective import effective_data
     from bayes_scaling.data.datasets import FINETUNE_LOSSES_CSV, SCRATCH_LOSSES_CSV, losses_metadata
     from bayes_scaling.inference.sampling import _fit_transfer
-    from bayes_scaling.inference.scratch import fit_scratch
+    from bayes_scaling.inference.scratch import _fit_scratch as fit_scratch
     from bayes_scaling.models.losslaws import read_scratch
 
     meta = losses_metadata()

@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def cmd_fit_joint(args) -> int:
     from bayes_scaling.inference.fitfile import FIT_SUFFIXES
-    from bayes_scaling.inference.joint import fit_joint
+    from bayes_scaling.inference.joint import _fit_joint as fit_joint
 
     check_out(args, args.scratch, args.finetune, suffixes=FIT_SUFFIXES)
     fit = fit_joint(args.scratch, args.finetune, law=args.law, likelihood=args.likelihood,

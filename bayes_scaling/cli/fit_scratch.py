@@ -26,7 +26,7 @@ def register(sub) -> None:
 
 def cmd_fit_scratch(args) -> int:
     from bayes_scaling.inference.fitfile import FIT_SUFFIXES
-    from bayes_scaling.inference.scratch import fit_scratch
+    from bayes_scaling.inference.scratch import _fit_scratch as fit_scratch
 
     check_out(args, args.scratch, suffixes=FIT_SUFFIXES)
     fit = fit_scratch(args.scratch, law=args.law, likelihood=args.likelihood, duplicates=args.duplicates,

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_scaling import __version__
+from bayes_scaling._interval import CI_PROB
 from bayes_scaling._numeric import nanquantile
 from bayes_scaling.data.tables import read_table
 from bayes_scaling.errors import ConfigError, DataError, FitFileError, format_rows
@@ -139,9 +140,13 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         spec_hash=spec.hash(), backend=ran, seed=int(seed), tune=int(tune), target_accept=float(target_accept),
         priors=json.dumps(priors), noise_prior=float(plan.noise), parameterization=json.dumps(param),
         labels=json.dumps(prepared.labels))
+    if spec.seed_slope is not None:
+        tree.attrs["seed_centre"] = sm.seed_centre(spec, prepared)
     if len(excluded):
         tree.attrs["excluded"] = excluded.to_json(orient="split", index=False)
-    result = Fit(tree, prepared.table, spec)
+    from bayes_scaling.inference.scratch import as_scratch_fit
+
+    result = as_scratch_fit(Fit(tree, prepared.table, spec))   # a from-scratch loss law: a ScratchFit
     if warn:
         result.diagnostics.warn(stacklevel=2)
     return result
@@ -220,6 +225,7 @@ class Fit(FitBase):
             if p.fixed is None:   # a two-level parameter: its families' locations after its models'
                 names += [p.name] + ([f"{p.name}_{p.within}"] if p.within else [])
         names += ["sigma"] + (["sigma_seed"] if self.spec.replicates else [])
+        names += ["seed_slope"] if self.spec.seed_slope is not None else []
         return names + (["nu"] if self.spec.family == "student_t" else [])
 
     @property
@@ -230,33 +236,12 @@ class Fit(FitBase):
         return diagnose(self.tree, [v for v in post.data_vars if not v.startswith("z_")
                                     and not v.endswith("_z")])
 
-    def summary(self, ci_prob: float = 0.94, var_names: list[str] | None = None) -> pd.DataFrame:
+    def summary(self, ci_prob: float = CI_PROB, var_names: list[str] | None = None) -> pd.DataFrame:
         """One row per parameter (and group): mean, sd, median, equal-tailed ``ci_prob`` interval, bulk and
-        tail ESS, R-hat."""
-        from bayes_scaling.inference.mcmc_stats import diagnostics_table
+        tail ESS, R-hat (:func:`~bayes_scaling.inference.sampling.summarize`, the summary of every fit)."""
+        from bayes_scaling.inference.sampling import summarize
 
-        if not 0 < ci_prob < 1:
-            raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
-        post = self.posterior
-        names = [v for v in (var_names or self.parameter_names()) if v in post]
-        table = diagnostics_table(post, names)
-        pct = f"{100 * ci_prob:g}"
-        q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
-        rows = []
-        for v in names:
-            da = post[v]
-            group_dims = [d for d in da.dims if d not in ("chain", "draw")]
-            gdim = group_dims[0] if group_dims else None
-            for i, g in enumerate(list(da[gdim].values) if gdim else [None]):
-                sel = {gdim: g} if gdim else {}
-                x = da.sel(sel).values.ravel()
-                stat = {k: float(np.atleast_1d(a).ravel()[i]) for k, a in table[v].items()}
-                lo, med, hi = np.quantile(x, q)
-                rows.append({"parameter": v, "by": gdim or "", "group": "" if g is None else str(g),
-                             "mean": float(x.mean()), "sd": float(x.std(ddof=1)), "median": float(med),
-                             f"eti{pct}_lb": float(lo), f"eti{pct}_ub": float(hi),
-                             "ess_bulk": stat["ess_bulk"], "ess_tail": stat["ess_tail"], "r_hat": stat["r_hat"]})
-        return pd.DataFrame(rows)
+        return summarize(self.tree, var_names or self.parameter_names(), ci_prob)
 
     # ---- predictions -----------------------------------------------------------------------------------
     def data_range(self) -> dict[str, tuple[float, float]]:
@@ -424,7 +409,8 @@ class Fit(FitBase):
         f = np.asarray(self.spec.formula.evaluate(values, backend="numpy"), dtype=float)
         f = np.broadcast_to(f, (next(iter(params.values())).shape[0], new.n)).copy()
         mean = f
-        noisy = _add_noise(mean, self.spec, self.posterior, rng_noise) if kind == "observation" else mean
+        noisy = _add_noise(mean, self.spec, self.posterior, rng_noise, new.inputs,
+                           float(self.tree.attrs.get("seed_centre", 0.0))) if kind == "observation" else mean
         where = self.outside(table)
         d = where["outside"].to_numpy(dtype=float)
         f = widen(noisy, d, tau, rng_discrepancy)
@@ -544,15 +530,21 @@ class Fit(FitBase):
         return write_tree(self.tree, path, spec_data=_frame_to_dataset(self.table))
 
 
-def _add_noise(f: np.ndarray, spec: LawSpec, post: xr.Dataset, rng: np.random.Generator) -> np.ndarray:
+def _add_noise(f: np.ndarray, spec: LawSpec, post: xr.Dataset, rng: np.random.Generator,
+               inputs: dict[str, np.ndarray] | None = None, seed_centre: float = 0.0) -> np.ndarray:
     """A new observation: the law's value with the likelihood's noise, on its scale (``laws``' noise model); with
-    replicate runs, a new run of a new configuration: ``sqrt(sigma**2 + sigma_seed**2)``."""
+    replicate runs, a new run of a new configuration: ``sqrt(sigma**2 + sigma_seed(x)**2)`` (``sigma_seed(x)``
+    at the points' ``inputs`` where the spec has a ``seed_slope``)."""
     from bayes_scaling.laws.formulas import observation_noise
 
     S = f.shape[0]
     sigma = post["sigma"].values.reshape(S, 1)
     if "sigma_seed" in post:
-        sigma = np.sqrt(sigma**2 + post["sigma_seed"].values.reshape(S, 1) ** 2)
+        s_seed = post["sigma_seed"].values.reshape(S, 1)
+        if spec.seed_slope is not None and "seed_slope" in post and inputs is not None:
+            log_x = np.log(np.asarray(inputs[spec.seed_slope], dtype=float))[None, :]
+            s_seed = s_seed * np.exp(post["seed_slope"].values.reshape(S, 1) * (log_x - seed_centre))
+        sigma = np.sqrt(sigma**2 + s_seed**2)
     nu = post["nu"].values.reshape(S, 1) if spec.family == "student_t" else None
     return observation_noise(f, sigma, rng, nu=nu, log=spec.scale == "log")
 
@@ -609,7 +601,9 @@ def load(path: str | PathLike) -> Any:
         raise FitFileError(f"{path}: the posterior lacks parameter(s) {', '.join(absent)}")
     require_variables(tree, path, [p.name for p in spec.parameters.values() if p.fixed is None] + ["sigma"])
     data = _dataset_to_frame(tree["spec_data"].to_dataset())
-    return Fit(without(tree, "spec_data"), data, spec)
+    from bayes_scaling.inference.scratch import as_scratch_fit
+
+    return as_scratch_fit(Fit(without(tree, "spec_data"), data, spec))   # a loss law: a ScratchFit
 
 
 def as_spec_fit(fit: Any) -> Fit:

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_scaling import __version__
+from bayes_scaling._interval import CI_PROB
 from bayes_scaling.data.finetune import LOW_FRACTION, exclude_non_low, read_finetune, regime
 from bayes_scaling.data.tables import source_name
 from bayes_scaling.errors import DataError, ExclusionWarning, FitFileError
@@ -78,7 +79,7 @@ class JointFit(FitBase):
                                                                    if n not in LAW_PARAMETERS[self.law]]
         return diagnose(self.tree, names)
 
-    def summary(self, ci_prob: float = 0.94, var_names: list[str] | None = None) -> pd.DataFrame:
+    def summary(self, ci_prob: float = CI_PROB, var_names: list[str] | None = None) -> pd.DataFrame:
         """Posterior summary of k, log_k, alpha, beta, the loss law and the noise scales."""
         return summarize(self.tree, var_names or self.parameter_names(), ci_prob)
 
@@ -141,9 +142,33 @@ def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | s
     :class:`~bayes_scaling.models.transfer.ModelConfig` whose priors of ``log_k``, ``alpha``, ``beta`` are used (its
     likelihood/variant are not: the fine-tuned losses use the loss likelihood, and there is no pooling).
 
+    Deprecated (a ``FutureWarning`` names the replacement): the joint loss-space model is the built-in spec
+    ``joint_kaplan`` of :func:`bayes_scaling.fit` (one table of both kinds of runs, columns ``pretrained`` and
+    ``pretraining``; one noise scale for both kinds).
+
     >>> fit = fit_joint("scratch.csv", "finetune.csv", law="kaplan", seed=1)     # doctest: +SKIP
     >>> fit.summary()[["parameter", "pretraining", "median", "eti94_lb", "eti94_ub"]]   # doctest: +SKIP
     """
+    other = (config.law if config else law) != "kaplan"
+    warnings.warn("fit_joint is deprecated and will be removed: use bs.fit(runs, model=\"joint_kaplan\") on one "
+                  "table of the from-scratch and the low-data fine-tuned runs (columns N, D, loss, pretrained = 0 "
+                  "or 1, pretraining), the joint loss-space model as a law spec (one noise scale for both kinds of "
+                  "runs)" + ("; for another loss law, a copy of specs/laws/joint_kaplan.toml with its formula"
+                             if other else ""), FutureWarning, stacklevel=2)
+    return _fit_joint(scratch, finetune, law=law, likelihood=likelihood, config=config,
+                      transfer_config=transfer_config, low_only=low_only, low=low, seed=seed, draws=draws,
+                      tune=tune, chains=chains, backend=backend, target_accept=target_accept, cores=cores,
+                      progressbar=progressbar, warn=warn, duplicates=duplicates, stacklevel=3)
+
+
+def _fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | str | PathLike, *,
+               law: str = "chinchilla", likelihood: str = "normal", config: LossLawConfig | None = None,
+               transfer_config: ModelConfig | None = None, low_only: bool = True, low: float = LOW_FRACTION,
+               seed: int | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+               backend: str = "auto", target_accept: float = 0.9, cores: int | None = None,
+               progressbar: bool | None = None, warn: bool = True, duplicates: str = "error",
+               stacklevel: int = 2) -> JointFit:
+    """:func:`fit_joint` without its FutureWarning (the package's own callers)."""
     config = config or LossLawConfig(law=law, likelihood=likelihood)
     tcfg = transfer_config or ModelConfig()
     sc = read_scratch(scratch, duplicates=duplicates)
@@ -165,7 +190,7 @@ def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | s
         raise DataError(f"fine-tuned runs: none is in the low-data regime (D_F <= {low:g} D(N)); "
                         f"{data.exclusion_report()}; pass low_only=False to fit them anyway")
     if warn and data.n_excluded:
-        warnings.warn(data.exclusion_report(), ExclusionWarning, stacklevel=2)
+        warnings.warn(data.exclusion_report(), ExclusionWarning, stacklevel=stacklevel)
     used = data.used.reset_index(drop=True)
     pretraining = data.pretraining
 
@@ -185,7 +210,7 @@ def fit_joint(scratch: pd.DataFrame | str | PathLike, finetune: pd.DataFrame | s
     tree = _add_implied_sigma(tree, config.law, used)
     fit = JointFit(tree, data, config, tcfg)
     if warn:
-        fit.diagnostics.warn(stacklevel=2)
+        fit.diagnostics.warn(stacklevel=stacklevel)
     return fit
 
 

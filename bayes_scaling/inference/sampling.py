@@ -33,6 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_scaling._interrupts import stop_on_signals
+from bayes_scaling._interval import CI_PROB
 from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import ConfigError, ConvergenceWarning, FitFileError
 from bayes_scaling.inference.fit import Fit
@@ -250,32 +251,47 @@ def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
     return Diagnostics(extreme("r_hat", np.max), extreme("ess_bulk", np.min), extreme("ess_tail", np.min), div, n)
 
 
-def summarize(tree: xr.DataTree, var_names: list[str], ci_prob: float = 0.94) -> pd.DataFrame:
-    """Tidy table: one row per parameter (and pre-training distribution) with mean, sd, equal-tailed
-    ``ci_prob`` interval, bulk/tail ESS and R-hat."""
-    from bayes_scaling.inference.mcmc_stats import diagnostics_table, eti
+def summarize(tree: xr.DataTree | xr.Dataset, var_names: list[str], ci_prob: float = CI_PROB) -> pd.DataFrame:
+    """The posterior summary of every fit class: one row per parameter and group, with ``mean``, ``sd``,
+    ``median``, the equal-tailed ``ci_prob`` interval ``eti{100 ci_prob}_lb`` .. ``_ub`` (the ``(1 - ci_prob) / 2``
+    and ``(1 + ci_prob) / 2`` quantiles of the pooled draws), bulk and tail ESS and R-hat.
 
-    post = tree["posterior"].to_dataset()
-    var_names = [v for v in var_names if v in post]
+    ``by`` names the variable's group dimension(s) and ``group`` its label ('' for a scalar); ``pretraining``
+    repeats the label where the dimension is the pre-training distribution ('' elsewhere). Names not in the
+    posterior are skipped.
+    """
+    from bayes_scaling.inference.mcmc_stats import diagnostics_table
+
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
+    post = tree["posterior"].to_dataset() if isinstance(tree, xr.DataTree) else tree
+    var_names = [v for v in dict.fromkeys(var_names) if v in post]
     table = diagnostics_table(post, var_names)
     pct = f"{100 * ci_prob:g}"
+    q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
     rows = []
     for v in var_names:
-        da = post[v]
-        groups = list(da["pretraining"].values) if "pretraining" in da.dims else [None]
-        for i, p in enumerate(groups):
-            sel = {"pretraining": p} if p is not None else {}
-            x = da.sel(sel).values.ravel()
-            stat = {k: float(np.atleast_1d(a)[i] if p is not None else a) for k, a in table[v].items()}
-            lo, hi = eti(x, ci_prob)
+        da = post[v].transpose("chain", "draw", ...)
+        dims = [d for d in da.dims if d not in ("chain", "draw")]
+        labels = [[str(x) for x in da[d].values] if d in da.coords else [str(i) for i in range(da.sizes[d])]
+                  for d in dims]
+        flat = da.values.reshape(da.sizes["chain"] * da.sizes["draw"], -1)
+        stats = {k: np.atleast_1d(a).ravel() for k, a in table[v].items()}
+        for i, combo in enumerate(np.ndindex(*[len(lab) for lab in labels]) if dims else [()]):
+            x = flat[:, i]
+            lo, med, hi = np.quantile(x, q)
+            group = ",".join(labels[j][c] for j, c in enumerate(combo))
             rows.append({
-                "parameter": v, "pretraining": p if p is not None else "",
-                "mean": float(np.mean(x)), "sd": float(np.std(x, ddof=1)),
-                "median": float(np.median(x)),
-                f"eti{pct}_lb": lo, f"eti{pct}_ub": hi,
-                "ess_bulk": stat["ess_bulk"], "ess_tail": stat["ess_tail"], "r_hat": stat["r_hat"],
+                "parameter": v, "by": ",".join(dims), "group": group,
+                "pretraining": group if dims == ["pretraining"] else "",
+                "mean": float(np.mean(x)), "sd": float(np.std(x, ddof=1)), "median": float(med),
+                f"eti{pct}_lb": float(lo), f"eti{pct}_ub": float(hi),
+                "ess_bulk": float(stats["ess_bulk"][i]), "ess_tail": float(stats["ess_tail"][i]),
+                "r_hat": float(stats["r_hat"][i]),
             })
-    return pd.DataFrame(rows)
+    columns = ["parameter", "by", "group", "pretraining", "mean", "sd", "median", f"eti{pct}_lb", f"eti{pct}_ub",
+               "ess_bulk", "ess_tail", "r_hat"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 class TransferFit(Fit):
@@ -354,12 +370,11 @@ class TransferFit(Fit):
         return sm.build_spec_model(self.spec, prepared, self.priors, self.parameterization,
                                    float(self.tree.attrs["noise_prior"]))
 
-    def summary(self, ci_prob: float | None = None, var_names: list[str] | None = None) -> pd.DataFrame:
-        """:meth:`Fit.summary` of k, log k, alpha, beta and the noise scale, one row per parameter and
-        pre-training distribution (column ``pretraining``, empty for a parameter they share)."""
-        table = super().summary(*([] if ci_prob is None else [ci_prob]), var_names=var_names)
-        table.insert(1, "pretraining", table.pop("group"))
-        return table.drop(columns="by")
+    def summary(self, ci_prob: float = CI_PROB, var_names: list[str] | None = None) -> pd.DataFrame:
+        """Posterior summary of k, alpha, beta and the noise scale (mean, sd, equal-tailed interval at
+        ``ci_prob``, ESS, R-hat), one row per parameter and pre-training distribution (:func:`summarize`, the
+        one summary of every fit)."""
+        return summarize(self.tree, var_names or self.parameter_names(), ci_prob)
 
     def __repr__(self) -> str:
         p = self.posterior

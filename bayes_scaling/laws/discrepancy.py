@@ -48,7 +48,8 @@ import pandas as pd
 from bayes_scaling._numeric import nanquantile
 from bayes_scaling.errors import ConfigError
 
-__all__ = ["DEFAULT_TAU", "DEFAULT_SOURCE", "Discrepancy", "distance_columns", "signed_outside", "outside_table",
+__all__ = ["DEFAULT_TAU", "DEFAULT_SOURCE", "Discrepancy", "distance_columns", "outside_range", "signed_outside",
+           "outside_table",
            "distance_outside", "widen", "variance_split", "robust_sd"]
 
 #: Default ``tau`` (per decade outside the data, on log target): the maximum-likelihood value pooled over the
@@ -142,9 +143,43 @@ def _column(table: pd.DataFrame, c: str, inputs: Sequence[str]) -> np.ndarray | 
     return pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float)
 
 
+def outside_range(values, low: float, high: float, *, log10: bool = False):
+    """Signed distance of ``values`` outside ``[low, high]`` (module docstring), the one formula of the distance:
+
+    - ``low > 0`` and every value > 0: decades, ``log10(x / high)`` above (> 0), ``log10(x / low)`` below (< 0);
+    - ``low == 0 < high`` and no value < 0: ``log10(x / high)`` above, nothing below;
+    - otherwise multiples of the width, ``(x - high) / (high - low)`` above, ``(x - low) / (high - low)`` below;
+
+    0 inside, NaN for NaN. Numbers, numpy arrays and DataArrays (``log10=True``: the values are already
+    ``log10 x``, e.g. where ``x`` underflows; the range is then positive).
+
+    >>> outside_range(np.array([1e12, 1e6, 1e3]), 1e5, 1e9).tolist()
+    [3.0, 0.0, -2.0]
+    """
+    lo, hi = float(low), float(high)
+    if hasattr(values, "dims"):
+        import xarray as xr
+
+        x, where = values, xr.where
+    else:
+        x, where = np.asarray(values, dtype=float), np.where
+    with np.errstate(all="ignore"):
+        finite = np.asarray(x)[np.isfinite(np.asarray(x))]
+        if log10 or (lo > 0 and np.all(finite > 0)):
+            lx = x if log10 else np.log10(x)
+            lo_, hi_ = np.log10(lo), np.log10(hi)
+            out = where(lx > hi_, lx - hi_, where(lx < lo_, lx - lo_, 0.0))
+        elif lo == 0 and hi > 0 and np.all(finite >= 0):
+            out = where(x > hi, np.log10(x / hi), 0.0)
+        else:
+            w = (hi - lo) or 1.0
+            out = where(x > hi, (x - hi) / w, where(x < lo, (x - lo) / w, 0.0))
+    return where(np.isnan(x), np.nan, out)
+
+
 def signed_outside(values, data_values) -> np.ndarray:
-    """Signed distance of ``values`` outside the range of ``data_values`` (module docstring: decades for a
-    positive column, + above, - below, 0 inside; NaN for NaN values).
+    """Signed distance of ``values`` outside the range of ``data_values`` (:func:`outside_range` of their
+    finite minimum and maximum; NaN for NaN values, and all NaN when the data have no finite value).
 
     >>> signed_outside([1e3, 1e7, 1e1], [1e2, 1e5]).tolist()
     [0.0, 2.0, -1.0]
@@ -156,18 +191,7 @@ def signed_outside(values, data_values) -> np.ndarray:
     v = v[np.isfinite(v)]
     if len(v) == 0:
         return np.full(x.shape, np.nan)
-    lo, hi = float(v.min()), float(v.max())
-    xs = x[np.isfinite(x)]
-    with np.errstate(all="ignore"):
-        if lo > 0 and np.all(xs > 0):
-            lx = np.log10(x)
-            out = np.where(lx > np.log10(hi), lx - np.log10(hi), np.where(lx < np.log10(lo), lx - np.log10(lo), 0.0))
-        elif lo == 0 and hi > 0 and np.all(xs >= 0):
-            out = np.where(x > hi, np.log10(x / hi), 0.0)
-        else:
-            w = (hi - lo) or 1.0
-            out = np.where(x > hi, (x - hi) / w, np.where(x < lo, (x - lo) / w, 0.0))
-    return np.where(np.isfinite(x), out, np.nan)
+    return np.asarray(outside_range(x, float(v.min()), float(v.max())), dtype=float)
 
 
 def outside_table(data: pd.DataFrame, points: pd.DataFrame, inputs: Sequence[str],

@@ -89,6 +89,9 @@ noise (:mod:`bayes_scaling.models.spec_model`)::
     y[c, s] = f(x_c) + delta_c + e[c, s],   delta_c ~ Normal(0, sigma),   e[c, s] ~ Normal(0, sigma_seed)
 
 on the likelihood's scale; ``seed_sigma`` is the HalfNormal scale of ``sigma_seed`` (default: that of ``sigma``).
+``seed_slope = "N"`` (an input column, > 0) lets the seed noise vary with it,
+``log sigma_seed(x) = log sigma_seed + seed_slope * (log x - c)``, ``c`` the mean of ``log x`` over the fitted rows,
+``seed_slope ~ Normal(0, 0.5)``.
 
 The discrepancy (optional; :mod:`bayes_scaling.laws.discrepancy`): the law's error per decade outside the fitted
 data, on the log target, added to every prediction (``Fit.predict``)::
@@ -291,6 +294,8 @@ class LawSpec:
     replicates: bool = False
     #: HalfNormal scale of the seed noise ``sigma_seed`` (None: that of the noise ``sigma``)
     seed_sigma: float | None = None
+    #: an input column along which the log seed noise varies linearly in its log (None: a constant seed noise)
+    seed_slope: str | None = None
 
     def __post_init__(self) -> None:
         if self.discrepancy is None:
@@ -321,6 +326,13 @@ class LawSpec:
             if not self.replicates:
                 raise ConfigError("likelihood seed_sigma applies with replicates = true only")
             self.seed_sigma = _number(self.seed_sigma, "likelihood seed_sigma", positive=True)
+        if self.seed_slope is not None:
+            if not self.replicates:
+                raise ConfigError("likelihood seed_slope applies with replicates = true only")
+            if not isinstance(self.seed_slope, str) or self.seed_slope not in self.formula.names \
+                    or self.seed_slope in self.parameters:
+                raise ConfigError(f"likelihood seed_slope must name an input column of the formula, got "
+                                  f"{self.seed_slope!r}")
         self.nu_alpha = _number(self.nu_alpha, "likelihood nu_alpha", positive=True)
         self.nu_beta = _number(self.nu_beta, "likelihood nu_beta", positive=True)
         unused = sorted(set(self.parameters) - self.formula.names)
@@ -424,10 +436,11 @@ class LawSpec:
         bad = set(law) - {"name", "formula", "equation", "bracket", "target", "description", "reference"}
         if bad:
             raise ConfigError(f"[law]: unknown key(s) {', '.join(sorted(bad))}")
-        bad = set(lik) - {"family", "scale", "sigma", "nu_alpha", "nu_beta", "replicates", "seed_sigma"}
+        bad = set(lik) - {"family", "scale", "sigma", "nu_alpha", "nu_beta", "replicates", "seed_sigma",
+                          "seed_slope"}
         if bad:
             raise ConfigError(f"[likelihood]: unknown key(s) {', '.join(sorted(bad))}; expected family, scale, "
-                              "sigma, nu_alpha, nu_beta, replicates, seed_sigma")
+                              "sigma, nu_alpha, nu_beta, replicates, seed_sigma, seed_slope")
         for sec, d, keys in (("law", law, ("name", "formula", "equation", "target", "description", "reference")),
                              ("likelihood", lik, ("family", "scale"))):
             for k in keys:
@@ -440,6 +453,7 @@ class LawSpec:
                    family=lik.get("family", "normal"), scale=lik.get("scale", "log"), sigma=lik.get("sigma"),
                    nu_alpha=lik.get("nu_alpha", 2.0), nu_beta=lik.get("nu_beta", 0.1),
                    replicates=lik.get("replicates", False), seed_sigma=lik.get("seed_sigma"),
+                   seed_slope=lik.get("seed_slope"),
                    parameters=[Parameter.from_dict(n, d) for n, d in params.items()],
                    discrepancy=Discrepancy.from_dict(doc["discrepancy"]) if "discrepancy" in doc else None,
                    derived=doc.get("derived", {}), exclude=doc.get("exclude", {}))
@@ -462,6 +476,8 @@ class LawSpec:
             lik["replicates"] = True
             if self.seed_sigma is not None:
                 lik["seed_sigma"] = self.seed_sigma
+            if self.seed_slope is not None:       # absent: left out (the hash of a spec without it is unchanged)
+                lik["seed_slope"] = self.seed_slope
         out = {"law": law, "likelihood": lik, "parameters": {n: p.to_dict() for n, p in self.parameters.items()}}
         if self.discrepancy != Discrepancy():     # the default is left out (and out of the hash)
             out["discrepancy"] = self.discrepancy.to_dict()

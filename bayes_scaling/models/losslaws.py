@@ -1,5 +1,7 @@
-"""Bayesian from-scratch loss laws ``L(N, D)``: the laws, their parametrisation and the PyMC graph (fitted by
-:func:`bayes_scaling.fit_scratch`, :mod:`bayes_scaling.inference.scratch`).
+"""Bayesian from-scratch loss laws ``L(N, D)``: the laws, their centred parametrisation and a PyMC graph of their
+own, used by the joint model (:mod:`bayes_scaling.models.joint`) and for the law's posterior mode. A from-scratch
+fit is a law spec (``bs.fit(runs, "kaplan")``, :mod:`bayes_scaling.inference.scratch`); this graph is the former
+``fit_scratch`` model, with which the spec's fits agree (tests).
 
 Two laws (formulas in :mod:`bayes_scaling.laws`, written once):
 
@@ -52,7 +54,7 @@ the within-cell scatter stays normal.
 
 >>> from bayes_scaling.data.datasets import load_scratch_losses
 >>> import bayes_scaling as bs
->>> fit = bs.fit_scratch(load_scratch_losses(), law="kaplan", seed=1)       # doctest: +SKIP
+>>> fit = bs.fit(load_scratch_losses(), "kaplan", seed=1)                   # doctest: +SKIP
 >>> fit.summary()                                                          # doctest: +SKIP
 >>> fit.inverse(3.5, 1e8)          # draws of the data a 1e8-parameter model needs to reach loss 3.5  # doctest: +SKIP
 """

@@ -29,8 +29,10 @@ configuration ``c`` with ``n_c`` runs (seeds) ``y[c, s]`` on the likelihood's sc
 whose likelihood factorises exactly into the cell mean with its standard error,
 ``ybar_c ~ Normal(f(x_c), sqrt(sigma**2 + sigma_seed**2 / n_c))`` (the observed variable, dims ``cell``), and the
 within-cell scatter, ``SS_c / sigma_seed**2 ~ chi2(n_c - 1)`` (a Potential). ``sigma_seed ~ HalfNormal``. With
-the Student-t family the cell mean is Student-t and the scatter stays normal (as
-:func:`bayes_scaling.models.losslaws.replicate_likelihood`, whose seed noise also varies with N).
+the Student-t family the cell mean is Student-t and the scatter stays normal. With ``seed_slope = "N"`` the seed
+noise of cell ``c`` is ``sigma_seed * exp(seed_slope * (log N_c - c_N))``, ``c_N`` the mean of ``log N`` over the
+rows (:func:`seed_centre`), ``seed_slope ~ Normal(0, 0.5)`` (as
+:func:`bayes_scaling.models.losslaws.replicate_likelihood`).
 
 Parameterization (``"auto"``): centred where every group of the parameter's column has at least
 :data:`CENTRED_MIN_ROWS` rows that the parameter enters (the data pin each group, and the non-centred form would
@@ -121,6 +123,13 @@ def prepare(spec: LawSpec, table: pd.DataFrame, *, what: str = "data", labels: d
         out.parents[(by, within)] = parent_index(out, by, within, what)
     if spec.replicates and target:
         out.cell = replicate_cells(out, spec, what)
+    if spec.seed_slope is not None and target:
+        bad = np.flatnonzero(~(inputs[spec.seed_slope] > 0))
+        if len(bad):
+            from bayes_scaling.errors import format_rows
+
+            raise DataError(f"{what}: column {spec.seed_slope!r} (the seed noise's slope is in its log) has values "
+                            f"<= 0 at rows {format_rows(bad)}; expected positive values")
     return out
 
 
@@ -425,7 +434,7 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
         mu = _on_scale(f, spec, pt)
         sigma = pm.HalfNormal("sigma", pm.Data("prior__sigma__scale", noise_scale))
         if data.cell is not None:
-            _replicate_likelihood(spec, data, mu, sigma, noise_scale)
+            _replicate_likelihood(spec, data, mu, sigma, noise_scale, inputs)
         elif spec.family == "student_t":
             nu = pm.Gamma("nu", spec.nu_alpha, spec.nu_beta)
             pm.StudentT(spec.target, nu=nu, mu=mu, sigma=sigma, observed=obs, dims="row")
@@ -434,7 +443,18 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
     return model
 
 
-def _replicate_likelihood(spec: LawSpec, data: SpecData, mu, sigma, noise_scale: float) -> None:
+#: the Normal prior sd of ``seed_slope`` (a factor e^1.15 per decade of the column at 1 sd)
+SEED_SLOPE_SD = 0.5
+
+
+def seed_centre(spec: LawSpec, data: SpecData) -> float:
+    """``c``: the mean of ``log x`` over the rows, ``x`` the spec's ``seed_slope`` column (0 without one)."""
+    if spec.seed_slope is None:
+        return 0.0
+    return float(np.mean(np.log(data.inputs[spec.seed_slope])))
+
+
+def _replicate_likelihood(spec: LawSpec, data: SpecData, mu, sigma, noise_scale: float, inputs=None) -> None:
     """Inside a model: the replicate runs' likelihood (module docstring), the cell means observed (dims ``cell``),
     the within-cell scatter a Potential."""
     import pymc as pm
@@ -449,13 +469,18 @@ def _replicate_likelihood(spec: LawSpec, data: SpecData, mu, sigma, noise_scale:
     obs = pm.Data("observed__cell_mean", t["mean"], dims="cell")
     scale = spec.seed_sigma if spec.seed_sigma is not None else noise_scale
     sigma_seed = pm.HalfNormal("sigma_seed", pm.Data("prior__sigma_seed__scale", scale))
-    sd = pt.sqrt(sigma**2 + sigma_seed**2 / n)
+    s_seed = sigma_seed
+    if spec.seed_slope is not None:     # log sigma_seed linear in log x (module docstring)
+        slope = pm.Normal("seed_slope", 0.0, SEED_SLOPE_SD)
+        centre = pm.Data("seed__centre", seed_centre(spec, data))
+        s_seed = sigma_seed * pt.exp(slope * (pt.log(inputs[spec.seed_slope][first]) - centre))
+    sd = pt.sqrt(sigma**2 + s_seed**2 / n)
     if spec.family == "student_t":
         nu = pm.Gamma("nu", spec.nu_alpha, spec.nu_beta)
         pm.StudentT(spec.target, nu=nu, mu=mu[first], sigma=sd, observed=obs, dims="cell")
     else:
         pm.Normal(spec.target, mu=mu[first], sigma=sd, observed=obs, dims="cell")
-    pm.Potential(spec.target + "_seed_scatter", pt.sum(-(n - 1) * pt.log(sigma_seed) - ss / (2 * sigma_seed**2)))
+    pm.Potential(spec.target + "_seed_scatter", pt.sum(-(n - 1) * pt.log(s_seed) - ss / (2 * s_seed**2)))
 
 
 def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float) -> dict[str, Any]:
@@ -473,6 +498,8 @@ def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float) -> di
         vals.update({"cell__first": t["first"], "cell__n": t["n"], "cell__ss": t["ss"],
                      "observed__cell_mean": t["mean"],
                      "prior__sigma_seed__scale": spec.seed_sigma if spec.seed_sigma is not None else noise_scale})
+        if spec.seed_slope is not None:
+            vals["seed__centre"] = seed_centre(spec, data)
     return vals
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayes_scaling._interval import CI_PROB
 from bayes_scaling.analysis.predictions import predict
 
 __all__ = ["plot_law", "plot_transfer", "plot_transfer_fraction", "plot_posteriors", "plot_ppc", "plot_prior_predictive",
            "plot_compare", "plot_compute_frontier", "plot_forecast", "plot_calibration"]
 
 
-def plot_transfer(fit, *, ci_prob: float = 0.94, n_grid: int = 40, sizes: int | None = 4):
+def plot_transfer(fit, *, ci_prob: float = CI_PROB, n_grid: int = 40, sizes: int | None = 4):
     """D_T against D_F on log-log axes: one line per model size (posterior median) with an equal-tailed
     ``ci_prob`` band, one panel per pre-training distribution, and the measured runs as points
     (the paper's Figure 1 idea). Excluded runs (D_T <= 0) are listed in the panel, not plotted."""
@@ -60,7 +61,7 @@ def _eti(x, ci_prob: float, axis=None):
     return np.quantile(x, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], axis=axis)
 
 
-def plot_transfer_fraction(fit, *, D_F=None, ci_prob: float = 0.94, n_grid: int = 40):
+def plot_transfer_fraction(fit, *, D_F=None, ci_prob: float = CI_PROB, n_grid: int = 40):
     """Fraction of the effective data that comes from transfer, ``D_T / D_E = 1 / (1 + D_F / D_T)``, against
     model size N (log axis): one line per fine-tuning set size D_F (posterior median, ``ci_prob`` band), one
     panel per pre-training distribution (the paper's Figure 2 idea). ``D_F`` defaults to four sizes spanning
@@ -93,7 +94,7 @@ def plot_transfer_fraction(fit, *, D_F=None, ci_prob: float = 0.94, n_grid: int 
     return fig
 
 
-def plot_posteriors(fit, *, truth: dict | None = None, ci_prob: float = 0.94):
+def plot_posteriors(fit, *, truth: dict | None = None, ci_prob: float = CI_PROB):
     """Posterior densities of k (log axis), alpha and beta, one curve per pre-training distribution, side by
     side; a shared beta is one curve. ``truth`` (e.g. :data:`bayes_scaling.TABLE1`, or the simulation's
     ``meta["truth"]``) draws the known values as dashed lines. The legend gives median and ``ci_prob``

@@ -41,6 +41,7 @@ import pandas as pd
 
 from bayes_scaling import __version__
 from bayes_scaling._atomic import atomic_path, write_bytes, write_text
+from bayes_scaling._interval import CI_PROB
 from bayes_scaling.errors import ConfigError, FitFileError
 from bayes_scaling.inference.fit import Fit, load
 from bayes_scaling.inference.sampling import TransferFit
@@ -145,7 +146,7 @@ def _figure(fig, out: Path, name: str, caption: str) -> str:
 
 def write_report(fit: Fit | TransferFit | str | PathLike, out: str | PathLike, *, compare: bool = True,
                  seed: int = 1, draws: int = 500, tune: int = 500, chains: int = 2, backend: str | None = None,
-                 ci_prob: float = 0.94, progressbar: bool = False, sharing: list[str] | None = None) -> Path:
+                 ci_prob: float = CI_PROB, progressbar: bool = False, sharing: list[str] | None = None) -> Path:
     """Write figures, CSV tables and ``report.html`` for ``fit`` (a law-spec or transfer fit, or the path of a
     saved one) into ``out``; return the path of the HTML page. ``seed``, ``draws``, ``tune``, ``chains`` and
     ``backend`` (default: the fit's) set the refits of the comparison and the seeded predictive checks;
@@ -230,7 +231,7 @@ def _write(fit, out, *, source, compare, seed, draws, tune, chains, backend, ci_
     add("<h2>Posterior summary</h2>")
     summary = fit.summary(ci_prob)
     _csv(summary, out / "summary.csv")
-    add(_table(summary, left=("parameter", "pretraining")))
+    add(_table(summary.drop(columns=["by", "group"]), left=("parameter", "pretraining")))   # the same labels
     add(f'<p class="note">Mean, sd, median and the equal-tailed {pct}% interval of each parameter; '
         "ess_bulk/ess_tail: effective sample sizes; r_hat: rank-normalised R-hat (ok below 1.01).</p>")
     add(_figure(plots.plot_transfer(fit, ci_prob=ci_prob), out, "transfer",
@@ -374,7 +375,7 @@ def _write_spec(fit: Fit, out, *, source, compare, sharing, seed, draws, tune, c
     add("<h2>Posterior summary</h2>")
     summary = fit.summary(ci_prob)
     _csv(summary, out / "summary.csv")
-    add(_table(summary, left=("parameter", "by", "group")))
+    add(_table(summary.drop(columns=["pretraining"]), left=("parameter", "by", "group")))   # the same labels
     add(f'<p class="note">Mean, sd, median and the equal-tailed {pct}% interval of each parameter (per group '
         "where it varies); ess_bulk/ess_tail: effective sample sizes; r_hat: rank-normalised R-hat (ok below "
         "1.01).</p>")
