@@ -227,10 +227,11 @@ def predict(fit, new_data: pd.DataFrame | dict | None = None, kind: str = "mean"
     """
     from bayes_scaling._system import GRID_ARRAYS, check_prediction_memory
     from bayes_scaling.inference.fit import Fit
+    from bayes_scaling.inference.sampling import TransferFit
 
     if kind not in ("mean", "observation"):
         raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
-    if isinstance(fit, Fit):
+    if isinstance(fit, Fit) and (new_data is not None or not isinstance(fit, TransferFit)):   # at points
         if new_data is None or N is not None or D_F is not None or pretraining is not None or noise is not None:
             raise ValueError("a law-spec fit predicts at points: pass new_data (a table of its input and group "
                              "columns) and kind, not N=, D_F=, pretraining= or noise=")
