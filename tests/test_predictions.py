@@ -199,7 +199,9 @@ def test_one_predict_for_every_fit(t1):
     with pytest.raises(ValueError, match="kind must be 'mean' or 'observation'"):
         predict(t1, N=1e8, D_F=1e6, kind="noise")
     with pytest.raises(ValueError, match="grid N x D_F"):
-        predict(t1, pd.DataFrame({"N": [1e8], "D_F": [1e6]}))
+        predict(t1, N=1e8, D_F=1e6, ci_prob=0.9)
+    pts = pd.DataFrame({"pretraining": ["text", "text+code"], "N": [1e8, 1e9], "D_F": [1e6, 1e7]})
+    pd.testing.assert_frame_equal(predict(t1, pts, ci_prob=0.9, seed=2), t1.predict(pts, ci_prob=0.9, seed=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         spec_fit = bs.fit(pd.DataFrame({"x": np.logspace(0, 2, 12), "y": 2.0 * np.logspace(0, 2, 12) ** 0.5
