@@ -57,8 +57,8 @@ def cmd_fit(args) -> int:
           f"{resolve_backend(args.backend)}; Ctrl-C stops without saving", flush=True)
     fit = _fit_transfer(data, config=config, seed=args.seed, draws=args.draws, tune=args.tune,
                        chains=args.chains, backend=args.backend, log_likelihood=args.log_likelihood)
+    print_fit(fit, args.ci)     # before writing: an interruption while it prints leaves the earlier --out as it was
     path = fit.save(args.out)
-    print_fit(fit, args.ci)
     emit_fit(fit, args.ci, saved=str(path))
     print(f"saved {path}")
     return 0

@@ -393,7 +393,9 @@ class TransferFit(Fit):
 
         tree = self.tree.copy()      # the spec that reads these draws (the pooled view where there is no population)
         tree.attrs.update(spec=json.dumps(self.spec.to_dict()), spec_hash=self.spec.hash())
-        return write_tree(tree, path, spec_data=_frame_to_dataset(self.table), transfer_data=self.data.to_dataset())
+        table = _frame_to_dataset(self.table)     # the row index as a variable: checksummed like every array
+        return write_tree(tree, path, spec_data=table.assign_coords(row=np.arange(table.sizes["row"])),
+                          transfer_data=self.data.to_dataset())
 
 
 def load_fit(path: str | PathLike) -> TransferFit:
