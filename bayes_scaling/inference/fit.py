@@ -126,13 +126,19 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
     noise = sm.noise_prior(spec, prepared)
     param = sm.choose_parameterization(spec, prepared, priors)
     coords = {g: list(v) for g, v in prepared.labels.items()}
-    from bayes_scaling.inference.whiten import WHITEN_CHOICES, WHITENED_TARGET_ACCEPT, whiten_sampler
+    from bayes_scaling.inference.whiten import (
+        WHITEN_CHOICES,
+        WHITENED_TARGET_ACCEPT,
+        parameterizations_to_try,
+        whiten_spec_sampler,
+    )
 
     if whiten not in WHITEN_CHOICES:
         raise ValueError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
-    if ran == "nutpie":
-        sampler = _sampler(spec, prepared, priors, param, noise, log_likelihood, whiten)
-        choice = whiten_sampler(sampler, whiten, exponents=sm.exponent_variables(spec, param))
+    if ran == "nutpie":   # the parameterization of pooled parameters may change with the whitening (same posterior)
+        sampler, param, choice = whiten_spec_sampler(
+            lambda p: _sampler(spec, prepared, priors, p, noise, log_likelihood, whiten), param,
+            parameterizations_to_try(spec, prepared, priors, param), lambda p: sm.exponent_variables(spec, p), whiten)
         if accept_by_default and choice.method == "laplace":
             target_accept = WHITENED_TARGET_ACCEPT
         tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
