@@ -87,7 +87,9 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
             parameters, ``L L' = H^-1`` the Laplace covariance) where that approximation is defined and the
             dimension small, else the model's own coordinates; ``"laplace"`` always (an error where undefined);
             ``"none"`` never. The same posterior either way (:mod:`bayes_scaling.inference.whiten`); the choice
-            is in ``fit.tree.attrs["whitening"]`` and ``["whitening_reason"]``.
+            is in ``fit.tree.attrs["whitening"]`` and ``["whitening_reason"]``, and the form of the pooled
+            parameters it sampled (centred where every group a parameter enters is informed, if that form has a
+            mode) in ``["parameterization"]``.
 
     Returns:
         A :class:`Fit`. R-hat > 1.01, ESS < 400 or any divergence warns with what to do.

@@ -14,10 +14,16 @@ or central differences of the compiled gradient (:func:`hessian_from_gradient`; 
 
 :func:`whiten_sampler` chooses per fit (``whiten="auto"``): Laplace whitening when the sampler was compiled in the
 affine form (at most :data:`MAX_DIMENSION` unconstrained parameters: the dense ``K x K`` factor costs ``K**2`` a
-gradient), the optimiser converged and the Hessian at the mode is positive definite and finite with a condition
-number below :data:`MAX_CONDITION`; otherwise the model's own coordinates (``x = z``, the same arithmetic and draws
-as unwhitened, with nutpie's low-rank mass matrix adaptation). The choice and its reason are recorded in the fit's attributes (``whitening``,
-``whitening_reason``, ``adaptation``).
+gradient), the optimiser converged (damped Newton steps bring the gradient below :data:`MODE_TOLERANCE` posterior
+standard deviations) and the Hessian at the mode is positive definite and finite with a condition number below
+:data:`MAX_CONDITION`; otherwise the model's own coordinates (``x = z``, the same arithmetic and draws as
+unwhitened, with nutpie's low-rank mass matrix adaptation). A law-spec fit (:func:`whiten_spec_sampler`) first
+tries its pooled parameters centred wherever every group a parameter enters is informed by its rows
+(:func:`parameterizations_to_try`: a group the parameter does not enter at all, such as the from-scratch rows of
+a transfer parameter, makes the data's own choice non-centred, whose posterior is curved where the other groups
+are pinned by their data; the centred one has a mode there), then the data's parameterization. The choice and its
+reason are recorded in the fit's attributes (``whitening``, ``whitening_reason``, ``adaptation``,
+``parameterization``).
 """
 
 from __future__ import annotations
@@ -38,14 +44,14 @@ from bayes_scaling.models.laplace import (
 )
 
 __all__ = ["MAX_DIMENSION", "MAX_CONDITION", "WHITEN_CHOICES", "WHITENED_TARGET_ACCEPT", "compiled_sampler", "laplace", "Whitening", "find_mode", "hessian_from_gradient",
-           "inverse_hessian_factor", "whiten_sampler", "whiten_spec_sampler", "parameterizations_to_try", "floored_factor", "EIGEN_FLOOR"]
+           "inverse_hessian_factor", "whiten_sampler", "whiten_spec_sampler", "parameterizations_to_try", "MODE_TOLERANCE"]
 
 #: the largest number of unconstrained parameters whitened (a dense factor: K**2 flops a gradient)
 MAX_DIMENSION = 400
 #: the default target acceptance rate of a whitened fit (nearly standard normal: no need for nutpie's 0.99)
 WHITENED_TARGET_ACCEPT = 0.9
-#: eigenvalues of a Hessian that is not positive definite are floored at this fraction of the largest
-EIGEN_FLOOR = 1e-8
+#: the largest gradient at the mode, in posterior standard deviations (``max |L' g|``), taken as converged
+MODE_TOLERANCE = 0.25
 #: damped Newton steps polishing L-BFGS's mode
 NEWTON_STEPS = 8
 #: ``whiten`` settings of :func:`whiten_sampler` and ``bs.fit``
@@ -69,41 +75,14 @@ class Whitening:
                 "whitening_seconds": float(self.seconds)}
 
 
-def floored_factor(H: np.ndarray) -> tuple[np.ndarray | None, int]:
-    """``L`` with ``L L' = (V |Lambda|_f V')^-1`` for ``H = V Lambda V'``, each eigenvalue replaced by its absolute
-    value raised to at least :data:`EIGEN_FLOOR` of the largest (``|Lambda|_f``), and the number of eigenvalues
-    changed (negative, or below the floor); ``(None, 0)`` where ``H`` is not finite. At a saddle or on a ridge
-    the directions of negative or vanishing curvature keep a finite scale; elsewhere ``L`` is the Laplace factor."""
-    H = 0.5 * (np.asarray(H, dtype=float) + np.asarray(H, dtype=float).T)
-    if not np.all(np.isfinite(H)):
-        return None, 0
-    vals, vecs = np.linalg.eigh(H)
-    top = max(float(np.abs(vals).max()), 1e-12)
-    floored = np.maximum(np.abs(vals), EIGEN_FLOOR * top)
-    changed = int(np.sum((vals <= 0) | (vals < EIGEN_FLOOR * top)))
-    cov = (vecs / floored) @ vecs.T
-    return np.linalg.cholesky(0.5 * (cov + cov.T)), changed
-
-
-def _factor(H: np.ndarray, floor: bool) -> tuple[np.ndarray | None, int]:
-    """The Laplace factor of ``H`` (:func:`inverse_hessian_factor`) and 0, else with ``floor`` the floored one."""
-    L = inverse_hessian_factor(H)
-    if L is not None or not floor:
-        return L, 0
-    return floored_factor(H)
-
-
-def laplace(logp_grad: LogpGrad, x0: np.ndarray, mask: np.ndarray | None = None, floor: bool = False) -> tuple:
+def laplace(logp_grad: LogpGrad, x0: np.ndarray, mask: np.ndarray | None = None) -> tuple:
     """The mode ``m``, the shear ``S`` and the factor ``L`` of the Laplace approximation (:func:`find_mode`,
     :func:`hessian_from_gradient`, :func:`inverse_hessian_factor`) and the reason in words, or
     ``(None, None, None, why not)``.
 
-    L-BFGS stops on ``log p``; damped Newton steps ``x + t L L' g`` (``t`` = 1, 1/2, 1/4, taken where ``log p``
-    rises) then bring the gradient down on the posterior's own scale. ``floor``: where the Hessian is not positive
-    definite (a saddle, a ridge), its eigenvalues are floored (:func:`floored_factor`: ``|lambda|``, at least
-    :data:`EIGEN_FLOOR` of the largest) instead of giving up; then the Newton steps are saddle-free (uphill along
-    every eigenvector). Any invertible ``L`` leaves the posterior as it is (module docstring); only the geometry
-    NUTS sees depends on it.
+    L-BFGS stops on ``log p``; damped Newton steps ``x + t L L' g`` (``t`` = 1, 1/2, ..., 1/16, taken where ``log p``
+    rises and the Hessian stays positive definite) then bring the gradient down on the posterior's own scale, to
+    at most :data:`MODE_TOLERANCE` posterior standard deviations.
 
     ``mask`` marks log exponents ``l`` (``alpha = exp(l)``): the other coordinates are taken relative to their
     regression on ``alpha`` (not on ``l``), ``x = y + S expm1(mask (y - m))`` with ``S = Cov(x, l) Cov(l, l)^-1``
@@ -114,12 +93,12 @@ def laplace(logp_grad: LogpGrad, x0: np.ndarray, mask: np.ndarray | None = None,
     if not np.isfinite(lp) or not np.all(np.isfinite(m)):
         return None, None, None, "no finite mode found"
     H = hessian_from_gradient(logp_grad, m)
-    L, changed = _factor(H, floor)
+    L = inverse_hessian_factor(H)
     for _ in range(NEWTON_STEPS):   # L-BFGS's tolerance is on log p, not on the gradient
         if L is None or np.max(np.abs(L.T @ grad)) <= 1e-3:
             break
         step = L @ (L.T @ grad)
-        for t in (1.0, 0.5, 0.25):
+        for t in (1.0, 0.5, 0.25, 0.125, 0.0625):
             x = m + t * step
             lp_x, grad_x = logp_grad(x)
             if np.isfinite(lp_x) and lp_x > lp and np.all(np.isfinite(grad_x)):
@@ -127,14 +106,15 @@ def laplace(logp_grad: LogpGrad, x0: np.ndarray, mask: np.ndarray | None = None,
         else:
             break
         H_x = hessian_from_gradient(logp_grad, x)
-        L_x, changed_x = _factor(H_x, floor)
+        L_x = inverse_hessian_factor(H_x)
         if L_x is None:
             break
-        m, lp, grad, H, L, changed = x, float(lp_x), np.asarray(grad_x, dtype=float), H_x, L_x, changed_x
+        m, lp, grad, H, L = x, float(lp_x), np.asarray(grad_x, dtype=float), H_x, L_x
     if L is None:
         return None, None, None, "the Hessian at the mode is not positive definite (a ridge, a funnel or a boundary)"
-    # the gradient must be small on the posterior's own scale (a mode, not a slope)
-    if np.max(np.abs(L.T @ grad)) > 1e-2:
+    # the gradient must be small on the posterior's own scale (a mode, not a slope): within a fraction of a
+    # posterior standard deviation of it, the factor whitens as well
+    if np.max(np.abs(L.T @ grad)) > MODE_TOLERANCE:
         return None, None, None, "the optimiser did not converge to a mode"
     K = len(m)
     S = np.zeros((K, K))
@@ -144,22 +124,18 @@ def laplace(logp_grad: LogpGrad, x0: np.ndarray, mask: np.ndarray | None = None,
         S[:, on] = np.linalg.solve(cov[np.ix_(on, on)], cov[on, :]).T
         S[on, :] = 0.0
         J = np.eye(K) + S                    # dx/dy at the mode
-        L, changed_s = _factor(J.T @ H @ J, floor)
-        changed = max(changed, changed_s)
+        L = inverse_hessian_factor(J.T @ H @ J)
         if L is None:
             return None, None, None, "the Hessian at the mode is not positive definite after the shear"
     how = f", exponents sheared ({int(on.sum())})" if S.any() else ""
-    if changed:
-        how += f", {changed} Hessian eigenvalue(s) floored (not positive definite)"
     return m, S, L, f"Laplace approximation at the mode ({K} unconstrained parameters{how})"
 
 
-def whiten_sampler(sampler, whiten: str = "auto", exponents=(), floor: bool = False) -> Whitening:
+def whiten_sampler(sampler, whiten: str = "auto", exponents=()) -> Whitening:
     """Set the change of variables of a :class:`~bayes_scaling.inference.compiled.CompiledSampler` (its data
     already set) and return the choice (module docstring). ``whiten``: ``"auto"``, ``"laplace"`` (an error where
     the Laplace approximation is not defined) or ``"none"``. ``exponents``: names of the model's free variables
-    that are log exponents (sheared, :func:`laplace`); ``floor``: floor a Hessian that is not positive definite
-    (:func:`floored_factor`) instead of falling back."""
+    that are log exponents (sheared, :func:`laplace`)."""
     if whiten not in WHITEN_CHOICES:
         raise ValueError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
     plain = "low_rank"
@@ -172,7 +148,7 @@ def whiten_sampler(sampler, whiten: str = "auto", exponents=(), floor: bool = Fa
     sampler.set_affine(np.zeros(sampler.n_dim), np.eye(sampler.n_dim))   # z = x while the mode is sought
     ip = sampler._initial_point_fn()
     mask = np.concatenate([np.full(int(np.size(ip[n])), float(n in set(exponents))) for n in sampler._value_names])
-    m, S, L, reason = laplace(sampler.logp_and_gradient(), x0, mask, floor=floor)
+    m, S, L, reason = laplace(sampler.logp_and_gradient(), x0, mask)
     if m is None:
         if whiten == "laplace":
             from bayes_scaling.errors import ConfigError
@@ -185,46 +161,32 @@ def whiten_sampler(sampler, whiten: str = "auto", exponents=(), floor: bool = Fa
     return Whitening("laplace", reason, "diag", m, L, seconds=time.perf_counter() - t0)
 
 
-def parameterizations_to_try(spec, data, priors, parameterization: dict[str, str]) -> list[tuple[dict[str, str], bool]]:
-    """The parameterizations of the pooled parameters a whitened spec fit tries, in order, each with whether a
-    Hessian that is not positive definite is floored (:func:`whiten_spec_sampler`):
-
-    1. centred where every group the parameter enters has at least
-       :data:`~bayes_scaling.models.spec_model.CENTRED_MIN_ROWS` informative rows, groups it does not enter at
-       all (e.g. the from-scratch rows of a transfer parameter) left aside: their values are the population's
-       prior alone, whose scale the informed groups pin;
-    2. the data's (``parameterization``: :func:`~bayes_scaling.models.spec_model.choose_parameterization`);
-    3. where some pooled parameters are centred: all non-centred, floored. A centred hierarchy has no joint mode
-       when a group scale can shrink to 0 (the groups' density grows without bound: a funnel's neck), the
-       non-centred one (``u = mu + sigma z``, ``z ~ Normal(0, 1)``) has;
-    4. without centred parameters: the data's, floored.
-
-    A parameterization set in the spec (``parameterization = "centred"``) is kept in every step."""
+def parameterizations_to_try(spec, data, priors, parameterization: dict[str, str]) -> list[dict[str, str]]:
+    """The parameterizations of the pooled parameters a whitened spec fit tries, in order
+    (:func:`whiten_spec_sampler`): first centred where every group the parameter enters has at least
+    :data:`~bayes_scaling.models.spec_model.CENTRED_MIN_ROWS` informative rows, the groups it does not enter at
+    all (e.g. the from-scratch rows of a transfer parameter) left aside: their values follow the population's
+    prior alone, whose scale the informed groups pin, so the centred joint density has a mode; then the data's
+    (``parameterization``: :func:`~bayes_scaling.models.spec_model.choose_parameterization`). One entry where
+    they are the same; a parameterization set in the spec is kept."""
     from bayes_scaling.models.spec_model import CENTRED_MIN_ROWS, informative_rows
 
-    fixed = {p.name for p in spec.parameters.values() if p.sharing == "pooled" and p.parameterization != "auto"}
     counts = informative_rows(spec, data, priors)
     informed = dict(parameterization)
-    for name in parameterization:
-        n = counts.get(name)
-        if name not in fixed and n is not None and np.any(n > 0) and n[n > 0].min() >= CENTRED_MIN_ROWS:
-            informed[name] = "centred"
-    out = [(informed, False)] if informed != parameterization else []
-    out.append((parameterization, False))
-    non_centred = {k: (v if k in fixed else "non_centred") for k, v in parameterization.items()}
-    if non_centred != parameterization:
-        out.append((non_centred, True))
-    else:
-        out.append((parameterization, True))
-    return out
+    for p in spec.parameters.values():
+        n = counts.get(p.name)
+        if (p.name in parameterization and p.parameterization == "auto" and n is not None and np.any(n > 0)
+                and n[n > 0].min() >= CENTRED_MIN_ROWS):
+            informed[p.name] = "centred"
+    return [informed, parameterization] if informed != parameterization else [parameterization]
 
 
 def whiten_spec_sampler(make_sampler: Callable[[dict[str, str]], Any], parameterization: dict[str, str],
-                        attempts: list[tuple[dict[str, str], bool]],
+                        attempts: list[dict[str, str]],
                         exponents_of: Callable[[dict[str, str]], list[str]],
                         whiten: str = "auto") -> tuple[Any, dict[str, str], Whitening]:
     """The sampler of a law-spec fit, its parameterization of the pooled parameters and the whitening: the first
-    of ``attempts`` (``(parameterization, floor)``, :func:`parameterizations_to_try`) whose Laplace approximation
+    of ``attempts`` (parameterizations, :func:`parameterizations_to_try`) whose Laplace approximation
     is defined (:func:`whiten_sampler`); else the model's own coordinates (``x = z``) in the data's
     ``parameterization``, the draws of ``whiten="none"``. ``make_sampler(parameterization)``: a compiled
     sampler, data set; ``exponents_of``: its log exponents. The reasons of the attempts that failed are kept in
@@ -236,9 +198,9 @@ def whiten_spec_sampler(make_sampler: Callable[[dict[str, str]], Any], parameter
         return sampler, parameterization, whiten_sampler(sampler, "none")
     failed: list[str] = []
     seconds = 0.0
-    for form, floor in attempts:
+    for form in attempts:
         sampler = make_sampler(form)
-        choice = whiten_sampler(sampler, "auto", exponents_of(form), floor=floor)
+        choice = whiten_sampler(sampler, "auto", exponents_of(form))
         seconds += choice.seconds
         if not getattr(sampler, "affine", False):        # too many dimensions: no whitening in any form
             sampler = make_sampler(parameterization)
@@ -252,7 +214,7 @@ def whiten_spec_sampler(make_sampler: Callable[[dict[str, str]], Any], parameter
             choice.seconds = seconds
             return sampler, form, choice
         form_text = ", ".join(f"{k} {v}" for k, v in form.items()) or "as specified"
-        failed.append(f"{form_text}{' (floored)' if floor else ''}: {choice.reason}")
+        failed.append(f"{form_text}: {choice.reason}")
     if whiten == "laplace":
         from bayes_scaling.errors import ConfigError
 
