@@ -421,6 +421,9 @@ def bench_spec(rows: list, quick: bool) -> None:
 # ---- Laplace whitening of law-spec fits (bayes_scaling.inference.whiten) ---------------------------------
 
 WHITEN_DRAWS = {"draws": 200, "tune": 200, "chains": 2}
+#: ``--specs``: the built-in specs of section ``whiten`` to run (all when empty; the Lin-sized fit and the command
+#: line are then left out)
+SPECS: list[str] = []
 
 
 def _row(rows: list, row: tuple) -> None:
@@ -467,7 +470,7 @@ def builtin_spec_data() -> dict:
     lin = lin[lin["D"] > 0].reset_index(drop=True)
     out["rectified_finetuning"] = (lin, f"bundled Lin et al. FLAN, {lin['model'].nunique()} models, {len(lin)} runs")
     out["rectified_finetuning_by_family"] = (lin, "bundled Lin et al. FLAN")
-    out["synthetic_to_real"] = (bs.datasets.load_mikami(), "bundled Mikami et al.")
+    out["synthetic_to_real"] = (bs.datasets.load_mikami(), "bundled Mikami et al.; the spec excludes the 10 rows with x = 0")
     m4 = {"L_0": 2.3, "alpha": 0.6, "c": -0.5, "L_inf": 0.4, "beta": 25.0}
     x = pd.DataFrame({"x": np.geomspace(1, 1e6, 25)})
     out["m4"] = (simulate_law(builtin_spec("m4"), x, m4, 0.01, seed=4), "simulated learning curve, 25 points")
@@ -493,11 +496,12 @@ def _pymc_plain(name: str, table, seed: int = 1) -> dict:
     """The same PyMC model as ``bs.fit`` builds, sampled by ``pm.sample`` with its default NUTS (same draws)."""
     import pymc as pm
 
-    from bayes_scaling.inference.fit import _as_spec
+    from bayes_scaling.inference.fit import _apply_exclusions, _as_spec
     from bayes_scaling.inference.sampling import diagnose
     from bayes_scaling.models import spec_model as sm
 
     spec = _as_spec(name)
+    table, _ = _apply_exclusions(spec, table.reset_index(drop=True), "data", False)   # the spec's [exclude] rules
     data = sm.prepare(spec, table.reset_index(drop=True))
     priors = sm.default_priors(spec, data)
     model = sm.build_spec_model(spec, data, priors, sm.choose_parameterization(spec, data, priors),
@@ -548,17 +552,9 @@ def _importtime(args: list[str], out: Path) -> str:
     return f"imports {total / 1e6:.2f} s, slowest: " + ", ".join(f"{n} {t / 1e6:.2f} s" for t, n in top[:5])
 
 
-def bench_whiten(rows: list, quick: bool) -> None:
-    """Laplace whitening of law-spec fits: every built-in spec on its data, unwhitened (``whiten="none"``: nutpie's
-    low-rank mass matrix, target_accept 0.99) against the default (whitened where defined: target_accept 0.9),
-    and PyMC's default NUTS on the same model; 2 chains x 200 draws (200 tuning) each. ESS/s: the slowest
-    parameter's bulk ESS over the sampling time (whitened: plus the mode and Hessian). First a simulated
-    Lin-sized fit (4 x 1000 draws) and the fresh-process command line (``python -X importtime`` breakdown in
-    ``benchmarks/importtime_fit_*.txt`` where a target is missed)."""
+def _bench_whiten_lin_sized_and_cli(rows: list, kw: dict) -> None:
+    """Section ``whiten``'s first rows: a simulated Lin-sized fit and the fresh-process command line."""
     import bayes_scaling as bs
-
-    kw = dict(WHITEN_DRAWS, seed=1, warn=False, progressbar=False)
-    # a Lin-sized problem: 30 groups x 20 runs, three partially pooled parameters
     from bayes_scaling.laws.spec import LawSpec
 
     table, spec = lin_sized_table(), LawSpec.from_dict(LIN_SIZED_SPEC)
@@ -593,7 +589,23 @@ def bench_whiten(rows: list, quick: bool) -> None:
                 detail += "; " + _importtime(args, REPO / "benchmarks" / f"importtime_fit_{tag}.txt")
             _row(rows, (f"{label}, fresh process, warm caches (best of 3)", f"{best:.2f} s", f"<= {target:g} s",
                         detail))
+
+
+def bench_whiten(rows: list, quick: bool) -> None:
+    """Laplace whitening of law-spec fits: every built-in spec on its data, unwhitened (``whiten="none"``: nutpie's
+    low-rank mass matrix, target_accept 0.99) against the default (whitened where defined: target_accept 0.9),
+    and PyMC's default NUTS on the same model; 2 chains x 200 draws (200 tuning) each. ESS/s: the slowest
+    parameter's bulk ESS over the sampling time (whitened: plus the mode and Hessian). First a simulated
+    Lin-sized fit (4 x 1000 draws) and the fresh-process command line (``python -X importtime`` breakdown in
+    ``benchmarks/importtime_fit_*.txt`` where a target is missed)."""
+    import bayes_scaling as bs
+
+    kw = dict(WHITEN_DRAWS, seed=1, warn=False, progressbar=False)
+    if not SPECS:
+        _bench_whiten_lin_sized_and_cli(rows, kw)
     for name, (table, what) in builtin_spec_data().items():
+        if SPECS and name not in SPECS:
+            continue
         try:
             bs.fit(table, name, whiten="none", **{**kw, "draws": 20, "tune": 20})  # compile both forms first
             bs.fit(table, name, **{**kw, "draws": 20, "tune": 20})
@@ -792,7 +804,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a shorter run (see the module docstring)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
+    parser.add_argument("--specs", nargs="+", default=[], help="section whiten: only these built-in specs")
     args = parser.parse_args(argv)
+    SPECS[:] = args.specs
     _quiet()
     print(f"machine: {machine()}", flush=True)
     rows: list[tuple[str, str, str, str]] = []

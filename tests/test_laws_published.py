@@ -119,6 +119,16 @@ def test_recovery_synthetic_to_real():
     assert result.diagnostics.divergences == 0
 
 
+def test_synthetic_to_real_excludes_the_from_scratch_rows():
+    """The bundled Mikami et al. table has 10 from-scratch rows (x = 0, where c + d / x**a is infinite): the
+    spec's [exclude] rule leaves them out with its reason, and keeps every row with x > 0."""
+    data = bs.datasets.load_mikami()
+    kept, excluded = builtin_spec("synthetic_to_real").exclusions(data)
+    assert len(excluded) == 10 and excluded["row"].tolist() == np.flatnonzero(data["x"].to_numpy() <= 0).tolist()
+    assert excluded["reason"].str.contains("infinite").all()
+    assert len(kept) == len(data) - 10 and (kept["x"] > 0).all()
+
+
 # ---- bundled real data -----------------------------------------------------------------------------------
 
 

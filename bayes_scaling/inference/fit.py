@@ -81,7 +81,9 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
             parameters, ``L L' = H^-1`` the Laplace covariance) where that approximation is defined and the
             dimension small, else the model's own coordinates; ``"laplace"`` always (an error where undefined);
             ``"none"`` never. The same posterior either way (:mod:`bayes_scaling.inference.whiten`); the choice
-            is in ``fit.tree.attrs["whitening"]`` and ``["whitening_reason"]``.
+            is in ``fit.tree.attrs["whitening"]`` and ``["whitening_reason"]``, and the form of the pooled
+            parameters it sampled (centred where every group a parameter enters is informed, if that form has a
+            mode) in ``["parameterization"]``.
 
     Returns:
         A :class:`Fit`. R-hat > 1.01, ESS < 400 or any divergence warns with what to do.
@@ -115,13 +117,14 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
     prepared, priors, param = plan.data, plan.priors, plan.parameterization
     coords = {g: list(v) for g, v in prepared.labels.items()}
-    from bayes_scaling.inference.whiten import WHITEN_CHOICES, WHITENED_TARGET_ACCEPT, whiten_sampler
+    from bayes_scaling.inference.whiten import WHITEN_CHOICES, WHITENED_TARGET_ACCEPT, whiten_spec_sampler
 
     if whiten not in WHITEN_CHOICES:
         raise ValueError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
-    if ran == "nutpie":
-        sampler = _sampler(plan, log_likelihood, whiten)
-        choice = whiten_sampler(sampler, whiten, exponents=plan.exponents)
+    if ran == "nutpie":   # the parameterization of pooled parameters may change with the whitening (same posterior)
+        sampler, param, choice = whiten_spec_sampler(
+            lambda p: _sampler(plan.with_parameterization(p), log_likelihood, whiten), param, plan.attempts,
+            lambda p: plan.with_parameterization(p).exponents, whiten)
         if accept_by_default and choice.method == "laplace":
             target_accept = WHITENED_TARGET_ACCEPT
         tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,

@@ -14,16 +14,24 @@ or central differences of the compiled gradient (:func:`hessian_from_gradient`; 
 
 :func:`whiten_sampler` chooses per fit (``whiten="auto"``): Laplace whitening when the sampler was compiled in the
 affine form (at most :data:`MAX_DIMENSION` unconstrained parameters: the dense ``K x K`` factor costs ``K**2`` a
-gradient), the optimiser converged and the Hessian at the mode is positive definite and finite with a condition
-number below :data:`MAX_CONDITION`; otherwise the model's own coordinates (``x = z``, the same arithmetic and draws
-as unwhitened, with nutpie's low-rank mass matrix adaptation). The choice and its reason are recorded in the fit's attributes (``whitening``,
-``whitening_reason``, ``adaptation``).
+gradient), the optimiser converged (damped Newton steps bring the gradient below :data:`MODE_TOLERANCE` posterior
+standard deviations) and the Hessian at the mode is positive definite and finite with a condition number below
+:data:`MAX_CONDITION`; otherwise the model's own coordinates (``x = z``, the same arithmetic and draws as
+unwhitened, with nutpie's low-rank mass matrix adaptation). A law-spec fit (:func:`whiten_spec_sampler`) first
+tries its pooled parameters centred wherever every group a parameter enters is informed by its rows
+(:func:`~bayes_scaling.models.spec_model.parameterizations_to_try`: a group the parameter does not enter at all, such as the from-scratch rows of
+a transfer parameter, makes the data's own choice non-centred, whose posterior is curved where the other groups
+are pinned by their data; the centred one has a mode there), then the data's parameterization. The choice and its
+reason are recorded in the fit's attributes (``whitening``, ``whitening_reason``, ``adaptation``,
+``parameterization``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,12 +44,16 @@ from bayes_scaling.models.laplace import (
 )
 
 __all__ = ["MAX_DIMENSION", "MAX_CONDITION", "WHITEN_CHOICES", "WHITENED_TARGET_ACCEPT", "compiled_sampler", "laplace", "Whitening", "find_mode", "hessian_from_gradient",
-           "inverse_hessian_factor", "whiten_sampler"]
+           "inverse_hessian_factor", "whiten_sampler", "whiten_spec_sampler", "MODE_TOLERANCE"]
 
 #: the largest number of unconstrained parameters whitened (a dense factor: K**2 flops a gradient)
 MAX_DIMENSION = 400
 #: the default target acceptance rate of a whitened fit (nearly standard normal: no need for nutpie's 0.99)
 WHITENED_TARGET_ACCEPT = 0.9
+#: the largest gradient at the mode, in posterior standard deviations (``max |L' g|``), taken as converged
+MODE_TOLERANCE = 0.25
+#: damped Newton steps polishing L-BFGS's mode
+NEWTON_STEPS = 8
 #: ``whiten`` settings of :func:`whiten_sampler` and ``bs.fit``
 WHITEN_CHOICES = ("auto", "laplace", "none")
 
@@ -65,7 +77,12 @@ class Whitening:
 
 def laplace(logp_grad: LogpGrad, x0: np.ndarray, mask: np.ndarray | None = None) -> tuple:
     """The mode ``m``, the shear ``S`` and the factor ``L`` of the Laplace approximation (:func:`find_mode`,
-    :func:`hessian_from_gradient`, :func:`inverse_hessian_factor`), or ``(None, None, None, why not)``.
+    :func:`hessian_from_gradient`, :func:`inverse_hessian_factor`) and the reason in words, or
+    ``(None, None, None, why not)``.
+
+    L-BFGS stops on ``log p``; damped Newton steps ``x + t L L' g`` (``t`` = 1, 1/2, ..., 1/16, taken where ``log p``
+    rises and the Hessian stays positive definite) then bring the gradient down on the posterior's own scale, to
+    at most :data:`MODE_TOLERANCE` posterior standard deviations.
 
     ``mask`` marks log exponents ``l`` (``alpha = exp(l)``): the other coordinates are taken relative to their
     regression on ``alpha`` (not on ``l``), ``x = y + S expm1(mask (y - m))`` with ``S = Cov(x, l) Cov(l, l)^-1``
@@ -77,20 +94,27 @@ def laplace(logp_grad: LogpGrad, x0: np.ndarray, mask: np.ndarray | None = None)
         return None, None, None, "no finite mode found"
     H = hessian_from_gradient(logp_grad, m)
     L = inverse_hessian_factor(H)
-    for _ in range(3):   # Newton steps polish what L-BFGS left (its tolerance is on log p, not on the gradient)
+    for _ in range(NEWTON_STEPS):   # L-BFGS's tolerance is on log p, not on the gradient
         if L is None or np.max(np.abs(L.T @ grad)) <= 1e-3:
             break
-        x = m + L @ (L.T @ grad)
-        lp_x, grad_x = logp_grad(x)
-        if not np.isfinite(lp_x) or lp_x < lp:
+        step = L @ (L.T @ grad)
+        for t in (1.0, 0.5, 0.25, 0.125, 0.0625):
+            x = m + t * step
+            lp_x, grad_x = logp_grad(x)
+            if np.isfinite(lp_x) and lp_x > lp and np.all(np.isfinite(grad_x)):
+                break
+        else:
             break
-        m, lp, grad = x, float(lp_x), np.asarray(grad_x, dtype=float)
-        H = hessian_from_gradient(logp_grad, m)
-        L = inverse_hessian_factor(H)
+        H_x = hessian_from_gradient(logp_grad, x)
+        L_x = inverse_hessian_factor(H_x)
+        if L_x is None:
+            break
+        m, lp, grad, H, L = x, float(lp_x), np.asarray(grad_x, dtype=float), H_x, L_x
     if L is None:
         return None, None, None, "the Hessian at the mode is not positive definite (a ridge, a funnel or a boundary)"
-    # the gradient must be small on the posterior's own scale (a mode, not a slope)
-    if np.max(np.abs(L.T @ grad)) > 1e-2:
+    # the gradient must be small on the posterior's own scale (a mode, not a slope): within a fraction of a
+    # posterior standard deviation of it, the factor whitens as well
+    if np.max(np.abs(L.T @ grad)) > MODE_TOLERANCE:
         return None, None, None, "the optimiser did not converge to a mode"
     K = len(m)
     S = np.zeros((K, K))
@@ -135,6 +159,49 @@ def whiten_sampler(sampler, whiten: str = "auto", exponents=()) -> Whitening:
         return Whitening("none", reason, plain, seconds=time.perf_counter() - t0)
     sampler.set_affine(m, L, S, mask * S.any(axis=0))
     return Whitening("laplace", reason, "diag", m, L, seconds=time.perf_counter() - t0)
+
+
+def whiten_spec_sampler(make_sampler: Callable[[dict[str, str]], Any], parameterization: dict[str, str],
+                        attempts: list[dict[str, str]],
+                        exponents_of: Callable[[dict[str, str]], list[str]],
+                        whiten: str = "auto") -> tuple[Any, dict[str, str], Whitening]:
+    """The sampler of a law-spec fit, its parameterization of the pooled parameters and the whitening: the first
+    of ``attempts`` (parameterizations, :func:`~bayes_scaling.models.spec_model.parameterizations_to_try`) whose Laplace approximation
+    is defined (:func:`whiten_sampler`); else the model's own coordinates (``x = z``) in the data's
+    ``parameterization``, the draws of ``whiten="none"``. ``make_sampler(parameterization)``: a compiled
+    sampler, data set; ``exponents_of``: its log exponents. The reasons of the attempts that failed are kept in
+    the choice's ``reason``. ``whiten="laplace"``: an error instead of the fallback; ``"none"``: the fallback
+    alone. Every parameterization gives the same posterior of the law's parameters; only the geometry NUTS sees
+    differs."""
+    if whiten == "none":
+        sampler = make_sampler(parameterization)
+        return sampler, parameterization, whiten_sampler(sampler, "none")
+    failed: list[str] = []
+    seconds = 0.0
+    for form in attempts:
+        sampler = make_sampler(form)
+        choice = whiten_sampler(sampler, "auto", exponents_of(form))
+        seconds += choice.seconds
+        if not getattr(sampler, "affine", False):        # too many dimensions: no whitening in any form
+            sampler = make_sampler(parameterization)
+            return sampler, parameterization, whiten_sampler(sampler, "auto")
+        if choice.method == "laplace":
+            changed = {k: v for k, v in form.items() if parameterization.get(k) != v}
+            before = f"{'; '.join(failed)}; then " if failed else ""
+            how = (f" with {', '.join(f'{k} {v}' for k, v in changed.items())} (the data's choice: "
+                   f"{', '.join(f'{k} {parameterization[k]}' for k in changed)})" if changed else "")
+            choice.reason = f"{before}{choice.reason}{how}"
+            choice.seconds = seconds
+            return sampler, form, choice
+        form_text = ", ".join(f"{k} {v}" for k, v in form.items()) or "as specified"
+        failed.append(f"{form_text}: {choice.reason}")
+    if whiten == "laplace":
+        from bayes_scaling.errors import ConfigError
+
+        raise ConfigError(f"whiten='laplace': {'; '.join(failed)}; use whiten='auto' or 'none'")
+    sampler = make_sampler(parameterization)
+    sampler.set_affine(np.zeros(sampler.n_dim), np.eye(sampler.n_dim), start=sampler.initial_point(0, jitter=False))
+    return sampler, parameterization, Whitening("none", "; ".join(failed), "low_rank", seconds=seconds)
 
 
 def compiled_sampler(model, log_likelihood: bool = True):

@@ -51,7 +51,7 @@ from bayes_scaling.data.tables import check_labels, check_numeric, require_colum
 from bayes_scaling.errors import ConfigError, DataError
 from bayes_scaling.laws.spec import LawSpec
 
-__all__ = ["SpecData", "ModelPlan", "plan", "prepare", "default_priors", "choose_parameterization",
+__all__ = ["SpecData", "ModelPlan", "plan", "parameterizations_to_try", "prepare", "default_priors", "choose_parameterization",
            "build_spec_model", "CENTRED_MIN_ROWS", "unconstrained_name"]
 
 #: A pooled parameter is centred when every group has at least this many rows.
@@ -525,7 +525,8 @@ class ModelPlan:
     """Everything the sampler needs from a spec and its data, made in one pass by :func:`plan`: the prepared
     data, each free parameter's prior ``(location, scale)`` on its unconstrained scale, the noise prior's scale,
     the parameterization of each pooled parameter and the exponents' unconstrained variables (for the
-    whitening's shear). :meth:`build` makes the PyMC model and :meth:`values` its ``pm.Data`` values (to refit a
+    whitening's shear); ``attempts``: the parameterizations a whitened fit tries in order
+    (:func:`parameterizations_to_try`). :meth:`build` makes the PyMC model and :meth:`values` its ``pm.Data`` values (to refit a
     compiled model on this data)."""
 
     spec: LawSpec
@@ -534,6 +535,16 @@ class ModelPlan:
     noise: float
     parameterization: dict[str, str]
     exponents: list[str]
+    attempts: list[dict[str, str]] = field(default_factory=list)
+
+    def with_parameterization(self, parameterization: dict[str, str]) -> ModelPlan:
+        """The same plan with the pooled parameters in ``parameterization`` (and their exponents' variables)."""
+        from dataclasses import replace
+
+        if parameterization == self.parameterization:
+            return self
+        return replace(self, parameterization=dict(parameterization),
+                       exponents=exponent_variables(self.spec, parameterization))
 
     def build(self):
         """The PyMC model (:func:`build_spec_model`)."""
@@ -565,6 +576,25 @@ def plan(spec: LawSpec, table: pd.DataFrame, *, what: str = "data") -> ModelPlan
     check_solvable(spec, data, priors)
     noise = noise_prior(spec, data)
     param = choose_parameterization(spec, data, priors)
-    out = ModelPlan(spec, data, priors, noise, param, exponent_variables(spec, param))
+    out = ModelPlan(spec, data, priors, noise, param, exponent_variables(spec, param),
+                    parameterizations_to_try(spec, data, priors, param))
     check_on_data(spec, data, priors, what)
     return out
+
+
+def parameterizations_to_try(spec: LawSpec, data: SpecData, priors: dict[str, tuple[float, float]], parameterization: dict[str, str]) -> list[dict[str, str]]:
+    """The parameterizations of the pooled parameters a whitened spec fit tries, in order
+    (:func:`~bayes_scaling.inference.whiten.whiten_spec_sampler`): first centred where every group the parameter enters has at least
+    :data:`~bayes_scaling.models.spec_model.CENTRED_MIN_ROWS` informative rows, the groups it does not enter at
+    all (e.g. the from-scratch rows of a transfer parameter) left aside: their values follow the population's
+    prior alone, whose scale the informed groups pin, so the centred joint density has a mode; then the data's
+    (``parameterization``: :func:`~bayes_scaling.models.spec_model.choose_parameterization`). One entry where
+    they are the same; a parameterization set in the spec is kept."""
+    counts = informative_rows(spec, data, priors)
+    informed = dict(parameterization)
+    for p in spec.parameters.values():
+        n = counts.get(p.name)
+        if (p.name in parameterization and p.parameterization == "auto" and n is not None and np.any(n > 0)
+                and n[n > 0].min() >= CENTRED_MIN_ROWS):
+            informed[p.name] = "centred"
+    return [informed, parameterization] if informed != parameterization else [parameterization]
