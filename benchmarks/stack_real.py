@@ -134,7 +134,11 @@ def main(argv=None) -> int:
     all_pts, all_w = [], []
     for sp in splits(args.only, args.half, args.configs):
         t0 = time.time()
-        pts, w = run_split(sp, args.draws)
+        try:
+            pts, w = run_split(sp, args.draws)
+        except Exception as exc:  # noqa: BLE001 - one split's failure is reported, the others still run
+            print(f"{sp['dataset']} {sp['split']} ({sp['half']}): FAILED: {type(exc).__name__}: {exc}", flush=True)
+            continue
         all_pts.append(pts)
         all_w.append(w.assign(seconds=time.time() - t0))
         r = pts.groupby("method")[["rel_error", "cover90", "lpd", "crps"]].agg(

@@ -243,6 +243,27 @@ def _flat(fit, table: pd.DataFrame, kind: str, seed: int, discrepancy) -> np.nda
     return v.reshape(-1, v.shape[-1])
 
 
+def _log_density(draws: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Log predictive density of ``log y`` from the draws of ``y`` (samples x points): the backtests' kernel
+    density (:func:`~bayes_scaling.analysis.backtest.log_density_draws`) of ``log(draws)``; a draw that is not a
+    finite positive number (an overflow of a heavy-tailed noise) puts its mass away from every finite ``y``:
+    a point's density is the share of finite draws times the kernel density of those."""
+    from bayes_scaling.analysis.backtest import log_density_draws
+
+    with np.errstate(all="ignore"):
+        x = np.log(np.asarray(draws, dtype=float))
+        ly = np.log(np.asarray(y, dtype=float))
+    ok = np.isfinite(x)
+    if ok.all():
+        return log_density_draws(x, ly)
+    out = np.empty(x.shape[1])
+    for j in range(x.shape[1]):
+        xs = x[ok[:, j], j]
+        out[j] = (log_density_draws(xs[:, None], ly[[j]])[0] + np.log(len(xs) / len(x))) if len(xs) > 1 \
+            else -np.inf
+    return out
+
+
 def _fit_kwargs(settings: dict, seed: int) -> dict:
     return dict(seed=seed, draws=settings["draws"], tune=settings["tune"], chains=settings["chains"],
                 backend=settings["backend"], progressbar=False, warn=False, log_likelihood=False)
@@ -268,7 +289,7 @@ def lfo_scores(runs: pd.DataFrame | str | PathLike, models: Sequence, *, order_b
     """Leave-future-out log scores of each law (module docstring): ``(points, fits)``, ``points`` one row per
     scored run with its cut, ``order_by`` value, target and one ``lpd`` column per law (``lpd_<law>``), ``fits``
     one row per fit with its convergence (``rhat_max``, ``ess_bulk_min``, ``divergences``)."""
-    from bayes_scaling.analysis.backtest import fit_diagnostics, log_density_draws
+    from bayes_scaling.analysis.backtest import fit_diagnostics
     from bayes_scaling.data.tables import read_table
 
     specs = _specs(models)
@@ -292,8 +313,7 @@ def lfo_scores(runs: pd.DataFrame | str | PathLike, models: Sequence, *, order_b
         for k, (name, s) in enumerate(specs.items()):
             f = _fit(tr, s, name, f"the runs with {order_by} < {c:.4g}", settings, seed + 1000 * j + k)
             pred = _flat(f, te, "observation", seed + 1000 * j + k + 500, discrepancy)
-            with np.errstate(all="ignore"):
-                frame[f"lpd_{name}"] = log_density_draws(np.log(pred), np.log(y))
+            frame[f"lpd_{name}"] = _log_density(pred, y)
             fits.append({"law": name, "cut": c, "n_train": len(tr), "n_scored": len(te), **fit_diagnostics(f)})
         frames.append(frame)
     return pd.concat(frames, ignore_index=True), pd.DataFrame(fits)
@@ -381,9 +401,9 @@ class Stack:
 
     def predict(self, new_data: pd.DataFrame | dict | str | PathLike, kind: str = "observation", *,
                 ci_prob: float | None = None, seed: int | None = None):
-        """The stacked predictive distribution at ``new_data``: each law's draws (``Fit.predict`` with its
-        discrepancy; ``kind`` ``"observation"``, a new run, or ``"mean"``, the law's value) mixed by weight
-        (:meth:`mix`); the same ``seed`` (default: the stack's), the same draws.
+        """The stacked predictive distribution at ``new_data``, ``p(y) = sum_k w_k p_k(y)``: each law's draws
+        (``Fit.predict`` with its discrepancy; ``kind`` ``"observation"``, a new run, or ``"mean"``, the law's
+        value) mixed by weight (:meth:`mix`); the same ``seed`` (default: the stack's), the same draws.
 
         Returns an ``xarray.Dataset`` with the target's draws (``draw``, ``point``; coordinate ``law``: the law
         each draw came from), or with ``ci_prob`` a DataFrame: the columns of ``new_data``, then ``median``,
@@ -417,10 +437,10 @@ class Stack:
         (each law, and ``stack``): the median's relative error, coverage of the ``levels`` intervals, log
         predictive density of ``log(target)`` and CRPS on it (as the backtests score). The stack's density is
         the mixture of the laws' densities, ``log sum_k w_k p_k``; its median, intervals and CRPS are those of
-        the mixed draws (:meth:`predict`)."""
+        the mixed draws (:meth:`predict`). Draws that overflow (not finite) are left out of the CRPS."""
         from scipy.special import logsumexp
 
-        from bayes_scaling.analysis.backtest import crps_draws, interval_scores, log_density_draws
+        from bayes_scaling.analysis.backtest import crps_draws, interval_scores
 
         draws, table = self._draws(new_data, "observation", seed)
         target = self.info["target"]
@@ -431,9 +451,11 @@ class Stack:
         frames, dens = [], []
         for name, v in [*draws.items(), ("stack", mixed)]:
             with np.errstate(all="ignore"):
-                lpd = log_density_draws(np.log(v), np.log(y)) if name != "stack" else \
+                lpd = _log_density(v, y) if name != "stack" else \
                     logsumexp(np.column_stack(dens), axis=1, b=self.weights.to_numpy()[None, :])
-                crps = crps_draws(np.log(v), np.log(y))
+                lv = np.log(v)
+                crps = crps_draws(lv, np.log(y)) if np.isfinite(lv).all() else np.array(
+                    [crps_draws(lv[np.isfinite(lv[:, j]), j][:, None], np.log(y[[j]]))[0] for j in range(len(y))])
             dens.append(lpd)
             sc = interval_scores(v, y, levels)
             f = pd.DataFrame({"method": name, "row": np.arange(len(y)), target: y, "median": sc["median"],
