@@ -1,7 +1,7 @@
 """Several laws, one prediction, on real data (../shared/data): the stack against each law and least squares.
 
     python benchmarks/stack_real.py OUT [--only porian|chinchilla|muennighoff] [--half decide|confirm|all]
-                                        [--draws 300] [--configs K]
+                                        [--draws 300] [--configs K] [--tau TAU]
 
 Splits, fixed before any fit (largest budgets held out; the laws see only the runs below):
 
@@ -85,7 +85,7 @@ def lsq_scores(spec, train: pd.DataFrame, test: pd.DataFrame, seed: int, S: int 
     return f
 
 
-def run_split(sp: dict, draws: int, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_split(sp: dict, draws: int, seed: int = 1, tau: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     from bayes_scaling.analysis.backtest import _point_predict, huber_fit
     from bayes_scaling.analysis.stacking import pseudo_bma_weights, stack
     from bayes_scaling.laws.spec import builtin_spec
@@ -93,7 +93,8 @@ def run_split(sp: dict, draws: int, seed: int = 1) -> tuple[pd.DataFrame, pd.Dat
     runs = sp["runs"]
     train = runs[runs["C"] <= sp["holdout"]].reset_index(drop=True)
     test = runs[runs["C"] > sp["holdout"]].reset_index(drop=True)
-    st = stack(train, sp["laws"], order_by="C", cuts=3, scored=0.3, seed=seed, draws=draws, tune=draws, chains=2)
+    st = stack(train, sp["laws"], order_by="C", cuts=3, scored=0.3, seed=seed, draws=draws, tune=draws, chains=2,
+               discrepancy=tau)
     bma = dataclasses.replace(st, weights=pd.Series(pseudo_bma_weights(st.lpd, seed=seed), index=st.laws),
                               info={**st.info, "method": "pseudo-bma+"})
     a = st.score(test, seed=seed)
@@ -127,6 +128,7 @@ def main(argv=None) -> int:
     ap.add_argument("--half", choices=["decide", "confirm", "all"], default="all")
     ap.add_argument("--draws", type=int, default=300)
     ap.add_argument("--configs", type=int, default=None, help="first K Porian configurations only")
+    ap.add_argument("--tau", type=float, default=None, help="the predictions' discrepancy (default: each spec's)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     out = Path(args.out)
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
     for sp in splits(args.only, args.half, args.configs):
         t0 = time.time()
         try:
-            pts, w = run_split(sp, args.draws)
+            pts, w = run_split(sp, args.draws, tau=args.tau)
         except Exception as exc:  # noqa: BLE001 - one split's failure is reported, the others still run
             print(f"{sp['dataset']} {sp['split']} ({sp['half']}): FAILED: {type(exc).__name__}: {exc}", flush=True)
             continue

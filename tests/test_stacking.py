@@ -290,3 +290,29 @@ def test_cli_stack_subprocess_error(tmp_path):
     res = subprocess.run([exe, "stack", str(tmp_path / "runs.csv"), "--model", "kaplan"], capture_output=True,
                          text=True)
     assert res.returncode == 2 and "Traceback" not in res.stderr and "at least two laws" in res.stderr
+
+
+# ---- real data (slow; ../shared/data) ---------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "porian2024_isoflops").is_dir()
+                    or not (SHARED_DATA / "chinchilla_epoch_svg_extracted.csv").is_file(),
+                    reason="needs ../shared/data (Porian et al.'s IsoFLOP runs, Epoch AI's Chinchilla runs)")
+def test_stack_on_real_data_decide_half():
+    """The decide half of benchmarks/stack_real.py (8 of Porian et al.'s configurations and Epoch AI's Chinchilla
+    runs, largest budgets held out; docs/validation.md): over its 102 held-out runs the stack's median relative
+    error is at most the better of least squares and Huber's, its mean log score and CRPS better than least
+    squares', its 90% intervals cover at least 85%."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import stack_real
+
+    pts = pd.concat([stack_real.run_split(sp, 500)[0] for sp in stack_real.splits(None, "decide", None)])
+    s = stack_real.summarise(pts).set_index("method")
+    assert s.loc["stack", "n_test"] == 102
+    assert s.loc["stack", "median_rel_error"] <= min(s.loc["lsq", "median_rel_error"],
+                                                     s.loc["huber", "median_rel_error"])
+    assert s.loc["stack", "lpd"] > s.loc["lsq", "lpd"] and s.loc["stack", "crps"] < s.loc["lsq", "crps"]
+    assert s.loc["stack", "coverage90"] >= 0.85
