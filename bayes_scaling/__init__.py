@@ -13,7 +13,8 @@ data they lie.
 
 Layers: ``bs.data`` (tables, simulation, ``bs.datasets``), ``bs.laws`` (formulas, specs), ``bs.models``,
 ``bs.inference``, ``bs.analysis`` (predictions, compute optima, timelines, comparison, checks, calibration),
-``bs.output`` (exports, figures, report). Heavy modules load on first use, which keeps the command line's
+``bs.output`` (exports, figures, report). Several laws, one prediction: :func:`stack` (Bayesian stacking on
+leave-future-out scores). Heavy modules load on first use, which keeps the command line's
 start-up short.
 """
 
@@ -40,6 +41,7 @@ _EXPORTS = {
     "fit_joint": "inference.joint",
     "effective_data": "analysis.effective",
     "predict": "analysis.predictions",
+    **dict.fromkeys(["stack", "Stack"], "analysis.stacking"),
     **dict.fromkeys(["compare_variants", "compare_sharing"], "analysis.compare"),
     **dict.fromkeys(["data", "models", "inference", "analysis", "output", "cli"], ""),
     "datasets": "__datasets__",
@@ -63,7 +65,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "__version__", "fit", "load", "Fit", "LawSpec", "Parameter", "fit_transfer", "TransferData", "ModelConfig",
-    "load_example", "fit_scratch", "loss_law_spec", "fit_joint", "effective_data", "predict", "compare_variants", "compare_sharing",
-    "datasets",
+    "load_example", "fit_scratch", "loss_law_spec", "fit_joint", "effective_data", "predict", "compare_variants",
+    "compare_sharing", "stack", "Stack", "datasets",
     "laws", "errors", "data", "models", "inference", "analysis", "output",
 ]

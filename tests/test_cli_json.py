@@ -47,7 +47,7 @@ def test_table_printing_commands_all_take_json():
     register_names = {"fit.py": {"fit"}, "summary.py": {"summary"}, "predict.py": {"predict"},
                       "forecast.py": {"forecast"}, "best.py": {"best"}, "calibrate.py": {"calibrate"},
                       "backtest.py": {"backtest"}, "fit_scratch.py": {"fit-scratch"}, "fit_joint.py": {"fit-joint"},
-                      "effective_data.py": {"effective-data"}, "quantiles.py": {"quantiles"},
+                      "effective_data.py": {"effective-data"}, "quantiles.py": {"quantiles"}, "stack.py": {"stack"},
                       "_common.py": set(),   # its helpers print the tables of the commands above
                       "demo.py": set()}      # a walkthrough writing files, no --json (as before)
     for path in modules.glob("*.py"):

@@ -24,7 +24,9 @@ _EXPORTS = {
     **dict.fromkeys(["seed_noise", "effective_data_seeds", "fit_transfer_seeds", "leave_one_size_out",
                      "ossified_runs", "ossification_table"], "seeds"),
     **dict.fromkeys(["predictions", "effective", "compute", "timeline", "compare", "checks", "calibration", "best",
-                     "isoflop", "seeds"], ""),
+                     "isoflop", "seeds", "stacking"], ""),
+    **dict.fromkeys(["stack", "Stack", "stacking_weights", "pseudo_bma_weights", "lfo_scores", "lfo_splits"],
+                    "stacking"),
     "backtest": "",            # the module: bs.analysis.backtest.backtest(data, model, holdout), .pooled_tau
 }
 __all__ = sorted(_EXPORTS)

@@ -43,11 +43,12 @@ def _modules():
         predict,
         quantiles,
         report,
+        stack,
         summary,
     )
 
     return [fit, summary, demo, fit_scratch, effective_data, fit_joint, predict, forecast, export, quantiles, report,
-            calibrate, experiment, backtest, best]
+            calibrate, experiment, backtest, best, stack]
 
 
 #: what argparse takes for a negative number (so that ``--N -1e8`` reaches the option's check and is refused

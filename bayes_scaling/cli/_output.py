@@ -21,7 +21,7 @@ __all__ = ["JSON_COMMANDS", "active", "emit", "session", "to_jsonable"]
 
 #: commands that print a table, and so take --json
 JSON_COMMANDS = frozenset({"fit", "summary", "predict", "forecast", "best", "calibrate", "backtest",
-                           "fit-scratch", "fit-joint", "effective-data", "quantiles"})
+                           "fit-scratch", "fit-joint", "effective-data", "quantiles", "stack"})
 
 _DOC: list[dict] = []
 
