@@ -63,7 +63,7 @@ def _sampler(plan: sm.ModelPlan, log_likelihood: bool, whiten: str = "none"):
 
 
 def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | dict = "transfer", *,
-        seed: int | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4, backend: str = "auto",
+        seed: int | None = None, draws: int = 1000, tune: int | None = None, chains: int = 4, backend: str = "auto",
         target_accept: float | None = None, cores: int | None = None, progressbar: bool | None = None,
         warn: bool = True, log_likelihood: bool = True, whiten: str = "auto") -> Fit:
     """Fit the law ``model`` (a :class:`LawSpec`, a spec file, or a built-in name such as ``"chinchilla"``)
@@ -73,8 +73,9 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         data: one row per run, with the formula's input columns, the target and the group columns.
         model: the law spec.
         seed: makes the result reproducible (a fresh seed is drawn and recorded when None).
-        draws, tune, chains: NUTS settings; ``target_accept`` defaults to 0.95 (0.99 on nutpie, 0.9 there for a
-            whitened fit).
+        draws, tune, chains: NUTS settings; ``tune`` defaults to 1000 (300 for one M4 learning curve, whose
+            whitened basis leaves little to adapt: :func:`~bayes_scaling.inference.m4.fit_m4`);
+            ``target_accept`` defaults to 0.95 (0.99 on nutpie, 0.9 there for a whitened fit).
         backend: ``"auto"`` (nutpie's compiled sampler, else PyMC), ``"nutpie"``, ``"pymc"``, ``"numpyro"``.
         log_likelihood: keep the pointwise log-likelihood (for LOO); chains x draws x rows floats.
         whiten: nutpie only: ``"auto"`` samples ``z`` with ``x = m + L z`` (``m`` the mode of the unconstrained
@@ -105,6 +106,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
 
         return fit_m4(data, spec, seed=seed, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                       cores=cores, progressbar=progressbar, warn=warn, log_likelihood=log_likelihood)
+    tune = 1000 if tune is None else tune
     what = str(data) if isinstance(data, str | PathLike) else "data"
     table, excluded = _apply_exclusions(spec, read_table(data, "data"), what, warn)
     plan = sm.plan(spec, table, what=what)     # the spec's one way down: data, priors, parameterization, checks

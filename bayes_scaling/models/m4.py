@@ -6,19 +6,25 @@ The law is the built-in spec's equation (``m4``, ``m4_error_rate``; written ther
     (L - L_inf) / (L_0 - L)**alpha = beta * x**c          (c < 0, alpha > 0, 0 < L_inf < L_0)
 
 Its natural parameters are a hard geometry for NUTS: ``log beta`` and ``c`` move together (``beta x**c`` at
-x ~ 1e8 is pinned, so ``d log beta = -log(x) dc``, a correlation near -1), and a proposal with ``L_inf >= L_0``
-has no root (the sampler rejects it: divergences). The sampler here works on
+x ~ 1e8 is pinned, so ``d log beta = -log(x) dc``, a correlation near -1), a proposal with ``L_inf >= L_0``
+has no root (the sampler rejects it: divergences), and where ``alpha`` is small the data barely fix ``L_0``,
+which in any basis that scales ``L_inf`` with ``L_0`` drags the well-fixed floor along (a funnel). The sampler
+here works on what the data fix, the curve at the centre of its data, ``x_ref`` (the geometric mean of the
+fitted x)::
 
-    u = (u_L0, u_ratio, u_alpha, u_level, u_c, u_sigma)
-      = (logit L_0 [m4_error_rate] or log L_0 [m4], logit(L_inf / L_0), log alpha,
-         log(beta * x_ref**c), log(-c), log sigma)
+    u = (u_ref, u_inf, u_0, u_alpha, u_g, u_sigma)
+    L_ref = sigmoid(u_ref) [m4_error_rate] or exp(u_ref) [m4]       the law's value at x_ref
+    L_inf = L_ref sigmoid(u_inf)                                     below L_ref
+    L_0   = L_ref + (1 - L_ref) sigmoid(u_0) [unit] or L_ref (1 + exp(u_0))   above L_ref (below 1)
+    alpha = exp(u_alpha),   g = exp(u_g) = -d log L / d log x at x_ref,   sigma = exp(u_sigma)
 
-(``x_ref``: the geometric mean of the fitted x; ``u_level`` is the power law's value there, nearly independent
-of ``c``). Every ``u`` is a valid law: ``0 < L_inf < L_0`` always (no rejected proposals). The map to the spec's
-unconstrained scales is triangular with log-Jacobian ``log sigmoid(-u_ratio)``, so the posterior is the spec's
-(its priors, :func:`~bayes_scaling.models.spec_model.default_priors`, restricted to ``L_inf < L_0``), and
-NUTS samples ``z`` with ``u = m + R z`` (Laplace whitening: ``m`` the posterior mode, ``R R'`` the inverse
-Hessian there), started from a least-squares fit of the law (:func:`least_squares_fit`).
+with ``c`` and ``beta`` from the equation at ``x_ref`` (:func:`natural`). Every ``u`` is a valid law
+(``0 < L_inf < L_ref < L_0``, ``c < 0``: no rejected proposals), and at small ``alpha`` a loose ``L_0`` moves
+nothing else. The map to the spec's unconstrained scales has a closed-form log-Jacobian
+(:func:`log_jacobian`), so the posterior is the spec's (its priors,
+:func:`~bayes_scaling.models.spec_model.default_priors`, restricted to ``L_inf < L_0``), and NUTS samples ``z``
+with ``u = m + R z`` (Laplace whitening: ``m`` the posterior mode, ``R R'`` the inverse Hessian there), started
+from a least-squares fit of the law (:func:`least_squares_fit`).
 """
 
 from __future__ import annotations
@@ -31,14 +37,14 @@ from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws.expr import Equation
 from bayes_scaling.laws.spec import LawSpec
 
-__all__ = ["M4_EQUATION", "BASIS", "ILLINOIS_STEPS", "NEWTON_STEPS", "is_m4", "check_m4", "solve", "natural", "to_basis",
+__all__ = ["M4_EQUATION", "BASIS", "ILLINOIS_STEPS", "NEWTON_STEPS", "is_m4", "check_m4", "solve", "natural", "log_jacobian", "to_basis",
            "least_squares_fit", "build_m4_model", "m4_data_values"]
 
 #: The M4 equation as the built-in specs write it (``Equation.text``) and its bracket.
 M4_EQUATION = "(L - L_inf) / (L_0 - L)**alpha = beta * x**c"
 _BRACKET = ("L_inf", "L_0")
 #: The sampling basis, in order.
-BASIS = ("u_L0", "u_ratio", "u_alpha", "u_level", "u_c", "u_sigma")
+BASIS = ("u_ref", "u_inf", "u_0", "u_alpha", "u_g", "u_sigma")
 _LAW = ("L_inf", "L_0", "alpha", "beta", "c")
 #: Regula falsi (Illinois) steps of :func:`solve`, then Newton steps (the last one carries the gradient).
 ILLINOIS_STEPS = 8
@@ -70,6 +76,62 @@ def check_m4(spec: LawSpec) -> None:
                           f"equation {M4_EQUATION!r} with bracket [L_inf, L_0], parameters L_inf, L_0, alpha, "
                           "beta (positive), c (negative), all shared (no by, no fixed), L_0 positive or unit, "
                           "and a normal likelihood; fit other forms with bayes_scaling.fit")
+
+
+_DETACH = None
+
+
+def _detach(x):
+    """``x`` with no gradient path to its inputs (PyTensor): an identity Op whose output is disconnected from its
+    input. PyMC's log-density rewrites drop PyTensor's own ``disconnected_grad`` (a ViewOp) before the gradient
+    is taken, which let the gradient run back through every regula-falsi step (3x the work, and NaN where a
+    step's bracket end is exactly at ``L_0``: divergences at small ``alpha``); this Op is kept."""
+    global _DETACH
+    if _DETACH is None:
+        _DETACH = _make_detach()
+    return _DETACH(x)
+
+
+def _make_detach():
+    import pytensor.tensor as pt
+    from pytensor.gradient import DisconnectedType
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    class Detach(Op):
+        __props__ = ()
+
+        def make_node(self, x):
+            x = pt.as_tensor_variable(x)
+            return Apply(self, [x], [x.type()])
+
+        def perform(self, node, inputs, outputs):
+            outputs[0][0] = np.array(inputs[0], copy=True)
+
+        def connection_pattern(self, node):
+            return [[False]]
+
+        def grad(self, inputs, output_grads):
+            return [DisconnectedType()()]
+
+        def infer_shape(self, fgraph, node, shapes):
+            return shapes
+
+    try:
+        from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
+
+        @register_funcify_default_op_cache_key(Detach)
+        def _numba_detach(op, node, **kwargs):
+            @numba_njit
+            def detach(x):
+                return x.copy()
+
+            return detach
+    except ImportError:       # no Numba back end: the C and Python back ends call perform
+        pass
+    Detach.__module__ = __name__
+    Detach.__qualname__ = "Detach"
+    return Detach()
 
 
 def _sigmoid(t, m):
@@ -130,37 +192,76 @@ def solve(spec: LawSpec, values: dict[str, Any], m=np):
             L = a + (b - a) * _sigmoid(t, np)
             return np.where(b > a, L, np.nan)
     import pytensor.tensor as pt
-    from pytensor.gradient import disconnected_grad
 
     t = _bracketed_root(G, pt.zeros_like(a + b + G(pt.as_tensor(0.0))), pt)
     for k in range(NEWTON_STEPS):
-        t = disconnected_grad(t)
+        t = _detach(t)
         g = G(t)
-        slope = disconnected_grad(pt.grad(pt.sum(g), t))
+        slope = _detach(pt.grad(pt.sum(g), t))
         usable = pt.isfinite(slope) & (slope > 0)
         step = pt.where(usable, g / pt.where(usable, slope, 1.0), 0.0)
         t = t - step if k == NEWTON_STEPS - 1 else pt.clip(t - step, -_T_MAX, _T_MAX)
     return pt.where(b > a, a + (b - a) * pt.sigmoid(t), np.nan)
 
 
+def _log_sigmoid(t, m):
+    return -m.log1p(m.exp(-t)) if m is np else -m.softplus(-t)
+
+
 def natural(u, log_x_ref: float, unit_l0: bool, m=np) -> dict[str, Any]:
-    """The law's parameters and ``sigma`` from the basis ``u`` (a sequence of six, NumPy or PyTensor ``m``)."""
-    u_l0, u_ratio, u_alpha, u_level, u_c, u_sigma = (u[i] for i in range(6))
-    L_0 = _sigmoid(u_l0, m) if unit_l0 else m.exp(u_l0)
-    c = -m.exp(u_c)
-    return {"L_0": L_0, "L_inf": L_0 * _sigmoid(u_ratio, m), "alpha": m.exp(u_alpha),
-            "beta": m.exp(u_level - c * log_x_ref), "c": c, "sigma": m.exp(u_sigma)}
+    """The law's parameters and ``sigma`` from the basis ``u`` (a sequence of six, NumPy or PyTensor ``m``):
+    the law's value ``L_ref`` and log-slope ``-g`` at ``x_ref`` fix ``beta`` and ``c`` (module docstring)::
 
-
-def to_basis(theta: dict[str, float], log_x_ref: float, unit_l0: bool) -> np.ndarray:
-    """The inverse of :func:`natural` (NumPy)."""
-    L_0, L_inf = float(theta["L_0"]), float(theta["L_inf"])
+        c = -g L_ref (1 / (L_ref - L_inf) + alpha / (L_0 - L_ref))      (d log L / d log x = -g at x_ref)
+        log beta = log(L_ref - L_inf) - alpha log(L_0 - L_ref) - c log x_ref   (the equation at x_ref)
+    """
+    u_ref, u_inf, u_0, u_alpha, u_g, u_sigma = (u[i] for i in range(6))
     if unit_l0:
-        L_0 = min(L_0, 1 - 1e-9)
-    r = min(L_inf / L_0, 1 - 1e-9)
-    return np.array([np.log(L_0 / (1 - L_0)) if unit_l0 else np.log(L_0), np.log(r / (1 - r)),
-                     np.log(theta["alpha"]), np.log(theta["beta"]) + theta["c"] * log_x_ref,
-                     np.log(-theta["c"]), np.log(theta["sigma"])])
+        L_ref = _sigmoid(u_ref, m)
+        gap0 = (1 - L_ref) * _sigmoid(u_0, m)                    # L_0 - L_ref, so that L_0 < 1
+    else:
+        L_ref = m.exp(u_ref)
+        gap0 = L_ref * m.exp(u_0)
+    gap_inf = L_ref * _sigmoid(-u_inf, m)                        # L_ref - L_inf
+    alpha = m.exp(u_alpha)
+    c = -m.exp(u_g) * L_ref * (1 / gap_inf + alpha / gap0)
+    return {"L_0": L_ref + gap0, "L_inf": L_ref * _sigmoid(u_inf, m), "alpha": alpha,
+            "beta": m.exp(m.log(gap_inf) - alpha * m.log(gap0) - c * log_x_ref), "c": c,
+            "sigma": m.exp(u_sigma), "L_ref": L_ref}
+
+
+def log_jacobian(u, log_x_ref: float, unit_l0: bool, m=np):
+    """``log |d theta / d u|`` of :func:`natural`, ``theta`` the spec's unconstrained scales
+    ``(logit L_0 or log L_0, log L_inf, log alpha, log beta, log(-c))``: triangular through
+    ``(u_ref, log L_inf, logit/log L_0, log alpha, log(-c))``, whose diagonal is ``sigmoid(-u_inf)``, the
+    derivative of L_0's scale in ``u_0``, 1, 1; then ``u_ref -> log beta`` at the others fixed,
+    ``dL_ref/du_ref (1 / (L_ref - L_inf) + alpha / (L_0 - L_ref))``. ``sigma = exp(u_sigma)`` not included."""
+    th = natural(u, log_x_ref, unit_l0, m)
+    L_ref, L_0, u_0, u_inf = th["L_ref"], th["L_0"], u[2], u[1]
+    gap0, gap_inf = L_0 - L_ref, L_ref - th["L_inf"]
+    if unit_l0:
+        d_ref = m.log(L_ref) + m.log1p(-L_ref)
+        d_0 = _log_sigmoid(u_0, m) - m.log(L_0)                  # d logit(L_0) / d u_0
+    else:
+        d_ref = m.log(L_ref)
+        d_0 = _log_sigmoid(u_0, m)                               # d log L_0 / d u_0
+    return _log_sigmoid(-u_inf, m) + d_0 + d_ref + m.log(1 / gap_inf + th["alpha"] / gap0)
+
+
+def to_basis(theta: dict[str, float], log_x_ref: float, unit_l0: bool, spec: LawSpec) -> np.ndarray:
+    """The inverse of :func:`natural` (NumPy): ``L_ref`` by :func:`solve` of the spec's equation at ``x_ref``."""
+    th = {k: float(theta[k]) for k in _LAW}
+    if unit_l0:
+        th["L_0"] = min(th["L_0"], 1 - 1e-9)
+    th["L_inf"] = min(th["L_inf"], th["L_0"] * (1 - 1e-9))
+    L_ref = float(solve(spec, {**th, "x": np.exp(log_x_ref)}))
+    L_ref = min(max(L_ref, th["L_inf"] + 1e-12 * th["L_0"]), th["L_0"] * (1 - 1e-12))
+    gap0, gap_inf = th["L_0"] - L_ref, L_ref - th["L_inf"]
+    g = -th["c"] / (L_ref * (1 / gap_inf + th["alpha"] / gap0))
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    return np.array([logit(L_ref) if unit_l0 else np.log(L_ref), np.log(th["L_inf"]) - np.log(gap_inf),
+                     logit(gap0 / (1 - L_ref)) if unit_l0 else np.log(gap0 / L_ref), np.log(th["alpha"]),
+                     np.log(g), np.log(float(theta["sigma"]))])
 
 
 def _on_scale(y, spec: LawSpec, m=np):
@@ -201,7 +302,7 @@ def least_squares_fit(spec: LawSpec, x: np.ndarray, y: np.ndarray, *, starts: in
         mid = float(np.median(y))
         level = max(mid - L_inf, 1e-6 * mid) / max(L_0 - mid, 1e-6) ** alpha
         v0 = to_basis({"L_0": L_0, "L_inf": L_inf, "alpha": alpha, "beta": level * np.exp(-c * log_x_ref),
-                       "c": c, "sigma": 1.0}, log_x_ref, unit)[:5]
+                       "c": c, "sigma": 1.0}, log_x_ref, unit, spec)[:5]
         try:
             res = least_squares(resid, v0, method="trf", max_nfev=400, x_scale="jac")
         except (ValueError, FloatingPointError):
@@ -240,10 +341,12 @@ def build_m4_model(spec: LawSpec, n: int):
         z = pm.Flat("basis_z", dims="basis")
         u = m + pt.dot(R, z)
         th = natural([u[i] for i in range(6)], log_x_ref, unit, pt)
-        # the spec's unconstrained scales (log; logit for a unit L_0; log(-c)) and their normal priors
-        s = {"L_0": u[0], "L_inf": pt.log(th["L_inf"]), "alpha": u[2], "beta": pt.log(th["beta"]), "c": u[4]}
+        # the spec's unconstrained scales (log; logit for a unit L_0; log(-c)), their normal priors, the Jacobian
+        logit_l0 = (pt.log(th["L_0"]) - pt.log1p(-th["L_ref"]) - _log_sigmoid(-u[2], pt)) if unit else pt.log(th["L_0"])
+        s = {"L_0": logit_l0, "L_inf": pt.log(th["L_inf"]), "alpha": u[3], "beta": pt.log(th["beta"]),
+             "c": pt.log(-th["c"])}
         logp = sum(pm.logp(pm.Normal.dist(loc[k], scale[k]), s[k]) for k in _LAW)
-        logp += -pt.softplus(u[1])                                     # log |d s / d u|: log sigmoid(-u_ratio)
+        logp += log_jacobian([u[i] for i in range(6)], log_x_ref, unit, pt)
         logp += pm.logp(pm.HalfNormal.dist(noise), th["sigma"]) + u[5]  # sigma = exp(u_sigma)
         pm.Potential("prior", logp)
         for k in (*_LAW, "sigma"):
