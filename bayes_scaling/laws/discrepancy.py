@@ -49,7 +49,8 @@ from bayes_scaling._numeric import nanquantile
 from bayes_scaling.errors import ConfigError
 
 __all__ = ["DEFAULT_TAU", "DEFAULT_SOURCE", "Discrepancy", "distance_columns", "signed_outside", "outside_table",
-           "distance_outside", "widen", "variance_split", "robust_sd"]
+           "distance_outside", "widen", "variance_split", "robust_sd", "TAU_GRID", "tau_log_likelihood",
+           "TauPrior", "population_prior", "load_population"]
 
 #: Default ``tau`` (per decade outside the data, on log target): the maximum-likelihood value pooled over the
 #: nested backtests (training runs only) of Porian et al.'s 15 IsoFLOP configurations with the Chinchilla law
@@ -65,39 +66,86 @@ _Q = (0.5 - 0.682689492137086 / 2, 0.5 + 0.682689492137086 / 2)   # central 68.2
 class Discrepancy:
     """A law's discrepancy: ``tau`` per decade outside the data on the log target, and where it came from.
 
+    Fixed (``tau`` a number) or learnt (``tau = "learnt"``): then ``tau`` is itself uncertain, log-normal,
+    ``log tau ~ Normal(log median, sd_log)``, each predictive draw with its own ``tau``. ``"learnt"`` alone is
+    the shipped population prior over real data sets (:func:`load_population`); ``median`` and ``sd_log`` give
+    another (e.g. the posterior of one's own nested backtests, :func:`bayes_scaling.analysis.backtest.learn_tau`).
+    :attr:`tau` is then ``sqrt(E[tau**2])``, the fixed value with the same discrepancy variance.
+
     >>> Discrepancy.from_dict({"tau": 0.02, "source": "my backtest"}).tau
     0.02
     >>> Discrepancy().tau == DEFAULT_TAU
     True
+    >>> d = Discrepancy.from_dict({"tau": "learnt", "median": 0.03, "sd_log": 0.5})
+    >>> d.learnt, round(d.prior.median, 3), round(d.tau, 4)
+    (True, 0.03, 0.0385)
     """
 
-    __slots__ = ("tau", "source")
+    __slots__ = ("tau", "source", "prior")
 
-    def __init__(self, tau: float = DEFAULT_TAU, source: str | None = None):
-        self.tau = check_tau(tau, "[discrepancy] tau")
+    def __init__(self, tau: float | str = DEFAULT_TAU, source: str | None = None, prior: TauPrior | None = None):
         if source is not None and not isinstance(source, str):
             raise ConfigError(f"[discrepancy] source must be a string, got {source!r}")
+        if isinstance(tau, str):
+            if tau != "learnt":
+                raise ConfigError(f'[discrepancy] tau must be a number >= 0 or "learnt", got {tau!r}')
+            if prior is None:
+                pop = load_population()
+                prior, source = pop["prior"], source or f"population prior: {pop['source']}"
+            self.prior = prior
+            self.tau = check_tau(prior.rms, "[discrepancy] tau (the learnt prior's root mean square)")
+            self.source = source or ""
+            return
+        if prior is not None:
+            raise ConfigError('[discrepancy] a prior of tau goes with tau = "learnt"')
+        self.prior = None
+        self.tau = check_tau(tau, "[discrepancy] tau")
         self.source = DEFAULT_SOURCE if source is None and self.tau == DEFAULT_TAU else (source or "")
+
+    @property
+    def learnt(self) -> bool:
+        return self.prior is not None
 
     @classmethod
     def from_dict(cls, d: Any) -> Discrepancy:
         if not isinstance(d, dict):
             raise ConfigError(f"[discrepancy] must be a table, got {d!r}")
-        bad = set(d) - {"tau", "source"}
+        bad = set(d) - {"tau", "source", "median", "sd_log"}
         if bad:
-            raise ConfigError(f"[discrepancy]: unknown key(s) {', '.join(sorted(bad))}; expected tau, source")
+            raise ConfigError(f"[discrepancy]: unknown key(s) {', '.join(sorted(bad))}; expected tau, source "
+                              '(and median, sd_log with tau = "learnt")')
         if "tau" not in d:
-            raise ConfigError("[discrepancy] needs tau (per decade outside the data, on the log target; 0: off)")
-        return cls(d["tau"], d.get("source"))
+            raise ConfigError('[discrepancy] needs tau (per decade outside the data, on the log target; 0: off; '
+                              '"learnt": the population prior of real data sets)')
+        has = [k for k in ("median", "sd_log") if k in d]
+        if has and d["tau"] != "learnt":
+            raise ConfigError(f'[discrepancy] {" and ".join(has)} go with tau = "learnt", got tau = {d["tau"]!r}')
+        prior = None
+        if has:
+            if len(has) != 2:
+                raise ConfigError('[discrepancy] tau = "learnt" needs both median and sd_log, or neither')
+            med = check_tau(d["median"], "[discrepancy] median")
+            if med <= 0:
+                raise ConfigError(f"[discrepancy] median must be > 0, got {d['median']!r}")
+            prior = TauPrior(float(np.log(med)), d["sd_log"])
+        return cls(d["tau"], d.get("source"), prior)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tau": self.tau, **({"source": self.source} if self.source else {})}
+        src = {"source": self.source} if self.source else {}
+        if self.learnt:
+            return {"tau": "learnt", "median": round(self.prior.median, 6), "sd_log": round(self.prior.sd, 6), **src}
+        return {"tau": self.tau, **src}
+
+    def tau_draws(self, n: int, rng: np.random.Generator) -> float | np.ndarray:
+        """``tau`` for each of ``n`` predictive draws: the fixed value, or ``n`` draws of the learnt one."""
+        return self.prior.sample(n, rng) if self.learnt else self.tau
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Discrepancy) and (self.tau, self.source) == (other.tau, other.source)
+        return isinstance(other, Discrepancy) and (self.tau, self.source, self.prior) == \
+            (other.tau, other.source, other.prior)
 
     def __repr__(self) -> str:
-        return f"Discrepancy(tau={self.tau:g})"
+        return f"Discrepancy(learnt, {self.prior!r})" if self.learnt else f"Discrepancy(tau={self.tau:g})"
 
 
 #: The largest ``tau`` accepted: a factor exp(10) (about 22000) per decade is no discrepancy but an overflow
@@ -191,13 +239,20 @@ def distance_outside(data: pd.DataFrame, points: pd.DataFrame, inputs: Sequence[
     return outside_table(data, points, inputs, extra)["outside"].to_numpy(dtype=float)
 
 
-def widen(draws: np.ndarray, dist: np.ndarray, tau: float, rng: np.random.Generator) -> np.ndarray:
+def widen(draws: np.ndarray, dist: np.ndarray, tau: float | np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draws (samples x points) times ``exp(tau * d * z)``, ``z ~ Normal(0, 1)`` per draw and point: the
     discrepancy added on the log scale. ``dist``: per point (1-d) or per draw and point (the draws' shape).
-    ``tau = 0`` returns the draws unchanged (no random numbers used)."""
-    tau = check_tau(tau)
-    if tau == 0:
-        return draws
+    ``tau``: one value, or one per draw (a learnt ``tau``: :meth:`Discrepancy.tau_draws`). ``tau = 0`` returns
+    the draws unchanged (no random numbers used)."""
+    if np.ndim(tau) == 0:
+        tau = check_tau(tau)
+        if tau == 0:
+            return draws
+    else:
+        tau = np.asarray(tau, dtype=float)
+        if tau.shape != (draws.shape[0],) or not np.all(np.isfinite(tau)) or np.any(tau < 0):
+            raise ValueError(f"tau per draw must be {draws.shape[0]} finite values >= 0, got shape {tau.shape}")
+        tau = tau[:, None]
     d = np.asarray(dist, dtype=float)
     return draws * np.exp(tau * (d[None, :] if d.ndim == 1 else d) * rng.standard_normal(draws.shape))
 
@@ -229,3 +284,148 @@ def variance_split(log_mean: np.ndarray, tau: float, dist: np.ndarray,
         share = [np.where(total > 0, s**2 / total, np.nan) for s in (sp, sn, sd)]
     return pd.DataFrame({"sd_parameters": sp, "sd_noise": sn, "sd_discrepancy": sd, "share_parameters": share[0],
                          "share_noise": share[1], "share_discrepancy": share[2]})
+
+
+# ---- the learnt discrepancy: a hierarchical prior of tau over data sets ------------------------------------
+#: The grid of ``tau`` (per decade, log-spaced) on which the learnt discrepancy's likelihoods, priors and
+#: posteriors are evaluated.
+TAU_GRID = np.geomspace(1e-3, 1.0, 241)
+
+
+def tau_log_likelihood(resid, sd, dist, *, fold=None, rho: float = 0.0, taus: np.ndarray = TAU_GRID) -> np.ndarray:
+    """``log p(resid | tau)`` at each of ``taus``, from held-out residuals of a law (nested backtests).
+
+    ``resid``: residuals of ``log y`` against the predictive median; ``sd``: the predictive sd of ``log y``;
+    ``dist``: the distance outside the fitted runs; ``fold``: which refit each residual comes from. Within a
+    fold the residuals are ``Normal(0, S + tau**2 [(1 - rho) diag(d**2) + rho d d^T])``, ``S = diag(sd**2)``:
+    ``rho = 0`` independent discrepancies per run, ``rho = 1`` one shared draw (a bias of the whole fold, with
+    the sign shared by all its runs), the folds independent.
+
+    >>> rng = np.random.default_rng(1); d = rng.uniform(0.2, 1, 2000)
+    >>> ll = tau_log_likelihood(rng.normal(0, np.hypot(0.01, 0.05 * d)), np.full(2000, 0.01), d)
+    >>> round(float(TAU_GRID[np.argmax(ll)]), 2)
+    0.05
+    """
+    resid, sd, dist = (np.asarray(a, dtype=float).ravel() for a in (resid, sd, dist))
+    fold = np.zeros(len(resid)) if fold is None else np.asarray(fold, dtype=float).ravel()
+    ok = np.isfinite(resid) & np.isfinite(sd) & np.isfinite(dist) & np.isfinite(fold)
+    resid, sd, dist, fold = resid[ok], np.maximum(sd[ok], 1e-9), np.abs(dist[ok]), fold[ok]
+    taus = np.asarray(taus, dtype=float)
+    ll = np.zeros(len(taus))
+    if not 0 <= rho <= 1:
+        raise ValueError(f"rho must be in [0, 1], got {rho!r}")
+    for f in np.unique(fold):
+        m = fold == f
+        r, s2, d = resid[m], sd[m] ** 2, dist[m]
+        # Sherman-Morrison on A = S + tau^2 (1 - rho) diag(d^2), plus the rank one tau^2 rho d d^T
+        a = s2[None, :] + (taus[:, None] ** 2) * (1 - rho) * d[None, :] ** 2            # taus x runs
+        q = np.sum(r[None, :] ** 2 / a, axis=1)
+        logdet = np.sum(np.log(a), axis=1)
+        if rho > 0:
+            u = taus**2 * rho
+            dad, dar = np.sum(d[None, :] ** 2 / a, axis=1), np.sum(d[None, :] * r[None, :] / a, axis=1)
+            logdet = logdet + np.log1p(u * dad)
+            q = q - u * dar**2 / (1 + u * dad)
+        ll += -0.5 * (logdet + q + len(r) * np.log(2 * np.pi))
+    return ll
+
+
+class TauPrior:
+    """A log-normal distribution of ``tau``: ``log tau ~ Normal(mu, sd)``, on :data:`TAU_GRID`.
+
+    The population prior of a data set's ``tau`` (:func:`population_prior`), or the posterior of one set's
+    ``tau`` given its own nested backtests (:meth:`update`, summarised as a log-normal).
+
+    >>> p = TauPrior(np.log(0.05), 0.5)
+    >>> round(p.median, 3), p.update(np.zeros(len(TAU_GRID))) == p     # a flat likelihood changes nothing
+    (0.05, True)
+    """
+
+    __slots__ = ("mu", "sd")
+
+    def __init__(self, mu: float, sd: float):
+        from bayes_scaling.laws.validate import is_finite_number
+
+        if not is_finite_number(mu) or not is_finite_number(sd) or sd <= 0:
+            raise ConfigError(f"a log-normal tau needs a finite mu (log tau) and sd > 0, got mu={mu!r}, sd={sd!r}")
+        self.mu, self.sd = float(mu), float(sd)
+
+    @property
+    def median(self) -> float:
+        return float(np.exp(self.mu))
+
+    @property
+    def rms(self) -> float:
+        """``sqrt(E[tau**2])``: the fixed ``tau`` with the same discrepancy variance."""
+        return float(np.exp(self.mu + self.sd**2))
+
+    def log_weights(self, taus: np.ndarray = TAU_GRID) -> np.ndarray:
+        """Log of the grid weights (the grid is uniform in ``log tau``), normalised."""
+        lw = -0.5 * ((np.log(taus) - self.mu) / self.sd) ** 2
+        return lw - _logsumexp(lw)
+
+    def update(self, loglik: np.ndarray, taus: np.ndarray = TAU_GRID) -> TauPrior:
+        """The posterior given ``loglik`` (:func:`tau_log_likelihood` on ``taus``), moment-matched on
+        ``log tau``."""
+        lw = self.log_weights(taus) + np.asarray(loglik, dtype=float)
+        w = np.exp(lw - _logsumexp(lw))
+        lt = np.log(taus)
+        m = float(np.sum(w * lt))
+        return TauPrior(m, max(float(np.sqrt(np.sum(w * (lt - m) ** 2))), 1e-3))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` draws of ``tau`` (capped at :data:`MAX_TAU`)."""
+        return np.minimum(np.exp(self.mu + self.sd * rng.standard_normal(n)), MAX_TAU)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TauPrior) and np.allclose([self.mu, self.sd], [other.mu, other.sd], atol=1e-9)
+
+    def __repr__(self) -> str:
+        return f"TauPrior(median={self.median:.3g}, sd_log={self.sd:.3g})"
+
+
+def _logsumexp(x: np.ndarray, axis=None):
+    from scipy.special import logsumexp
+
+    return logsumexp(x, axis=axis)
+
+
+def population_prior(logliks: Sequence[np.ndarray], *, taus: np.ndarray = TAU_GRID,
+                     sd_scale: float = 1.0) -> TauPrior:
+    """The prior of a new data set's ``tau`` from the nested backtests of several: each set ``s`` has its own
+    ``tau_s``, ``log tau_s ~ Normal(mu, sd)``; ``loglik_s`` (:func:`tau_log_likelihood`) its evidence. The
+    hyper-parameters get a flat prior on ``mu`` and ``sd ~ HalfNormal(sd_scale)``; their posterior on a grid
+    is integrated, and the predictive of a new set's ``log tau`` returned as a log-normal (its mean and sd).
+
+    ``p(mu, sd | data) ~ p(sd) prod_s sum_tau exp(loglik_s(tau)) Normal(log tau; mu, sd)``
+    """
+    lt = np.log(np.asarray(taus, dtype=float))
+    L = np.array([np.asarray(ll, dtype=float) for ll in logliks])
+    if L.ndim != 2 or L.shape[1] != len(lt) or len(L) == 0:
+        raise ValueError("population_prior needs one log-likelihood per data set on the grid taus")
+    mus = np.linspace(lt[0], lt[-1], 121)
+    sds = np.geomspace(0.05, 4.0, 80)
+    M, S = np.meshgrid(mus, sds, indexing="ij")                                         # mu x sd
+    logp = -0.5 * ((lt[None, None, :] - M[..., None]) / S[..., None]) ** 2 - np.log(S[..., None])
+    logp = logp - _logsumexp(logp, axis=-1)[..., None]                                   # normalised on the grid
+    marg = sum(_logsumexp(logp + ll[None, None, :], axis=-1) for ll in L)               # mu x sd
+    post = marg - 0.5 * (S / sd_scale) ** 2 + np.log(S)          # HalfNormal(sd) on a log-spaced grid of sd
+    w = np.exp(post - _logsumexp(post))
+    pred = np.sum(w[..., None] * np.exp(logp), axis=(0, 1))                              # over the tau grid
+    m = float(np.sum(pred * lt))
+    return TauPrior(m, float(np.sqrt(np.sum(pred * (lt - m) ** 2))))
+
+
+#: The shipped population prior (``bayes_scaling/data/datasets/tau_population.json``, written by
+#: ``benchmarks/discrepancy_population.py ship``).
+POPULATION_FILE = "tau_population.json"
+
+
+def load_population() -> dict[str, Any]:
+    """The shipped population of ``tau``: ``prior`` (a :class:`TauPrior`), ``sets`` (per data set: its
+    posterior median and sd of ``log tau``), and how they were made (``source``, ``rho``)."""
+    import json
+    from importlib import resources
+
+    doc = json.loads(resources.files("bayes_scaling.data.datasets").joinpath(POPULATION_FILE).read_text())
+    return {**doc, "prior": TauPrior(doc["prior"]["mu"], doc["prior"]["sd"])}
