@@ -102,7 +102,7 @@ def load(out: Path) -> dict[str, dict]:
 
 
 FIXED = 0.059
-RHOS = (0.0, 0.5, 1.0)
+RHOS = (0.0, 0.5, 0.9, 1.0)
 NDRAW = 2000
 
 
@@ -125,28 +125,81 @@ def _scores(log_draws: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
             "rel_error": np.abs(np.exp(q[2]) - y) / y, "width90": np.exp(q[4] - q[0]) - 1}
 
 
-def predictives(sets: dict[str, dict], name: str, rho: float, seed: int = 0) -> dict[str, np.ndarray]:
-    """The held-out log-draws of set ``name`` under each discrepancy (leave-one-data-set-out prior)."""
+def _drift_ll(r: dict) -> np.ndarray:
+    from bayes_scaling.laws.discrepancy import drift_log_likelihood
+
+    n = r["nested"]
+    return drift_log_likelihood(n["resid"], n["sd"], n["dist"]) if n.get("resid") else 0.0
+
+
+def drift_of(sets: dict[str, dict], name: str) -> tuple[float, float, float, float]:
+    """``(b_mean, b_sd, tau_b, tau_e)`` of set ``name``: its drift slope's posterior from its nested backtests,
+    the population scales from the other sets' nested backtests (training runs only)."""
+    from bayes_scaling.laws.discrepancy import drift_posterior, population_drift
+
+    tb, te = population_drift([_drift_ll(sets[o]) for o in sets if o != name])
+    n = sets[name]["nested"]
+    bm, bs = drift_posterior(n["resid"], n["sd"], n["dist"], tb, te) if n.get("resid") else (0.0, tb)
+    return bm, bs, tb, te
+
+
+def transfer_of(sets: dict[str, dict], name: str) -> dict[str, float]:
+    """``(lam, kappa)`` for set ``name`` from the held-out runs of the *decide* sets other than it (so that no
+    confirm set's held-out run informs anything)."""
+    from bayes_scaling.laws.discrepancy import population_transfer, transfer_log_likelihood
+
+    lls = []
+    for o, r in sets.items():
+        if o == name or r["half"] != "decide":
+            continue
+        bm, bs, _, te = drift_of(sets, o)
+        lp = r["log_pred"].astype(float)
+        med = np.median(lp, axis=0)
+        sd = np.subtract(*np.quantile(lp, [0.8413, 0.1587], axis=0)) / 2
+        lls.append(transfer_log_likelihood(np.log(r["y"]) - med, sd, r["dist"], bm, bs, tau_e=te))
+    return population_transfer(lls)
+
+
+def predictives(sets: dict[str, dict], name: str, rho: float | None, seed: int = 0) -> dict[str, np.ndarray]:
+    """The held-out log-draws of set ``name`` under each discrepancy (leave-one-data-set-out prior): the
+    methods that do not depend on ``rho`` when it is None, else the learnt ``tau`` with that ``rho``."""
     from bayes_scaling.analysis.backtest import calibrate_tau
-    from bayes_scaling.laws.discrepancy import population_prior
+    from bayes_scaling.laws.discrepancy import population_prior, transfer_slope
 
     r = sets[name]
     rng = np.random.default_rng(seed)
     lp = r["log_pred"].astype(float)
+    lp = lp[np.all(np.isfinite(lp), axis=1)]      # a Student-t draw of the target beyond float range: dropped
     idx = rng.choice(lp.shape[0], NDRAW, replace=lp.shape[0] < NDRAW)
     lp = lp[idx]
     d = r["dist"][None, :]
     z = rng.standard_normal(lp.shape)
     n = r["nested"]
+    others = [o for o in sets if o != name]
+    if rho is not None:
+        prior = population_prior([_ll(sets[o], rho) for o in others])
+        post = prior.update(_ll(r, rho))
+        return {"population prior": lp + prior.sample(NDRAW, rng)[:, None] * d * z,
+                "learnt": lp + post.sample(NDRAW, rng)[:, None] * d * z,
+                "_info": {"prior_median": prior.median, "prior_sd": prior.sd, "post_median": post.median,
+                          "post_sd": post.sd}}
     tau_ml = calibrate_tau(n["resid"], n["sd"], n["dist"]) if n.get("resid") else 0.0
-    prior = population_prior([_ll(sets[o], rho) for o in sets if o != name])
-    post = prior.update(_ll(r, rho))
+    cat = lambda k: np.concatenate([np.asarray(sets[o]["nested"].get(k, []), dtype=float) for o in others])  # noqa: E731
+    tau_pool = calibrate_tau(cat("resid"), cat("sd"), cat("dist"))
+    bm, bs, tb, te = drift_of(sets, name)
+    b = bm + bs * rng.standard_normal(NDRAW)
+    tr = transfer_of(sets, name)
+    m, sd = transfer_slope(bm, bs, **tr)
+    bt = m + sd * rng.standard_normal(NDRAW)
+    b0 = transfer_slope(0.0, tb, **tr)[1] * rng.standard_normal(NDRAW)   # no nested backtest of its own
     out = {"none": lp, "fixed 0.059": lp + FIXED * d * z, "nested ML": lp + tau_ml * d * z,
-           "population prior": lp + prior.sample(NDRAW, rng)[:, None] * d * z,
-           "learnt": lp + post.sample(NDRAW, rng)[:, None] * d * z}
+           "pooled ML (other sets)": lp + tau_pool * d * z,
+           "learnt drift": lp + b[:, None] * d + te * d * z,
+           "learnt drift, transfer": lp + bt[:, None] * d + te * d * z,
+           "learnt drift, population only": lp + b0[:, None] * d + te * d * z}
     out["lsq"] = np.log(r["lsq"])[None, :] + r["s_lsq"] * rng.standard_normal(lp.shape)
-    out["_info"] = {"tau_ml": tau_ml, "prior_median": prior.median, "prior_sd": prior.sd,
-                    "post_median": post.median, "post_sd": post.sd}
+    out["_info"] = {"tau_ml": tau_ml, "tau_pooled": tau_pool, "drift_tau_b": tb, "drift_tau_e": te,
+                    "drift_mean": bm, "drift_sd": bs, **tr}
     return out
 
 
@@ -168,19 +221,20 @@ def _boot_diff(a: np.ndarray, b: np.ndarray, rng, n: int = 2000, groups=None) ->
 def evaluate(out: Path) -> None:
     sets = load(out)
     rows, info = [], []
-    for rho in RHOS:
+    for rho in (None, *RHOS):
         for name, r in sets.items():
             pr = predictives(sets, name, rho)
             inf = pr.pop("_info")
-            info.append({"set": name, "half": r["half"], "rho": rho, **inf})
+            rho_col = -1.0 if rho is None else rho         # -1: the methods that do not depend on rho
+            info.append({"set": name, "half": r["half"], "rho": rho_col, **inf})
             for method, ld in pr.items():
                 sc = _scores(ld, r["y"])
                 for i in range(len(r["y"])):
-                    rows.append({"set": name, "half": r["half"], "rho": rho, "method": method,
+                    rows.append({"set": name, "half": r["half"], "rho": rho_col, "method": method,
                                  **{k: float(v[i]) for k, v in sc.items()}})
-            for m in ("huber",):
+            for m in ("huber",) if rho is None else ():
                 for i, (p, y) in enumerate(zip(r[m], r["y"], strict=True)):
-                    rows.append({"set": name, "half": r["half"], "rho": rho, "method": m,
+                    rows.append({"set": name, "half": r["half"], "rho": rho_col, "method": m,
                                  "rel_error": abs(p - y) / y})
     pts = pd.DataFrame(rows)
     pts.to_csv(out / "loso_points.csv", index=False)
@@ -194,12 +248,11 @@ def evaluate(out: Path) -> None:
         if g["lpd"].notna().any():
             row.update(cov50=g["cover50"].mean(), cov90=g["cover90"].mean(), width90=g["width90"].median(),
                        lpd=g["lpd"].mean(), crps=g["crps"].mean())
-            ls = pts[(pts["half"] == half) & (pts["rho"] == rho) & (pts["method"] == "lsq")]
-            row["lpd_vs_lsq_lo"], row["lpd_vs_lsq_hi"] = _boot_diff(g["lpd"].to_numpy(), ls["lpd"].to_numpy(),
-                                                                    rng, groups=g["set"].to_numpy())
-            row["crps_vs_lsq_lo"], row["crps_vs_lsq_hi"] = _boot_diff(g["crps"].to_numpy(),
-                                                                      ls["crps"].to_numpy(), rng,
-                                                                      groups=g["set"].to_numpy())
+            for ref, tag in (("lsq", "lsq"), ("fixed 0.059", "fixed")):
+                ls = pts[(pts["half"] == half) & (pts["rho"] == -1) & (pts["method"] == ref)]
+                for sc in ("lpd", "crps"):
+                    row[f"{sc}_vs_{tag}_lo"], row[f"{sc}_vs_{tag}_hi"] = _boot_diff(
+                        g[sc].to_numpy(), ls[sc].to_numpy(), rng, groups=g["set"].to_numpy())
         summ.append(row)
     summ = pd.DataFrame(summ)
     summ.to_csv(out / "loso_summary.csv", index=False)
@@ -212,23 +265,45 @@ def evaluate(out: Path) -> None:
         print(info.to_string(index=False, float_format="%.4g"))
 
 
-def ship(out: Path, rho: float | None = None) -> None:
-    from bayes_scaling.laws.discrepancy import POPULATION_FILE, population_prior
+def population(sets_json: dict[str, dict]) -> dict[str, float]:
+    """The shipped population from the per-set residuals (the file's ``sets``): ``tau_b``, ``tau_e`` from all
+    sets' nested backtests, ``lam``, ``kappa`` from all sets' held-out runs given their drift posteriors."""
+    from bayes_scaling.laws.discrepancy import (drift_log_likelihood, drift_posterior, population_drift,
+                                                population_transfer, transfer_log_likelihood, transfer_slope)
+
+    tb, te = population_drift([drift_log_likelihood(**s["nested"]) for s in sets_json.values()])
+    lls = []
+    for s in sets_json.values():
+        bm, bs = drift_posterior(**s["nested"], tau_b=tb, tau_e=te)
+        lls.append(transfer_log_likelihood(**s["heldout"], b_mean=bm, b_sd=bs, tau_e=te))
+    tr = population_transfer(lls)
+    return {"tau_b": tb, "tau_e": te, **tr, "drift_sd": transfer_slope(0.0, tb, **tr)[1]}
+
+
+def ship(out: Path) -> None:
+    """Write the package's population file from the collected sets (every set, both halves)."""
+    from bayes_scaling.laws.discrepancy import POPULATION_FILE
 
     sets = load(out)
-    rho = json.loads((out / "choice.json").read_text())["rho"] if rho is None else rho
-    lls = {n: _ll(r, rho) for n, r in sets.items()}
-    prior = population_prior(list(lls.values()))
-    doc = {"prior": {"mu": round(prior.mu, 4), "sd": round(prior.sd, 4)}, "rho": rho,
-           "source": "nested backtests (training runs only) of the Chinchilla law on "
-                     f"{len(sets)} real data sets: Porian et al. (2024), 15 IsoFLOP configurations; Epoch AI's "
-                     "Chinchilla runs; Muennighoff et al. (2023) contour grid "
-                     "(benchmarks/discrepancy_population.py)",
-           "sets": {n: {"median": round(prior.update(ll).median, 4), "sd_log": round(prior.update(ll).sd, 4)}
-                    for n, ll in lls.items()}}
+    rnd = lambda a: [round(float(x), 6) for x in a]  # noqa: E731
+    per = {}
+    for name, r in sets.items():
+        n = r["nested"]
+        lp = r["log_pred"].astype(float)
+        med = np.median(lp, axis=0)
+        sd = np.subtract(*np.quantile(lp, [0.8413, 0.1587], axis=0)) / 2
+        per[name] = {"nested": {"resid": rnd(n["resid"]), "sd": rnd(n["sd"]), "dist": rnd(n["dist"])},
+                     "heldout": {"resid": rnd(np.log(r["y"]) - med), "sd": rnd(sd), "dist": rnd(r["dist"])}}
+    pop = population(per)
+    doc = {**{k: round(v, 6) for k, v in pop.items()},
+           "source": f"nested backtests and held-out runs of the Chinchilla law on {len(sets)} real data sets: "
+                     "Porian et al. (2024), 15 IsoFLOP configurations; Epoch AI's Chinchilla runs; Muennighoff "
+                     "et al. (2023) contour grid (benchmarks/discrepancy_population.py, "
+                     f"{r.get('chains', 2)} chains x {r['draws']} draws)",
+           "sets": per}
     path = REPO / "bayes_scaling" / "data" / "datasets" / POPULATION_FILE
-    path.write_text(json.dumps(doc, indent=1) + "\n")
-    print(json.dumps(doc, indent=1))
+    path.write_text(json.dumps(doc, indent=None, separators=(",", ":")) + "\n")
+    print({k: v for k, v in doc.items() if k != "sets"}, path.stat().st_size, "bytes")
 
 
 def main(argv=None) -> int:

@@ -15,7 +15,6 @@ from bayes_scaling.laws.discrepancy import (
     load_population,
     population_prior,
     tau_log_likelihood,
-    widen,
 )
 from bayes_scaling.laws.spec import LawSpec, builtin_spec
 
@@ -101,47 +100,92 @@ def test_population_prior_pools_and_a_flat_likelihood_changes_nothing():
         TauPrior(0.0, -1.0)
 
 
-def test_widen_takes_one_tau_per_draw():
-    rng = np.random.default_rng(0)
-    draws = np.ones((5000, 2))
-    tau = np.where(np.arange(5000) < 2500, 0.0, 0.2)
-    out = np.log(widen(draws, np.array([0.0, 1.0]), tau, rng))
-    assert np.all(out[:, 0] == 0) and np.all(out[:2500, 1] == 0)
-    assert abs(out[2500:, 1].std() - 0.2) < K * 0.2 / np.sqrt(2 * 2500)
-    with pytest.raises(ValueError, match="tau per draw"):
-        widen(draws, np.array([0.0, 1.0]), np.ones(3), rng)
+def drift_set(rng, b, n=24, sd=0.01, tau_e=0.005, d_lo=0.1, d_hi=1.0):
+    """Nested residuals of a set whose law drifts by ``b`` per decade (two refits of ``n`` held-out runs)."""
+    d = rng.uniform(d_lo, d_hi, 2 * n)
+    return b * d + rng.normal(0, np.hypot(sd, tau_e * d)), np.full(2 * n, sd), d
 
 
-def test_spec_learnt_discrepancy_round_trip_and_errors():
-    d = Discrepancy.from_dict({"tau": "learnt", "median": 0.02, "sd_log": 0.4, "source": "mine"})
-    assert d.learnt and abs(d.tau - 0.02 * np.exp(0.16)) < 1e-9
+def test_learnt_drift_recovers_the_population_and_calibrates_held_out_runs():
+    """Simulated data sets with known drift slopes b_s ~ Normal(0, 0.06): the population scale is recovered from
+    the sets' nested backtests; a set that drifts little gets a small shift and narrow intervals, one that drifts
+    a lot a large shift; forecasts 1-2 decades out (slope lam b + eta) are covered at the nominal rate."""
+    from bayes_scaling.laws.discrepancy import (drift_log_likelihood, drift_posterior, population_drift,
+                                                population_transfer, transfer_log_likelihood, transfer_slope)
+
+    rng = np.random.default_rng(5)
+    tb_true, lam_true, kappa_true = 0.06, 0.9, 0.02
+    sets = []
+    for _ in range(40):
+        b = tb_true * rng.standard_normal()
+        dh = rng.uniform(1.0, 2.0, 8)
+        eta = kappa_true * rng.standard_normal()
+        held = ((lam_true * b + eta) * dh + rng.normal(0, 0.01, 8), np.full(8, 0.01), dh)
+        sets.append((drift_set(rng, b), held))
+    tb, te = population_drift([drift_log_likelihood(*n) for n, _ in sets])
+    assert abs(np.log(tb / tb_true)) < 0.35 and te < 0.02, (tb, te)
+    post = [drift_posterior(*n, tau_b=tb, tau_e=te) for n, _ in sets]
+    tr = population_transfer([transfer_log_likelihood(*h, b_mean=m, b_sd=s, tau_e=te)
+                              for (_, h), (m, s) in zip(sets, post, strict=True)])
+    assert abs(tr["lam"] - lam_true) < 3 * tr["lam_sd"] + 0.05 and tr["kappa"] < 0.05, tr
+    low = drift_posterior(*drift_set(rng, 0.002), tau_b=tb, tau_e=te)
+    high = drift_posterior(*drift_set(rng, 0.15), tau_b=tb, tau_e=te)
+    assert abs(low[0]) < 0.01 and abs(high[0] - 0.15) < 0.02
+    # held-out coverage on new sets (the population fitted above), one forecast per set
+    n_sets, hits50, hits90 = 500, 0, 0
+    for _ in range(n_sets):
+        b = tb_true * rng.standard_normal()
+        m, s = drift_posterior(*drift_set(rng, b), tau_b=tb, tau_e=te)
+        dh = rng.uniform(1.0, 2.0)
+        y = (lam_true * b + kappa_true * rng.standard_normal()) * dh + rng.normal(0, 0.01)
+        mean, sd = transfer_slope(m, s, **tr)
+        slope = mean + sd * rng.standard_normal(4000)
+        draws = slope * dh + rng.normal(0, np.hypot(0.01, te * dh), 4000)
+        lo90, lo50, hi50, hi90 = np.quantile(draws, [0.05, 0.25, 0.75, 0.95])
+        hits50 += lo50 <= y <= hi50
+        hits90 += lo90 <= y <= hi90
+    for hits, p in ((hits50, 0.5), (hits90, 0.9)):
+        margin = K * np.sqrt(p * (1 - p) / n_sets) + 0.02     # + 0.02: the moment-matched transfer
+        assert abs(hits / n_sets - p) < margin, (p, hits / n_sets)
+
+
+def test_spec_learnt_discrepancy_round_trip_apply_and_errors():
+    d = Discrepancy.from_dict({"tau": "learnt", "drift": -0.05, "drift_sd": 0.02, "tau_e": 0.01, "source": "mine"})
+    assert d.learnt and abs(d.tau - np.sqrt(0.05**2 + 0.02**2 + 0.01**2)) < 1e-12
     spec = builtin_spec("chinchilla")
     doc = spec.to_dict()
     doc["discrepancy"] = d.to_dict()
     s2 = LawSpec.from_dict(doc)
     assert s2.discrepancy == d and s2.hash() != spec.hash() and 'tau = "learnt"' in s2.to_toml()
+    # apply: the slope is shared by the points of a draw; nothing changes inside the data (d = 0)
     rng = np.random.default_rng(0)
-    t = s2.discrepancy.tau_draws(20000, rng)
-    assert abs(np.median(np.log(t)) - np.log(0.02)) < K * 0.4 * 1.25 / np.sqrt(20000)
-    for bad, msg in (({"tau": "lernt"}, '"learnt"'), ({"tau": 0.1, "median": 0.1}, 'go with tau = "learnt"'),
-                     ({"tau": "learnt", "median": 0.1}, "both median and sd_log"),
-                     ({"tau": "learnt", "median": 0.0, "sd_log": 1}, "median must be > 0"),
-                     ({"tau": "learnt", "median": 0.1, "sd_log": 0}, "sd > 0")):
+    out = np.log(d.apply(np.ones((20000, 3)), np.array([0.0, 1.0, 2.0]), rng))
+    assert np.all(out[:, 0] == 0)
+    se = np.sqrt(0.02**2 + 0.01**2) / np.sqrt(20000)
+    assert abs(out[:, 1].mean() + 0.05) < K * se and abs(out[:, 2].mean() + 0.10) < K * 2 * se
+    assert np.corrcoef(out[:, 1], out[:, 2])[0, 1] > 0.7          # one slope per draw: the sign is shared
+    for bad, msg in (({"tau": "lernt"}, '"learnt"'), ({"tau": 0.1, "drift": 0.1}, 'go with tau = "learnt"'),
+                     ({"tau": "learnt", "drift": 0.1}, "drift, drift_sd and tau_e together"),
+                     ({"tau": "learnt", "drift": "x", "drift_sd": 0.1, "tau_e": 0}, "drift must be a number"),
+                     ({"tau": "learnt", "drift": 0, "drift_sd": -1, "tau_e": 0}, "drift_sd must be"),
+                     ({"tau": "learnt", "median": 0.1}, "unknown key")):
         doc["discrepancy"] = bad
         with pytest.raises(ConfigError, match=msg):
             LawSpec.from_dict(doc)
 
 
-def test_shipped_population_is_reproduced_from_its_nested_backtests():
-    """The shipped prior is :func:`population_prior` of the shipped sets' nested-backtest residuals (the
-    script's ``ship``); ``tau = "learnt"`` alone is that prior."""
+def test_shipped_population_is_reproduced_from_its_residuals():
+    """The shipped population (``tau_b``, ``tau_e``, ``lam``, ``kappa``) is recomputed from the per-set residuals
+    it ships with (the script's ``ship``); ``tau = "learnt"`` alone is that population without a drift."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from discrepancy_population import population
+
     pop = load_population()
-    lls = [tau_log_likelihood(s["nested"]["resid"], s["nested"]["sd"], s["nested"]["dist"],
-                              fold=s["nested"]["fold"], rho=pop["rho"]) for s in pop["sets"].values()]
-    again = population_prior(lls)
-    assert abs(again.mu - pop["prior"].mu) < 1e-3 and abs(again.sd - pop["prior"].sd) < 1e-3
-    for name, s in pop["sets"].items():
-        post = again.update(lls[list(pop["sets"]).index(name)])
-        assert abs(post.median - s["median"]) < 1e-3 * max(1.0, s["median"] * 1e3), name
+    again = population(pop["sets"])
+    for k in ("tau_b", "tau_e", "lam", "lam_sd", "kappa", "drift_sd"):
+        assert abs(again[k] - pop[k]) < 1e-6, k
     d = Discrepancy.from_dict({"tau": "learnt"})
-    assert d.prior == pop["prior"] and "population prior" in d.source
+    assert d.drift == 0 and abs(d.drift_sd - pop["drift_sd"]) < 1e-6 and "population" in d.source

@@ -71,7 +71,7 @@ from bayes_scaling.laws.expr import eval_condition, parse_condition
 
 __all__ = ["Holdout", "parse_holdout", "Split", "make_splits", "crps_draws", "log_density_draws",
            "interval_scores", "distance_outside", "fit_diagnostics", "DIAGNOSTIC_COLUMNS", "huber_fit", "huber_grid",
-           "huber_objective", "lsq_fit", "calibrate_tau", "pooled_tau", "learn_tau", "backtest", "BacktestResult", "LEVELS"]
+           "huber_objective", "lsq_fit", "calibrate_tau", "pooled_tau", "learn_discrepancy", "backtest", "BacktestResult", "LEVELS"]
 
 #: nominal levels of the predictive intervals that are scored
 LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
@@ -560,36 +560,35 @@ def _nested_residuals(train: pd.DataFrame, spec, column: str | None, fracs: Sequ
     return nested, diags
 
 
-def learn_tau(data: pd.DataFrame | str | PathLike, model="chinchilla", column: str = "C", *, upward: bool = True,
-              prior=None, rho: float | None = None, fracs: Sequence[float] = (0.15, 0.3), seed: int = 0,
-              draws: int = 500, tune: int = 500, chains: int = 2, backend: str = "auto"):
-    """The discrepancy learnt for one's own runs: the population prior of ``tau`` (``prior``; default the
-    shipped one, :func:`bayes_scaling.laws.discrepancy.load_population`) updated by nested backtests of the
-    law on ``data`` along ``column`` (the runs beyond its 85% and 70% quantiles held out in turn, ``upward``;
-    below the 15% and 30% quantiles otherwise)::
+def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", column: str = "C", *,
+                      upward: bool = True, fracs: Sequence[float] = (0.15, 0.3), seed: int = 0, draws: int = 500,
+                      tune: int = 500, chains: int = 2, backend: str = "auto"):
+    """The discrepancy learnt for one's own runs: nested backtests of the law on ``data`` along ``column``
+    (the runs beyond its 85% and 70% quantiles held out in turn, ``upward``; below the 15% and 30% quantiles
+    otherwise), their residuals' drift slope ``b`` per decade outside (:func:`~bayes_scaling.laws.discrepancy.
+    drift_posterior`, the population scales ``tau_b``, ``tau_e`` of the shipped real data sets), carried to a
+    forecast as the population's transfer says (``lam``, ``kappa``: :func:`~bayes_scaling.laws.discrepancy.
+    population_transfer`)::
 
-        p(tau | r) ~ p(tau) prod_folds Normal(r; 0, S + tau^2 [(1 - rho) diag(d^2) + rho d d^T])
+        drift, drift_sd = transfer_slope(b_mean, b_sd, lam, lam_sd, kappa),   tau_e
 
-    (:func:`bayes_scaling.laws.discrepancy.tau_log_likelihood`; ``rho``: the shipped population's unless
-    given). Returns a :class:`~bayes_scaling.laws.discrepancy.Discrepancy` (``tau = "learnt"`` with the
-    posterior's ``median`` and ``sd_log``): set it as the spec's ``discrepancy``, or write its
-    ``to_dict()`` into the spec's ``[discrepancy]`` table."""
+    Returns a :class:`~bayes_scaling.laws.discrepancy.Discrepancy` (``tau = "learnt"``): set it as the spec's
+    ``discrepancy`` (``dataclasses.replace(spec, discrepancy=...)``), or write its ``to_dict()`` into the spec's
+    ``[discrepancy]`` table; ``Fit.predict`` then shifts and widens by it."""
     from bayes_scaling.data.tables import read_table
     from bayes_scaling.inference.fit import _as_spec
-    from bayes_scaling.laws.discrepancy import Discrepancy, load_population, tau_log_likelihood
+    from bayes_scaling.laws.discrepancy import Discrepancy, drift_posterior, load_population, transfer_slope
 
     spec = _as_spec(model)
     table = read_table(data, "data").reset_index(drop=True)
     if column not in table.columns and not (column == "C" and {"N", "D"} <= set(table.columns)):
-        raise ConfigError(f"learn_tau: unknown column {column!r}; the data's columns are "
+        raise ConfigError(f"learn_discrepancy: unknown column {column!r}; the data's columns are "
                           f"{', '.join(map(str, table.columns))}")
     if column == "C" and "C" not in table.columns:
         from bayes_scaling.laws.formulas import training_compute
 
         table = table.assign(C=training_compute(table["N"].to_numpy(dtype=float), table["D"].to_numpy(dtype=float)))
     pop = load_population()
-    prior = pop["prior"] if prior is None else prior
-    rho = float(pop["rho"] if rho is None else rho)
     kw = dict(seed=seed, draws=draws, tune=tune, chains=chains, progressbar=False, log_likelihood=False,
               backend=backend)
     import warnings
@@ -598,12 +597,13 @@ def learn_tau(data: pd.DataFrame | str | PathLike, model="chinchilla", column: s
         warnings.simplefilter("ignore")
         nested, _ = _nested_residuals(table, spec, column, fracs, kw, upward=upward)
     if not nested["resid"]:
-        raise DataError(f"learn_tau: no nested backtest along {column!r} could be fitted (too few runs beyond "
-                        f"its quantiles {', '.join(f'{1 - f:g}' for f in fracs)})")
-    post = prior.update(tau_log_likelihood(nested["resid"], nested["sd"], nested["dist"], fold=nested["fold"],
-                                           rho=rho))
-    return Discrepancy("learnt", f"population prior updated by nested backtests of {len(table)} runs along "
-                                 f"{column} ({len(nested['resid'])} held out)", post)
+        raise DataError(f"learn_discrepancy: no nested backtest along {column!r} could be fitted (too few runs "
+                        f"beyond its quantiles {', '.join(f'{1 - f:g}' for f in fracs)})")
+    b_mean, b_sd = drift_posterior(nested["resid"], nested["sd"], nested["dist"], pop["tau_b"], pop["tau_e"])
+    drift, drift_sd = transfer_slope(b_mean, b_sd, pop["lam"], pop["lam_sd"], pop["kappa"])
+    return Discrepancy("learnt", f"nested backtests of {len(table)} runs along {column} ({len(nested['resid'])} "
+                                 f"held out), population of real data sets", drift=drift, drift_sd=drift_sd,
+                       tau_e=pop["tau_e"])
 
 
 def _with_discrepancy(pred: np.ndarray, dist: np.ndarray, tau: float, seed: int) -> np.ndarray:
