@@ -189,3 +189,34 @@ def test_shipped_population_is_reproduced_from_its_residuals():
         assert abs(again[k] - pop[k]) < 1e-6, k
     d = Discrepancy.from_dict({"tau": "learnt"})
     assert d.drift == 0 and abs(d.drift_sd - pop["drift_sd"]) < 1e-6 and "population" in d.source
+
+
+def test_learn_discrepancy_finds_the_drift_of_a_misspecified_law_and_predict_uses_it():
+    """Runs of a law whose loss falls faster in D than Chinchilla's (tests/test_discrepancy.py, 0.15 per decade
+    more): the nested backtests along D see the law overpredict, so the learnt drift is negative, and the
+    predictions of the spec with it lie below those of the fixed tau and closer to the truth 1-2 decades out."""
+    import dataclasses
+    import warnings
+
+    import pandas as pd
+    from test_discrepancy import runs, true_loss
+
+    import bayes_scaling as bs
+    from bayes_scaling.analysis.backtest import learn_discrepancy
+
+    data = runs(seed=1, extra=0.15)
+    learnt = learn_discrepancy(data, "chinchilla", column="D", seed=3, draws=200, tune=200)
+    assert learnt.learnt and learnt.drift < 0 and "nested backtests of 36 runs" in learnt.source
+    spec = dataclasses.replace(builtin_spec("chinchilla"), discrepancy=learnt)
+    assert LawSpec.from_dict(spec.to_dict()).discrepancy == learnt
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit(data, spec, seed=2, draws=200, tune=200, chains=2, progressbar=False, log_likelihood=False)
+    pts = pd.DataFrame({"N": [1e9, 1e9], "D": [1e12, 1e13]})
+    truth = np.asarray(true_loss(pts["N"], pts["D"], extra=0.15))
+    own = fit.predict(pts, ci_prob=0.9, seed=1)
+    fixed = fit.predict(pts, ci_prob=0.9, seed=1, discrepancy=0.059)
+    assert np.all(own["median"] < fixed["median"])
+    assert np.all(np.abs(own["median"] - truth) < np.abs(fixed["median"] - truth))
+    assert np.all((own["lo"] <= truth) & (truth <= own["hi"]))
+    assert np.allclose(own["tau"], learnt.tau)

@@ -142,8 +142,7 @@ class Discrepancy:
     def to_dict(self) -> dict[str, Any]:
         src = {"source": self.source} if self.source else {}
         if self.learnt:
-            return {"tau": "learnt", "drift": round(self.drift, 6), "drift_sd": round(self.drift_sd, 6),
-                    "tau_e": round(self.tau_e, 6), **src}
+            return {"tau": "learnt", "drift": self.drift, "drift_sd": self.drift_sd, "tau_e": self.tau_e, **src}
         return {"tau": self.tau, **src}
 
     def apply(self, draws: np.ndarray, dist: np.ndarray, rng: np.random.Generator) -> np.ndarray:
