@@ -49,7 +49,12 @@ maximum-likelihood value of ``r ~ Normal(0, s**2 + tau**2 d**2)`` over the neste
 of the log median, ``s``: the nested predictive sd of ``log(target)``). The test rows never enter it. Both
 predictive distributions, with and without the discrepancy, are scored in one run (methods ``bayes`` and
 ``bayes+discrepancy``). :func:`pooled_tau` pools the nested backtests of several data sets (or configurations)
-into one ``tau``, and :meth:`BacktestResult.rescore` scores a backtest with it.
+into one ``tau``, and :meth:`BacktestResult.rescore` scores a backtest with it. The nested residuals are kept in
+``info["splits"][i]["nested"]`` (``resid``, ``sd``, ``dist`` and ``fold``, the refit each came from).
+
+**The learnt drift** (:func:`learn_discrepancy`): the nested residuals of a data set share a sign, and their
+slope per decade outside the data predicts the forecast's (docs/validation.md); ``learn_discrepancy`` runs the
+nested backtests on all of one's runs and returns the drift as a spec's ``[discrepancy] tau = "learnt"``.
 """
 
 from __future__ import annotations
