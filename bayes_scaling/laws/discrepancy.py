@@ -132,8 +132,8 @@ class Discrepancy:
             raise ConfigError(f"[discrepancy] must be a table, got {d!r}")
         bad = set(d) - {"tau", "source", "drift", "drift_sd", "tau_e"}
         if bad:
-            raise ConfigError(f"[discrepancy]: unknown key(s) {', '.join(sorted(bad))}; expected tau, source "
-                              '(and drift, drift_sd, tau_e with tau = "learnt")')
+            raise ConfigError(f"[discrepancy]: unknown key(s) {', '.join(sorted(bad))} (drift, drift_sd and tau_e "
+                              'go with tau = "learnt"); expected tau, source, drift, drift_sd, tau_e')
         if "tau" not in d:
             raise ConfigError('[discrepancy] needs tau (per decade outside the data, on the log target; 0: off; '
                               '"learnt": learnt from nested backtests)')
