@@ -191,7 +191,7 @@ def test_shipped_population_is_reproduced_from_its_residuals():
     assert d.drift == 0 and abs(d.drift_sd - pop["drift_sd"]) < 1e-6 and "population" in d.source
 
 
-def test_learn_discrepancy_finds_the_drift_of_a_misspecified_law_and_predict_uses_it():
+def test_learn_discrepancy_finds_the_drift_of_a_misspecified_law_and_predict_uses_it(tmp_path, capsys):
     """Runs of a law whose loss falls faster in D than Chinchilla's (tests/test_discrepancy.py, 0.15 per decade
     more): the nested backtests along D see the law overpredict, so the learnt drift is negative, and the
     predictions of the spec with it lie below those of the fixed tau and closer to the truth 1-2 decades out."""
@@ -220,3 +220,39 @@ def test_learn_discrepancy_finds_the_drift_of_a_misspecified_law_and_predict_use
     assert np.all(np.abs(own["median"] - truth) < np.abs(fixed["median"] - truth))
     assert np.all((own["lo"] <= truth) & (truth <= own["hi"]))
     assert np.allclose(own["tau"], learnt.tau)
+    # the fit file keeps the learnt discrepancy, and the command line predicts with it
+    from io import StringIO
+
+    from bayes_scaling.cli import main
+
+    path = fit.save(tmp_path / "fit.nc")
+    assert bs.load(path).spec.discrepancy == learnt
+    pts.to_csv(tmp_path / "p.csv", index=False)
+    tables = []
+    for extra in ([], ["--tau", "0.059"]):
+        assert main(["predict", str(path), "--at", str(tmp_path / "p.csv"), "--csv", *extra]) == 0
+        tables.append(pd.read_csv(StringIO(capsys.readouterr().out)))
+    assert np.allclose(tables[0]["tau"], learnt.tau) and np.all(tables[1]["tau"] == 0.059)
+    assert np.all(tables[0]["median"] < tables[1]["median"])
+
+
+@pytest.mark.slow
+def test_shipped_population_residuals_are_reproduced_by_the_script():
+    """The script's ``collect`` on one real set (Porian et al.'s configuration 0, the shipped settings: 4 chains x
+    1000 draws, seed 1) gives the nested and held-out residuals the package ships, within Monte Carlo error."""
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo.parent / "shared" / "data" / "porian2024_isoflops").is_dir():
+        pytest.skip("the real data (../shared/data) is absent")
+    sys.path.insert(0, str(repo / "benchmarks"))
+    import discrepancy_population as dp
+
+    sets = dp.data_sets()
+    r = dp.collect_one("porian/0", sets["porian/0"], draws=1000, chains=4)
+    shipped = load_population()["sets"]["porian/0"]
+    np.testing.assert_allclose(r["nested"]["resid"], shipped["nested"]["resid"], atol=3e-3)
+    np.testing.assert_allclose(r["nested"]["dist"], shipped["nested"]["dist"], atol=1e-6)
+    med = np.median(r["log_pred"][np.all(np.isfinite(r["log_pred"]), axis=1)], axis=0)
+    np.testing.assert_allclose(np.log(r["y"]) - med, shipped["heldout"]["resid"], atol=3e-3)
