@@ -233,7 +233,7 @@ def evaluate(out: Path) -> None:
                     rows.append({"set": name, "half": r["half"], "rho": rho_col, "method": method,
                                  **{k: float(v[i]) for k, v in sc.items()}})
             for m in ("huber",) if rho is None else ():
-                for i, (p, y) in enumerate(zip(r[m], r["y"], strict=True)):
+                for p, y in zip(r[m], r["y"], strict=True):
                     rows.append({"set": name, "half": r["half"], "rho": rho_col, "method": m,
                                  "rel_error": abs(p - y) / y})
     pts = pd.DataFrame(rows)
@@ -268,8 +268,14 @@ def evaluate(out: Path) -> None:
 def population(sets_json: dict[str, dict]) -> dict[str, float]:
     """The shipped population from the per-set residuals (the file's ``sets``): ``tau_b``, ``tau_e`` from all
     sets' nested backtests, ``lam``, ``kappa`` from all sets' held-out runs given their drift posteriors."""
-    from bayes_scaling.laws.discrepancy import (drift_log_likelihood, drift_posterior, population_drift,
-                                                population_transfer, transfer_log_likelihood, transfer_slope)
+    from bayes_scaling.laws.discrepancy import (
+        drift_log_likelihood,
+        drift_posterior,
+        population_drift,
+        population_transfer,
+        transfer_log_likelihood,
+        transfer_slope,
+    )
 
     tb, te = population_drift([drift_log_likelihood(**s["nested"]) for s in sets_json.values()])
     lls = []
