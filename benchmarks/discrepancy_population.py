@@ -1,19 +1,21 @@
-"""The learnt discrepancy: a hierarchical prior of ``tau`` over the real data sets, leave-one-data-set-out.
+"""The learnt discrepancy: a population over real data sets, scored leave-one-data-set-out.
 
-    python benchmarks/discrepancy_population.py collect OUT [--draws 300] [--sets porian/0,chinchilla_epoch]
+    python benchmarks/discrepancy_population.py collect OUT [--draws 1000 --chains 4] [--sets porian/0,...]
     python benchmarks/discrepancy_population.py evaluate OUT          # tables: OUT/loso_*.csv
     python benchmarks/discrepancy_population.py ship OUT               # the package's population file
 
 ``collect`` runs one backtest per data set of ``benchmarks/discrepancy_splits.toml`` (the splits fixed before
 scoring; Porian's 15 IsoFLOP configurations are 15 sets) with nested backtests inside its training runs, and
-caches per set: the nested held-out residuals of log(loss), their predictive sd and distance outside (training
-rows only), the held-out runs' predictive draws without a discrepancy and their distance, and the least-squares
-and Huber point predictions with the least-squares fit's training residual sd. ``evaluate`` scores, per set,
-predictive distributions that differ only in the discrepancy: none, the fixed 0.059 per decade, the set's own
-nested maximum-likelihood ``tau``, and the learnt ``tau`` (the population prior from the *other* sets' nested
-backtests, updated by the set's own: :func:`bayes_scaling.laws.discrepancy.tau_posterior`), and least squares
-as a predictive (``Normal(log f_lsq, s_train^2)``, ``s_train`` its training residual sd, widened by nothing).
-``ship`` fits the population prior on all the sets and writes ``bayes_scaling/laws/tau_population.json``.
+caches per set: the nested held-out residuals of log(loss), their predictive sd, distance outside and refit
+(training rows only), the held-out runs' predictive draws without a discrepancy and their distance, and the
+least-squares and Huber point predictions with the least-squares fit's training residual sd. ``evaluate``
+scores, per set, predictive distributions that differ only in the discrepancy (docs/validation.md, "A learnt
+discrepancy"): none; the fixed 0.059; ``tau`` pooled over the other sets' nested backtests; the set's own nested
+``tau``; the log-normal hierarchy of ``tau`` (population from the other sets, updated by the set's own, for
+several ``rho``); the drift (slope from the set's own nested backtests, population scales from the other sets'),
+plug-in, with the transfer learnt from the other *decide* sets' held-out runs, and without nested backtests of
+its own; least squares as a predictive (``Normal(log f_lsq, s_train^2)``). ``ship`` computes the population from
+every set and writes ``bayes_scaling/data/datasets/discrepancy_population.json`` with the per-set residuals.
 """
 
 from __future__ import annotations
