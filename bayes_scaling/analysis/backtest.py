@@ -49,7 +49,12 @@ maximum-likelihood value of ``r ~ Normal(0, s**2 + tau**2 d**2)`` over the neste
 of the log median, ``s``: the nested predictive sd of ``log(target)``). The test rows never enter it. Both
 predictive distributions, with and without the discrepancy, are scored in one run (methods ``bayes`` and
 ``bayes+discrepancy``). :func:`pooled_tau` pools the nested backtests of several data sets (or configurations)
-into one ``tau``, and :meth:`BacktestResult.rescore` scores a backtest with it.
+into one ``tau``, and :meth:`BacktestResult.rescore` scores a backtest with it. The nested residuals are kept in
+``info["splits"][i]["nested"]`` (``resid``, ``sd``, ``dist`` and ``fold``, the refit each came from).
+
+**The learnt drift** (:func:`learn_discrepancy`): the nested residuals of a data set share a sign, and their
+slope per decade outside the data predicts the forecast's (docs/validation.md); ``learn_discrepancy`` runs the
+nested backtests on all of one's runs and returns the drift as a spec's ``[discrepancy] tau = "learnt"``.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ from bayes_scaling.laws.expr import eval_condition, parse_condition
 
 __all__ = ["Holdout", "parse_holdout", "Split", "make_splits", "crps_draws", "log_density_draws",
            "interval_scores", "distance_outside", "fit_diagnostics", "DIAGNOSTIC_COLUMNS", "huber_fit", "huber_grid",
-           "huber_objective", "lsq_fit", "calibrate_tau", "pooled_tau", "backtest", "BacktestResult", "LEVELS"]
+           "huber_objective", "lsq_fit", "calibrate_tau", "pooled_tau", "learn_discrepancy", "backtest", "BacktestResult", "LEVELS"]
 
 #: nominal levels of the predictive intervals that are scored
 LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
@@ -453,16 +458,21 @@ def calibrate_tau(resid: np.ndarray, sd: np.ndarray, dist: np.ndarray, *, tau_ma
     return float(taus[int(np.argmax(ll))])
 
 
-def _nested_tables(train: pd.DataFrame, test: pd.DataFrame, column: str | None, fracs: Sequence[float]):
+def _nested_tables(train: pd.DataFrame, test: pd.DataFrame | None, column: str | None, fracs: Sequence[float],
+                   *, upward: bool = True):
     """Nested splits inside ``train`` in the direction of the outer split along ``column``: the training rows
-    beyond the ``1 - frac`` quantile (or below the ``frac`` quantile, when the test rows lie below)."""
+    beyond the ``1 - frac`` quantile (or below the ``frac`` quantile, when the test rows lie below; without
+    ``test``: ``upward``)."""
     if column is None or column not in train.columns:
         return []
     x = pd.to_numeric(train[column], errors="coerce").to_numpy(dtype=float)
-    xt = pd.to_numeric(test[column], errors="coerce").to_numpy(dtype=float)
-    if np.isnan(x).any() or np.isnan(xt).any():
+    if np.isnan(x).any():
         return []
-    upward = np.median(xt) >= np.median(x)
+    if test is not None:
+        xt = pd.to_numeric(test[column], errors="coerce").to_numpy(dtype=float)
+        if np.isnan(xt).any():
+            return []
+        upward = np.median(xt) >= np.median(x)
     out = []
     for frac in fracs:
         if upward:
@@ -522,23 +532,83 @@ def _run_split(task: dict) -> dict:
         dist = _distance(f, test)
         tau, nested, nested_diag = np.nan, {}, []
         if task["discrepancy"] == "nested":
-            resid, sds, dists = [], [], []
-            for k, (tr, te) in enumerate(_nested_tables(train, test, task["direction"], task["nested_fracs"])):
-                try:
-                    fn = fit_law(tr, spec, warn=False, **{**kw, "seed": seed + 10 + k})
-                except (DataError, ConfigError):
-                    continue
-                nested_diag.append(fit_diagnostics(fn))
-                lp = np.log(_log_draws(fn, te, "observation", seed + 20 + k))
-                resid.append(np.log(te[spec.target].to_numpy(dtype=float)) - np.median(lp, axis=0))
-                sds.append(np.subtract(*np.quantile(lp, [0.8413, 0.1587], axis=0)) / 2)
-                dists.append(_distance(fn, te))
-            tau = calibrate_tau(np.concatenate(resid), np.concatenate(sds), np.concatenate(dists)) if resid else 0.0
-            nested = {k: np.concatenate(v).tolist() if v else [] for k, v in
-                      (("resid", resid), ("sd", sds), ("dist", dists))}
+            nested, nested_diag = _nested_residuals(train, spec, task["direction"], task["nested_fracs"], kw,
+                                                    test=test)
+            tau = calibrate_tau(nested["resid"], nested["sd"], nested["dist"]) if nested["resid"] else 0.0
     base = _baselines(spec, train, test, seed)
     return {"name": task["name"], "pred": pred, "default": default, "dist": dist, "tau": tau, "nested": nested, "baselines": base,
             "backend": f.backend, "n_train": len(train), "diagnostics": diag, "nested_diagnostics": nested_diag}
+
+
+def _nested_residuals(train: pd.DataFrame, spec, column: str | None, fracs: Sequence[float], kw: dict, *,
+                      test: pd.DataFrame | None = None, upward: bool = True) -> tuple[dict[str, list], list]:
+    """Nested backtests inside ``train`` (:func:`_nested_tables`): per nested held-out run, the residual of
+    ``log(target)`` against the predictive median, the predictive sd of ``log(target)``, the distance outside
+    and the refit it came from (``resid``, ``sd``, ``dist``, ``fold``); and each refit's diagnostics."""
+    from bayes_scaling.inference.fit import fit as fit_law
+
+    resid, sds, dists, folds, diags = [], [], [], [], []
+    seed = kw["seed"]
+    for k, (tr, te) in enumerate(_nested_tables(train, test, column, fracs, upward=upward)):
+        try:
+            fn = fit_law(tr, spec, warn=False, **{**kw, "seed": seed + 10 + k})
+        except (DataError, ConfigError):
+            continue
+        diags.append(fit_diagnostics(fn))
+        lp = np.log(_log_draws(fn, te, "observation", seed + 20 + k))
+        resid.append(np.log(te[spec.target].to_numpy(dtype=float)) - np.median(lp, axis=0))
+        sds.append(np.subtract(*np.quantile(lp, [0.8413, 0.1587], axis=0)) / 2)
+        dists.append(_distance(fn, te))
+        folds.append(np.full(len(te), float(k)))
+    nested = {k: np.concatenate(v).tolist() if v else [] for k, v in
+              (("resid", resid), ("sd", sds), ("dist", dists), ("fold", folds))}
+    return nested, diags
+
+
+def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", column: str = "C", *,
+                      upward: bool = True, fracs: Sequence[float] = (0.15, 0.3), seed: int = 0, draws: int = 500,
+                      tune: int = 500, chains: int = 2, backend: str = "auto"):
+    """The discrepancy learnt for one's own runs: nested backtests of the law on ``data`` along ``column``
+    (the runs beyond its 85% and 70% quantiles held out in turn, ``upward``; below the 15% and 30% quantiles
+    otherwise), their residuals' drift slope ``b`` per decade outside (:func:`~bayes_scaling.laws.discrepancy.
+    drift_posterior`, the population scales ``tau_b``, ``tau_e`` of the shipped real data sets), carried to a
+    forecast as the population's transfer says (``lam``, ``kappa``: :func:`~bayes_scaling.laws.discrepancy.
+    population_transfer`)::
+
+        drift, drift_sd = transfer_slope(b_mean, b_sd, lam, lam_sd, kappa),   tau_e
+
+    Returns a :class:`~bayes_scaling.laws.discrepancy.Discrepancy` (``tau = "learnt"``): set it as the spec's
+    ``discrepancy`` (``dataclasses.replace(spec, discrepancy=...)``), or write its ``to_dict()`` into the spec's
+    ``[discrepancy]`` table; ``Fit.predict`` then shifts and widens by it."""
+    from bayes_scaling.data.tables import read_table
+    from bayes_scaling.inference.fit import _as_spec
+    from bayes_scaling.laws.discrepancy import Discrepancy, drift_posterior, load_population, transfer_slope
+
+    spec = _as_spec(model)
+    table = read_table(data, "data").reset_index(drop=True)
+    if column not in table.columns and not (column == "C" and {"N", "D"} <= set(table.columns)):
+        raise ConfigError(f"learn_discrepancy: unknown column {column!r}; the data's columns are "
+                          f"{', '.join(map(str, table.columns))}")
+    if column == "C" and "C" not in table.columns:
+        from bayes_scaling.laws.formulas import training_compute
+
+        table = table.assign(C=training_compute(table["N"].to_numpy(dtype=float), table["D"].to_numpy(dtype=float)))
+    pop = load_population()
+    kw = dict(seed=seed, draws=draws, tune=tune, chains=chains, progressbar=False, log_likelihood=False,
+              backend=backend)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nested, _ = _nested_residuals(table, spec, column, fracs, kw, upward=upward)
+    if not nested["resid"]:
+        raise DataError(f"learn_discrepancy: no nested backtest along {column!r} could be fitted (too few runs "
+                        f"beyond its quantiles {', '.join(f'{1 - f:g}' for f in fracs)})")
+    b_mean, b_sd = drift_posterior(nested["resid"], nested["sd"], nested["dist"], pop["tau_b"], pop["tau_e"])
+    drift, drift_sd = transfer_slope(b_mean, b_sd, pop["lam"], pop["lam_sd"], pop["kappa"])
+    return Discrepancy("learnt", f"nested backtests of {len(table)} runs along {column} ({len(nested['resid'])} "
+                                 f"held out), population of real data sets", drift=drift, drift_sd=drift_sd,
+                       tau_e=pop["tau_e"])
 
 
 def _with_discrepancy(pred: np.ndarray, dist: np.ndarray, tau: float, seed: int) -> np.ndarray:

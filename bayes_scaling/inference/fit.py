@@ -383,8 +383,9 @@ class Fit(FitBase):
                 :func:`~bayes_scaling.laws.discrepancy.variance_split`; the shares sum to 1).
             seed: for the noise and discrepancy draws and for new groups of pooled parameters.
             discrepancy: ``tau`` per decade outside the data; ``None`` (default): the spec's
-                (``fit.spec.discrepancy.tau``, 0.059 unless the spec says otherwise); ``0`` or ``False``: none
-                (the parameters' and the noise's uncertainty only).
+                (``fit.spec.discrepancy``: 0.059 unless the spec says otherwise; ``tau = "learnt"``: the
+                learnt drift, :class:`~bayes_scaling.laws.discrepancy.Discrepancy`, and the attribute ``tau``
+                its root mean square per decade); ``0`` or ``False``: none (the parameters' and the noise's uncertainty only).
 
         Returns:
             An ``xarray.Dataset`` with the target's draws (``chain``, ``draw``, ``point``); coordinates along
@@ -399,7 +400,7 @@ class Fit(FitBase):
         if kind not in ("mean", "observation"):
             raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
         if discrepancy is None:
-            tau = self.spec.discrepancy.tau
+            tau = self.spec.discrepancy.tau       # a learnt discrepancy: its root mean square (the variance split)
         else:
             tau = 0.0 if discrepancy is False else check_tau(discrepancy, "discrepancy")
         table = read_table(new_data, "new data")   # a DataFrame, a dict of columns or a CSV path; else InputTypeError
@@ -418,7 +419,10 @@ class Fit(FitBase):
                            float(self.tree.attrs.get("seed_centre", 0.0))) if kind == "observation" else mean
         where = self.outside(table)
         d = where["outside"].to_numpy(dtype=float)
-        f = widen(noisy, d, tau, rng_discrepancy)
+        if discrepancy is None and self.spec.discrepancy.learnt:
+            f = self.spec.discrepancy.apply(noisy, d, rng_discrepancy)
+        else:
+            f = widen(noisy, d, tau, rng_discrepancy)
         with np.errstate(all="ignore"):
             log_mean = np.log(mean)
             split = variance_split(log_mean, tau, d, None if kind == "mean" else np.log(noisy) - log_mean)

@@ -49,8 +49,9 @@ from bayes_scaling._numeric import nanquantile
 from bayes_scaling.errors import ConfigError
 
 __all__ = ["DEFAULT_TAU", "DEFAULT_SOURCE", "Discrepancy", "distance_columns", "outside_range", "signed_outside",
-           "outside_table",
-           "distance_outside", "widen", "variance_split", "robust_sd"]
+           "outside_table", "distance_outside", "widen", "variance_split", "robust_sd", "TAU_GRID",
+           "tau_log_likelihood", "TauPrior", "population_prior", "load_population", "drift_log_likelihood",
+           "population_drift", "drift_posterior", "transfer_log_likelihood", "population_transfer", "transfer_slope"]
 
 #: Default ``tau`` (per decade outside the data, on log target): the maximum-likelihood value pooled over the
 #: nested backtests (training runs only) of Porian et al.'s 15 IsoFLOP configurations with the Chinchilla law
@@ -66,38 +67,99 @@ _Q = (0.5 - 0.682689492137086 / 2, 0.5 + 0.682689492137086 / 2)   # central 68.2
 class Discrepancy:
     """A law's discrepancy: ``tau`` per decade outside the data on the log target, and where it came from.
 
+    Fixed (``tau`` a number): ``log y += Normal(0, (tau d)**2)``. Learnt (``tau = "learnt"``): a drift of the
+    law per decade outside the data, learnt from nested backtests (:func:`drift_posterior`,
+    :func:`bayes_scaling.analysis.backtest.learn_discrepancy`)::
+
+        log y += (drift + drift_sd * u) * d + tau_e * d * z,     u, z ~ Normal(0, 1)
+
+    ``u`` one per predictive draw (shared by all points: the law's error keeps its sign), ``z`` per draw and
+    point. ``"learnt"`` alone is the shipped population's (:func:`load_population`: no drift of its own,
+    ``drift_sd`` the population's spread of drifts); ``drift``, ``drift_sd``, ``tau_e`` give one's own.
+    :attr:`tau` is then ``sqrt(drift**2 + drift_sd**2 + tau_e**2)``, the fixed value with the same mean square.
+
     >>> Discrepancy.from_dict({"tau": 0.02, "source": "my backtest"}).tau
     0.02
     >>> Discrepancy().tau == DEFAULT_TAU
     True
+    >>> d = Discrepancy.from_dict({"tau": "learnt", "drift": -0.03, "drift_sd": 0.04, "tau_e": 0.0})
+    >>> d.learnt, round(d.tau, 3)
+    (True, 0.05)
     """
 
-    __slots__ = ("tau", "source")
+    __slots__ = ("tau", "source", "drift", "drift_sd", "tau_e")
 
-    def __init__(self, tau: float = DEFAULT_TAU, source: str | None = None):
-        self.tau = check_tau(tau, "[discrepancy] tau")
+    def __init__(self, tau: float | str = DEFAULT_TAU, source: str | None = None, *, drift: float | None = None,
+                 drift_sd: float | None = None, tau_e: float | None = None):
         if source is not None and not isinstance(source, str):
             raise ConfigError(f"[discrepancy] source must be a string, got {source!r}")
+        given = {k: v for k, v in (("drift", drift), ("drift_sd", drift_sd), ("tau_e", tau_e)) if v is not None}
+        if isinstance(tau, str):
+            if tau != "learnt":
+                raise ConfigError(f'[discrepancy] tau must be a number >= 0 or "learnt", got {tau!r}')
+            if given and len(given) != 3:
+                raise ConfigError('[discrepancy] tau = "learnt" needs drift, drift_sd and tau_e together, or none '
+                                  "(the shipped population's)")
+            if not given:
+                pop = load_population()
+                given = {"drift": 0.0, "drift_sd": pop["drift_sd"], "tau_e": pop["tau_e"]}
+                source = source or f"population of real data sets: {pop['source']}"
+            from bayes_scaling.laws.validate import is_finite_number
+
+            if not is_finite_number(given["drift"]) or abs(given["drift"]) > MAX_TAU:
+                raise ConfigError(f"[discrepancy] drift must be a number in [-{MAX_TAU:g}, {MAX_TAU:g}] (per decade "
+                                  f"on the log target), got {given['drift']!r}")
+            self.drift = float(given["drift"])
+            self.drift_sd = check_tau(given["drift_sd"], "[discrepancy] drift_sd")
+            self.tau_e = check_tau(given["tau_e"], "[discrepancy] tau_e")
+            self.tau = check_tau(float(np.sqrt(self.drift**2 + self.drift_sd**2 + self.tau_e**2)),
+                                 "[discrepancy] sqrt(drift^2 + drift_sd^2 + tau_e^2)")
+            self.source = source or ""
+            return
+        if given:
+            raise ConfigError(f'[discrepancy] {", ".join(given)} go with tau = "learnt", got tau = {tau!r}')
+        self.drift = self.drift_sd = self.tau_e = None
+        self.tau = check_tau(tau, "[discrepancy] tau")
         self.source = DEFAULT_SOURCE if source is None and self.tau == DEFAULT_TAU else (source or "")
+
+    @property
+    def learnt(self) -> bool:
+        return self.drift is not None
 
     @classmethod
     def from_dict(cls, d: Any) -> Discrepancy:
         if not isinstance(d, dict):
             raise ConfigError(f"[discrepancy] must be a table, got {d!r}")
-        bad = set(d) - {"tau", "source"}
+        bad = set(d) - {"tau", "source", "drift", "drift_sd", "tau_e"}
         if bad:
-            raise ConfigError(f"[discrepancy]: unknown key(s) {', '.join(sorted(bad))}; expected tau, source")
+            raise ConfigError(f"[discrepancy]: unknown key(s) {', '.join(sorted(bad))} (drift, drift_sd and tau_e "
+                              'go with tau = "learnt"); expected tau, source, drift, drift_sd, tau_e')
         if "tau" not in d:
-            raise ConfigError("[discrepancy] needs tau (per decade outside the data, on the log target; 0: off)")
-        return cls(d["tau"], d.get("source"))
+            raise ConfigError('[discrepancy] needs tau (per decade outside the data, on the log target; 0: off; '
+                              '"learnt": learnt from nested backtests)')
+        return cls(d["tau"], d.get("source"), drift=d.get("drift"), drift_sd=d.get("drift_sd"), tau_e=d.get("tau_e"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tau": self.tau, **({"source": self.source} if self.source else {})}
+        src = {"source": self.source} if self.source else {}
+        if self.learnt:
+            return {"tau": "learnt", "drift": self.drift, "drift_sd": self.drift_sd, "tau_e": self.tau_e, **src}
+        return {"tau": self.tau, **src}
+
+    def apply(self, draws: np.ndarray, dist: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draws (samples x points) with the discrepancy (class docstring); ``dist`` per point."""
+        if not self.learnt:
+            return widen(draws, dist, self.tau, rng)
+        slope = self.drift + self.drift_sd * rng.standard_normal(draws.shape[0])
+        out = widen(draws, dist, self.tau_e, rng)
+        return out * np.exp(slope[:, None] * np.asarray(dist, dtype=float)[None, :])
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Discrepancy) and (self.tau, self.source) == (other.tau, other.source)
+        key = lambda x: (x.tau, x.source, x.drift, x.drift_sd, x.tau_e)   # noqa: E731
+        return isinstance(other, Discrepancy) and key(self) == key(other)
 
     def __repr__(self) -> str:
+        if self.learnt:
+            return f"Discrepancy(learnt: drift {self.drift:g} +- {self.drift_sd:g}, tau_e {self.tau_e:g})"
         return f"Discrepancy(tau={self.tau:g})"
 
 
@@ -253,3 +315,263 @@ def variance_split(log_mean: np.ndarray, tau: float, dist: np.ndarray,
         share = [np.where(total > 0, s**2 / total, np.nan) for s in (sp, sn, sd)]
     return pd.DataFrame({"sd_parameters": sp, "sd_noise": sn, "sd_discrepancy": sd, "share_parameters": share[0],
                          "share_noise": share[1], "share_discrepancy": share[2]})
+
+
+# ---- a hierarchical log-normal prior of tau over data sets ----------------------------------------------------
+# (scored against the fixed tau and the learnt drift in benchmarks/discrepancy_population.py; docs/validation.md:
+# it did not beat the fixed tau, so predictions use the drift below)
+#: The grid of ``tau`` (per decade, log-spaced) on which the learnt discrepancy's likelihoods, priors and
+#: posteriors are evaluated.
+TAU_GRID = np.geomspace(1e-3, 1.0, 241)
+
+
+def tau_log_likelihood(resid, sd, dist, *, fold=None, rho: float = 0.0, taus: np.ndarray = TAU_GRID) -> np.ndarray:
+    """``log p(resid | tau)`` at each of ``taus``, from held-out residuals of a law (nested backtests).
+
+    ``resid``: residuals of ``log y`` against the predictive median; ``sd``: the predictive sd of ``log y``;
+    ``dist``: the distance outside the fitted runs; ``fold``: which refit each residual comes from. Within a
+    fold the residuals are ``Normal(0, S + tau**2 [(1 - rho) diag(d**2) + rho d d^T])``, ``S = diag(sd**2)``:
+    ``rho = 0`` independent discrepancies per run, ``rho = 1`` one shared draw (a bias of the whole fold, with
+    the sign shared by all its runs), the folds independent.
+
+    >>> rng = np.random.default_rng(1); d = rng.uniform(0.2, 1, 2000)
+    >>> ll = tau_log_likelihood(rng.normal(0, np.hypot(0.01, 0.05 * d)), np.full(2000, 0.01), d)
+    >>> round(float(TAU_GRID[np.argmax(ll)]), 2)
+    0.05
+    """
+    resid, sd, dist = (np.asarray(a, dtype=float).ravel() for a in (resid, sd, dist))
+    fold = np.zeros(len(resid)) if fold is None else np.asarray(fold, dtype=float).ravel()
+    ok = np.isfinite(resid) & np.isfinite(sd) & np.isfinite(dist) & np.isfinite(fold)
+    resid, sd, dist, fold = resid[ok], np.maximum(sd[ok], 1e-9), np.abs(dist[ok]), fold[ok]
+    taus = np.asarray(taus, dtype=float)
+    ll = np.zeros(len(taus))
+    if not 0 <= rho <= 1:
+        raise ValueError(f"rho must be in [0, 1], got {rho!r}")
+    for f in np.unique(fold):
+        m = fold == f
+        r, s2, d = resid[m], sd[m] ** 2, dist[m]
+        # Sherman-Morrison on A = S + tau^2 (1 - rho) diag(d^2), plus the rank one tau^2 rho d d^T
+        a = s2[None, :] + (taus[:, None] ** 2) * (1 - rho) * d[None, :] ** 2            # taus x runs
+        q = np.sum(r[None, :] ** 2 / a, axis=1)
+        logdet = np.sum(np.log(a), axis=1)
+        if rho > 0:
+            u = taus**2 * rho
+            dad, dar = np.sum(d[None, :] ** 2 / a, axis=1), np.sum(d[None, :] * r[None, :] / a, axis=1)
+            logdet = logdet + np.log1p(u * dad)
+            q = q - u * dar**2 / (1 + u * dad)
+        ll += -0.5 * (logdet + q + len(r) * np.log(2 * np.pi))
+    return ll
+
+
+class TauPrior:
+    """A log-normal distribution of ``tau``: ``log tau ~ Normal(mu, sd)``, on :data:`TAU_GRID`.
+
+    The population prior of a data set's ``tau`` (:func:`population_prior`), or the posterior of one set's
+    ``tau`` given its own nested backtests (:meth:`update`, summarised as a log-normal). Used by the
+    evaluation of ``benchmarks/discrepancy_population.py``; predictions use the learnt drift.
+
+    >>> p = TauPrior(np.log(0.05), 0.5)
+    >>> round(p.median, 3), p.update(np.zeros(len(TAU_GRID))) == p     # a flat likelihood changes nothing
+    (0.05, True)
+    """
+
+    __slots__ = ("mu", "sd")
+
+    def __init__(self, mu: float, sd: float):
+        from bayes_scaling.laws.validate import is_finite_number
+
+        if not is_finite_number(mu) or not is_finite_number(sd) or sd <= 0:
+            raise ConfigError(f"a log-normal tau needs a finite mu (log tau) and sd > 0, got mu={mu!r}, sd={sd!r}")
+        self.mu, self.sd = float(mu), float(sd)
+
+    @property
+    def median(self) -> float:
+        return float(np.exp(self.mu))
+
+    @property
+    def rms(self) -> float:
+        """``sqrt(E[tau**2])``: the fixed ``tau`` with the same discrepancy variance."""
+        return float(np.exp(self.mu + self.sd**2))
+
+    def log_weights(self, taus: np.ndarray = TAU_GRID) -> np.ndarray:
+        """Log of the grid weights (the grid is uniform in ``log tau``), normalised."""
+        lw = -0.5 * ((np.log(taus) - self.mu) / self.sd) ** 2
+        return lw - _logsumexp(lw)
+
+    def update(self, loglik: np.ndarray, taus: np.ndarray = TAU_GRID) -> TauPrior:
+        """The posterior given ``loglik`` (:func:`tau_log_likelihood` on ``taus``), moment-matched on
+        ``log tau``."""
+        lw = self.log_weights(taus) + np.asarray(loglik, dtype=float)
+        w = np.exp(lw - _logsumexp(lw))
+        lt = np.log(taus)
+        m = float(np.sum(w * lt))
+        return TauPrior(m, max(float(np.sqrt(np.sum(w * (lt - m) ** 2))), 1e-3))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` draws of ``tau`` (capped at :data:`MAX_TAU`)."""
+        return np.minimum(np.exp(self.mu + self.sd * rng.standard_normal(n)), MAX_TAU)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TauPrior) and np.allclose([self.mu, self.sd], [other.mu, other.sd], atol=1e-9)
+
+    def __repr__(self) -> str:
+        return f"TauPrior(median={self.median:.3g}, sd_log={self.sd:.3g})"
+
+
+def _logsumexp(x: np.ndarray, axis=None):
+    from scipy.special import logsumexp
+
+    return logsumexp(x, axis=axis)
+
+
+def population_prior(logliks: Sequence[np.ndarray], *, taus: np.ndarray = TAU_GRID,
+                     sd_scale: float = 1.0) -> TauPrior:
+    """The prior of a new data set's ``tau`` from the nested backtests of several: each set ``s`` has its own
+    ``tau_s``, ``log tau_s ~ Normal(mu, sd)``; ``loglik_s`` (:func:`tau_log_likelihood`) its evidence. The
+    hyper-parameters get a flat prior on ``mu`` and ``sd ~ HalfNormal(sd_scale)``; their posterior on a grid
+    is integrated, and the predictive of a new set's ``log tau`` returned as a log-normal (its mean and sd).
+
+    ``p(mu, sd | data) ~ p(sd) prod_s sum_tau exp(loglik_s(tau)) Normal(log tau; mu, sd)``
+    """
+    lt = np.log(np.asarray(taus, dtype=float))
+    L = np.array([np.asarray(ll, dtype=float) for ll in logliks])
+    if L.ndim != 2 or L.shape[1] != len(lt) or len(L) == 0:
+        raise ValueError("population_prior needs one log-likelihood per data set on the grid taus")
+    mus = np.linspace(lt[0], lt[-1], 121)
+    sds = np.geomspace(0.05, 4.0, 80)
+    M, S = np.meshgrid(mus, sds, indexing="ij")                                         # mu x sd
+    logp = -0.5 * ((lt[None, None, :] - M[..., None]) / S[..., None]) ** 2 - np.log(S[..., None])
+    logp = logp - _logsumexp(logp, axis=-1)[..., None]                                   # normalised on the grid
+    marg = sum(_logsumexp(logp + ll[None, None, :], axis=-1) for ll in L)               # mu x sd
+    post = marg - 0.5 * (S / sd_scale) ** 2 + np.log(S)          # HalfNormal(sd) on a log-spaced grid of sd
+    w = np.exp(post - _logsumexp(post))
+    pred = np.sum(w[..., None] * np.exp(logp), axis=(0, 1))                              # over the tau grid
+    m = float(np.sum(pred * lt))
+    return TauPrior(m, float(np.sqrt(np.sum(pred * (lt - m) ** 2))))
+
+
+#: The shipped population (``bayes_scaling/data/datasets/discrepancy_population.json``, written by
+#: ``benchmarks/discrepancy_population.py ship``).
+POPULATION_FILE = "discrepancy_population.json"
+
+
+def load_population() -> dict[str, Any]:
+    """The shipped population of the learnt discrepancy over real data sets: ``tau_b``, ``tau_e``
+    (:func:`population_drift`), ``lam``, ``lam_sd``, ``kappa`` (:func:`population_transfer`), ``drift_sd`` (a new
+    data set's drift slope sd without nested backtests: :func:`transfer_slope` of ``(0, tau_b)``), ``source``,
+    and ``sets`` (per data set: its nested-backtest and held-out residuals, from which the rest is recomputed)."""
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files("bayes_scaling.data.datasets").joinpath(POPULATION_FILE).read_text())
+
+
+# ---- the learnt drift: a shared, signed error of the law per decade outside the data ----------------------------
+#: Grids of the drift's population scales: ``tau_b`` (sd of a data set's drift slope ``b``) and ``tau_e`` (the
+#: independent discrepancy per run around it), per decade.
+DRIFT_TAU_B = np.geomspace(1e-3, 1.0, 61)
+DRIFT_TAU_E = np.concatenate([[0.0], np.geomspace(1e-3, 1.0, 61)])
+
+
+def _clean(resid, sd, dist):
+    resid, sd, dist = (np.asarray(a, dtype=float).ravel() for a in (resid, sd, dist))
+    ok = np.isfinite(resid) & np.isfinite(sd) & np.isfinite(dist)
+    return resid[ok], np.maximum(sd[ok], 1e-9), np.abs(dist[ok])
+
+
+def drift_log_likelihood(resid, sd, dist, *, tau_b: np.ndarray = DRIFT_TAU_B,
+                         tau_e: np.ndarray = DRIFT_TAU_E) -> np.ndarray:
+    """``log p(resid | tau_b, tau_e)`` on the grid ``tau_b x tau_e`` of the drift model of one data set's
+    nested-backtest residuals (all its refits share the slope ``b``)::
+
+        resid_i = b d_i + e_i,   b ~ Normal(0, tau_b**2),   e_i ~ Normal(0, sd_i**2 + tau_e**2 d_i**2)
+
+    i.e. ``resid ~ Normal(0, diag(sd**2 + tau_e**2 d**2) + tau_b**2 d d^T)`` (Sherman-Morrison)."""
+    r, s, d = _clean(resid, sd, dist)
+    v = s[None, :] ** 2 + (np.asarray(tau_e)[:, None] * d[None, :]) ** 2                  # tau_e x runs
+    q, logdet = np.sum(r**2 / v, axis=1), np.sum(np.log(v), axis=1)
+    dvd, dvr = np.sum(d**2 / v, axis=1), np.sum(d * r / v, axis=1)
+    u = np.asarray(tau_b)[:, None] ** 2                                                   # tau_b x 1
+    return -0.5 * (logdet[None, :] + np.log1p(u * dvd[None, :]) + q[None, :]
+                   - u * dvr[None, :] ** 2 / (1 + u * dvd[None, :]) + len(r) * np.log(2 * np.pi))
+
+
+def population_drift(logliks: Sequence[np.ndarray], *, scale: float = 1.0) -> tuple[float, float]:
+    """``(tau_b, tau_e)``: the posterior mode over data sets (:func:`drift_log_likelihood` of each, summed),
+    with ``HalfNormal(scale)`` priors on both scales."""
+    tb, te = DRIFT_TAU_B[:, None], DRIFT_TAU_E[None, :]
+    total = np.sum(logliks, axis=0) - 0.5 * (tb / scale) ** 2 - 0.5 * (te / scale) ** 2
+    i, j = np.unravel_index(int(np.argmax(total)), total.shape)
+    return float(DRIFT_TAU_B[i]), float(DRIFT_TAU_E[j])
+
+
+def drift_posterior(resid, sd, dist, tau_b: float, tau_e: float) -> tuple[float, float]:
+    """The posterior mean and sd of a data set's drift slope ``b`` (per decade, on the log target) given its
+    nested-backtest residuals (:func:`drift_log_likelihood`'s model; conjugate normal):
+    ``prec = 1 / tau_b**2 + sum d**2 / v``, ``mean = sum(d r / v) / prec``, ``v = sd**2 + tau_e**2 d**2``.
+
+    >>> m, s = drift_posterior([0.05, 0.1], [0.001, 0.001], [0.5, 1.0], tau_b=1.0, tau_e=0.0)
+    >>> round(m, 3)
+    0.1
+    """
+    r, s, d = _clean(resid, sd, dist)
+    v = s**2 + (tau_e * d) ** 2
+    prec = 1.0 / tau_b**2 + np.sum(d**2 / v)
+    return float(np.sum(d * r / v) / prec), float(1.0 / np.sqrt(prec))
+
+
+#: Grids of the drift's transfer from the nested backtests to a forecast: ``lam`` (the share of the nested
+#: slope that carries over) and ``kappa`` (sd of the change of slope, per decade).
+TRANSFER_LAM = np.linspace(0.0, 1.5, 31)
+TRANSFER_KAPPA = np.concatenate([[0.0], np.geomspace(1e-3, 1.0, 61)])
+
+
+def transfer_log_likelihood(resid, sd, dist, b_mean: float, b_sd: float, *, tau_e: float = 0.0,
+                            lam: np.ndarray = TRANSFER_LAM, kappa: np.ndarray = TRANSFER_KAPPA) -> np.ndarray:
+    """``log p(resid | lam, kappa)`` on the grid ``lam x kappa``: the held-out residuals of one data set's
+    forecast given the drift slope learnt from its nested backtests (posterior ``b_mean``, ``b_sd``:
+    :func:`drift_posterior`)::
+
+        resid_i = (lam b + eta) d_i + e_i,   b ~ Normal(b_mean, b_sd**2),   eta ~ Normal(0, kappa**2),
+        e_i ~ Normal(0, sd_i**2 + tau_e**2 d_i**2)
+
+    (``b`` and ``eta`` shared by the set's held-out runs)."""
+    r, s, d = _clean(resid, sd, dist)
+    lam, kappa = np.asarray(lam, dtype=float), np.asarray(kappa, dtype=float)
+    v = s**2 + (tau_e * d) ** 2
+    out = np.empty((len(lam), len(kappa)))
+    for i, lm in enumerate(lam):
+        e = r - lm * b_mean * d
+        u = kappa**2 + (lm * b_sd) ** 2                                                  # kappa
+        dvd, dvr, q = np.sum(d**2 / v), np.sum(d * e / v), np.sum(e**2 / v)
+        out[i] = -0.5 * (np.sum(np.log(v)) + np.log1p(u * dvd) + q - u * dvr**2 / (1 + u * dvd)
+                         + len(r) * np.log(2 * np.pi))
+    return out
+
+
+def population_transfer(logliks: Sequence[np.ndarray]) -> dict[str, float]:
+    """The transfer's posterior over the grid ``lam x kappa`` from the summed :func:`transfer_log_likelihood` of
+    several data sets (flat priors on ``lam`` and on ``kappa``), summarised as ``lam`` (mean), ``lam_sd`` and
+    ``kappa`` (``sqrt(E[kappa**2])``): a plug-in mode would understate the spread with a few data sets."""
+    total = np.sum(logliks, axis=0)
+    w_kappa = np.gradient(TRANSFER_KAPPA)                             # flat in kappa on the log-spaced grid
+    lp = total + np.log(w_kappa)[None, :]
+    w = np.exp(lp - _logsumexp(lp))
+    lam = float(np.sum(w.sum(axis=1) * TRANSFER_LAM))
+    lam_sd = float(np.sqrt(np.sum(w.sum(axis=1) * (TRANSFER_LAM - lam) ** 2)))
+    return {"lam": lam, "lam_sd": lam_sd, "kappa": float(np.sqrt(np.sum(w.sum(axis=0) * TRANSFER_KAPPA**2)))}
+
+
+def transfer_slope(b_mean: float, b_sd: float, lam: float, lam_sd: float, kappa: float) -> tuple[float, float]:
+    """The mean and sd of a forecast's drift slope ``lam b + eta`` given a data set's nested slope
+    (``b ~ Normal(b_mean, b_sd**2)``) and the population's transfer (:func:`population_transfer`)::
+
+        mean = lam b_mean,   var = kappa**2 + (lam**2 + lam_sd**2) b_sd**2 + lam_sd**2 b_mean**2
+
+    ``b_mean = 0``, ``b_sd = tau_b``: a data set without nested backtests of its own.
+
+    >>> transfer_slope(0.1, 0.0, 1.0, 0.0, 0.02)
+    (0.1, 0.02)
+    """
+    var = kappa**2 + (lam**2 + lam_sd**2) * b_sd**2 + lam_sd**2 * b_mean**2
+    return float(lam * b_mean), float(np.sqrt(var))
