@@ -4,7 +4,6 @@ fit files and the command line."""
 from __future__ import annotations
 
 import json
-
 import re
 import subprocess
 import sys
@@ -317,7 +316,6 @@ def test_default_priors_scale_with_the_data():
 def _transfer_model_fit(data, seed: int, draws: int, chains: int):
     """The bundled data drawn from the earlier transfer model (models.transfer.build_transfer_model: the population
     placed at the data's centre, exact whitening), as fit_transfer drew it before it became a wrapper of bs.fit."""
-    import json
 
     from bayes_scaling.inference.sampling import TransferFit, compiled_transfer_sampler
     from bayes_scaling.models.transfer import ModelConfig
