@@ -33,15 +33,17 @@ print(float(np.median(times)), d.ess_bulk_min, d.divergences)
 """
 
 
-def warm(python: str) -> tuple[float, float, int]:
-    out = subprocess.run([python, "-c", DRIVER], capture_output=True, text=True, check=True).stdout.split()
+def warm(python: str, cwd: str) -> tuple[float, float, int]:
+    # cwd outside both checkouts: ``python -c`` would import the package from the current folder first
+    out = subprocess.run([python, "-c", DRIVER], capture_output=True, text=True, check=True, cwd=cwd).stdout.split()
     return float(out[-3]), float(out[-2]), int(out[-1])
 
 
 def fresh(python: str, csv: str, out: str) -> float:
     cli = str(Path(python).with_name("bayes-scaling"))
     t0 = time.perf_counter()
-    subprocess.run([cli, "fit", csv, "--out", out, "--quiet"], capture_output=True, check=True)
+    subprocess.run([cli, "fit", csv, "--out", out, "--quiet"], capture_output=True, check=True,
+                   cwd=str(Path(out).parent))
     return time.perf_counter() - t0
 
 
@@ -59,7 +61,7 @@ def main() -> None:
             fresh(py, str(EXAMPLE_CSV), f"{tmp}/{name}.nc")
         for _ in range(args.rounds):
             for name, py in pythons.items():
-                rows[name]["warm"].append(warm(py))
+                rows[name]["warm"].append(warm(py, tmp))
                 rows[name]["fresh"].append(fresh(py, str(EXAMPLE_CSV), f"{tmp}/{name}.nc"))
     for name, r in rows.items():
         w = [t for t, _, _ in r["warm"]]

@@ -118,7 +118,8 @@ def test_full_sbc_100_simulations():
 @needs_nutpie
 def test_fit_transfer_model_sbc_100_simulations():
     """The model fit_transfer draws (the transfer law spec of its default ModelConfig, by bs.fit at its
-    target_accept 0.99) on the transfer SBC's design (2 distributions x 4 N x 4 D_F): 100 simulations, 2 x 400
+    target_accept 0.99; the form and whitening as the engine chooses them, where fit_transfer picks them by the
+    transfer model's test) on the transfer SBC's design (2 distributions x 4 N x 4 D_F): 100 simulations, 2 x 400
     draws each, ranks among 99 draws; at most 5 fits of 100 with a divergence."""
     from bayes_scaling.analysis.calibration import SBCDesign, run_spec_sbc
     from bayes_scaling.models.transfer import transfer_spec

@@ -551,10 +551,12 @@ def transfer_spec(config: ModelConfig, n_groups: int, *, view: bool = False, for
 
 def engine_form(arrays: dict[str, np.ndarray], n_groups: int, config: ModelConfig) -> tuple[str, str]:
     """How the engine draws the transfer spec of ``config`` from these data: the pooled parameters' form and the
-    engine's ``whiten``. ``"auto"``: :func:`resolve_parameterization`'s test (every distribution pins its
-    parameters: centred, whitening as the engine chooses; else non-centred in the model's own coordinates: on
-    weakly pinned data, the 6 imputation fits of tests/test_seeds.py's design at 0.99, 2 x 200 draws: centred 5
-    divergences (in 2 fits), non-centred 0, non-centred with the engine's Laplace whitening 1); ``"whitened"``: the engine's
+    engine's ``whiten``. ``"auto"``: :func:`resolve_parameterization`'s test, in the model's own coordinates
+    (every distribution pins its parameters: centred, as the earlier transfer model, whose Laplace whitening
+    costs a mode search per fit, about 1 s warm and 6 s in a fresh process, for no fewer divergences on the
+    bundled data; else non-centred: on weakly pinned data, the 6 imputation fits of tests/test_seeds.py's
+    design at 0.99, 4 x 200 draws: centred 5 divergences (in 2 fits), non-centred 0, non-centred with the
+    engine's Laplace whitening 1); ``"whitened"``: the engine's
     Laplace whitening (``"laplace"``); ``"centred"``/``"non_centred"``: that form, unwhitened."""
     if config.parameterization == "whitened":
         return "auto", "laplace"
@@ -563,7 +565,7 @@ def engine_form(arrays: dict[str, np.ndarray], n_groups: int, config: ModelConfi
     if n_groups < 2 or config.variant == "pooled":
         return "auto", "auto"
     chosen = set(resolve_parameterization(arrays, n_groups, config).values())
-    return ("centred", "auto") if chosen == {"centred"} else ("non_centred", "none")
+    return ("centred" if chosen == {"centred"} else "non_centred"), "none"
 
 
 def parameter_names(config: ModelConfig) -> list[str]:
