@@ -756,3 +756,25 @@ def test_a_loss_law_fit_is_a_scratch_fit(tmp_path):
     np.testing.assert_array_equal(back.posterior["N_c"].values, result.posterior["N_c"].values)
     assert loss_law_of(builtin_spec("chinchilla_by_corpus")) is None
     assert loss_law_of(builtin_spec("chinchilla")) == "chinchilla"
+
+
+def test_seed_slope_key_is_checked_and_round_trips():
+    """[likelihood] seed_slope: with replicates only, an input column of the formula; kept by to_dict (and
+    left out where absent, so other specs' hashes are unchanged); the noise of a new run follows it."""
+    from bayes_scaling.inference.fit import _add_noise
+
+    base = builtin_spec("kaplan").to_dict()
+    spec = LawSpec.from_dict({**base, "likelihood": {**base["likelihood"], "replicates": True, "seed_slope": "N"}})
+    assert spec.seed_slope == "N" and LawSpec.from_dict(spec.to_dict()).hash() == spec.hash()
+    assert "seed_slope" not in builtin_spec("kaplan").to_dict()["likelihood"]
+    with pytest.raises(ConfigError, match="seed_slope applies with replicates = true only"):
+        LawSpec.from_dict({**base, "likelihood": {**base["likelihood"], "seed_slope": "N"}})
+    with pytest.raises(ConfigError, match="seed_slope must name an input column"):
+        LawSpec.from_dict({**base, "likelihood": {**base["likelihood"], "replicates": True, "seed_slope": "alpha_D"}})
+    S = 20000
+    post = {"sigma": np.zeros(S), "sigma_seed": np.full(S, 0.02), "seed_slope": np.full(S, -0.5)}
+    post = pd.DataFrame(post).to_xarray().rename(index="draw").expand_dims(chain=1)
+    f = np.ones((S, 2))
+    noisy = _add_noise(f, spec, post, np.random.default_rng(0), {"N": np.array([1e6, 1e8])}, np.log(1e6))
+    sd = np.log(noisy).std(axis=0)
+    np.testing.assert_allclose(sd, [0.02, 0.02 * np.exp(-0.5 * np.log(100))], rtol=0.03)

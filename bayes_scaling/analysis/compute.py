@@ -189,7 +189,13 @@ def loss_law(source, params: dict | None = None, *, data: pd.DataFrame | None = 
             raise BayesScalingError(f"{source.spec.name!r} varies by {', '.join(source.spec.groups)}: choose the "
                                     f"group, loss_law(fit, group=...) with one of {', '.join(laws_)} (or "
                                     "spec_loss_laws(fit): one law per group)")
-        return next(iter(laws_.values()))
+        out = next(iter(laws_.values()))
+        unit = getattr(source, "unit", "")     # a ScratchFit knows the unit of its data
+        if isinstance(unit, str) and unit and not out.unit:
+            from dataclasses import replace
+
+            out = replace(out, unit=unit)
+        return out
     if _is_law_spec(source) or (isinstance(source, str) and params is not None and source not in LAW_PARAMETERS
                                 and _builtin_spec_name(source)):
         return _from_spec_params(source, params, group, at)
@@ -214,10 +220,13 @@ def loss_law(source, params: dict | None = None, *, data: pd.DataFrame | None = 
 
 
 def _is_spec_fit(source) -> bool:
+    """A law-spec fit (not a from-scratch fit of the former loss-law model, a file of 0.1/0.2: its law and draws
+    are read directly)."""
     from bayes_scaling.inference.fit import Fit
     from bayes_scaling.inference.sampling import TransferFit
 
-    return isinstance(source, Fit) and not isinstance(source, TransferFit)   # a transfer law is no loss law
+    return (isinstance(source, Fit) and not isinstance(source, TransferFit)   # a transfer law is no loss law
+            and not getattr(source, "legacy", False))
 
 
 def _is_law_spec(source) -> bool:

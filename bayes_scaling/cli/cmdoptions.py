@@ -6,7 +6,8 @@ has the same type, check and default:
 * ``--ci`` (:data:`CI`, 0.94): the probability of every interval a command prints, an equal-tailed interval:
   credible intervals of parameters (``fit``, ``summary``, ``fit-scratch``, ``fit-joint``, ``report``), the
   interval of D_E by law inversion (``effective-data``), predictive intervals (``predict``, ``forecast``,
-  ``best``). 0.94 is the default of :meth:`Fit.summary <bayes_scaling.inference.fit.Fit.summary>`.
+  ``best``). 0.94 is :data:`bayes_scaling._interval.CI_PROB`, the default interval of every summary
+  (:func:`~bayes_scaling.inference.sampling.summarize`, the one summary of every fit).
 * ``--seed`` (:data:`SEED`, 1): same seed, same draws (same fit, same predictive draws, same ranks, same splits);
   0 to 2**32 - 1 (checked before the work, ``cli/_plan.py``).
 * the sampler: ``--draws``, ``--tune``, ``--chains``, ``--backend`` (:func:`sampler`); a command that runs many
@@ -30,7 +31,7 @@ __all__ = ["BACKENDS", "CHAINS", "CI", "DRAWS", "SEED", "SCHEDULER_HELP", "TUNE"
            "cluster", "finite", "log_likelihood", "positive_float", "positive_int", "probability",
            "sampler", "seed", "tau"]
 
-#: the default of every ``--ci``: the probability of the equal-tailed intervals printed (``Fit.summary``'s)
+#: the default of every ``--ci``: the probability of the equal-tailed intervals printed (every summary's)
 CI = CI_PROB
 #: the default of every ``--seed``: same seed, same draws
 SEED = 1
