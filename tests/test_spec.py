@@ -3,8 +3,6 @@ fit files and the command line."""
 
 from __future__ import annotations
 
-import json
-
 import re
 import subprocess
 import sys
