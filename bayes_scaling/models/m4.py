@@ -114,8 +114,8 @@ def _make_detach():
         def grad(self, inputs, output_grads):
             return [DisconnectedType()()]
 
-        def infer_shape(self, fgraph, node, shapes):
-            return shapes
+        def infer_shape(self, *args):                # (node, shapes); older PyTensor: (fgraph, node, shapes)
+            return args[-1]
 
     try:
         from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
