@@ -84,7 +84,7 @@ _DETACH = None
 def _detach(x):
     """``x`` with no gradient path to its inputs (PyTensor): an identity Op whose output is disconnected from its
     input. PyMC's log-density rewrites drop PyTensor's own ``disconnected_grad`` (a ViewOp) before the gradient
-    is taken, which let the gradient run back through every regula-falsi step (3x the work, and NaN where a
+    is taken, which let the gradient run back through every regula-falsi step (more work per gradient, and NaN where a
     step's bracket end is exactly at ``L_0``: divergences at small ``alpha``); this Op is kept."""
     global _DETACH
     if _DETACH is None:
@@ -114,8 +114,8 @@ def _make_detach():
         def grad(self, inputs, output_grads):
             return [DisconnectedType()()]
 
-        def infer_shape(self, fgraph, node, shapes):
-            return shapes
+        def infer_shape(self, *args):                # (node, shapes); older PyTensor: (fgraph, node, shapes)
+            return args[-1]
 
     try:
         from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
