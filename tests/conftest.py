@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import hashlib
 import os
 import signal
@@ -9,22 +11,10 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
+from helpers import REPO, SHARED_DATA, digest, one_error_line  # noqa: E402,F401
+
 os.environ.setdefault("MPLBACKEND", "Agg")
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-
-
-def digest(path: Path) -> str:
-    """The SHA-256 of a file's bytes (tests that a file was left byte-for-byte as it was)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def one_error_line(err: str) -> str:
-    """The one error line of a command (``warning:`` lines, e.g. excluded rows, may come before it)."""
-    lines = [line for line in err.strip().splitlines() if not line.startswith("warning: ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import tomllib
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 DOCS = REPO / "docs"
 SITE = DOCS / "_build" / "html"

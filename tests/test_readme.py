@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from conftest import REPO
+from helpers import REPO
 
 README = REPO / "README.md"
 DOCS = REPO / "docs"

@@ -31,7 +31,7 @@ from bayes_scaling.errors import (
 )
 from bayes_scaling.inference.fitfile import read_tree, write_tree
 from bayes_scaling.models.transfer import ModelConfig
-from conftest import digest, one_error_line
+from helpers import digest, one_error_line
 
 EXE = str(Path(sys.executable).with_name("bayes-scaling"))
 FAST = ["--draws", "100", "--tune", "100", "--chains", "2"]

@@ -21,7 +21,7 @@ random initialisation and data order alone.
 - :func:`leave_one_size_out` (stability of beta) and :func:`ossification_table` (ossification per
   ``(N, D_F)`` with binomial intervals across seeds and pre-training distributions).
 
-Measured on simulated data with known truth (``tests/test_seeds.py``; Kaplan law, Table 1 transfer, 3 seeds,
+Measured on simulated data with known truth (``tests/analysis/test_seeds.py``; Kaplan law, Table 1 transfer, 3 seeds,
 seed noise 0.02 of log loss): the 90% intervals of ``D_E`` held the true ``D_E`` of 87% of the configurations
 (5 data sets, 40 imputations; 74% when only the fine-tuned losses are redrawn); over 20 data sets (8
 imputations) the pooled 90% intervals of beta held the truth 19 times (width 0.26), the plain fit of the

@@ -75,7 +75,7 @@ DEMO_LIN_MODELS = ["facebook/opt-1.3b", "t5-base", "MBZUAI/LaMini-GPT-1.5B", "gp
 
 
 #: The real-data step's sampler, whatever --draws/--tune/--chains (those size the synthetic steps): enough for
-#: R-hat <= 1.01 and bulk ESS >= 400 with no divergence (tests/test_selection.py).
+#: R-hat <= 1.01 and bulk ESS >= 400 with no divergence (tests/analysis/test_selection.py).
 DEMO_LIN_SAMPLER = {"draws": 1500, "tune": 600, "chains": 4}
 
 

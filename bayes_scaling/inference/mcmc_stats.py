@@ -1,7 +1,7 @@
 """Rank-normalised split R-hat and bulk/tail effective sample size (Vehtari et al. 2021), in NumPy.
 
 The same estimators as arviz-stats' ``rhat(method="rank")``, ``ess(method="bulk" | "tail")`` and ``eti``
-(``arviz_stats.base.array_stats``; ``tests/test_inference_speed.py`` checks agreement to 1e-10).
+(``arviz_stats.base.array_stats``; ``tests/inference/test_inference_speed.py`` checks agreement to 1e-10).
 
 Why a copy: importing arviz-stats costs more than the 0.3 s a copy must save. Measured on the 2-core development
 machine (Python 3.12, arviz-stats 1.3.3, arviz-base 1.3, ``bayes-scaling summary FIT.nc`` in a fresh process,

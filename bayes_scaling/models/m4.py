@@ -170,7 +170,7 @@ def solve(spec: LawSpec, values: dict[str, Any], m=np):
     For M4, with ``s = (L - L_inf) / (L_0 - L_inf)``, ``G = log s - alpha log(1 - s) + const``: increasing in
     ``t`` and nearly piecewise linear (slope 1 for ``t << 0``, ``alpha`` for ``t >> 0``), so regula falsi closes
     in fast and Newton ends it (within 1e-9 on log L for roots 1e-12 to 1 - 1e-9 of the way across the
-    bracket and alpha 0.01 to 5: tests/test_laws_implicit.py; the generic bisection of
+    bracket and alpha 0.01 to 5: tests/laws/test_laws_implicit.py; the generic bisection of
     :class:`~bayes_scaling.laws.expr.Equation` takes 60 steps). PyTensor: every step is cut from the gradient
     except the last Newton step, so the derivative is the implicit-function theorem's,
     ``dt/dtheta = -G_theta / G_t``. The equation's sides are the spec's (one formula)."""

@@ -554,7 +554,7 @@ def engine_form(arrays: dict[str, np.ndarray], n_groups: int, config: ModelConfi
     engine's ``whiten``. ``"auto"``: :func:`resolve_parameterization`'s test, in the model's own coordinates
     (every distribution pins its parameters: centred, as the earlier transfer model, whose Laplace whitening
     costs a mode search per fit, about 1 s warm and 6 s in a fresh process, for no fewer divergences on the
-    bundled data; else non-centred: on weakly pinned data, the 6 imputation fits of tests/test_seeds.py's
+    bundled data; else non-centred: on weakly pinned data, the 6 imputation fits of tests/analysis/test_seeds.py's
     design at 0.99, 4 x 200 draws: centred 5 divergences (in 2 fits), non-centred 0, non-centred with the
     engine's Laplace whitening 1); ``"whitened"``: the engine's
     Laplace whitening (``"laplace"``); ``"centred"``/``"non_centred"``: that form, unwhitened."""
