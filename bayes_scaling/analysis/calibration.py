@@ -488,7 +488,7 @@ def _fit_spec_one(task) -> tuple:
         warnings.simplefilter("ignore")
         res = fit_spec(table, spec, seed=seed, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"],
                        backend="nutpie", target_accept=kw["target_accept"], progressbar=False, warn=False,
-                       log_likelihood=False, cores=1)
+                       log_likelihood=False, cores=1, whiten=kw.get("whiten", "auto"))
     post = res.posterior
     total = kw["chains"] * kw["draws"]
     keep = np.linspace(0, total - 1, kw["n_rank"]).round().astype(int)
@@ -507,8 +507,10 @@ def _fit_spec_one(task) -> tuple:
 def run_spec_sbc(model, n_sims: int = 100, *, data: pd.DataFrame | str | None = None, sim_model=None,
                  draws: int = 400, tune: int = 400, chains: int = 2, n_rank: int = 99,
                  target_accept: float = 0.99, seed: int = 0, processes: int | None = 1, client=None,
-                 scheduler: str | None = None, progress=None, max_tries: int = 10) -> SBCResult:
-    """Simulation-based calibration of a law spec fitted by the spec engine (module docstring).
+                 scheduler: str | None = None, progress=None, max_tries: int = 10,
+                 whiten: str = "auto") -> SBCResult:
+    """Simulation-based calibration of a law spec fitted by the spec engine (module docstring); ``whiten`` as
+    in :func:`bayes_scaling.fit`.
 
     For simulation ``i``: ``theta_i`` from the frozen prior of ``sim_model`` (default ``model``; another
     spec, e.g. a shifted prior, must make the checks fail), ``y_i`` simulated at the design with the spec's
@@ -562,7 +564,7 @@ def run_spec_sbc(model, n_sims: int = 100, *, data: pd.DataFrame | str | None = 
     params = [v for v in spec_sbc_parameters(fitted) if v in draws_all]
     if sim is not fitted:
         params = [v for v in params if v in spec_sbc_parameters(sim)]
-    kw = dict(draws=draws, tune=tune, chains=chains, n_rank=n_rank, target_accept=target_accept)
+    kw = dict(draws=draws, tune=tune, chains=chains, n_rank=n_rank, target_accept=target_accept, whiten=whiten)
     tasks = []
     for i, j in enumerate(chosen):
         sim_table = design.assign(**{fitted.target: ys[j]})

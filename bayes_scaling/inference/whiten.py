@@ -51,7 +51,7 @@ MAX_DIMENSION = 400
 #: the default target acceptance rate of a whitened fit (nearly standard normal: no need for nutpie's 0.99)
 WHITENED_TARGET_ACCEPT = 0.9
 #: the largest gradient at the mode, in posterior standard deviations (``max |L' g|``), taken as converged
-MODE_TOLERANCE = 0.25
+MODE_TOLERANCE = 1e-2
 #: damped Newton steps polishing L-BFGS's mode
 NEWTON_STEPS = 8
 #: ``whiten`` settings of :func:`whiten_sampler` and ``bs.fit``
