@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
-import hashlib
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest

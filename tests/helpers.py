@@ -3,29 +3,26 @@ session), recovery checks and the real data sets the tests read."""
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
 import hashlib
 import itertools
 import warnings
+from functools import cache
+from pathlib import Path
 
-from scipy.stats import norm
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from scipy.stats import norm
 
-from bayes_scaling.analysis.compare import compare_sharing
-from bayes_scaling.analysis.compare import compare_variants
-from bayes_scaling.data.simulate import TABLE1, simulate_transfer
-from bayes_scaling.data.simulate import simulate_law
+import bayes_scaling as bs
+from bayes_scaling.analysis.compare import compare_sharing, compare_variants
+from bayes_scaling.data.simulate import TABLE1, simulate_law, simulate_transfer
 from bayes_scaling.inference.fit import Fit
 from bayes_scaling.inference.sampling import TransferFit
 from bayes_scaling.laws.spec import LawSpec
 from bayes_scaling.models.losslaws import read_epoch_chinchilla
 from bayes_scaling.models.transfer import ModelConfig
-import bayes_scaling as bs
-
 
 # ---- Paths and command-line checks -----------------------------------------------------------------------
 

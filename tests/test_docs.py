@@ -17,7 +17,6 @@ import sys
 import tomllib
 
 import pytest
-
 from helpers import REPO
 
 DOCS = REPO / "docs"

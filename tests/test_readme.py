@@ -6,7 +6,6 @@ The README's first ```python block is also what ``.ci/check-wheel`` runs from th
 import re
 
 import numpy as np
-
 from helpers import REPO
 
 README = REPO / "README.md"

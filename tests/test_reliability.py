@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import digest, one_error_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +33,6 @@ from bayes_scaling.data.datasets import EXAMPLE_CSV
 from bayes_scaling.data.tables import read_table
 from bayes_scaling.errors import DataError, FitFileError, InputTypeError, OutputError
 from bayes_scaling.inference.fitfile import read_tree
-from helpers import digest, one_error_line
 
 EXE = str(Path(sys.executable).with_name("bayes-scaling"))
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

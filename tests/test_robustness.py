@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import digest, one_error_line
 
 import bayes_scaling as bs
 from bayes_scaling._atomic import atomic_path, check_output, write_text
@@ -31,7 +32,6 @@ from bayes_scaling.errors import (
 )
 from bayes_scaling.inference.fitfile import read_tree, write_tree
 from bayes_scaling.models.transfer import ModelConfig
-from helpers import digest, one_error_line
 
 EXE = str(Path(sys.executable).with_name("bayes-scaling"))
 FAST = ["--draws", "100", "--tune", "100", "--chains", "2"]

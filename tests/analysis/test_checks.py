@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import SPEC_SIGMA as SIGMA
-from helpers import spec_shared_truth
+from helpers import quantile_mcse, spec_shared_truth
 from helpers import transfer_shared_truth as shared_truth
 
-from helpers import quantile_mcse
 from bayes_scaling.analysis.checks import (
     coverage,
     loo_pit,

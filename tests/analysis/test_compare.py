@@ -8,13 +8,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import SPEC_SEPARATE_TRUTH as SEPARATE_TRUTH, SPEC_SHARED_TRUTH as SHARED_TRUTH, SPEC
-from helpers import spec_separate_truth
-from helpers import spec_shared_truth
-from helpers import TRANSFER_SETTINGS as SETTINGS, transfer_separate_truth as separate_truth, transfer_shared_truth as shared_truth
+from helpers import SPEC, draws_inside, spec_separate_truth, spec_shared_truth
+from helpers import SPEC_SEPARATE_TRUTH as SEPARATE_TRUTH
+from helpers import SPEC_SHARED_TRUTH as SHARED_TRUTH
+from helpers import TRANSFER_SETTINGS as SETTINGS
+from helpers import transfer_separate_truth as separate_truth
+from helpers import transfer_shared_truth as shared_truth
 
 import bayes_scaling as bs
-from helpers import draws_inside
 from bayes_scaling import laws
 from bayes_scaling.analysis.compare import (
     beta_evidence,

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import SHARED_DATA
 
 import bayes_scaling as bs
 from bayes_scaling import laws
 from bayes_scaling.analysis import isoflop
 from bayes_scaling.analysis.compute import EdgeWarning
 from bayes_scaling.errors import DataError
-from helpers import SHARED_DATA
 
 PORIAN = SHARED_DATA / "porian2024_isoflops"
 needs_porian = pytest.mark.skipif(not (PORIAN / "isoflop_points.csv").exists(),

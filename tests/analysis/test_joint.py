@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import inside
+
 from bayes_scaling.analysis.joint import compare_with_two_stage, comparison_table
 from bayes_scaling.analysis.predictions import predict
 from bayes_scaling.data.simulate import simulate_losses

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-
 from helpers import inside
+
 from bayes_scaling.analysis.seeds import (
     cell_means,
     effective_data_seeds,

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import SHARED_DATA
 
 import bayes_scaling as bs
 from bayes_scaling.analysis.selection import (
@@ -28,7 +29,6 @@ from bayes_scaling.analysis.selection import (
 from bayes_scaling.data.simulate import simulate_law
 from bayes_scaling.errors import ConvergenceWarning, DataError
 from bayes_scaling.laws.spec import builtin_spec
-from helpers import SHARED_DATA
 
 TABLE1 = SHARED_DATA / "lin2024_finetuning" / "published_selection_table1.tex"
 needs_table1 = pytest.mark.skipif(not TABLE1.is_file(), reason=f"Lin et al.'s Table 1 not found at {TABLE1}")

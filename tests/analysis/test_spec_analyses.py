@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-
 from helpers import draws_inside
+
 from bayes_scaling.analysis.calibration import default_design, frozen_spec, run_spec_sbc, spec_sbc_parameters
 from bayes_scaling.analysis.compute import EdgeWarning, loss_law, scratch_optimum, spec_loss_laws
 from bayes_scaling.analysis.timeline import NoSolutionWarning, solve_law, unsolved

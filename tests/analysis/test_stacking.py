@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import K
+
 from bayes_scaling.analysis.stacking import lfo_splits, pseudo_bma_weights, stack, stacking_weights
 from bayes_scaling.errors import ConfigError, DataError
 

@@ -4,8 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import REPO
 import xarray as xr
+from helpers import REPO
 
 import bayes_scaling as bs
 from bayes_scaling.inference import sampling as inference
@@ -311,7 +311,6 @@ def test_summary_command_does_not_import_arviz_stats():
     fresh process imports no arviz-stats (which costs it ~1.6 s)."""
     import subprocess
     import sys
-    from pathlib import Path
 
     fit = REPO / "tests" / "fixtures" / "v0.1_transfer.nc"
     code = ("import io, contextlib, sys\nfrom bayes_scaling.cli import main\n"

@@ -12,10 +12,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import covered
+from helpers import covered, draws_inside
 
 import bayes_scaling as bs
-from helpers import draws_inside
 from bayes_scaling.data.simulate import simulate_law
 from bayes_scaling.errors import ConfigError, DataError, FitFileError
 from bayes_scaling.inference.fit import Fit, fit, load
@@ -671,8 +670,9 @@ def test_transfer_files_of_version_0_2_load_as_fits(name, tmp_path):
     summary, predict and derived read their draws per distribution; a new distribution is drawn from their
     population (at the data's centre) by analysis.predictions, and is an error for Fit.predict; saved again,
     they load the same."""
-    from bayes_scaling.analysis.predictions import NEW, predict
     from helpers import REPO
+
+    from bayes_scaling.analysis.predictions import NEW, predict
 
     old = load(REPO / "tests" / "fixtures" / f"{name}.nc")
     assert type(old).__name__ == "TransferFit" and isinstance(old, Fit) and not old.from_engine
@@ -697,9 +697,10 @@ def test_every_fit_class_has_the_one_summary(pooled_fit):
     interval (94%) for every summary and the command line's --ci."""
     import inspect
 
+    from helpers import REPO
+
     from bayes_scaling._interval import CI_PROB
     from bayes_scaling.cli import cmdoptions
-    from helpers import REPO
 
     fits = [pooled_fit] + [load(REPO / "tests" / "fixtures" / f"v0.1_{k}.nc") for k in ("transfer", "scratch", "joint")]
     assert [type(f).__name__ for f in fits] == ["Fit", "TransferFit", "ScratchFit", "JointFit"]

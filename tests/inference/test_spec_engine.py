@@ -188,6 +188,7 @@ def test_seed_noise_recovers_the_run_level_term_and_the_seed_noise():
     each truth lies in its 99% interval (with Monte Carlo margins), the seed noise is told apart from the
     run-level term, and a new run's predictive noise is sqrt(sigma**2 + sigma_seed**2)."""
     from helpers import inside
+
     from bayes_scaling.inference.fit import fit
 
     result = fit(_replicates(3), LawSpec.from_dict(CURVE), seed=4, draws=1000, tune=1000, chains=2, warn=False)

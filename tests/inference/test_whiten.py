@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import means_agree
 
 import bayes_scaling as bs
-from helpers import means_agree
 from bayes_scaling.data.simulate import simulate_law
 from bayes_scaling.inference import fit as fit_module
 from bayes_scaling.inference import whiten as W

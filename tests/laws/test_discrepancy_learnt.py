@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import K
+
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws.discrepancy import (
     TAU_GRID,

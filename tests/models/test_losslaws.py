@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import epoch_chinchilla, EPOCH_95
+from helpers import EPOCH_95, epoch_chinchilla, inside
 
-from helpers import inside
 from bayes_scaling.data.simulate import EPOCH_CHINCHILLA, KAPLAN_WEBTEXT2, simulate_losses
 from bayes_scaling.errors import ConfigError, DataError, FitFileError
 from bayes_scaling.inference.scratch import fit_scratch, load_scratch_fit
@@ -20,7 +18,6 @@ from bayes_scaling.models.losslaws import (
     converged_data,
     law_loss,
     law_parameters,
-    read_epoch_chinchilla,
     read_scratch,
 )
 

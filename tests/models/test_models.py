@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from helpers import REPO
 
 from bayes_scaling import ModelConfig
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.models.transfer import DEFAULT_PRIORS, build_transfer_model
-from helpers import REPO
 
 
 def test_models_transfer_toml_holds_the_defaults():

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
-from helpers import transfer_shared_truth as shared_truth# noqa: E402
+from helpers import transfer_shared_truth as shared_truth  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bayes_scaling.analysis.checks import prior_predictive_check  # noqa: E402
