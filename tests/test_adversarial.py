@@ -246,7 +246,9 @@ def test_damaged_fit_file_read_ends_with_the_fit_or_one_error(tmp_path_factory, 
 
 def test_damaged_fit_file_at_the_command_line(tmp_path, fit_bytes):
     """The case that hung: 64 zero bytes at offset 768 of a file without the digest (``summary`` in a process
-    of its own, as a user runs it): exit status 2, one line naming the file, within the time limit."""
+    of its own, as a user runs it): exit status 2, one line naming the file, within the time limit (the time limit's
+    message where HDF5 loops, as it did on files of 0.2; where those bytes now fall on the stored spec, the
+    reader's message that names it)."""
     import subprocess
     import sys
     import time
@@ -265,5 +267,5 @@ def test_damaged_fit_file_at_the_command_line(tmp_path, fit_bytes):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr and str(path) in lines[0], done.stderr
-    assert "did not end within 5 s" in lines[0]
+    assert "did not end within 5 s" in lines[0] or "is not valid JSON" in lines[0], lines[0]
     assert time.monotonic() - start < 60

@@ -72,7 +72,7 @@ def observed(fit) -> Observed:
                              "N": used["N"].to_numpy(float), "D_F": used["D_F"].to_numpy(float),
                              "D_T": used["D_T"].to_numpy(float)})
         return Observed(fit.observed_name, "D_T", True, rows, ("pretraining",), fit.data.unit)
-    spec, data = fit.spec, fit.data
+    spec, data = fit.spec, fit.table
     cols = [c for c in dict.fromkeys([*spec.groups, *spec.inputs, spec.target])]
     rows = pd.concat([pd.DataFrame({"row": np.arange(len(data))}), data[cols].reset_index(drop=True)], axis=1)
     return Observed(spec.target, spec.target, spec.scale == "log", rows, tuple(spec.groups))
@@ -93,6 +93,6 @@ def build_model(fit):
     if missing:
         raise BayesScalingError(f"this fit does not record {', '.join(missing)}: its model cannot be rebuilt for "
                                 "posterior predictive checks; refit it with bs.fit")
-    prepared = sm.prepare(fit.spec, fit.data, labels=fit.labels)
+    prepared = sm.prepare(fit.spec, fit.table, labels=fit.labels)
     param = json.loads(attrs.get("parameterization", "{}"))
     return sm.build_spec_model(fit.spec, prepared, fit.priors, param, float(attrs["noise_prior"]))

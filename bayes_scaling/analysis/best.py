@@ -84,7 +84,7 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
     grid[group] = np.tile(known, P)
     for within in dict.fromkeys(p.within for p in spec.parameters.values() if p.by == group and p.within):
         if within not in grid:     # two-level pooling: each group's parent (family) as in the fitted data
-            parent = dict(zip(fit.data[group].astype(str), fit.data[within], strict=True))
+            parent = dict(zip(fit.table[group].astype(str), fit.table[within], strict=True))
             grid[within] = grid[group].map(parent)
     law = fit.predict(grid, kind=kind, seed=seed, discrepancy=0)[spec.target].values.reshape(-1, P, G)
     draws = fit.predict(grid, kind=kind, seed=seed, discrepancy=discrepancy)[spec.target].values
@@ -100,7 +100,7 @@ def best_group(fit, at: pd.DataFrame | dict, *, group: str | None = None, lower_
     med = np.nanmedian(law, axis=0)   # the discrepancy is centred: it leaves the median
     overall = fit.outside(grid)["outside"].to_numpy()
     by_group = np.zeros(len(grid))
-    data = fit.data
+    data = fit.table
     for g in known:
         rows = np.flatnonzero(grid[group].astype(str).to_numpy() == g)
         own = data[data[group].astype(str) == g]

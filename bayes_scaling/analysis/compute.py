@@ -315,7 +315,7 @@ def spec_loss_laws(fit, *, group: str | dict[str, str] | None = None, at: dict[s
     post = fit.posterior
     C, Dn = post.sizes["chain"], post.sizes["draw"]
     coords = {"chain": post["chain"].values, "draw": post["draw"].values}
-    runs = fit.data[["N", "D"]].reset_index(drop=True)
+    runs = fit.table[["N", "D"]].reset_index(drop=True)
     tau = float(spec.discrepancy.tau)
     out = {}
     for i in range(len(rows)):

@@ -250,7 +250,7 @@ def _solve_groups(fit, group) -> pd.DataFrame:
             raise BayesScalingError(f"{fit.spec.name!r} has no group columns; leave out the group")
         return pd.DataFrame(index=[0])
     if group is None:
-        return fit.data[cols].astype(str).drop_duplicates().sort_values(cols).reset_index(drop=True)
+        return fit.table[cols].astype(str).drop_duplicates().sort_values(cols).reset_index(drop=True)
     if not isinstance(group, dict):
         if len(cols) > 1:
             raise BayesScalingError(f"{fit.spec.name!r} varies by {', '.join(cols)}: give the group as "
@@ -313,7 +313,7 @@ def solve_law(fit, solve: str, target, at: dict[str, float] | None = None, *, gr
     if bad:
         raise BayesScalingError(f"at: {', '.join(bad)} must be one finite number each")
     targets = as_draws(target, "target", positive=False)
-    data_x = fit.data[solve].to_numpy(dtype=float)
+    data_x = fit.table[solve].to_numpy(dtype=float)
     positive = bool(np.all(data_x > 0))
     if bounds is None:
         lo_d, hi_d = float(data_x.min()), float(data_x.max())
