@@ -570,10 +570,10 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
                       tune: int = 500, chains: int = 2, backend: str = "auto"):
     """The discrepancy learnt for one's own runs: nested backtests of the law on ``data`` along ``column``
     (the runs beyond its 85% and 70% quantiles held out in turn, ``upward``; below the 15% and 30% quantiles
-    otherwise), their residuals' drift slope ``b`` per decade outside (:func:`~bayes_scaling.laws.discrepancy.
-    drift_posterior`, the population scales ``tau_b``, ``tau_e`` of the shipped real data sets), carried to a
-    forecast as the population's transfer says (``lam``, ``kappa``: :func:`~bayes_scaling.laws.discrepancy.
-    population_transfer`)::
+    otherwise), their residuals' drift slope ``b`` per decade outside
+    (:func:`~bayes_scaling.laws.discrepancy.drift_posterior`, the population scales ``tau_b``, ``tau_e`` of the
+    shipped real data sets), carried to a forecast as the population's transfer says (``lam``, ``kappa``:
+    :func:`~bayes_scaling.laws.discrepancy.population_transfer`)::
 
         drift, drift_sd = transfer_slope(b_mean, b_sd, lam, lam_sd, kappa),   tau_e
 
