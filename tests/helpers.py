@@ -267,3 +267,22 @@ def epoch_chinchilla():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return read_epoch_chinchilla(CHINCHILLA_CSV)
+
+
+# ---- Runs of a law the Chinchilla law misses outside the data (test_discrepancy, test_discrepancy_learnt) ----
+
+MISFIT_TRUTH = {"E": 1.7, "A": 400.0, "B": 410.0, "alpha_N": 0.34, "alpha_D": 0.28}
+MISFIT_EXTRA = 0.05      # the misspecified truth: loss falls by 0.05 per decade of D beyond 1e9 more than Chinchilla's
+
+
+def misfit_loss(N, D, extra=MISFIT_EXTRA):
+    N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
+    t = MISFIT_TRUTH
+    return t["E"] + t["A"] / N ** t["alpha_N"] + t["B"] / D ** t["alpha_D"] - extra * np.log10(D / 1e9)
+
+
+def misfit_runs(seed=0, sigma=0.005, extra=MISFIT_EXTRA):
+    rng = np.random.default_rng(seed)
+    N = np.repeat(np.geomspace(1e7, 1e9, 6), 6)
+    D = np.tile(np.geomspace(1e9, 1e11, 6), 6)
+    return pd.DataFrame({"N": N, "D": D, "loss": misfit_loss(N, D, extra) * np.exp(rng.normal(0, sigma, N.size))})

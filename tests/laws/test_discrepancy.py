@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import MISFIT_TRUTH as TRUTH
+from helpers import misfit_loss as true_loss
+from helpers import misfit_runs as runs
 
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws.discrepancy import (
@@ -25,22 +28,6 @@ from bayes_scaling.laws.discrepancy import (
 from bayes_scaling.laws.spec import LawSpec, builtin_spec
 
 REPO = Path(__file__).resolve().parents[2]
-TRUTH = {"E": 1.7, "A": 400.0, "B": 410.0, "alpha_N": 0.34, "alpha_D": 0.28}
-EXTRA = 0.05      # the misspecified truth: loss falls by 0.05 per decade of D beyond 1e9 more than Chinchilla's
-
-
-def true_loss(N, D, extra=EXTRA):
-    N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
-    return (TRUTH["E"] + TRUTH["A"] / N ** TRUTH["alpha_N"] + TRUTH["B"] / D ** TRUTH["alpha_D"]
-            - extra * np.log10(D / 1e9))
-
-
-def runs(seed=0, sigma=0.005, extra=EXTRA):
-    rng = np.random.default_rng(seed)
-    N = np.repeat(np.geomspace(1e7, 1e9, 6), 6)
-    D = np.tile(np.geomspace(1e9, 1e11, 6), 6)
-    return pd.DataFrame({"N": N, "D": D, "loss": true_loss(N, D, extra) * np.exp(rng.normal(0, sigma, N.size))})
-
 
 @pytest.fixture(scope="module")
 def misfit():

@@ -204,7 +204,8 @@ def test_learn_discrepancy_finds_the_drift_of_a_misspecified_law_and_predict_use
     import warnings
 
     import pandas as pd
-    from test_discrepancy import runs, true_loss
+    from helpers import misfit_loss as true_loss
+    from helpers import misfit_runs as runs
 
     import bayes_scaling as bs
     from bayes_scaling.analysis.backtest import learn_discrepancy
