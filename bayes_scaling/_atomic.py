@@ -22,10 +22,61 @@ from typing import IO
 
 from bayes_scaling.errors import OutputError
 
-__all__ = ["atomic_path", "atomic_write", "write_bytes", "write_text", "check_output", "TMP_MARK"]
+__all__ = ["atomic_path", "atomic_write", "write_bytes", "write_text", "check_output", "signals_held", "written",
+           "record_written", "TMP_MARK"]
 
 #: every temporary file's name contains this (``.NAME.XXXX.tmp.SUFFIX``)
 TMP_MARK = ".tmp"
+
+#: the outputs put in place by this process, in order (:func:`written`)
+_WRITTEN: list[Path] = []
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back within the block and raised again when it ends, in the main thread: a rename
+    and the record of it happen both or neither before a signal's handler runs. (A signal mask would not do: the
+    kernel hands a process's signal to any of its threads that does not block it, a sampler's or BLAS's.)"""
+    import signal
+
+    pending: list[int] = []
+
+    def hold(signum, frame):
+        pending.append(signum)
+
+    held = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(sig)
+            if current is not None and current is not signal.SIG_IGN:   # None: a handler not set by Python
+                held[sig] = signal.signal(sig, hold)
+    except ValueError:  # not the main thread: no handler of this process runs here
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+        if pending:
+            signal.raise_signal(pending[0])   # to its own handler, now that the block is done
+
+
+def _staging(path: Path) -> bool:
+    """Whether ``path`` lies in a temporary folder (``.NAME.XXXX.tmp``) that is moved into place later."""
+    return any(part.startswith(".") and TMP_MARK in part for part in path.parent.parts)
+
+
+def record_written(path: str | PathLike) -> None:
+    """Note that ``path`` (a file or a folder) has been put in place (not a file inside a staging folder)."""
+    path = Path(os.path.abspath(path))
+    if not _staging(path):
+        _WRITTEN.append(path)
+
+
+def written(since: int = 0) -> list[Path]:
+    """The outputs this process has put in place, in order, from the ``since``-th on (``len(written())`` marks a
+    point: a command that is interrupted names what it had already written)."""
+    return list(_WRITTEN[since:])
 
 
 def _mode_for(path: Path) -> int:
@@ -78,7 +129,9 @@ def atomic_path(path: str | PathLike) -> Iterator[Path]:
             raise OutputError(f"{path}: the writer left no file")
         os.chmod(tmp, _mode_for(path))
         _fsync(tmp)
-        os.replace(tmp, path)
+        with signals_held():   # in place and recorded, or neither, when a signal's handler runs
+            os.replace(tmp, path)
+            record_written(path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -412,10 +412,52 @@ def test_signals_at_random_moments_keep_the_earlier_output(tmp_path, seed):
     status = 128 + int(sig)
     assert done.returncode in (status, -int(sig)), (done.returncode, err)
     if done.returncode == status:
-        assert f"interrupted by {signal.Signals(sig).name}" in one_error_line(err)
+        line = one_error_line(err)
+        assert f"interrupted by {signal.Signals(sig).name}" in line
+        if digest(out) != before:   # the signal came once the fit was in place: said so, and the file is whole
+            assert f"stopped after writing {out}" in line, line
+            assert bs.load(out).posterior.sizes["draw"] == 100
+            return
+        assert "stopped without saving" in line or "nothing was written" in line, line
     else:
         assert err.strip() == "", err
     assert digest(out) == before
+
+
+_SIGNAL_ON_RENAME = """
+import os, signal, sys
+from bayes_scaling_launch import main
+
+SIG, TARGET = int(sys.argv.pop(1)), sys.argv.pop(1)
+rename = os.replace
+
+def replace(src, dst):   # the signal comes the instant the output is in place
+    rename(src, dst)
+    if os.path.basename(str(dst)) == TARGET:
+        os.kill(os.getpid(), SIG)
+
+os.replace = replace
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_the_instant_the_output_is_in_place_is_reported_as_such(fit_file, tmp_path, sig):
+    """Before: a signal right after the rename that put the output in place ended the command with "stopped
+    without saving partial results (files written before are unchanged)", though the file had been replaced
+    (a slow test signalling at random moments caught it). Now the rename and its record happen both before the
+    signal's handler runs, and the line names the file, which is whole."""
+    out = tmp_path / "summary.csv"
+    out.write_text("an earlier file\n")
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_ON_RENAME, str(int(sig)), out.name, "export",
+                           str(fit_file), "--out", str(out)], capture_output=True, text=True, timeout=300,
+                          preexec_fn=_sigint_default)
+    line = one_error_line(proc.stderr)
+    assert proc.returncode == 128 + int(sig), proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert f"interrupted by {signal.Signals(sig).name}" in line and f"stopped after writing {out}" in line, line
+    assert "beta" in out.read_text()   # the new file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.csv"]   # no temporary file
 
 
 _SLOW_EXIT = """

@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     previous_term = _on_sigterm()
     previous_hook, swallowed = _redeliver_swallowed_interrupts()
     prefix = "bayes-scaling"
+    mark = 0
     try:
+        from bayes_scaling._atomic import written
+
+        mark = len(written())   # what is put in place from here on is this command's output
         parser = build_parser()
         _complete(parser)
         args = parser.parse_args(argv)
@@ -118,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if not isinstance(exc, Interrupted):
             exc = Interrupted(swallowed[0] if swallowed else signal.SIGINT)
-        print(f"{prefix}: {exc}; stopped without saving partial results (files written before are "
-              "unchanged)", file=sys.stderr)
+        from bayes_scaling._atomic import written
+
+        print(f"{prefix}: {exc}; {_what_was_saved(written(mark))}", file=sys.stderr)
         return exc.exit_status
     except (BayesScalingError, ValueError, OSError, ArithmeticError, MemoryError) as exc:
         if _exit.is_write_failure(exc):
@@ -142,6 +147,16 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, previous_int)
         sys.unraisablehook = previous_hook
         swallowed.append(0)   # a re-delivery still on its way is dropped (the status already says it)
+
+
+def _what_was_saved(done: list) -> str:
+    """The end of an interrupted command's line: nothing saved, or the outputs it had put in place, complete,
+    before the signal came (each one whole: :mod:`bayes_scaling._atomic`)."""
+    if not done:
+        return "stopped without saving partial results (files written before are unchanged)"
+    names = ", ".join(dict.fromkeys(str(p) for p in done))
+    return (f"stopped after writing {names} (complete: the signal came after it was in place); nothing else "
+            "was saved")
 
 
 def _complete(parser) -> None:

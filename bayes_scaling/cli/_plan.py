@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -172,21 +171,6 @@ def check_plan(args) -> OutputPlan:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM held back (delivered when the block ends), in the main thread."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    except (AttributeError, OSError, ValueError):  # pragma: no cover - no pthread_sigmask here
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-@contextlib.contextmanager
 def staged_folder(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
     """Yield a temporary folder (in ``out`` when it exists, else next to it) to write a folder command's files
     into; when the block ends
@@ -210,7 +194,9 @@ def staged_folder(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
             for src in inputs:
                 if src is not None and (out / name).exists() and same_file(out / name, src):
                     raise overwrite_error("--out", out / name, src, out)
-        with _signals_held():
+        from bayes_scaling._atomic import _fsync, record_written, signals_held
+
+        with signals_held():
             if not out.exists() and where == out.parent:   # a new folder: one rename
                 umask = os.umask(0)
                 os.umask(umask)
@@ -223,8 +209,7 @@ def staged_folder(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
                 if src.is_dir() and (out / name).is_dir():
                     shutil.rmtree(out / name)
                 os.replace(src, out / name)
-            from bayes_scaling._atomic import _fsync
-
+            record_written(out)
             _fsync(out, directory=True)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
