@@ -8,7 +8,8 @@
        the work (one line on stderr naming the file or option)
 3      an output could not be written: disk full, file too large, quota, I/O error (nothing was
        replaced; the temporary file is removed)
-130    interrupted by SIGINT (Ctrl-C): nothing of the interrupted work saved, earlier files unchanged
+130    interrupted by SIGINT (Ctrl-C): nothing of the interrupted work saved, earlier files unchanged (unless
+       the line says "stopped after writing FILE": the signal came once that output was in place)
 143    interrupted by SIGTERM: the same
 =====  =============================================================================================
 """
