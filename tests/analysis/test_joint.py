@@ -142,6 +142,9 @@ def test_fit_joint_is_deprecated_and_names_its_replacement(sim):
     with pytest.warns(FutureWarning, match=r'use bs\.fit\(runs, "joint_kaplan", \.\.\.\)'):
         with pytest.raises(DataError, match="loss"):
             fit_joint(bad, finetune, law="kaplan")
+    with pytest.warns(FutureWarning, match=r'use bs\.fit\(runs, "joint_chinchilla", \.\.\.\)'):   # the default law
+        with pytest.raises(DataError, match="loss"):
+            fit_joint(bad, finetune)
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         with pytest.raises(DataError, match="loss"):
@@ -172,3 +175,24 @@ def test_joint_fit_files_of_version_0_2_load(tmp_path):
     again = bs.load(old.save(tmp_path / "again.nc"))
     assert again.legacy and again.tree.attrs["bayes_scaling_kind"] == "joint"
     np.testing.assert_array_equal(again.posterior["alpha"].values, post["alpha"].values)
+
+
+def test_joint_spec_maps_the_configuration_or_says_what_cannot():
+    """joint_spec: the loss law's likelihood and the priors a spec can hold; with replicates the seed noise per kind
+    of run; transfer priors changed from the defaults (the former model placed them at the data's centre) are a
+    ConfigError naming them."""
+    from bayes_scaling.errors import ConfigError
+    from bayes_scaling.inference.joint import joint_spec
+    from bayes_scaling.laws.spec import builtin_spec
+    from bayes_scaling.models.losslaws import LossLawConfig
+    from bayes_scaling.models.transfer import ModelConfig
+
+    plain = joint_spec(LossLawConfig(law="kaplan"))
+    assert plain.hash() == builtin_spec("joint_kaplan").hash() and plain.sigma_by == "pretrained"
+    spec = joint_spec(LossLawConfig(law="chinchilla", likelihood="student_t",
+                                    priors={"alpha_N": {"mu": -2.0, "sigma": 0.5}}), ModelConfig(), replicates=True)
+    assert spec.name == "joint_chinchilla" and spec.family == "student_t"
+    assert spec.parameters["alpha_N"].prior == pytest.approx({"median": np.exp(-2.0), "sigma": 0.5})
+    assert spec.replicates and spec.seed_slope == "N" and spec.sigma_by == "pretrained"
+    with pytest.raises(ConfigError, match=r"transfer prior\(s\) beta .*no law-spec form"):
+        joint_spec(LossLawConfig(law="kaplan"), ModelConfig(priors={"beta": {"mu": 0.38, "sigma": 0.1}}))
