@@ -127,6 +127,9 @@ def test_cli_fit_joint(tmp_path, capsys):
     assert load_joint_fit(out).pretraining == ["text", "text+code"]
     ran = load_joint_fit(out).backend  # the back end that ran, not the requested "auto"
     assert ran in ("nutpie", "pymc") and f"NUTS back end: {ran}, seed 1;" in text
+    assert main(["summary", str(out)]) == 0          # the saved joint fit summarised as the law-spec fit it is
+    text = capsys.readouterr().out
+    assert text.startswith("JointFit(law='kaplan'") and "78 rows; NUTS back end" in text and "sigma_finetune" in text
 
 
 def test_fit_joint_is_deprecated_and_names_its_replacement(sim):
