@@ -142,8 +142,8 @@ def parameters(fit, pretraining=None, *, seed: int | None = None) -> xr.Dataset:
         pretraining=names)
     ds = ds.transpose("chain", "draw", "pretraining")
     ds["k"] = np.exp(ds["log_k"])
-    ds["sigma"] = post["sigma"]
-    if "nu" in post:
+    ds["sigma"] = post["sigma_D_E"] if "sigma_D_E" in post else post["sigma"]   # a joint fit: the implied noise
+    if "nu" in post and "sigma_D_E" not in post:
         ds["nu"] = post["nu"]
     ds.attrs["population"] = NEW if NEW in names else ""
     return ds
@@ -231,7 +231,8 @@ def predict(fit, new_data: pd.DataFrame | dict | None = None, kind: str = "mean"
 
     if kind not in ("mean", "observation"):
         raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
-    if isinstance(fit, Fit) and (new_data is not None or not isinstance(fit, TransferFit)):   # at points
+    grid = isinstance(fit, TransferFit) or getattr(fit, "transfer_grid", False)   # a transfer or joint fit
+    if isinstance(fit, Fit) and (new_data is not None or not grid):   # at points
         if new_data is None or N is not None or D_F is not None or pretraining is not None or noise is not None:
             raise ValueError("a law-spec fit predicts at points: pass new_data (a table of its input and group "
                              "columns) and kind, not N=, D_F=, pretraining= or noise=")

@@ -57,7 +57,7 @@ def print_fit(fit, ci_prob: float, out=None) -> None:
 
 def print_spec_fit(fit, ci_prob: float, out=None) -> None:
     out = out or sys.stdout
-    print(f"{len(fit.data)} rows; NUTS back end: {fit.backend}, seed {fit.seed}; {fit.diagnostics}", file=out)
+    print(f"{len(fit.table)} rows; NUTS back end: {fit.backend}, seed {fit.seed}; {fit.diagnostics}", file=out)
     if fit.parameterization:
         print("parameterization (chosen from the data): "
               + ", ".join(f"{k} {v}" for k, v in fit.parameterization.items()), file=out)

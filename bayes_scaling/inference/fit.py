@@ -416,7 +416,8 @@ class Fit(FitBase):
         f = np.broadcast_to(f, (next(iter(params.values())).shape[0], new.n)).copy()
         mean = f
         noisy = _add_noise(mean, self.spec, self.posterior, rng_noise, new.inputs,
-                           float(self.tree.attrs.get("seed_centre", 0.0))) if kind == "observation" else mean
+                           float(self.tree.attrs.get("seed_centre", 0.0)),
+                           _noise_levels(self.spec, new)) if kind == "observation" else mean
         where = self.outside(table)
         d = where["outside"].to_numpy(dtype=float)
         if discrepancy is None and self.spec.discrepancy.learnt:
@@ -539,22 +540,44 @@ class Fit(FitBase):
         return write_tree(self.tree, path, spec_data=_frame_to_dataset(self.table))
 
 
+def _noise_levels(spec: LawSpec, new: sm.SpecData) -> np.ndarray | None:
+    """Each new point's level of the noise's ``sigma_by`` column (None without one); a level the fit has not
+    seen is a DataError naming the column and rows."""
+    if spec.sigma_by is None:
+        return None
+    dim = sm.noise_dim(spec)
+    level = new.index[dim]
+    bad = np.flatnonzero(level < 0)
+    if len(bad):
+        raise DataError(f"new data: column {spec.sigma_by!r} (each of its levels has its own noise) has levels the "
+                        f"fit has not seen at rows {format_rows(bad)}; expected one of "
+                        f"{', '.join(map(repr, new.labels[dim]))}")
+    return level
+
+
 def _add_noise(f: np.ndarray, spec: LawSpec, post: xr.Dataset, rng: np.random.Generator,
-               inputs: dict[str, np.ndarray] | None = None, seed_centre: float = 0.0) -> np.ndarray:
+               inputs: dict[str, np.ndarray] | None = None, seed_centre: float = 0.0,
+               levels: np.ndarray | None = None) -> np.ndarray:
     """A new observation: the law's value with the likelihood's noise, on its scale (``laws``' noise model); with
     replicate runs, a new run of a new configuration: ``sqrt(sigma**2 + sigma_seed(x)**2)`` (``sigma_seed(x)``
-    at the points' ``inputs`` where the spec has a ``seed_slope``)."""
+    at the points' ``inputs`` where the spec has a ``seed_slope``); with ``sigma_by``, each point's level's
+    ``sigma``, ``sigma_seed``, ``seed_slope``, ``nu`` (``levels``: the points' level indices)."""
     from bayes_scaling.laws.formulas import observation_noise
 
     S = f.shape[0]
-    sigma = post["sigma"].values.reshape(S, 1)
+
+    def per_point(name):
+        v = post[name].transpose("chain", "draw", ...).values.reshape(S, -1)    # (draws, 1) or (draws, levels)
+        return v if levels is None else v[:, levels]
+
+    sigma = per_point("sigma")
     if "sigma_seed" in post:
-        s_seed = post["sigma_seed"].values.reshape(S, 1)
+        s_seed = per_point("sigma_seed")
         if spec.seed_slope is not None and "seed_slope" in post and inputs is not None:
             log_x = np.log(np.asarray(inputs[spec.seed_slope], dtype=float))[None, :]
-            s_seed = s_seed * np.exp(post["seed_slope"].values.reshape(S, 1) * (log_x - seed_centre))
+            s_seed = s_seed * np.exp(per_point("seed_slope") * (log_x - seed_centre))
         sigma = np.sqrt(sigma**2 + s_seed**2)
-    nu = post["nu"].values.reshape(S, 1) if spec.family == "student_t" else None
+    nu = per_point("nu") if spec.family == "student_t" else None
     return observation_noise(f, sigma, rng, nu=nu, log=spec.scale == "log")
 
 
@@ -586,10 +609,10 @@ def load(path: str | PathLike) -> Any:
         from bayes_scaling.inference.scratch import load_scratch_fit
 
         return load_scratch_fit(path)
-    if kind == "joint":
+    if kind == "joint" or (kind == "spec" and "finetune_data" in tree.children):   # a JointFit
         from bayes_scaling.inference.joint import load_joint_fit
 
-        return load_joint_fit(path)
+        return load_joint_fit(path, tree)
     if kind != "spec":
         raise FitFileError(f"{path} is not a bayes_scaling fit file (kind {kind!r}; expected spec, transfer, "
                            "scratch or joint)")

@@ -93,6 +93,11 @@ on the likelihood's scale; ``seed_sigma`` is the HalfNormal scale of ``sigma_see
 ``log sigma_seed(x) = log sigma_seed + seed_slope * (log x - c)``, ``c`` the mean of ``log x`` over the fitted rows,
 ``seed_slope ~ Normal(0, 0.5)``.
 
+A noise scale per level of a column (optional): ``[likelihood] sigma_by = "kind"`` gives each level of the column
+``kind`` its own noise sd ``sigma[kind]`` (each with the HalfNormal prior of ``sigma``), and with replicates its own
+``sigma_seed[kind]`` (and ``seed_slope[kind]``), with the Student-t family its own ``nu[kind]``; rows of
+different levels are never replicates of each other.
+
 The discrepancy (optional; :mod:`bayes_scaling.laws.discrepancy`): the law's error per decade outside the fitted
 data, on the log target, added to every prediction (``Fit.predict``)::
 
@@ -296,6 +301,8 @@ class LawSpec:
     seed_sigma: float | None = None
     #: an input column along which the log seed noise varies linearly in its log (None: a constant seed noise)
     seed_slope: str | None = None
+    #: a column whose levels each get their own noise sd (and seed noise, and Student-t nu); None: one noise
+    sigma_by: str | None = None
 
     def __post_init__(self) -> None:
         if self.discrepancy is None:
@@ -333,6 +340,10 @@ class LawSpec:
                     or self.seed_slope in self.parameters:
                 raise ConfigError(f"likelihood seed_slope must name an input column of the formula, got "
                                   f"{self.seed_slope!r}")
+        if self.sigma_by is not None and (not isinstance(self.sigma_by, str) or not self.sigma_by
+                                          or self.sigma_by in self.parameters or self.sigma_by == self.target):
+            raise ConfigError(f"likelihood sigma_by must name a data column (not a parameter or the target), got "
+                              f"{self.sigma_by!r}")
         self.nu_alpha = _number(self.nu_alpha, "likelihood nu_alpha", positive=True)
         self.nu_beta = _number(self.nu_beta, "likelihood nu_beta", positive=True)
         unused = sorted(set(self.parameters) - self.formula.names)
@@ -437,10 +448,10 @@ class LawSpec:
         if bad:
             raise ConfigError(f"[law]: unknown key(s) {', '.join(sorted(bad))}")
         bad = set(lik) - {"family", "scale", "sigma", "nu_alpha", "nu_beta", "replicates", "seed_sigma",
-                          "seed_slope"}
+                          "seed_slope", "sigma_by"}
         if bad:
             raise ConfigError(f"[likelihood]: unknown key(s) {', '.join(sorted(bad))}; expected family, scale, "
-                              "sigma, nu_alpha, nu_beta, replicates, seed_sigma, seed_slope")
+                              "sigma, nu_alpha, nu_beta, replicates, seed_sigma, seed_slope, sigma_by")
         for sec, d, keys in (("law", law, ("name", "formula", "equation", "target", "description", "reference")),
                              ("likelihood", lik, ("family", "scale"))):
             for k in keys:
@@ -453,7 +464,7 @@ class LawSpec:
                    family=lik.get("family", "normal"), scale=lik.get("scale", "log"), sigma=lik.get("sigma"),
                    nu_alpha=lik.get("nu_alpha", 2.0), nu_beta=lik.get("nu_beta", 0.1),
                    replicates=lik.get("replicates", False), seed_sigma=lik.get("seed_sigma"),
-                   seed_slope=lik.get("seed_slope"),
+                   seed_slope=lik.get("seed_slope"), sigma_by=lik.get("sigma_by"),
                    parameters=[Parameter.from_dict(n, d) for n, d in params.items()],
                    discrepancy=Discrepancy.from_dict(doc["discrepancy"]) if "discrepancy" in doc else None,
                    derived=doc.get("derived", {}), exclude=doc.get("exclude", {}))
@@ -478,6 +489,8 @@ class LawSpec:
                 lik["seed_sigma"] = self.seed_sigma
             if self.seed_slope is not None:       # absent: left out (the hash of a spec without it is unchanged)
                 lik["seed_slope"] = self.seed_slope
+        if self.sigma_by is not None:             # absent: left out (the hash of a spec without it is unchanged)
+            lik["sigma_by"] = self.sigma_by
         out = {"law": law, "likelihood": lik, "parameters": {n: p.to_dict() for n, p in self.parameters.items()}}
         if self.discrepancy != Discrepancy():     # the default is left out (and out of the hash)
             out["discrepancy"] = self.discrepancy.to_dict()

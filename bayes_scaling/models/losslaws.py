@@ -1,5 +1,5 @@
 """Bayesian from-scratch loss laws ``L(N, D)``: the laws, their centred parametrisation and a PyMC graph of their
-own, used by the joint model (:mod:`bayes_scaling.models.joint`) and for the law's posterior mode. A from-scratch
+own, used for the law's posterior mode (the regimes of a joint fit: :mod:`bayes_scaling.inference.joint`). A from-scratch
 fit is a law spec (``bs.fit(runs, "kaplan")``, :mod:`bayes_scaling.inference.scratch`); this graph is the former
 ``fit_scratch`` model, with which the spec's fits agree (tests).
 

@@ -37,6 +37,11 @@ rows (:func:`seed_centre`), ``seed_slope ~ Normal(0, 0.5)`` (as
 Parameterization (``"auto"``): centred where every group of the parameter's column has at least
 :data:`CENTRED_MIN_ROWS` rows that the parameter enters (the data pin each group, and the non-centred form would
 turn that into a curved ridge), non-centred otherwise (few informative rows: the centred form is a funnel).
+
+A noise scale per level (``[likelihood] sigma_by = "kind"``): row ``i`` of level ``l = kind[i]`` has noise
+``sigma[l]``, ``sigma[l] ~ HalfNormal(s)`` with the spec's one prior scale ``s``; with replicates each level has
+its own ``sigma_seed[l]`` (and ``seed_slope[l]``), with the Student-t family its own ``nu[l]``. The column is read
+as labels (like a group column) and splits the replicate configurations.
 """
 
 from __future__ import annotations
@@ -106,14 +111,14 @@ def prepare(spec: LawSpec, table: pd.DataFrame, *, what: str = "data", labels: d
     for name in spec.parameters:
         if name in _RESERVED:
             raise ConfigError(f"parameter name {name!r} is reserved (the noise model uses it); rename it")
-    needed = spec.inputs + spec.groups + ([spec.target] if target else [])
+    needed = list(dict.fromkeys(spec.inputs + list(label_columns(spec).values()))) + ([spec.target] if target else [])
     require_columns(table, needed, what)
     inputs = {c: check_numeric(table, c, what, positive=False) for c in spec.inputs}
     y = check_numeric(table, spec.target, what, positive=spec.scale == "log") if target else np.full(len(table),
                                                                                                      np.nan)
     out_labels, index = {}, {}
-    for g in spec.groups:
-        lab = check_labels(table, g, what)
+    for g, column in label_columns(spec).items():
+        lab = check_labels(table, column, what)
         known = list(labels[g]) if labels is not None else sorted(dict.fromkeys(lab))
         pos = {v: i for i, v in enumerate(known)}
         index[g] = np.array([pos.get(v, -1) for v in lab], dtype=np.int64)
@@ -133,13 +138,32 @@ def prepare(spec: LawSpec, table: pd.DataFrame, *, what: str = "data", labels: d
     return out
 
 
+def noise_dim(spec: LawSpec) -> str | None:
+    """The dimension of the noise's scales (``[likelihood] sigma_by``): the column's name, or
+    ``<column>_level`` where the column is also an input of the formula; None without ``sigma_by``."""
+    if spec.sigma_by is None:
+        return None
+    return f"{spec.sigma_by}_level" if spec.sigma_by in spec.inputs else spec.sigma_by
+
+
+def label_columns(spec: LawSpec) -> dict[str, str]:
+    """The columns read as labels, by their dimension's name: the group columns, then the noise's ``sigma_by``
+    column (under :func:`noise_dim`) if another."""
+    out = {g: g for g in spec.groups}
+    dim = noise_dim(spec)
+    if dim is not None and spec.sigma_by not in spec.groups:
+        out[dim] = spec.sigma_by
+    return out
+
+
 def replicate_cells(data: SpecData, spec: LawSpec, what: str = "data") -> np.ndarray:
     """Each row's configuration: rows with the same value in every input and group column share one (in order
     of first appearance). A :class:`DataError` when replicates exist but all have the same target (copies of one
     run carry no seed noise)."""
     from bayes_scaling.errors import format_rows
 
-    keys = pd.DataFrame({**{c: data.inputs[c] for c in spec.inputs}, **{g: data.index[g] for g in spec.groups}})
+    keys = pd.DataFrame({**{c: data.inputs[c] for c in spec.inputs},
+                         **{f"label__{g}": data.index[g] for g in label_columns(spec)}})
     cell = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy(dtype=np.int64) if len(keys.columns) \
         else np.zeros(data.n, dtype=np.int64)
     counts = np.bincount(cell)
@@ -148,7 +172,8 @@ def replicate_cells(data: SpecData, spec: LawSpec, what: str = "data") -> np.nda
         mean = np.bincount(cell, weights=y) / counts
         if np.all(np.abs(y - mean[cell]) <= 1e-12 * np.abs(y)):
             rows = np.flatnonzero(counts[cell] > 1)
-            raise DataError(f"{what}: the replicate runs (same {', '.join(spec.inputs + spec.groups)}) at rows "
+            same = ", ".join(dict.fromkeys(spec.inputs + list(label_columns(spec).values())))
+            raise DataError(f"{what}: the replicate runs (same {same}) at rows "
                             f"{format_rows(rows)} all have identical {spec.target!r} values; expected runs with "
                             "different seeds (copies of one run carry no seed noise)")
     return cell
@@ -432,15 +457,25 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
             row_values[p.name] = natural[idx[p.by]] if p.by is not None else natural
         f = spec.formula.evaluate({**inputs, **row_values}, backend="pytensor")
         mu = _on_scale(f, spec, pt)
-        sigma = pm.HalfNormal("sigma", pm.Data("prior__sigma__scale", noise_scale))
+        level = noise_dim(spec)
+        sigma = pm.HalfNormal("sigma", pm.Data("prior__sigma__scale", noise_scale), dims=level)
         if data.cell is not None:
             _replicate_likelihood(spec, data, mu, sigma, noise_scale, inputs)
         elif spec.family == "student_t":
-            nu = pm.Gamma("nu", spec.nu_alpha, spec.nu_beta)
-            pm.StudentT(spec.target, nu=nu, mu=mu, sigma=sigma, observed=obs, dims="row")
+            nu = pm.Gamma("nu", spec.nu_alpha, spec.nu_beta, dims=level)
+            pm.StudentT(spec.target, nu=_per_row(spec, nu, idx), mu=mu, sigma=_per_row(spec, sigma, idx),
+                        observed=obs, dims="row")
         else:
-            pm.Normal(spec.target, mu=mu, sigma=sigma, observed=obs, dims="row")
+            pm.Normal(spec.target, mu=mu, sigma=_per_row(spec, sigma, idx), observed=obs, dims="row")
     return model
+
+
+def _per_row(spec: LawSpec, value, idx: dict, rows=None):
+    """A noise quantity at each row (or at ``rows``): ``value[level[row]]`` with ``sigma_by``, else ``value``."""
+    if spec.sigma_by is None:
+        return value
+    level = idx[noise_dim(spec)]
+    return value[level if rows is None else level[rows]]
 
 
 #: the Normal prior sd of ``seed_slope`` (a factor e^1.15 per decade of the column at 1 sd)
@@ -468,15 +503,17 @@ def _replicate_likelihood(spec: LawSpec, data: SpecData, mu, sigma, noise_scale:
     ss = pm.Data("cell__ss", t["ss"], dims="cell")
     obs = pm.Data("observed__cell_mean", t["mean"], dims="cell")
     scale = spec.seed_sigma if spec.seed_sigma is not None else noise_scale
-    sigma_seed = pm.HalfNormal("sigma_seed", pm.Data("prior__sigma_seed__scale", scale))
-    s_seed = sigma_seed
+    level = noise_dim(spec)
+    idx = {level: model[f"idx__{level}"]} if level else {}
+    sigma_seed = pm.HalfNormal("sigma_seed", pm.Data("prior__sigma_seed__scale", scale), dims=level)
+    s_seed = _per_row(spec, sigma_seed, idx, first)
     if spec.seed_slope is not None:     # log sigma_seed linear in log x (module docstring)
-        slope = pm.Normal("seed_slope", 0.0, SEED_SLOPE_SD)
+        slope = _per_row(spec, pm.Normal("seed_slope", 0.0, SEED_SLOPE_SD, dims=level), idx, first)
         centre = pm.Data("seed__centre", seed_centre(spec, data))
-        s_seed = sigma_seed * pt.exp(slope * (pt.log(inputs[spec.seed_slope][first]) - centre))
-    sd = pt.sqrt(sigma**2 + s_seed**2 / n)
+        s_seed = s_seed * pt.exp(slope * (pt.log(inputs[spec.seed_slope][first]) - centre))
+    sd = pt.sqrt(_per_row(spec, sigma, idx, first)**2 + s_seed**2 / n)
     if spec.family == "student_t":
-        nu = pm.Gamma("nu", spec.nu_alpha, spec.nu_beta)
+        nu = _per_row(spec, pm.Gamma("nu", spec.nu_alpha, spec.nu_beta, dims=level), idx, first)
         pm.StudentT(spec.target, nu=nu, mu=mu[first], sigma=sd, observed=obs, dims="cell")
     else:
         pm.Normal(spec.target, mu=mu[first], sigma=sd, observed=obs, dims="cell")

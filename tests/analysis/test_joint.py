@@ -60,7 +60,7 @@ def test_joint_excludes_non_low_runs_and_is_transferfit_compatible(joint, sim):
     noisy = predict(joint, N=[1e7], D_F=[1e6], noise=True, seed=1)
     assert np.isfinite(noisy["D_T"]).all() and float(noisy["D_T"].std()) > float(
         predict(joint, N=[1e7], D_F=[1e6])["D_T"].std())
-    assert 0 < float(joint.posterior["sigma"].median()) < 1  # implied noise of log D_E
+    assert 0 < float(joint.posterior["sigma_D_E"].median()) < 1  # implied noise of log D_E
     # the loss-law part behaves as a ScratchFit
     assert joint.scratch_fit().inverse(3.5, 1e8).dims == ("chain", "draw")
 
@@ -127,6 +127,9 @@ def test_cli_fit_joint(tmp_path, capsys):
     assert load_joint_fit(out).pretraining == ["text", "text+code"]
     ran = load_joint_fit(out).backend  # the back end that ran, not the requested "auto"
     assert ran in ("nutpie", "pymc") and f"NUTS back end: {ran}, seed 1;" in text
+    assert main(["summary", str(out)]) == 0          # the saved joint fit summarised as the law-spec fit it is
+    text = capsys.readouterr().out
+    assert text.startswith("JointFit(law='kaplan'") and "78 rows; NUTS back end" in text and "sigma_finetune" in text
 
 
 def test_fit_joint_is_deprecated_and_names_its_replacement(sim):
@@ -139,10 +142,60 @@ def test_fit_joint_is_deprecated_and_names_its_replacement(sim):
 
     scratch, finetune, _ = sim
     bad = scratch.assign(loss=-1.0)
-    with pytest.warns(FutureWarning, match=r'use bs\.fit\(runs, model="joint_kaplan"\)'):
+    with pytest.warns(FutureWarning, match=r'use bs\.fit\(runs, "joint_kaplan", \.\.\.\)'):
         with pytest.raises(DataError, match="loss"):
             fit_joint(bad, finetune, law="kaplan")
+    with pytest.warns(FutureWarning, match=r'use bs\.fit\(runs, "joint_chinchilla", \.\.\.\)'):   # the default law
+        with pytest.raises(DataError, match="loss"):
+            fit_joint(bad, finetune)
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         with pytest.raises(DataError, match="loss"):
             _fit_joint(bad, finetune, law="kaplan")
+
+
+def test_joint_fit_files_of_version_0_2_load(tmp_path):
+    """tests/fixtures/v0.2_joint.nc was written by bayes_scaling 0.2.0's fit_joint (the former joint model, 2 chains
+    x 40 draws, the bundled losses): it loads with bs.load as a JointFit (legacy), with its summary, its grid
+    predictions of D_T and its loss law; saved again it keeps its format and loads the same."""
+    from helpers import REPO
+
+    import bayes_scaling as bs
+
+    old = bs.load(REPO / "tests" / "fixtures" / "v0.2_joint.nc")
+    assert type(old).__name__ == "JointFit" and old.legacy and old.tree.attrs["bayes_scaling_version"] == "0.2.0"
+    assert old.pretraining == ["text", "text+code"] and old.data.n_used == 30
+    s = old.summary(0.9)
+    assert {"k", "log_k", "alpha", "beta", "N_c", "sigma_scratch", "sigma_finetune"} <= set(s["parameter"])
+    post = old.posterior
+    pred = predict(old, N=[1e8], D_F=[1e6])
+    law = post["k"].sel(pretraining="text") * 1e6 ** post["alpha"].sel(pretraining="text") * 1e8 ** post["beta"]
+    np.testing.assert_allclose(pred["D_T"].sel(pretraining="text").values.ravel(),
+                               law.transpose("chain", "draw").values.ravel(), rtol=1e-9)
+    assert old.scratch_fit().inverse(3.5, 1e8).dims == ("chain", "draw")
+    with pytest.raises(FitFileError, match="on a grid only"):
+        old.predict({"N": [1e8], "D": [1e6], "pretrained": [1], "pretraining": ["text"]})
+    again = bs.load(old.save(tmp_path / "again.nc"))
+    assert again.legacy and again.tree.attrs["bayes_scaling_kind"] == "joint"
+    np.testing.assert_array_equal(again.posterior["alpha"].values, post["alpha"].values)
+
+
+def test_joint_spec_maps_the_configuration_or_says_what_cannot():
+    """joint_spec: the loss law's likelihood and the priors a spec can hold; with replicates the seed noise per kind
+    of run; transfer priors changed from the defaults (the former model placed them at the data's centre) are a
+    ConfigError naming them."""
+    from bayes_scaling.errors import ConfigError
+    from bayes_scaling.inference.joint import joint_spec
+    from bayes_scaling.laws.spec import builtin_spec
+    from bayes_scaling.models.losslaws import LossLawConfig
+    from bayes_scaling.models.transfer import ModelConfig
+
+    plain = joint_spec(LossLawConfig(law="kaplan"))
+    assert plain.hash() == builtin_spec("joint_kaplan").hash() and plain.sigma_by == "pretrained"
+    spec = joint_spec(LossLawConfig(law="chinchilla", likelihood="student_t",
+                                    priors={"alpha_N": {"mu": -2.0, "sigma": 0.5}}), ModelConfig(), replicates=True)
+    assert spec.name == "joint_chinchilla" and spec.family == "student_t"
+    assert spec.parameters["alpha_N"].prior == pytest.approx({"median": np.exp(-2.0), "sigma": 0.5})
+    assert spec.replicates and spec.seed_slope == "N" and spec.sigma_by == "pretrained"
+    with pytest.raises(ConfigError, match=r"transfer prior\(s\) beta .*no law-spec form"):
+        joint_spec(LossLawConfig(law="kaplan"), ModelConfig(priors={"beta": {"mu": 0.38, "sigma": 0.1}}))
