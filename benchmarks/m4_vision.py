@@ -93,13 +93,14 @@ def one_fit(fit_rows: pd.DataFrame, test: pd.DataFrame, *, seed: int = 1, **kw) 
             "lsq_logf": np.log(solve(spec, {"x": xt, **{k: lsq[k] for k in LAW}})), "lsq_sigma": lsq["sigma"]}
 
 
-def run(half: str, store: str, limit: int | None = None, nested_fits: bool = True, **kw) -> list[dict]:
-    """Fit every curve of ``half`` (and, on the decide half, its nested split), printing a line each and
-    pickling the records to ``store`` as it goes."""
+def run(half: str, store: str, limit: int | None = None, nested_fits: bool = True, start: int = 0,
+        **kw) -> list[dict]:
+    """Fit the curves ``start:start + limit`` of ``half`` (and, on the decide half, their nested split),
+    printing a line each and pickling the records to ``store`` as it goes."""
     d, all_curves = curves()
     chosen = {"decide": all_curves[0::2], "confirm": all_curves[1::2]}[half]
     records = []
-    for task, model in chosen[:limit] if limit else chosen:
+    for task, model in chosen[start:start + limit] if limit else chosen[start:]:
         fit_rows, test = split(d, task, model)
         rec = {"task": task, "model": model, "half": half, "outer": one_fit(fit_rows, test, **kw)}
         if half == "decide" and nested_fits:
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("run", help="fit the curves of a half, pickle the records")
     r.add_argument("--half", choices=("decide", "confirm"), default="decide")
     r.add_argument("--store", required=True)
-    r.add_argument("--limit", type=int, default=None, help="the first N curves of the half")
+    r.add_argument("--start", type=int, default=0, help="skip the first START curves of the half")
+    r.add_argument("--limit", type=int, default=None, help="fit N curves (from START)")
     r.add_argument("--draws", type=int, default=1000)
     r.add_argument("--tune", type=int, default=None, help="default: bs.fit's for M4 (300)")
     r.add_argument("--no-nested", action="store_true", help="skip the nested backtests' fits")
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--out", default=None, help="also write the per-curve table as CSV")
     args = ap.parse_args(argv)
     if args.cmd == "run":
-        run(args.half, args.store, args.limit, not args.no_nested, draws=args.draws, tune=args.tune)
+        run(args.half, args.store, args.limit, not args.no_nested, args.start, draws=args.draws, tune=args.tune)
         return
     records = [rec for path in args.stores for rec in pickle.load(open(path, "rb"))]
     decide = [rec for rec in records if rec["half"] == "decide"]
