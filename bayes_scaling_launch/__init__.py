@@ -68,8 +68,9 @@ def _ignore_signals() -> None:
 #: (the mode search, the Laplace factor) while nutpie's chains run in threads; more BLAS threads only compete
 #: for the same cores (docs/benchmarks.md, "Start-up of a fresh bayes-scaling fit")
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-for _name in BLAS_THREAD_VARIABLES:   # on import: the executable imports this module before anything else
-    os.environ.setdefault(_name, "1")
+if "numpy" not in sys.modules:   # on import: the executable imports this module before anything else (not so
+    for _name in BLAS_THREAD_VARIABLES:   # `python -m bayes_scaling`, whose package loads NumPy first)
+        os.environ.setdefault(_name, "1")
 
 
 def _exit_without_teardown(status: int) -> None:
