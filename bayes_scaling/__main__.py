@@ -1,5 +1,5 @@
 import sys
 
-from bayes_scaling.cli import main
+from bayes_scaling_launch import main
 
 sys.exit(main())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 from pathlib import Path
 
@@ -130,3 +132,18 @@ def configure_pytensor() -> None:
             extra.append(f"generated_src_dir={folder}")
     if extra:
         os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, *extra) if f)
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """A context in which BLAS runs on one thread (``threadpoolctl``), for the mode searches of the whitening.
+    Their matrices are small (``K x K``, ``K`` at most a few hundred): OpenBLAS's threads only wake, spin and compete
+    for the cores, 30-80x slower on a loaded 2-core machine (docs/benchmarks.md). A no-op where
+    ``OPENBLAS_NUM_THREADS`` is already 1 (the ``bayes-scaling`` executable sets it before NumPy loads) or
+    ``threadpoolctl`` is missing."""
+    if os.environ.get("OPENBLAS_NUM_THREADS") == "1":
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency; a stripped environment still runs, threaded
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")

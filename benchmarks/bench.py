@@ -172,6 +172,8 @@ fit.save(sys.argv[3])
 t_save = time.perf_counter()
 print(t_cli - t0, t_imp - t_cli, t_data - t_imp, t_plan - t_data, t_load - t_plan, t_whiten - t_load,
       t_sample - t_whiten, t_summary - t_sample, t_save - t_summary, sampler.graph_cache, choice.method)
+from bayes_scaling_launch import _exit_without_teardown
+_exit_without_teardown(0)   # as the executable ends
 """
 
 #: the stages the driver times, in its order
@@ -179,18 +181,26 @@ STAGE_NAMES = ["imports: Python, NumPy, pandas (+pyarrow), xarray, the command l
                "imports: PyMC, PyTensor, Numba, nutpie (ArviZ deferred)", "read the CSV, the spec's exclusions",
                "plan: check the data, default priors (least-squares start), parameterization",
                "load the compiled model (graph cache {cache}, Numba cache)", "whitening: mode and Hessian ({method})",
-               "sampling (4 x 2000 steps)", "summary and diagnostics", "write the fit file"]
+               "sampling (4 x 2000 steps)", "summary and diagnostics", "write the fit file",
+               "the rest of the process (interpreter start, exit handlers)"]
 
 
 def _stages(csv: Path, spec: str, out: Path, env: dict | None = None) -> list:
     """The stages of a spec fit (``bayes-scaling fit CSV --model SPEC``) in a fresh process: seconds for each of
-    :data:`STAGE_NAMES`, then the graph cache's state and the whitening chosen."""
+    :data:`STAGE_NAMES` (the last: the process's wall time not in the others: the interpreter's start, the
+    exit handlers), then the graph cache's state and the whitening chosen."""
+    env = dict(os.environ if env is None else env)
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):   # as the executable sets them before NumPy loads
+        env.setdefault(name, "1")
+    t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _STAGES_DRIVER, str(csv), spec, str(out)], capture_output=True,
                           text=True, env=env)
+    wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"stages driver failed: {proc.stderr.strip()[-500:]}")
-    *times, cache, method = proc.stdout.split()[-(len(STAGE_NAMES) + 2):]
-    return [float(t) for t in times] + [cache, method]
+    *times, cache, method = proc.stdout.split()[-(len(STAGE_NAMES) + 1):]
+    times = [float(t) for t in times]
+    return times + [wall - sum(times), cache, method]
 
 
 def stage_table(csv: Path, spec: str, repeat: int) -> tuple[float, str]:

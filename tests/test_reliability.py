@@ -491,8 +491,10 @@ def test_a_signal_once_the_command_is_done_keeps_its_status(fit_file, phase, sig
     """Before: a signal while the interpreter exited (thread joins, the libraries' exit handlers, tearing the
     modules down: seconds after a fit) ended the process with status 130/143 (the output already written) or
     killed it. Now the command's status stands: at once during the exit handlers, after the teardown in it."""
+    env = dict(os.environ, BAYES_SCALING_DEBUG="1")   # the interpreter's full exit (teardown included)
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_EXIT, phase, "summary", str(fit_file)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default,
+                            env=env)
     mark = proc.stderr.readline().strip()
     assert mark == ("exiting" if phase == "atexit" else "tearing down"), mark + proc.stderr.read()
     start = time.monotonic()

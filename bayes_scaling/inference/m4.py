@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling import __version__
+from bayes_scaling._system import one_blas_thread
 from bayes_scaling.data.tables import read_table
 from bayes_scaling.laws.spec import LawSpec
 from bayes_scaling.models import m4 as m4model
@@ -126,7 +127,8 @@ def fit_m4(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike 
     # where the law's gradient in double precision is NaN (alpha < ~1e-3 on cal_10 / BiT/101/3)
     start = {**lsq, "alpha": max(lsq["alpha"], ALPHA_START)}
     u0 = m4model.to_basis(start, values["log_x_ref"], spec.parameters["L_0"].domain == "unit", spec)
-    m, R = laplace(sampler._call_logp(), u0)
+    with one_blas_thread():
+        m, R = laplace(sampler._call_logp(), u0)
     sampler.set_data({"whiten_m": m, "whiten_R": R})
     tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
                           progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains), coords=coords,

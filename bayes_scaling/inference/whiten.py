@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from bayes_scaling._system import one_blas_thread
 from bayes_scaling.models.laplace import (
     MAX_CONDITION,
     LogpGrad,
@@ -148,7 +149,8 @@ def whiten_sampler(sampler, whiten: str = "auto", exponents=()) -> Whitening:
     sampler.set_affine(np.zeros(sampler.n_dim), np.eye(sampler.n_dim))   # z = x while the mode is sought
     ip = sampler._initial_point_fn()
     mask = np.concatenate([np.full(int(np.size(ip[n])), float(n in set(exponents))) for n in sampler._value_names])
-    m, S, L, reason = laplace(sampler.logp_and_gradient(), x0, mask)
+    with one_blas_thread():   # small matrices: BLAS threads only compete for the cores
+        m, S, L, reason = laplace(sampler.logp_and_gradient(), x0, mask)
     if m is None:
         if whiten == "laplace":
             from bayes_scaling.errors import ConfigError

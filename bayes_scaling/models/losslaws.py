@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayes_scaling._system import one_blas_thread
 from bayes_scaling.data.tables import _resolve_unit, check_numeric, read_table, require_columns, source_name
 from bayes_scaling.errors import (
     ConfigError,
@@ -440,7 +441,8 @@ def laplace_whitening(build, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     z_var = model.rvs_to_values[model["z"]]
     dlogp = model.dlogp(vars=[model["z"]])
     fn = model.compile_fn([model.logp(), dlogp], point_fn=False)  # one compilation for both
-    z, _, _ = find_mode(lambda v: fn(**{z_var.name: v}), np.zeros(K))
+    with one_blas_thread():
+        z, _, _ = find_mode(lambda v: fn(**{z_var.name: v}), np.zeros(K))
     m = m0 + z
     hessian = model.compile_fn(jacobian(dlogp, z_var, vectorize=True), point_fn=False,
                                mode=Mode(linker="py", optimizer=None))

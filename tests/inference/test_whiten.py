@@ -278,3 +278,46 @@ def test_every_form_failing_falls_back_bit_for_bit(monkeypatch):
     assert np.array_equal(auto.posterior["alpha"].values, plain.posterior["alpha"].values)
     with pytest.raises(ConfigError, match="whiten='laplace': k centred"):
         bs.fit(runs, "joint_kaplan", whiten="laplace", **kw)
+
+
+class _Quadratic:
+    """A stand-in for a compiled sampler in the affine form: log p = -|x - 1|^2 / 2 in 3 dimensions."""
+
+    affine, n_dim, _value_names = True, 3, ["x"]
+
+    def initial_point(self, chain, jitter=True):
+        return np.zeros(3)
+
+    def _initial_point_fn(self):
+        return {"x": np.zeros(3)}
+
+    def set_affine(self, *args, **kwargs):
+        self.affine_args = args
+
+    def logp_and_gradient(self):
+        return lambda x: (-0.5 * float(np.sum((x - 1.0) ** 2)), 1.0 - x)
+
+
+def test_the_mode_search_runs_blas_on_one_thread(monkeypatch):
+    """The whitening's mode search runs BLAS on one thread (small matrices; threads only compete for the cores,
+    docs/benchmarks.md), whatever the process's setting, and the setting is back afterwards."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return {p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"}
+
+    seen = []
+    real = W.laplace
+
+    def laplace(*args, **kwargs):
+        seen.append(blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(W, "laplace", laplace)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        choice = W.whiten_sampler(_Quadratic(), "auto")
+        after = blas_threads()
+    assert seen == [{1}]
+    assert after == {2}
+    assert choice.method == "laplace" and np.allclose(choice.shift, 1.0, atol=1e-4)
