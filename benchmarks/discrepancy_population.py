@@ -134,7 +134,17 @@ def _drift_ll(r: dict) -> np.ndarray:
     return drift_log_likelihood(n["resid"], n["sd"], n["dist"]) if n.get("resid") else 0.0
 
 
+_DRIFT: dict[tuple[int, str], tuple[float, float, float, float]] = {}
+
+
 def drift_of(sets: dict[str, dict], name: str) -> tuple[float, float, float, float]:
+    key = (id(sets), name)
+    if key not in _DRIFT:
+        _DRIFT[key] = _drift_of(sets, name)
+    return _DRIFT[key]
+
+
+def _drift_of(sets: dict[str, dict], name: str) -> tuple[float, float, float, float]:
     """``(b_mean, b_sd, tau_b, tau_e)`` of set ``name``: its drift slope's posterior from its nested backtests,
     the population scales from the other sets' nested backtests (training runs only)."""
     from bayes_scaling.laws.discrepancy import drift_posterior, population_drift
@@ -145,11 +155,12 @@ def drift_of(sets: dict[str, dict], name: str) -> tuple[float, float, float, flo
     return bm, bs, tb, te
 
 
-def transfer_of(sets: dict[str, dict], name: str) -> dict[str, float]:
-    """``(lam, kappa)`` for set ``name`` from the held-out runs of the *decide* sets other than it (so that no
-    confirm set's held-out run informs anything)."""
-    from bayes_scaling.laws.discrepancy import population_transfer, transfer_log_likelihood
+def transfer_of(sets: dict[str, dict], name: str, mean_change: bool = True) -> dict[str, float]:
+    """``(lam, mu, kappa)`` for set ``name`` from the held-out runs of the *decide* sets other than it (so that
+    no confirm set's held-out run informs anything); ``mean_change=False``: ``mu = 0`` (the former transfer)."""
+    from bayes_scaling.laws.discrepancy import TRANSFER_MU, population_transfer, transfer_log_likelihood
 
+    mu = TRANSFER_MU if mean_change else np.zeros(1)
     lls = []
     for o, r in sets.items():
         if o == name or r["half"] != "decide":
@@ -158,8 +169,8 @@ def transfer_of(sets: dict[str, dict], name: str) -> dict[str, float]:
         lp = r["log_pred"].astype(float)
         med = np.median(lp, axis=0)
         sd = np.subtract(*np.quantile(lp, [0.8413, 0.1587], axis=0)) / 2
-        lls.append(transfer_log_likelihood(np.log(r["y"]) - med, sd, r["dist"], bm, bs, tau_e=te))
-    return population_transfer(lls)
+        lls.append(transfer_log_likelihood(np.log(r["y"]) - med, sd, r["dist"], bm, bs, tau_e=te, mu=mu))
+    return population_transfer(lls, mu=mu)
 
 
 def predictives(sets: dict[str, dict], name: str, rho: float | None, seed: int = 0) -> dict[str, np.ndarray]:
@@ -193,11 +204,14 @@ def predictives(sets: dict[str, dict], name: str, rho: float | None, seed: int =
     tr = transfer_of(sets, name)
     m, sd = transfer_slope(bm, bs, **tr)
     bt = m + sd * rng.standard_normal(NDRAW)
+    m0, sd0 = transfer_slope(bm, bs, **transfer_of(sets, name, mean_change=False))
+    b_old = m0 + sd0 * rng.standard_normal(NDRAW)
     b0 = transfer_slope(0.0, tb, **tr)[1] * rng.standard_normal(NDRAW)   # no nested backtest of its own
     out = {"none": lp, "fixed 0.059": lp + FIXED * d * z, "nested ML": lp + tau_ml * d * z,
            "pooled ML (other sets)": lp + tau_pool * d * z,
            "learnt drift": lp + b[:, None] * d + te * d * z,
            "learnt drift, transfer": lp + bt[:, None] * d + te * d * z,
+           "learnt drift, transfer without mean change": lp + b_old[:, None] * d + te * d * z,
            "learnt drift, population only": lp + b0[:, None] * d + te * d * z}
     out["lsq"] = np.log(r["lsq"])[None, :] + r["s_lsq"] * rng.standard_normal(lp.shape)
     out["_info"] = {"tau_ml": tau_ml, "tau_pooled": tau_pool, "drift_tau_b": tb, "drift_tau_e": te,
@@ -220,10 +234,10 @@ def _boot_diff(a: np.ndarray, b: np.ndarray, rng, n: int = 2000, groups=None) ->
     return tuple(np.quantile(m, [0.025, 0.975]))
 
 
-def evaluate(out: Path) -> None:
+def evaluate(out: Path, hierarchy: bool = True) -> None:
     sets = load(out)
     rows, info = [], []
-    for rho in (None, *RHOS):
+    for rho in (None, *(RHOS if hierarchy else ())):
         for name, r in sets.items():
             pr = predictives(sets, name, rho)
             inf = pr.pop("_info")
@@ -321,12 +335,13 @@ def main(argv=None) -> int:
     ap.add_argument("--draws", type=int, default=300)
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--sets", default=None)
+    ap.add_argument("--no-hierarchy", action="store_true", help="evaluate: skip the log-normal tau (slow)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.what == "collect":
         collect(out, args.sets.split(",") if args.sets else None, args.draws, args.chains)
     elif args.what == "evaluate":
-        evaluate(out)
+        evaluate(out, hierarchy=not args.no_hierarchy)
     else:
         ship(out)
     return 0

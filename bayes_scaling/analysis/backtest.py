@@ -572,17 +572,23 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
     (the runs beyond its 85% and 70% quantiles held out in turn, ``upward``; below the 15% and 30% quantiles
     otherwise), their residuals' drift slope ``b`` per decade outside
     (:func:`~bayes_scaling.laws.discrepancy.drift_posterior`, the population scales ``tau_b``, ``tau_e`` of the
-    shipped real data sets), carried to a forecast as the population's transfer says (``lam``, ``kappa``:
+    shipped real data sets), carried to a forecast as the population's transfer says (``lam``, ``mu``, ``kappa``:
     :func:`~bayes_scaling.laws.discrepancy.population_transfer`)::
 
-        drift, drift_sd = transfer_slope(b_mean, b_sd, lam, lam_sd, kappa),   tau_e
+        drift, drift_sd = transfer_slope(b_mean, b_sd, lam, lam_sd, kappa, mu, mu_sd, lam_mu_cov),   tau_e
 
     Returns a :class:`~bayes_scaling.laws.discrepancy.Discrepancy` (``tau = "learnt"``): set it as the spec's
     ``discrepancy`` (``dataclasses.replace(spec, discrepancy=...)``), or write its ``to_dict()`` into the spec's
     ``[discrepancy]`` table; ``Fit.predict`` then shifts and widens by it."""
     from bayes_scaling.data.tables import read_table
     from bayes_scaling.inference.fit import _as_spec
-    from bayes_scaling.laws.discrepancy import Discrepancy, drift_posterior, load_population, transfer_slope
+    from bayes_scaling.laws.discrepancy import (
+        TRANSFER_KEYS,
+        Discrepancy,
+        drift_posterior,
+        load_population,
+        transfer_slope,
+    )
 
     spec = _as_spec(model)
     table = read_table(data, "data").reset_index(drop=True)
@@ -605,7 +611,7 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
         raise DataError(f"learn_discrepancy: no nested backtest along {column!r} could be fitted (too few runs "
                         f"beyond its quantiles {', '.join(f'{1 - f:g}' for f in fracs)})")
     b_mean, b_sd = drift_posterior(nested["resid"], nested["sd"], nested["dist"], pop["tau_b"], pop["tau_e"])
-    drift, drift_sd = transfer_slope(b_mean, b_sd, pop["lam"], pop["lam_sd"], pop["kappa"])
+    drift, drift_sd = transfer_slope(b_mean, b_sd, **{k: pop[k] for k in TRANSFER_KEYS if k in pop})
     return Discrepancy("learnt", f"nested backtests of {len(table)} runs along {column} ({len(nested['resid'])} "
                                  f"held out), population of real data sets", drift=drift, drift_sd=drift_sd,
                        tau_e=pop["tau_e"])
