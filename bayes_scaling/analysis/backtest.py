@@ -29,8 +29,10 @@ intervals).
 Convergence: each split's fit reports its worst R-hat, smallest bulk ESS and number of divergences
 (:func:`fit_diagnostics`) in the columns ``rhat_max``, ``ess_bulk_min`` and ``divergences`` of the bayes methods'
 rows (``points`` and ``table``; over ``all`` splits: the worst R-hat and ESS and the total of divergences; the
-point fits: NaN); the nested fits' are in ``info["splits"][i]["nested_diagnostics"]``. The fits' own warnings
-are not raised (a backtest runs many fits); read these columns instead.
+point fits: NaN); the worst over a split's nested fits in ``nested_rhat_max``, ``nested_ess_bulk_min`` and
+``nested_divergences`` (each nested fit's in ``info["splits"][i]["nested_diagnostics"]``). A split whose fit or
+nested fits miss R-hat <= 1.01, bulk ESS >= 400 or no divergence warns once
+(:class:`~bayes_scaling.errors.ConvergenceWarning`, naming the split and the fit).
 
 Methods scored: ``bayes``, the default predictions (``Fit.predict(kind="observation")``: the posterior
 predictive with the law spec's discrepancy, ``tau`` = ``spec.discrepancy.tau``, 0.059 per decade unless the spec
@@ -493,8 +495,47 @@ def _log_draws(fit, table: pd.DataFrame, kind: str, seed: int, discrepancy: floa
     return v.reshape(-1, v.shape[-1])
 
 
-#: the convergence columns of the backtest tables (the bayes methods; NaN for the point fits)
+#: the convergence columns of the backtest tables (the bayes methods; NaN for the point fits): the split's fit,
+#: then the worst over its nested fits (NaN without nested backtests)
 DIAGNOSTIC_COLUMNS: tuple[str, ...] = ("rhat_max", "ess_bulk_min", "divergences")
+NESTED_DIAGNOSTIC_COLUMNS: tuple[str, ...] = ("nested_rhat_max", "nested_ess_bulk_min", "nested_divergences")
+
+
+def nested_summary(diags: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The worst R-hat, smallest bulk ESS and total divergences over a split's nested fits (NaN without any)."""
+    if not diags:
+        return {c: np.nan for c in NESTED_DIAGNOSTIC_COLUMNS}
+    return {"nested_rhat_max": float(max(d["rhat_max"] for d in diags)),
+            "nested_ess_bulk_min": float(min(d["ess_bulk_min"] for d in diags)),
+            "nested_divergences": float(sum(d["divergences"] for d in diags))}
+
+
+def convergence_problems(diag: dict[str, float]) -> list[str]:
+    """What fails of R-hat <= 1.01, bulk ESS >= 400 and no divergence in one fit's :func:`fit_diagnostics`."""
+    from bayes_scaling.inference.sampling import ESS_MIN, RHAT_MAX
+
+    out = []
+    if diag["rhat_max"] > RHAT_MAX:
+        out.append(f"R-hat {diag['rhat_max']:.3f} > {RHAT_MAX}")
+    if diag["ess_bulk_min"] < ESS_MIN:
+        out.append(f"bulk ESS {diag['ess_bulk_min']:.0f} < {ESS_MIN}")
+    if diag["divergences"] > 0:
+        out.append(f"{diag['divergences']:.0f} divergences")
+    return out
+
+
+def _warn_convergence(name: str, diag: dict[str, float], nested: Sequence[dict[str, float]]) -> None:
+    """One :class:`~bayes_scaling.errors.ConvergenceWarning` per split whose fit or nested fits did not converge."""
+    import warnings
+
+    from bayes_scaling.errors import ConvergenceWarning
+
+    parts = [f"its fit: {', '.join(p)}" for p in [convergence_problems(diag)] if p]
+    parts += [f"nested fit {k + 1}: {', '.join(p)}" for k, d in enumerate(nested) if (p := convergence_problems(d))]
+    if parts:
+        warnings.warn(f"backtest split {name}: " + "; ".join(parts) + " (the table's rhat_max, ess_bulk_min, "
+                      "divergences and nested_* columns; raise draws/tune or target_accept)", ConvergenceWarning,
+                      stacklevel=3)
 
 
 def fit_diagnostics(fit) -> dict[str, float]:
@@ -651,8 +692,8 @@ class BacktestResult:
     def _split_diagnostics(self, split: str) -> dict[str, float]:
         for sp in self.info.get("splits", []):
             if sp.get("name") == split and sp.get("diagnostics"):
-                return dict(sp["diagnostics"])
-        return {c: np.nan for c in DIAGNOSTIC_COLUMNS}
+                return {**sp["diagnostics"], **nested_summary(sp.get("nested_diagnostics") or [])}
+        return {c: np.nan for c in (*DIAGNOSTIC_COLUMNS, *NESTED_DIAGNOSTIC_COLUMNS)}
 
     @property
     def table(self) -> pd.DataFrame:
@@ -674,7 +715,8 @@ class BacktestResult:
             r["crps"] = float(np.nanmean(g["crps"])) if g["crps"].notna().any() else np.nan
             r["tau"] = float(np.nanmean(g["tau"])) if g["tau"].notna().any() else np.nan
             # the fits' convergence (the bayes methods): the worst over the splits' fits (one per split)
-            for c, fn in (("rhat_max", np.max), ("ess_bulk_min", np.min), ("divergences", np.sum)):
+            for c, fn in (("rhat_max", np.max), ("ess_bulk_min", np.min), ("divergences", np.sum),
+                          ("nested_rhat_max", np.max), ("nested_ess_bulk_min", np.min), ("nested_divergences", np.sum)):
                 per_split = g.groupby("split", sort=False)[c].first() if c in g else pd.Series(dtype=float)
                 per_split = per_split[per_split.notna()]
                 r[c] = float(fn(per_split)) if len(per_split) else np.nan
@@ -796,7 +838,8 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
             widened = _with_discrepancy(res["pred"], res["dist"], res["tau"], task["seed"] + 7)
             bayes.append(_score("bayes+discrepancy", res["name"], test, y, widened, None, res["dist"], res["tau"],
                                 levels))
-        frames += [f.assign(**diag) for f in bayes]
+        frames += [f.assign(**diag, **nested_summary(res["nested_diagnostics"])) for f in bayes]
+        _warn_convergence(res["name"], diag, res["nested_diagnostics"])
         for name, point in res["baselines"].items():
             frames.append(_score(name, res["name"], test, y, None, point, res["dist"], np.nan, levels))
     info = {"holdout": h.text, "target": spec.target, "model": spec.name, "tau_default": spec.discrepancy.tau, "formula": spec.formula.text, "seed": seed, "draws": draws,
