@@ -59,13 +59,13 @@ def _cache(out: Path, name: str) -> Path:
     return out / "cache" / f"{name.replace('/', '-')}.pkl"
 
 
-def collect_one(name: str, s: dict, draws: int, seed: int = 1, chains: int = 2) -> dict:
+def collect_one(name: str, s: dict, draws: int, seed: int = 1, chains: int = 2, whiten: str = "auto") -> dict:
     from bayes_scaling.analysis.backtest import _point_predict, _ungrouped, backtest, lsq_fit, make_splits
     from bayes_scaling.inference.fit import _as_spec
 
     spec = _as_spec(s["law"])
     t0 = time.time()
-    res = backtest(s["table"], spec, s["holdout"], seed=seed, draws=draws, tune=draws, chains=chains)
+    res = backtest(s["table"], spec, s["holdout"], seed=seed, draws=draws, tune=draws, chains=chains, whiten=whiten)
     (split,) = make_splits(s["table"].reset_index(drop=True), s["holdout"])
     train = s["table"].reset_index(drop=True).iloc[split.train]
     vals = lsq_fit(spec, train, seed=seed)
@@ -79,10 +79,10 @@ def collect_one(name: str, s: dict, draws: int, seed: int = 1, chains: int = 2) 
             "nested": sp["nested"], "nested_diagnostics": sp["nested_diagnostics"], "diagnostics": sp["diagnostics"],
             "log_pred": np.log(pred).astype(np.float32), "dist": dist, "y": test[spec.target].to_numpy(dtype=float),
             "test": test, "lsq": base["lsq"], "huber": base["huber"], "s_lsq": s_lsq, "n_train": len(train),
-            "seconds": time.time() - t0, "draws": draws, "chains": chains}
+            "seconds": time.time() - t0, "draws": draws, "chains": chains, "whiten": whiten}
 
 
-def collect(out: Path, sets: list[str] | None, draws: int, chains: int = 2) -> None:
+def collect(out: Path, sets: list[str] | None, draws: int, chains: int = 2, whiten: str = "auto") -> None:
     (out / "cache").mkdir(parents=True, exist_ok=True)
     warnings.simplefilter("ignore")
     for name, s in data_sets().items():
@@ -91,11 +91,14 @@ def collect(out: Path, sets: list[str] | None, draws: int, chains: int = 2) -> N
         path = _cache(out, name)
         if path.exists():
             continue
-        r = collect_one(name, s, draws, chains=chains)
+        r = collect_one(name, s, draws, chains=chains, whiten=whiten)
         path.write_bytes(pickle.dumps(r))
+        nd = r["nested_diagnostics"]
         print(f"{name} ({r['half']}): {len(r['y'])} held out, {r['seconds']:.0f} s, nested tau-ML data "
               f"{len(r['nested'].get('resid', []))} runs, R-hat {r['diagnostics']['rhat_max']:.3f}, "
-              f"{r['diagnostics']['divergences']:.0f} divergences", flush=True)
+              f"{r['diagnostics']['divergences']:.0f} divergences; nested R-hat "
+              f"{max((d['rhat_max'] for d in nd), default=float('nan')):.3f}, "
+              f"{sum(d['divergences'] for d in nd):.0f} divergences", flush=True)
 
 
 def load(out: Path) -> dict[str, dict]:
@@ -336,10 +339,11 @@ def main(argv=None) -> int:
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--sets", default=None)
     ap.add_argument("--no-hierarchy", action="store_true", help="evaluate: skip the log-normal tau (slow)")
+    ap.add_argument("--whiten", default="auto", choices=["auto", "laplace", "none"], help="collect: the fits' whitening")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.what == "collect":
-        collect(out, args.sets.split(",") if args.sets else None, args.draws, args.chains)
+        collect(out, args.sets.split(",") if args.sets else None, args.draws, args.chains, args.whiten)
     elif args.what == "evaluate":
         evaluate(out, hierarchy=not args.no_hierarchy)
     else:

@@ -563,7 +563,7 @@ def _run_split(task: dict) -> dict:
     spec = _as_spec(task["spec"])
     train, test, seed = task["train"], task["test"], task["seed"]
     kw = dict(seed=seed, draws=task["draws"], tune=task["tune"], chains=task["chains"], progressbar=False,
-              log_likelihood=False, backend=task["backend"])
+              log_likelihood=False, backend=task["backend"], whiten=task.get("whiten", "auto"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         f = fit_law(train, spec, warn=False, **kw)
@@ -608,7 +608,7 @@ def _nested_residuals(train: pd.DataFrame, spec, column: str | None, fracs: Sequ
 
 def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", column: str = "C", *,
                       upward: bool = True, fracs: Sequence[float] = (0.15, 0.3), seed: int = 0, draws: int = 500,
-                      tune: int = 500, chains: int = 2, backend: str = "auto"):
+                      tune: int = 500, chains: int = 2, backend: str = "auto", whiten: str = "auto"):
     """The discrepancy learnt for one's own runs: nested backtests of the law on ``data`` along ``column``
     (the runs beyond its 85% and 70% quantiles held out in turn, ``upward``; below the 15% and 30% quantiles
     otherwise), their residuals' drift slope ``b`` per decade outside
@@ -620,7 +620,8 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
 
     Returns a :class:`~bayes_scaling.laws.discrepancy.Discrepancy` (``tau = "learnt"``): set it as the spec's
     ``discrepancy`` (``dataclasses.replace(spec, discrepancy=...)``), or write its ``to_dict()`` into the spec's
-    ``[discrepancy]`` table; ``Fit.predict`` then shifts and widens by it."""
+    ``[discrepancy]`` table; ``Fit.predict`` then shifts and widens by it. ``whiten``: as for
+    :func:`bayes_scaling.inference.fit.fit`, for the nested fits."""
     from bayes_scaling.data.tables import read_table
     from bayes_scaling.inference.fit import _as_spec
     from bayes_scaling.laws.discrepancy import (
@@ -642,7 +643,7 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
         table = table.assign(C=training_compute(table["N"].to_numpy(dtype=float), table["D"].to_numpy(dtype=float)))
     pop = load_population()
     kw = dict(seed=seed, draws=draws, tune=tune, chains=chains, progressbar=False, log_likelihood=False,
-              backend=backend)
+              backend=backend, whiten=whiten)
     import warnings
 
     with warnings.catch_warnings():
@@ -800,11 +801,13 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
              seed: int = 0, draws: int = 500, tune: int = 500, chains: int = 2, backend: str = "auto",
              discrepancy: str = "nested", nested_fracs: Sequence[float] = (0.15, 0.3),
              rolling_steps: int = 3, levels: Sequence[float] = LEVELS, client=None, workers: int | None = 1,
-             progress=None) -> BacktestResult:
+             progress=None, whiten: str = "auto") -> BacktestResult:
     """Fit ``model`` on the rows not held out by ``holdout``, predict the held-out rows and score them (module
     docstring). ``discrepancy``: ``"nested"`` (also score the discrepancy-widened predictive) or ``"none"``.
     Splits (rolling) run through :func:`bayes_scaling.inference.batch.map_tasks` (``client``/``workers``:
-    a Dask cluster; ``workers=1``: in this process)."""
+    a Dask cluster; ``workers=1``: in this process). ``whiten``: as for :func:`bayes_scaling.inference.fit.fit`,
+    for every fit of the backtest (``"none"``: nutpie's own adaptation, which converged where the Laplace whitening
+    did not on small IsoFLOP grids: docs/validation.md)."""
     from bayes_scaling.data.tables import read_table
     from bayes_scaling.inference.batch import map_tasks
     from bayes_scaling.inference.fit import _as_spec
@@ -821,7 +824,8 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
     tasks = [{"name": s.name, "spec": spec.to_dict(), "train": table.iloc[s.train].reset_index(drop=True),
               "test": table.iloc[s.test].reset_index(drop=True), "seed": int(seed) + 1000 * i, "draws": draws,
               "tune": tune, "chains": chains, "backend": backend, "discrepancy": discrepancy,
-              "direction": h.direction_column, "nested_fracs": tuple(nested_fracs)} for i, s in enumerate(splits)]
+              "direction": h.direction_column, "nested_fracs": tuple(nested_fracs), "whiten": whiten}
+             for i, s in enumerate(splits)]
     results = map_tasks(_run_split, tasks, client=client, workers=workers, progress=progress,
                         desc="backtest splits", labels=[s.name for s in splits])
     frames = []
@@ -843,7 +847,7 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
         for name, point in res["baselines"].items():
             frames.append(_score(name, res["name"], test, y, None, point, res["dist"], np.nan, levels))
     info = {"holdout": h.text, "target": spec.target, "model": spec.name, "tau_default": spec.discrepancy.tau, "formula": spec.formula.text, "seed": seed, "draws": draws,
-            "tune": tune, "chains": chains, "backend": results[0]["backend"], "discrepancy": discrepancy,
+            "tune": tune, "chains": chains, "backend": results[0]["backend"], "whiten": whiten, "discrepancy": discrepancy,
             "nested_fracs": list(nested_fracs), "n_rows": len(table),
             "splits": [{"name": r["name"], "n_train": r["n_train"], "n_test": len(t["test"]),
                         "tau": None if not np.isfinite(r["tau"]) else r["tau"], "nested": r["nested"],
