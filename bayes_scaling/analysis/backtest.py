@@ -501,6 +501,13 @@ DIAGNOSTIC_COLUMNS: tuple[str, ...] = ("rhat_max", "ess_bulk_min", "divergences"
 NESTED_DIAGNOSTIC_COLUMNS: tuple[str, ...] = ("nested_rhat_max", "nested_ess_bulk_min", "nested_divergences")
 
 
+def _check_whiten(whiten: str) -> None:
+    from bayes_scaling.inference.whiten import WHITEN_CHOICES
+
+    if whiten not in WHITEN_CHOICES:
+        raise ConfigError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
+
+
 def nested_summary(diags: Sequence[dict[str, float]]) -> dict[str, float]:
     """The worst R-hat, smallest bulk ESS and total divergences over a split's nested fits (NaN without any)."""
     if not diags:
@@ -632,6 +639,7 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
         transfer_slope,
     )
 
+    _check_whiten(whiten)
     spec = _as_spec(model)
     table = read_table(data, "data").reset_index(drop=True)
     if column not in table.columns and not (column == "C" and {"N", "D"} <= set(table.columns)):
@@ -814,6 +822,7 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
 
     if discrepancy not in ("nested", "none"):
         raise ConfigError(f"discrepancy must be 'nested' or 'none', got {discrepancy!r}")
+    _check_whiten(whiten)
     levels = tuple(float(x) for x in levels)
     if not levels or not all(0 < x < 1 for x in levels):
         raise ConfigError(f"levels must be in (0, 1), got {levels!r}")

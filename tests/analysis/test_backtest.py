@@ -332,6 +332,14 @@ def test_backtest_warns_once_per_split_that_did_not_converge():
     assert nested_summary([good, bad]) == {"nested_rhat_max": 1.04, "nested_ess_bulk_min": 80.0,
                                            "nested_divergences": 3.0}
     assert all(np.isnan(v) for v in nested_summary([]).values())
+    # the fits' whitening is a setting of the backtest and of learn_discrepancy, checked before any fit
+    from bayes_scaling.analysis.backtest import learn_discrepancy
+
+    runs = grid_runs(seed=8, n_sizes=3, n_data=3)
+    for call in (lambda: backtest(runs, "chinchilla", "C > 1e20", whiten="diagonal"),
+                 lambda: learn_discrepancy(runs, "chinchilla", whiten="diagonal")):
+        with pytest.raises(ConfigError, match="whiten must be one of auto, laplace, none, got 'diagonal'"):
+            call()
 
 
 # ---- the command ----------------------------------------------------------------------------------------------
