@@ -59,13 +59,13 @@ def _cache(out: Path, name: str) -> Path:
     return out / "cache" / f"{name.replace('/', '-')}.pkl"
 
 
-def collect_one(name: str, s: dict, draws: int, seed: int = 1, chains: int = 2) -> dict:
+def collect_one(name: str, s: dict, draws: int, seed: int = 1, chains: int = 2, whiten: str = "auto") -> dict:
     from bayes_scaling.analysis.backtest import _point_predict, _ungrouped, backtest, lsq_fit, make_splits
     from bayes_scaling.inference.fit import _as_spec
 
     spec = _as_spec(s["law"])
     t0 = time.time()
-    res = backtest(s["table"], spec, s["holdout"], seed=seed, draws=draws, tune=draws, chains=chains)
+    res = backtest(s["table"], spec, s["holdout"], seed=seed, draws=draws, tune=draws, chains=chains, whiten=whiten)
     (split,) = make_splits(s["table"].reset_index(drop=True), s["holdout"])
     train = s["table"].reset_index(drop=True).iloc[split.train]
     vals = lsq_fit(spec, train, seed=seed)
@@ -79,10 +79,10 @@ def collect_one(name: str, s: dict, draws: int, seed: int = 1, chains: int = 2) 
             "nested": sp["nested"], "nested_diagnostics": sp["nested_diagnostics"], "diagnostics": sp["diagnostics"],
             "log_pred": np.log(pred).astype(np.float32), "dist": dist, "y": test[spec.target].to_numpy(dtype=float),
             "test": test, "lsq": base["lsq"], "huber": base["huber"], "s_lsq": s_lsq, "n_train": len(train),
-            "seconds": time.time() - t0, "draws": draws, "chains": chains}
+            "seconds": time.time() - t0, "draws": draws, "chains": chains, "whiten": whiten}
 
 
-def collect(out: Path, sets: list[str] | None, draws: int, chains: int = 2) -> None:
+def collect(out: Path, sets: list[str] | None, draws: int, chains: int = 2, whiten: str = "auto") -> None:
     (out / "cache").mkdir(parents=True, exist_ok=True)
     warnings.simplefilter("ignore")
     for name, s in data_sets().items():
@@ -91,11 +91,14 @@ def collect(out: Path, sets: list[str] | None, draws: int, chains: int = 2) -> N
         path = _cache(out, name)
         if path.exists():
             continue
-        r = collect_one(name, s, draws, chains=chains)
+        r = collect_one(name, s, draws, chains=chains, whiten=whiten)
         path.write_bytes(pickle.dumps(r))
+        nd = r["nested_diagnostics"]
         print(f"{name} ({r['half']}): {len(r['y'])} held out, {r['seconds']:.0f} s, nested tau-ML data "
               f"{len(r['nested'].get('resid', []))} runs, R-hat {r['diagnostics']['rhat_max']:.3f}, "
-              f"{r['diagnostics']['divergences']:.0f} divergences", flush=True)
+              f"{r['diagnostics']['divergences']:.0f} divergences; nested R-hat "
+              f"{max((d['rhat_max'] for d in nd), default=float('nan')):.3f}, "
+              f"{sum(d['divergences'] for d in nd):.0f} divergences", flush=True)
 
 
 def load(out: Path) -> dict[str, dict]:
@@ -134,7 +137,17 @@ def _drift_ll(r: dict) -> np.ndarray:
     return drift_log_likelihood(n["resid"], n["sd"], n["dist"]) if n.get("resid") else 0.0
 
 
+_DRIFT: dict[tuple[int, str], tuple[float, float, float, float]] = {}
+
+
 def drift_of(sets: dict[str, dict], name: str) -> tuple[float, float, float, float]:
+    key = (id(sets), name)
+    if key not in _DRIFT:
+        _DRIFT[key] = _drift_of(sets, name)
+    return _DRIFT[key]
+
+
+def _drift_of(sets: dict[str, dict], name: str) -> tuple[float, float, float, float]:
     """``(b_mean, b_sd, tau_b, tau_e)`` of set ``name``: its drift slope's posterior from its nested backtests,
     the population scales from the other sets' nested backtests (training runs only)."""
     from bayes_scaling.laws.discrepancy import drift_posterior, population_drift
@@ -145,11 +158,12 @@ def drift_of(sets: dict[str, dict], name: str) -> tuple[float, float, float, flo
     return bm, bs, tb, te
 
 
-def transfer_of(sets: dict[str, dict], name: str) -> dict[str, float]:
-    """``(lam, kappa)`` for set ``name`` from the held-out runs of the *decide* sets other than it (so that no
-    confirm set's held-out run informs anything)."""
-    from bayes_scaling.laws.discrepancy import population_transfer, transfer_log_likelihood
+def transfer_of(sets: dict[str, dict], name: str, mean_change: bool = True) -> dict[str, float]:
+    """``(lam, mu, kappa)`` for set ``name`` from the held-out runs of the *decide* sets other than it (so that
+    no confirm set's held-out run informs anything); ``mean_change=False``: ``mu = 0`` (the former transfer)."""
+    from bayes_scaling.laws.discrepancy import TRANSFER_MU, population_transfer, transfer_log_likelihood
 
+    mu = TRANSFER_MU if mean_change else np.zeros(1)
     lls = []
     for o, r in sets.items():
         if o == name or r["half"] != "decide":
@@ -158,8 +172,8 @@ def transfer_of(sets: dict[str, dict], name: str) -> dict[str, float]:
         lp = r["log_pred"].astype(float)
         med = np.median(lp, axis=0)
         sd = np.subtract(*np.quantile(lp, [0.8413, 0.1587], axis=0)) / 2
-        lls.append(transfer_log_likelihood(np.log(r["y"]) - med, sd, r["dist"], bm, bs, tau_e=te))
-    return population_transfer(lls)
+        lls.append(transfer_log_likelihood(np.log(r["y"]) - med, sd, r["dist"], bm, bs, tau_e=te, mu=mu))
+    return population_transfer(lls, mu=mu)
 
 
 def predictives(sets: dict[str, dict], name: str, rho: float | None, seed: int = 0) -> dict[str, np.ndarray]:
@@ -193,11 +207,14 @@ def predictives(sets: dict[str, dict], name: str, rho: float | None, seed: int =
     tr = transfer_of(sets, name)
     m, sd = transfer_slope(bm, bs, **tr)
     bt = m + sd * rng.standard_normal(NDRAW)
+    m0, sd0 = transfer_slope(bm, bs, **transfer_of(sets, name, mean_change=False))
+    b_old = m0 + sd0 * rng.standard_normal(NDRAW)
     b0 = transfer_slope(0.0, tb, **tr)[1] * rng.standard_normal(NDRAW)   # no nested backtest of its own
     out = {"none": lp, "fixed 0.059": lp + FIXED * d * z, "nested ML": lp + tau_ml * d * z,
            "pooled ML (other sets)": lp + tau_pool * d * z,
            "learnt drift": lp + b[:, None] * d + te * d * z,
            "learnt drift, transfer": lp + bt[:, None] * d + te * d * z,
+           "learnt drift, transfer without mean change": lp + b_old[:, None] * d + te * d * z,
            "learnt drift, population only": lp + b0[:, None] * d + te * d * z}
     out["lsq"] = np.log(r["lsq"])[None, :] + r["s_lsq"] * rng.standard_normal(lp.shape)
     out["_info"] = {"tau_ml": tau_ml, "tau_pooled": tau_pool, "drift_tau_b": tb, "drift_tau_e": te,
@@ -220,10 +237,10 @@ def _boot_diff(a: np.ndarray, b: np.ndarray, rng, n: int = 2000, groups=None) ->
     return tuple(np.quantile(m, [0.025, 0.975]))
 
 
-def evaluate(out: Path) -> None:
+def evaluate(out: Path, hierarchy: bool = True) -> None:
     sets = load(out)
     rows, info = [], []
-    for rho in (None, *RHOS):
+    for rho in (None, *(RHOS if hierarchy else ())):
         for name, r in sets.items():
             pr = predictives(sets, name, rho)
             inf = pr.pop("_info")
@@ -321,12 +338,14 @@ def main(argv=None) -> int:
     ap.add_argument("--draws", type=int, default=300)
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--sets", default=None)
+    ap.add_argument("--no-hierarchy", action="store_true", help="evaluate: skip the log-normal tau (slow)")
+    ap.add_argument("--whiten", default="auto", choices=["auto", "laplace", "none"], help="collect: the fits' whitening")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.what == "collect":
-        collect(out, args.sets.split(",") if args.sets else None, args.draws, args.chains)
+        collect(out, args.sets.split(",") if args.sets else None, args.draws, args.chains, args.whiten)
     elif args.what == "evaluate":
-        evaluate(out)
+        evaluate(out, hierarchy=not args.no_hierarchy)
     else:
         ship(out)
     return 0

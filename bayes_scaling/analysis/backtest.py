@@ -29,8 +29,10 @@ intervals).
 Convergence: each split's fit reports its worst R-hat, smallest bulk ESS and number of divergences
 (:func:`fit_diagnostics`) in the columns ``rhat_max``, ``ess_bulk_min`` and ``divergences`` of the bayes methods'
 rows (``points`` and ``table``; over ``all`` splits: the worst R-hat and ESS and the total of divergences; the
-point fits: NaN); the nested fits' are in ``info["splits"][i]["nested_diagnostics"]``. The fits' own warnings
-are not raised (a backtest runs many fits); read these columns instead.
+point fits: NaN); the worst over a split's nested fits in ``nested_rhat_max``, ``nested_ess_bulk_min`` and
+``nested_divergences`` (each nested fit's in ``info["splits"][i]["nested_diagnostics"]``). A split whose fit or
+nested fits miss R-hat <= 1.01, bulk ESS >= 400 or no divergence warns once
+(:class:`~bayes_scaling.errors.ConvergenceWarning`, naming the split and the fit).
 
 Methods scored: ``bayes``, the default predictions (``Fit.predict(kind="observation")``: the posterior
 predictive with the law spec's discrepancy, ``tau`` = ``spec.discrepancy.tau``, 0.059 per decade unless the spec
@@ -493,8 +495,54 @@ def _log_draws(fit, table: pd.DataFrame, kind: str, seed: int, discrepancy: floa
     return v.reshape(-1, v.shape[-1])
 
 
-#: the convergence columns of the backtest tables (the bayes methods; NaN for the point fits)
+#: the convergence columns of the backtest tables (the bayes methods; NaN for the point fits): the split's fit,
+#: then the worst over its nested fits (NaN without nested backtests)
 DIAGNOSTIC_COLUMNS: tuple[str, ...] = ("rhat_max", "ess_bulk_min", "divergences")
+NESTED_DIAGNOSTIC_COLUMNS: tuple[str, ...] = ("nested_rhat_max", "nested_ess_bulk_min", "nested_divergences")
+
+
+def _check_whiten(whiten: str) -> None:
+    from bayes_scaling.inference.whiten import WHITEN_CHOICES
+
+    if whiten not in WHITEN_CHOICES:
+        raise ConfigError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
+
+
+def nested_summary(diags: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The worst R-hat, smallest bulk ESS and total divergences over a split's nested fits (NaN without any)."""
+    if not diags:
+        return {c: np.nan for c in NESTED_DIAGNOSTIC_COLUMNS}
+    return {"nested_rhat_max": float(max(d["rhat_max"] for d in diags)),
+            "nested_ess_bulk_min": float(min(d["ess_bulk_min"] for d in diags)),
+            "nested_divergences": float(sum(d["divergences"] for d in diags))}
+
+
+def convergence_problems(diag: dict[str, float]) -> list[str]:
+    """What fails of R-hat <= 1.01, bulk ESS >= 400 and no divergence in one fit's :func:`fit_diagnostics`."""
+    from bayes_scaling.inference.sampling import ESS_MIN, RHAT_MAX
+
+    out = []
+    if diag["rhat_max"] > RHAT_MAX:
+        out.append(f"R-hat {diag['rhat_max']:.3f} > {RHAT_MAX}")
+    if diag["ess_bulk_min"] < ESS_MIN:
+        out.append(f"bulk ESS {diag['ess_bulk_min']:.0f} < {ESS_MIN}")
+    if diag["divergences"] > 0:
+        out.append(f"{diag['divergences']:.0f} divergences")
+    return out
+
+
+def _warn_convergence(name: str, diag: dict[str, float], nested: Sequence[dict[str, float]]) -> None:
+    """One :class:`~bayes_scaling.errors.ConvergenceWarning` per split whose fit or nested fits did not converge."""
+    import warnings
+
+    from bayes_scaling.errors import ConvergenceWarning
+
+    parts = [f"its fit: {', '.join(p)}" for p in [convergence_problems(diag)] if p]
+    parts += [f"nested fit {k + 1}: {', '.join(p)}" for k, d in enumerate(nested) if (p := convergence_problems(d))]
+    if parts:
+        warnings.warn(f"backtest split {name}: " + "; ".join(parts) + " (the table's rhat_max, ess_bulk_min, "
+                      "divergences and nested_* columns; raise draws/tune or target_accept)", ConvergenceWarning,
+                      stacklevel=3)
 
 
 def fit_diagnostics(fit) -> dict[str, float]:
@@ -522,7 +570,7 @@ def _run_split(task: dict) -> dict:
     spec = _as_spec(task["spec"])
     train, test, seed = task["train"], task["test"], task["seed"]
     kw = dict(seed=seed, draws=task["draws"], tune=task["tune"], chains=task["chains"], progressbar=False,
-              log_likelihood=False, backend=task["backend"])
+              log_likelihood=False, backend=task["backend"], whiten=task.get("whiten", "auto"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         f = fit_law(train, spec, warn=False, **kw)
@@ -567,23 +615,31 @@ def _nested_residuals(train: pd.DataFrame, spec, column: str | None, fracs: Sequ
 
 def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", column: str = "C", *,
                       upward: bool = True, fracs: Sequence[float] = (0.15, 0.3), seed: int = 0, draws: int = 500,
-                      tune: int = 500, chains: int = 2, backend: str = "auto"):
+                      tune: int = 500, chains: int = 2, backend: str = "auto", whiten: str = "auto"):
     """The discrepancy learnt for one's own runs: nested backtests of the law on ``data`` along ``column``
     (the runs beyond its 85% and 70% quantiles held out in turn, ``upward``; below the 15% and 30% quantiles
     otherwise), their residuals' drift slope ``b`` per decade outside
     (:func:`~bayes_scaling.laws.discrepancy.drift_posterior`, the population scales ``tau_b``, ``tau_e`` of the
-    shipped real data sets), carried to a forecast as the population's transfer says (``lam``, ``kappa``:
+    shipped real data sets), carried to a forecast as the population's transfer says (``lam``, ``mu``, ``kappa``:
     :func:`~bayes_scaling.laws.discrepancy.population_transfer`)::
 
-        drift, drift_sd = transfer_slope(b_mean, b_sd, lam, lam_sd, kappa),   tau_e
+        drift, drift_sd = transfer_slope(b_mean, b_sd, lam, lam_sd, kappa, mu, mu_sd, lam_mu_cov),   tau_e
 
     Returns a :class:`~bayes_scaling.laws.discrepancy.Discrepancy` (``tau = "learnt"``): set it as the spec's
     ``discrepancy`` (``dataclasses.replace(spec, discrepancy=...)``), or write its ``to_dict()`` into the spec's
-    ``[discrepancy]`` table; ``Fit.predict`` then shifts and widens by it."""
+    ``[discrepancy]`` table; ``Fit.predict`` then shifts and widens by it. ``whiten``: as for
+    :func:`bayes_scaling.inference.fit.fit`, for the nested fits."""
     from bayes_scaling.data.tables import read_table
     from bayes_scaling.inference.fit import _as_spec
-    from bayes_scaling.laws.discrepancy import Discrepancy, drift_posterior, load_population, transfer_slope
+    from bayes_scaling.laws.discrepancy import (
+        TRANSFER_KEYS,
+        Discrepancy,
+        drift_posterior,
+        load_population,
+        transfer_slope,
+    )
 
+    _check_whiten(whiten)
     spec = _as_spec(model)
     table = read_table(data, "data").reset_index(drop=True)
     if column not in table.columns and not (column == "C" and {"N", "D"} <= set(table.columns)):
@@ -595,7 +651,7 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
         table = table.assign(C=training_compute(table["N"].to_numpy(dtype=float), table["D"].to_numpy(dtype=float)))
     pop = load_population()
     kw = dict(seed=seed, draws=draws, tune=tune, chains=chains, progressbar=False, log_likelihood=False,
-              backend=backend)
+              backend=backend, whiten=whiten)
     import warnings
 
     with warnings.catch_warnings():
@@ -605,7 +661,7 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
         raise DataError(f"learn_discrepancy: no nested backtest along {column!r} could be fitted (too few runs "
                         f"beyond its quantiles {', '.join(f'{1 - f:g}' for f in fracs)})")
     b_mean, b_sd = drift_posterior(nested["resid"], nested["sd"], nested["dist"], pop["tau_b"], pop["tau_e"])
-    drift, drift_sd = transfer_slope(b_mean, b_sd, pop["lam"], pop["lam_sd"], pop["kappa"])
+    drift, drift_sd = transfer_slope(b_mean, b_sd, **{k: pop[k] for k in TRANSFER_KEYS if k in pop})
     return Discrepancy("learnt", f"nested backtests of {len(table)} runs along {column} ({len(nested['resid'])} "
                                  f"held out), population of real data sets", drift=drift, drift_sd=drift_sd,
                        tau_e=pop["tau_e"])
@@ -645,8 +701,8 @@ class BacktestResult:
     def _split_diagnostics(self, split: str) -> dict[str, float]:
         for sp in self.info.get("splits", []):
             if sp.get("name") == split and sp.get("diagnostics"):
-                return dict(sp["diagnostics"])
-        return {c: np.nan for c in DIAGNOSTIC_COLUMNS}
+                return {**sp["diagnostics"], **nested_summary(sp.get("nested_diagnostics") or [])}
+        return {c: np.nan for c in (*DIAGNOSTIC_COLUMNS, *NESTED_DIAGNOSTIC_COLUMNS)}
 
     @property
     def table(self) -> pd.DataFrame:
@@ -668,7 +724,8 @@ class BacktestResult:
             r["crps"] = float(np.nanmean(g["crps"])) if g["crps"].notna().any() else np.nan
             r["tau"] = float(np.nanmean(g["tau"])) if g["tau"].notna().any() else np.nan
             # the fits' convergence (the bayes methods): the worst over the splits' fits (one per split)
-            for c, fn in (("rhat_max", np.max), ("ess_bulk_min", np.min), ("divergences", np.sum)):
+            for c, fn in (("rhat_max", np.max), ("ess_bulk_min", np.min), ("divergences", np.sum),
+                          ("nested_rhat_max", np.max), ("nested_ess_bulk_min", np.min), ("nested_divergences", np.sum)):
                 per_split = g.groupby("split", sort=False)[c].first() if c in g else pd.Series(dtype=float)
                 per_split = per_split[per_split.notna()]
                 r[c] = float(fn(per_split)) if len(per_split) else np.nan
@@ -752,17 +809,20 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
              seed: int = 0, draws: int = 500, tune: int = 500, chains: int = 2, backend: str = "auto",
              discrepancy: str = "nested", nested_fracs: Sequence[float] = (0.15, 0.3),
              rolling_steps: int = 3, levels: Sequence[float] = LEVELS, client=None, workers: int | None = 1,
-             progress=None) -> BacktestResult:
+             progress=None, whiten: str = "auto") -> BacktestResult:
     """Fit ``model`` on the rows not held out by ``holdout``, predict the held-out rows and score them (module
     docstring). ``discrepancy``: ``"nested"`` (also score the discrepancy-widened predictive) or ``"none"``.
     Splits (rolling) run through :func:`bayes_scaling.inference.batch.map_tasks` (``client``/``workers``:
-    a Dask cluster; ``workers=1``: in this process)."""
+    a Dask cluster; ``workers=1``: in this process). ``whiten``: as for :func:`bayes_scaling.inference.fit.fit`,
+    for every fit of the backtest (``"none"``: nutpie's own adaptation, which converged where the Laplace whitening
+    did not on small IsoFLOP grids: docs/validation.md)."""
     from bayes_scaling.data.tables import read_table
     from bayes_scaling.inference.batch import map_tasks
     from bayes_scaling.inference.fit import _as_spec
 
     if discrepancy not in ("nested", "none"):
         raise ConfigError(f"discrepancy must be 'nested' or 'none', got {discrepancy!r}")
+    _check_whiten(whiten)
     levels = tuple(float(x) for x in levels)
     if not levels or not all(0 < x < 1 for x in levels):
         raise ConfigError(f"levels must be in (0, 1), got {levels!r}")
@@ -773,7 +833,8 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
     tasks = [{"name": s.name, "spec": spec.to_dict(), "train": table.iloc[s.train].reset_index(drop=True),
               "test": table.iloc[s.test].reset_index(drop=True), "seed": int(seed) + 1000 * i, "draws": draws,
               "tune": tune, "chains": chains, "backend": backend, "discrepancy": discrepancy,
-              "direction": h.direction_column, "nested_fracs": tuple(nested_fracs)} for i, s in enumerate(splits)]
+              "direction": h.direction_column, "nested_fracs": tuple(nested_fracs), "whiten": whiten}
+             for i, s in enumerate(splits)]
     results = map_tasks(_run_split, tasks, client=client, workers=workers, progress=progress,
                         desc="backtest splits", labels=[s.name for s in splits])
     frames = []
@@ -790,11 +851,12 @@ def backtest(data: pd.DataFrame | str | PathLike, model="chinchilla", holdout: s
             widened = _with_discrepancy(res["pred"], res["dist"], res["tau"], task["seed"] + 7)
             bayes.append(_score("bayes+discrepancy", res["name"], test, y, widened, None, res["dist"], res["tau"],
                                 levels))
-        frames += [f.assign(**diag) for f in bayes]
+        frames += [f.assign(**diag, **nested_summary(res["nested_diagnostics"])) for f in bayes]
+        _warn_convergence(res["name"], diag, res["nested_diagnostics"])
         for name, point in res["baselines"].items():
             frames.append(_score(name, res["name"], test, y, None, point, res["dist"], np.nan, levels))
     info = {"holdout": h.text, "target": spec.target, "model": spec.name, "tau_default": spec.discrepancy.tau, "formula": spec.formula.text, "seed": seed, "draws": draws,
-            "tune": tune, "chains": chains, "backend": results[0]["backend"], "discrepancy": discrepancy,
+            "tune": tune, "chains": chains, "backend": results[0]["backend"], "whiten": whiten, "discrepancy": discrepancy,
             "nested_fracs": list(nested_fracs), "n_rows": len(table),
             "splits": [{"name": r["name"], "n_train": r["n_train"], "n_test": len(t["test"]),
                         "tau": None if not np.isfinite(r["tau"]) else r["tau"], "nested": r["nested"],

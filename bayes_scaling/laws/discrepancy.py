@@ -51,7 +51,8 @@ from bayes_scaling.errors import ConfigError
 __all__ = ["DEFAULT_TAU", "DEFAULT_SOURCE", "Discrepancy", "distance_columns", "outside_range", "signed_outside",
            "outside_table", "distance_outside", "widen", "variance_split", "robust_sd", "TAU_GRID",
            "tau_log_likelihood", "TauPrior", "population_prior", "load_population", "drift_log_likelihood",
-           "population_drift", "drift_posterior", "transfer_log_likelihood", "population_transfer", "transfer_slope"]
+           "population_drift", "drift_posterior", "transfer_log_likelihood", "population_transfer", "transfer_slope",
+           "TRANSFER_KEYS"]
 
 #: Default ``tau`` (per decade outside the data, on log target): the maximum-likelihood value pooled over the
 #: nested backtests (training runs only) of Porian et al.'s 15 IsoFLOP configurations with the Chinchilla law
@@ -521,57 +522,77 @@ def drift_posterior(resid, sd, dist, tau_b: float, tau_e: float) -> tuple[float,
 
 
 #: Grids of the drift's transfer from the nested backtests to a forecast: ``lam`` (the share of the nested
-#: slope that carries over) and ``kappa`` (sd of the change of slope, per decade).
+#: slope that carries over), ``mu`` (the mean change of slope from the nested backtests to a forecast, per decade)
+#: and ``kappa`` (sd of the change of slope around it, per decade).
 TRANSFER_LAM = np.linspace(0.0, 1.5, 31)
+TRANSFER_MU = np.linspace(-0.15, 0.15, 61)
 TRANSFER_KAPPA = np.concatenate([[0.0], np.geomspace(1e-3, 1.0, 61)])
+#: The keys of :func:`population_transfer`'s summary (the arguments of :func:`transfer_slope` after the slope's)
+TRANSFER_KEYS = ("lam", "lam_sd", "kappa", "mu", "mu_sd", "lam_mu_cov")
 
 
 def transfer_log_likelihood(resid, sd, dist, b_mean: float, b_sd: float, *, tau_e: float = 0.0,
-                            lam: np.ndarray = TRANSFER_LAM, kappa: np.ndarray = TRANSFER_KAPPA) -> np.ndarray:
-    """``log p(resid | lam, kappa)`` on the grid ``lam x kappa``: the held-out residuals of one data set's
-    forecast given the drift slope learnt from its nested backtests (posterior ``b_mean``, ``b_sd``:
+                            lam: np.ndarray = TRANSFER_LAM, mu: np.ndarray = TRANSFER_MU,
+                            kappa: np.ndarray = TRANSFER_KAPPA) -> np.ndarray:
+    """``log p(resid | lam, mu, kappa)`` on the grid ``lam x mu x kappa``: the held-out residuals of one data
+    set's forecast given the drift slope learnt from its nested backtests (posterior ``b_mean``, ``b_sd``:
     :func:`drift_posterior`)::
 
-        resid_i = (lam b + eta) d_i + e_i,   b ~ Normal(b_mean, b_sd**2),   eta ~ Normal(0, kappa**2),
+        resid_i = (lam b + mu + eta) d_i + e_i,   b ~ Normal(b_mean, b_sd**2),   eta ~ Normal(0, kappa**2),
         e_i ~ Normal(0, sd_i**2 + tau_e**2 d_i**2)
 
-    (``b`` and ``eta`` shared by the set's held-out runs)."""
+    (``b`` and ``eta`` shared by the set's held-out runs). ``mu`` is the slope a forecast gains beyond the
+    nested backtests' on average over data sets (without it, a change common to the sets is counted as spread,
+    ``kappa``, and every interval widens by it); ``mu = [0]`` leaves it out."""
     r, s, d = _clean(resid, sd, dist)
-    lam, kappa = np.asarray(lam, dtype=float), np.asarray(kappa, dtype=float)
+    lam, mu, kappa = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (lam, mu, kappa))
     v = s**2 + (tau_e * d) ** 2
-    out = np.empty((len(lam), len(kappa)))
+    dvd, logv = np.sum(d**2 / v), np.sum(np.log(v))
+    out = np.empty((len(lam), len(mu), len(kappa)))
     for i, lm in enumerate(lam):
-        e = r - lm * b_mean * d
-        u = kappa**2 + (lm * b_sd) ** 2                                                  # kappa
-        dvd, dvr, q = np.sum(d**2 / v), np.sum(d * e / v), np.sum(e**2 / v)
-        out[i] = -0.5 * (np.sum(np.log(v)) + np.log1p(u * dvd) + q - u * dvr**2 / (1 + u * dvd)
-                         + len(r) * np.log(2 * np.pi))
+        e = r[None, :] - (lm * b_mean + mu[:, None]) * d[None, :]                          # mu x runs
+        dvr, q = np.sum(d * e / v, axis=1)[:, None], np.sum(e**2 / v, axis=1)[:, None]
+        u = (kappa**2 + (lm * b_sd) ** 2)[None, :]                                         # 1 x kappa
+        out[i] = -0.5 * (logv + np.log1p(u * dvd) + q - u * dvr**2 / (1 + u * dvd) + len(r) * np.log(2 * np.pi))
     return out
 
 
-def population_transfer(logliks: Sequence[np.ndarray]) -> dict[str, float]:
-    """The transfer's posterior over the grid ``lam x kappa`` from the summed :func:`transfer_log_likelihood` of
-    several data sets (flat priors on ``lam`` and on ``kappa``), summarised as ``lam`` (mean), ``lam_sd`` and
-    ``kappa`` (``sqrt(E[kappa**2])``): a plug-in mode would understate the spread with a few data sets."""
+def population_transfer(logliks: Sequence[np.ndarray], *, mu: np.ndarray = TRANSFER_MU) -> dict[str, float]:
+    """The transfer's posterior over the grid ``lam x mu x kappa`` from the summed
+    :func:`transfer_log_likelihood` of several data sets (flat priors on ``lam``, ``mu`` and ``kappa``),
+    summarised as ``lam``, ``mu`` (means), ``lam_sd``, ``mu_sd``, ``lam_mu_cov`` and ``kappa``
+    (``sqrt(E[kappa**2])``): a plug-in mode would understate the spread with a few data sets. ``mu``: the grid
+    the log-likelihoods were computed on (a ``lam x kappa`` array: no mean change of slope)."""
     total = np.sum(logliks, axis=0)
-    w_kappa = np.gradient(TRANSFER_KAPPA)                             # flat in kappa on the log-spaced grid
-    lp = total + np.log(w_kappa)[None, :]
+    if total.ndim == 2:
+        total, mus = total[:, None, :], np.zeros(1)
+    else:
+        mus = np.atleast_1d(np.asarray(mu, dtype=float))
+    lp = total + np.log(np.gradient(TRANSFER_KAPPA))[None, None, :]  # flat in kappa on the log-spaced grid
     w = np.exp(lp - _logsumexp(lp))
-    lam = float(np.sum(w.sum(axis=1) * TRANSFER_LAM))
-    lam_sd = float(np.sqrt(np.sum(w.sum(axis=1) * (TRANSFER_LAM - lam) ** 2)))
-    return {"lam": lam, "lam_sd": lam_sd, "kappa": float(np.sqrt(np.sum(w.sum(axis=0) * TRANSFER_KAPPA**2)))}
+    wl, wm, wk, wlm = w.sum(axis=(1, 2)), w.sum(axis=(0, 2)), w.sum(axis=(0, 1)), w.sum(axis=2)
+    lam, mu = float(np.sum(wl * TRANSFER_LAM)), float(np.sum(wm * mus))
+    return {"lam": lam, "lam_sd": float(np.sqrt(np.sum(wl * (TRANSFER_LAM - lam) ** 2))),
+            "mu": mu, "mu_sd": float(np.sqrt(np.sum(wm * (mus - mu) ** 2))),
+            "lam_mu_cov": float(np.sum(wlm * np.outer(TRANSFER_LAM - lam, mus - mu))),
+            "kappa": float(np.sqrt(np.sum(wk * TRANSFER_KAPPA**2)))}
 
 
-def transfer_slope(b_mean: float, b_sd: float, lam: float, lam_sd: float, kappa: float) -> tuple[float, float]:
-    """The mean and sd of a forecast's drift slope ``lam b + eta`` given a data set's nested slope
+def transfer_slope(b_mean: float, b_sd: float, lam: float, lam_sd: float, kappa: float, mu: float = 0.0,
+                   mu_sd: float = 0.0, lam_mu_cov: float = 0.0) -> tuple[float, float]:
+    """The mean and sd of a forecast's drift slope ``lam b + mu + eta`` given a data set's nested slope
     (``b ~ Normal(b_mean, b_sd**2)``) and the population's transfer (:func:`population_transfer`)::
 
-        mean = lam b_mean,   var = kappa**2 + (lam**2 + lam_sd**2) b_sd**2 + lam_sd**2 b_mean**2
+        mean = lam b_mean + mu,
+        var = kappa**2 + (lam**2 + lam_sd**2) b_sd**2 + lam_sd**2 b_mean**2 + mu_sd**2 + 2 b_mean cov(lam, mu)
 
     ``b_mean = 0``, ``b_sd = tau_b``: a data set without nested backtests of its own.
 
     >>> transfer_slope(0.1, 0.0, 1.0, 0.0, 0.02)
     (0.1, 0.02)
+    >>> round(transfer_slope(0.1, 0.0, 1.0, 0.0, 0.02, mu=-0.03)[0], 6)
+    0.07
     """
-    var = kappa**2 + (lam**2 + lam_sd**2) * b_sd**2 + lam_sd**2 * b_mean**2
-    return float(lam * b_mean), float(np.sqrt(var))
+    var = (kappa**2 + (lam**2 + lam_sd**2) * b_sd**2 + lam_sd**2 * b_mean**2 + mu_sd**2
+           + 2 * b_mean * lam_mu_cov)
+    return float(lam * b_mean + mu), float(np.sqrt(max(var, 0.0)))

@@ -253,6 +253,12 @@ def test_backtest_well_specified(sim_backtest, tmp_path):
     # a tau pooled over nested backtests, and rescoring with a wider discrepancy: wider intervals, same median
     tau = pooled_tau([res, res])
     assert tau == pytest.approx(res.info["splits"][0]["tau"])
+    # the nested fits' convergence, the worst over them, beside the split's fit's
+    nd = res.info["splits"][0]["nested_diagnostics"]
+    assert len(nd) == 2
+    assert tab.loc["bayes", "nested_rhat_max"] == max(d["rhat_max"] for d in nd)
+    assert tab.loc["bayes", "nested_divergences"] == sum(d["divergences"] for d in nd)
+    assert np.isnan(tab.loc["huber", "nested_rhat_max"])
     wide = res.rescore(0.5, "wide").table.set_index("method")
     assert wide.loc["wide", "width90"] >= wide.loc["bayes", "width90"] >= wide.loc["bayes(no discrepancy)", "width90"]
     assert wide.loc["wide", "coverage90"] >= wide.loc["bayes(no discrepancy)", "coverage90"]
@@ -304,6 +310,36 @@ def test_backtest_reports_convergence_and_uses_the_predictions_distance():
     # rescoring keeps the split's diagnostics
     wide = res.rescore(0.1, "wide").table.set_index("method")
     assert wide.loc["wide", "rhat_max"] == tab.loc["bayes", "rhat_max"]
+
+
+def test_backtest_warns_once_per_split_that_did_not_converge():
+    """A split whose fit or nested fits miss R-hat <= 1.01, bulk ESS >= 400 or no divergence warns, naming the
+    split, the fit and what failed; a converged split is silent."""
+    from bayes_scaling.analysis.backtest import _warn_convergence, nested_summary
+    from bayes_scaling.errors import ConvergenceWarning
+
+    good = {"rhat_max": 1.002, "ess_bulk_min": 900.0, "divergences": 0.0}
+    bad = {"rhat_max": 1.04, "ess_bulk_min": 80.0, "divergences": 3.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_convergence("C > 1e20", good, [good, good])
+    with pytest.warns(ConvergenceWarning, match=r"split C > 1e20: nested fit 2: R-hat 1.040 > 1.01, bulk ESS 80 < "
+                                                r"400, 3 divergences") as rec:
+        _warn_convergence("C > 1e20", good, [good, bad])
+    assert len(rec) == 1 and "its fit" not in str(rec[0].message)
+    with pytest.warns(ConvergenceWarning, match="its fit: 3 divergences"):
+        _warn_convergence("s", {**good, "divergences": 3.0}, [])
+    assert nested_summary([good, bad]) == {"nested_rhat_max": 1.04, "nested_ess_bulk_min": 80.0,
+                                           "nested_divergences": 3.0}
+    assert all(np.isnan(v) for v in nested_summary([]).values())
+    # the fits' whitening is a setting of the backtest and of learn_discrepancy, checked before any fit
+    from bayes_scaling.analysis.backtest import learn_discrepancy
+
+    runs = grid_runs(seed=8, n_sizes=3, n_data=3)
+    for call in (lambda: backtest(runs, "chinchilla", "C > 1e20", whiten="diagonal"),
+                 lambda: learn_discrepancy(runs, "chinchilla", whiten="diagonal")):
+        with pytest.raises(ConfigError, match="whiten must be one of auto, laplace, none, got 'diagonal'"):
+            call()
 
 
 # ---- the command ----------------------------------------------------------------------------------------------
