@@ -368,7 +368,7 @@ class TransferFit(Fit):
         # its view with each distribution's own values; the same likelihood given the draws
         prepared = sm.prepare(self.spec, self.table, labels=self.labels)
         return sm.build_spec_model(self.spec, prepared, self.priors, self.parameterization,
-                                   float(self.tree.attrs["noise_prior"]))
+                                   float(self.tree.attrs["noise_prior"]), self.centring)
 
     def summary(self, ci_prob: float = CI_PROB, var_names: list[str] | None = None) -> pd.DataFrame:
         """Posterior summary of k, alpha, beta and the noise scale (mean, sd, equal-tailed interval at

@@ -46,15 +46,15 @@ import numpy as np
 
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws import formulas as laws
+# "auto": a grouped parameter is centred when every distribution pins it to within this fraction of the prior's
+# between-distribution spread (standard error of its least-squares estimate / spread scale), as in the engine
+from bayes_scaling.models.spec_model import CENTRED_MAX_SE_RATIO
 
 __all__ = ["ModelConfig", "DEFAULT_PRIORS", "build_transfer_model", "prior_parameterization", "priors_from_spec",
            "transfer_spec", "engine_form"]
 
 LIKELIHOODS = ("normal", "student_t")
 PARAMETERIZATIONS = ("auto", "whitened", "centred", "non_centred")
-#: "auto": a grouped parameter is centred when every distribution pins it to within this fraction of the
-#: prior's between-distribution spread (standard error of its least-squares estimate / spread scale).
-CENTRED_MAX_SE_RATIO = 0.12
 VARIANTS = ("shared_beta", "separate_beta", "pooled")
 
 def priors_from_spec(spec) -> dict[str, dict[str, float]]:
