@@ -536,6 +536,8 @@ def _fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *,
                       centre_log_D_F=centre[0], centre_log_N=centre[1], pretraining=json.dumps(list(data.pretraining)),
                       law="D_T = k * D_F**alpha * N**beta")
     hierarchical = any(p.sharing == "pooled" for p in spec.parameters.values())
+    if not hierarchical:    # read by the view (each distribution's k as drawn), not by the model that drew it
+        tree.attrs.pop("centring", None)
     fit = TransferFit(tree, data, config, spec if hierarchical else None)
     if warn:
         fit.diagnostics.warn(stacklevel=stacklevel)
