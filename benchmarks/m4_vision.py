@@ -19,7 +19,8 @@ scores both on both halves: 90% coverage, mean log score and CRPS of ``log y`` (
 
 Per curve: fit time (s, warm except the first), max R-hat, divergences, leapfrog steps a draw. The paper's
 per-curve M4 numbers are not in the shared data (its README cites their Table 1 without the values), nor in the
-paper's repository (its notebook is stored without outputs): the comparison with them is not made here.
+paper's repository (its notebook is stored without outputs); their estimator as published, run on the same
+rows, is compared in docs/validation.md and tests/laws/test_m4_paper_estimator.py.
 
     .venv/bin/python benchmarks/m4_vision.py run --half decide --store decide.pkl [--start K] [--limit N]
     .venv/bin/python benchmarks/m4_vision.py run --half confirm --store confirm.pkl
