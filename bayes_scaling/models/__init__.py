@@ -1,2 +1,3 @@
-"""Models: PyMC graphs built from law specs (:mod:`.spec_model`), and the transfer (:mod:`.transfer`),
-loss-law (:mod:`.losslaws`) and joint (:mod:`.joint`) models (fitted in :mod:`bayes_scaling.inference`)."""
+"""Models: PyMC graphs built from law specs (:mod:`.spec_model`; the joint loss-space model is the built-in spec
+``joint_kaplan``), and the transfer (:mod:`.transfer`) and loss-law (:mod:`.losslaws`) models (fitted in
+:mod:`bayes_scaling.inference`)."""
