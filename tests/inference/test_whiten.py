@@ -208,11 +208,20 @@ def _joint_kaplan_runs() -> pd.DataFrame:
                       "pretraining": ft["pretraining"]})], ignore_index=True)
 
 
+def _pooled_joint_kaplan() -> bs.LawSpec:
+    """joint_kaplan with k and alpha partially pooled over `pretraining` (the built-in keeps them separate): a
+    pooled parameter that the from-scratch rows do not enter, the case the whitening's attempts are for."""
+    d = builtin_spec("joint_kaplan").to_dict()
+    for name in ("k", "alpha"):
+        d["parameters"][name]["pooling"] = "partial"
+    return bs.LawSpec.from_dict(d)
+
+
 def test_parameterizations_to_try_centre_the_informed_groups():
     """A group a pooled parameter does not enter (the from-scratch rows of joint_kaplan's k and alpha) makes the
     data's choice non-centred; the whitening tries centred first (the other groups have >= 10 rows each)."""
     runs = _joint_kaplan_runs()
-    spec = builtin_spec("joint_kaplan")
+    spec = _pooled_joint_kaplan()
     data = sm.prepare(spec, runs)
     priors = sm.default_priors(spec, data)
     param = sm.choose_parameterization(spec, data, priors)
@@ -235,11 +244,11 @@ def test_parameterizations_to_try_centre_the_informed_groups():
 def joint_kaplan_fits():
     runs = _joint_kaplan_runs()
     kw = dict(seed=2, draws=400, tune=400, chains=2, warn=False)
-    return bs.fit(runs, "joint_kaplan", whiten="none", **kw), bs.fit(runs, "joint_kaplan", **kw)
+    return bs.fit(runs, _pooled_joint_kaplan(), whiten="none", **kw), bs.fit(runs, _pooled_joint_kaplan(), **kw)
 
 
 def test_joint_kaplan_whitened_in_the_centred_form_agrees(joint_kaplan_fits):
-    """joint_kaplan on its bundled data: whitened in the centred form (recorded with its reason), the same
+    """joint_kaplan with k and alpha pooled, on its bundled data: whitened in the centred form (recorded with its reason), the same
     posterior as the unwhitened non-centred fit within Monte Carlo error, in far fewer leapfrog steps."""
     import json
 
@@ -270,14 +279,14 @@ def test_every_form_failing_falls_back_bit_for_bit(monkeypatch):
     runs = _joint_kaplan_runs()
     monkeypatch.setattr(W, "inverse_hessian_factor", lambda H, clip=False: None)
     kw = dict(seed=5, draws=20, tune=20, chains=1, warn=False)
-    auto, plain = bs.fit(runs, "joint_kaplan", **kw), bs.fit(runs, "joint_kaplan", whiten="none", **kw)
+    auto, plain = bs.fit(runs, _pooled_joint_kaplan(), **kw), bs.fit(runs, _pooled_joint_kaplan(), whiten="none", **kw)
     reason = auto.tree.attrs["whitening_reason"]
     assert auto.tree.attrs["whitening"] == "none" and auto.tree.attrs["parameterization"] == \
         plain.tree.attrs["parameterization"]
     assert "k centred, alpha centred: the Hessian" in reason and "k non_centred, alpha non_centred: the" in reason
     assert np.array_equal(auto.posterior["alpha"].values, plain.posterior["alpha"].values)
     with pytest.raises(ConfigError, match="whiten='laplace': k centred"):
-        bs.fit(runs, "joint_kaplan", whiten="laplace", **kw)
+        bs.fit(runs, _pooled_joint_kaplan(), whiten="laplace", **kw)
 
 
 class _Quadratic:
