@@ -623,6 +623,23 @@ def _dataset_to_frame(ds: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame({c: ds[c].values for c in cols})
 
 
+def _stored_spec(path, tree: xr.DataTree, what: str = "law-spec fit", groups: tuple[str, ...] = (),
+                 attrs: tuple[str, ...] = ()) -> LawSpec:
+    """The spec stored in a fit file, checked: its groups and attributes present (``posterior``, ``spec_data``,
+    the spec, its hash, seed, backend, and ``groups``/``attrs`` of the kind), the spec valid and its hash equal."""
+    missing = [g for g in ("posterior", "spec_data", *groups) if g not in tree.children]
+    missing += [a for a in ("spec", "spec_hash", "seed", "backend", *attrs) if a not in tree.attrs]
+    if missing:
+        raise FitFileError(f"{path}: not a complete {what} (missing {', '.join(missing)})")
+    try:
+        spec = LawSpec.from_dict(json.loads(tree.attrs["spec"]))
+    except (ConfigError, json.JSONDecodeError) as exc:
+        raise FitFileError(f"{path}: the stored spec is invalid ({exc})") from None
+    if spec.hash() != tree.attrs["spec_hash"]:
+        raise FitFileError(f"{path}: spec hash mismatch (file edited or corrupted)")
+    return spec
+
+
 def load(path: str | PathLike) -> Any:
     """Read any fit file written by this package: a law-spec :class:`Fit`, and transfer, from-scratch and
     joint fits (``TransferFit``, ``ScratchFit``, ``JointFit``, including files of earlier versions).
@@ -646,16 +663,7 @@ def load(path: str | PathLike) -> Any:
     if kind != "spec":
         raise FitFileError(f"{path} is not a bayes_scaling fit file (kind {kind!r}; expected spec, transfer, "
                            "scratch or joint)")
-    missing = [g for g in ("posterior", "spec_data") if g not in tree.children]
-    missing += [a for a in ("spec", "spec_hash", "seed", "backend") if a not in tree.attrs]
-    if missing:
-        raise FitFileError(f"{path}: not a complete law-spec fit (missing {', '.join(missing)})")
-    try:
-        spec = LawSpec.from_dict(json.loads(tree.attrs["spec"]))
-    except (ConfigError, json.JSONDecodeError) as exc:
-        raise FitFileError(f"{path}: the stored spec is invalid ({exc})") from None
-    if spec.hash() != tree.attrs["spec_hash"]:
-        raise FitFileError(f"{path}: spec hash mismatch (file edited or corrupted)")
+    spec = _stored_spec(path, tree)
     post = tree["posterior"].to_dataset()
     absent = [p.name for p in spec.parameters.values() if p.fixed is None and p.name not in post]
     absent += [v for v in ("sigma",) if v not in post]

@@ -260,17 +260,9 @@ def _joint_data(tree: xr.DataTree, path) -> JointData:
 def _load_engine_joint_fit(path, tree: xr.DataTree) -> JointFit:
     """A joint fit of the engine: the law-spec file (spec, its hash, the fitted table) plus both input tables."""
     from bayes_scaling.inference.fit import _dataset_to_frame as spec_frame
+    from bayes_scaling.inference.fit import _stored_spec
 
-    missing = [g for g in ("posterior", "spec_data", "scratch_data") if g not in tree.children]
-    missing += [a for a in ("spec", "spec_hash", "seed", "backend", "config", "transfer_config") if a not in tree.attrs]
-    if missing:
-        raise FitFileError(f"{path}: not a complete joint fit (missing {', '.join(missing)})")
-    try:
-        spec = LawSpec.from_dict(json.loads(tree.attrs["spec"]))
-    except (ConfigError, json.JSONDecodeError) as exc:
-        raise FitFileError(f"{path}: the stored spec is invalid ({exc})") from None
-    if spec.hash() != tree.attrs["spec_hash"]:
-        raise FitFileError(f"{path}: spec hash mismatch (file edited or corrupted)")
+    spec = _stored_spec(path, tree, "joint fit", ("scratch_data",), ("config", "transfer_config"))
     config, tcfg = _configs(tree, path)
     if tree.attrs.get("config_hash") != _config_hash(config, tcfg):
         raise FitFileError(f"{path}: configuration hash mismatch (file edited or corrupted)")
