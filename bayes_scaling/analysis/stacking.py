@@ -24,6 +24,14 @@ reweightings of the scored runs (:func:`pseudo_bma_weights`, Yao et al. 2018, se
 without the bootstrap. Then every law is fitted on all runs, and :meth:`Stack.predict` mixes their predictive
 draws by weight (a share ``w_k`` of the draws from law ``k``; the same seed, the same draws).
 
+**Convergence.** A fit whose R-hat exceeds ``rhat_limit`` (1.01) or that has divergent transitions is run
+again with safer settings (:data:`SAFER`: twice the draws, twice the tuning steps, at least 1000, and
+``target_accept`` 0.99). A
+law with a fit that still has not converged (any leave-future-out fit, or its fit on all runs) gets no weight:
+the weights are those of the other laws, a :class:`~bayes_scaling.errors.ConvergenceWarning` names it, and
+the ``excluded`` column of :attr:`Stack.table` says why (``exclude_unconverged=False`` keeps it, with the
+reason still reported). If no law converged, all are weighed, with the warning.
+
 The laws must predict the same target (the scores are densities of one quantity). The scores are on
 ``log(target)``, so the target must be positive.
 """
@@ -40,10 +48,15 @@ import pandas as pd
 
 from bayes_scaling.errors import ConfigError, DataError, format_rows
 
-__all__ = ["METHODS", "lfo_splits", "stacking_weights", "pseudo_bma_weights", "lfo_scores", "stack", "Stack"]
+__all__ = ["METHODS", "RHAT_LIMIT", "SAFER", "lfo_splits", "stacking_weights", "pseudo_bma_weights", "lfo_scores", "stack", "Stack"]
 
 #: the weighting methods of :func:`stack`
 METHODS = ("stacking", "pseudo-bma+", "pseudo-bma")
+#: the largest R-hat of a converged fit (with no divergent transitions)
+RHAT_LIMIT = 1.01
+#: the second attempt at a fit that did not converge: ``tune`` times ``factor`` (at least ``tune_min``),
+#: ``draws`` times ``factor`` (a less noisy R-hat), this ``target_accept``, another seed
+SAFER = {"factor": 2, "tune_min": 1000, "target_accept": 0.99}
 
 
 # ---- weights ------------------------------------------------------------------------------------------------
@@ -116,10 +129,14 @@ def pseudo_bma_weights(lpd: np.ndarray, *, bootstrap: bool = True, n_boot: int =
     return softmax(z, axis=1).mean(axis=0)
 
 
-def _weights(lpd: np.ndarray, method: str, seed: int) -> np.ndarray:
-    if method == "stacking":
-        return stacking_weights(lpd)
-    return pseudo_bma_weights(lpd, bootstrap=method == "pseudo-bma+", seed=seed)
+def _weights(lpd: np.ndarray, method: str, seed: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """The weights of the laws (columns of ``lpd``) in ``keep`` (a mask; default all); the others get 0."""
+    keep = np.ones(lpd.shape[1], dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    w = np.zeros(lpd.shape[1])
+    sub = lpd[:, keep]
+    w[keep] = stacking_weights(sub) if method == "stacking" else \
+        pseudo_bma_weights(sub, bootstrap=method == "pseudo-bma+", seed=seed)
+    return w
 
 
 # ---- leave-future-out splits ----------------------------------------------------------------------------------
@@ -269,7 +286,7 @@ def _fit_kwargs(settings: dict, seed: int) -> dict:
                 backend=settings["backend"], progressbar=False, warn=False, log_likelihood=False)
 
 
-def _fit(table: pd.DataFrame, spec, name: str, where: str, settings: dict, seed: int):
+def _fit(table: pd.DataFrame, spec, name: str, where: str, settings: dict, seed: int, **extra):
     import warnings
 
     from bayes_scaling.inference.fit import fit as fit_law
@@ -277,19 +294,46 @@ def _fit(table: pd.DataFrame, spec, name: str, where: str, settings: dict, seed:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return fit_law(table, spec, **_fit_kwargs(settings, seed))
+            return fit_law(table, spec, **_fit_kwargs(settings, seed), **extra)
         except (DataError, ConfigError) as exc:
             raise type(exc)(f"law {name!r} on {where}: {exc}") from None
+
+
+def _diagnostics(fit) -> dict[str, float]:
+    from bayes_scaling.analysis.backtest import fit_diagnostics
+
+    return fit_diagnostics(fit)
+
+
+def _converged(d: dict, rhat_limit: float) -> bool:
+    return bool(np.isfinite(d["rhat_max"]) and d["rhat_max"] <= rhat_limit and d["divergences"] == 0)
+
+
+def _fit_converged(table: pd.DataFrame, spec, name: str, where: str, settings: dict, seed: int,
+                   rhat_limit: float) -> tuple[Any, dict]:
+    """Fit; if it has not converged (R-hat > ``rhat_limit`` or divergences), fit again with :data:`SAFER`
+    settings (another seed). Returns the fit kept (the second, if run) and its diagnostics, with ``refit`` and
+    ``converged``."""
+    f = _fit(table, spec, name, where, settings, seed)
+    d = _diagnostics(f)
+    if _converged(d, rhat_limit):
+        return f, {**d, "refit": False, "converged": True}
+    safer = {**settings, "tune": max(SAFER["factor"] * settings["tune"], SAFER["tune_min"]),
+             "draws": SAFER["factor"] * settings["draws"]}
+    f = _fit(table, spec, name, where, safer, seed + 7919, target_accept=SAFER["target_accept"])
+    d = _diagnostics(f)
+    return f, {**d, "refit": True, "converged": _converged(d, rhat_limit)}
 
 
 def lfo_scores(runs: pd.DataFrame | str | PathLike, models: Sequence, *, order_by: str = "C",
                cuts: int | Sequence[float] = 3, scored: float = 0.3, seed: int = 0, draws: int = 500,
                tune: int = 500, chains: int = 2, backend: str = "auto",
-               discrepancy: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+               discrepancy: float | None = None,
+               rhat_limit: float = RHAT_LIMIT) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Leave-future-out log scores of each law (module docstring): ``(points, fits)``, ``points`` one row per
     scored run with its cut, ``order_by`` value, target and one ``lpd`` column per law (``lpd_<law>``), ``fits``
-    one row per fit with its convergence (``rhat_max``, ``ess_bulk_min``, ``divergences``)."""
-    from bayes_scaling.analysis.backtest import fit_diagnostics
+    one row per fit with its convergence (``rhat_max``, ``ess_bulk_min``, ``divergences``; ``refit``: fitted
+    again with :data:`SAFER` settings, ``converged``: R-hat <= ``rhat_limit`` and no divergences)."""
     from bayes_scaling.data.tables import read_table
 
     specs = _specs(models)
@@ -311,10 +355,11 @@ def lfo_scores(runs: pd.DataFrame | str | PathLike, models: Sequence, *, order_b
         y = te[target].to_numpy(dtype=float)
         frame = pd.DataFrame({"cut": c, "row": test, order_by: te[order_by].to_numpy(), target: y})
         for k, (name, s) in enumerate(specs.items()):
-            f = _fit(tr, s, name, f"the runs with {order_by} < {c:.4g}", settings, seed + 1000 * j + k)
+            f, d = _fit_converged(tr, s, name, f"the runs with {order_by} < {c:.4g}", settings,
+                                  seed + 1000 * j + k, rhat_limit)
             pred = _flat(f, te, "observation", seed + 1000 * j + k + 500, discrepancy)
             frame[f"lpd_{name}"] = _log_density(pred, y)
-            fits.append({"law": name, "cut": c, "n_train": len(tr), "n_scored": len(te), **fit_diagnostics(f)})
+            fits.append({"law": name, "cut": c, "n_train": len(tr), "n_scored": len(te), **d})
         frames.append(frame)
     return pd.concat(frames, ignore_index=True), pd.DataFrame(fits)
 
@@ -331,6 +376,8 @@ class Stack:
     info: dict[str, Any] = field(default_factory=dict)
     #: the convergence of every fit (the LFO fits and the final ones, ``cut`` NaN)
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the laws left out of the weights (weight 0), with the reason
+    excluded: dict[str, str] = field(default_factory=dict)
 
     @property
     def laws(self) -> list[str]:
@@ -343,14 +390,17 @@ class Stack:
 
     @property
     def table(self) -> pd.DataFrame:
-        """Per law: the weight used, the stacking and pseudo-BMA+ weights, the number of scored runs, the mean
-        LFO log score and its sum (``elpd_lfo``), and the worst convergence of its fits; a last row ``stack``:
-        the mixture's mean log score over the same runs (in-sample for the weights: optimistic)."""
+        """Per law: the weight used, the stacking and pseudo-BMA+ weights (over the laws not excluded), the
+        number of scored runs, the mean LFO log score and its sum (``elpd_lfo``), the worst convergence of its
+        fits (``converged``: every fit, after a refit if one was needed), and ``excluded``: why the law got no
+        weight ("" if weighed); a last row ``stack``: the mixture's mean log score over the same runs (in-sample
+        for the weights: optimistic)."""
         from scipy.special import logsumexp
 
         lpd = self.lpd
-        stk = stacking_weights(lpd)
-        bma = pseudo_bma_weights(lpd, seed=self.info.get("seed", 0))
+        keep = np.array([k not in self.excluded for k in self.laws])
+        stk = _weights(lpd, "stacking", 0, keep)
+        bma = _weights(lpd, "pseudo-bma+", self.info.get("seed", 0), keep)
         d = self.diagnostics
         rows = []
         for k, name in enumerate(self.laws):
@@ -360,11 +410,14 @@ class Stack:
                          "elpd_lfo": float(lpd[:, k].sum()),
                          "rhat_max": float(g["rhat_max"].max()) if len(g) else np.nan,
                          "ess_bulk_min": float(g["ess_bulk_min"].min()) if len(g) else np.nan,
-                         "divergences": float(g["divergences"].sum()) if len(g) else np.nan})
+                         "divergences": float(g["divergences"].sum()) if len(g) else np.nan,
+                         "converged": bool(g["converged"].all()) if "converged" in g else True,
+                         "excluded": self.excluded.get(name, "")})
         mix = logsumexp(lpd, axis=1, b=self.weights.to_numpy()[None, :])
         rows.append({"law": "stack", "weight": 1.0, "stacking": np.nan, "pseudo_bma_plus": np.nan,
                      "n_scored": len(lpd), "lpd_mean": float(mix.mean()), "elpd_lfo": float(mix.sum()),
-                     "rhat_max": np.nan, "ess_bulk_min": np.nan, "divergences": np.nan})
+                     "rhat_max": np.nan, "ess_bulk_min": np.nan, "divergences": np.nan,
+                     "converged": bool(keep.any()), "excluded": ""})
         return pd.DataFrame(rows)
 
     def _draws(self, new, kind: str, seed: int | None) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
@@ -474,7 +527,8 @@ class Stack:
 def stack(runs: pd.DataFrame | str | PathLike, models: Sequence, *, order_by: str = "C",
           cuts: int | Sequence[float] = 3, scored: float = 0.3, method: str = "stacking", seed: int = 0,
           draws: int = 500, tune: int = 500, chains: int = 2, backend: str = "auto",
-          discrepancy: float | None = None) -> Stack:
+          discrepancy: float | None = None, rhat_limit: float = RHAT_LIMIT,
+          exclude_unconverged: bool = True) -> Stack:
     """Stack several laws fitted to the same runs (module docstring): leave-future-out scores along
     ``order_by`` (:func:`lfo_scores`: ``cuts``, ``scored``), weights by ``method`` (``"stacking"``,
     ``"pseudo-bma+"``, ``"pseudo-bma"``), then every law fitted on all runs.
@@ -487,31 +541,69 @@ def stack(runs: pd.DataFrame | str | PathLike, models: Sequence, *, order_by: st
             ``"data_constrained"``, ``"m4"``, ...), spec files or :class:`~bayes_scaling.LawSpec` objects.
         order_by: the column the runs are ordered by (the direction of extrapolation).
         discrepancy: ``tau`` of the predictions (``Fit.predict``); None: each spec's own.
-        seed, draws, tune, chains, backend: NUTS settings of every fit (``(cuts + 1) x laws`` fits).
+        seed, draws, tune, chains, backend: NUTS settings of every fit (``(cuts + 1) x laws`` fits; a fit
+            that has not converged is run again with :data:`SAFER` settings).
+        rhat_limit: a fit converged if its R-hat <= this and it has no divergent transitions.
+        exclude_unconverged: leave a law out of the weights (weight 0, a ConvergenceWarning, the table's
+            ``excluded`` column) if any of its fits has not converged after the refit; False: weigh it anyway.
 
     Returns:
         A :class:`Stack`: ``weights``, ``table``, ``predict(new, kind=..., ci_prob=...)``, ``score(held_out)``.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    from bayes_scaling.analysis.backtest import fit_diagnostics
+    if not (isinstance(rhat_limit, int | float) and np.isfinite(rhat_limit) and rhat_limit >= 1):
+        raise ConfigError(f"rhat_limit must be a number >= 1, got {rhat_limit!r}")
+    import warnings
+
     from bayes_scaling.data.tables import read_table
+    from bayes_scaling.errors import ConvergenceWarning
 
     specs = _specs(models)
     table = read_table(runs, "runs").reset_index(drop=True)
     points, diag = lfo_scores(table, list(specs.values()), order_by=order_by, cuts=cuts, scored=scored, seed=seed,
-                              draws=draws, tune=tune, chains=chains, backend=backend, discrepancy=discrepancy)
+                              draws=draws, tune=tune, chains=chains, backend=backend, discrepancy=discrepancy,
+                              rhat_limit=rhat_limit)
     names = list(specs)
-    w = _weights(points[[f"lpd_{k}" for k in names]].to_numpy(dtype=float), method, seed)
     settings = dict(draws=draws, tune=tune, chains=chains, backend=backend)
     fits, rows = {}, []
     for k, (name, s) in enumerate(specs.items()):
-        fits[name] = _fit(table, s, name, "all runs", settings, seed + 100_000 + k)
-        rows.append({"law": name, "cut": np.nan, "n_train": len(table), "n_scored": 0,
-                     **fit_diagnostics(fits[name])})
+        fits[name], d = _fit_converged(table, s, name, "all runs", settings, seed + 100_000 + k, rhat_limit)
+        rows.append({"law": name, "cut": np.nan, "n_train": len(table), "n_scored": 0, **d})
+    diag = pd.concat([diag, pd.DataFrame(rows)], ignore_index=True)
+    reasons = {name: _why_not(diag[diag["law"] == name], order_by, rhat_limit) for name in names}
+    reasons = {k: v for k, v in reasons.items() if v}
+    keep = np.array([k not in reasons for k in names])
+    excluded: dict[str, str] = {}
+    if reasons:
+        if not exclude_unconverged:
+            what = "weighed anyway (exclude_unconverged=False)"
+        elif not keep.any():
+            what = "no law converged, so all are weighed: treat the weights with care"
+            keep[:] = True
+        else:
+            what = "left out of the weights (exclude_unconverged=False keeps it)"
+            excluded = {k: f"{v}; left out" for k, v in reasons.items()}
+        if not exclude_unconverged:
+            keep[:] = True
+        warnings.warn("stacking: " + "; ".join(f"law {k!r}: {v}" for k, v in reasons.items()) + f" -- {what}",
+                      ConvergenceWarning, stacklevel=2)
+    w = _weights(points[[f"lpd_{k}" for k in names]].to_numpy(dtype=float), method, seed, keep)
     info = {"method": method, "order_by": order_by, "cuts": sorted(points["cut"].unique().tolist()),
             "scored": scored, "seed": seed, "draws": draws, "tune": tune, "chains": chains,
             "backend": next(iter(fits.values())).backend, "discrepancy": discrepancy,
-            "target": next(iter(specs.values())).target, "n_runs": len(table)}
-    return Stack(pd.Series(w, index=names, name="weight"), points, fits, info,
-                 pd.concat([diag, pd.DataFrame(rows)], ignore_index=True))
+            "target": next(iter(specs.values())).target, "n_runs": len(table), "rhat_limit": rhat_limit,
+            "exclude_unconverged": exclude_unconverged}
+    return Stack(pd.Series(w, index=names, name="weight"), points, fits, info, diag, excluded)
+
+
+def _why_not(d: pd.DataFrame, order_by: str, rhat_limit: float) -> str:
+    """Why a law's fits (rows of the diagnostics) have not converged, or "" if they all have."""
+    bad = d[~d["converged"].astype(bool)]
+    if bad.empty:
+        return ""
+    where = ", ".join("all runs" if not np.isfinite(c) else f"{order_by} < {c:.4g}" for c in bad["cut"])
+    what = [f"R-hat {bad['rhat_max'].max():.3f} > {rhat_limit:g}"] if (bad["rhat_max"] > rhat_limit).any() else []
+    if bad["divergences"].sum() > 0:
+        what.append(f"{int(bad['divergences'].sum())} divergences")
+    return f"not converged after a refit with safer settings ({', '.join(what)}; fits on {where})"

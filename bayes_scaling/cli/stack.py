@@ -35,6 +35,12 @@ def register(sub) -> None:
     p.add_argument("--kind", choices=["observation", "mean"], default="observation",
                    help="with --at: a new run (with the noise; default) or the law's value")
     p.add_argument("--out", default=None, metavar="PRED.csv", help="with --at: write the prediction table here")
+    p.add_argument("--rhat-limit", type=float, default=1.01, metavar="R",
+                   help="a fit converged if its R-hat <= R and it has no divergences (default 1.01); a fit that has "
+                        "not is run again with safer settings, and a law that still has not is left out of the "
+                        "weights (the table's excluded column)")
+    p.add_argument("--keep-unconverged", action="store_true",
+                   help="weigh a law even if one of its fits has not converged (still reported)")
     cmdoptions.ci(p, "predictive interval probability")
     cmdoptions.sampler(p, draws=500, tune=500, chains=2, what="of each fit")
     p.set_defaults(func=cmd_stack)
@@ -61,7 +67,7 @@ def cmd_stack(args) -> int:
     points = read_table(args.at, args.at) if args.at is not None else None
     st = stack(table, list(specs.values()), order_by=args.order_by, cuts=args.cuts, scored=args.scored,
                method=args.method, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
-               backend=args.backend)
+               backend=args.backend, rhat_limit=args.rhat_limit, exclude_unconverged=not args.keep_unconverged)
     t = st.table
     emit("weights", t, method=args.method, order_by=args.order_by, cuts=st.info["cuts"], backend=st.info["backend"])
     print(f"{args.method} weights from {len(st.points)} runs scored leave-future-out along {args.order_by} "

@@ -143,7 +143,7 @@ FLOOR = {"law": {"name": "floor", "formula": "E + A / N**alpha", "target": "loss
          "likelihood": {"family": "normal", "scale": "log"}, "parameters": {"E": {}, "A": {}, "alpha": {}}}
 POWER = {"law": {"name": "power", "formula": "A / N**alpha", "target": "loss"},
          "likelihood": {"family": "normal", "scale": "log"}, "parameters": {"A": {}, "alpha": {}}}
-FIT = dict(draws=300, tune=300, chains=2)
+FIT = dict(draws=300, tune=300, chains=2, rhat_limit=1.05)   # R-hat of 2 x 300 draws: noisy at 1.01
 
 
 def _floor_runs(N, seed):
@@ -241,6 +241,72 @@ def test_stack_same_seed_same_result(simulated):
     pd.testing.assert_frame_equal(a, b)
 
 
+# ---- convergence: a law whose fits do not converge gets no weight ---------------------------------------------
+def _failing(monkeypatch, failing: set[str]):
+    """Make the fits of the laws in ``failing`` report R-hat 1.3 and 2 divergences (the others: converged), and
+    record each fit's settings."""
+    from bayes_scaling.analysis import stacking as stk
+
+    calls = []
+    real_fit = stk._fit
+
+    def fit(table, spec, name, where, settings, seed, **extra):
+        calls.append((name, dict(settings), extra))
+        f = real_fit(table, spec, name, where, settings, seed, **extra)
+        f._stack_test_law = name
+        return f
+
+    def diagnostics(f):
+        bad = f._stack_test_law in failing
+        return {"rhat_max": 1.3 if bad else 1.0, "ess_bulk_min": 50.0, "divergences": 2.0 if bad else 0.0}
+
+    monkeypatch.setattr(stk, "_fit", fit)
+    monkeypatch.setattr(stk, "_diagnostics", diagnostics)
+    return calls
+
+
+SMALL = dict(order_by="N", cuts=2, scored=0.3, seed=5, draws=60, tune=60, chains=2)
+
+
+def test_stack_leaves_out_a_law_that_did_not_converge(monkeypatch):
+    """A law whose fits do not converge: each fit is run again with safer settings (twice the draws, tuning of
+    at least 1000, target_accept 0.99), then the law gets weight 0, a ConvergenceWarning names it and the
+    table's ``excluded`` column says why; ``exclude_unconverged=False`` weighs it (still warned); if no law
+    converged, all are weighed, with the warning."""
+    from bayes_scaling.errors import ConvergenceWarning
+
+    train = _floor_runs(np.geomspace(1e6, 1e9, 20), 1)
+    calls = _failing(monkeypatch, {"power"})
+    with pytest.warns(ConvergenceWarning, match=r"law 'power': not converged after a refit.*R-hat 1.300.*left out"):
+        st = stack(train, [FLOOR, POWER], **SMALL)
+    assert st.weights["power"] == 0.0 and st.weights["floor"] == 1.0
+    t = st.table.set_index("law")
+    assert "not converged" in t.loc["power", "excluded"] and t.loc["floor", "excluded"] == ""
+    assert not t.loc["power", "converged"] and t.loc["floor", "converged"]
+    assert t.loc["power", "stacking"] == 0.0 and t.loc["power", "pseudo_bma_plus"] == 0.0
+    d = st.diagnostics
+    assert d.loc[d["law"] == "power", "refit"].all() and not d.loc[d["law"] == "floor", "refit"].any()
+    safer = [(s, e) for n, s, e in calls if n == "power" and e]
+    assert len(safer) == 3 and all(s["draws"] == 120 and s["tune"] >= 1000 and e == {"target_accept": 0.99}
+                                   for s, e in safer)
+    assert st.predict(train[["N"]].head(3), ci_prob=0.9)["median"].notna().all()
+
+    with pytest.warns(ConvergenceWarning, match="weighed anyway"):
+        kept = stack(train, [FLOOR, POWER], exclude_unconverged=False, **SMALL)
+    assert kept.excluded == {} and (kept.table["excluded"] == "").all()
+    assert np.allclose(kept.weights.to_numpy(), stacking_weights(kept.lpd))
+
+    _failing(monkeypatch, {"power", "floor"})
+    with pytest.warns(ConvergenceWarning, match="no law converged"):
+        both = stack(train, [FLOOR, POWER], **SMALL)
+    assert abs(both.weights.sum() - 1) < 1e-12 and both.excluded == {}
+
+
+def test_stack_rhat_limit_must_be_at_least_one():
+    with pytest.raises(ConfigError, match="rhat_limit must be a number >= 1"):
+        stack(_grid(), ["chinchilla", "kaplan"], rhat_limit=0.9)
+
+
 # ---- the command line -----------------------------------------------------------------------------------------
 def test_cli_stack(tmp_path, capsys):
     from bayes_scaling.cli import main
@@ -254,7 +320,7 @@ def test_cli_stack(tmp_path, capsys):
         (tmp_path / f"{name}.toml").write_text(LawSpec.from_dict(spec).to_toml())
     args = ["stack", str(tmp_path / "runs.csv"), "--model", str(tmp_path / "floor.toml"), "--model",
             str(tmp_path / "power.toml"), "--order-by", "N", "--at", str(tmp_path / "at.csv"), "--draws", "150",
-            "--tune", "150", "--ci", "0.9", "--json"]
+            "--tune", "150", "--rhat-limit", "1.05", "--ci", "0.9", "--json"]
     assert main(args) == 0
     doc = json.loads(capsys.readouterr().out)
     weights = {r["law"]: r["weight"] for r in doc["tables"]["weights"]}
