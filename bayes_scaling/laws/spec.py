@@ -53,7 +53,8 @@ for negative):
   right of ``**``) has median 0.3 and sigma 1 (95%: 0.04 to 2.1); any other positive parameter has sigma 3
   and a median that scales with the data: the least-squares value of the law on the data (fallback: the
   median of the target), so that a law for losses near 2 and one for data sizes near 1e12 both get sensible
-  priors without edits;
+  priors without edits; ``median_of = "x"`` (an input column) puts the median at the geometric mean of the
+  data's ``x`` instead (e.g. a break of the law in the middle of the data's range);
 - negative: ``median`` (< 0) and ``sigma`` (sd of ``log(-x)``): minus a LogNormal. Defaults: an exponent
   median -0.3 and sigma 1, any other negative parameter as a positive one, mirrored;
 - unit: ``mean`` (in (0, 1)) and ``sigma`` (sd of the logit). Default 0.5 and 1.5;
@@ -141,7 +142,7 @@ SCALES = ("log", "identity")
 _PRIOR_KEYS = {"positive": ("median", "sigma"), "unit": ("mean", "sigma"), "real": ("mu", "sigma"),
                "negative": ("median", "sigma")}
 _PARAM_KEYS = {"domain", "by", "within", "pooling", "fixed", "spread", "parameterization", "median", "mean", "mu", "sigma",
-               "description"}
+               "description", "median_of"}
 #: The built-in specs, shipped inside the package (``bayes_scaling/specs``; the repository's ``models/`` points
 #: there): ``laws/*.toml`` (law specs), ``transfer.toml`` (the transfer model file), ``experiments/*.toml``.
 MODELS_DIR = Path(__file__).resolve().parents[1] / "specs"
@@ -170,6 +171,8 @@ class Parameter:
     description: str = ""
     #: a coarser group column: the ``by`` groups are pooled within its groups, and those across the population
     within: str | None = None
+    #: an input column: the prior median (positive domain) is that column's geometric mean over the data
+    median_of: str | None = None
 
     def __post_init__(self) -> None:
         where = f"parameter {self.name!r}"
@@ -191,6 +194,12 @@ class Parameter:
             if self.within == self.by:
                 raise ConfigError(f"{where}: within must be another column than by ({self.by!r})")
         self.spread = _number(self.spread, f"{where}: spread", positive=True)
+        if self.median_of is not None:
+            if not isinstance(self.median_of, str) or not self.median_of:
+                raise ConfigError(f"{where}: median_of must be an input column's name, got {self.median_of!r}")
+            if self.domain != "positive" or self.fixed is not None or "median" in self.prior:
+                raise ConfigError(f"{where}: median_of = {self.median_of!r} sets the prior median of a free "
+                                  "positive parameter; give it without median or fixed, on domain 'positive'")
         if self.fixed is not None:
             self.fixed = _number(self.fixed, f"{where}: fixed")
             if self.by is not None:
@@ -244,6 +253,8 @@ class Parameter:
         if self.fixed is not None:
             d["fixed"] = self.fixed
         d.update(self.prior)
+        if self.median_of is not None:
+            d["median_of"] = self.median_of
         if self.description:
             d["description"] = self.description
         return d
@@ -257,13 +268,13 @@ class Parameter:
             raise ConfigError(f"parameter {name!r}: unknown key(s) {', '.join(sorted(unknown))}; expected "
                               f"{', '.join(sorted(_PARAM_KEYS))}")
         prior = {k: d[k] for k in ("median", "mean", "mu", "sigma") if k in d}
-        for key in ("domain", "by", "within", "pooling", "parameterization", "description"):
+        for key in ("domain", "by", "within", "pooling", "parameterization", "description", "median_of"):
             if key in d and not isinstance(d[key], str):
                 raise ConfigError(f"parameter {name!r}: {key} must be a string, got {d[key]!r}")
         return cls(name=name, domain=d.get("domain", "positive"), by=d.get("by"),
                    pooling=d.get("pooling", "partial"), fixed=d.get("fixed"), prior=prior,
                    spread=d.get("spread", 0.5), parameterization=d.get("parameterization", "auto"),
-                   description=d.get("description", ""), within=d.get("within"))
+                   description=d.get("description", ""), within=d.get("within"), median_of=d.get("median_of"))
 
 
 @dataclass

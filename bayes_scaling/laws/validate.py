@@ -129,6 +129,10 @@ def check_spec(spec) -> None:
             raise ConfigError(f"group column {g!r} is also a parameter's name; rename one of them")
     for n in params:
         check_parameter(spec.parameters[n])
+        col = spec.parameters[n].median_of
+        if col is not None and col not in inputs:
+            raise ConfigError(f"parameter {n!r}: median_of = {col!r} is not an input column of the law; its "
+                              f"inputs are {', '.join(inputs)}")
     for what, v in (("likelihood sigma", spec.sigma), ("likelihood nu_alpha", spec.nu_alpha),
                     ("likelihood nu_beta", spec.nu_beta)):
         if v is not None:

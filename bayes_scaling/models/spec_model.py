@@ -289,7 +289,7 @@ def default_priors(spec: LawSpec, data: SpecData, seed: int = 0) -> dict[str, tu
     where given, else the documented defaults (:mod:`bayes_scaling.laws.spec`)."""
     exps = spec.exponents()
     need_point = any(p.fixed is None and p.name not in exps and not {"median", "mu"} & set(p.prior)
-                     and p.domain != "unit" for p in spec.parameters.values())
+                     and p.median_of is None and p.domain != "unit" for p in spec.parameters.values())
     point = point_fit(spec, data, seed) if need_point else {}
     y_sd = float(np.std(data.target)) if len(data.target) > 1 else 1.0
     out = {}
@@ -298,7 +298,13 @@ def default_priors(spec: LawSpec, data: SpecData, seed: int = 0) -> dict[str, tu
             continue
         if p.domain in ("positive", "negative"):
             sign = -1.0 if p.domain == "negative" else 1.0     # negative: the prior of -x, a positive number
-            if p.name in exps:
+            if p.median_of is not None:           # the centre of an input column, on the log scale
+                with np.errstate(all="ignore"):
+                    lx = np.log(np.asarray(data.inputs[p.median_of], dtype=float))
+                lx = lx[np.isfinite(lx)]
+                median = float(np.exp(lx.mean())) if len(lx) else 1.0
+                sigma = p.prior.get("sigma", 1.0 if p.name in exps else 3.0)
+            elif p.name in exps:
                 median, sigma = sign * p.prior.get("median", sign * 0.3), p.prior.get("sigma", 1.0)
             else:
                 fallback = float(np.median(np.abs(data.target))) or 1.0

@@ -230,3 +230,20 @@ def test_random_formulas_raise_only_config_errors(text):
         LawSpec(formula=f, target="y", parameters=[Parameter(n) for n in sorted(f.names)])
     except ConfigError:
         pass
+
+
+@pytest.mark.parametrize("param, message", [
+    ({"median_of": "z"}, "median_of = 'z' is not an input column of the law; its inputs are x"),
+    ({"median_of": "x", "median": 3.0}, "give it without median or fixed"),
+    ({"median_of": "x", "domain": "real"}, "on domain 'positive'"),
+    ({"median_of": 3}, "median_of must be a string"),
+])
+def test_median_of_names_an_input_column(param, message):
+    """``median_of``: the prior median of a free positive parameter at an input column's geometric mean; a
+    column that is not an input, or a clash with ``median``/the domain: a ConfigError naming it."""
+    doc = {"law": {"formula": "a * (x / d)**(-c)", "target": "y"}, "parameters": {"a": {}, "c": {}, "d": param}}
+    with pytest.raises(ConfigError, match=message):
+        LawSpec.from_dict(doc)
+    ok = LawSpec.from_dict({**doc, "parameters": {"a": {}, "c": {}, "d": {"median_of": "x", "sigma": 0.5}}})
+    assert ok.parameters["d"].median_of == "x"
+    assert LawSpec.from_dict(ok.to_dict()).parameters["d"].median_of == "x"           # round trip
