@@ -12,8 +12,11 @@ Splits, fixed before any fit (largest budgets held out; the laws see only the ru
 - Muennighoff et al. (2023) contour grid (C4; runs of at most 4 epochs and 1e9+ tokens; ``U_D`` the unique
   tokens): hold out C > 1e20 (confirm half). Laws: ``chinchilla``, ``kaplan``, ``data_constrained``.
 
-Per split: ``bs.stack`` on the training runs (leave-future-out along C, 3 cuts, 30% of the runs scored) with
-stacking and pseudo-BMA+ weights (the same LFO scores), each law alone (its fit on all training runs), least
+Per split: ``bs.stack`` on the training runs (leave-future-out along C, 3 cuts, 30% of the runs scored; a fit
+that has not converged, R-hat > 1.01 or divergences, run again with safer settings) with stacking and pseudo-BMA+
+weights (the same LFO scores and fits), each either leaving out a law with a fit that still has not converged
+(``stack``, ``stack(pseudo-bma+)``: the default), or only one whose R-hat is above 1.05 (``..., rhat 1.05``), or
+weighing every law (``..., all laws``); each law alone (its fit on all training runs), least
 squares (``lsq``: the multi-start point fit of the first law on log loss, with a log-normal predictive of the
 training residuals' sd, so that it has intervals and a log score) and Epoch's Huber fit (median only). Scores of
 the held-out runs as the backtests': median relative error, 50/90% coverage, mean log predictive density of
@@ -85,9 +88,33 @@ def lsq_scores(spec, train: pd.DataFrame, test: pd.DataFrame, seed: int, S: int 
     return f
 
 
+#: (weights, the R-hat above which a law is left out, the label): the stack's variants on one set of fits
+VARIANTS = [("stacking", 1.01, ""), ("stacking", 1.05, "rhat 1.05"), ("stacking", np.inf, "all laws"),
+            ("pseudo-bma+", 1.01, "pseudo-bma+"), ("pseudo-bma+", 1.05, "pseudo-bma+, rhat 1.05"),
+            ("pseudo-bma+", np.inf, "pseudo-bma+, all laws")]
+
+
+def variant(st, method: str, limit: float, seed: int):
+    """The stack with other weights on the same LFO scores and fits: ``method``, leaving out a law with a fit
+    whose R-hat (after the refit) is above ``limit`` or that has divergences (``limit`` inf: none; none
+    converged: all weighed)."""
+    from bayes_scaling.analysis.stacking import _weights
+
+    d = st.diagnostics
+    bad = {k for k in st.laws if np.isfinite(limit)
+           and ((d.loc[d["law"] == k, "rhat_max"] > limit) | (d.loc[d["law"] == k, "divergences"] > 0)).any()}
+    keep = np.array([k not in bad for k in st.laws])
+    if not keep.any():
+        keep[:] = True
+    w = _weights(st.lpd, method, seed, keep)
+    return dataclasses.replace(st, weights=pd.Series(w, index=st.laws, name="weight"),
+                               info={**st.info, "method": method},
+                               excluded={k: "left out" for k in st.laws if not keep[st.laws.index(k)]})
+
+
 def run_split(sp: dict, draws: int, seed: int = 1, tau: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     from bayes_scaling.analysis.backtest import _point_predict, huber_fit
-    from bayes_scaling.analysis.stacking import pseudo_bma_weights, stack
+    from bayes_scaling.analysis.stacking import stack
     from bayes_scaling.laws.spec import builtin_spec
 
     runs = sp["runs"]
@@ -95,11 +122,14 @@ def run_split(sp: dict, draws: int, seed: int = 1, tau: float | None = None) -> 
     test = runs[runs["C"] > sp["holdout"]].reset_index(drop=True)
     st = stack(train, sp["laws"], order_by="C", cuts=3, scored=0.3, seed=seed, draws=draws, tune=draws, chains=2,
                discrepancy=tau)
-    bma = dataclasses.replace(st, weights=pd.Series(pseudo_bma_weights(st.lpd, seed=seed), index=st.laws),
-                              info={**st.info, "method": "pseudo-bma+"})
     a = st.score(test, seed=seed)
-    b = bma.score(test, seed=seed)
-    frames = [a, b[b["method"] == "stack"].assign(method="stack(pseudo-bma+)")]
+    frames = [a]
+    for method, limit, tag in VARIANTS:
+        if (method, limit) == ("stacking", 1.01):
+            continue                                                      # st itself
+        v = variant(st, method, limit, seed)
+        b = v.score(test, seed=seed)
+        frames.append(b[b["method"] == "stack"].assign(method=f"stack({tag})" if tag else "stack"))
     spec = builtin_spec(sp["laws"][0])
     frames.append(lsq_scores(spec, train, test, seed))
     hub = _point_predict(spec, huber_fit(spec, train), test)
