@@ -333,6 +333,29 @@ def test_cli_stack(tmp_path, capsys):
     assert "stacking weights" in out and "floor" in out
 
 
+def test_cli_stack_reports_a_law_left_out(tmp_path, capsys, monkeypatch):
+    """On the command line: the law whose fits do not converge is left out (its reason in the weights table,
+    the warning on stderr); --keep-unconverged weighs it."""
+    from bayes_scaling.cli import main
+
+    _failing(monkeypatch, {"power"})
+    _floor_runs(np.geomspace(1e6, 1e9, 20), 1).to_csv(tmp_path / "runs.csv", index=False)
+    for name, spec in (("floor", FLOOR), ("power", POWER)):
+        from bayes_scaling.laws.spec import LawSpec
+
+        (tmp_path / f"{name}.toml").write_text(LawSpec.from_dict(spec).to_toml())
+    args = ["stack", str(tmp_path / "runs.csv"), "--model", str(tmp_path / "floor.toml"), "--model",
+            str(tmp_path / "power.toml"), "--order-by", "N", "--cuts", "2", "--draws", "60", "--tune", "60", "--json"]
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    rows = {r["law"]: r for r in json.loads(cap.out)["tables"]["weights"]}
+    assert rows["power"]["weight"] == 0 and "not converged" in rows["power"]["excluded"]
+    assert "law 'power'" in cap.err
+    assert main([*args, "--keep-unconverged"]) == 0
+    rows = {r["law"]: r for r in json.loads(capsys.readouterr().out)["tables"]["weights"]}
+    assert rows["power"]["excluded"] == "" and not rows["power"]["converged"]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--model", "chinchilla"], "at least two laws"),
     (["--model", "chinchilla", "--model", "nope"], "no built-in law 'nope'"),
