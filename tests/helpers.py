@@ -286,3 +286,23 @@ def misfit_runs(seed=0, sigma=0.005, extra=MISFIT_EXTRA):
     N = np.repeat(np.geomspace(1e7, 1e9, 6), 6)
     D = np.tile(np.geomspace(1e9, 1e11, 6), 6)
     return pd.DataFrame({"N": N, "D": D, "loss": misfit_loss(N, D, extra) * np.exp(rng.normal(0, sigma, N.size))})
+
+
+def lin_law_spec() -> LawSpec:
+    """Lin et al.'s rectified law in their own coordinates, ``B / (D_l + D**beta) + E``, every parameter by
+    ``model`` and partially pooled (the built-in ``rectified_finetuning`` spec samples the same law
+    reparameterized; this one simulates from their parameters and shows how their coordinates sample)."""
+    return LawSpec.from_dict({
+        "law": {"name": "rectified_finetuning_lin", "formula": "B / (D_l + D**beta) + E", "target": "loss"},
+        "likelihood": {"family": "normal", "scale": "log"},
+        "parameters": {p: {"by": "model"} for p in ("B", "D_l", "beta", "E")}})
+
+
+def mikami_law_spec() -> LawSpec:
+    """Mikami et al.'s law in their own coordinates, ``c + d / x**a``, every parameter by ``config`` (the built-in
+    ``synthetic_to_real`` spec samples it reparameterized)."""
+    return LawSpec.from_dict({
+        "law": {"name": "synthetic_to_real_mikami", "formula": "c + d / x**a", "target": "error"},
+        "likelihood": {"family": "normal", "scale": "log"},
+        "parameters": {p: {"by": "config"} for p in ("c", "d", "a")},
+        "exclude": {"x <= 0": "x = 0: the law is infinite there"}})

@@ -465,8 +465,7 @@ def select_model(data: pd.DataFrame, *, max_D: float | None = None, ratio: float
             :func:`power_phase_spec`, with ``window="all"`` the whole rectified law in the parameterization
             :func:`selection_spec` (module docstring); ``D_ref`` the geometric centre of the fitted runs' D
             range. Any spec mapping ``size`` to ``target`` with ``group`` among its group columns works, e.g.
-            ``"rectified_finetuning"`` (Lin et al.'s own parameterization: on these data its chains do not
-            converge).
+            ``"rectified_finetuning"`` (the same law as :func:`selection_spec`, at a fixed ``D_ref = 25600``).
         zero_shot: also fit the runs at D = 0 (the loss before fine-tuning; only with ``window="all"``); Lin et
             al.'s AtS leaves them out, and on their data the zero-shot losses lie far off the law (module
             docstring).

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, lin_law_spec
 
 import bayes_scaling as bs
 from bayes_scaling.analysis.selection import (
@@ -28,7 +28,6 @@ from bayes_scaling.analysis.selection import (
 )
 from bayes_scaling.data.simulate import simulate_law
 from bayes_scaling.errors import ConvergenceWarning, DataError
-from bayes_scaling.laws.spec import builtin_spec
 
 TABLE1 = SHARED_DATA / "lin2024_finetuning" / "published_selection_table1.tex"
 needs_table1 = pytest.mark.skipif(not TABLE1.is_file(), reason=f"Lin et al.'s Table 1 not found at {TABLE1}")
@@ -113,7 +112,7 @@ def test_selection_spec_is_lins_law_reparameterized():
     E = f L1, D_l = D_ref**beta (1 - f) L1 / s, B = ((1 - f) L1 + s) D_l; and back (lin_parameters)."""
     import xarray as xr
 
-    lin = builtin_spec("rectified_finetuning")
+    lin = lin_law_spec()
     D = np.array([0.0, 200.0, 6400.0, 204800.0, 1638400.0])
     B, D_l, beta, E, D_ref = 150.0, 50.0, 0.4, 1.3, 6400.0
     L1 = B / (D_l + D_ref**beta) + E
@@ -147,7 +146,7 @@ def test_power_phase_spec_is_the_rectified_law_past_its_bend():
     got = spec.formula.evaluate({"L1": 2.5, "beta": 0.12, "D": D})
     np.testing.assert_allclose(got, 2.5 * (D / 6400) ** -0.12, rtol=1e-12)
     B, beta = 40.0, 0.3
-    rect = builtin_spec("rectified_finetuning").formula.evaluate({"B": B, "D_l": 1e-9, "beta": beta, "E": 0.0, "D": D})
+    rect = lin_law_spec().formula.evaluate({"B": B, "D_l": 1e-9, "beta": beta, "E": 0.0, "D": D})
     np.testing.assert_allclose(spec.formula.evaluate({"L1": B / 6400**beta, "beta": beta, "D": D}), rect, rtol=1e-9)
     assert {n: p.sharing for n, p in spec.parameters.items()} == {"L1": "pooled", "beta": "separate"}
     assert spec.parameters["beta"].domain == "real"
@@ -172,7 +171,7 @@ def test_select_model_says_loudly_when_its_fit_has_not_converged():
     """Lin et al.'s own parameterization on their runs, 50 draws: the chains disagree. The warning comes whatever
     warn= says, the selection is marked, and require_converged=True refuses."""
     runs = _demo_runs()
-    kw = dict(ratio=8, model="rectified_finetuning", window="all", seed=1, draws=50, tune=50, chains=2, warn=False)
+    kw = dict(ratio=8, model=lin_law_spec(), window="all", seed=1, draws=50, tune=50, chains=2, warn=False)
     with pytest.warns(ConvergenceWarning, match="NOT converged.*P\\(best\\) and the selection are unreliable"):
         sel = select_model(runs, **kw)
     assert not sel.converged and sel.metrics["converged"] is False and sel.metrics["r_hat_max"] > 1.01
@@ -263,7 +262,7 @@ TRUTH = {"B": {"m0": 60.0, "m1": 30.0, "m2": 100.0, "m3": 80.0}, "D_l": {"m0": 3
 
 @pytest.mark.slow
 def test_select_model_recovers_a_known_best_that_small_runs_hide():
-    spec = builtin_spec("rectified_finetuning")
+    spec = lin_law_spec()
     design = pd.DataFrame([(m, d) for m in TRUTH["E"] for d in 200 * 2.0 ** np.arange(14)], columns=["model", "D"])
     data = simulate_law(spec, design, TRUTH, 0.005, seed=3)
     true_full = simulate_law(spec, design[design["D"] == LIN_FULL_D], TRUTH, 0.0).set_index("model")["loss"]
