@@ -1,6 +1,6 @@
 """The learnt discrepancy: a population over real data sets, scored leave-one-data-set-out.
 
-    python benchmarks/discrepancy_population.py collect OUT [--draws 1000 --chains 4] [--sets porian/0,...]
+    python benchmarks/discrepancy_population.py collect OUT [--draws 1000 --chains 4] [--sets porian/0,...] [--law SPEC]
     python benchmarks/discrepancy_population.py evaluate OUT          # tables: OUT/loso_*.csv
     python benchmarks/discrepancy_population.py ship OUT               # the package's population file
 
@@ -82,12 +82,13 @@ def collect_one(name: str, s: dict, draws: int, seed: int = 1, chains: int = 2, 
             "seconds": time.time() - t0, "draws": draws, "chains": chains, "whiten": whiten}
 
 
-def collect(out: Path, sets: list[str] | None, draws: int, chains: int = 2, whiten: str = "auto") -> None:
+def collect(out: Path, sets: list[str] | None, draws: int, chains: int = 2, whiten: str = "auto",
+            law: str | None = None) -> None:
     (out / "cache").mkdir(parents=True, exist_ok=True)
     warnings.simplefilter("ignore")
-    for name, s in data_sets().items():
-        if sets and name not in sets:
-            continue
+    everything = data_sets()
+    for name in (sets or everything):
+        s = everything[name] if law is None else {**everything[name], "law": law}
         path = _cache(out, name)
         if path.exists():
             continue
@@ -340,10 +341,11 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=None)
     ap.add_argument("--no-hierarchy", action="store_true", help="evaluate: skip the log-normal tau (slow)")
     ap.add_argument("--whiten", default="auto", choices=["auto", "laplace", "none"], help="collect: the fits' whitening")
+    ap.add_argument("--law", default=None, help="collect: a spec name or file for every set (default: the splits file's)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.what == "collect":
-        collect(out, args.sets.split(",") if args.sets else None, args.draws, args.chains, args.whiten)
+        collect(out, args.sets.split(",") if args.sets else None, args.draws, args.chains, args.whiten, args.law)
     elif args.what == "evaluate":
         evaluate(out, hierarchy=not args.no_hierarchy)
     else:

@@ -225,7 +225,8 @@ def interval_scores(draws: np.ndarray, y: np.ndarray, levels: Sequence[float] = 
 def _ungrouped(spec):
     from bayes_scaling.laws.spec import LawSpec, Parameter
 
-    params = [Parameter(p.name, domain=p.domain, fixed=p.fixed, prior=dict(p.prior)) for p in spec.parameters.values()]
+    params = [Parameter(p.name, domain=p.domain, fixed=p.fixed, prior=dict(p.prior), fraction_of=p.fraction_of)
+              for p in spec.parameters.values()]
     return LawSpec(formula=spec.formula, target=spec.target, parameters=params, family="normal", scale=spec.scale,
                    name=spec.name)
 

@@ -395,6 +395,11 @@ def frozen_spec(model, data: pd.DataFrame | None = None):
     from bayes_scaling.models import spec_model as sm
 
     spec = _spec_of(model)
+    fractions = [p.name for p in spec.parameters.values() if p.fraction_of is not None]
+    if fractions:     # the value is f min(y): its prior moves with each simulated data set, so it cannot be frozen
+        raise ConfigError(f"{spec.name!r}: parameter(s) {', '.join(fractions)} are sampled as a fraction of the "
+                          "data's smallest target (fraction_of), a prior that moves with each data set; calibrate "
+                          "a spec without fraction_of (the same law with a prior median and sigma)")
     table = default_design(spec) if data is None else data
     if spec.target not in table.columns:
         need = _needs_target(spec)

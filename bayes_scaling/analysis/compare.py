@@ -256,12 +256,14 @@ def _parse_choice(choice: Any) -> tuple[str, float | None, str]:
 
 
 def _with_sharing(p: Parameter, sharing: str, by: str | None, value: float | None) -> Parameter:
-    """``p`` shared as ``sharing`` (across ``by``), its domain and prior kept (a fixed parameter has none)."""
-    base = dict(name=p.name, domain=p.domain, prior=dict(p.prior), spread=p.spread, description=p.description)
+    """``p`` shared as ``sharing`` (across ``by``), its domain and prior kept (a fixed parameter has none; a
+    ``fraction_of`` parameter is one only while shared, its fraction's prior with it)."""
+    base = dict(name=p.name, domain=p.domain, prior={} if p.fraction_of else dict(p.prior), spread=p.spread,
+                description=p.description)
     if sharing == "fixed":
         return Parameter(**{**base, "prior": {}}, fixed=value)
     if sharing == "shared":
-        return Parameter(**base)
+        return Parameter(**{**base, "prior": dict(p.prior)}, fraction_of=p.fraction_of)
     same_column = p.by == by
     return Parameter(**base, by=by, pooling="partial" if sharing == "pooled" else "none",
                      within=p.within if same_column and sharing == "pooled" else None,

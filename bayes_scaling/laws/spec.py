@@ -35,7 +35,10 @@ Per parameter (all optional): ``domain`` (``"positive"`` default, ``"unit"`` for
 ``by`` (a group column), ``within`` (a coarser group column: two-level pooling), ``pooling`` (``"partial"``
 default, or ``"none"``), ``fixed``, the prior, ``spread``
 (between-group spread on the unconstrained scale, mean of a zero-avoiding Gamma(2) prior; default 0.5) and
-``parameterization`` (``"auto"`` default: chosen from the data; ``"centred"``, ``"non_centred"``).
+``parameterization`` (``"auto"`` default: chosen from the data; ``"centred"``, ``"non_centred"``) and
+``fraction_of`` (``"min_target"``, a shared positive parameter only: sampled as ``f = value / min(y)`` over the
+fitted rows, ``logit f ~ Normal(logit(mean), sigma)``, prior keys ``mean`` and ``sigma``: a floor below every
+observed loss, such as the Chinchilla ``E``; the posterior holds the value and ``NAME_fraction``).
 
 A law implicit in its target is given as an ``equation`` instead of a ``formula``, with a ``bracket``: two
 expressions of the parameters and columns between which the equation has one root in the target
@@ -137,12 +140,14 @@ __all__ = ["LawSpec", "Parameter", "MODELS_DIR", "builtin_spec", "builtin_names"
 DOMAINS = ("positive", "unit", "real", "negative")
 POOLINGS = ("partial", "none")
 PARAMETERIZATIONS = ("auto", "centred", "non_centred")
+#: what a parameter may be sampled as a fraction of (``fraction_of``): the smallest target value of the fitted rows
+FRACTIONS_OF = ("min_target",)
 FAMILIES = ("normal", "student_t")
 SCALES = ("log", "identity")
 _PRIOR_KEYS = {"positive": ("median", "sigma"), "unit": ("mean", "sigma"), "real": ("mu", "sigma"),
                "negative": ("median", "sigma")}
 _PARAM_KEYS = {"domain", "by", "within", "pooling", "fixed", "spread", "parameterization", "median", "mean", "mu", "sigma",
-               "description", "median_of"}
+               "description", "median_of", "fraction_of"}
 #: The built-in specs, shipped inside the package (``bayes_scaling/specs``; the repository's ``models/`` points
 #: there): ``laws/*.toml`` (law specs), ``transfer.toml`` (the transfer model file), ``experiments/*.toml``.
 MODELS_DIR = Path(__file__).resolve().parents[1] / "specs"
@@ -173,9 +178,18 @@ class Parameter:
     within: str | None = None
     #: an input column: the prior median (positive domain) is that column's geometric mean over the data
     median_of: str | None = None
+    #: ``"min_target"``: sampled as the fraction ``f = value / min(y)`` of the fitted rows' smallest target
+    #: (a floor below every observed loss), ``logit f ~ Normal(logit(mean), sigma)``; None: sampled as itself
+    fraction_of: str | None = None
 
     def __post_init__(self) -> None:
         where = f"parameter {self.name!r}"
+        if self.fraction_of is not None:
+            if self.fraction_of not in FRACTIONS_OF:
+                raise ConfigError(f"{where}: fraction_of {self.fraction_of!r} is not one of {', '.join(FRACTIONS_OF)}")
+            if self.domain != "positive" or self.by is not None or self.fixed is not None:
+                raise ConfigError(f"{where}: fraction_of applies to a free, shared parameter of domain 'positive' "
+                                  f"(got domain {self.domain!r}, by {self.by!r}, fixed {self.fixed!r})")
         if self.domain not in DOMAINS:
             raise ConfigError(f"{where}: domain {self.domain!r} is not one of {', '.join(DOMAINS)}")
         if self.pooling not in POOLINGS:
@@ -205,11 +219,13 @@ class Parameter:
             if self.by is not None:
                 raise ConfigError(f"{where}: a fixed parameter cannot vary by {self.by!r}")
             self._check_in_domain(self.fixed, "fixed")
-        keys = _PRIOR_KEYS[self.domain]
+        keys = _PRIOR_KEYS["unit" if self.fraction_of else self.domain]
         unknown = set(self.prior) - set(keys)
         if unknown:
-            raise ConfigError(f"{where}: prior key(s) {', '.join(sorted(unknown))} do not apply to domain "
-                              f"{self.domain!r}; use {', '.join(keys)}")
+            kind = f"fraction_of = {self.fraction_of!r} (the fraction's prior)" if self.fraction_of else \
+                f"domain {self.domain!r}"
+            raise ConfigError(f"{where}: prior key(s) {', '.join(sorted(unknown))} do not apply to {kind}; "
+                              f"use {', '.join(keys)}")
         for k, v in self.prior.items():
             self.prior[k] = _number(v, f"{where}: {k}", positive=k == "sigma" or (k == "median"
                                                                                   and self.domain != "negative"))
@@ -217,7 +233,7 @@ class Parameter:
         if self.domain == "negative" and self.prior.get("median", -1.0) >= 0:
             raise ConfigError(f"{where}: median must be < 0 for domain 'negative', got {self.prior['median']!r}")
         if "mean" in self.prior and not 0 < self.prior["mean"] < 1:
-            raise ConfigError(f"{where}: mean must be in (0, 1) for domain 'unit', got {self.prior['mean']!r}")
+            raise ConfigError(f"{where}: mean must be in (0, 1) (a fraction), got {self.prior['mean']!r}")
         if "sigma" in self.prior and not 1e-6 <= self.prior["sigma"] <= 1e3:
             raise ConfigError(f"{where}: sigma {self.prior['sigma']!r} is outside [1e-6, 1e3] (on the "
                               "unconstrained scale a larger or smaller prior makes sampling impossible)")
@@ -252,6 +268,8 @@ class Parameter:
             d["parameterization"] = self.parameterization
         if self.fixed is not None:
             d["fixed"] = self.fixed
+        if self.fraction_of is not None:          # absent: left out (the hash of a spec without it is unchanged)
+            d["fraction_of"] = self.fraction_of
         d.update(self.prior)
         if self.median_of is not None:
             d["median_of"] = self.median_of
@@ -268,13 +286,14 @@ class Parameter:
             raise ConfigError(f"parameter {name!r}: unknown key(s) {', '.join(sorted(unknown))}; expected "
                               f"{', '.join(sorted(_PARAM_KEYS))}")
         prior = {k: d[k] for k in ("median", "mean", "mu", "sigma") if k in d}
-        for key in ("domain", "by", "within", "pooling", "parameterization", "description", "median_of"):
+        for key in ("domain", "by", "within", "pooling", "parameterization", "description", "median_of", "fraction_of"):
             if key in d and not isinstance(d[key], str):
                 raise ConfigError(f"parameter {name!r}: {key} must be a string, got {d[key]!r}")
         return cls(name=name, domain=d.get("domain", "positive"), by=d.get("by"),
                    pooling=d.get("pooling", "partial"), fixed=d.get("fixed"), prior=prior,
                    spread=d.get("spread", 0.5), parameterization=d.get("parameterization", "auto"),
-                   description=d.get("description", ""), within=d.get("within"), median_of=d.get("median_of"))
+                   description=d.get("description", ""), within=d.get("within"), median_of=d.get("median_of"),
+                   fraction_of=d.get("fraction_of"))
 
 
 @dataclass

@@ -70,6 +70,8 @@ def internal_names(spec) -> dict[str, str]:
             continue
         u = _unconstrained(p.name, p.domain)
         names = [] if u == p.name else [u]
+        if p.fraction_of is not None:
+            names = [f"logit_{p.name}_fraction", f"{p.name}_fraction"]
         if p.by is not None and p.pooling == "partial":
             names += [f"{u}_mu", f"{u}_sigma", f"{u}_z"]
             if p.within is not None:
@@ -223,6 +225,11 @@ def _law(spec, values: dict[str, Any], n: int) -> np.ndarray:
     return np.broadcast_to(f, (n,))
 
 
+def _fraction_value(u: float, data) -> float:
+    """A ``fraction_of = "min_target"`` parameter's value at ``u`` on its unconstrained (logit) scale."""
+    return float(np.min(data.target) / (1.0 + np.exp(-u)))
+
+
 def check_on_data(spec, data, priors: dict[str, tuple[float, float]], what: str = "data") -> None:
     """The data-dependent checks (see the module docstring); ``data``: a
     :class:`~bayes_scaling.models.spec_model.SpecData`, ``priors``: each free parameter's ``(location, scale)``
@@ -233,7 +240,7 @@ def check_on_data(spec, data, priors: dict[str, tuple[float, float]], what: str 
             base[p.name] = p.fixed
             continue
         loc, scale = priors[p.name]
-        value = _natural(loc, p.domain)
+        value = _natural(loc, p.domain) if p.fraction_of is None else _fraction_value(loc, data)
         if not (np.isfinite(loc) and np.isfinite(scale) and scale > 0 and np.isfinite(value)
                 and abs(value) <= MAX_CONSTANT):
             raise ConfigError(f"parameter {p.name!r}: its prior (location {loc!r}, scale {scale!r} on the "
@@ -254,7 +261,10 @@ def check_on_data(spec, data, priors: dict[str, tuple[float, float]], what: str 
         loc = priors[p.name][0]
         step = 0.01 * max(1.0, abs(loc)) if p.domain == "real" else 0.01
         lo, hi = dict(base), dict(base)
-        lo[p.name], hi[p.name] = _natural(loc - step, p.domain), _natural(loc + step, p.domain)
+        if p.fraction_of is None:
+            lo[p.name], hi[p.name] = _natural(loc - step, p.domain), _natural(loc + step, p.domain)
+        else:
+            lo[p.name], hi[p.name] = _fraction_value(loc - step, data), _fraction_value(loc + step, data)
         with np.errstate(all="ignore"):
             delta = np.abs(_law(spec, hi, n) - _law(spec, lo, n))
             moves = np.isfinite(delta) & (delta > MIN_EFFECT * np.abs(f0))

@@ -57,7 +57,7 @@ from bayes_scaling.errors import ConfigError, DataError
 from bayes_scaling.laws.spec import LawSpec
 
 __all__ = ["SpecData", "ModelPlan", "plan", "parameterizations_to_try", "prepare", "default_priors", "choose_parameterization",
-           "build_spec_model", "CENTRED_MIN_ROWS", "unconstrained_name"]
+           "build_spec_model", "CENTRED_MIN_ROWS", "unconstrained_name", "natural_value", "fraction_scale"]
 
 #: A pooled parameter is centred when every group has at least this many rows.
 CENTRED_MIN_ROWS = 10
@@ -126,6 +126,10 @@ def prepare(spec: LawSpec, table: pd.DataFrame, *, what: str = "data", labels: d
     out = SpecData(table=table.reset_index(drop=True), inputs=inputs, target=y, labels=out_labels, index=index)
     for by, within in nestings(spec):
         out.parents[(by, within)] = parent_index(out, by, within, what)
+    fractions = [p.name for p in spec.parameters.values() if p.fraction_of is not None]
+    if fractions and target and not np.min(y) > 0:
+        raise DataError(f"{what}: parameter(s) {', '.join(fractions)} are fractions of the smallest "
+                        f"{spec.target!r}, which is {np.min(y):.4g} here; expected every {spec.target!r} > 0")
     if spec.replicates and target:
         out.cell = replicate_cells(out, spec, what)
     if spec.seed_slope is not None and target:
@@ -236,6 +240,19 @@ def _from_u(u, domain, m):
     return u
 
 
+def fraction_scale(data: SpecData) -> float:
+    """What a ``fraction_of = "min_target"`` parameter is a fraction of: the smallest target of the rows."""
+    return float(np.min(data.target))
+
+
+def natural_value(p, u, data: SpecData, m=np):
+    """A free parameter's natural value at ``u`` on its unconstrained scale: ``_from_u``, or for a
+    ``fraction_of`` parameter ``min(y) / (1 + exp(-u))``."""
+    if p.fraction_of is not None:
+        return fraction_scale(data) / (1.0 + m.exp(-u))
+    return _from_u(u, p.domain, m)
+
+
 def _on_scale(f, spec: LawSpec, m):
     return m.log(f) if spec.scale == "log" else f
 
@@ -289,14 +306,15 @@ def default_priors(spec: LawSpec, data: SpecData, seed: int = 0) -> dict[str, tu
     where given, else the documented defaults (:mod:`bayes_scaling.laws.spec`)."""
     exps = spec.exponents()
     need_point = any(p.fixed is None and p.name not in exps and not {"median", "mu"} & set(p.prior)
-                     and p.median_of is None and p.domain != "unit" for p in spec.parameters.values())
+                     and p.median_of is None and p.domain != "unit" and p.fraction_of is None
+                     for p in spec.parameters.values())
     point = point_fit(spec, data, seed) if need_point else {}
     y_sd = float(np.std(data.target)) if len(data.target) > 1 else 1.0
     out = {}
     for p in spec.parameters.values():
         if p.fixed is not None:
             continue
-        if p.domain in ("positive", "negative"):
+        if p.domain in ("positive", "negative") and p.fraction_of is None:
             sign = -1.0 if p.domain == "negative" else 1.0     # negative: the prior of -x, a positive number
             if p.median_of is not None:           # the centre of an input column, on the log scale
                 with np.errstate(all="ignore"):
@@ -313,7 +331,7 @@ def default_priors(spec: LawSpec, data: SpecData, seed: int = 0) -> dict[str, tu
                     median = fallback
                 sigma = p.prior.get("sigma", 3.0)
             out[p.name] = (float(np.log(median)), float(sigma))
-        elif p.domain == "unit":
+        elif p.domain == "unit" or p.fraction_of is not None:
             mean = p.prior.get("mean", 0.5)
             out[p.name] = (float(np.log(mean) - np.log1p(-mean)), float(p.prior.get("sigma", 1.5)))
         else:
@@ -341,7 +359,7 @@ def informative_rows(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
         if p.fixed is not None:
             base[p.name] = p.fixed
         else:
-            base[p.name] = float(_from_u(priors[p.name][0], p.domain, np))
+            base[p.name] = float(natural_value(p, priors[p.name][0], data))
 
     def value(vals):
         with np.errstate(all="ignore"):
@@ -373,7 +391,7 @@ def check_solvable(spec: LawSpec, data: SpecData, priors: dict[str, tuple[float,
         return
     values: dict[str, Any] = dict(data.inputs)
     for p in spec.parameters.values():
-        values[p.name] = p.fixed if p.fixed is not None else float(_from_u(priors[p.name][0], p.domain, np))
+        values[p.name] = p.fixed if p.fixed is not None else float(natural_value(p, priors[p.name][0], data))
     bad = np.flatnonzero(np.broadcast_to(eq.no_root(values), (data.n,)))
     if len(bad):
         a, b = (np.broadcast_to(np.asarray(v, dtype=float), (data.n,)) for v in eq.ends(values, "numpy"))
@@ -439,6 +457,12 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
             loc = pm.Data(f"prior__{p.name}__loc", priors[p.name][0])
             scale = pm.Data(f"prior__{p.name}__scale", priors[p.name][1])
             dims = p.by
+            if p.fraction_of is not None:     # value = f min(y), logit f ~ Normal(loc, scale) (shared only)
+                u = pm.Normal(f"logit_{p.name}_fraction", loc, scale)
+                frac = pm.Deterministic(f"{p.name}_fraction", _from_u(u, "unit", pt))
+                row_values[p.name] = pm.Deterministic(
+                    p.name, frac * pm.Data(f"fraction__{p.name}__of", fraction_scale(data)))
+                continue
             if p.sharing == "shared":
                 u = pm.Normal(uname, loc, scale)
             elif p.sharing == "separate":
@@ -535,6 +559,8 @@ def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float) -> di
     for name, (loc, scale) in priors.items():
         vals[f"prior__{name}__loc"] = loc
         vals[f"prior__{name}__scale"] = scale
+        if spec.parameters[name].fraction_of is not None:
+            vals[f"fraction__{name}__of"] = fraction_scale(data)
     vals["prior__sigma__scale"] = noise_scale
     if data.cell is not None:
         t = data.cell_table(spec)
