@@ -435,6 +435,8 @@ def spec_sbc_parameters(spec) -> list[str]:
         if p.sharing == "pooled":
             u = unconstrained_name(p.name, p.domain)
             out += [f"{u}_mu", f"{u}_sigma"]
+            if p.name == (spec.monomial() or ("",))[0]:     # a coefficient sampled at the data's centre
+                out += [f"{u}_at_centre_mu", f"{u}_at_centre_sigma"]
             if p.within is not None:
                 out += [f"{u}_{p.within}", f"{u}_sigma_{p.within}"]
     return out + ["sigma"] + (["nu"] if spec.family == "student_t" else [])
@@ -455,7 +457,7 @@ def _simulate_spec(sim, design: pd.DataFrame, n: int, seed: int) -> tuple[dict, 
     prepared = sm.prepare(sim, table, what="design")
     priors = sm.default_priors(sim, prepared)
     param = sm.choose_parameterization(sim, prepared, priors)
-    model = sm.build_spec_model(sim, prepared, priors, param, sim.sigma)
+    model = sm.build_spec_model(sim, prepared, priors, param, sim.sigma, sm.centring(sim, prepared, priors))
     log, level = logging.getLogger("pymc"), logging.getLogger("pymc").level
     log.setLevel(logging.WARNING)
     try:

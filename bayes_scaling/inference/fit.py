@@ -80,7 +80,8 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         log_likelihood: keep the pointwise log-likelihood (for LOO); chains x draws x rows floats.
         whiten: nutpie only: ``"auto"`` samples ``z`` with ``x = m + L z`` (``m`` the mode of the unconstrained
             parameters, ``L L' = H^-1`` the Laplace covariance) where that approximation is defined and the
-            dimension small, else the model's own coordinates; ``"laplace"`` always (an error where undefined);
+            dimension small, else the model's own coordinates (and always for a monomial law, whose coefficient
+            is sampled at the data's centre: :mod:`bayes_scaling.models.spec_model`); ``"laplace"`` always (an error where undefined);
             ``"none"`` never. The same posterior either way (:mod:`bayes_scaling.inference.whiten`); the choice
             is in ``fit.tree.attrs["whitening"]`` and ``["whitening_reason"]``, and the form of the pooled
             parameters it sampled (centred where every group a parameter enters is informed, if that form has a
@@ -123,7 +124,20 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
 
     if whiten not in WHITEN_CHOICES:
         raise ValueError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
-    if ran == "nutpie":   # the parameterization of pooled parameters may change with the whitening (same posterior)
+    if ran == "nutpie" and whiten == "auto" and plan.centred:
+        from bayes_scaling.inference.whiten import Whitening
+
+        # a monomial law's coefficient sampled at the data's centre: its own coordinates are nearly uncorrelated,
+        # and the mode search of the Laplace whitening would cost more than it saves (docs/benchmarks.md)
+        sampler = _sampler(plan, log_likelihood, "none")
+        choice = Whitening("none", "the law's coefficient is sampled at the data's centre (nearly uncorrelated "
+                           "coordinates)", "diag")
+        tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
+                              progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains),
+                              coords=coords, adaptation=choice.adaptation)
+        tree.attrs["backend"] = ran
+        tree.attrs.update(choice.attrs())
+    elif ran == "nutpie":   # the parameterization of pooled parameters may change with the whitening (same posterior)
         sampler, param, choice = whiten_spec_sampler(
             lambda p: _sampler(plan.with_parameterization(p), log_likelihood, whiten), param, plan.attempts,
             lambda p: plan.with_parameterization(p).exponents, whiten)
@@ -145,6 +159,8 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         spec_hash=spec.hash(), backend=ran, seed=int(seed), tune=int(tune), target_accept=float(target_accept),
         priors=json.dumps(priors), noise_prior=float(plan.noise), parameterization=json.dumps(param),
         labels=json.dumps(prepared.labels))
+    if plan.centred:
+        tree.attrs["centring"] = json.dumps({n: c.to_dict() for n, c in plan.centred.items()})
     if spec.seed_slope is not None:
         tree.attrs["seed_centre"] = sm.seed_centre(spec, prepared)
     if len(excluded):
@@ -223,6 +239,12 @@ class Fit(FitBase):
     def priors(self) -> dict[str, tuple[float, float]]:
         """Each free parameter's prior ``(location, scale)`` on its unconstrained scale, as used."""
         return {k: tuple(v) for k, v in json.loads(self.tree.attrs.get("priors", "{}")).items()}
+
+    @property
+    def centring(self) -> dict[str, sm.Centring]:
+        """The coefficients sampled at the data's centre (:func:`~bayes_scaling.models.spec_model.centring`);
+        empty for other laws and for files written before the engine centred them."""
+        return {n: sm.Centring.from_dict(d) for n, d in json.loads(self.tree.attrs.get("centring", "{}")).items()}
 
     def parameter_names(self) -> list[str]:
         names = []
@@ -306,16 +328,24 @@ class Fit(FitBase):
             if len(unknown):
                 cols[:, unknown] = self._new_group_draws(p, new, unknown, rng)
             out[p.name] = cols
+        for name, c in self.centring.items():   # a new group's coefficient at x = 1 from its draw at the centre
+            unknown = np.flatnonzero(new.index[self.spec.parameters[name].by] < 0) \
+                if self.spec.parameters[name].by is not None else np.array([], dtype=int)
+            if len(unknown):
+                u = np.log(out[name][:, unknown])
+                out[name][:, unknown] = np.exp(c.log_coefficient(u, {e: out[e][:, unknown] for _, e, _ in c.powers}))
         return out
 
     def _new_group_draws(self, p, new: sm.SpecData, unknown: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Draws of a pooled parameter for the rows ``unknown`` of ``new``, whose groups the fit has not seen:
         one draw per new group (its rows share it) from the population, ``u_mu + u_sigma z``; for a two-level
         parameter from the group's parent, ``u_<within>[h] + u_sigma z``, or for a new parent too
-        ``u_mu + u_sigma_<within> z' + u_sigma z``. Shape (samples, len(unknown))."""
+        ``u_mu + u_sigma_<within> z' + u_sigma z``; a centred coefficient at the data's centre (its value at
+        ``x = 1`` follows in :meth:`_param_draws`, from the group's exponents). Shape (samples, len(unknown))."""
         post = self.posterior
         S = post.sizes["chain"] * post.sizes["draw"]
-        uname = sm.unconstrained_name(p.name, p.domain)
+        uname = sm.centred_name(p.name, p.domain) if p.name in self.centring else \
+            sm.unconstrained_name(p.name, p.domain)     # a centred coefficient: its draw at the centre
         mu = post[f"{uname}_mu"].values.reshape(S)
         sd = post[f"{uname}_sigma"].values.reshape(S)
         names = new.table[p.by].astype(str).to_numpy()[unknown]

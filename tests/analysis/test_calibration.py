@@ -117,11 +117,11 @@ def test_full_sbc_100_simulations():
 @pytest.mark.slow
 @needs_nutpie
 def test_fit_transfer_model_sbc_100_simulations():
-    """The transfer law spec of fit_transfer's default ModelConfig by bs.fit at target_accept 0.99, k and alpha
-    non-centred in the model's own coordinates, on the transfer SBC's design (2 distributions x 4 N x 4 D_F): 100
-    simulations, 2 x 400 draws each, ranks among 99 draws; at most 5 fits of 100 with a divergence. (The centred
-    form that models.transfer.engine_form picks for this design, as the earlier transfer model's test does, had a
-    divergence in 43 of these 100 fits: the spec's k is at D_F = N = 1, not at the data's centre.)"""
+    """The transfer law spec of fit_transfer's default ModelConfig by bs.fit at its defaults (target_accept 0.99,
+    k sampled at the data's centre, the pooled form the fit chooses itself for each simulated data set:
+    spec_model.pinned_by_groups), on the transfer SBC's design (2 distributions x 4 N x 4 D_F): 100 simulations,
+    2 x 400 draws each, ranks among 99 draws; at most 5 fits of 100 with a divergence. (Before k was sampled at
+    the centre, the centred form had a divergence in 43 of these 100 fits.)"""
     from bayes_scaling.analysis.calibration import SBCDesign, run_spec_sbc
     from bayes_scaling.models.transfer import transfer_spec
 
@@ -129,9 +129,9 @@ def test_fit_transfer_model_sbc_100_simulations():
     arrays = design.arrays()
     table = pd.DataFrame({"pretraining": np.asarray(design.pretraining)[arrays["p_idx"]],
                           "N": np.exp(arrays["log_N"]), "D_F": np.exp(arrays["log_D_F"])})
-    form, whiten = "non_centred", "none"
-    res = run_spec_sbc(transfer_spec(ModelConfig(), len(design.pretraining), form=form), 100, data=table,
-                       seed=2026, target_accept=0.99, whiten=whiten)
+    res = run_spec_sbc(transfer_spec(ModelConfig(), len(design.pretraining)), 100, data=table, seed=2026,
+                       target_accept=0.99)
+    assert {"log_k_at_centre_mu", "log_k_at_centre_sigma"} <= set(res.ranks.columns)
     checks = res.checks()
     assert checks["passed"].all(), checks
     assert (res.divergences > 0).sum() <= 5, res.divergences
