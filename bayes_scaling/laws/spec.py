@@ -415,7 +415,7 @@ class LawSpec:
         input columns, ``e_i`` parameters, ``s_i = -1`` for a power in a denominator; number factors allowed):
         ``(c, ((x_1, e_1, s_1), ...))``, else None (a sum, an equation, a parameter twice, ...).
 
-        >>> LawSpec(formula="k * D_F**alpha * N**beta", target="D_T").monomial()
+        >>> builtin_spec("transfer").monomial()
         ('k', (('D_F', 'alpha', 1), ('N', 'beta', 1)))
         """
         if not isinstance(self.formula, Formula):

@@ -46,6 +46,7 @@ import numpy as np
 
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws import formulas as laws
+
 # "auto": a grouped parameter is centred when every distribution pins it to within this fraction of the prior's
 # between-distribution spread (standard error of its least-squares estimate / spread scale), as in the engine
 from bayes_scaling.models.spec_model import CENTRED_MAX_SE_RATIO
