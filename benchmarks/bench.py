@@ -144,7 +144,7 @@ import os
 from bayes_scaling.data.tables import read_table
 from bayes_scaling.inference import fit as engine
 from bayes_scaling.inference._nutpie_private import import_nutpie
-from bayes_scaling.inference.whiten import whiten_sampler, WHITENED_TARGET_ACCEPT
+from bayes_scaling.inference.whiten import Whitening, whiten_sampler, WHITENED_TARGET_ACCEPT
 from bayes_scaling.models import spec_model as sm
 import pymc
 import_nutpie()
@@ -154,9 +154,11 @@ table, _ = engine._apply_exclusions(spec, read_table(sys.argv[1], "data"), "data
 t_data = time.perf_counter()
 plan = sm.plan(spec, table)
 t_plan = time.perf_counter()
-sampler = engine._sampler(plan, True, "auto")
+sampler = engine._sampler(plan, True, "none" if plan.centred else "auto")
 t_load = time.perf_counter()
-choice = whiten_sampler(sampler, "auto", exponents=plan.exponents)
+# as bs.fit: a monomial law's coefficient sampled at the data's centre is not whitened
+choice = Whitening("none", "centred", "diag") if plan.centred else \
+    whiten_sampler(sampler, "auto", exponents=plan.exponents)
 t_whiten = time.perf_counter()
 tree = sampler.sample(draws=1000, tune=1000, chains=4, seed=1, cores=min(4, os.cpu_count() or 1),
                       target_accept=WHITENED_TARGET_ACCEPT if choice.method == "laplace" else 0.99,

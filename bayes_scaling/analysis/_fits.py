@@ -95,4 +95,4 @@ def build_model(fit):
                                 "posterior predictive checks; refit it with bs.fit")
     prepared = sm.prepare(fit.spec, fit.table, labels=fit.labels)
     param = json.loads(attrs.get("parameterization", "{}"))
-    return sm.build_spec_model(fit.spec, prepared, fit.priors, param, float(attrs["noise_prior"]))
+    return sm.build_spec_model(fit.spec, prepared, fit.priors, param, float(attrs["noise_prior"]), fit.centring)

@@ -1,10 +1,12 @@
 """Simulation-based calibration (SBC; Talts et al. 2018) of the transfer model and of any law spec.
 
-Transfer model (:func:`run_sbc`): for each of ``n_sims`` simulations: draw parameters from the prior (``pm.sample_prior_predictive`` on
-:func:`~bayes_scaling.models.transfer.build_transfer_model` with a fixed design of ``N``, ``D_F`` and pre-training
-distributions), simulate ``log D_T``, fit by NUTS, and record the rank of each true parameter among ``L``
-thinned posterior draws (0..L). If the sampler and the model are right, every rank is uniform on 0..L, and
-the central 50% / 90% posterior intervals contain the truth in 50% / 90% of the simulations.
+Transfer model (:func:`run_sbc`): the transfer law spec of a
+:class:`~bayes_scaling.models.transfer.ModelConfig` (:func:`~bayes_scaling.models.transfer.transfer_spec`) on a
+fixed design of ``N``, ``D_F`` and pre-training distributions (:class:`SBCDesign`), fitted by the spec engine as
+``bs.fit(data, "transfer")`` fits it (:func:`run_spec_sbc`): for each of ``n_sims`` simulations, draw parameters
+from the prior, simulate ``D_T``, fit by NUTS, and record the rank of each true parameter among ``L`` thinned
+posterior draws (0..L). If the sampler and the model are right, every rank is uniform on 0..L, and the central
+50% / 90% posterior intervals contain the truth in 50% / 90% of the simulations.
 
 Checks (each can fail; Bonferroni over the parameters at family level ``alpha``):
 
@@ -13,7 +15,7 @@ Checks (each can fail; Bonferroni over the parameters at family level ``alpha``)
   (its ``1 - alpha`` quantile under uniform ranks, by simulation);
 - coverage of the 50% and 90% central intervals: exact binomial test.
 
-The model is compiled once and the data swapped between simulations
+The model is compiled once per form and the data swapped between simulations
 (:class:`~bayes_scaling.inference.compiled.CompiledSampler`). The fits run through
 :func:`bayes_scaling.inference.batch.map_tasks`: in this process, on local worker processes, or on a Dask
 cluster (``client=``, ``scheduler=``); each worker process compiles once. Results are reproducible from
@@ -46,15 +48,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.models.transfer import ModelConfig, build_transfer_model, prior_parameterization
+from bayes_scaling.models.transfer import ModelConfig
 
 __all__ = ["SBCDesign", "SBCResult", "run_sbc", "ecdf_band", "run_spec_sbc", "frozen_spec", "default_design",
            "spec_sbc_parameters", "DEFAULT_RANGES"]
-
-#: parameters whose ranks are checked (those present in the model variant)
-SBC_PARAMETERS = ("a_mu", "alpha_mu", "beta", "a_sigma", "alpha_sigma", "beta_mu", "beta_sigma", "a", "alpha",
-                  "log_k", "sigma", "nu")
-
 
 @dataclass(frozen=True)
 class SBCDesign:
@@ -72,6 +69,12 @@ class SBCDesign:
                               np.asarray(self.D_F, float), indexing="ij")
         return {"log_D_F": np.log(d.ravel()), "log_N": np.log(n.ravel()), "p_idx": p.ravel().astype(np.int64),
                 "log_D_T": np.zeros(p.size)}
+
+    def table(self) -> pd.DataFrame:
+        """The design as a table of runs: ``pretraining``, ``N``, ``D_F`` (no target)."""
+        a = self.arrays()
+        return pd.DataFrame({"pretraining": np.asarray(self.pretraining, dtype=object)[a["p_idx"]],
+                             "N": np.exp(a["log_N"]), "D_F": np.exp(a["log_D_F"])})
 
 
 @dataclass
@@ -192,70 +195,21 @@ def ecdf_band(n_sims: int, n_draws: int, prob: float = 0.99, *, reps: int = 4000
 
 # ---- running it ------------------------------------------------------------------------------------------
 
-def _scalar_names(post_vars: dict[str, np.ndarray], pretraining: tuple[str, ...]) -> list[str]:
-    names = []
-    for v, a in post_vars.items():
-        if np.ndim(a) == 0:
-            names.append(v)
-        else:
-            names += [f"{v}[{p}]" for p in pretraining]
-    return names
-
-
-def _make_sampler(config: ModelConfig, design: SBCDesign, y: np.ndarray | None = None):
-    """The transfer model compiled for the design (shared with ``fit_transfer``'s in-process cache), its data
-    set to the simulated ``y``: with ``parameterization = "auto"`` each simulation gets the form its data
-    call for, as a fit would (at most one compilation per form)."""
-    from bayes_scaling.inference.sampling import compiled_transfer_sampler
-
-    arrays = design.arrays()
-    if y is not None:
-        arrays = {**arrays, "log_D_T": np.asarray(y, dtype=float)}
-    return compiled_transfer_sampler((arrays, design.pretraining), config)
-
-
-def _fit_one(sampler, y: np.ndarray, seed: int, params: list[str], truth: dict[str, np.ndarray],
-             draws: int, tune: int, chains: int, n_rank: int, target_accept: float) -> tuple:
-    sampler.set_data({"log_D_T_obs": y})
-    tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept)
-    post = tree["posterior"].to_dataset()
-    total = chains * draws
-    keep = np.linspace(0, total - 1, n_rank).round().astype(int)  # thinned, evenly spaced
-    ranks, in50, in90 = [], [], []
-    for v in params:
-        x = post[v].values.reshape(total, -1)
-        t = np.atleast_1d(truth[v]).ravel()
-        ranks.append((x[keep] < t).sum(axis=0))
-        lo50, hi50, lo90, hi90 = np.quantile(x, [0.25, 0.75, 0.05, 0.95], axis=0)
-        in50.append((lo50 <= t) & (t <= hi50))
-        in90.append((lo90 <= t) & (t <= hi90))
-    div = int(tree["sample_stats"]["diverging"].sum())
-    return np.concatenate(ranks), np.concatenate(in50), np.concatenate(in90), div
-
-
-def _sbc_task(task) -> tuple:
-    """One simulation, on a worker (or in this process): the compiled model comes from the process's cache
-    (:func:`~bayes_scaling.inference.sampling.compiled_transfer_sampler`), so each worker compiles it once."""
-    import warnings
-
-    config_dict, design, kwargs, y, seed, truth = task
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sampler = _make_sampler(ModelConfig.from_dict(config_dict), design, y)
-        return _fit_one(sampler, y, seed, truth=truth, **kwargs)
-
-
 def run_sbc(n_sims: int = 100, *, config: ModelConfig | None = None, sim_config: ModelConfig | None = None,
             design: SBCDesign | None = None, draws: int = 400, tune: int = 400, chains: int = 2,
             n_rank: int = 99, target_accept: float = 0.99, seed: int = 0, processes: int | None = 1,
             client=None, scheduler: str | None = None, progress=None) -> SBCResult:
-    """Simulation-based calibration of the transfer model (see the module docstring).
+    """Simulation-based calibration of the transfer law (module docstring): :func:`run_spec_sbc` of the
+    transfer spec of ``config`` (:func:`~bayes_scaling.models.transfer.transfer_spec`, drawn as
+    :func:`~bayes_scaling.models.transfer.engine_form` says, as ``fit_transfer`` draws it) on ``design``'s runs.
 
     ``config`` is the model that is fitted; ``sim_config`` the one that simulates (default: the same; a
     different one, e.g. a shifted prior, must make the checks fail). Each simulation's posterior has
     ``chains * draws`` draws; ranks use ``n_rank`` of them, evenly spaced (thinning), so ranks are 0..n_rank.
     Simulation ``i`` is fitted with seed ``seed + i + 1``, whatever ``processes``. ``target_accept`` is
-    ``fit_transfer``'s default on nutpie.
+    ``fit_transfer``'s default on nutpie (a fit with a divergence is run again higher: :func:`bayes_scaling.fit`).
+    The ranks are of the engine's variables (:func:`spec_sbc_parameters`: ``k``, ``alpha`` per distribution,
+    ``log_k_at_centre_mu``, ``log_k_at_centre_sigma``, ``alpha_mu``, ``alpha_sigma``, ``beta``, ``sigma``).
 
     Where the fits run (:func:`bayes_scaling.inference.batch.map_tasks`): ``client=`` (a Dask client) or
     ``scheduler=`` / ``$BAYES_SCALING_SCHEDULER`` (an existing cluster), else ``processes`` local worker
@@ -264,61 +218,24 @@ def run_sbc(n_sims: int = 100, *, config: ModelConfig | None = None, sim_config:
     A simulation whose fit fails is reported with its seed while the others finish; then
     :class:`~bayes_scaling.inference.batch.BatchError` is raised.
     """
-    import warnings
-
-    import pymc as pm
-
-    from bayes_scaling.inference.sampling import available_backends
+    from bayes_scaling.models.transfer import engine_form, transfer_spec
 
     if n_sims < 2:
         raise ValueError(f"n_sims must be >= 2, got {n_sims}")
-    if "nutpie" not in available_backends():
-        raise ValueError("simulation-based calibration runs on the nutpie back end (compiled once, data "
-                         "swapped between simulations); install it: pip install 'nutpie>=0.16.9,<0.17'")
     if n_rank > chains * draws:
         raise ValueError(f"n_rank ({n_rank}) cannot exceed chains * draws ({chains * draws})")
     config = config or ModelConfig()
     sim_config = sim_config or config
     design = design or SBCDesign()
-    t0 = time.perf_counter()
-    # the prior is drawn in a form that pm.sample_prior_predictive can draw from (not the whitened one)
-    sim_model = build_transfer_model(design.arrays(), design.pretraining, sim_config,
-                                     parameterization=prior_parameterization(sim_config))
-    import logging
-
-    log, level = logging.getLogger("pymc"), logging.getLogger("pymc").level
-    log.setLevel(logging.WARNING)  # not "Sampling: [...]"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prior = pm.sample_prior_predictive(draws=n_sims, model=sim_model, random_seed=seed)
-    finally:
-        log.setLevel(level)
-    prior_ds = prior["prior"].to_dataset()
-    ys = prior["prior_predictive"].to_dataset()["log_D_T"].values.reshape(n_sims, -1)
-    fit_model_vars = set(build_transfer_model(design.arrays(), design.pretraining, config).named_vars)
-    params = [p for p in SBC_PARAMETERS if p in prior_ds and p in fit_model_vars]
-    truths = [{p: prior_ds[p].values.reshape(n_sims, -1)[i] for p in params} for i in range(n_sims)]
-    kwargs = dict(params=params, draws=draws, tune=tune, chains=chains, n_rank=n_rank,
-                  target_accept=target_accept)
-    from bayes_scaling.inference.batch import map_tasks
-
-    tasks = [(config.to_dict(), design, kwargs, ys[i], seed + i + 1, truths[i]) for i in range(n_sims)]
-    results = map_tasks(_sbc_task, tasks, client=client, scheduler=scheduler, workers=processes,
-                        progress=progress, desc="SBC fits", labels=[f"simulation {i} (seed {seed + i + 1})"
-                                                                    for i in range(n_sims)])
-    names = _scalar_names({p: truths[0][p].reshape(()) if truths[0][p].size == 1 else truths[0][p]
-                           for p in params}, design.pretraining)
-    ranks = pd.DataFrame(np.stack([r[0] for r in results]), columns=names)
-    in50 = pd.DataFrame(np.stack([r[1] for r in results]), columns=names)
-    in90 = pd.DataFrame(np.stack([r[2] for r in results]), columns=names)
-    settings = dict(backend="nutpie", n_sims=n_sims, draws=draws, tune=tune, chains=chains, n_rank=n_rank, seed=seed,
-                    target_accept=target_accept, processes=processes, config=config.to_dict(),
-                    sim_config=sim_config.to_dict(), design={"pretraining": list(design.pretraining),
-                                                             "N": list(design.N), "D_F": list(design.D_F)})
-    return SBCResult(ranks=ranks, n_draws=n_rank, in50=in50, in90=in90,
-                     divergences=np.array([r[3] for r in results]), seconds=time.perf_counter() - t0,
-                     settings=settings)
+    n = len(design.pretraining)
+    form, whiten = engine_form(design.arrays(), n, config)
+    res = run_spec_sbc(transfer_spec(config, n, form=form), n_sims, data=design.table(),
+                       sim_model=transfer_spec(sim_config, n), draws=draws, tune=tune, chains=chains, n_rank=n_rank,
+                       target_accept=target_accept, seed=seed, processes=processes, client=client,
+                       scheduler=scheduler, progress=progress, whiten=whiten)
+    res.settings.update(config=config.to_dict(), sim_config=sim_config.to_dict(),
+                        design={"pretraining": list(design.pretraining), "N": list(design.N), "D_F": list(design.D_F)})
+    return res
 
 
 # ---- any law spec ----------------------------------------------------------------------------------------
@@ -440,6 +357,8 @@ def spec_sbc_parameters(spec) -> list[str]:
         if p.sharing == "pooled":
             u = unconstrained_name(p.name, p.domain)
             out += [f"{u}_mu", f"{u}_sigma"]
+            if p.name == (spec.monomial() or ("",))[0]:     # a coefficient sampled at the data's centre
+                out += [f"{u}_at_centre_mu", f"{u}_at_centre_sigma"]
             if p.within is not None:
                 out += [f"{u}_{p.within}", f"{u}_sigma_{p.within}"]
     return out + ["sigma"] + (["nu"] if spec.family == "student_t" else [])
@@ -460,7 +379,7 @@ def _simulate_spec(sim, design: pd.DataFrame, n: int, seed: int) -> tuple[dict, 
     prepared = sm.prepare(sim, table, what="design")
     priors = sm.default_priors(sim, prepared)
     param = sm.choose_parameterization(sim, prepared, priors)
-    model = sm.build_spec_model(sim, prepared, priors, param, sim.sigma)
+    model = sm.build_spec_model(sim, prepared, priors, param, sim.sigma, sm.centring(sim, prepared, priors))
     log, level = logging.getLogger("pymc"), logging.getLogger("pymc").level
     log.setLevel(logging.WARNING)
     try:

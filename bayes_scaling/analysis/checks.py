@@ -39,7 +39,7 @@ from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import BayesScalingError
 from bayes_scaling.inference.fit import Fit
 from bayes_scaling.inference.sampling import TransferFit
-from bayes_scaling.models.transfer import ModelConfig, build_transfer_model, prior_parameterization
+from bayes_scaling.models.transfer import ModelConfig, prior_parameterization
 
 __all__ = ["posterior_predictive", "posterior_predictive_check", "coverage", "loo_pit", "LooPit",
            "prior_predictive_check", "PriorPredictive"]
@@ -204,7 +204,9 @@ class PriorPredictive:
 
 def prior_predictive_check(data: TransferData | TransferFit, config: ModelConfig | None = None, *,
                            draws: int = 1000, seed: int = 0) -> PriorPredictive:
-    """Draw from the prior of the transfer model (``pm.sample_prior_predictive``, seeded) at the observed runs.
+    """Draw from the prior of the transfer model (``pm.sample_prior_predictive``, seeded) at the observed runs: the
+    transfer law spec of ``config`` (:func:`~bayes_scaling.models.transfer.transfer_spec`) as the engine builds
+    it, k at the data's centre, in the non-centred form (or centred where ``config`` says so).
 
     ``data`` may be a fit (its data and configuration are used). Default priors: ``ModelConfig()``.
 
@@ -219,8 +221,12 @@ def prior_predictive_check(data: TransferData | TransferFit, config: ModelConfig
     config = config or ModelConfig()
     if not isinstance(draws, (int, np.integer)) or draws < 10:
         raise BayesScalingError(f"draws must be an integer >= 10, got {draws!r}")
-    model = build_transfer_model(data.arrays(), data.pretraining, config,
-                                 parameterization=prior_parameterization(config))
+    from bayes_scaling.models import spec_model as sm
+    from bayes_scaling.models.transfer import transfer_spec
+
+    form = set(prior_parameterization(config).values()).pop()
+    table = data.used[["pretraining", "N", "D_F", "D_T"]].reset_index(drop=True)
+    model = sm.plan(transfer_spec(config, len(data.pretraining), form=form), table).build()
     with model, warnings.catch_warnings(), _quiet_pymc():
         warnings.filterwarnings("ignore", category=UserWarning)
         tree = pm.sample_prior_predictive(draws=draws, random_seed=seed)
@@ -229,13 +235,15 @@ def prior_predictive_check(data: TransferData | TransferFit, config: ModelConfig
     rows = []
     for v in ("k", "alpha", "beta", "sigma"):
         da = prior[v]
-        groups = [str(p) for p in da["pretraining"].values] if "pretraining" in da.dims else [""]
-        for p in groups:
-            x = (da.sel(pretraining=p) if p else da).values.ravel()
+        grouped = "pretraining" in da.dims      # a value shared by the distributions: one row each, as varied ones
+        per = v in ("k", "alpha") or (v == "beta" and config.variant == "separate_beta")
+        for p in ([str(p) for p in da["pretraining"].values] if grouped else
+                  [str(p) for p in data.pretraining] if per else [""]):
+            x = (da.sel(pretraining=p) if grouped else da).values.ravel()
             lo, med, hi = np.quantile(x, q)
             rows.append({"parameter": v, "pretraining": p, "q05": lo, "median": med, "q95": hi})
     params = pd.DataFrame(rows)
-    rep = tree["prior_predictive"]["log_D_T"].stack(sample=SAMPLE_DIMS).transpose("run", "sample").values
+    rep = tree["prior_predictive"]["D_T"].stack(sample=SAMPLE_DIMS).transpose("row", "sample").values   # log D_T
     used = data.used
     runs = pd.DataFrame({"row": used.index.to_numpy(), "pretraining": used["pretraining"].to_numpy(),
                          "N": used["N"].to_numpy(float), "D_F": used["D_F"].to_numpy(float),

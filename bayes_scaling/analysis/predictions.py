@@ -8,7 +8,9 @@ A pre-training distribution *not in the data* is predicted from the hierarchy un
 :data:`NEW` (``"new (population)"``): per posterior draw, ``log k[new] ~ Normal(log_k_mu, log_k_sigma)``,
 ``alpha[new] ~ Normal(alpha_mu, alpha_sigma)`` (and ``beta[new] ~ Normal(beta_mu, beta_sigma)`` in the
 ``separate_beta`` variant). In fit files of versions 0.1 and 0.2 the population is placed at the data's centre:
-``a[new] ~ Normal(a_mu, a_sigma)``, ``log k[new] = a[new] - alpha[new] * c_F - beta * c_N``.
+``a[new] ~ Normal(a_mu, a_sigma)``, ``log k[new] = a[new] - alpha[new] * c_F - beta * c_N``; so it is in the
+engine's fits, which sample ``k`` at the centre (``log_k_at_centre_mu``, ``log_k_at_centre_sigma`` in place of
+``a_mu``, ``a_sigma``).
 
 >>> pred = predict(fit, N=[1e7, 1e8], D_F=np.logspace(5, 8, 10), pretraining=["text", NEW], seed=1)  # doctest: +SKIP
 >>> pred["multiplier"].quantile([0.05, 0.5, 0.95], dim=("chain", "draw"))                           # doctest: +SKIP
@@ -84,7 +86,7 @@ def _names(fit, pretraining) -> list[str]:
 def has_hierarchy(fit) -> bool:
     """True when the fit has a population distribution of (log k, alpha) to draw a new distribution from."""
     post = fit.posterior
-    return ("log_k_sigma" in post or "a_sigma" in post) and "alpha_sigma" in post
+    return ("log_k_sigma" in post or "log_k_at_centre_sigma" in post or "a_sigma" in post) and "alpha_sigma" in post
 
 
 def _population(fit, seed) -> xr.Dataset:
@@ -101,8 +103,10 @@ def _population(fit, seed) -> xr.Dataset:
     def draw(mu, sd):
         return post[mu] + post[sd] * xr.DataArray(rng.standard_normal(shape), dims=SAMPLE_DIMS)
 
-    centred = "a_sigma" in post        # files of versions 0.1, 0.2: the population at the data's centre
-    a = draw("a_mu", "a_sigma") if centred else draw("log_k_mu", "log_k_sigma")
+    # the population at the data's centre: files of versions 0.1, 0.2 (a), the engine's centred k (log_k_at_centre)
+    centred = "a_sigma" in post or "log_k_at_centre_sigma" in post
+    a = draw("a_mu", "a_sigma") if "a_sigma" in post else draw("log_k_at_centre_mu", "log_k_at_centre_sigma") \
+        if centred else draw("log_k_mu", "log_k_sigma")
     alpha = draw("alpha_mu", "alpha_sigma")
     beta = draw("beta_mu", "beta_sigma") if "beta_sigma" in post else post["beta"]
     if "pretraining" in beta.dims:  # separate_beta with one distribution: beta = beta_mu for all

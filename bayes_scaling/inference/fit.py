@@ -65,7 +65,7 @@ def _sampler(plan: sm.ModelPlan, log_likelihood: bool, whiten: str = "none"):
 def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | dict = "transfer", *,
         seed: int | None = None, draws: int = 1000, tune: int | None = None, chains: int = 4, backend: str = "auto",
         target_accept: float | None = None, cores: int | None = None, progressbar: bool | None = None,
-        warn: bool = True, log_likelihood: bool = True, whiten: str = "auto") -> Fit:
+        warn: bool = True, log_likelihood: bool = True, whiten: str = "auto", rerun: bool = True) -> Fit:
     """Fit the law ``model`` (a :class:`LawSpec`, a spec file, or a built-in name such as ``"chinchilla"``)
     to ``data`` (a DataFrame or CSV path) by NUTS.
 
@@ -80,11 +80,16 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         log_likelihood: keep the pointwise log-likelihood (for LOO); chains x draws x rows floats.
         whiten: nutpie only: ``"auto"`` samples ``z`` with ``x = m + L z`` (``m`` the mode of the unconstrained
             parameters, ``L L' = H^-1`` the Laplace covariance) where that approximation is defined and the
-            dimension small, else the model's own coordinates; ``"laplace"`` always (an error where undefined);
+            dimension small, else the model's own coordinates (and always for a monomial law, whose coefficient
+            is sampled at the data's centre: :mod:`bayes_scaling.models.spec_model`); ``"laplace"`` always (an error where undefined);
             ``"none"`` never. The same posterior either way (:mod:`bayes_scaling.inference.whiten`); the choice
             is in ``fit.tree.attrs["whitening"]`` and ``["whitening_reason"]``, and the form of the pooled
             parameters it sampled (centred where every group a parameter enters is informed, if that form has a
             mode) in ``["parameterization"]``.
+        rerun: a fit with a divergent transition is run once more, same seed and form, at the higher
+            ``target_accept`` ``1 - (1 - t) / 10`` (0.99 -> 0.999, 0.9 -> 0.99); the
+            first run's ``target_accept`` and divergences are in ``fit.tree.attrs["rerun_from"]`` and a warning
+            that remains says so. False: keep the first run.
 
     Returns:
         A :class:`Fit`. R-hat > 1.01, ESS < 400 or any divergence warns with what to do.
@@ -123,28 +128,59 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
 
     if whiten not in WHITEN_CHOICES:
         raise ValueError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
-    if ran == "nutpie":   # the parameterization of pooled parameters may change with the whitening (same posterior)
-        sampler, param, choice = whiten_spec_sampler(
-            lambda p: _sampler(plan.with_parameterization(p), log_likelihood, whiten), param, plan.attempts,
-            lambda p: plan.with_parameterization(p).exponents, whiten)
-        if accept_by_default and choice.method == "laplace":
-            target_accept = WHITENED_TARGET_ACCEPT
-        tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
-                              progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains),
-                              coords=coords, adaptation=choice.adaptation)
-        tree.attrs["backend"] = ran
-        tree.attrs.update(choice.attrs() if sampler.engine != "public" else
-                          {"whitening": "none", "whitening_reason": "nutpie's public path samples the model itself"})
-    else:
-        tree = sample_nuts(plan.build(), draws=draws, tune=tune, chains=chains, seed=seed, backend=ran,
-                           target_accept=target_accept, progressbar=progressbar, cores=cores,
-                           log_likelihood=log_likelihood)
-        tree.attrs.update(whitening="none", whitening_reason=f"back end {ran}")
+
+    def run(target_accept: float, default: bool) -> tuple[xr.DataTree, float]:
+        """One run of the sampler; ``default``: ``target_accept`` is the back end's default (a whitened fit's
+        is then :data:`~bayes_scaling.inference.whiten.WHITENED_TARGET_ACCEPT`)."""
+        nonlocal param
+        if ran == "nutpie" and whiten == "auto" and plan.centred:
+            from bayes_scaling.inference.whiten import Whitening
+
+            # a monomial law's coefficient sampled at the data's centre: its own coordinates are nearly uncorrelated,
+            # and the mode search of the Laplace whitening would cost more than it saves (docs/benchmarks.md)
+            sampler = _sampler(plan, log_likelihood, "none")
+            choice = Whitening("none", "the law's coefficient is sampled at the data's centre (nearly uncorrelated "
+                               "coordinates)", "diag")
+            tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
+                                  progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains),
+                                  coords=coords, adaptation=choice.adaptation)
+            tree.attrs["backend"] = ran
+            tree.attrs.update(choice.attrs())
+        elif ran == "nutpie":   # the parameterization of pooled parameters may change with the whitening (same posterior)
+            sampler, param, choice = whiten_spec_sampler(
+                lambda p: _sampler(plan.with_parameterization(p), log_likelihood, whiten), param, plan.attempts,
+                lambda p: plan.with_parameterization(p).exponents, whiten)
+            if default and choice.method == "laplace":
+                target_accept = WHITENED_TARGET_ACCEPT
+            tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
+                                  progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains),
+                                  coords=coords, adaptation=choice.adaptation)
+            tree.attrs["backend"] = ran
+            tree.attrs.update(choice.attrs() if sampler.engine != "public" else
+                              {"whitening": "none", "whitening_reason": "nutpie's public path samples the model itself"})
+        else:
+            tree = sample_nuts(plan.build(), draws=draws, tune=tune, chains=chains, seed=seed, backend=ran,
+                               target_accept=target_accept, progressbar=progressbar, cores=cores,
+                               log_likelihood=log_likelihood)
+            tree.attrs.update(whitening="none", whitening_reason=f"back end {ran}")
+        return tree, target_accept
+
+    tree, target_accept = run(target_accept, accept_by_default)
+    stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else {}
+    first = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    rerun_from = None
+    if rerun and first:    # the same posterior at smaller steps: divergences there are the sampler's, not the model's
+        rerun_from = {"target_accept": float(target_accept), "divergences": first}
+        tree, target_accept = run(rerun_target_accept(target_accept), False)
     tree.attrs.update(
         bayes_scaling_kind="spec", bayes_scaling_version=__version__, spec=json.dumps(spec.to_dict()),
         spec_hash=spec.hash(), backend=ran, seed=int(seed), tune=int(tune), target_accept=float(target_accept),
         priors=json.dumps(priors), noise_prior=float(plan.noise), parameterization=json.dumps(param),
         labels=json.dumps(prepared.labels))
+    if rerun_from is not None:
+        tree.attrs["rerun_from"] = json.dumps(rerun_from)
+    if plan.centred:
+        tree.attrs["centring"] = json.dumps({n: c.to_dict() for n, c in plan.centred.items()})
     if spec.seed_slope is not None:
         tree.attrs["seed_centre"] = sm.seed_centre(spec, prepared)
     if len(excluded):
@@ -153,8 +189,30 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
 
     result = as_scratch_fit(Fit(tree, prepared.table, spec))   # a from-scratch loss law: a ScratchFit
     if warn:
-        result.diagnostics.warn(stacklevel=2)
+        _warn(result.diagnostics, rerun_from, target_accept)
     return result
+
+
+def rerun_target_accept(target_accept: float) -> float:
+    """The ``target_accept`` of a divergent fit's rerun (:func:`fit`): ``1 - (1 - t) / 10``, a tenth of the
+    rejection rate (0.9 -> 0.99, 0.99 -> 0.999)."""
+    return 1 - (1 - target_accept) / 10
+
+
+def _warn(diagnostics, rerun_from: dict | None, target_accept: float) -> None:
+    """The fit's :class:`~bayes_scaling.errors.ConvergenceWarning`, unless its diagnostics are ok; after a rerun
+    (:func:`fit`) it says so."""
+    import warnings
+
+    from bayes_scaling.errors import ConvergenceWarning
+
+    if diagnostics.ok:
+        return
+    text = f"{diagnostics}. " + " ".join(diagnostics.problems())
+    if rerun_from is not None:
+        text += (f" (this is a rerun at target_accept {target_accept:g}; the first run, at "
+                 f"{rerun_from['target_accept']:g}, had {rerun_from['divergences']} divergent transition(s))")
+    warnings.warn(text, ConvergenceWarning, stacklevel=3)
 
 
 def _apply_exclusions(spec: LawSpec, table: pd.DataFrame, what: str, warn: bool) -> tuple[pd.DataFrame,
@@ -223,6 +281,12 @@ class Fit(FitBase):
     def priors(self) -> dict[str, tuple[float, float]]:
         """Each free parameter's prior ``(location, scale)`` on its unconstrained scale, as used."""
         return {k: tuple(v) for k, v in json.loads(self.tree.attrs.get("priors", "{}")).items()}
+
+    @property
+    def centring(self) -> dict[str, sm.Centring]:
+        """The coefficients sampled at the data's centre (:func:`~bayes_scaling.models.spec_model.centring`);
+        empty for other laws and for files written before the engine centred them."""
+        return {n: sm.Centring.from_dict(d) for n, d in json.loads(self.tree.attrs.get("centring", "{}")).items()}
 
     def parameter_names(self) -> list[str]:
         names = []
@@ -306,16 +370,24 @@ class Fit(FitBase):
             if len(unknown):
                 cols[:, unknown] = self._new_group_draws(p, new, unknown, rng)
             out[p.name] = cols
+        for name, c in self.centring.items():   # a new group's coefficient at x = 1 from its draw at the centre
+            unknown = np.flatnonzero(new.index[self.spec.parameters[name].by] < 0) \
+                if self.spec.parameters[name].by is not None else np.array([], dtype=int)
+            if len(unknown):
+                u = np.log(out[name][:, unknown])
+                out[name][:, unknown] = np.exp(c.log_coefficient(u, {e: out[e][:, unknown] for _, e, _ in c.powers}))
         return out
 
     def _new_group_draws(self, p, new: sm.SpecData, unknown: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Draws of a pooled parameter for the rows ``unknown`` of ``new``, whose groups the fit has not seen:
         one draw per new group (its rows share it) from the population, ``u_mu + u_sigma z``; for a two-level
         parameter from the group's parent, ``u_<within>[h] + u_sigma z``, or for a new parent too
-        ``u_mu + u_sigma_<within> z' + u_sigma z``. Shape (samples, len(unknown))."""
+        ``u_mu + u_sigma_<within> z' + u_sigma z``; a centred coefficient at the data's centre (its value at
+        ``x = 1`` follows in :meth:`_param_draws`, from the group's exponents). Shape (samples, len(unknown))."""
         post = self.posterior
         S = post.sizes["chain"] * post.sizes["draw"]
-        uname = sm.unconstrained_name(p.name, p.domain)
+        uname = sm.centred_name(p.name, p.domain) if p.name in self.centring else \
+            sm.unconstrained_name(p.name, p.domain)     # a centred coefficient: its draw at the centre
         mu = post[f"{uname}_mu"].values.reshape(S)
         sd = post[f"{uname}_sigma"].values.reshape(S)
         names = new.table[p.by].astype(str).to_numpy()[unknown]

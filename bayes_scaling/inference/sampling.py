@@ -368,7 +368,7 @@ class TransferFit(Fit):
         # its view with each distribution's own values; the same likelihood given the draws
         prepared = sm.prepare(self.spec, self.table, labels=self.labels)
         return sm.build_spec_model(self.spec, prepared, self.priors, self.parameterization,
-                                   float(self.tree.attrs["noise_prior"]))
+                                   float(self.tree.attrs["noise_prior"]), self.centring)
 
     def summary(self, ci_prob: float = CI_PROB, var_names: list[str] | None = None) -> pd.DataFrame:
         """Posterior summary of k, alpha, beta and the noise scale (mean, sd, equal-tailed interval at
@@ -536,6 +536,8 @@ def _fit_transfer(data: TransferData | pd.DataFrame | str | PathLike, *,
                       centre_log_D_F=centre[0], centre_log_N=centre[1], pretraining=json.dumps(list(data.pretraining)),
                       law="D_T = k * D_F**alpha * N**beta")
     hierarchical = any(p.sharing == "pooled" for p in spec.parameters.values())
+    if not hierarchical:    # read by the view (each distribution's k as drawn), not by the model that drew it
+        tree.attrs.pop("centring", None)
     fit = TransferFit(tree, data, config, spec if hierarchical else None)
     if warn:
         fit.diagnostics.warn(stacklevel=stacklevel)

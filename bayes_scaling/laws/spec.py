@@ -440,6 +440,46 @@ class LawSpec:
         walk(self.formula.tree, False)
         return out & set(self.parameters)
 
+    def monomial(self) -> tuple[str, tuple[tuple[str, str, int], ...]] | None:
+        """The law as one power-law monomial ``c * x_1**(s_1 e_1) * x_2**(s_2 e_2) ...`` (``c`` a parameter, ``x_i``
+        input columns, ``e_i`` parameters, ``s_i = -1`` for a power in a denominator; number factors allowed):
+        ``(c, ((x_1, e_1, s_1), ...))``, else None (a sum, an equation, a parameter twice, ...).
+
+        >>> builtin_spec("transfer").monomial()
+        ('k', (('D_F', 'alpha', 1), ('N', 'beta', 1)))
+        """
+        if not isinstance(self.formula, Formula):
+            return None
+        factors: list[tuple[Any, int]] = []
+
+        def walk(t, sign: int) -> None:
+            if t[0] in ("*", "/"):
+                walk(t[1], sign)
+                walk(t[2], sign if t[0] == "*" else -sign)
+            else:
+                factors.append((t, sign))
+
+        walk(self.formula.tree, 1)
+        coefficient, powers = None, []
+        for t, sign in factors:
+            if t[0] == "num":
+                continue
+            if t[0] == "name" and t[1] in self.parameters and sign == 1 and coefficient is None:
+                coefficient = t[1]
+            elif t[0] == "**" and t[1][0] == "name" and t[1][1] not in self.parameters:
+                e, s = t[2], sign
+                if e[0] == "neg":
+                    e, s = e[1], -sign
+                if e[0] != "name" or e[1] not in self.parameters:
+                    return None
+                powers.append((t[1][1], e[1], s))
+            else:
+                return None
+        names = [x for x, _, _ in powers] + [e for _, e, _ in powers]
+        if coefficient is None or not powers or len(set(names)) != len(names) or coefficient in names:
+            return None
+        return coefficient, tuple(powers)
+
     # ---- I/O --------------------------------------------------------------------------------------------
     @classmethod
     def from_toml(cls, path: str | PathLike) -> LawSpec:

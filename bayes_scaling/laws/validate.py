@@ -72,7 +72,10 @@ def internal_names(spec) -> dict[str, str]:
         names = [] if u == p.name else [u]
         if p.fraction_of is not None:
             names = [f"logit_{p.name}_fraction", f"{p.name}_fraction"]
+        if p.name == (spec.monomial() or ("",))[0]:   # a coefficient sampled at the data's centre
+            names.append(f"{u}_at_centre")
         if p.by is not None and p.pooling == "partial":
+            names += [f"{n}_{s}" for n in names if n.endswith("_at_centre") for s in ("mu", "sigma", "z")]
             names += [f"{u}_mu", f"{u}_sigma", f"{u}_z"]
             if p.within is not None:
                 names += [f"{u}_sigma_{p.within}", f"{u}_{p.within}_z", f"{u}_{p.within}", f"{p.name}_{p.within}"]

@@ -34,6 +34,20 @@ noise of cell ``c`` is ``sigma_seed * exp(seed_slope * (log N_c - c_N))``, ``c_N
 rows (:func:`seed_centre`), ``seed_slope ~ Normal(0, 0.5)`` (as
 :func:`bayes_scaling.models.losslaws.replicate_likelihood`).
 
+Centred coefficient: when the law is one power-law monomial on the log scale, ``f = c * prod_i x_i**e_i``
+(:meth:`~bayes_scaling.laws.spec.LawSpec.monomial`; the transfer law ``k * D_F**alpha * N**beta``), the
+coefficient is sampled at the data's geometric centre ``x_c`` (``log x_c`` the mean of ``log x`` over the rows)::
+
+    log c_at_centre = log c + sum_i e_i log x_c,i          (the law's log value at the centre)
+    log c_at_centre ~ Normal(m_c + sum_i E[e_i] log x_c,i, sqrt(s_c**2 + sum_i (sd[e_i] log x_c,i)**2))
+
+its prior the moment-matched projection of the spec's prior on ``log c`` (stated at ``x = 1``) and of the
+exponents' priors; a pooled coefficient is pooled at the centre (``log_c_at_centre_mu``, ``_sigma`` with the
+spec's ``spread``, ``_z``). ``c`` itself (at ``x = 1``) and ``log_c`` are reported as before (deterministics), so
+summaries and predictions keep their meaning. At ``x = 1`` the coefficient and the exponents are strongly
+correlated (``x`` spans orders of magnitude far from 1); at the centre they are nearly independent
+(:class:`Centring`, :func:`centring`).
+
 Parameterization (``"auto"``): centred where every group of the parameter's column has at least
 :data:`CENTRED_MIN_ROWS` rows that the parameter enters (the data pin each group, and the non-centred form would
 turn that into a curved ridge), non-centred otherwise (few informative rows: the centred form is a funnel).
@@ -56,11 +70,15 @@ from bayes_scaling.data.tables import check_labels, check_numeric, require_colum
 from bayes_scaling.errors import ConfigError, DataError
 from bayes_scaling.laws.spec import LawSpec
 
-__all__ = ["SpecData", "ModelPlan", "plan", "parameterizations_to_try", "prepare", "default_priors", "choose_parameterization",
-           "build_spec_model", "CENTRED_MIN_ROWS", "unconstrained_name", "natural_value", "fraction_scale"]
+__all__ = ["SpecData", "ModelPlan", "Centring", "centring", "centred_name", "plan", "parameterizations_to_try", "prepare",
+           "default_priors", "choose_parameterization", "build_spec_model", "CENTRED_MIN_ROWS", "unconstrained_name",
+           "natural_value", "fraction_scale"]
 
 #: A pooled parameter is centred when every group has at least this many rows.
 CENTRED_MIN_ROWS = 10
+#: A centred monomial's pooled parameters are centred when, in every group, the standard error of each one's
+#: least-squares estimate is below this fraction of its spread (:func:`pinned_by_groups`).
+CENTRED_MAX_SE_RATIO = 0.12
 _RESERVED = {"sigma", "nu", "row"}
 
 
@@ -257,6 +275,84 @@ def _on_scale(f, spec: LawSpec, m):
     return m.log(f) if spec.scale == "log" else f
 
 
+def centred_name(name: str, domain: str) -> str:
+    """The sampled variable of a centred coefficient (:class:`Centring`): ``log_<name>_at_centre``."""
+    return f"{unconstrained_name(name, domain)}_at_centre"
+
+
+@dataclass(frozen=True)
+class Centring:
+    """A power-law monomial's coefficient ``c`` sampled at the data's geometric centre (module docstring):
+    ``log c = log c_at_centre - sum_i s_i e_i centre[x_i]`` for ``powers = ((x_i, e_i, s_i), ...)``; ``prior``: the
+    ``(location, scale)`` of ``log c_at_centre`` (of its population location when pooled)."""
+
+    coefficient: str
+    powers: tuple[tuple[str, str, int], ...]
+    centre: dict[str, float]
+    prior: tuple[float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"coefficient": self.coefficient, "powers": [list(p) for p in self.powers],
+                "centre": dict(self.centre), "prior": list(self.prior)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Centring:
+        return cls(str(d["coefficient"]), tuple((str(x), str(e), int(s)) for x, e, s in d["powers"]),
+                   {str(k): float(v) for k, v in d["centre"].items()}, (float(d["prior"][0]), float(d["prior"][1])))
+
+    def log_coefficient(self, u_centre, exponents: dict[str, Any]):
+        """``log c`` (at ``x = 1``) from ``log c_at_centre`` and each exponent's value (arrays or tensors that
+        broadcast with ``u_centre``)."""
+        out = u_centre
+        for x, e, s in self.powers:
+            out = out - s * exponents[e] * self.centre[x]
+        return out
+
+
+def _moments(loc: float, scale: float, domain: str) -> tuple[float, float]:
+    """Mean and sd of a parameter whose unconstrained value is ``Normal(loc, scale)``."""
+    if domain == "real":
+        return loc, scale
+    if domain in ("positive", "negative"):
+        sign = -1.0 if domain == "negative" else 1.0
+        mean = float(np.exp(loc + scale**2 / 2))
+        return sign * mean, mean * float(np.sqrt(np.expm1(scale**2)))
+    m = 1.0 / (1.0 + np.exp(-loc))
+    return float(m), float(scale * m * (1 - m))      # unit: the delta method
+
+
+def monomial_constant(spec: LawSpec) -> float:
+    """The product of a monomial law's number factors: the law's value with every name at 1."""
+    with np.errstate(all="ignore"):
+        return float(spec.formula.evaluate(dict.fromkeys(spec.formula.names, 1.0), backend="numpy"))
+
+
+def centring(spec: LawSpec, data: SpecData, priors: dict[str, tuple[float, float]]) -> dict[str, Centring]:
+    """The centred coefficient of ``spec`` on ``data`` (module docstring), keyed by its name; empty unless the
+    law is one monomial (:meth:`~bayes_scaling.laws.spec.LawSpec.monomial`) on the log scale whose coefficient
+    is free, positive and pooled on one level at most, whose exponents are fixed or vary by the coefficient's
+    column (or are shared), and whose inputs are > 0 on every row."""
+    mono = spec.monomial()
+    if mono is None or spec.scale != "log" or data.n == 0 or not monomial_constant(spec) > 0:
+        return {}
+    name, powers = mono
+    c = spec.parameters[name]
+    if c.fixed is not None or c.domain != "positive" or c.within is not None:
+        return {}
+    loc, var = priors[name][0], priors[name][1] ** 2
+    centre = {}
+    for x, e, s in powers:
+        p = spec.parameters[e]
+        values = np.asarray(data.inputs[x], dtype=float)
+        if p.within is not None or (p.fixed is None and p.by not in (None, c.by)) or not np.all(values > 0):
+            return {}
+        centre[x] = float(np.mean(np.log(values)))
+        mean, sd = (float(p.fixed), 0.0) if p.fixed is not None else _moments(*priors[e], p.domain)
+        loc += s * mean * centre[x]
+        var += (sd * centre[x]) ** 2
+    return {name: Centring(name, tuple(powers), centre, (float(loc), float(np.sqrt(var))))}
+
+
 def point_fit(spec: LawSpec, data: SpecData, seed: int = 0) -> dict[str, float]:
     """Least-squares values of the free parameters (groups ignored) on the likelihood's scale: the starting
     point of the data-scaled default priors. Multi-start (a seeded set of starting points over many orders of
@@ -404,18 +500,55 @@ def check_solvable(spec: LawSpec, data: SpecData, priors: dict[str, tuple[float,
             f"{b[i]:.4g}); give a bracket that holds the root on every row, or priors whose medians put it there")
 
 
+def pinned_by_groups(spec: LawSpec, data: SpecData, centred: dict[str, Centring]) -> bool | None:
+    """Whether the data pin every group of a centred monomial's pooled parameters (:func:`centring`): each
+    group's rows fitted by least squares, ``log y`` on ``1`` and the centred ``log x_i``; pinned when every
+    pooled parameter's standard error, on its unconstrained scale, is below :data:`CENTRED_MAX_SE_RATIO` times
+    its ``spread`` in every group (fewer rows than columns: not pinned). None without a pooled centred
+    coefficient. The centred form is then the easy geometry; otherwise the spreads are weakly identified and
+    the centred form is a funnel (the transfer SBC design, 16 runs per distribution, draws spreads near 0)."""
+    for name, c in centred.items():
+        coef = spec.parameters[name]
+        if coef.sharing != "pooled":
+            continue
+        X = np.column_stack([np.ones(data.n)] + [np.log(data.inputs[x]) - c.centre[x] for x, _, _ in c.powers])
+        y = np.log(data.target)
+        cols = [(0, coef)] + [(i + 1, spec.parameters[e]) for i, (_, e, _) in enumerate(c.powers)
+                              if spec.parameters[e].sharing == "pooled"]
+        for g in range(len(data.labels[coef.by])):
+            m = data.index[coef.by] == g
+            Xg, yg = X[m], y[m]
+            if m.sum() <= X.shape[1] or np.linalg.matrix_rank(Xg) < X.shape[1]:
+                return False
+            b, *_ = np.linalg.lstsq(Xg, yg, rcond=None)
+            resid = yg - Xg @ b
+            se = np.sqrt(np.clip(np.diag(resid @ resid / (m.sum() - X.shape[1]) * np.linalg.pinv(Xg.T @ Xg)), 0, None))
+            for i, p in cols:      # on the unconstrained scale: d log|e| = de / |e|
+                scale = 1.0 if i == 0 or p.domain == "real" else max(abs(float(b[i])), 1e-12)
+                if se[i] / scale >= CENTRED_MAX_SE_RATIO * p.spread:
+                    return False
+        return True
+    return None
+
+
 def choose_parameterization(spec: LawSpec, data: SpecData,
-                            priors: dict[str, tuple[float, float]] | None = None) -> dict[str, str]:
-    """``"centred"`` or ``"non_centred"`` for each partially pooled parameter: centred when every group has at
-    least :data:`CENTRED_MIN_ROWS` informative rows (:func:`informative_rows`; with ``priors`` None, all rows).
-    For a two-level parameter this is the form of its finer level; the coarser level is always non-centred."""
+                            priors: dict[str, tuple[float, float]] | None = None,
+                            centred: dict[str, Centring] | None = None) -> dict[str, str]:
+    """``"centred"`` or ``"non_centred"`` for each partially pooled parameter: with a pooled coefficient
+    sampled at the data's centre (``centred``, :func:`centring`), centred when the data pin every group
+    (:func:`pinned_by_groups`); otherwise centred when every group has at least :data:`CENTRED_MIN_ROWS`
+    informative rows (:func:`informative_rows`; with ``priors`` None, all rows). For a two-level parameter this
+    is the form of its finer level; the coarser level is always non-centred."""
     counts = informative_rows(spec, data, priors) if priors is not None else {}
+    pinned = pinned_by_groups(spec, data, centred or {})
     out = {}
     for p in spec.parameters.values():
         if p.sharing != "pooled":
             continue
         if p.parameterization != "auto":
             out[p.name] = p.parameterization
+        elif pinned is not None:
+            out[p.name] = "centred" if pinned else "non_centred"
         else:
             n = counts.get(p.name, data.rows_per_group(p.by))
             out[p.name] = "centred" if n.min() >= CENTRED_MIN_ROWS else "non_centred"
@@ -435,10 +568,15 @@ def check_identifiable(spec: LawSpec, data: SpecData) -> None:
 
 
 def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[float, float]],
-                     parameterization: dict[str, str], noise_scale: float):
-    """The PyMC model (see the module docstring). Data and prior constants are ``pm.Data``."""
+                     parameterization: dict[str, str], noise_scale: float,
+                     centred: dict[str, Centring] | None = None):
+    """The PyMC model (see the module docstring). Data and prior constants are ``pm.Data``. ``centred``: the
+    coefficients sampled at the data's centre (:func:`centring`; none by default)."""
     import pymc as pm
     import pytensor.tensor as pt
+
+    centred = centred or {}
+    priors = {**priors, **{n: c.prior for n, c in centred.items()}}
 
     coords: dict[str, Any] = {"row": np.arange(data.n)}
     coords.update({g: list(lab) for g, lab in data.labels.items()})
@@ -449,11 +587,12 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
         parents = {(by, within): pm.Data(f"parent__{by}__{within}", v, dims=by)
                    for (by, within), v in data.parents.items()}
         row_values: dict[str, Any] = {}
+        group_values: dict[str, Any] = {}    # each parameter per group (or a scalar), natural scale
         for p in spec.parameters.values():
             if p.fixed is not None:
-                row_values[p.name] = pt.constant(p.fixed)
+                row_values[p.name] = group_values[p.name] = pt.constant(p.fixed)
                 continue
-            uname = unconstrained_name(p.name, p.domain)
+            uname = centred_name(p.name, p.domain) if p.name in centred else unconstrained_name(p.name, p.domain)
             loc = pm.Data(f"prior__{p.name}__loc", priors[p.name][0])
             scale = pm.Data(f"prior__{p.name}__scale", priors[p.name][1])
             dims = p.by
@@ -483,10 +622,30 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
                 else:
                     z = pm.Normal(f"{uname}_z", 0.0, 1.0, dims=dims)
                     u = pm.Deterministic(uname, centre + u_sigma * z, dims=dims)
+            if p.name in centred:            # the coefficient at x = 1 once the exponents are known (below)
+                group_values[p.name] = u
+                continue
             natural = u if p.domain == "real" else pm.Deterministic(p.name, _from_u(u, p.domain, pt), dims=dims)
+            group_values[p.name] = natural
             row_values[p.name] = natural[idx[p.by]] if p.by is not None else natural
-        f = spec.formula.evaluate({**inputs, **row_values}, backend="pytensor")
-        mu = _on_scale(f, spec, pt)
+        mu = None
+        for name, c in centred.items():
+            p = spec.parameters[name]
+            centre = {x: pm.Data(f"centre__{name}__{x}", v) for x, v in c.centre.items()}
+            log_c = pm.Deterministic(unconstrained_name(name, p.domain), Centring(
+                name, c.powers, centre, c.prior).log_coefficient(group_values[name], group_values), dims=p.by)
+            natural = pm.Deterministic(name, pt.exp(log_c), dims=p.by)
+            row_values[name] = natural[idx[p.by]] if p.by is not None else natural
+            # the law's log value, linear in the centred log inputs: log f = log c_at_centre + log(number
+            # factors) + sum_i s_i e_i (log x_i - log x_c,i) (no powers or logs of the law in the gradient)
+            u = group_values[name]
+            mu = (u[idx[p.by]] if p.by is not None else u) + float(np.log(monomial_constant(spec)))
+            for x, e, s in c.powers:
+                log_x = pm.Data(f"log_input__{x}", np.log(data.inputs[x]), dims="row")
+                mu = mu + s * row_values[e] * (log_x - centre[x])
+        if mu is None:
+            f = spec.formula.evaluate({**inputs, **row_values}, backend="pytensor")
+            mu = _on_scale(f, spec, pt)
         level = noise_dim(spec)
         sigma = pm.HalfNormal("sigma", pm.Data("prior__sigma__scale", noise_scale), dims=level)
         if data.cell is not None:
@@ -550,9 +709,15 @@ def _replicate_likelihood(spec: LawSpec, data: SpecData, mu, sigma, noise_scale:
     pm.Potential(spec.target + "_seed_scatter", pt.sum(-(n - 1) * pt.log(s_seed) - ss / (2 * s_seed**2)))
 
 
-def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float) -> dict[str, Any]:
+def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float,
+                centred: dict[str, Centring] | None = None) -> dict[str, Any]:
     """The ``pm.Data`` values of :func:`build_spec_model` for ``data`` (to refit a compiled model)."""
+    centred = centred or {}
+    priors = {**priors, **{n: c.prior for n, c in centred.items()}}
     vals: dict[str, Any] = dict(data.inputs)
+    for name, c in centred.items():
+        vals.update({f"centre__{name}__{x}": v for x, v in c.centre.items()})
+        vals.update({f"log_input__{x}": np.log(data.inputs[x]) for x in c.centre})
     vals.update({f"idx__{g}": data.index[g] for g in data.labels})
     vals.update({f"parent__{by}__{within}": v for (by, within), v in data.parents.items()})
     vals["observed__" + spec.target] = _on_scale(data.target, spec, np)
@@ -595,7 +760,8 @@ class ModelPlan:
     data, each free parameter's prior ``(location, scale)`` on its unconstrained scale, the noise prior's scale,
     the parameterization of each pooled parameter and the exponents' unconstrained variables (for the
     whitening's shear); ``attempts``: the parameterizations a whitened fit tries in order
-    (:func:`parameterizations_to_try`). :meth:`build` makes the PyMC model and :meth:`values` its ``pm.Data`` values (to refit a
+    (:func:`parameterizations_to_try`); ``centred``: the coefficients sampled at the data's centre
+    (:func:`centring`). :meth:`build` makes the PyMC model and :meth:`values` its ``pm.Data`` values (to refit a
     compiled model on this data)."""
 
     spec: LawSpec
@@ -605,6 +771,8 @@ class ModelPlan:
     parameterization: dict[str, str]
     exponents: list[str]
     attempts: list[dict[str, str]] = field(default_factory=list)
+    #: the coefficients sampled at the data's centre (:func:`centring`)
+    centred: dict[str, Centring] = field(default_factory=dict)
 
     def with_parameterization(self, parameterization: dict[str, str]) -> ModelPlan:
         """The same plan with the pooled parameters in ``parameterization`` (and their exponents' variables)."""
@@ -617,17 +785,18 @@ class ModelPlan:
 
     def build(self):
         """The PyMC model (:func:`build_spec_model`)."""
-        return build_spec_model(self.spec, self.data, self.priors, self.parameterization, self.noise)
+        return build_spec_model(self.spec, self.data, self.priors, self.parameterization, self.noise, self.centred)
 
     def values(self) -> dict[str, Any]:
         """The ``pm.Data`` values of :meth:`build`'s model for this data (:func:`data_values`)."""
-        return data_values(self.spec, self.data, self.priors, self.noise)
+        return data_values(self.spec, self.data, self.priors, self.noise, self.centred)
 
     def structure(self, log_likelihood: bool) -> tuple:
         """What a compiled model depends on besides the data's values: the spec, the groups, the
-        parameterization, the pointwise log-likelihood, the number of replicate cells."""
+        parameterization, the pointwise log-likelihood, the number of replicate cells, the centred coefficients."""
         return (self.spec.hash(), tuple((g, len(v)) for g, v in self.data.labels.items()),
-                tuple(sorted(self.parameterization.items())), log_likelihood, self.data.n_cells)
+                tuple(sorted(self.parameterization.items())), log_likelihood, self.data.n_cells,
+                tuple((n, c.powers) for n, c in sorted(self.centred.items())))
 
 
 def plan(spec: LawSpec, table: pd.DataFrame, *, what: str = "data") -> ModelPlan:
@@ -644,9 +813,11 @@ def plan(spec: LawSpec, table: pd.DataFrame, *, what: str = "data") -> ModelPlan
     priors = default_priors(spec, data)
     check_solvable(spec, data, priors)
     noise = noise_prior(spec, data)
-    param = choose_parameterization(spec, data, priors)
-    out = ModelPlan(spec, data, priors, noise, param, exponent_variables(spec, param),
-                    parameterizations_to_try(spec, data, priors, param))
+    centred = centring(spec, data, priors)
+    param = choose_parameterization(spec, data, priors, centred)
+    # a centred monomial: the data's choice alone (pinned_by_groups; the informed-groups rule is for the rest)
+    attempts = [param] if centred else parameterizations_to_try(spec, data, priors, param)
+    out = ModelPlan(spec, data, priors, noise, param, exponent_variables(spec, param), attempts, centred)
     check_on_data(spec, data, priors, what)
     return out
 

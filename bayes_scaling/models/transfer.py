@@ -47,14 +47,15 @@ import numpy as np
 from bayes_scaling.errors import ConfigError
 from bayes_scaling.laws import formulas as laws
 
+# "auto": a grouped parameter is centred when every distribution pins it to within this fraction of the prior's
+# between-distribution spread (standard error of its least-squares estimate / spread scale), as in the engine
+from bayes_scaling.models.spec_model import CENTRED_MAX_SE_RATIO
+
 __all__ = ["ModelConfig", "DEFAULT_PRIORS", "build_transfer_model", "prior_parameterization", "priors_from_spec",
            "transfer_spec", "engine_form"]
 
 LIKELIHOODS = ("normal", "student_t")
 PARAMETERIZATIONS = ("auto", "whitened", "centred", "non_centred")
-#: "auto": a grouped parameter is centred when every distribution pins it to within this fraction of the
-#: prior's between-distribution spread (standard error of its least-squares estimate / spread scale).
-CENTRED_MAX_SE_RATIO = 0.12
 VARIANTS = ("shared_beta", "separate_beta", "pooled")
 
 def priors_from_spec(spec) -> dict[str, dict[str, float]]:
@@ -551,21 +552,16 @@ def transfer_spec(config: ModelConfig, n_groups: int, *, view: bool = False, for
 
 def engine_form(arrays: dict[str, np.ndarray], n_groups: int, config: ModelConfig) -> tuple[str, str]:
     """How the engine draws the transfer spec of ``config`` from these data: the pooled parameters' form and the
-    engine's ``whiten``. ``"auto"``: :func:`resolve_parameterization`'s test, in the model's own coordinates
-    (every distribution pins its parameters: centred, as the earlier transfer model, whose Laplace whitening
-    costs a mode search per fit, about 1 s warm and 6 s in a fresh process, for no fewer divergences on the
-    bundled data; else non-centred: on weakly pinned data, the 6 imputation fits of tests/analysis/test_seeds.py's
-    design at 0.99, 4 x 200 draws: centred 5 divergences (in 2 fits), non-centred 0, non-centred with the
-    engine's Laplace whitening 1); ``"whitened"``: the engine's
-    Laplace whitening (``"laplace"``); ``"centred"``/``"non_centred"``: that form, unwhitened."""
+    engine's ``whiten``. ``"auto"``: the engine's own choice, as ``bs.fit(data, "transfer")`` (k sampled at the
+    data's centre, in the model's own coordinates; centred where every distribution pins its parameters, else
+    non-centred: :func:`bayes_scaling.models.spec_model.pinned_by_groups`, the test of
+    :func:`resolve_parameterization`); ``"whitened"``: the engine's Laplace whitening (``"laplace"``);
+    ``"centred"``/``"non_centred"``: that form, unwhitened. ``arrays``: unused (the engine reads the data)."""
     if config.parameterization == "whitened":
         return "auto", "laplace"
     if config.parameterization in ("centred", "non_centred"):
         return config.parameterization, "none"
-    if n_groups < 2 or config.variant == "pooled":
-        return "auto", "auto"
-    chosen = set(resolve_parameterization(arrays, n_groups, config).values())
-    return ("centred" if chosen == {"centred"} else "non_centred"), "none"
+    return "auto", "auto"
 
 
 def parameter_names(config: ModelConfig) -> list[str]:

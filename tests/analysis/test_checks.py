@@ -168,3 +168,20 @@ def test_spec_ppc_plot(spec_fit):
     ax, ax2 = fig.axes
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "observed loss" and "LOO-PIT" in ax2.get_xlabel()
     assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"c1", "c2"}
+
+
+def test_ppc_of_an_engine_transfer_fit_is_predict_observation(example_data):
+    """A bs.fit of the transfer law (k sampled at the data's centre) is rebuilt with its centre for the check: its
+    replicated runs and Fit.predict(kind="observation") give the same median of log D_T at every run, within
+    Monte Carlo error (3 MCSEs each side, ESS taken as half the draws); its log-likelihood computed afterwards."""
+    import bayes_scaling as bs
+
+    table = example_data.used[["pretraining", "N", "D_F", "D_T"]].reset_index(drop=True)
+    fit = bs.fit(table, "transfer", seed=2, draws=300, tune=300, chains=2, warn=False, log_likelihood=False)
+    assert set(fit.centring) == {"k"}
+    ppc = posterior_predictive_check(fit, ci_probs=(0.9,), seed=3)
+    pred = fit.predict(table, kind="observation", ci_prob=0.9, seed=5, discrepancy=0)
+    sigma = float(fit.posterior["sigma"].median())
+    margin = 2 * 3 * quantile_mcse(sigma * 1.1, 600 / 2, 0.5)
+    gap = np.abs(np.log(ppc["D_T_median"].to_numpy() / pred["median"].to_numpy()))
+    assert gap.max() < margin, (gap.max(), margin)

@@ -214,3 +214,24 @@ def test_one_predict_for_every_fit(t1):
                                       spec_fit.predict(points, kind, ci_prob=0.9, seed=2))
     with pytest.raises(ValueError, match="predicts at points"):
         bs.predict(spec_fit, N=1e8, D_F=1e6)
+
+
+def test_new_distribution_of_an_engine_fit_is_drawn_at_the_centre(small_fit):
+    """The engine samples k at the data's centre, so a new distribution is drawn there too (log k_c ~
+    Normal(log_k_at_centre_mu, log_k_at_centre_sigma), log k = log k_c - alpha c_F - beta c_N): the two routes,
+    predictions.parameters for NEW and the engine's draws of an unseen group (Fit.predict), give the same mean of
+    log k, and log k falls with alpha as the centring implies (drawn independently at D_F = N = 1 the
+    correlation would be about 0)."""
+    from helpers import means_agree
+
+    from bayes_scaling.models import spec_model as sm
+
+    assert "log_k_at_centre_sigma" in small_fit.posterior and predictions.has_hierarchy(small_fit)
+    par = predictions.parameters(small_fit, NEW, seed=3).sel(pretraining=NEW)
+    new = sm.prepare(small_fit.spec, pd.DataFrame({"pretraining": ["unseen"], "N": [1e8], "D_F": [1e6]}),
+                     labels=small_fit.labels, target=False)
+    draws = small_fit._param_draws(new, np.random.default_rng(4))
+    a, b = np.log(draws["k"][:, 0]), par["log_k"].values.ravel()
+    assert means_agree(a, b, len(a), len(b)), (a.mean(), b.mean())
+    assert np.corrcoef(a, draws["alpha"][:, 0])[0, 1] < -0.4
+    assert np.corrcoef(b, par["alpha"].values.ravel())[0, 1] < -0.4

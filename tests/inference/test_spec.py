@@ -320,16 +320,16 @@ def _transfer_model_fit(data, seed: int, draws: int, chains: int):
 
 def test_fit_transfer_wrapper_agrees_with_the_transfer_model(example_data):
     """fit_transfer's acceptance test: the wrapper (the transfer law spec drawn by bs.fit) against the earlier
-    transfer model it replaces, on the bundled data. Same law, priors placed differently (the transfer model pools
-    log D_T at the data's centre, the spec log k): posterior medians agree within a small fraction of a posterior
-    sd, sds within 25-30%; the wrapper gives bs.fit's draws exactly (at its settings: target_accept 0.99 on
-    nutpie, the model's own coordinates) and warns that it is a wrapper."""
+    transfer model it replaces, on the bundled data. Same law and the same prior (both sample k at the data's
+    centre, with the prior projected there and the spread of log D_T there): posterior medians agree within a
+    small fraction of a posterior sd, sds within 25-30%; the wrapper gives bs.fit's draws exactly (its defaults:
+    target_accept 0.99 on nutpie, the model's own coordinates) and warns that it is a wrapper."""
     table = example_data.used[["pretraining", "N", "D_F", "D_T"]]
     with pytest.warns(FutureWarning, match=re.escape('bs.fit(data, "transfer", ...)')):
         new = bs.fit_transfer(example_data, seed=1, draws=1000, tune=1000, chains=2, warn=False)
     assert type(new).__name__ == "TransferFit" and isinstance(new, Fit)
-    engine = fit(table, "transfer", seed=1, draws=1000, tune=1000, chains=2, warn=False, target_accept=0.99,
-                 whiten="none")
+    engine = fit(table, "transfer", seed=1, draws=1000, tune=1000, chains=2, warn=False)
+    assert engine.tree.attrs["whitening"] == "none" and set(engine.centring) == {"k"}
     for name in ("k", "alpha", "beta", "sigma"):    # the same numbers as bs.fit
         np.testing.assert_array_equal(new.posterior[name].transpose("chain", "draw", ...).values,
                                       engine.posterior[name].sel(pretraining=new.pretraining).values
