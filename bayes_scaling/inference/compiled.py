@@ -53,6 +53,7 @@ __all__ = ["CompiledSampler", "LOGLIK_PREFIX", "GRAPH_CACHE_ENV", "graph_cache_d
 
 LOGLIK_PREFIX = "__loglik__"
 _CFUNC_VERSION = "bayes_scaling-cfunc-1"
+_SNAPSHOT_VERSION = "bayes_scaling-snapshot-1"
 
 
 class CompiledSampler:
@@ -168,6 +169,11 @@ class CompiledSampler:
                     return
                 self._logp_fn = compile_pymc([x], logp_outs, mode="FAST_RUN", trust_input=True)
                 self._expand_fn = compile_pymc([x], outs, mode="FAST_RUN", trust_input=True)
+        self._link(t0)
+
+    def _link(self, t0: float) -> None:
+        """After the two PyTensor functions are made: their first calls (Numba loads or compiles the machine
+        code) and the C callbacks."""
         self._logp_shared = list(self._logp_fn.get_shared())
         self._expand_shared = list(self._expand_fn.get_shared())
         self._shared = list(dict.fromkeys(self._logp_shared + self._expand_shared))
@@ -188,9 +194,77 @@ class CompiledSampler:
                               "calling the model from Python (slower)", RuntimeWarning, stacklevel=2)
         self.compile_seconds = time.perf_counter() - t0
 
+    # ---- a snapshot: the sampler without its PyMC model ---------------------------------------------------
+    def snapshot(self) -> dict | None:
+        """What :meth:`from_snapshot` needs to make this sampler again in another process without PyMC: the
+        rewritten graphs with their shared variables' current values (the data, the change of variables), the
+        traced names and dims, the initial point, the coordinates and the data groups of the trace. ``None``
+        where the sampler does not run on Numba C callbacks (only those are restored)."""
+        if self.engine != "cfunc" or self.mode != "NUMBA" or self.model is None:
+            return None
+        graphs = []
+        for fn in (self._logp_fn, self._expand_fn):
+            fgraph = fn.maker.fgraph
+            graphs.append((list(fgraph.inputs), _strip_output_copies(fgraph)))
+        observed, constant = self._data_arrays()
+        ip = self._initial_point_fn()
+        return {"version": _SNAPSHOT_VERSION, "graphs": graphs, "names": list(self._names),
+                "dims": dict(self._dims), "value_names": list(self._value_names),
+                "initial_point": {n: np.array(ip[n]) for n in self._value_names}, "n_dim": self.n_dim,
+                "flat_names": list(self._flat_names), "affine": self.affine,
+                "start": None if not self.affine else np.array(self._start), "log_likelihood": self.log_likelihood,
+                "coords": self._coords(), "observed": observed, "constant": constant}
+
+    @classmethod
+    def from_snapshot(cls, state: dict) -> CompiledSampler:
+        """The sampler of :meth:`snapshot`, made without the PyMC model (no PyMC import, no graph building or
+        rewriting): the same graphs, linked to the same Numba functions (cached on disk), the same shared values,
+        so the same draws for the same seed. It cannot take new data (:meth:`set_data`)."""
+        from pytensor.graph.replace import clone_replace
+
+        if state.get("version") != _SNAPSHOT_VERSION:
+            raise ValueError("a snapshot of another version")
+        t0 = time.perf_counter()
+        self = cls.__new__(cls)
+        self.model = None
+        self.log_likelihood = bool(state["log_likelihood"])
+        self._value_names = list(state["value_names"])
+        ip = {n: np.array(v) for n, v in state["initial_point"].items()}
+        self._initial_point_fn = lambda: {n: v.copy() for n, v in ip.items()}
+        self.n_dim = int(state["n_dim"])
+        self._flat_names = list(state["flat_names"])
+        self._names = list(state["names"])
+        self._dims = dict(state["dims"])
+        self._snapshot = {k: state[k] for k in ("coords", "observed", "constant")}
+        (x, *logp_shared), logp_outs = state["graphs"][0]
+        (x2, *expand_shared), outs = state["graphs"][1]
+        own: dict[str, Any] = {}     # one variable per shared name (each graph was pickled with its own copy)
+        replace = {x2: x}
+        for v in [*logp_shared, *expand_shared]:
+            replace[v] = own.setdefault(v.name, v)
+        cloned = clone_replace([*logp_outs, *outs], replace)
+        logp_outs, outs = list(cloned[:len(logp_outs)]), list(cloned[len(logp_outs):])
+        self.affine = bool(state["affine"])
+        self._affine = {k: own[f"__affine_{k}__"] for k in ("shift", "factor", "shear", "mask")} \
+            if self.affine else {}
+        if self.affine:
+            self._start = np.array(state["start"], dtype=float)
+        self.mode = "NUMBA"
+        self.graph_cache = "snapshot"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._logp_fn = _compile_rewritten(x, [replace[v] for v in logp_shared], logp_outs, "NUMBA")
+            self._expand_fn = _compile_rewritten(x, [replace[v] for v in expand_shared], outs, "NUMBA")
+        self._link(t0)
+        if self.engine != "cfunc":
+            raise ValueError("the snapshot's C callbacks are unavailable")
+        return self
+
     # ---- data -------------------------------------------------------------------------------------------
     def set_data(self, values: dict[str, Any], coords: dict[str, Any] | None = None) -> None:
         """New values of ``pm.Data`` containers (another length along a dim: pass its new ``coords``)."""
+        if self.model is None:
+            raise ValueError("a sampler made from a snapshot has no PyMC model: its data cannot change")
         import pymc as pm
 
         with self.model:
@@ -466,6 +540,8 @@ class CompiledSampler:
 
     # ---- the result -------------------------------------------------------------------------------------
     def _coords(self) -> dict[str, list]:
+        if self.model is None:
+            return {k: list(v) for k, v in self._snapshot["coords"].items()}
         coords = {}
         for name, vals in self.model.coords.items():
             if vals is None:
@@ -494,6 +570,17 @@ class CompiledSampler:
 
     def _data_groups(self, coords: dict) -> tuple[xr.Dataset, xr.Dataset]:
         """``observed_data`` (the observed variables' values) and ``constant_data`` (the other containers)."""
+        observed, constant = self._data_arrays()
+
+        def ds(d):
+            used = {dim for dims, _ in d.values() for dim in dims}
+            return xr.Dataset(d, coords={k: coords[k] for k in used if k in coords})
+        return ds(observed), ds(constant)
+
+    def _data_arrays(self) -> tuple[dict, dict]:
+        """``name -> (dims, values)`` of the observed variables and of the other data containers."""
+        if self.model is None:
+            return dict(self._snapshot["observed"]), dict(self._snapshot["constant"])
         model = self.model
         dims_of = model.named_vars_to_dims
         observed, constant, feeding = {}, {}, set()
@@ -506,11 +593,7 @@ class CompiledSampler:
             if var.name not in feeding:
                 v = np.asarray(_value(var))
                 constant[var.name] = (_dims_for(var.name, v.shape, dims_of.get(var.name, ())), v)
-
-        def ds(d):
-            used = {dim for dims, _ in d.values() for dim in dims}
-            return xr.Dataset(d, coords={k: coords[k] for k in used if k in coords})
-        return ds(observed), ds(constant)
+        return observed, constant
 
 
 def _dims_for(name: str, shape: tuple, dims) -> tuple[str, ...]:
