@@ -51,21 +51,29 @@ def _source_digest() -> str:
     return _SOURCES[0]
 
 
+def _pytensor_settings() -> str:
+    """PyTensor's settings as given (``$PYTENSOR_FLAGS`` and the configuration files), read without importing
+    it: another setting (of the rewrites, the float type) is another key."""
+    parts = [f"PYTENSOR_FLAGS={os.environ.get('PYTENSOR_FLAGS', '')}"]
+    for name in os.environ.get("PYTENSORRC", "~/.pytensorrc").split(os.pathsep):
+        try:
+            parts.append(f"{name}: {Path(name).expanduser().read_text()}")
+        except OSError:
+            parts.append(f"{name}: none")
+    return "\n".join(parts)
+
+
 def fit_key(plan, log_likelihood: bool, whiten: str) -> str:
     """The content address of a law-spec fit's start (module docstring): ``plan`` a
     :class:`~bayes_scaling.models.spec_model.ModelPlan`."""
     from importlib.metadata import version
-
-    from pytensor import config
 
     parts = [_VERSION, json.dumps(plan.spec.to_dict(), sort_keys=True, default=str),
              json.dumps({"priors": plan.priors, "noise": plan.noise, "parameterization": plan.parameterization,
                          "exponents": plan.exponents, "attempts": plan.attempts,
                          "labels": plan.data.labels, "cells": plan.data.n_cells, "rows": plan.data.n},
                         sort_keys=True, default=str),
-             f"log_likelihood {bool(log_likelihood)} whiten {whiten}", _source_digest(),
-             repr([config.floatX, config.optimizer_including, config.optimizer_excluding,
-                   config.optimizer_requiring, config.on_opt_error])]
+             f"log_likelihood {bool(log_likelihood)} whiten {whiten}", _source_digest(), _pytensor_settings()]
     parts += [f"{lib} {version(lib)}" for lib in _LIBRARIES]
     for name, value in sorted(plan.values().items()):
         a = np.asarray(value)

@@ -79,6 +79,18 @@ def test_fit_cache_in_process_and_a_damaged_file(tmp_path, monkeypatch):
     assert sampler.graph_cache == "snapshot" and sampler.model is None and choice.method == "laplace"
     with pytest.raises(ValueError, match="snapshot has no PyMC model"):
         sampler.set_data({})
+    # the C callbacks straight from Numba's cache, or the graphs linked again: the same draws
+    import pickle
+
+    from bayes_scaling.inference.compiled import CompiledSampler
+
+    state = pickle.loads((tmp_path / f"{key}{fitcache.SUFFIX}").read_bytes())["sampler"]
+    slow = CompiledSampler.from_snapshot(state, fast=False)
+    assert sampler._fixed_values is not None and slow._fixed_values is None
+    with pytest.raises(ValueError, match="C callbacks alone"):
+        sampler.logp_and_gradient()
+    run = dict(draws=30, tune=30, chains=2, seed=2, adaptation=choice.adaptation)
+    xr.testing.assert_equal(sampler.sample(**run)["posterior"].to_dataset(), slow.sample(**run)["posterior"].to_dataset())
     clear_compiled_cache()
     second = bs.fit(table, "transfer", warn=False, **SMALL)
     _assert_same_draws(first.tree, second.tree)
