@@ -235,27 +235,27 @@ def _trace_to_tree(running, results, coords: dict):
 
 # ---- xarray and Dask ----------------------------------------------------------------------------------------
 
-#: the modules xarray's writer (and Dask's ``get_scheduler`` under it) imports to ask for a distributed client
-_DISTRIBUTED = ("distributed", "dask.distributed")
+#: the modules xarray's writer imports to ask Dask which scheduler is active (and Dask, whether a distributed
+#: client runs)
+_DISTRIBUTED = ("dask", "distributed", "dask.distributed")
 
 
 @contextlib.contextmanager
 def no_distributed_import():
     """xarray's writer asks Dask which scheduler is active, and Dask imports ``distributed`` to ask whether a
     client runs (~0.4 s, the larger part of writing a fit in a fresh process). No client can run in a process
-    that has not imported ``distributed``: there the import is answered "not installed" for the write (what
-    both libraries expect of a machine without it; they catch the ImportError), and the answer, no client, is
-    the same; so is the file, byte for byte (``tests/inference/test_startup.py``). Where ``distributed`` is
-    loaded already, nothing changes."""
-    if any(name in sys.modules for name in _DISTRIBUTED):
-        yield
-        return
-    for name in _DISTRIBUTED:
+    that has not imported ``distributed``, nor any Dask scheduler in one that has not imported ``dask``: there
+    the import of what is not loaded yet is answered "not installed" for the write (what both libraries expect
+    of a machine without them; they catch the ImportError), and the answer, no client, no scheduler (xarray's
+    default lock), is the same; so is the file, byte for byte (``tests/inference/test_startup.py``). What is
+    loaded already is left as it is."""
+    blocked = [name for name in _DISTRIBUTED if name not in sys.modules]
+    for name in blocked:
         sys.modules[name] = None   # type: ignore[assignment]  # an import of it: ModuleNotFoundError
     try:
         yield
     finally:
-        for name in _DISTRIBUTED:
+        for name in blocked:
             if name in sys.modules and sys.modules[name] is None:
                 del sys.modules[name]
 
@@ -285,17 +285,26 @@ class _DaskArrayTypeLater:
 
 def defer_dask_array_check() -> None:
     """xarray asks, for every variable it makes, whether the data is a Dask array, and imports ``dask.array`` to
-    know (~0.3 s of a fresh ``bayes-scaling fit``, where Dask is installed). Until something loads ``dask.array``
-    no Dask array can exist, so the answer "no" needs no import: xarray's record of the module is replaced by
-    :class:`_DaskArrayTypeLater`, which becomes the real one when ``dask.array`` is loaded. Nothing happens
-    where xarray has looked already, where ``dask.array`` is loaded, or where xarray's internals differ."""
-    if "dask.array" in sys.modules:
-        return
+    know (and ``dask`` for each index it makes: together ~0.3 s of a fresh ``bayes-scaling fit``, where Dask is
+    installed). Until something loads them no Dask array or collection can exist, so the answer "no" needs no
+    import: xarray's record of the module is replaced by :class:`_DaskArrayTypeLater`, which becomes the real
+    one when ``dask.array`` is loaded, and its ``is_dask_collection`` answers "no" while ``dask`` is not loaded
+    (then asks Dask). Nothing happens where xarray has looked already or where its internals differ."""
     try:
         from xarray.namedarray import pycompat
     except ImportError:   # pragma: no cover - another xarray layout: its own import, slower
         return
     cache = getattr(pycompat, "_cached_duck_array_modules", None)
-    if not isinstance(cache, dict) or "dask" in cache or not hasattr(pycompat, "DuckArrayModule"):
+    if isinstance(cache, dict) and "dask" not in cache and hasattr(pycompat, "DuckArrayModule"):
+        cache["dask"] = _DaskArrayTypeLater(pycompat)
+    try:
+        from xarray.namedarray import utils
+    except ImportError:   # pragma: no cover
         return
-    cache["dask"] = _DaskArrayTypeLater(pycompat)
+    asked = getattr(utils, "is_dask_collection", None)
+    if callable(asked) and not getattr(asked, "_until_dask_loads", False):
+        def is_dask_collection(x) -> bool:   # no Dask collection before Dask is imported
+            return sys.modules.get("dask") is not None and asked(x)
+
+        is_dask_collection._until_dask_loads = True   # type: ignore[attr-defined]
+        utils.is_dask_collection = is_dask_collection
