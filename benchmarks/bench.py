@@ -144,9 +144,9 @@ import os
 from bayes_scaling.data.tables import read_table
 from bayes_scaling.inference import fit as engine
 from bayes_scaling.inference._nutpie_private import import_nutpie
-from bayes_scaling.inference.whiten import Whitening, whiten_sampler, WHITENED_TARGET_ACCEPT
+from bayes_scaling.inference.whiten import WHITENED_TARGET_ACCEPT
 from bayes_scaling.models import spec_model as sm
-import pymc
+import numba, pytensor   # (PyMC: only where the fit cache misses, in the load below)
 import_nutpie()
 t_imp = time.perf_counter()
 spec = engine._as_spec(sys.argv[2])
@@ -154,12 +154,9 @@ table, _ = engine._apply_exclusions(spec, read_table(sys.argv[1], "data"), "data
 t_data = time.perf_counter()
 plan = sm.plan(spec, table)
 t_plan = time.perf_counter()
-sampler = engine._sampler(plan, True, "none" if plan.centred else "auto")
-t_load = time.perf_counter()
-# as bs.fit: a monomial law's coefficient sampled at the data's centre is not whitened
-choice = Whitening("none", "centred", "diag") if plan.centred else \
-    whiten_sampler(sampler, "auto", exponents=plan.exponents)
+sampler, param, choice = engine._prepared_sampler(plan, True, "auto")   # as bs.fit: the fit cache first
 t_whiten = time.perf_counter()
+t_load = t_whiten - choice.seconds   # the whitening's share (0 where read from the fit cache)
 tree = sampler.sample(draws=1000, tune=1000, chains=4, seed=1, cores=min(4, os.cpu_count() or 1),
                       target_accept=WHITENED_TARGET_ACCEPT if choice.method == "laplace" else 0.99,
                       coords={g: list(v) for g, v in plan.data.labels.items()}, adaptation=choice.adaptation)
@@ -180,9 +177,11 @@ _exit_without_teardown(0)   # as the executable ends
 
 #: the stages the driver times, in its order
 STAGE_NAMES = ["imports: Python, NumPy, pandas (+pyarrow), xarray, the command line",
-               "imports: PyMC, PyTensor, Numba, nutpie (ArviZ deferred)", "read the CSV, the spec's exclusions",
+               "imports: PyTensor, Numba, nutpie (ArviZ deferred; PyMC only where the fit cache misses)",
+               "read the CSV, the spec's exclusions",
                "plan: check the data, default priors (least-squares start), parameterization",
-               "load the compiled model (graph cache {cache}, Numba cache)", "whitening: mode and Hessian ({method})",
+               "load the sampler (graph cache: {cache}, where snapshot: read from the fit cache; Numba cache)",
+               "whitening: mode and Hessian ({method}; read from the fit cache on a hit)",
                "sampling (4 x 2000 steps)", "summary and diagnostics", "write the fit file",
                "the rest of the process (interpreter start, exit handlers)"]
 

@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
 from helpers import REPO, SHARED_DATA, digest, one_error_line  # noqa: E402,F401
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the start-up cache of a fit skips steps that tests patch: off, but in its own tests (tests/inference/test_fitcache.py)
+os.environ.setdefault("BAYES_SCALING_FIT_CACHE", "off")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""The only module that touches nutpie's private API; everything else uses ``nutpie.sample`` and
-``nutpie.compile_pymc_model`` (public).
+"""The package's one module for third-party internals: nutpie's private API (everything else uses
+``nutpie.sample`` and ``nutpie.compile_pymc_model``, public), and two internals of xarray and Dask that a fresh
+process otherwise pays for (:func:`no_distributed_import`, :func:`defer_dask_array_check`).
 
 :class:`~bayes_scaling.inference.compiled.CompiledSampler` compiles a model once with PyTensor's Numba back end
 (cached on disk) and hands nutpie its own callbacks, which nutpie's public API cannot take:
@@ -18,17 +19,22 @@ and raise :class:`PrivateAPIError` when anything differs. The sampler then falls
 (``compile_pymc_model(model).with_data(...)``: nutpie compiles the model itself, ~10 s, not cached) with a
 warning, so another nutpie version is slower, never wrong or a traceback.
 
+The xarray/Dask helpers fall back to the libraries' own behaviour (slower, the same result) where their internals
+differ.
+
 Tested with nutpie 0.16.9 to 0.16.11 (``pyproject.toml`` pins ``nutpie>=0.16.9,<0.17``): 0.16.0-0.16.8 lack the
 ``reparameterized_names`` field (and, before 0.16.9, support for ArviZ 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
 from typing import Any
 
 __all__ = ["PrivateAPIError", "TESTED_NUTPIE", "native_model", "pyfunc_model", "nutpie_version", "import_nutpie",
-           "raw_trace_supported", "trace_to_tree"]
+           "raw_trace_supported", "trace_to_tree", "no_distributed_import", "defer_dask_array_check"]
 
 #: modules that nutpie imports at its top level but that the compiled path never uses (ArviZ: only for nutpie's
 #: own trace conversion; pyarrow: loaded by pandas anyway when installed, else on first use)
@@ -143,6 +149,7 @@ def trace_to_tree(running, results, coords: dict):
     ``sample_stats`` (tuning draws left out), as nutpie's own conversion would give it: the arrays come from
     nutpie's ``_add_arrow_data``; ``coords`` (dim -> values) label the dims. Where anything differs from what
     this expects, nutpie converts the trace itself (with ArviZ; the same draws)."""
+    defer_dask_array_check()
     taken = _TakenTrace(results)  # nutpie hands the trace out once: kept for the fallback
     try:
         return _trace_to_tree(running, taken, coords)
@@ -224,3 +231,80 @@ def _trace_to_tree(running, results, coords: dict):
     attrs = {"inference_library": "nutpie", "inference_library_version": __version__,
              "inference_library_settings": json.dumps(settings)}
     return xr.DataTree.from_dict({"posterior": dataset(posterior, {}), "sample_stats": dataset(stats, attrs)})
+
+
+# ---- xarray and Dask ----------------------------------------------------------------------------------------
+
+#: the modules xarray's writer imports to ask Dask which scheduler is active (and Dask, whether a distributed
+#: client runs)
+_DISTRIBUTED = ("dask", "distributed", "dask.distributed")
+
+
+@contextlib.contextmanager
+def no_distributed_import():
+    """xarray's writer asks Dask which scheduler is active, and Dask imports ``distributed`` to ask whether a
+    client runs (~0.4 s, the larger part of writing a fit in a fresh process). No client can run in a process
+    that has not imported ``distributed``, nor any Dask scheduler in one that has not imported ``dask``: there
+    the import of what is not loaded yet is answered "not installed" for the write (what both libraries expect
+    of a machine without them; they catch the ImportError), and the answer, no client, no scheduler (xarray's
+    default lock), is the same; so is the file, byte for byte (``tests/inference/test_startup.py``). What is
+    loaded already is left as it is."""
+    blocked = [name for name in _DISTRIBUTED if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None   # type: ignore[assignment]  # an import of it: ModuleNotFoundError
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+class _DaskArrayTypeLater:
+    """xarray's record of the Dask array module (``xarray.namedarray.pycompat``) until ``dask.array`` is
+    loaded: the array type is ``()`` while it is not (no Dask array can exist then), the real record from then
+    on; any other attribute (module, version, available) loads it at once, as xarray would have."""
+
+    def __init__(self, pycompat) -> None:
+        self._pycompat = pycompat
+
+    def _real(self):
+        real = self._pycompat.DuckArrayModule("dask")
+        self._pycompat._cached_duck_array_modules["dask"] = real
+        return real
+
+    @property
+    def type(self) -> tuple:
+        return self._real().type if "dask.array" in sys.modules else ()
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._real(), name)
+
+
+def defer_dask_array_check() -> None:
+    """xarray asks, for every variable it makes, whether the data is a Dask array, and imports ``dask.array`` to
+    know (and ``dask`` for each index it makes: together ~0.3 s of a fresh ``bayes-scaling fit``, where Dask is
+    installed). Until something loads them no Dask array or collection can exist, so the answer "no" needs no
+    import: xarray's record of the module is replaced by :class:`_DaskArrayTypeLater`, which becomes the real
+    one when ``dask.array`` is loaded, and its ``is_dask_collection`` answers "no" while ``dask`` is not loaded
+    (then asks Dask). Nothing happens where xarray has looked already or where its internals differ."""
+    try:
+        from xarray.namedarray import pycompat
+    except ImportError:   # pragma: no cover - another xarray layout: its own import, slower
+        return
+    cache = getattr(pycompat, "_cached_duck_array_modules", None)
+    if isinstance(cache, dict) and "dask" not in cache and hasattr(pycompat, "DuckArrayModule"):
+        cache["dask"] = _DaskArrayTypeLater(pycompat)
+    try:
+        from xarray.namedarray import utils
+    except ImportError:   # pragma: no cover
+        return
+    asked = getattr(utils, "is_dask_collection", None)
+    if callable(asked) and not getattr(asked, "_until_dask_loads", False):
+        def is_dask_collection(x) -> bool:   # no Dask collection before Dask is imported
+            return sys.modules.get("dask") is not None and asked(x)
+
+        is_dask_collection._until_dask_loads = True   # type: ignore[attr-defined]
+        utils.is_dask_collection = is_dask_collection

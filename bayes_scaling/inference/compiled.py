@@ -53,6 +53,7 @@ __all__ = ["CompiledSampler", "LOGLIK_PREFIX", "GRAPH_CACHE_ENV", "graph_cache_d
 
 LOGLIK_PREFIX = "__loglik__"
 _CFUNC_VERSION = "bayes_scaling-cfunc-1"
+_SNAPSHOT_VERSION = "bayes_scaling-snapshot-2"
 
 
 class CompiledSampler:
@@ -168,6 +169,11 @@ class CompiledSampler:
                     return
                 self._logp_fn = compile_pymc([x], logp_outs, mode="FAST_RUN", trust_input=True)
                 self._expand_fn = compile_pymc([x], outs, mode="FAST_RUN", trust_input=True)
+        self._link(t0)
+
+    def _link(self, t0: float) -> None:
+        """After the two PyTensor functions are made: their first calls (Numba loads or compiles the machine
+        code) and the C callbacks."""
         self._logp_shared = list(self._logp_fn.get_shared())
         self._expand_shared = list(self._expand_fn.get_shared())
         self._shared = list(dict.fromkeys(self._logp_shared + self._expand_shared))
@@ -188,9 +194,125 @@ class CompiledSampler:
                               "calling the model from Python (slower)", RuntimeWarning, stacklevel=2)
         self.compile_seconds = time.perf_counter() - t0
 
+    # ---- a snapshot: the sampler without its PyMC model ---------------------------------------------------
+    def snapshot(self) -> dict | None:
+        """What :meth:`from_snapshot` needs to make this sampler again in another process without PyMC: the
+        rewritten graphs with their shared variables' current values (the data, the change of variables), the
+        traced names and dims, the initial point, the coordinates and the data groups of the trace. ``None``
+        where the sampler does not run on Numba C callbacks (only those are restored)."""
+        if self.engine != "cfunc" or self.mode != "NUMBA" or self.model is None:
+            return None
+        import pickle
+        import sys
+
+        graphs = []
+        for fn in (self._logp_fn, self._expand_fn):
+            fgraph = fn.maker.fgraph
+            graphs.append((list(fgraph.inputs), _strip_output_copies(fgraph)))
+        limit = sys.getrecursionlimit()
+        try:   # pickled apart: read only where the callbacks must be linked from the graphs
+            sys.setrecursionlimit(max(limit, 100_000))
+            graphs = pickle.dumps(graphs, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            sys.setrecursionlimit(limit)
+        observed, constant = self._data_arrays()
+        ip = self._initial_point_fn()
+        return {"version": _SNAPSHOT_VERSION, "graphs": graphs, "names": list(self._names),
+                "dims": dict(self._dims), "value_names": list(self._value_names),
+                "initial_point": {n: np.array(ip[n]) for n in self._value_names}, "n_dim": self.n_dim,
+                "flat_names": list(self._flat_names), "affine": self.affine,
+                "start": None if not self.affine else np.array(self._start), "log_likelihood": self.log_likelihood,
+                "coords": self._coords(), "observed": observed, "constant": constant,
+                "cfuncs": list(self._cfunc_sources), "table": [np.array(v) for v in self._table_values()],
+                "layout": list(self._layout), "table_len": self._table_len,
+                "expand_shapes": [np.shape(v) for v in self._call_expand()(self._start if self.affine else
+                                                                            self.initial_point(0, jitter=False)).values()]}
+
+    @classmethod
+    def from_snapshot(cls, state: dict, fast: bool = True) -> CompiledSampler:
+        """The sampler of :meth:`snapshot`, made without the PyMC model (no PyMC import, no graph building or
+        rewriting): the same shared values and the same machine code, so the same draws for the same seed. It
+        cannot take new data (:meth:`set_data`). ``fast``: the two C callbacks are loaded from Numba's disk cache
+        directly (no graphs linked; then the sampler samples, and nothing else: no :meth:`logp_and_gradient`,
+        :meth:`set_affine`); where they are not there, or ``fast=False``, the rewritten graphs are linked as the
+        first process linked them."""
+        if state.get("version") != _SNAPSHOT_VERSION:
+            raise ValueError("a snapshot of another version")
+        t0 = time.perf_counter()
+        self = cls.__new__(cls)
+        self.model, self._fixed_values = None, None
+        self.log_likelihood = bool(state["log_likelihood"])
+        self._value_names = list(state["value_names"])
+        ip = {n: np.array(v) for n, v in state["initial_point"].items()}
+        self._initial_point_fn = lambda: {n: v.copy() for n, v in ip.items()}
+        self.n_dim = int(state["n_dim"])
+        self._flat_names = list(state["flat_names"])
+        self._names = list(state["names"])
+        self._dims = dict(state["dims"])
+        self._snapshot = {k: state[k] for k in ("coords", "observed", "constant")}
+        self.affine = bool(state["affine"])
+        if self.affine:
+            self._start = np.array(state["start"], dtype=float)
+        self._public = None
+        if fast and self._link_cached_cfuncs(state):   # the C callbacks from Numba's cache: no graphs needed
+            self.compile_seconds = time.perf_counter() - t0
+            return self
+        import pickle
+        import sys
+
+        limit = sys.getrecursionlimit()
+        try:
+            sys.setrecursionlimit(max(limit, 100_000))
+            graphs = pickle.loads(state["graphs"])
+        finally:
+            sys.setrecursionlimit(limit)
+        (x, *logp_shared), logp_outs = graphs[0]
+        (x2, *expand_shared), outs = graphs[1]
+        own: dict[str, Any] = {}     # one variable per shared name (each graph was pickled with its own copy)
+        replace = {x2: x}
+        for v in [*logp_shared, *expand_shared]:
+            replace[v] = own.setdefault(v.name, v)
+        from pytensor.graph.replace import clone_replace
+
+        cloned = clone_replace([*logp_outs, *outs], replace)
+        logp_outs, outs = list(cloned[:len(logp_outs)]), list(cloned[len(logp_outs):])
+        self._affine = {k: own[f"__affine_{k}__"] for k in ("shift", "factor", "shear", "mask")} \
+            if self.affine else {}
+        self.mode = "NUMBA"
+        self.graph_cache = "snapshot"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._logp_fn = _compile_rewritten(x, [replace[v] for v in logp_shared], logp_outs, "NUMBA")
+            self._expand_fn = _compile_rewritten(x, [replace[v] for v in expand_shared], outs, "NUMBA")
+        self._link(t0)
+        if self.engine != "cfunc":
+            raise ValueError("the snapshot's C callbacks are unavailable")
+        return self
+
+    def _link_cached_cfuncs(self, state: dict) -> bool:
+        """The snapshot's C callbacks from Numba's cache, without their inner functions (which are in the cached
+        machine code); False where a callback is not in the cache (it would need compiling: from the graphs)."""
+        self._fixed_values = None
+        sources = state.get("cfuncs") or []
+        if len(sources) != 2 or any(key is None for _, _, key in sources):
+            return False
+        try:
+            cfuncs = tuple(_cfunc(name, src, key, None) for name, src, key in sources)
+        except Exception:  # noqa: BLE001 - not cached (or cached by another Numba): link the graphs
+            return False
+        self._cfuncs, self._cfunc_sources = cfuncs, list(sources)
+        self._fixed_values = [np.array(v) for v in state["table"]]
+        self._layout, self._table_len = list(state["layout"]), int(state["table_len"])
+        self._expand_shapes = [tuple(s) for s in state["expand_shapes"]]
+        self._affine, self.mode, self.engine, self._numba = {}, "NUMBA", "cfunc", True
+        self.graph_cache = "snapshot"
+        return True
+
     # ---- data -------------------------------------------------------------------------------------------
     def set_data(self, values: dict[str, Any], coords: dict[str, Any] | None = None) -> None:
         """New values of ``pm.Data`` containers (another length along a dim: pass its new ``coords``)."""
+        if self.model is None:
+            raise ValueError("a sampler made from a snapshot has no PyMC model: its data cannot change")
         import pymc as pm
 
         with self.model:
@@ -208,6 +330,7 @@ class CompiledSampler:
         posterior in any coordinates. The chains start at ``z = start`` (default 0: ``x = shift``), jittered."""
         if not self.affine:
             raise ValueError("set_affine: this sampler was compiled without affine=True")
+        self._require_graphs("set_affine")
         n = self.n_dim
         shift, factor = np.asarray(shift, dtype=float), np.asarray(factor, dtype=float)
         shear = np.zeros((n, n)) if shear is None else np.asarray(shear, dtype=float)
@@ -227,7 +350,13 @@ class CompiledSampler:
 
     def logp_and_gradient(self):
         """``x -> (log density, gradient)`` of the compiled model (for an ``affine`` sampler: in ``z``)."""
+        self._require_graphs("logp_and_gradient")
         return self._call_logp()
+
+    def _require_graphs(self, what: str) -> None:
+        if getattr(self, "_fixed_values", None) is not None:
+            raise ValueError(f"{what}: this sampler was loaded from a snapshot with its C callbacks alone; "
+                             "CompiledSampler.from_snapshot(state, fast=False) links its graphs")
 
     def initial_point(self, seed: int, jitter: bool = True) -> np.ndarray:
         """The model's initial point on the unconstrained scale, jittered by U(-1, 1) (as PyMC does)."""
@@ -268,8 +397,7 @@ class CompiledSampler:
     # ---- Numba C callbacks ------------------------------------------------------------------------------
     def _make_cfuncs(self):
         """Two ``numba.cfunc`` wrappers (logp+gradient, trace) with nutpie's C signatures, cached on disk."""
-        import numba
-        from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+        from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
         index = {s: i for i, s in enumerate(self._shared)}
         values = self._shared_values(self._shared)
@@ -310,30 +438,26 @@ class CompiledSampler:
                 f"    r = res[{k}].ravel()", "    if o + r.size > expanded:", "        return -2",
                 "    out[o:o + r.size] = r", "    o += r.size")],
             "    if o != expanded:", "        return -2", "    return 0"])
-        env = {"__name__": __name__, "carray": numba.carray, "as_ptr": _as_voidptr, "np": np,
-               "logp_jit": self._logp_fn.vm.jit_fn, "expand_jit": self._expand_fn.vm.jit_fn}
-        d = numba.types.double
-        sigs = {
-            "logp_c": numba.types.int64(numba.types.uint64, numba.types.CPointer(d), numba.types.CPointer(d),
-                                        numba.types.CPointer(d), numba.types.voidptr),
-            "expand_c": numba.types.int64(numba.types.uint64, numba.types.uint64, numba.types.CPointer(d),
-                                          numba.types.CPointer(d), numba.types.voidptr),
-        }
-        out = []
+        jits = {"logp_jit": self._logp_fn.vm.jit_fn, "expand_jit": self._expand_fn.vm.jit_fn}
+        out, self._cfunc_sources = [], []
         for name, src, jit in (("logp_c", src_logp, self._logp_fn.vm.jit_fn),
                                ("expand_c", src_expand, self._expand_fn.vm.jit_fn)):
             inner_key = CACHED_SRC_FUNCTIONS.get(jit.py_func)
             key = None if inner_key is None else \
                 hashlib.sha256(f"{_CFUNC_VERSION}\n{inner_key}\n{src}".encode()).hexdigest()
-            fn = compile_numba_function_src(src, name, dict(env), cache_key=key)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out.append(numba.cfunc(sigs[name], cache=key is not None)(fn))
+            out.append(_cfunc(name, src, key, jits))
+            self._cfunc_sources.append((name, src, key))
         return tuple(out)
+
+    def _table_values(self) -> list[np.ndarray]:
+        """The values of the shared variables in the pointer table's order."""
+        if getattr(self, "_fixed_values", None) is not None:   # a snapshot linked without its graphs
+            return self._fixed_values
+        return self._shared_values(self._shared)
 
     def _pointer_table(self) -> tuple[np.ndarray, list[np.ndarray]]:
         keep, table = [], []
-        for v, (ndim, dtype) in zip(self._shared_values(self._shared), self._layout, strict=True):
+        for v, (ndim, dtype) in zip(self._table_values(), self._layout, strict=True):
             a = np.require(v, dtype=dtype, requirements="C")  # the callbacks were compiled for these
             if a.ndim != ndim:
                 raise ValueError(f"data of rank {a.ndim} where the compiled model expects rank {ndim}")
@@ -355,7 +479,8 @@ class CompiledSampler:
 
         nutpie = import_nutpie()
         x0 = self._start if self.affine else self.initial_point(0, jitter=False)
-        shapes = [np.shape(v) for v in self._call_expand()(x0).values()]
+        shapes = self._expand_shapes if getattr(self, "_fixed_values", None) is not None else \
+            [np.shape(v) for v in self._call_expand()(x0).values()]
         from bayes_scaling._system import check_draws_memory
 
         # nutpie keeps the tuning draws in memory too until the end
@@ -466,6 +591,8 @@ class CompiledSampler:
 
     # ---- the result -------------------------------------------------------------------------------------
     def _coords(self) -> dict[str, list]:
+        if self.model is None:
+            return {k: list(v) for k, v in self._snapshot["coords"].items()}
         coords = {}
         for name, vals in self.model.coords.items():
             if vals is None:
@@ -494,6 +621,17 @@ class CompiledSampler:
 
     def _data_groups(self, coords: dict) -> tuple[xr.Dataset, xr.Dataset]:
         """``observed_data`` (the observed variables' values) and ``constant_data`` (the other containers)."""
+        observed, constant = self._data_arrays()
+
+        def ds(d):
+            used = {dim for dims, _ in d.values() for dim in dims}
+            return xr.Dataset(d, coords={k: coords[k] for k in used if k in coords})
+        return ds(observed), ds(constant)
+
+    def _data_arrays(self) -> tuple[dict, dict]:
+        """``name -> (dims, values)`` of the observed variables and of the other data containers."""
+        if self.model is None:
+            return dict(self._snapshot["observed"]), dict(self._snapshot["constant"])
         model = self.model
         dims_of = model.named_vars_to_dims
         observed, constant, feeding = {}, {}, set()
@@ -506,11 +644,32 @@ class CompiledSampler:
             if var.name not in feeding:
                 v = np.asarray(_value(var))
                 constant[var.name] = (_dims_for(var.name, v.shape, dims_of.get(var.name, ())), v)
+        return observed, constant
 
-        def ds(d):
-            used = {dim for dims, _ in d.values() for dim in dims}
-            return xr.Dataset(d, coords={k: coords[k] for k in used if k in coords})
-        return ds(observed), ds(constant)
+
+def _cfunc(name: str, src: str, key: str | None, jits: dict | None):
+    """The ``numba.cfunc`` of a callback's source (:meth:`CompiledSampler._make_cfuncs`), cached on disk under
+    ``key``. ``jits``: the PyTensor functions it calls; ``None``: only from the cache (compiling then fails)."""
+    import numba
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    d = numba.types.double
+    sigs = {
+        "logp_c": numba.types.int64(numba.types.uint64, numba.types.CPointer(d), numba.types.CPointer(d),
+                                    numba.types.CPointer(d), numba.types.voidptr),
+        "expand_c": numba.types.int64(numba.types.uint64, numba.types.uint64, numba.types.CPointer(d),
+                                      numba.types.CPointer(d), numba.types.voidptr),
+    }
+    env = {"__name__": __name__, "carray": numba.carray, "as_ptr": _as_voidptr, "np": np,
+           **(jits or {"logp_jit": _not_cached, "expand_jit": _not_cached})}
+    fn = compile_numba_function_src(src, name, env, cache_key=key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return numba.cfunc(sigs[name], cache=key is not None)(fn)
+
+
+def _not_cached(*args):  # pragma: no cover - stands for the inner functions of a callback loaded from the cache
+    raise RuntimeError("compiled without its inner function")
 
 
 def _dims_for(name: str, shape: tuple, dims) -> tuple[str, ...]:

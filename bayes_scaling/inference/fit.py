@@ -55,11 +55,46 @@ def _sampler(plan: sm.ModelPlan, log_likelihood: bool, whiten: str = "none"):
 
     refit = lambda s: s.set_data(plan.values(), coords={"row": np.arange(plan.data.n)})  # noqa: E731
     if whiten == "none":
-        return cached_sampler(("spec", *plan.structure(log_likelihood)),
+        return cached_sampler(_sampler_key(plan, log_likelihood, whiten),
                               lambda: CompiledSampler(plan.build(), log_likelihood=log_likelihood), refit)
     return cached_sampler(   # compiled in the affine form (inference.whiten) when the dimension allows
-        ("spec", "affine", *plan.structure(log_likelihood)),
-        lambda: compiled_sampler(plan.build(), log_likelihood), refit)
+        _sampler_key(plan, log_likelihood, whiten), lambda: compiled_sampler(plan.build(), log_likelihood), refit)
+
+
+def _sampler_key(plan: sm.ModelPlan, log_likelihood: bool, whiten: str) -> tuple:
+    """The key of :func:`_sampler`'s compiled sampler in this process's cache."""
+    return ("spec", *(("affine",) if whiten != "none" else ()), *plan.structure(log_likelihood))
+
+
+def _prepared_sampler(plan: sm.ModelPlan, log_likelihood: bool, whiten: str):
+    """``(sampler, parameterization, whitening)`` of a nutpie fit: a compiled model kept in this process for the
+    first parameterization tried; else the start-up cache's (:mod:`bayes_scaling.inference.fitcache`: a fresh
+    process fitting data fitted before); else made (:func:`~bayes_scaling.inference.whiten.whiten_spec_sampler`;
+    a monomial law whose coefficient is sampled at the data's centre is not whitened) and written to that cache."""
+    from bayes_scaling.inference import fitcache
+    from bayes_scaling.inference.sampling import _COMPILED
+    from bayes_scaling.inference.whiten import Whitening, whiten_spec_sampler
+
+    centred = whiten == "auto" and bool(plan.centred)
+    form = "none" if centred else whiten
+    first = plan if form == "none" else plan.with_parameterization((plan.attempts or [plan.parameterization])[0])
+    key = None
+    if _sampler_key(first, log_likelihood, form) not in _COMPILED and fitcache.cache_dir() is not None:
+        key = fitcache.fit_key(plan, log_likelihood, whiten)
+        hit = fitcache.load(key)
+        if hit is not None:
+            return hit
+    if centred:   # its own coordinates are nearly uncorrelated: a mode search would cost more than it saves
+        made = (_sampler(plan, log_likelihood, "none"), plan.parameterization,
+                Whitening("none", "the law's coefficient is sampled at the data's centre (nearly uncorrelated "
+                          "coordinates)", "diag"))
+    else:
+        made = whiten_spec_sampler(lambda p: _sampler(plan.with_parameterization(p), log_likelihood, whiten),
+                                   plan.parameterization, plan.attempts,
+                                   lambda p: plan.with_parameterization(p).exponents, whiten)
+    if key is not None:
+        fitcache.save(key, *made)
+    return made
 
 
 def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | dict = "transfer", *,
@@ -124,32 +159,16 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
     prepared, priors, param = plan.data, plan.priors, plan.parameterization
     coords = {g: list(v) for g, v in prepared.labels.items()}
-    from bayes_scaling.inference.whiten import WHITEN_CHOICES, WHITENED_TARGET_ACCEPT, whiten_spec_sampler
+    from bayes_scaling.inference.whiten import WHITEN_CHOICES, WHITENED_TARGET_ACCEPT
 
     if whiten not in WHITEN_CHOICES:
         raise ValueError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
-
     def run(target_accept: float, default: bool) -> tuple[xr.DataTree, float]:
         """One run of the sampler; ``default``: ``target_accept`` is the back end's default (a whitened fit's
         is then :data:`~bayes_scaling.inference.whiten.WHITENED_TARGET_ACCEPT`)."""
         nonlocal param
-        if ran == "nutpie" and whiten == "auto" and plan.centred:
-            from bayes_scaling.inference.whiten import Whitening
-
-            # a monomial law's coefficient sampled at the data's centre: its own coordinates are nearly uncorrelated,
-            # and the mode search of the Laplace whitening would cost more than it saves (docs/benchmarks.md)
-            sampler = _sampler(plan, log_likelihood, "none")
-            choice = Whitening("none", "the law's coefficient is sampled at the data's centre (nearly uncorrelated "
-                               "coordinates)", "diag")
-            tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
-                                  progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains),
-                                  coords=coords, adaptation=choice.adaptation)
-            tree.attrs["backend"] = ran
-            tree.attrs.update(choice.attrs())
-        elif ran == "nutpie":   # the parameterization of pooled parameters may change with the whitening (same posterior)
-            sampler, param, choice = whiten_spec_sampler(
-                lambda p: _sampler(plan.with_parameterization(p), log_likelihood, whiten), param, plan.attempts,
-                lambda p: plan.with_parameterization(p).exponents, whiten)
+        if ran == "nutpie":   # the parameterization of pooled parameters may change with the whitening (same posterior)
+            sampler, param, choice = _prepared_sampler(plan, log_likelihood, whiten)
             if default and choice.method == "laplace":
                 target_accept = WHITENED_TARGET_ACCEPT
             tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import sys
 from os import PathLike
 from pathlib import Path
 
@@ -61,7 +60,10 @@ def write_netcdf(obj: xr.DataTree | xr.Dataset, path: str | PathLike, **kwargs) 
 
     path = Path(path)
     buffer = io.BytesIO()
-    with _no_distributed_import():
+    from bayes_scaling.inference._nutpie_private import defer_dask_array_check, no_distributed_import
+
+    defer_dask_array_check()
+    with no_distributed_import():
         obj.to_netcdf(buffer, engine="h5netcdf", **kwargs)
     view = buffer.getbuffer()
     digest = hashlib.sha256()
@@ -75,30 +77,6 @@ def write_netcdf(obj: xr.DataTree | xr.Dataset, path: str | PathLike, **kwargs) 
     finally:
         view.release()
     return path
-
-
-#: the modules xarray's writer (and Dask's ``get_scheduler`` under it) imports to ask for a distributed client
-_DISTRIBUTED = ("distributed", "dask.distributed")
-
-
-@contextlib.contextmanager
-def _no_distributed_import():
-    """xarray's writer asks Dask which scheduler is active, and Dask imports ``distributed`` to ask whether a
-    client runs (~0.4 s, the larger part of writing a fit in a fresh process). No client can run in a process
-    that has not imported ``distributed``: there the import is answered "not installed" for the write (what
-    both libraries expect of a machine without it; they catch the ImportError), and the answer, no client, is
-    the same; so is the file, byte for byte (``tests/inference/test_startup.py``)."""
-    if any(name in sys.modules for name in _DISTRIBUTED):
-        yield
-        return
-    for name in _DISTRIBUTED:
-        sys.modules[name] = None   # type: ignore[assignment]  # an import of it: ModuleNotFoundError
-    try:
-        yield
-    finally:
-        for name in _DISTRIBUTED:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
 
 
 # ---- the file's digest and a guarded read --------------------------------------------------------------

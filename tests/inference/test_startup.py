@@ -67,9 +67,9 @@ def test_fit_path_loads_no_arviz_matplotlib_jax_or_distributed():
         from bayes_scaling._lazy import pending
         fit = fit_transfer(bs.load_example(), draws=30, tune=30, chains=1, seed=1, warn=False)
         fit.summary()
-        # (not Dask: xarray imports it itself, to ask whether an array is a Dask array, when installed)
+        # (Dask: xarray's question whether an array is a Dask array is answered without it)
         heavy = ["arviz_base", "arviz_stats", "arviz_plots", "matplotlib", "jax", "distributed", "scipy.stats",
-                 "xarray_einstats"]
+                 "xarray_einstats", "dask"]
         print("loaded:", [m for m in heavy if m in sys.modules])
         print("arviz pending:", pending("arviz") or "arviz" not in sys.modules)
         nutpie_sample = sys.modules["nutpie.sample"]   # (nutpie.sample is the function)
@@ -91,15 +91,37 @@ def test_writing_a_fit_file_loads_no_distributed_and_writes_the_same_bytes(tmp_p
         import sys
         import numpy as np, xarray as xr
         from bayes_scaling.inference.fitfile import write_tree
+        from bayes_scaling.inference._nutpie_private import defer_dask_array_check
+        defer_dask_array_check()                     # as a fit does before it makes its datasets
         tree = xr.DataTree.from_dict({{"posterior": xr.Dataset({{"a": (("chain", "draw"), np.arange(6.0).reshape(2, 3))}}),
                                        "data": xr.Dataset({{"x": ("row", np.array([1.0, 2.0]))}})}})
         write_tree(tree, {str(tmp_path / "fresh.nc")!r})
-        print("distributed loaded:", "distributed" in sys.modules, "dask.distributed" in sys.modules)
+        print("distributed loaded:", "distributed" in sys.modules, "dask.distributed" in sys.modules,
+              "dask" in sys.modules)
         import dask.distributed                      # importable again after the write
         write_tree(tree, {str(tmp_path / "loaded.nc")!r})
     """)
-    assert "distributed loaded: False False" in out, out
+    assert "distributed loaded: False False False" in out, out
     assert (tmp_path / "fresh.nc").read_bytes() == (tmp_path / "loaded.nc").read_bytes()
+
+
+def test_dask_array_check_deferred_until_dask_array_loads():
+    """Until ``dask.array`` is loaded, xarray's "is this a Dask array?" is answered without importing it; once
+    it is loaded, xarray sees Dask arrays as chunked again (the real record takes over)."""
+    out = _run("""
+        import sys
+        import numpy as np, xarray as xr
+        from bayes_scaling.inference._nutpie_private import defer_dask_array_check
+        defer_dask_array_check()
+        ds = xr.Dataset({"a": (("chain", "draw"), np.zeros((2, 3)))}, coords={"chain": [0, 1], "draw": [0, 1, 2]})
+        print("dask.array loaded:", "dask.array" in sys.modules, "dask" in sys.modules)
+        import dask.array as da
+        arr = xr.DataArray(da.zeros(4, chunks=2), dims="x")
+        print("chunks:", arr.chunks, type(arr.data).__module__.split(".")[0])
+        print("sum:", float(arr.sum().compute()), float(ds["a"].sum()))
+    """)
+    assert "dask.array loaded: False False" in out, out
+    assert "chunks: ((2, 2),) dask" in out and "sum: 0.0 0.0" in out, out
 
 
 @needs_nutpie
