@@ -23,6 +23,12 @@ def _table():
     return bs.load_example().used[["pretraining", "N", "D_F", "D_T"]].reset_index(drop=True)
 
 
+def _scratch():
+    from bayes_scaling.models.losslaws import read_scratch
+
+    return read_scratch(bs.datasets.SCRATCH_LOSSES_CSV)
+
+
 def _assert_same_draws(a: xr.DataTree, b: xr.DataTree) -> None:
     for group in GROUPS:
         xr.testing.assert_equal(a[group].to_dataset(), b[group].to_dataset())
@@ -61,22 +67,25 @@ def test_fresh_process_reads_the_fit_cache_and_draws_the_same(tmp_path, monkeypa
 
 
 @needs_nutpie
-def test_fit_cache_in_process_and_a_damaged_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("law, data, method", [("transfer", _table, "none"), ("kaplan", _scratch, "laplace")],
+                         ids=["centred-transfer", "whitened-kaplan"])
+def test_fit_cache_in_process_and_a_damaged_file(tmp_path, monkeypatch, law, data, method):
     """In one process: a second fit of the same data reads the cache once the compiled model is gone (the same
-    draws); a damaged file is a miss, rewritten; data changed by one value: another key."""
+    draws); a damaged file is a miss, rewritten; data changed by one value: another key. Both forms the cache
+    keeps: a monomial law sampled at the data's centre (not whitened) and a Laplace-whitened loss law."""
     from bayes_scaling.inference import fitcache
     from bayes_scaling.laws.spec import builtin_spec
     from bayes_scaling.models import spec_model as sm
 
     monkeypatch.setenv("BAYES_SCALING_FIT_CACHE", str(tmp_path))
     clear_compiled_cache()
-    table = _table()
-    first = bs.fit(table, "transfer", warn=False, **SMALL)
-    plan = sm.plan(builtin_spec("transfer"), table)
+    table = data()
+    first = bs.fit(table, law, warn=False, **SMALL)
+    plan = sm.plan(builtin_spec(law), table)
     key = fitcache.fit_key(plan, True, "auto")
-    assert key == fitcache.fit_key(sm.plan(builtin_spec("transfer"), table), True, "auto")
+    assert key == fitcache.fit_key(sm.plan(builtin_spec(law), table), True, "auto")
     sampler, param, choice = fitcache.load(key)
-    assert sampler.graph_cache == "snapshot" and sampler.model is None and choice.method == "laplace"
+    assert sampler.graph_cache == "snapshot" and sampler.model is None and choice.method == method
     with pytest.raises(ValueError, match="snapshot has no PyMC model"):
         sampler.set_data({})
     # the C callbacks straight from Numba's cache, or the graphs linked again: the same draws
@@ -92,18 +101,19 @@ def test_fit_cache_in_process_and_a_damaged_file(tmp_path, monkeypatch):
     run = dict(draws=30, tune=30, chains=2, seed=2, adaptation=choice.adaptation)
     xr.testing.assert_equal(sampler.sample(**run)["posterior"].to_dataset(), slow.sample(**run)["posterior"].to_dataset())
     clear_compiled_cache()
-    second = bs.fit(table, "transfer", warn=False, **SMALL)
+    second = bs.fit(table, law, warn=False, **SMALL)
     _assert_same_draws(first.tree, second.tree)
-    assert second.tree.attrs["whitening_seconds"] == 0.0       # nothing sought: read
+    if method == "laplace":
+        assert first.tree.attrs["whitening_seconds"] > 0.0 and second.tree.attrs["whitening_seconds"] == 0.0  # read
     (tmp_path / f"{key}{fitcache.SUFFIX}").write_bytes(b"not a pickle")
     assert fitcache.load(key) is None
     clear_compiled_cache()
-    third = bs.fit(table, "transfer", warn=False, **SMALL)     # a miss: made again, the file rewritten
+    third = bs.fit(table, law, warn=False, **SMALL)     # a miss: made again, the file rewritten
     _assert_same_draws(first.tree, third.tree)
     assert fitcache.load(key) is not None
     clear_compiled_cache()
     other = table.copy()
-    other.loc[0, "D_T"] *= 1.0 + 1e-12
-    assert fitcache.fit_key(sm.plan(builtin_spec("transfer"), other), True, "auto") != key
+    other.loc[0, builtin_spec(law).target] *= 1.0 + 1e-12
+    assert fitcache.fit_key(sm.plan(builtin_spec(law), other), True, "auto") != key
     assert fitcache.fit_key(plan, False, "auto") != key and fitcache.fit_key(plan, True, "none") != key
     assert np.isfinite(first.tree["posterior"]["sigma"].values).all()
