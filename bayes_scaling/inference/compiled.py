@@ -797,9 +797,6 @@ def _strip_output_copies(fgraph) -> list:
 def _save_graphs(path: Path, model, fns, names, extra: dict | None = None) -> None:
     """The rewritten graphs of ``fns`` (compiled PyTensor functions of one input, the point, and the model's
     shared variables) to ``path``; written atomically; nothing when a graph has another shared input."""
-    import pickle
-    import sys
-
     shared = _model_shared(model) | {v.name: v for v in (extra or {}).values()}
     graphs = []
     for fn in fns:
@@ -808,12 +805,21 @@ def _save_graphs(path: Path, model, fns, names, extra: dict | None = None) -> No
         if any(shared.get(v.name) is not v for v in inputs[1:]):
             return
         graphs.append((inputs, _strip_output_copies(fgraph)))
+    write_cache_file(path, {"version": _GRAPH_VERSION, "graphs": graphs, "names": list(names)})
+
+
+def write_cache_file(path: Path, record: dict) -> None:
+    """``record`` pickled (deep graphs: a high recursion limit) and written to ``path`` atomically; nothing where
+    it does not pickle or the disk refuses (a cache is an optimisation). The graph cache's and the fit cache's
+    one writer."""
+    import pickle
+    import sys
+
     limit = sys.getrecursionlimit()
     try:
         sys.setrecursionlimit(max(limit, 100_000))
-        blob = pickle.dumps({"version": _GRAPH_VERSION, "graphs": graphs, "names": list(names)},
-                            protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - an op that does not pickle: no cache for this model
+        blob = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - an op that does not pickle: no cache
         return
     finally:
         sys.setrecursionlimit(limit)
@@ -822,7 +828,7 @@ def _save_graphs(path: Path, model, fns, names, extra: dict | None = None) -> No
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(blob)
         os.replace(tmp, path)
-    except OSError:  # a read-only or full disk: the cache is an optimisation
+    except OSError:  # a read-only or full disk
         pass
 
 

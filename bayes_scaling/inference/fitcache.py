@@ -140,18 +140,6 @@ def save(key: str, sampler, parameterization: dict[str, str], choice) -> None:
     record = {"version": _VERSION, "sampler": state, "parameterization": dict(parameterization),
               "choice": {"method": choice.method, "reason": choice.reason, "adaptation": choice.adaptation,
                          "shift": choice.shift, "factor": choice.factor, "seconds": 0.0}}
-    limit = sys.getrecursionlimit()
-    try:
-        sys.setrecursionlimit(max(limit, 100_000))
-        blob = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - an op that does not pickle: no cache for this fit
-        return
-    finally:
-        sys.setrecursionlimit(limit)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    from bayes_scaling.inference.compiled import write_cache_file
+
+    write_cache_file(path, record)
