@@ -9,8 +9,8 @@ the transfer model.
   LOO coverage is close to nominal; in-sample coverage is slightly above it.
 - :func:`loo_pit`: LOO-PIT values ``P(y_rep_i <= y_i | y_-i)`` (PSIS-LOO weighted), uniform under a
   calibrated model; a Kolmogorov-Smirnov distance to the uniform summarises the departure.
-- :func:`prior_predictive_check`: what the priors alone say about k, alpha, beta and D_T at the observed runs
-  (the transfer model).
+- :func:`prior_predictive_check`: what the priors alone say about a law's parameters and its target at the
+  observed runs (the transfer law or any spec).
 
 The replicated values come from the model's own observed variable (``pm.sample_posterior_predictive`` on the
 model rebuilt from the fit: :mod:`bayes_scaling.analysis._fits`), the same likelihood whose pointwise density
@@ -39,7 +39,7 @@ from bayes_scaling.data.tables import TransferData
 from bayes_scaling.errors import BayesScalingError
 from bayes_scaling.inference.fit import Fit
 from bayes_scaling.inference.sampling import TransferFit
-from bayes_scaling.models.transfer import ModelConfig, prior_parameterization
+from bayes_scaling.models.transfer import ModelConfig
 
 __all__ = ["posterior_predictive", "posterior_predictive_check", "coverage", "loo_pit", "LooPit",
            "prior_predictive_check", "PriorPredictive"]
@@ -186,12 +186,15 @@ def _check_probs(ci_probs) -> None:
 
 @dataclass
 class PriorPredictive:
-    """Prior predictive check.
+    """Prior predictive check of a law (the transfer law or any spec).
 
-    ``parameters``: prior quantiles (5%, 50%, 95%) of k, alpha, beta, sigma. ``runs``: per observed run, the
-    observed D_T and the prior predictive 5/50/95% quantiles of D_T, and whether it lies in the 90% and 99%
-    intervals. ``coverage``: share of runs inside those intervals. ``orders_90``: median width of the 90%
-    prior predictive interval of D_T in orders of magnitude (how vague the prior is). ``tree``: the draws.
+    ``parameters``: prior quantiles (5%, 50%, 95%) of each free parameter of the law and the noise scale, one row
+    per parameter and group (the group column named after the spec's group column where it has one, else
+    ``group``; ``""`` for a shared parameter). ``runs``: per observed run, the observed target and its prior
+    predictive 5/50/95% quantiles, and whether it lies in the 90% and 99% intervals. ``coverage``: share of runs
+    inside those intervals. ``orders_90``: median width of the 90% prior predictive interval in orders of
+    magnitude of the target (log-scale likelihood; on an identity scale, in units of the target's spread).
+    ``tree``: the draws. ``target``: the target column (``D_T`` for the transfer law).
     """
 
     parameters: pd.DataFrame
@@ -200,60 +203,103 @@ class PriorPredictive:
     orders_90: float
     tree: xr.DataTree
     unit: str
+    target: str = "D_T"
+    scale: str = "log"
 
 
-def prior_predictive_check(data: TransferData | TransferFit, config: ModelConfig | None = None, *,
-                           draws: int = 1000, seed: int = 0) -> PriorPredictive:
-    """Draw from the prior of the transfer model (``pm.sample_prior_predictive``, seeded) at the observed runs: the
-    transfer law spec of ``config`` (:func:`~bayes_scaling.models.transfer.transfer_spec`) as the engine builds
-    it, k at the data's centre, in the non-centred form (or centred where ``config`` says so).
-
-    ``data`` may be a fit (its data and configuration are used). Default priors: ``ModelConfig()``.
-
-    >>> pri = prior_predictive_check(bs.load_example(), seed=1)     # doctest: +SKIP
-    >>> pri.parameters, pri.coverage                                # doctest: +SKIP
-    """
-    import pymc as pm
+def _prior_inputs(data, config, model):
+    """``(spec, table, unit)`` of a prior predictive check: a transfer data set or fit with its model
+    configuration (the transfer spec it states), a law-spec fit, or a table with ``model``."""
+    from bayes_scaling.inference.fit import _apply_exclusions, _as_spec
+    from bayes_scaling.models.transfer import engine_form, transfer_spec
 
     if isinstance(data, TransferFit):
         config = config or data.config
         data = data.data
-    config = config or ModelConfig()
+    if isinstance(data, TransferData):
+        if model is not None:
+            raise BayesScalingError("model: a transfer data set is checked with the transfer law; give a "
+                                    "ModelConfig as config, or pass a table for another law")
+        config = config or ModelConfig()
+        form, _ = engine_form(data.arrays(), len(data.pretraining), config)
+        spec = transfer_spec(config, len(data.pretraining), form=form)
+        return spec, data.used[["pretraining", "N", "D_F", "D_T"]].reset_index(drop=True), data.unit
+    if config is not None:
+        raise BayesScalingError("config (a ModelConfig) applies to the transfer law only; a law spec states "
+                                "its own priors")
+    if isinstance(data, Fit):
+        return data.spec, data.table, ""
+    if model is None:
+        raise BayesScalingError("model: give the law (a built-in name, a spec file or a LawSpec) to check a "
+                                "table's priors, e.g. prior_predictive_check(table, model='chinchilla')")
+    from bayes_scaling.data.tables import read_table
+
+    spec = _as_spec(model)
+    table = read_table(data) if not isinstance(data, pd.DataFrame) else data
+    kept, _ = _apply_exclusions(spec, table, "the data", warn=True)
+    return spec, kept.reset_index(drop=True), ""
+
+
+def prior_predictive_check(data: TransferData | AnyFit | pd.DataFrame | str, config: ModelConfig | None = None, *,
+                           model=None, draws: int = 1000, seed: int = 0) -> PriorPredictive:
+    """Draw from the prior of a law (``pm.sample_prior_predictive``, seeded) at the observed runs: the model
+    ``bs.fit`` samples, with the data's values but the observations left out,
+    ``log y ~ Normal(log f(x; theta), sigma)`` (or on the target's own scale), theta from the spec's priors.
+
+    ``data``: a transfer data set (the transfer law with ``config``'s priors; default ``ModelConfig()``), a fit
+    (its law, priors and runs), or a table / CSV path with ``model`` (a built-in name, spec file or LawSpec).
+
+    >>> pri = prior_predictive_check(bs.load_example(), seed=1)                       # doctest: +SKIP
+    >>> pri = prior_predictive_check(bs.datasets.load_corpora(), model="chinchilla_by_corpus")   # doctest: +SKIP
+    >>> pri.parameters, pri.coverage                                                  # doctest: +SKIP
+    """
+    import pymc as pm
+
+    from bayes_scaling.models import spec_model as sm
+
     if not isinstance(draws, (int, np.integer)) or draws < 10:
         raise BayesScalingError(f"draws must be an integer >= 10, got {draws!r}")
-    from bayes_scaling.models import spec_model as sm
-    from bayes_scaling.models.transfer import transfer_spec
-
-    form = set(prior_parameterization(config).values()).pop()
-    table = data.used[["pretraining", "N", "D_F", "D_T"]].reset_index(drop=True)
-    model = sm.plan(transfer_spec(config, len(data.pretraining), form=form), table).build()
-    with model, warnings.catch_warnings(), _quiet_pymc():
+    spec, table, unit = _prior_inputs(data, config, model)
+    plan = sm.plan(spec, table)
+    with plan.build() as pm_model, warnings.catch_warnings(), _quiet_pymc():
         warnings.filterwarnings("ignore", category=UserWarning)
         tree = pm.sample_prior_predictive(draws=draws, random_seed=seed)
     prior = tree["prior"].to_dataset()
+    group_cols = sorted({p.by for p in spec.parameters.values() if p.by is not None})
+    label = group_cols[0] if len(group_cols) == 1 else "group"
+    names = [p.name for p in spec.parameters.values() if p.fixed is None and p.name in prior]
+    names += [v for v in prior.data_vars if v == "sigma" or v.startswith(("sigma_", "nu"))]
     q = [0.05, 0.5, 0.95]
     rows = []
-    for v in ("k", "alpha", "beta", "sigma"):
+    for v in names:
         da = prior[v]
-        grouped = "pretraining" in da.dims      # a value shared by the distributions: one row each, as varied ones
-        per = v in ("k", "alpha") or (v == "beta" and config.variant == "separate_beta")
-        for p in ([str(p) for p in da["pretraining"].values] if grouped else
-                  [str(p) for p in data.pretraining] if per else [""]):
-            x = (da.sel(pretraining=p) if grouped else da).values.ravel()
-            lo, med, hi = np.quantile(x, q)
-            rows.append({"parameter": v, "pretraining": p, "q05": lo, "median": med, "q95": hi})
-    params = pd.DataFrame(rows)
-    rep = tree["prior_predictive"]["D_T"].stack(sample=SAMPLE_DIMS).transpose("row", "sample").values   # log D_T
-    used = data.used
-    runs = pd.DataFrame({"row": used.index.to_numpy(), "pretraining": used["pretraining"].to_numpy(),
-                         "N": used["N"].to_numpy(float), "D_F": used["D_F"].to_numpy(float),
-                         "D_T": used["D_T"].to_numpy(float)})
-    log_obs = np.log(runs["D_T"].to_numpy())
+        extra = [d for d in da.dims if d not in SAMPLE_DIMS]
+        if extra:
+            dim = extra[0]
+            for g in da[dim].values:
+                lo, med, hi = np.quantile(da.sel({dim: g}).values.ravel(), q)
+                rows.append({"parameter": v, label: str(g), "q05": lo, "median": med, "q95": hi})
+        else:
+            lo, med, hi = np.quantile(da.values.ravel(), q)
+            rows.append({"parameter": v, label: "", "q05": lo, "median": med, "q95": hi})
+    params = pd.DataFrame(rows, columns=["parameter", label, "q05", "median", "q95"])
+    obs_name = pm_model.observed_RVs[0].name
+    rep = tree["prior_predictive"][obs_name].stack(sample=SAMPLE_DIMS).transpose(..., "sample").values
+    rep = rep.reshape(-1, rep.shape[-1])
+    if rep.shape[0] != len(table):   # replicate runs: the model observes each cell's mean, not each run
+        raise BayesScalingError(f"prior_predictive_check: the law {spec.name!r} observes {rep.shape[0]} cell means "
+                                f"of its {len(table)} runs (replicates = true); check it without replicates")
+    y = table[spec.target].to_numpy(float)
+    log = spec.scale == "log"
+    runs = table.reset_index(drop=True).copy()
+    runs.insert(0, "row", np.arange(len(runs)))
+    obs = np.log(y) if log else y
     qs = np.quantile(rep, [0.005, 0.05, 0.5, 0.95, 0.995], axis=1)
-    runs["prior_q05"], runs["prior_median"], runs["prior_q95"] = np.exp(qs[1]), np.exp(qs[2]), np.exp(qs[3])
-    runs["inside90"] = (log_obs >= qs[1]) & (log_obs <= qs[3])
-    runs["inside99"] = (log_obs >= qs[0]) & (log_obs <= qs[4])
+    back = np.exp if log else (lambda x: x)
+    runs["prior_q05"], runs["prior_median"], runs["prior_q95"] = back(qs[1]), back(qs[2]), back(qs[3])
+    runs["inside90"] = (obs >= qs[1]) & (obs <= qs[3])
+    runs["inside99"] = (obs >= qs[0]) & (obs <= qs[4])
     cov = pd.DataFrame({"nominal": [0.9, 0.99], "n": len(runs),
                         "observed": [runs["inside90"].mean(), runs["inside99"].mean()]})
-    orders = float(np.median((qs[3] - qs[1]) / np.log(10)))
-    return PriorPredictive(params, runs, cov, orders, tree, data.unit)
+    width = (qs[3] - qs[1]) / (np.log(10) if log else (np.std(y) or 1.0))
+    return PriorPredictive(params, runs, cov, float(np.median(width)), tree, unit, spec.target, spec.scale)

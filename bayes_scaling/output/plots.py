@@ -208,20 +208,26 @@ def plot_ppc(fit, *, ci_prob: float = 0.9, seed: int = 0):
 
 def plot_prior_predictive(prior):
     """Prior predictive check (:func:`bayes_scaling.analysis.checks.prior_predictive_check`): for every observed run
-    (sorted by observed D_T) the prior 90% interval and median of D_T, with the observation, on a log axis."""
+    (sorted by the observed target, e.g. D_T) the prior 90% interval and median of the target, with the
+    observation (a log axis for a law on the log scale)."""
     import matplotlib.pyplot as plt
 
-    runs = prior.runs.sort_values("D_T", ignore_index=True)
+    target = getattr(prior, "target", "D_T")
+    runs = prior.runs.sort_values(target, ignore_index=True)
     x = np.arange(len(runs))
     fig, ax = plt.subplots(figsize=(8, 4.4))
     ax.fill_between(x, runs["prior_q05"], runs["prior_q95"], color="C0", alpha=0.25, lw=0,
                     label="prior predictive 90% interval")
     ax.plot(x, runs["prior_median"], color="C0", lw=1.5, label="prior predictive median")
-    ax.scatter(x, runs["D_T"], color="k", s=10, zorder=3, label="observed D_T")
+    ax.scatter(x, runs[target], color="k", s=10, zorder=3, label=f"observed {target}")
     cov = prior.coverage.set_index("nominal")["observed"]
-    ax.set(yscale="log", xlabel="observed runs, sorted by observed D_T", ylabel=f"D_T ({prior.unit})",
-           title=f"Prior predictive check: {cov.loc[0.9]:.0%} of the runs lie inside their 90% interval,\n"
-                 f"which spans ~{prior.orders_90:.0f} orders of magnitude (median over runs)", xlim=(-1, len(runs)))
+    log = getattr(prior, "scale", "log") == "log"
+    span = (f"which spans ~{prior.orders_90:.0f} orders of magnitude (median over runs)" if log else
+            f"which spans ~{prior.orders_90:.1f} times the observed spread (median over runs)")
+    ax.set(yscale="log" if log else "linear", xlabel=f"observed runs, sorted by observed {target}",
+           ylabel=f"{target} ({prior.unit})" if prior.unit else target,
+           title=f"Prior predictive check: {cov.loc[0.9]:.0%} of the runs lie inside their 90% interval,\n{span}",
+           xlim=(-1, len(runs)))
     ax.title.set_fontsize(10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")

@@ -185,3 +185,43 @@ def test_ppc_of_an_engine_transfer_fit_is_predict_observation(example_data):
     margin = 2 * 3 * quantile_mcse(sigma * 1.1, 600 / 2, 0.5)
     gap = np.abs(np.log(ppc["D_T_median"].to_numpy() / pred["median"].to_numpy()))
     assert gap.max() < margin, (gap.max(), margin)
+
+
+def test_spec_prior_predictive_of_a_table_follows_the_spec_priors():
+    """Any law: the prior quantiles are the spec's priors (alpha ~ Normal(0.3, 0.05): 5%/95% at 0.3 -+ 0.082,
+    within the quantiles' Monte Carlo error at 400 draws), one row per group of a pooled parameter, and the runs'
+    prior predictive interval is reproducible with the seed."""
+    from bayes_scaling.laws.spec import LawSpec
+
+    data = spec_shared_truth()[0]
+    spec = LawSpec.from_dict({"law": {"formula": "E + A * N**(-alpha)", "target": "loss"},
+                              "parameters": {"E": {"median": 1.7, "sigma": 0.3},
+                                             "A": {"by": "corpus", "median": 400.0, "sigma": 1.0},
+                                             "alpha": {"domain": "real", "mu": 0.3, "sigma": 0.05}}})
+    table = data[["corpus", "N", "loss"]]
+    pri = prior_predictive_check(table, model=spec, draws=400, seed=5)
+    par = pri.parameters.set_index(["parameter", "corpus"])
+    lo, hi = par.loc[("alpha", ""), ["q05", "q95"]]
+    from scipy import stats
+
+    # 4 Monte Carlo standard errors of the 5% quantile of Normal(., 0.05) from 400 independent draws (0.021)
+    tol = 4 * np.sqrt(0.05 * 0.95 / 400) / (stats.norm.pdf(1.645) / 0.05)
+    assert lo == pytest.approx(0.3 - 1.645 * 0.05, abs=tol) and hi == pytest.approx(0.3 + 1.645 * 0.05, abs=tol)
+    assert set(par.loc["A"].index) == set(table["corpus"].astype(str))
+    assert par.loc[("E", ""), "median"] == pytest.approx(1.7, rel=0.1)
+    assert len(pri.runs) == len(table) and pri.target == "loss" and pri.scale == "log"
+    assert 0 < pri.orders_90 < 10
+    again = prior_predictive_check(table, model=spec, draws=400, seed=5)
+    np.testing.assert_array_equal(again.runs["prior_median"], pri.runs["prior_median"])
+
+
+def test_spec_prior_predictive_of_a_fit_and_bad_inputs(spec_fit):
+    pri = prior_predictive_check(spec_fit, draws=100, seed=1)
+    assert pri.target == spec_fit.spec.target and len(pri.runs) == len(spec_fit.table)
+    assert {"sigma"} <= set(pri.parameters["parameter"])
+    with pytest.raises(BayesScalingError, match="model: give the law"):
+        prior_predictive_check(spec_fit.table, draws=100)
+    with pytest.raises(BayesScalingError, match="transfer law only"):
+        prior_predictive_check(spec_fit, ModelConfig(), draws=100)
+    with pytest.raises(BayesScalingError, match="transfer data set"):
+        prior_predictive_check(shared_truth()[0], model="chinchilla", draws=100)
