@@ -40,6 +40,7 @@ import hashlib
 import os
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -808,21 +809,31 @@ def _save_graphs(path: Path, model, fns, names, extra: dict | None = None) -> No
     write_cache_file(path, {"version": _GRAPH_VERSION, "graphs": graphs, "names": list(names)})
 
 
+@contextmanager
+def deep_recursion(limit: int = 100_000):
+    """Python's recursion limit raised to at least ``limit`` inside the block (pickling and linking deep PyTensor
+    graphs), restored after."""
+    import sys
+
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def write_cache_file(path: Path, record: dict) -> None:
     """``record`` pickled (deep graphs: a high recursion limit) and written to ``path`` atomically; nothing where
     it does not pickle or the disk refuses (a cache is an optimisation). The graph cache's and the fit cache's
-    one writer."""
+    one writer (:func:`read_cache_file` reads)."""
     import pickle
-    import sys
 
-    limit = sys.getrecursionlimit()
     try:
-        sys.setrecursionlimit(max(limit, 100_000))
-        blob = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        with deep_recursion():
+            blob = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - an op that does not pickle: no cache
         return
-    finally:
-        sys.setrecursionlimit(limit)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -832,27 +843,32 @@ def write_cache_file(path: Path, record: dict) -> None:
         pass
 
 
-def _load_graphs(path: Path, model, extra: dict | None = None):
-    """``(point input, logp outputs, trace outputs, trace names)`` from the cache, their shared inputs replaced
-    by the model's own (by name; same type), or ``None`` when missing, unreadable or not matching."""
+def read_cache_file(path: Path, version: str) -> dict | None:
+    """The record :func:`write_cache_file` wrote to ``path``, or ``None`` when it is missing, unreadable,
+    truncated or of another ``version``."""
     import pickle
-    import sys
-
-    from pytensor.graph.replace import clone_replace
 
     try:
         blob = path.read_bytes()
     except OSError:
         return None
-    limit = sys.getrecursionlimit()
     try:
-        sys.setrecursionlimit(max(limit, 100_000))
-        saved = pickle.loads(blob)
-    except Exception:  # noqa: BLE001 - truncated, or from another version: rebuilt and rewritten
+        with deep_recursion():
+            saved = pickle.loads(blob)
+    except Exception:  # noqa: BLE001 - truncated, or from another version
         return None
-    finally:
-        sys.setrecursionlimit(limit)
-    if not isinstance(saved, dict) or saved.get("version") != _GRAPH_VERSION:
+    if not isinstance(saved, dict) or saved.get("version") != version:
+        return None
+    return saved
+
+
+def _load_graphs(path: Path, model, extra: dict | None = None):
+    """``(point input, logp outputs, trace outputs, trace names)`` from the cache, their shared inputs replaced
+    by the model's own (by name; same type), or ``None`` when missing, unreadable or not matching."""
+    from pytensor.graph.replace import clone_replace
+
+    saved = read_cache_file(path, _GRAPH_VERSION)   # None: rebuilt and rewritten
+    if saved is None:
         return None
     shared = _model_shared(model) | {v.name: v for v in (extra or {}).values()}
     (x, *logp_shared), logp_outs = saved["graphs"][0]

@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -105,27 +103,18 @@ def _path(key: str) -> Path | None:
 def load(key: str) -> tuple[Any, dict[str, str], Any] | None:
     """``(sampler, parameterization, whitening)`` of the fit with this key, the sampler made from its snapshot
     with the change of variables set; ``None`` when there is no usable file."""
-    from bayes_scaling.inference.compiled import CompiledSampler
+    from bayes_scaling.inference.compiled import CompiledSampler, deep_recursion, read_cache_file
     from bayes_scaling.inference.whiten import Whitening
 
     path = _path(key)
-    if path is None:
+    saved = None if path is None else read_cache_file(path, _VERSION)
+    if saved is None:
         return None
     try:
-        blob = path.read_bytes()
-    except OSError:
+        with deep_recursion():
+            sampler = CompiledSampler.from_snapshot(saved["sampler"])
+    except Exception:  # noqa: BLE001 - a snapshot that does not load, a Numba failure: the fit runs without it
         return None
-    limit = sys.getrecursionlimit()
-    try:
-        sys.setrecursionlimit(max(limit, 100_000))
-        saved = pickle.loads(blob)
-        if not isinstance(saved, dict) or saved.get("version") != _VERSION:
-            return None
-        sampler = CompiledSampler.from_snapshot(saved["sampler"])
-    except Exception:  # noqa: BLE001 - truncated, another version, a Numba failure: the fit runs without it
-        return None
-    finally:
-        sys.setrecursionlimit(limit)
     choice = Whitening(**saved["choice"])
     return sampler, dict(saved["parameterization"]), choice
 
