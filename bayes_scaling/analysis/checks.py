@@ -235,8 +235,7 @@ def _prior_inputs(data, config, model):
     from bayes_scaling.data.tables import read_table
 
     spec = _as_spec(model)
-    table = read_table(data) if not isinstance(data, pd.DataFrame) else data
-    kept, _ = _apply_exclusions(spec, table, "the data", warn=True)
+    kept, _ = _apply_exclusions(spec, read_table(data, "data"), "the data", warn=True)   # as bs.fit reads them
     return spec, kept.reset_index(drop=True), ""
 
 
