@@ -202,6 +202,8 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         tree.attrs["centring"] = json.dumps({n: c.to_dict() for n, c in plan.centred.items()})
     if spec.seed_slope is not None:
         tree.attrs["seed_centre"] = sm.seed_centre(spec, prepared)
+    if spec.sigma_slope is not None:
+        tree.attrs["sigma_centre"] = sm.sigma_centre(spec, prepared)
     if len(excluded):
         tree.attrs["excluded"] = excluded.to_json(orient="split", index=False)
     from bayes_scaling.inference.scratch import as_scratch_fit
@@ -314,6 +316,7 @@ class Fit(FitBase):
                 names += [p.name] + ([f"{p.name}_{p.within}"] if p.within else [])
         names += ["sigma"] + (["sigma_seed"] if self.spec.replicates else [])
         names += ["seed_slope"] if self.spec.seed_slope is not None else []
+        names += ["sigma_slope"] if self.spec.sigma_slope is not None else []
         return names + (["nu"] if self.spec.family == "student_t" else [])
 
     @property
@@ -508,7 +511,8 @@ class Fit(FitBase):
         mean = f
         noisy = _add_noise(mean, self.spec, self.posterior, rng_noise, new.inputs,
                            float(self.tree.attrs.get("seed_centre", 0.0)),
-                           _noise_levels(self.spec, new)) if kind == "observation" else mean
+                           _noise_levels(self.spec, new), sm.noise_covariate(self.spec, new),
+                           float(self.tree.attrs.get("sigma_centre", 0.0))) if kind == "observation" else mean
         where = self.outside(table)
         d = where["outside"].to_numpy(dtype=float)
         if discrepancy is None and self.spec.discrepancy.learnt:
@@ -648,11 +652,13 @@ def _noise_levels(spec: LawSpec, new: sm.SpecData) -> np.ndarray | None:
 
 def _add_noise(f: np.ndarray, spec: LawSpec, post: xr.Dataset, rng: np.random.Generator,
                inputs: dict[str, np.ndarray] | None = None, seed_centre: float = 0.0,
-               levels: np.ndarray | None = None) -> np.ndarray:
+               levels: np.ndarray | None = None, covariate: np.ndarray | None = None,
+               sigma_centre: float = 0.0) -> np.ndarray:
     """A new observation: the law's value with the likelihood's noise, on its scale (``laws``' noise model); with
     replicate runs, a new run of a new configuration: ``sqrt(sigma**2 + sigma_seed(x)**2)`` (``sigma_seed(x)``
     at the points' ``inputs`` where the spec has a ``seed_slope``); with ``sigma_by``, each point's level's
-    ``sigma``, ``sigma_seed``, ``seed_slope``, ``nu`` (``levels``: the points' level indices)."""
+    ``sigma``, ``sigma_seed``, ``seed_slope``, ``nu`` (``levels``: the points' level indices); with
+    ``sigma_slope``, ``sigma * exp(sigma_slope * (x - c))`` at the points' ``covariate`` ``x``."""
     from bayes_scaling.laws.formulas import observation_noise
 
     S = f.shape[0]
@@ -662,6 +668,10 @@ def _add_noise(f: np.ndarray, spec: LawSpec, post: xr.Dataset, rng: np.random.Ge
         return v if levels is None else v[:, levels]
 
     sigma = per_point("sigma")
+    if spec.sigma_slope is not None and "sigma_slope" in post and covariate is not None:
+        from bayes_scaling.models.spec_model import noise_sd
+
+        sigma = noise_sd(sigma, per_point("sigma_slope"), np.asarray(covariate, dtype=float)[None, :], sigma_centre)
     if "sigma_seed" in post:
         s_seed = per_point("sigma_seed")
         if spec.seed_slope is not None and "seed_slope" in post and inputs is not None:

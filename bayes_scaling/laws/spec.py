@@ -102,6 +102,13 @@ A noise scale per level of a column (optional): ``[likelihood] sigma_by = "kind"
 ``sigma_seed[kind]`` (and ``seed_slope[kind]``), with the Student-t family its own ``nu[kind]``; rows of
 different levels are never replicates of each other.
 
+A noise scale that varies along a column (optional): ``[likelihood] sigma_slope = "x"`` (a numeric data column,
+given for the fitted rows and for every predicted point) makes the noise sd of row ``i``
+``sigma_i = sigma * exp(sigma_slope * (x_i - c))``, ``c`` the mean of ``x`` over the fitted rows (``sigma`` is the
+noise at ``c``), ``sigma_slope ~ Normal(0, 1)`` per unit of ``x`` (give ``x`` in units where 1 is a large change,
+e.g. decades). E.g. IsoFLOP runs far from their budget's optimum that fit the law worse than runs near it:
+``x`` the run's distance from the optimum in decades of ``N``. Not with replicates or ``sigma_by``.
+
 The discrepancy (optional; :mod:`bayes_scaling.laws.discrepancy`): the law's error per decade outside the fitted
 data, on the log target, added to every prediction (``Fit.predict``)::
 
@@ -333,6 +340,8 @@ class LawSpec:
     seed_slope: str | None = None
     #: a column whose levels each get their own noise sd (and seed noise, and Student-t nu); None: one noise
     sigma_by: str | None = None
+    #: a numeric column along which the log noise sd varies linearly (None: a constant noise)
+    sigma_slope: str | None = None
 
     def __post_init__(self) -> None:
         if self.discrepancy is None:
@@ -374,6 +383,13 @@ class LawSpec:
                                           or self.sigma_by in self.parameters or self.sigma_by == self.target):
             raise ConfigError(f"likelihood sigma_by must name a data column (not a parameter or the target), got "
                               f"{self.sigma_by!r}")
+        if self.sigma_slope is not None:
+            if not isinstance(self.sigma_slope, str) or not self.sigma_slope or self.sigma_slope in self.parameters \
+                    or self.sigma_slope == self.target:
+                raise ConfigError(f"likelihood sigma_slope must name a numeric data column (not a parameter or the "
+                                  f"target), got {self.sigma_slope!r}")
+            if self.replicates or self.sigma_by is not None:
+                raise ConfigError("likelihood sigma_slope applies without replicates and sigma_by")
         self.nu_alpha = _number(self.nu_alpha, "likelihood nu_alpha", positive=True)
         self.nu_beta = _number(self.nu_beta, "likelihood nu_beta", positive=True)
         unused = sorted(set(self.parameters) - self.formula.names)
@@ -518,10 +534,10 @@ class LawSpec:
         if bad:
             raise ConfigError(f"[law]: unknown key(s) {', '.join(sorted(bad))}")
         bad = set(lik) - {"family", "scale", "sigma", "nu_alpha", "nu_beta", "replicates", "seed_sigma",
-                          "seed_slope", "sigma_by"}
+                          "seed_slope", "sigma_by", "sigma_slope"}
         if bad:
             raise ConfigError(f"[likelihood]: unknown key(s) {', '.join(sorted(bad))}; expected family, scale, "
-                              "sigma, nu_alpha, nu_beta, replicates, seed_sigma, seed_slope, sigma_by")
+                              "sigma, nu_alpha, nu_beta, replicates, seed_sigma, seed_slope, sigma_by, sigma_slope")
         for sec, d, keys in (("law", law, ("name", "formula", "equation", "target", "description", "reference")),
                              ("likelihood", lik, ("family", "scale"))):
             for k in keys:
@@ -535,6 +551,7 @@ class LawSpec:
                    nu_alpha=lik.get("nu_alpha", 2.0), nu_beta=lik.get("nu_beta", 0.1),
                    replicates=lik.get("replicates", False), seed_sigma=lik.get("seed_sigma"),
                    seed_slope=lik.get("seed_slope"), sigma_by=lik.get("sigma_by"),
+                   sigma_slope=lik.get("sigma_slope"),
                    parameters=[Parameter.from_dict(n, d) for n, d in params.items()],
                    discrepancy=Discrepancy.from_dict(doc["discrepancy"]) if "discrepancy" in doc else None,
                    derived=doc.get("derived", {}), exclude=doc.get("exclude", {}))
@@ -561,6 +578,8 @@ class LawSpec:
                 lik["seed_slope"] = self.seed_slope
         if self.sigma_by is not None:             # absent: left out (the hash of a spec without it is unchanged)
             lik["sigma_by"] = self.sigma_by
+        if self.sigma_slope is not None:          # absent: left out (the hash of a spec without it is unchanged)
+            lik["sigma_slope"] = self.sigma_slope
         out = {"law": law, "likelihood": lik, "parameters": {n: p.to_dict() for n, p in self.parameters.items()}}
         if self.discrepancy != Discrepancy():     # the default is left out (and out of the hash)
             out["discrepancy"] = self.discrepancy.to_dict()

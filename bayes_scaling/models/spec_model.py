@@ -56,6 +56,10 @@ A noise scale per level (``[likelihood] sigma_by = "kind"``): row ``i`` of level
 ``sigma[l]``, ``sigma[l] ~ HalfNormal(s)`` with the spec's one prior scale ``s``; with replicates each level has
 its own ``sigma_seed[l]`` (and ``seed_slope[l]``), with the Student-t family its own ``nu[l]``. The column is read
 as labels (like a group column) and splits the replicate configurations.
+
+A noise scale along a column (``[likelihood] sigma_slope = "x"``): row ``i`` has noise
+``sigma_i = sigma * exp(sigma_slope * (x_i - c))`` (:func:`noise_sd`), ``c`` the mean of ``x`` over the fitted
+rows (:func:`sigma_centre`, kept with the fit for predictions), ``sigma_slope ~ Normal(0, 1)``.
 """
 
 from __future__ import annotations
@@ -129,9 +133,13 @@ def prepare(spec: LawSpec, table: pd.DataFrame, *, what: str = "data", labels: d
     for name in spec.parameters:
         if name in _RESERVED:
             raise ConfigError(f"parameter name {name!r} is reserved (the noise model uses it); rename it")
-    needed = list(dict.fromkeys(spec.inputs + list(label_columns(spec).values()))) + ([spec.target] if target else [])
+    slope = [spec.sigma_slope] if spec.sigma_slope is not None else []
+    needed = list(dict.fromkeys(spec.inputs + list(label_columns(spec).values()) + slope)) + \
+        ([spec.target] if target else [])
     require_columns(table, needed, what)
     inputs = {c: check_numeric(table, c, what, positive=False) for c in spec.inputs}
+    for c in slope:     # the noise's covariate: numbers at every row (a fitted row and a predicted point alike)
+        check_numeric(table, c, what, positive=False)
     y = check_numeric(table, spec.target, what, positive=spec.scale == "log") if target else np.full(len(table),
                                                                                                      np.nan)
     out_labels, index = {}, {}
@@ -648,6 +656,10 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
             mu = _on_scale(f, spec, pt)
         level = noise_dim(spec)
         sigma = pm.HalfNormal("sigma", pm.Data("prior__sigma__scale", noise_scale), dims=level)
+        if spec.sigma_slope is not None:   # log sigma linear in the column (laws/spec.py, "sigma_slope")
+            x = pm.Data("noise__covariate", noise_covariate(spec, data), dims="row")
+            slope = pm.Normal("sigma_slope", 0.0, SIGMA_SLOPE_SD)
+            sigma = noise_sd(sigma, slope, x, pm.Data("noise__centre", sigma_centre(spec, data)), pt)
         if data.cell is not None:
             _replicate_likelihood(spec, data, mu, sigma, noise_scale, inputs)
         elif spec.family == "student_t":
@@ -669,6 +681,28 @@ def _per_row(spec: LawSpec, value, idx: dict, rows=None):
 
 #: the Normal prior sd of ``seed_slope`` (a factor e^1.15 per decade of the column at 1 sd)
 SEED_SLOPE_SD = 0.5
+
+
+#: the Normal prior sd of ``sigma_slope`` (per unit of its column: a factor e per unit at 1 sd)
+SIGMA_SLOPE_SD = 1.0
+
+
+def noise_covariate(spec: LawSpec, data: SpecData) -> np.ndarray | None:
+    """The column ``x`` of the spec's ``sigma_slope`` at each row (None without one)."""
+    if spec.sigma_slope is None:
+        return None
+    return pd.to_numeric(data.table[spec.sigma_slope], errors="coerce").to_numpy(dtype=float)
+
+
+def sigma_centre(spec: LawSpec, data: SpecData) -> float:
+    """``c``: the mean over the rows of the spec's ``sigma_slope`` column (0 without one)."""
+    x = noise_covariate(spec, data)
+    return 0.0 if x is None else float(np.mean(x))
+
+
+def noise_sd(sigma, slope, x, centre: float, m=np):
+    """The noise sd along the ``sigma_slope`` column: ``sigma * exp(slope * (x - c))`` (numpy or pytensor)."""
+    return sigma * m.exp(slope * (x - centre))
 
 
 def seed_centre(spec: LawSpec, data: SpecData) -> float:
