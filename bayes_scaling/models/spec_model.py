@@ -768,6 +768,8 @@ def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float,
                      "prior__sigma_seed__scale": spec.seed_sigma if spec.seed_sigma is not None else noise_scale})
         if spec.seed_slope is not None:
             vals["seed__centre"] = seed_centre(spec, data)
+    if spec.sigma_slope is not None:
+        vals.update({"noise__covariate": noise_covariate(spec, data), "noise__centre": sigma_centre(spec, data)})
     return vals
 
 
