@@ -68,18 +68,13 @@ def optimum_distance(table: pd.DataFrame, holdout: str, law: str) -> np.ndarray:
     ``N_opt(C) = argmin_N f(N, C / (6N))`` of the law fitted by least squares to the split's training runs only
     (so a held-out run's distance uses no held-out loss); ``C = 6 N D``."""
     from bayes_scaling.analysis.backtest import lsq_fit, make_splits
+    from bayes_scaling.analysis.compute import optimum_distance as distance
     from bayes_scaling.inference.fit import _as_spec
 
     spec = _as_spec(law)
     t = table.reset_index(drop=True)
     (split,) = make_splits(t, holdout)
-    vals = lsq_fit(spec, t.iloc[split.train])
-    N, D = t["N"].to_numpy(dtype=float), t["D"].to_numpy(dtype=float)
-    C = 6 * N * D
-    grid = np.log10(N)[:, None] + np.linspace(-3, 3, 1201)[None, :]
-    n_g = 10.0**grid
-    f = np.asarray(spec.formula.evaluate({**vals, "N": n_g, "D": C[:, None] / (6 * n_g)}, backend="numpy"))
-    return np.abs(np.log10(N) - grid[np.arange(len(N)), np.argmin(f, axis=1)])
+    return distance(spec, lsq_fit(spec, t.iloc[split.train]), t)
 
 
 def collect_one(name: str, s: dict, draws: int, seed: int = 1, chains: int = 2, whiten: str = "auto") -> dict:

@@ -8,7 +8,7 @@ _EXPORTS = {
                     "predictions"),
     **dict.fromkeys(["effective_data", "EffectiveData", "restrict_to_low_data", "read_finetune"], "effective"),
     **dict.fromkeys(["loss_law", "spec_loss_laws", "scratch_optimum", "finetune_optimum", "compute_frontier",
-                     "smallest_model", "compute_saved"], "compute"),
+                     "smallest_model", "compute_saved", "optimum_distance"], "compute"),
     **dict.fromkeys(["forecast", "forecast_grid", "solve_law"], "timeline"),
     **dict.fromkeys(["compare_variants", "compare_fits", "fit_variants", "beta_evidence", "contrasts", "loo",
                      "pareto_k_table", "log_likelihood", "sharing_variants", "sharing_alternatives", "fit_specs",

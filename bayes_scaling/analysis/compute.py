@@ -72,7 +72,7 @@ from bayes_scaling.laws.formulas import (  # parameters of each from-scratch los
 )
 
 __all__ = ["LAW_PARAMETERS", "SCRATCH", "LossLaw", "loss_law", "spec_loss_laws", "scratch_optimum",
-           "finetune_optimum", "compute_frontier", "smallest_model", "compute_saved", "EdgeWarning", "UnitWarning"]
+           "finetune_optimum", "compute_frontier", "smallest_model", "compute_saved", "optimum_distance", "EdgeWarning", "UnitWarning"]
 
 
 #: Label of the from-scratch rows in :func:`compute_frontier` and :func:`smallest_model`.
@@ -787,3 +787,45 @@ def compute_saved(law, fit, C_F, *, pretraining=None, seed: int | None = None, D
     ds.attrs.update(law=law.law, alignment=how, n_at_edge=_warn_edge(edge, "compute_saved", _FT_HINT),
                     note="pre-training compute is not counted (as in Hernandez et al. 2021)")
     return ds
+
+
+def optimum_distance(spec, params: dict[str, float], runs: pd.DataFrame, *, span: float = 3.0,
+                     step: float = 0.005) -> np.ndarray:
+    """Each run's distance from the law's compute optimum at its budget, in decades of ``N``::
+
+        x_i = |log10(N_i / N_opt(C_i))|,   N_opt(C) = argmin_N f(N, C / (6N); params),   C_i = 6 N_i D_i
+
+    ``spec``: a law spec (or its name) with inputs ``N`` and ``D`` (others as columns of ``runs``); ``params``:
+    its parameters' values (e.g. a least-squares fit to the training runs:
+    :func:`bayes_scaling.analysis.backtest.lsq_fit`). A grid of ``step`` decades within ``span`` decades of each
+    run's ``N`` (a minimum at the grid's edge gives ``span``). The covariate of a noise that grows off the
+    optimum (``[likelihood] sigma_slope``: IsoFLOP runs far from their budget's optimum fit the law worse).
+
+    >>> from bayes_scaling.laws.formulas import chinchilla_optimal_N
+    >>> p = {"E": 1.8, "A": 482.0, "B": 2085.0, "alpha_N": 0.348, "alpha_D": 0.366}
+    >>> n = 10 * chinchilla_optimal_N(1e21, **{k: p[k] for k in ("A", "B", "alpha_N", "alpha_D")})
+    >>> round(float(optimum_distance("chinchilla", p, pd.DataFrame({"N": [n], "D": [1e21 / (6 * n)]}))[0]), 2)
+    1.0
+    """
+    from bayes_scaling.errors import ConfigError, DataError
+    from bayes_scaling.inference.fit import _as_spec
+
+    spec = _as_spec(spec)
+    missing = [c for c in ("N", "D") if c not in spec.inputs]
+    if missing:
+        raise ConfigError(f"optimum_distance: the law {spec.name!r} has no input(s) {', '.join(missing)}; it needs "
+                          "N and D (the compute optimum is along C = 6 N D)")
+    N, D = (pd.to_numeric(runs[c], errors="coerce").to_numpy(dtype=float) for c in ("N", "D"))
+    bad = np.flatnonzero(~((N > 0) & (D > 0)))
+    if len(bad):
+        from bayes_scaling.errors import format_rows
+
+        raise DataError(f"optimum_distance: columns 'N' and 'D' need numbers > 0; not so at rows {format_rows(bad)}")
+    grid = np.log10(N)[:, None] + np.arange(-span, span + step / 2, step)[None, :]
+    n_g = 10.0**grid
+    values = {**{c: pd.to_numeric(runs[c]).to_numpy(dtype=float)[:, None] for c in spec.inputs if c not in ("N", "D")},
+              **params, "N": n_g, "D": (6 * N * D)[:, None] / (6 * n_g)}
+    with np.errstate(all="ignore"):
+        f = np.broadcast_to(np.asarray(spec.formula.evaluate(values, backend="numpy"), dtype=float), n_g.shape)
+    best = np.nanargmin(np.where(np.isfinite(f), f, np.inf), axis=1)
+    return np.abs(np.log10(N) - grid[np.arange(len(N)), best])
