@@ -728,6 +728,6 @@ def learnt_scale(resid, sd, dist, population: dict[str, Any], *, fold=None, sour
     r = np.asarray(resid, dtype=float).ravel()
     ll = tau_log_likelihood(r, sd, dist, fold=fold, rho=1.0) if len(r) else np.zeros(len(TAU_GRID))
     lt = np.log(TAU_GRID)
-    post = prior.update(np.interp(lt - np.log(population["scale_ratio"]), lt, ll))
+    post = prior.update(np.interp(lt - np.log(population["scale_ratio"]), lt, ll)) if len(r) else prior
     return Discrepancy("learnt", source or None, drift=float(population.get("mean_slope", 0.0)),
                        drift_sd=min(post.median, MAX_TAU), tau_e=0.0, scale_sd=post.sd)
