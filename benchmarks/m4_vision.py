@@ -25,6 +25,20 @@ rows, is compared in docs/validation.md and tests/laws/test_m4_paper_estimator.p
     .venv/bin/python benchmarks/m4_vision.py run --half decide --store decide.pkl [--start K] [--limit N]
     .venv/bin/python benchmarks/m4_vision.py run --half confirm --store confirm.pkl
     .venv/bin/python benchmarks/m4_vision.py score decide.pkl confirm.pkl [--tau-bayes 0.15 --tau-lsq 0.162]
+
+The learnt scale (docs/validation.md, "The learnt scale"): every curve's nested split fitted (both halves), the
+discrepancy variants scored leaving one task out on the decide half, the chosen one on the confirm half once,
+and the package's M4 population written from every curve:
+
+    .venv/bin/python benchmarks/m4_vision.py run --half decide --nested-only --store inner_decide.pkl
+    .venv/bin/python benchmarks/m4_vision.py run --half confirm --nested-only --store inner_confirm.pkl
+    .venv/bin/python benchmarks/m4_vision.py learnt decide.pkl confirm.pkl --nested inner_*.pkl --half decide \
+        --out benchmarks/results/m4_learnt_scale_decide.csv
+    .venv/bin/python benchmarks/m4_vision.py learnt ... --half confirm --method "learnt scale" \
+        --method "scale rho=1, population only" --out benchmarks/results/m4_learnt_scale_confirm.csv
+    .venv/bin/python benchmarks/m4_vision.py learnt-summary benchmarks/results/m4_learnt_scale_{decide,confirm}.csv \
+        --out benchmarks/results/m4_learnt_scale_summary.csv
+    .venv/bin/python benchmarks/m4_vision.py ship decide.pkl confirm.pkl --nested inner_*.pkl
 """
 
 from __future__ import annotations
@@ -404,6 +418,27 @@ def learnt_summary(table: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     return out
 
 
+def learnt_tables(per_curve: pd.DataFrame) -> pd.DataFrame:
+    """The summary of ``learnt``'s per-curve tables (both halves): per half (and ``all`` for the methods scored on
+    both) and task family (and ``all``), the mean over curves of each score, with 95% bootstrap intervals (over
+    curves) of the log score and CRPS differences against least squares and the fixed 0.15."""
+    both = set.intersection(*(set(g["method"]) for _, g in per_curve.groupby("half")))
+    parts = [*per_curve.groupby("half"), ("all", per_curve[per_curve["method"].isin(both)])]
+    rows = []
+    for half, t in parts:
+        for fam, g in [("all", t), *t.groupby("family")]:
+            for m, gm in g.groupby("method", sort=False):
+                row = {"half": half, "family": fam, "method": m, "curves": len(gm),
+                       **gm[["cov90", "cov50", "rmse", "logs", "crps", "width90"]].mean().to_dict()}
+                if fam == "all":
+                    for ref, tag in (("least squares", "lsq"), ("fixed 0.15", "fixed")):
+                        for col in ("logs", "crps"):
+                            lo, hi = boot_diff(g, m, ref, col) if m != ref else (np.nan, np.nan)
+                            row[f"{col}_vs_{tag}_lo"], row[f"{col}_vs_{tag}_hi"] = lo, hi
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def ship(records: list[dict], path: Path | None = None) -> dict:
     """Write the package's M4 population (every curve of both halves) with the per-curve residuals."""
     import json
@@ -449,10 +484,19 @@ def main(argv: list[str] | None = None) -> None:
     lr.add_argument("--half", choices=("decide", "confirm"), default="decide")
     lr.add_argument("--method", action="append", default=None, help="score only this variant (confirm: the chosen)")
     lr.add_argument("--out", default=None, help="write the per-curve table as CSV")
+    ls = sub.add_parser("learnt-summary", help="summarise learnt's per-curve CSVs (both halves) into one CSV")
+    ls.add_argument("csvs", nargs="+")
+    ls.add_argument("--out", required=True)
     sh = sub.add_parser("ship", help="write the package's M4 population from every curve")
     sh.add_argument("stores", nargs="+")
     sh.add_argument("--nested", nargs="+", required=True)
     args = ap.parse_args(argv)
+    if args.cmd == "learnt-summary":
+        summ = learnt_tables(pd.concat([pd.read_csv(c) for c in args.csvs], ignore_index=True))
+        summ.to_csv(args.out, index=False, float_format="%.5g")
+        with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_rows", 500):
+            print(summ.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        return
     if args.cmd in ("learnt", "ship"):
         records = load_records(args.stores, args.nested)
         if args.cmd == "ship":
