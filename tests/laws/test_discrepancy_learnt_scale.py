@@ -136,3 +136,22 @@ def test_learnt_scale_covers_the_held_out_points_of_real_learning_curves():
         logs_lsq.append(mv._lsq_scores(outer)["logs"])
     assert 0.85 <= np.mean(cov) <= 0.99, cov
     assert np.mean(logs) > np.mean(logs_lsq), (logs, logs_lsq)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not VISION.is_file(), reason=f"shared vision learning curves not found at {VISION}")
+def test_learn_discrepancy_widens_a_drifting_real_curve_and_narrows_a_steady_one():
+    """``learn_discrepancy`` on two real curves' fitted rows (its own nested splits, the M4 population): the
+    Caltech-101 MLP-Mixer curve, whose nested backtests drift (0.3 in log L a third of a decade out), gets a
+    scale well above an ImageNet curve's (recorded: 0.44 vs 0.15 per decade), the ImageNet one below the
+    population's own 0.27."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import m4_vision as mv
+
+    from bayes_scaling.analysis.backtest import learn_discrepancy
+
+    d, _ = mv.curves(VISION)
+    cal, inet = (learn_discrepancy(mv.split(d, task, model)[0], "m4_error_rate", column="x", seed=1)
+                 for task, model in (("cal_5", "MiX/B/16"), ("inet_5", "BiT/101/3")))
+    assert cal.scale_sd > 0 and inet.scale_sd > 0
+    assert cal.tau > 1.8 * inet.tau and inet.tau < builtin_spec("m4_error_rate").discrepancy.tau
