@@ -349,7 +349,7 @@ def learnt_variants(records: list[dict], sets: dict[str, dict], name: str, rng: 
     out = {"fixed 0.15": (zero, TAU_FIXED)}
     out["fixed, pooled ML of the other tasks"] = (zero, tau_pool)
     info = {"tau_pooled": tau_pool, **{f"pop_{k}": v for k, v in pop.items()}}
-    for tag, (res) in (("population only", {"resid": [], "sd": [], "dist": []}), ("own nested", own)):
+    for tag, res in (("population only", {"resid": [], "sd": [], "dist": []}), ("own nested", own)):
         d = learnt_drift(res["resid"], res["sd"], res["dist"], pop)
         out[f"drift, {tag}"] = (d.drift + d.drift_sd * rng.standard_normal(S), d.tau_e)
         info[f"drift_{tag.split()[0]}"], info[f"drift_sd_{tag.split()[0]}"] = d.drift, d.drift_sd
@@ -365,11 +365,12 @@ def learnt_variants(records: list[dict], sets: dict[str, dict], name: str, rng: 
         info[f"post_rms_rho{rho:g}"] = post.rms
     # as shipped (learnt_scale, Discrepancy.slope_draws): one slope draw per predictive draw
     sc = _TASK_CACHE[task]["scale"]
+    scales = {}
     for tag, mean in (("", 0.0), (", population mean slope", pop["mu"])):
-        d = learnt_scale(own["resid"], own["sd"], own["dist"], {**sc, "mean_slope": mean})
+        scales[tag] = d = learnt_scale(own["resid"], own["sd"], own["dist"], {**sc, "mean_slope": mean})
         out[f"learnt scale{tag}"] = (d.slope_draws(S, rng), 0.0)
         info[f"learnt_scale{tag.replace(', population mean slope', '_mean')}"] = d.tau
-    out["learnt scale, one normal at its rms"] = (d.tau * rng.standard_normal(S), 0.0)
+    out["learnt scale, one normal at its rms"] = (scales[""].tau * rng.standard_normal(S), 0.0)
     return out, info
 
 
