@@ -25,6 +25,20 @@ rows, is compared in docs/validation.md and tests/laws/test_m4_paper_estimator.p
     .venv/bin/python benchmarks/m4_vision.py run --half decide --store decide.pkl [--start K] [--limit N]
     .venv/bin/python benchmarks/m4_vision.py run --half confirm --store confirm.pkl
     .venv/bin/python benchmarks/m4_vision.py score decide.pkl confirm.pkl [--tau-bayes 0.15 --tau-lsq 0.162]
+
+The learnt scale (docs/validation.md, "The learnt scale"): every curve's nested split fitted (both halves), the
+discrepancy variants scored leaving one task out on the decide half, the chosen one on the confirm half once,
+and the package's M4 population written from every curve:
+
+    .venv/bin/python benchmarks/m4_vision.py run --half decide --nested-only --store inner_decide.pkl
+    .venv/bin/python benchmarks/m4_vision.py run --half confirm --nested-only --store inner_confirm.pkl
+    .venv/bin/python benchmarks/m4_vision.py learnt decide.pkl confirm.pkl --nested inner_*.pkl --half decide \
+        --out benchmarks/results/m4_learnt_scale_decide.csv
+    .venv/bin/python benchmarks/m4_vision.py learnt ... --half confirm --method "learnt scale" \
+        --method "scale rho=1, population only" --out benchmarks/results/m4_learnt_scale_confirm.csv
+    .venv/bin/python benchmarks/m4_vision.py learnt-summary benchmarks/results/m4_learnt_scale_{decide,confirm}.csv \
+        --out benchmarks/results/m4_learnt_scale_summary.csv
+    .venv/bin/python benchmarks/m4_vision.py ship decide.pkl confirm.pkl --nested inner_*.pkl
 """
 
 from __future__ import annotations
@@ -95,16 +109,19 @@ def one_fit(fit_rows: pd.DataFrame, test: pd.DataFrame, *, seed: int = 1, **kw) 
 
 
 def run(half: str, store: str, limit: int | None = None, nested_fits: bool = True, start: int = 0,
-        **kw) -> list[dict]:
+        nested_only: bool = False, **kw) -> list[dict]:
     """Fit the curves ``start:start + limit`` of ``half`` (and, on the decide half, their nested split),
-    printing a line each and pickling the records to ``store`` as it goes."""
+    printing a line each and pickling the records to ``store`` as it goes. ``nested_only``: only the nested
+    split, on either half (the learnt scale's evidence of each curve, ``learnt``)."""
     d, all_curves = curves()
     chosen = {"decide": all_curves[0::2], "confirm": all_curves[1::2]}[half]
     records = []
     for task, model in chosen[start:start + limit] if limit else chosen[start:]:
         fit_rows, test = split(d, task, model)
-        rec = {"task": task, "model": model, "half": half, "outer": one_fit(fit_rows, test, **kw)}
-        if half == "decide" and nested_fits:
+        rec = {"task": task, "model": model, "half": half}
+        if not nested_only:
+            rec["outer"] = one_fit(fit_rows, test, **kw)
+        if (half == "decide" and nested_fits) or nested_only:
             inner_fit, inner_test = nested(fit_rows, test)
             if len(inner_fit) >= 6 and len(inner_test) >= 1:
                 rec["inner"] = one_fit(inner_fit, inner_test, **kw)
@@ -210,6 +227,241 @@ def summarize(table: pd.DataFrame) -> str:
             f"{table['crps_lsq'].mean():.5f}")
 
 
+# ---- the learnt scale: a population over curves (leave one task out) and each curve's own nested backtest -------
+#: the least-squares predictive's fixed tau (its 90% coverage on the first 18 decide curves) and the spec's former
+#: fixed tau, the baselines of ``learnt``
+TAU_LSQ, TAU_FIXED = 0.162, 0.15
+Z50 = 0.6744897501960817
+
+
+def load_records(stores: list[str], nested_stores: list[str] = ()) -> list[dict]:
+    """The records of ``stores`` with the nested fits of ``nested_stores`` (``run --nested-only``) merged in."""
+    recs = {(r["task"], r["model"]): dict(r) for path in stores for r in pickle.load(open(path, "rb"))}
+    for path in nested_stores:
+        for r in pickle.load(open(path, "rb")):
+            if (r["task"], r["model"]) in recs:
+                recs[r["task"], r["model"]].pop("inner", None)
+                if "inner" in r:
+                    recs[r["task"], r["model"]]["inner"] = r["inner"]
+    return [recs[k] for k in sorted(recs)]
+
+
+def residuals(r: dict, seed: int = 0) -> dict[str, np.ndarray]:
+    """Held-out residuals of one fit as the learnt discrepancy takes them: ``resid`` (log y minus the median of
+    the predictive of a new observation), ``sd`` (half its central 68.27% width), ``dist`` (decades beyond the
+    fitted x)."""
+    rng = np.random.default_rng(seed)
+    lp = r["logf"] + r["sigma"][:, None] * rng.standard_normal(r["logf"].shape)
+    lo, med, hi = np.quantile(lp, [0.15865525393145707, 0.5, 0.8413447460685429], axis=0)
+    return {"resid": r["logy"] - med, "sd": (hi - lo) / 2, "dist": r["d"]}
+
+
+def per_curve_sets(records: list[dict]) -> dict[str, dict]:
+    """``{task/model: {"nested": ..., "heldout": ...}}`` (:func:`residuals`; no nested fit: empty)."""
+    empty = {"resid": np.zeros(0), "sd": np.zeros(0), "dist": np.zeros(0)}
+    return {f"{r['task']}/{r['model']}": {"nested": residuals(r["inner"]) if "inner" in r else empty,
+                                          "heldout": residuals(r["outer"])} for r in records}
+
+
+def _draw_scores(r: dict, slope: np.ndarray, tau: np.ndarray | float, seed: int = 0) -> dict[str, float]:
+    """Scores of one curve's held-out points under the Bayesian predictive with a discrepancy of slope ``slope``
+    (per draw) and scale ``tau`` (per draw, or one): ``log y = log f + slope d + Normal(0, sigma**2 + (tau d)**2)``.
+    The log score is the mixture's density over the draws; CRPS and the intervals from one draw each."""
+    from scipy.special import logsumexp
+    from scipy.stats import norm
+
+    from bayes_scaling.analysis.backtest import crps_draws
+
+    rng = np.random.default_rng(seed)
+    d = r["d"][None, :]
+    mean = r["logf"] + np.asarray(slope, dtype=float).reshape(-1, 1) * d
+    sd = np.sqrt(r["sigma"][:, None] ** 2 + (np.asarray(tau, dtype=float).reshape(-1, 1) * d) ** 2)
+    draws = mean + sd * rng.standard_normal(mean.shape)
+    q = np.quantile(draws, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+    y = r["logy"]
+    lp = logsumexp(norm.logpdf(y[None, :], mean, sd), axis=0) - np.log(mean.shape[0])
+    return {"rmse": rmse(q[2], y), "cov90": float(np.mean((q[0] <= y) & (y <= q[4]))),
+            "cov50": float(np.mean((q[1] <= y) & (y <= q[3]))), "logs": float(np.mean(lp)),
+            "crps": float(np.mean(crps_draws(draws, y))), "width90": float(np.median(q[4] - q[0]))}
+
+
+def _lsq_scores(r: dict, tau: float = TAU_LSQ) -> dict[str, float]:
+    from scipy.stats import norm
+
+    s = np.sqrt(r["lsq_sigma"] ** 2 + (tau * r["d"]) ** 2)
+    z = (r["logy"] - r["lsq_logf"]) / s
+    return {"rmse": rmse(r["lsq_logf"], r["logy"]), "cov90": float(np.mean(np.abs(z) <= Z90)),
+            "cov50": float(np.mean(np.abs(z) <= Z50)), "logs": float(np.mean(norm.logpdf(z) - np.log(s))),
+            "crps": float(np.mean(s * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z) - 1 / np.sqrt(np.pi)))),
+            "width90": float(np.median(2 * Z90 * s))}
+
+
+def _pooled_tau(parts: list[dict], rho: float = 0.0) -> float:
+    """The maximum-likelihood ``tau`` pooled over several curves' residuals (each curve one fold)."""
+    from bayes_scaling.laws.discrepancy import TAU_GRID, tau_log_likelihood
+
+    ll = sum(tau_log_likelihood(p["resid"], p["sd"], p["dist"], rho=rho) for p in parts)
+    return float(TAU_GRID[int(np.argmax(ll))])
+
+
+def _shifted(ll: np.ndarray, k: float) -> np.ndarray:
+    """``ll(tau / k)`` on the tau grid (log-linear interpolation; the edges held)."""
+    from bayes_scaling.laws.discrepancy import TAU_GRID
+
+    lt = np.log(TAU_GRID)
+    return np.interp(lt - np.log(k), lt, ll)
+
+
+_TASK_CACHE: dict[str, dict] = {}
+
+
+def learnt_variants(records: list[dict], sets: dict[str, dict], name: str, rng: np.random.Generator,
+                    rhos: tuple[float, ...] = (0.0, 1.0)) -> tuple[dict[str, tuple], dict[str, float]]:
+    """Per discrepancy variant, ``(slope draws, tau draws or one tau)`` for curve ``name`` (task/model), every
+    population learnt leaving its task out: nested residuals of the other tasks' curves (both halves: training
+    rows only), held-out residuals of the other tasks' *decide* curves."""
+    from bayes_scaling.laws.discrepancy import (
+        learnt_drift,
+        learnt_scale,
+        population_prior,
+        population_summary,
+        scale_population,
+        tau_log_likelihood,
+    )
+
+    task = name.split("/")[0]
+    half = {f"{r['task']}/{r['model']}": r["half"] for r in records}
+    others = {k: v for k, v in sets.items() if k.split("/")[0] != task}
+    decide = [k for k in others if half[k] == "decide"]
+    S = records[0]["outer"]["logf"].shape[0]
+    zero = np.zeros(S)
+    if task not in _TASK_CACHE:   # what depends on the task only
+        nested = [others[k]["nested"] for k in others if len(others[k]["nested"]["resid"])]
+        _TASK_CACHE[task] = {"pop": population_summary(others, transfer_sets=decide),
+                             "tau_pool": _pooled_tau([others[k]["heldout"] for k in decide]),
+                             "ratio": {rho: _pooled_tau([others[k]["heldout"] for k in decide], rho)
+                                       / _pooled_tau(nested, rho) for rho in rhos},
+                             "scale": scale_population(others, decide),
+                             "priors": {rho: population_prior([tau_log_likelihood(**others[k]["heldout"], rho=rho)
+                                                               for k in decide]) for rho in rhos}}
+    pop, tau_pool = _TASK_CACHE[task]["pop"], _TASK_CACHE[task]["tau_pool"]
+    own = sets[name]["nested"]
+    out = {"fixed 0.15": (zero, TAU_FIXED)}
+    out["fixed, pooled ML of the other tasks"] = (zero, tau_pool)
+    info = {"tau_pooled": tau_pool, **{f"pop_{k}": v for k, v in pop.items()}}
+    for tag, res in (("population only", {"resid": [], "sd": [], "dist": []}), ("own nested", own)):
+        d = learnt_drift(res["resid"], res["sd"], res["dist"], pop)
+        out[f"drift, {tag}"] = (d.drift + d.drift_sd * rng.standard_normal(S), d.tau_e)
+        info[f"drift_{tag.split()[0]}"], info[f"drift_sd_{tag.split()[0]}"] = d.drift, d.drift_sd
+    for rho in rhos:
+        prior, k_ratio = _TASK_CACHE[task]["priors"][rho], _TASK_CACHE[task]["ratio"][rho]
+        ll = (tau_log_likelihood(**own, rho=rho) if len(own["resid"]) else np.zeros(241))
+        post = prior.update(_shifted(ll, k_ratio))
+        out[f"scale rho={rho:g}, population only"] = (zero, prior.sample(S, rng))
+        if rho != 1:   # rho = 1: the learnt scale below
+            out[f"scale rho={rho:g}, own nested x ratio"] = (zero, post.sample(S, rng))
+        info[f"ratio_rho{rho:g}"] = k_ratio
+        info[f"prior_median_rho{rho:g}"], info[f"post_median_rho{rho:g}"] = prior.median, post.median
+        info[f"post_rms_rho{rho:g}"] = post.rms
+    # as shipped (learnt_scale, Discrepancy.slope_draws): one slope draw per predictive draw
+    sc = _TASK_CACHE[task]["scale"]
+    scales = {}
+    for tag, mean in (("", 0.0), (", population mean slope", pop["mu"])):
+        scales[tag] = d = learnt_scale(own["resid"], own["sd"], own["dist"], {**sc, "mean_slope": mean})
+        out[f"learnt scale{tag}"] = (d.slope_draws(S, rng), 0.0)
+        info[f"learnt_scale{tag.replace(', population mean slope', '_mean')}"] = d.tau
+    out["learnt scale, one normal at its rms"] = (scales[""].tau * rng.standard_normal(S), 0.0)
+    return out, info
+
+
+def learnt(records: list[dict], half: str, methods: list[str] | None = None, seed: int = 0
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per curve of ``half`` and discrepancy variant (:func:`learnt_variants`; ``methods``: only these), the
+    scores of its held-out points, with least squares (``tau`` 0.162) beside; and the variants' settings."""
+    sets = per_curve_sets(records)
+    rng = np.random.default_rng(seed)
+    rows, infos = [], []
+    for rec in records:
+        if rec["half"] != half:
+            continue
+        name = f"{rec['task']}/{rec['model']}"
+        variants, info = learnt_variants(records, sets, name, rng)
+        infos.append({"curve": name, **info})
+        base = {"half": half, "task": rec["task"], "family": rec["task"].split("_")[0], "model": rec["model"],
+                "n_nested": len(sets[name]["nested"]["resid"]), "n_test": rec["outer"]["n_test"]}
+        rows.append({**base, "method": "least squares", **_lsq_scores(rec["outer"])})
+        for m, (slope, tau) in variants.items():
+            if methods is None or m in methods or m == "fixed 0.15":
+                rows.append({**base, "method": m, **_draw_scores(rec["outer"], slope, tau, seed)})
+    return pd.DataFrame(rows), pd.DataFrame(infos)
+
+
+def boot_diff(table: pd.DataFrame, method: str, ref: str, col: str, n: int = 2000, seed: int = 0
+              ) -> tuple[float, float]:
+    """95% bootstrap interval (over curves) of the mean of ``col``'s per-curve difference ``method - ref``."""
+    a = table[table["method"] == method].set_index(["task", "model"])[col]
+    b = table[table["method"] == ref].set_index(["task", "model"])[col]
+    diff = (a - b.loc[a.index]).to_numpy()
+    idx = np.random.default_rng(seed).integers(0, len(diff), (n, len(diff)))
+    return tuple(float(v) for v in np.quantile(diff[idx].mean(axis=1), [0.025, 0.975]))
+
+
+def learnt_summary(table: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Mean over curves of each score, per method (and per ``by``), with bootstrap intervals against least
+    squares of the mean log score and CRPS differences."""
+    keys = ["method"] if by is None else [by, "method"]
+    out = table.groupby(keys, sort=False)[["cov90", "cov50", "rmse", "logs", "crps", "width90"]].mean().reset_index()
+    if by is None:
+        for col in ("logs", "crps"):
+            iv = [boot_diff(table, m, "least squares", col) if m != "least squares" else (np.nan, np.nan)
+                  for m in out["method"]]
+            out[f"{col}_vs_lsq_lo"], out[f"{col}_vs_lsq_hi"] = zip(*iv, strict=True)
+    return out
+
+
+def learnt_tables(per_curve: pd.DataFrame) -> pd.DataFrame:
+    """The summary of ``learnt``'s per-curve tables (both halves): per half (and ``all`` for the methods scored on
+    both) and task family (and ``all``), the mean over curves of each score, with 95% bootstrap intervals (over
+    curves) of the log score and CRPS differences against least squares and the fixed 0.15."""
+    both = set.intersection(*(set(g["method"]) for _, g in per_curve.groupby("half")))
+    parts = [*per_curve.groupby("half"), ("all", per_curve[per_curve["method"].isin(both)])]
+    rows = []
+    for half, t in parts:
+        for fam, g in [("all", t), *t.groupby("family")]:
+            for m, gm in g.groupby("method", sort=False):
+                row = {"half": half, "family": fam, "method": m, "curves": len(gm),
+                       **gm[["cov90", "cov50", "rmse", "logs", "crps", "width90"]].mean().to_dict()}
+                if fam == "all":
+                    for ref, tag in (("least squares", "lsq"), ("fixed 0.15", "fixed")):
+                        for col in ("logs", "crps"):
+                            lo, hi = boot_diff(g, m, ref, col) if m != ref else (np.nan, np.nan)
+                            row[f"{col}_vs_{tag}_lo"], row[f"{col}_vs_{tag}_hi"] = lo, hi
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ship(records: list[dict], path: Path | None = None) -> dict:
+    """Write the package's M4 population (every curve of both halves) with the per-curve residuals."""
+    import json
+
+    from bayes_scaling.laws.discrepancy import POPULATIONS, population_summary, scale_population
+
+    sets = per_curve_sets(records)
+    rnd = lambda a: [round(float(x), 4) for x in a]  # noqa: E731
+    per = {k: {part: {c: rnd(v[part][c]) for c in ("resid", "sd", "dist")} for part in ("nested", "heldout")}
+           for k, v in sets.items()}
+    pop = {**population_summary(per), **scale_population(per)}
+    doc = {**{k: round(v, 6) for k, v in pop.items()},
+           "source": f"nested backtests and held-out points of the M4 law (m4_error_rate) on {len(per)} vision "
+                     "learning curves of Alabdulmohsin, Neyshabur & Zhai (2022), the paper's split "
+                     "(benchmarks/m4_vision.py ship; data: google-research revisiting_neural_scaling_laws, Apache-2.0, "
+                     "LICENSE-revisiting2022-Apache-2.0.txt)", "sets": per}
+    path = path or Path(__file__).resolve().parents[1] / "bayes_scaling" / "data" / "datasets" / POPULATIONS["m4_vision"]
+    path.write_text(json.dumps(doc, indent=None, separators=(",", ":")) + "\n")
+    print({k: v for k, v in doc.items() if k != "sets"}, path.stat().st_size, "bytes")
+    return doc
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -221,14 +473,47 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--draws", type=int, default=1000)
     r.add_argument("--tune", type=int, default=None, help="default: bs.fit's for M4 (300)")
     r.add_argument("--no-nested", action="store_true", help="skip the nested backtests' fits")
+    r.add_argument("--nested-only", action="store_true", help="fit only the nested backtests (either half)")
     s = sub.add_parser("score", help="calibrate tau on the decide records' nested backtests, score all records")
     s.add_argument("stores", nargs="+")
     s.add_argument("--out", default=None, help="also write the per-curve table as CSV")
     s.add_argument("--tau-bayes", type=float, default=None, help="score at this tau (with --tau-lsq), no calibration")
     s.add_argument("--tau-lsq", type=float, default=None, help="least squares' tau (with --tau-bayes)")
+    lr = sub.add_parser("learnt", help="score the learnt scales on one half (leave one task out)")
+    lr.add_argument("stores", nargs="+")
+    lr.add_argument("--nested", nargs="+", required=True, help="stores of run --nested-only (both halves)")
+    lr.add_argument("--half", choices=("decide", "confirm"), default="decide")
+    lr.add_argument("--method", action="append", default=None, help="score only this variant (confirm: the chosen)")
+    lr.add_argument("--out", default=None, help="write the per-curve table as CSV")
+    ls = sub.add_parser("learnt-summary", help="summarise learnt's per-curve CSVs (both halves) into one CSV")
+    ls.add_argument("csvs", nargs="+")
+    ls.add_argument("--out", required=True)
+    sh = sub.add_parser("ship", help="write the package's M4 population from every curve")
+    sh.add_argument("stores", nargs="+")
+    sh.add_argument("--nested", nargs="+", required=True)
     args = ap.parse_args(argv)
+    if args.cmd == "learnt-summary":
+        summ = learnt_tables(pd.concat([pd.read_csv(c) for c in args.csvs], ignore_index=True))
+        summ.to_csv(args.out, index=False, float_format="%.5g")
+        with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_rows", 500):
+            print(summ.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        return
+    if args.cmd in ("learnt", "ship"):
+        records = load_records(args.stores, args.nested)
+        if args.cmd == "ship":
+            ship(records)
+            return
+        table, info = learnt(records, args.half, args.method)
+        with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_rows", 500):
+            print(info.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            print(learnt_summary(table).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            print(learnt_summary(table, "family").to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if args.out:
+            table.to_csv(args.out, index=False, float_format="%.6g")
+        return
     if args.cmd == "run":
-        run(args.half, args.store, args.limit, not args.no_nested, args.start, draws=args.draws, tune=args.tune)
+        run(args.half, args.store, args.limit, not args.no_nested, args.start, args.nested_only, draws=args.draws,
+            tune=args.tune)
         return
     records = [rec for path in args.stores for rec in pickle.load(open(path, "rb"))]
     decide = [rec for rec in records if rec["half"] == "decide"]

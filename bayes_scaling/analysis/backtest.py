@@ -616,7 +616,8 @@ def _nested_residuals(train: pd.DataFrame, spec, column: str | None, fracs: Sequ
 
 def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", column: str = "C", *,
                       upward: bool = True, fracs: Sequence[float] = (0.15, 0.3), seed: int = 0, draws: int = 500,
-                      tune: int = 500, chains: int = 2, backend: str = "auto", whiten: str = "auto"):
+                      tune: int = 500, chains: int = 2, backend: str = "auto", whiten: str = "auto",
+                      population: str | None = None):
     """The discrepancy learnt for one's own runs: nested backtests of the law on ``data`` along ``column``
     (the runs beyond its 85% and 70% quantiles held out in turn, ``upward``; below the 15% and 30% quantiles
     otherwise), their residuals' drift slope ``b`` per decade outside
@@ -629,14 +630,19 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
     Returns a :class:`~bayes_scaling.laws.discrepancy.Discrepancy` (``tau = "learnt"``): set it as the spec's
     ``discrepancy`` (``dataclasses.replace(spec, discrepancy=...)``), or write its ``to_dict()`` into the spec's
     ``[discrepancy]`` table; ``Fit.predict`` then shifts and widens by it. ``whiten``: as for
-    :func:`bayes_scaling.inference.fit.fit`, for the nested fits."""
+    :func:`bayes_scaling.inference.fit.fit`, for the nested fits. ``population``: the shipped population
+    (:data:`~bayes_scaling.laws.discrepancy.POPULATIONS`; default by the law,
+    :func:`~bayes_scaling.laws.discrepancy.population_for_law`): ``"chinchilla"`` (the drift above) or
+    ``"m4_vision"`` (learning curves: a learnt scale, :func:`~bayes_scaling.laws.discrepancy.learnt_scale`)."""
     from bayes_scaling.data.tables import read_table
     from bayes_scaling.inference.fit import _as_spec
     from bayes_scaling.laws.discrepancy import (
         TRANSFER_KEYS,
         Discrepancy,
         drift_posterior,
-        load_population,
+        learnt_scale,
+        load_named_population,
+        population_for_law,
         transfer_slope,
     )
 
@@ -650,7 +656,7 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
         from bayes_scaling.laws.formulas import training_compute
 
         table = table.assign(C=training_compute(table["N"].to_numpy(dtype=float), table["D"].to_numpy(dtype=float)))
-    pop = load_population()
+    pop = load_named_population(population or population_for_law(spec.name))
     kw = dict(seed=seed, draws=draws, tune=tune, chains=chains, progressbar=False, log_likelihood=False,
               backend=backend, whiten=whiten)
     import warnings
@@ -661,6 +667,10 @@ def learn_discrepancy(data: pd.DataFrame | str | PathLike, model="chinchilla", c
     if not nested["resid"]:
         raise DataError(f"learn_discrepancy: no nested backtest along {column!r} could be fitted (too few runs "
                         f"beyond its quantiles {', '.join(f'{1 - f:g}' for f in fracs)})")
+    if "scale_mu" in pop:
+        return learnt_scale(nested["resid"], nested["sd"], nested["dist"], pop, fold=nested["fold"],
+                            source=f"nested backtests of {len(table)} runs along {column} ({len(nested['resid'])} "
+                                   f"held out), population of vision learning curves")
     b_mean, b_sd = drift_posterior(nested["resid"], nested["sd"], nested["dist"], pop["tau_b"], pop["tau_e"])
     drift, drift_sd = transfer_slope(b_mean, b_sd, **{k: pop[k] for k in TRANSFER_KEYS if k in pop})
     return Discrepancy("learnt", f"nested backtests of {len(table)} runs along {column} ({len(nested['resid'])} "

@@ -52,7 +52,8 @@ __all__ = ["DEFAULT_TAU", "DEFAULT_SOURCE", "Discrepancy", "distance_columns", "
            "outside_table", "distance_outside", "widen", "variance_split", "robust_sd", "TAU_GRID",
            "tau_log_likelihood", "TauPrior", "population_prior", "load_population", "drift_log_likelihood",
            "population_drift", "drift_posterior", "transfer_log_likelihood", "population_transfer", "transfer_slope",
-           "TRANSFER_KEYS"]
+           "TRANSFER_KEYS", "POPULATIONS", "load_named_population", "population_for_law", "population_summary",
+           "learnt_drift", "SCALE_KEYS", "scale_population", "learnt_scale"]
 
 #: Default ``tau`` (per decade outside the data, on log target): the maximum-likelihood value pooled over the
 #: nested backtests (training runs only) of Porian et al.'s 15 IsoFLOP configurations with the Chinchilla law
@@ -77,7 +78,10 @@ class Discrepancy:
     ``u`` one per predictive draw (shared by all points: the law's error keeps its sign), ``z`` per draw and
     point. ``"learnt"`` alone is the shipped population's (:func:`load_population`: no drift of its own,
     ``drift_sd`` the population's spread of drifts); ``drift``, ``drift_sd``, ``tau_e`` give one's own.
-    :attr:`tau` is then ``sqrt(drift**2 + drift_sd**2 + tau_e**2)``, the fixed value with the same mean square.
+    ``scale_sd`` (optional, default 0): the slope's sd is itself uncertain, log-normal with median ``drift_sd``,
+    ``drift_sd * exp(scale_sd * v)``, ``v ~ Normal(0, 1)`` one per draw (a learnt scale,
+    :func:`learnt_scale`). :attr:`tau` is then ``sqrt(drift**2 + drift_sd**2 exp(2 scale_sd**2) + tau_e**2)``,
+    the fixed value with the same mean square.
 
     >>> Discrepancy.from_dict({"tau": 0.02, "source": "my backtest"}).tau
     0.02
@@ -88,13 +92,18 @@ class Discrepancy:
     (True, 0.05)
     """
 
-    __slots__ = ("tau", "source", "drift", "drift_sd", "tau_e")
+    __slots__ = ("tau", "source", "drift", "drift_sd", "tau_e", "scale_sd")
 
     def __init__(self, tau: float | str = DEFAULT_TAU, source: str | None = None, *, drift: float | None = None,
-                 drift_sd: float | None = None, tau_e: float | None = None):
+                 drift_sd: float | None = None, tau_e: float | None = None, scale_sd: float | None = None):
         if source is not None and not isinstance(source, str):
             raise ConfigError(f"[discrepancy] source must be a string, got {source!r}")
         given = {k: v for k, v in (("drift", drift), ("drift_sd", drift_sd), ("tau_e", tau_e)) if v is not None}
+        self.scale_sd = 0.0
+        if scale_sd is not None:
+            if not isinstance(tau, str) or not given:
+                raise ConfigError('[discrepancy] scale_sd goes with tau = "learnt" and drift, drift_sd, tau_e')
+            self.scale_sd = check_tau(scale_sd, "[discrepancy] scale_sd")
         if isinstance(tau, str):
             if tau != "learnt":
                 raise ConfigError(f'[discrepancy] tau must be a number >= 0 or "learnt", got {tau!r}')
@@ -113,8 +122,9 @@ class Discrepancy:
             self.drift = float(given["drift"])
             self.drift_sd = check_tau(given["drift_sd"], "[discrepancy] drift_sd")
             self.tau_e = check_tau(given["tau_e"], "[discrepancy] tau_e")
-            self.tau = check_tau(float(np.sqrt(self.drift**2 + self.drift_sd**2 + self.tau_e**2)),
-                                 "[discrepancy] sqrt(drift^2 + drift_sd^2 + tau_e^2)")
+            self.tau = check_tau(float(np.sqrt(self.drift**2 + self.drift_sd**2 * np.exp(2 * self.scale_sd**2)
+                                               + self.tau_e**2)),
+                                 "[discrepancy] sqrt(drift^2 + drift_sd^2 exp(2 scale_sd^2) + tau_e^2)")
             self.source = source or ""
             return
         if given:
@@ -131,36 +141,46 @@ class Discrepancy:
     def from_dict(cls, d: Any) -> Discrepancy:
         if not isinstance(d, dict):
             raise ConfigError(f"[discrepancy] must be a table, got {d!r}")
-        bad = set(d) - {"tau", "source", "drift", "drift_sd", "tau_e"}
+        bad = set(d) - {"tau", "source", "drift", "drift_sd", "tau_e", "scale_sd"}
         if bad:
-            raise ConfigError(f"[discrepancy]: unknown key(s) {', '.join(sorted(bad))} (drift, drift_sd and tau_e "
-                              'go with tau = "learnt"); expected tau, source, drift, drift_sd, tau_e')
+            raise ConfigError(f"[discrepancy]: unknown key(s) {', '.join(sorted(bad))} (drift, drift_sd, tau_e and "
+                              'scale_sd go with tau = "learnt"); expected tau, source, drift, drift_sd, tau_e, '
+                              "scale_sd")
         if "tau" not in d:
             raise ConfigError('[discrepancy] needs tau (per decade outside the data, on the log target; 0: off; '
                               '"learnt": learnt from nested backtests)')
-        return cls(d["tau"], d.get("source"), drift=d.get("drift"), drift_sd=d.get("drift_sd"), tau_e=d.get("tau_e"))
+        return cls(d["tau"], d.get("source"), drift=d.get("drift"), drift_sd=d.get("drift_sd"), tau_e=d.get("tau_e"),
+                   scale_sd=d.get("scale_sd"))
 
     def to_dict(self) -> dict[str, Any]:
         src = {"source": self.source} if self.source else {}
         if self.learnt:
-            return {"tau": "learnt", "drift": self.drift, "drift_sd": self.drift_sd, "tau_e": self.tau_e, **src}
+            scale = {"scale_sd": self.scale_sd} if self.scale_sd else {}
+            return {"tau": "learnt", "drift": self.drift, "drift_sd": self.drift_sd, "tau_e": self.tau_e, **scale,
+                    **src}
         return {"tau": self.tau, **src}
+
+    def slope_draws(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` draws of the learnt slope per decade, ``drift + drift_sd exp(scale_sd v) u`` (class docstring)."""
+        sd = self.drift_sd * (np.exp(self.scale_sd * rng.standard_normal(n)) if self.scale_sd else 1.0)
+        return self.drift + sd * rng.standard_normal(n)
 
     def apply(self, draws: np.ndarray, dist: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Draws (samples x points) with the discrepancy (class docstring); ``dist`` per point."""
         if not self.learnt:
             return widen(draws, dist, self.tau, rng)
-        slope = self.drift + self.drift_sd * rng.standard_normal(draws.shape[0])
+        slope = self.slope_draws(draws.shape[0], rng)
         out = widen(draws, dist, self.tau_e, rng)
         return out * np.exp(slope[:, None] * np.asarray(dist, dtype=float)[None, :])
 
     def __eq__(self, other) -> bool:
-        key = lambda x: (x.tau, x.source, x.drift, x.drift_sd, x.tau_e)   # noqa: E731
+        key = lambda x: (x.tau, x.source, x.drift, x.drift_sd, x.tau_e, x.scale_sd)   # noqa: E731
         return isinstance(other, Discrepancy) and key(self) == key(other)
 
     def __repr__(self) -> str:
         if self.learnt:
-            return f"Discrepancy(learnt: drift {self.drift:g} +- {self.drift_sd:g}, tau_e {self.tau_e:g})"
+            scale = f" (log sd {self.scale_sd:g})" if self.scale_sd else ""
+            return f"Discrepancy(learnt: drift {self.drift:g} +- {self.drift_sd:g}{scale}, tau_e {self.tau_e:g})"
         return f"Discrepancy(tau={self.tau:g})"
 
 
@@ -596,3 +616,118 @@ def transfer_slope(b_mean: float, b_sd: float, lam: float, lam_sd: float, kappa:
     var = (kappa**2 + (lam**2 + lam_sd**2) * b_sd**2 + lam_sd**2 * b_mean**2 + mu_sd**2
            + 2 * b_mean * lam_mu_cov)
     return float(lam * b_mean + mu), float(np.sqrt(max(var, 0.0)))
+
+
+# ---- populations of several laws: the shipped files, a population from per-set residuals, one's own drift --------
+#: The shipped populations by name: ``"chinchilla"`` (:data:`POPULATION_FILE`: the Chinchilla law on 17 real data
+#: sets) and ``"m4_vision"`` (the M4 learning-curve law on the 72 vision learning curves of Alabdulmohsin et al.
+#: 2022, written by ``benchmarks/m4_vision.py ship``).
+POPULATIONS = {"chinchilla": POPULATION_FILE, "m4_vision": "discrepancy_population_m4.json"}
+
+
+def load_named_population(name: str) -> dict[str, Any]:
+    """One of the shipped :data:`POPULATIONS` (the same keys as :func:`load_population`'s)."""
+    import json
+    from importlib import resources
+
+    if name not in POPULATIONS:
+        raise ConfigError(f"unknown discrepancy population {name!r}; expected one of {', '.join(POPULATIONS)}")
+    return json.loads(resources.files("bayes_scaling.data.datasets").joinpath(POPULATIONS[name]).read_text())
+
+
+def population_for_law(law: str) -> str:
+    """The shipped population a law's learnt discrepancy defaults to: ``"m4_vision"`` for the M4 learning-curve
+    laws (names starting ``m4``), ``"chinchilla"`` for the rest.
+
+    >>> population_for_law("m4_error_rate"), population_for_law("kaplan")
+    ('m4_vision', 'chinchilla')
+    """
+    return "m4_vision" if str(law).startswith("m4") else "chinchilla"
+
+
+def population_summary(sets: dict[str, dict[str, Any]], transfer_sets: Sequence[str] | None = None
+                       ) -> dict[str, float]:
+    """A population from per-set residuals (``{name: {"nested": {resid, sd, dist}, "heldout": {...}}}``, the
+    shipped files' ``sets``): ``tau_b``, ``tau_e`` from every set's nested backtests (:func:`population_drift`),
+    the transfer (:data:`TRANSFER_KEYS`) from the held-out residuals of ``transfer_sets`` (default: every set)
+    given their drift posteriors (:func:`population_transfer`), and ``drift_sd``, a new set's slope sd without
+    nested backtests of its own (:func:`transfer_slope` of ``(0, tau_b)``)."""
+    tb, te = population_drift([drift_log_likelihood(**s["nested"]) for s in sets.values()])
+    lls = []
+    for s in (sets.values() if transfer_sets is None else (sets[k] for k in transfer_sets)):
+        bm, bs = drift_posterior(**s["nested"], tau_b=tb, tau_e=te)
+        lls.append(transfer_log_likelihood(**s["heldout"], b_mean=bm, b_sd=bs, tau_e=te))
+    tr = population_transfer(lls)
+    return {"tau_b": tb, "tau_e": te, **tr, "drift_sd": transfer_slope(0.0, tb, **tr)[1]}
+
+
+def learnt_drift(resid, sd, dist, population: dict[str, Any], source: str = "") -> Discrepancy:
+    """A data set's learnt discrepancy from its nested-backtest residuals and a population (a
+    :func:`population_summary`, or a shipped file): the slope's posterior (:func:`drift_posterior` with the
+    population's ``tau_b``, ``tau_e``) carried to a forecast (:func:`transfer_slope`)::
+
+        drift, drift_sd = transfer_slope(b_mean, b_sd, lam, lam_sd, kappa, mu, mu_sd, lam_mu_cov),   tau_e
+
+    No residuals: the population's own (``b_mean = 0``, ``b_sd = tau_b``). A set whose nested residuals drift
+    gets its drift and, through ``lam_sd``, a wider slope sd:
+
+    >>> pop = {"tau_b": 0.05, "tau_e": 0.0, "lam": 1.0, "lam_sd": 0.3, "kappa": 0.02, "mu": 0.0}
+    >>> flat, drifting = (learnt_drift(np.full(5, r), np.full(5, 0.005), np.linspace(0.1, 0.3, 5), pop)
+    ...                   for r in (0.0, 0.06))
+    >>> flat.tau < drifting.tau
+    True
+    """
+    bm, bs = drift_posterior(resid, sd, dist, population["tau_b"], population["tau_e"])
+    drift, drift_sd = transfer_slope(bm, bs, **{k: population[k] for k in TRANSFER_KEYS if k in population})
+    return Discrepancy("learnt", source or None, drift=drift, drift_sd=drift_sd, tau_e=population["tau_e"])
+
+
+#: The keys of a population's learnt scale (:func:`scale_population`)
+SCALE_KEYS = ("scale_mu", "scale_sd", "scale_ratio", "mean_slope")
+
+
+def _pooled_ml_tau(parts: Sequence[dict[str, Any]], rho: float) -> float:
+    ll = sum(tau_log_likelihood(p["resid"], p["sd"], p["dist"], rho=rho) for p in parts if len(p["resid"]))
+    return float(TAU_GRID[int(np.argmax(ll))])
+
+
+def scale_population(sets: dict[str, dict[str, Any]], heldout_sets: Sequence[str] | None = None,
+                     mean_slope: float = 0.0) -> dict[str, float]:
+    """The learnt scale's population from per-set residuals (as :func:`population_summary`'s): each set's
+    forecast error is one shared slope per decade, ``log y += tau_s d u`` (``u ~ Normal(0, 1)``, the
+    residuals' ``rho = 1``), with ``log tau_s ~ Normal(scale_mu, scale_sd)`` over the held-out residuals of
+    ``heldout_sets`` (default: every set; :func:`population_prior`); ``scale_ratio``, the pooled
+    maximum-likelihood ``tau`` of those held-out residuals over that of every set's nested backtests (a
+    forecast's scale per unit of the nested backtests' scale); ``mean_slope`` as given (0: none)."""
+    keys = list(sets) if heldout_sets is None else list(heldout_sets)
+    prior = population_prior([tau_log_likelihood(**sets[k]["heldout"], rho=1.0) for k in keys])
+    ratio = _pooled_ml_tau([sets[k]["heldout"] for k in keys], 1.0) / _pooled_ml_tau(
+        [s["nested"] for s in sets.values()], 1.0)
+    return {"scale_mu": prior.mu, "scale_sd": prior.sd, "scale_ratio": ratio, "mean_slope": float(mean_slope)}
+
+
+def learnt_scale(resid, sd, dist, population: dict[str, Any], *, fold=None, source: str = "") -> Discrepancy:
+    """A data set's learnt discrepancy scale: the population's log-normal ``tau`` (:func:`scale_population`)
+    updated by the set's nested-backtest residuals, read at ``tau / scale_ratio`` (the nested backtests see a
+    ``scale_ratio`` times smaller scale than a forecast), ``rho = 1`` (:func:`tau_log_likelihood`)::
+
+        p(tau | nested) ~ LogNormal(tau; scale_mu, scale_sd) p(resid | tau / scale_ratio)
+
+    returned as the drift form with ``drift = mean_slope``, ``drift_sd`` the posterior's median and
+    ``scale_sd`` its sd of ``log tau`` (moment-matched), ``tau_e = 0``:
+    ``log y += (mean_slope + drift_sd exp(scale_sd v) u) d``. No residuals: the population's own. A set whose
+    nested residuals drift a lot gets a wider scale than one whose residuals do not:
+
+    >>> pop = {"scale_mu": np.log(0.1), "scale_sd": 1.0, "scale_ratio": 1.0, "mean_slope": 0.0}
+    >>> d = np.linspace(0.05, 0.3, 8)
+    >>> flat, drifting = (learnt_scale(s * d, np.full(8, 0.01), d, pop) for s in (0.0, 0.5))
+    >>> round(flat.tau, 2), round(drifting.tau, 2)
+    (0.1, 0.44)
+    """
+    prior = TauPrior(population["scale_mu"], population["scale_sd"])
+    r = np.asarray(resid, dtype=float).ravel()
+    ll = tau_log_likelihood(r, sd, dist, fold=fold, rho=1.0) if len(r) else np.zeros(len(TAU_GRID))
+    lt = np.log(TAU_GRID)
+    post = prior.update(np.interp(lt - np.log(population["scale_ratio"]), lt, ll)) if len(r) else prior
+    return Discrepancy("learnt", source or None, drift=float(population.get("mean_slope", 0.0)),
+                       drift_sd=min(post.median, MAX_TAU), tau_e=0.0, scale_sd=post.sd)
