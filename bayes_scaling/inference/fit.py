@@ -117,7 +117,8 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         log_likelihood: keep the pointwise log-likelihood (for LOO); chains x draws x rows floats.
         whiten: nutpie only: ``"auto"`` samples ``z`` with ``x = m + L z`` (``m`` the mode of the unconstrained
             parameters, ``L L' = H^-1`` the Laplace covariance) where that approximation is defined and the
-            dimension small, else the model's own coordinates (and always for a monomial law, whose coefficient
+            dimension small (a centred hierarchy without a mode: at its pooled spreads' marginal estimate,
+            the other coordinates' mode given them), else the model's own coordinates (and always for a monomial law, whose coefficient
             is sampled at the data's centre: :mod:`bayes_scaling.models.spec_model`); ``"laplace"`` always (an error where undefined);
             ``"none"`` never. The same posterior either way (:mod:`bayes_scaling.inference.whiten`); the choice
             is in ``fit.tree.attrs["whitening"]`` and ``["whitening_reason"]``, and the form of the pooled
