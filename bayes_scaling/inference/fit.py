@@ -91,7 +91,8 @@ def _prepared_sampler(plan: sm.ModelPlan, log_likelihood: bool, whiten: str):
     else:
         made = whiten_spec_sampler(lambda p: _sampler(plan.with_parameterization(p), log_likelihood, whiten),
                                    plan.parameterization, plan.attempts,
-                                   lambda p: plan.with_parameterization(p).exponents, whiten)
+                                   lambda p: plan.with_parameterization(p).exponents, whiten,
+                                   lambda p: plan.with_parameterization(p).pools())
     if key is not None:
         fitcache.save(key, *made)
     return made
@@ -110,12 +111,14 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         seed: makes the result reproducible (a fresh seed is drawn and recorded when None).
         draws, tune, chains: NUTS settings; ``tune`` defaults to 1000 (300 for one M4 learning curve, whose
             whitened basis leaves little to adapt: :func:`~bayes_scaling.inference.m4.fit_m4`);
-            ``target_accept`` defaults to 0.95 (0.99 on nutpie, 0.9 there for a whitened fit).
+            ``target_accept`` defaults to 0.95 (0.99 on nutpie, 0.9 there for a whitened fit, 0.99 for one
+            whitened with its pooled spreads held).
         backend: ``"auto"`` (nutpie's compiled sampler, else PyMC), ``"nutpie"``, ``"pymc"``, ``"numpyro"``.
         log_likelihood: keep the pointwise log-likelihood (for LOO); chains x draws x rows floats.
         whiten: nutpie only: ``"auto"`` samples ``z`` with ``x = m + L z`` (``m`` the mode of the unconstrained
             parameters, ``L L' = H^-1`` the Laplace covariance) where that approximation is defined and the
-            dimension small, else the model's own coordinates (and always for a monomial law, whose coefficient
+            dimension small (a centred hierarchy without a mode: at its pooled spreads' marginal estimate,
+            the other coordinates' mode given them), else the model's own coordinates (and always for a monomial law, whose coefficient
             is sampled at the data's centre: :mod:`bayes_scaling.models.spec_model`); ``"laplace"`` always (an error where undefined);
             ``"none"`` never. The same posterior either way (:mod:`bayes_scaling.inference.whiten`); the choice
             is in ``fit.tree.attrs["whitening"]`` and ``["whitening_reason"]``, and the form of the pooled
@@ -170,7 +173,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         if ran == "nutpie":   # the parameterization of pooled parameters may change with the whitening (same posterior)
             sampler, param, choice = _prepared_sampler(plan, log_likelihood, whiten)
             if default and choice.method == "laplace":
-                target_accept = WHITENED_TARGET_ACCEPT
+                target_accept = getattr(choice, "target_accept", WHITENED_TARGET_ACCEPT)
             tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
                                   progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains),
                                   coords=coords, adaptation=choice.adaptation)

@@ -128,7 +128,8 @@ def save(key: str, sampler, parameterization: dict[str, str], choice) -> None:
         return
     record = {"version": _VERSION, "sampler": state, "parameterization": dict(parameterization),
               "choice": {"method": choice.method, "reason": choice.reason, "adaptation": choice.adaptation,
-                         "shift": choice.shift, "factor": choice.factor, "seconds": 0.0}}
+                         "shift": choice.shift, "factor": choice.factor, "seconds": 0.0,
+                         "target_accept": choice.target_accept}}
     from bayes_scaling.inference.compiled import write_cache_file
 
     write_cache_file(path, record)

@@ -819,6 +819,18 @@ class ModelPlan:
         return replace(self, parameterization=dict(parameterization),
                        exponents=exponent_variables(self.spec, parameterization))
 
+    def pools(self) -> list[tuple[str, str, str]]:
+        """The centred one-level pooled parameters of :meth:`build`'s model, ``u[g] ~ Normal(u_mu, u_sigma)``:
+        the names ``(u, u_mu, u_sigma)`` of each (for the whitening with the spreads held,
+        :func:`bayes_scaling.inference.whiten.whiten_held_spreads`)."""
+        out = []
+        for p in self.spec.parameters.values():
+            if (p.fixed is None and p.sharing == "pooled" and p.within is None and p.fraction_of is None
+                    and self.parameterization.get(p.name) == "centred"):
+                u = centred_name(p.name, p.domain) if p.name in self.centred else unconstrained_name(p.name, p.domain)
+                out.append((u, f"{u}_mu", f"{u}_sigma"))
+        return out
+
     def build(self):
         """The PyMC model (:func:`build_spec_model`)."""
         return build_spec_model(self.spec, self.data, self.priors, self.parameterization, self.noise, self.centred)
