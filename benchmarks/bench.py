@@ -423,6 +423,11 @@ WHITEN_DRAWS = {"draws": 200, "tune": 200, "chains": 2}
 SPECS: list[str] = []
 
 
+def _rate(x: float) -> str:
+    """A rate or ratio to two significant figures below 10 (``0.31``, ``4.2``), as a whole number above."""
+    return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
+
+
 def _row(rows: list, row: tuple) -> None:
     """Add a row and print it at once (a long section's rows survive an interrupted run)."""
     rows.append(row)
@@ -664,17 +669,21 @@ def bench_whiten(rows: list, quick: bool) -> None:
             except Exception as exc:  # noqa: BLE001
                 base = {"error": f"{type(exc).__name__}: {str(exc)[:100]}"}
         e_p, e_w = plain["ess"] / plain["s"], white["ess"] / white["s"]
-        how = white_fit.tree.attrs["whitening"]
-        detail = (f"{how} ({white_fit.tree.attrs['whitening_reason']}); steps/draw {plain['steps']:.1f} -> "
-                  f"{white['steps']:.1f}; ESS/s {e_p:.0f} -> {e_w:.0f} ({e_w / e_p:.1f}x); min bulk ESS "
+        attrs = white_fit.tree.attrs
+        if "m4_least_squares" in attrs:   # one M4 curve: bs.fit samples its own whitened basis, whatever `whiten`
+            how, why = "m4", "one learning curve: the M4 path's own whitened basis, `whiten` does not apply"
+        else:
+            how, why = attrs["whitening"], attrs["whitening_reason"]
+        detail = (f"{how} ({why}); steps/draw {plain['steps']:.1f} -> "
+                  f"{white['steps']:.1f}; ESS/s {_rate(e_p)} -> {_rate(e_w)} ({e_w / e_p:.1f}x); min bulk ESS "
                   f"{plain['ess']:.0f} -> {white['ess']:.0f}; divergences {plain['div']} -> {white['div']}")
         if base is not None and "error" in base:
             detail += f"; PyMC: {base['error']}"
         elif base is not None:
             e_b = base["ess"] / base["s"]
-            detail += (f"; PyMC NUTS: {base['steps']:.1f} steps/draw, ESS/s {e_b:.1f} (ESS {base['ess']:.0f} in "
-                       f"{base['s']:.1f} s, divergences {base['div']}); whitened / PyMC {e_w / e_b:.0f}x")
-        _row(rows, (f"spec `{name}` ({what}): ESS/s unwhitened -> default", f"{e_p:.0f} -> {e_w:.0f} /s",
+            detail += (f"; PyMC NUTS: {base['steps']:.1f} steps/draw, ESS/s {_rate(e_b)} (ESS {base['ess']:.0f} in "
+                       f"{base['s']:.1f} s, divergences {base['div']}); whitened / PyMC {_rate(e_w / e_b)}x")
+        _row(rows, (f"spec `{name}` ({what}): ESS/s unwhitened -> default", f"{_rate(e_p)} -> {_rate(e_w)} /s",
                     ">= 10x PyMC", detail))
 
 
