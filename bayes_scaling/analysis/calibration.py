@@ -286,7 +286,9 @@ def _needs_target(spec) -> list[str]:
     """The free parameters (and ``sigma``, the noise) whose default prior is computed from the target."""
     exps = spec.exponents()
     out = [p.name for p in spec.parameters.values() if p.fixed is None and (
-        (p.domain in ("positive", "negative") and p.name not in exps and "median" not in p.prior)
+        p.fraction_of == "min_target"
+        or (p.domain in ("positive", "negative") and p.fraction_of is None and p.name not in exps
+            and "median" not in p.prior)
         or (p.domain == "real" and not {"mu", "sigma"} <= set(p.prior)))]
     return out + ([] if spec.sigma is not None else ["sigma (the noise: [likelihood] sigma)"])
 
@@ -300,7 +302,9 @@ def frozen_spec(model, data: pd.DataFrame | None = None):
 
     ``data``: a table with the spec's input, group and target columns; without the target (or without
     ``data``) only priors that do not scale with the data can be frozen: a
-    :class:`~bayes_scaling.errors.ConfigError` names the others.
+    :class:`~bayes_scaling.errors.ConfigError` names the others. A ``fraction_of = "min_target"`` parameter
+    (``value = f min(y)``) is frozen as a fraction of the data's ``min(y)``, a fixed number
+    (``fraction_of = c``, ``value = f c``), with the fraction's prior ``mean`` and ``sigma``.
 
     >>> from bayes_scaling.laws.spec import builtin_spec
     >>> s = frozen_spec(builtin_spec("kaplan").to_dict() | {"likelihood": {"sigma": 0.05}})
@@ -312,11 +316,6 @@ def frozen_spec(model, data: pd.DataFrame | None = None):
     from bayes_scaling.models import spec_model as sm
 
     spec = _spec_of(model)
-    fractions = [p.name for p in spec.parameters.values() if p.fraction_of is not None]
-    if fractions:     # the value is f min(y): its prior moves with each simulated data set, so it cannot be frozen
-        raise ConfigError(f"{spec.name!r}: parameter(s) {', '.join(fractions)} are sampled as a fraction of the "
-                          "data's smallest target (fraction_of), a prior that moves with each data set; calibrate "
-                          "a spec without fraction_of (the same law with a prior median and sigma)")
     table = default_design(spec) if data is None else data
     if spec.target not in table.columns:
         need = _needs_target(spec)
@@ -329,10 +328,13 @@ def frozen_spec(model, data: pd.DataFrame | None = None):
     priors = sm.default_priors(spec, prepared)
     doc = spec.to_dict()
     for name, (loc, scale) in priors.items():
-        domain = spec.parameters[name].domain
+        p = spec.parameters[name]
+        domain = "unit" if p.fraction_of is not None else p.domain    # a fraction's prior: mean and sigma
         key, value = {"positive": ("median", np.exp(loc)), "negative": ("median", -np.exp(loc)),
                       "unit": ("mean", 1.0 / (1.0 + np.exp(-loc))), "real": ("mu", loc)}[domain]
         entry = {k: v for k, v in doc["parameters"][name].items() if k not in ("median", "mean", "mu", "sigma")}
+        if p.fraction_of is not None:     # E = f min(y) becomes E = f c, c the data's min(y): fixed, as the prior
+            entry["fraction_of"] = sm.fraction_scale(prepared, p)
         doc["parameters"][name] = {**entry, key: float(value), "sigma": float(scale)}
     doc["likelihood"]["sigma"] = float(sm.noise_prior(spec, prepared))
     try:

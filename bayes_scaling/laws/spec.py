@@ -38,7 +38,8 @@ default, or ``"none"``), ``fixed``, the prior, ``spread``
 ``parameterization`` (``"auto"`` default: chosen from the data; ``"centred"``, ``"non_centred"``) and
 ``fraction_of`` (``"min_target"``, a shared positive parameter only: sampled as ``f = value / min(y)`` over the
 fitted rows, ``logit f ~ Normal(logit(mean), sigma)``, prior keys ``mean`` and ``sigma``: a floor below every
-observed loss, such as the Chinchilla ``E``; the posterior holds the value and ``NAME_fraction``).
+observed loss, such as the Chinchilla ``E``; the posterior holds the value and ``NAME_fraction``; a positive
+number instead: a fraction of that fixed value, as a frozen spec of the calibration writes it).
 
 A law implicit in its target is given as an ``equation`` instead of a ``formula``, with a ``bracket``: two
 expressions of the parameters and columns between which the equation has one root in the target
@@ -148,6 +149,7 @@ DOMAINS = ("positive", "unit", "real", "negative")
 POOLINGS = ("partial", "none")
 PARAMETERIZATIONS = ("auto", "centred", "non_centred")
 #: what a parameter may be sampled as a fraction of (``fraction_of``): the smallest target value of the fitted rows
+#: (or a positive number: a fixed value)
 FRACTIONS_OF = ("min_target",)
 FAMILIES = ("normal", "student_t")
 SCALES = ("log", "identity")
@@ -186,14 +188,20 @@ class Parameter:
     #: an input column: the prior median (positive domain) is that column's geometric mean over the data
     median_of: str | None = None
     #: ``"min_target"``: sampled as the fraction ``f = value / min(y)`` of the fitted rows' smallest target
-    #: (a floor below every observed loss), ``logit f ~ Normal(logit(mean), sigma)``; None: sampled as itself
-    fraction_of: str | None = None
+    #: (a floor below every observed loss), ``logit f ~ Normal(logit(mean), sigma)``; a positive number ``c``:
+    #: ``f = value / c`` (a fixed scale, as :func:`~bayes_scaling.analysis.calibration.frozen_spec` writes the
+    #: former for given data); None: sampled as itself
+    fraction_of: str | float | None = None
 
     def __post_init__(self) -> None:
         where = f"parameter {self.name!r}"
         if self.fraction_of is not None:
-            if self.fraction_of not in FRACTIONS_OF:
-                raise ConfigError(f"{where}: fraction_of {self.fraction_of!r} is not one of {', '.join(FRACTIONS_OF)}")
+            if isinstance(self.fraction_of, str):
+                if self.fraction_of not in FRACTIONS_OF:
+                    raise ConfigError(f"{where}: fraction_of {self.fraction_of!r} is not one of "
+                                      f"{', '.join(FRACTIONS_OF)} or a positive number")
+            else:
+                self.fraction_of = _number(self.fraction_of, f"{where}: fraction_of", positive=True)
             if self.domain != "positive" or self.by is not None or self.fixed is not None:
                 raise ConfigError(f"{where}: fraction_of applies to a free, shared parameter of domain 'positive' "
                                   f"(got domain {self.domain!r}, by {self.by!r}, fixed {self.fixed!r})")
@@ -226,10 +234,10 @@ class Parameter:
             if self.by is not None:
                 raise ConfigError(f"{where}: a fixed parameter cannot vary by {self.by!r}")
             self._check_in_domain(self.fixed, "fixed")
-        keys = _PRIOR_KEYS["unit" if self.fraction_of else self.domain]
+        keys = _PRIOR_KEYS["unit" if self.fraction_of is not None else self.domain]
         unknown = set(self.prior) - set(keys)
         if unknown:
-            kind = f"fraction_of = {self.fraction_of!r} (the fraction's prior)" if self.fraction_of else \
+            kind = f"fraction_of = {self.fraction_of!r} (the fraction's prior)" if self.fraction_of is not None else \
                 f"domain {self.domain!r}"
             raise ConfigError(f"{where}: prior key(s) {', '.join(sorted(unknown))} do not apply to {kind}; "
                               f"use {', '.join(keys)}")
@@ -293,9 +301,13 @@ class Parameter:
             raise ConfigError(f"parameter {name!r}: unknown key(s) {', '.join(sorted(unknown))}; expected "
                               f"{', '.join(sorted(_PARAM_KEYS))}")
         prior = {k: d[k] for k in ("median", "mean", "mu", "sigma") if k in d}
-        for key in ("domain", "by", "within", "pooling", "parameterization", "description", "median_of", "fraction_of"):
+        for key in ("domain", "by", "within", "pooling", "parameterization", "description", "median_of"):
             if key in d and not isinstance(d[key], str):
                 raise ConfigError(f"parameter {name!r}: {key} must be a string, got {d[key]!r}")
+        if "fraction_of" in d and (isinstance(d["fraction_of"], bool)
+                                   or not isinstance(d["fraction_of"], (str, int, float))):
+            raise ConfigError(f"parameter {name!r}: fraction_of must be a string or a positive number, "
+                              f"got {d['fraction_of']!r}")
         return cls(name=name, domain=d.get("domain", "positive"), by=d.get("by"),
                    pooling=d.get("pooling", "partial"), fixed=d.get("fixed"), prior=prior,
                    spread=d.get("spread", 0.5), parameterization=d.get("parameterization", "auto"),

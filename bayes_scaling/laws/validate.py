@@ -228,9 +228,11 @@ def _law(spec, values: dict[str, Any], n: int) -> np.ndarray:
     return np.broadcast_to(f, (n,))
 
 
-def _fraction_value(u: float, data) -> float:
-    """A ``fraction_of = "min_target"`` parameter's value at ``u`` on its unconstrained (logit) scale."""
-    return float(np.min(data.target) / (1.0 + np.exp(-u)))
+def _fraction_value(u: float, data, p) -> float:
+    """A ``fraction_of`` parameter's value at ``u`` on its unconstrained (logit) scale: ``c / (1 + exp(-u))``,
+    ``c`` the smallest target (``"min_target"``) or the given number."""
+    c = np.min(data.target) if isinstance(p.fraction_of, str) else p.fraction_of
+    return float(c / (1.0 + np.exp(-u)))
 
 
 def check_on_data(spec, data, priors: dict[str, tuple[float, float]], what: str = "data") -> None:
@@ -243,7 +245,7 @@ def check_on_data(spec, data, priors: dict[str, tuple[float, float]], what: str 
             base[p.name] = p.fixed
             continue
         loc, scale = priors[p.name]
-        value = _natural(loc, p.domain) if p.fraction_of is None else _fraction_value(loc, data)
+        value = _natural(loc, p.domain) if p.fraction_of is None else _fraction_value(loc, data, p)
         if not (np.isfinite(loc) and np.isfinite(scale) and scale > 0 and np.isfinite(value)
                 and abs(value) <= MAX_CONSTANT):
             raise ConfigError(f"parameter {p.name!r}: its prior (location {loc!r}, scale {scale!r} on the "
@@ -267,7 +269,7 @@ def check_on_data(spec, data, priors: dict[str, tuple[float, float]], what: str 
         if p.fraction_of is None:
             lo[p.name], hi[p.name] = _natural(loc - step, p.domain), _natural(loc + step, p.domain)
         else:
-            lo[p.name], hi[p.name] = _fraction_value(loc - step, data), _fraction_value(loc + step, data)
+            lo[p.name], hi[p.name] = _fraction_value(loc - step, data, p), _fraction_value(loc + step, data, p)
         with np.errstate(all="ignore"):
             delta = np.abs(_law(spec, hi, n) - _law(spec, lo, n))
             moves = np.isfinite(delta) & (delta > MIN_EFFECT * np.abs(f0))

@@ -152,7 +152,7 @@ def prepare(spec: LawSpec, table: pd.DataFrame, *, what: str = "data", labels: d
     out = SpecData(table=table.reset_index(drop=True), inputs=inputs, target=y, labels=out_labels, index=index)
     for by, within in nestings(spec):
         out.parents[(by, within)] = parent_index(out, by, within, what)
-    fractions = [p.name for p in spec.parameters.values() if p.fraction_of is not None]
+    fractions = [p.name for p in spec.parameters.values() if p.fraction_of == "min_target"]
     if fractions and target and not np.min(y) > 0:
         raise DataError(f"{what}: parameter(s) {', '.join(fractions)} are fractions of the smallest "
                         f"{spec.target!r}, which is {np.min(y):.4g} here; expected every {spec.target!r} > 0")
@@ -266,16 +266,19 @@ def _from_u(u, domain, m):
     return u
 
 
-def fraction_scale(data: SpecData) -> float:
-    """What a ``fraction_of = "min_target"`` parameter is a fraction of: the smallest target of the rows."""
+def fraction_scale(data: SpecData, p=None) -> float:
+    """What a ``fraction_of`` parameter ``p`` is a fraction of: the smallest target of the rows
+    (``"min_target"``, or ``p`` None), or its fixed value (a number)."""
+    if p is not None and not isinstance(p.fraction_of, str):
+        return float(p.fraction_of)
     return float(np.min(data.target))
 
 
 def natural_value(p, u, data: SpecData, m=np):
     """A free parameter's natural value at ``u`` on its unconstrained scale: ``_from_u``, or for a
-    ``fraction_of`` parameter ``min(y) / (1 + exp(-u))``."""
+    ``fraction_of`` parameter ``c / (1 + exp(-u))`` (``c``: :func:`fraction_scale`, e.g. ``min(y)``)."""
     if p.fraction_of is not None:
-        return fraction_scale(data) / (1.0 + m.exp(-u))
+        return fraction_scale(data, p) / (1.0 + m.exp(-u))
     return _from_u(u, p.domain, m)
 
 
@@ -604,11 +607,11 @@ def build_spec_model(spec: LawSpec, data: SpecData, priors: dict[str, tuple[floa
             loc = pm.Data(f"prior__{p.name}__loc", priors[p.name][0])
             scale = pm.Data(f"prior__{p.name}__scale", priors[p.name][1])
             dims = p.by
-            if p.fraction_of is not None:     # value = f min(y), logit f ~ Normal(loc, scale) (shared only)
+            if p.fraction_of is not None:     # value = f min(y) (or f c), logit f ~ Normal(loc, scale) (shared only)
                 u = pm.Normal(f"logit_{p.name}_fraction", loc, scale)
                 frac = pm.Deterministic(f"{p.name}_fraction", _from_u(u, "unit", pt))
                 row_values[p.name] = pm.Deterministic(
-                    p.name, frac * pm.Data(f"fraction__{p.name}__of", fraction_scale(data)))
+                    p.name, frac * pm.Data(f"fraction__{p.name}__of", fraction_scale(data, p)))
                 continue
             if p.sharing == "shared":
                 u = pm.Normal(uname, loc, scale)
@@ -759,7 +762,7 @@ def data_values(spec: LawSpec, data: SpecData, priors, noise_scale: float,
         vals[f"prior__{name}__loc"] = loc
         vals[f"prior__{name}__scale"] = scale
         if spec.parameters[name].fraction_of is not None:
-            vals[f"fraction__{name}__of"] = fraction_scale(data)
+            vals[f"fraction__{name}__of"] = fraction_scale(data, spec.parameters[name])
     vals["prior__sigma__scale"] = noise_scale
     if data.cell is not None:
         t = data.cell_table(spec)

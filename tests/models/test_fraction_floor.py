@@ -57,7 +57,8 @@ def test_spec_round_trip_and_hash_unchanged_without_it():
     ({"fraction_of": "min_target", "median": 1.7}, r"prior key\(s\) median do not apply to fraction_of .* use mean, "
                                                    r"sigma"),
     ({"fraction_of": "min_target", "mean": 1.2}, r"mean must be in \(0, 1\)"),
-    ({"fraction_of": 1}, r"fraction_of must be a string"),
+    ({"fraction_of": True}, r"fraction_of must be a string or a positive number"),
+    ({"fraction_of": -2.0}, r"parameter 'E': fraction_of must be > 0"),
 ])
 def test_bad_fraction_specs_name_the_parameter_and_what_was_expected(E, pattern):
     doc = builtin_spec("chinchilla").to_dict()
@@ -95,11 +96,51 @@ def test_a_non_positive_target_is_a_clear_error():
         sm.plan(LawSpec.from_dict(doc), runs)
 
 
-def test_spec_calibration_refuses_a_fraction_parameter():
+def test_a_frozen_spec_holds_the_fraction_of_the_data_it_was_frozen_on():
+    """Calibration freezes ``E = f min(loss)`` as ``E = f c`` with ``c`` the given data's lowest loss (a number):
+    fitting the frozen spec to other rows keeps ``c`` and the fraction's prior; without the target it cannot be
+    frozen and the error names E."""
     from bayes_scaling.analysis.calibration import frozen_spec
 
-    with pytest.raises(ConfigError, match="fraction of the data's smallest target"):
-        frozen_spec(floor_spec(), isoflop_runs())
+    runs = isoflop_runs()
+    frozen = frozen_spec(floor_spec(mean=0.6, sigma=1.0), runs)
+    E = frozen.parameters["E"]
+    assert E.fraction_of == pytest.approx(runs["loss"].min()) and E.prior == pytest.approx({"mean": 0.6, "sigma": 1.0})
+    assert LawSpec.from_dict(frozen.to_dict()).hash() == frozen.hash()
+    part = runs[runs["loss"] > runs["loss"].quantile(0.5)]
+    p = sm.plan(frozen, part)
+    assert p.values()["fraction__E__of"] == pytest.approx(runs["loss"].min())       # not the part's own minimum
+    assert p.priors["E"] == pytest.approx((np.log(0.6 / 0.4), 1.0))
+    assert sm.natural_value(E, 0.0, p.data) == pytest.approx(0.5 * runs["loss"].min())
+    with pytest.raises(ConfigError, match=r"default prior of E, A, B, sigma .* scales with the data's 'loss'"):
+        frozen_spec(floor_spec())
+
+
+#: Epoch AI's refit of Chinchilla (Besiroglu et al. 2024)
+EPOCH = {"E": 1.817, "A": 482.0, "B": 2085.0, "alpha_N": 0.348, "alpha_D": 0.366}
+
+
+def test_the_builtin_chinchilla_spec_recovers_its_floor():
+    """The built-in spec samples ``E = f min(loss)``, ``logit f ~ Normal(logit 0.7, 0.5)``. On simulated IsoFLOP
+    runs at Epoch AI's values (budgets 1e18-1e21 FLOPs, 4 x 7 runs, 1% noise; the true floor is 0.79 of the
+    lowest loss) the 98% interval of E covers the truth and is a third of the prior's width or less; the other
+    parameters' intervals cover theirs."""
+    rows = [{"N": N, "D": C / (6.0 * N)} for C in np.geomspace(1e18, 1e21, 4)
+            for N in 0.1 * np.sqrt(C / 6.0) * np.geomspace(0.2, 5.0, 7)]
+    runs = simulate_law(builtin_spec("chinchilla"), pd.DataFrame(rows), EPOCH, 0.01, seed=5)
+    lowest = runs["loss"].min()
+    assert EPOCH["E"] / lowest == pytest.approx(0.79, abs=0.02)
+    spec = builtin_spec("chinchilla")
+    assert (spec.parameters["E"].fraction_of, spec.parameters["E"].prior) == ("min_target", {"mean": 0.7, "sigma": 0.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit(runs, "chinchilla", draws=400, tune=400, chains=2, seed=3, progressbar=False)
+    assert covered(fit, EPOCH) == []
+    e = fit.posterior["E"].values.ravel()
+    prior = lowest / (1.0 + np.exp(-np.random.default_rng(0).normal(np.log(0.7 / 0.3), 0.5, 20000)))
+    width = lambda x: np.subtract(*np.quantile(x, [0.99, 0.01]))     # noqa: E731
+    assert width(e) < width(prior) / 3, (width(e), width(prior))
+    assert np.all(e < lowest) and fit.diagnostics.divergences == 0
 
 
 @pytest.mark.slow
