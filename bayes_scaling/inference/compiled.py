@@ -359,6 +359,17 @@ class CompiledSampler:
             raise ValueError(f"{what}: this sampler was loaded from a snapshot with its C callbacks alone; "
                              "CompiledSampler.from_snapshot(state, fast=False) links its graphs")
 
+    def value_indices(self) -> dict[str, np.ndarray]:
+        """Each free variable's positions in the unconstrained point, by its value variable's name (the model's
+        order, as :meth:`initial_point` lays them out)."""
+        ip = self._initial_point_fn()
+        out, start = {}, 0
+        for name in self._value_names:
+            size = int(np.size(ip[name]))
+            out[name] = np.arange(start, start + size)
+            start += size
+        return out
+
     def initial_point(self, seed: int, jitter: bool = True) -> np.ndarray:
         """The model's initial point on the unconstrained scale, jittered by U(-1, 1) (as PyMC does)."""
         ip = self._initial_point_fn()

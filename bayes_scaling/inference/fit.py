@@ -162,7 +162,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
     prepared, priors, param = plan.data, plan.priors, plan.parameterization
     coords = {g: list(v) for g, v in prepared.labels.items()}
-    from bayes_scaling.inference.whiten import WHITEN_CHOICES, WHITENED_TARGET_ACCEPT
+    from bayes_scaling.inference.whiten import WHITEN_CHOICES
 
     if whiten not in WHITEN_CHOICES:
         raise ValueError(f"whiten must be one of {', '.join(WHITEN_CHOICES)}, got {whiten!r}")
@@ -173,7 +173,7 @@ def fit(data: pd.DataFrame | str | PathLike, model: LawSpec | str | PathLike | d
         if ran == "nutpie":   # the parameterization of pooled parameters may change with the whitening (same posterior)
             sampler, param, choice = _prepared_sampler(plan, log_likelihood, whiten)
             if default and choice.method == "laplace":
-                target_accept = getattr(choice, "target_accept", WHITENED_TARGET_ACCEPT)
+                target_accept = choice.target_accept
             tree = sampler.sample(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
                                   progressbar=progressbar, cores=min(cores or os.cpu_count() or 1, chains),
                                   coords=coords, adaptation=choice.adaptation)

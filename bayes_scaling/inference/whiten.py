@@ -156,8 +156,9 @@ def whiten_sampler(sampler, whiten: str = "auto", exponents=()) -> Whitening:
     t0 = time.perf_counter()
     x0 = sampler.initial_point(0, jitter=False)
     sampler.set_affine(np.zeros(sampler.n_dim), np.eye(sampler.n_dim))   # z = x while the mode is sought
-    ip = sampler._initial_point_fn()
-    mask = np.concatenate([np.full(int(np.size(ip[n])), float(n in set(exponents))) for n in sampler._value_names])
+    mask = np.zeros(sampler.n_dim)
+    for name, idx in sampler.value_indices().items():
+        mask[idx] = float(name in set(exponents))
     with one_blas_thread():   # small matrices: BLAS threads only compete for the cores
         m, S, L, reason = laplace(sampler.logp_and_gradient(), x0, mask)
     if m is None:
@@ -246,12 +247,7 @@ def whiten_held_spreads(sampler, pools: list[tuple[str, str, str]]) -> Whitening
     x0 = sampler.initial_point(0, jitter=False)
     n = sampler.n_dim
     sampler.set_affine(np.zeros(n), np.eye(n))
-    ip = sampler._initial_point_fn()
-    where, start = {}, 0
-    for name in sampler._value_names:
-        size = int(np.size(ip[name]))
-        where[name] = np.arange(start, start + size)
-        start += size
+    where = sampler.value_indices()
     index = [(where[u], int(where[mu][0]), int(where[f"{s}_log__"][0])) for u, mu, s in pools
              if u in where and mu in where and f"{s}_log__" in where]
     if not index:

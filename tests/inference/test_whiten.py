@@ -295,13 +295,13 @@ def test_every_form_failing_falls_back_bit_for_bit(monkeypatch):
 class _Quadratic:
     """A stand-in for a compiled sampler in the affine form: log p = -|x - 1|^2 / 2 in 3 dimensions."""
 
-    affine, n_dim, _value_names = True, 3, ["x"]
+    affine, n_dim = True, 3
 
     def initial_point(self, chain, jitter=True):
         return np.zeros(3)
 
-    def _initial_point_fn(self):
-        return {"x": np.zeros(3)}
+    def value_indices(self):
+        return {"x": np.arange(3)}
 
     def set_affine(self, *args, **kwargs):
         self.affine_args = args
