@@ -82,16 +82,15 @@ def test_sheared_whitening_is_a_change_of_variables_with_constant_jacobian():
     logp_z = sampler.logp_and_gradient()
     model = sampler.model
     logp_x = model.compile_logp()
-    ip = sampler._initial_point_fn()
-    sizes = [int(np.size(ip[n])) for n in sampler._value_names]
+    ip = model.initial_point()
+    where = sampler.value_indices()
 
     def x_of(z):
         dy = A["factor"] @ z
         return A["shift"] + dy + A["shear"] @ np.expm1(A["mask"] * dy)
 
     def point(x):
-        parts = np.split(x, np.cumsum(sizes)[:-1])
-        return {n: p.reshape(np.shape(ip[n])) for n, p, in zip(sampler._value_names, parts, strict=True)}
+        return {n: x[i].reshape(np.shape(ip[n])) for n, i in where.items()}
 
     rng = np.random.default_rng(2)
     zs = rng.normal(size=(4, sampler.n_dim))
